@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * An immutable, reference-counted byte string: the rendered content of one
+ * file. The cache holds one reference and each open handle another, so a
+ * reader keeps the bytes it opened even if the cache replaces them.
+ */
+#ifndef DSFS_BLOB_H
+#define DSFS_BLOB_H
+
+#include <stdlib.h>
+#include <string.h>
+
+struct dsfs_blob {
+	int refs;   /* atomic */
+	size_t len;
+	char data[]; /* len bytes, then a NUL for convenience */
+};
+
+/* A new blob holding a copy of len bytes, with one reference; NULL on ENOMEM. */
+static inline struct dsfs_blob *dsfs_blob_new(const void *data, size_t len)
+{
+	struct dsfs_blob *b = malloc(sizeof(*b) + len + 1);
+
+	if (!b)
+		return NULL;
+	b->refs = 1;
+	b->len = len;
+	if (len)
+		memcpy(b->data, data, len);
+	b->data[len] = '\0';
+	return b;
+}
+
+/* Takes a reference; thread-safe. Returns b. */
+static inline struct dsfs_blob *dsfs_blob_ref(struct dsfs_blob *b)
+{
+	if (b)
+		__atomic_add_fetch(&b->refs, 1, __ATOMIC_RELAXED);
+	return b;
+}
+
+/* Drops a reference, freeing on the last; dsfs_blob_unref(NULL) does nothing. Thread-safe. */
+static inline void dsfs_blob_unref(struct dsfs_blob *b)
+{
+	if (b && __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		free(b);
+}
+
+#endif

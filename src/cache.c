@@ -1,0 +1,1203 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Nodes, listings, freshness and the memory bound. Resources and collections
+ * are nodes; files, .by-id and its links are views of them. A node is
+ * reference-counted: the tree holds one reference while the node is attached,
+ * and each location handed out holds another, so eviction or a vanished
+ * resource never frees memory a FUSE thread is still using. Requests run
+ * with the lock dropped; a fetch in flight is marked on the node, and other
+ * threads wanting the same thing wait for it instead of sending their own.
+ */
+#include "cache.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errmap.h"
+#include "log.h"
+#include "names.h"
+#include "render.h"
+
+#define BYID_DIR ".by-id"
+
+/* Entry names a collection keeps for itself. */
+static const char *const reserved_entries[] = { BYID_DIR, "new", NULL };
+
+struct slot {
+	struct dsfs_blob *blob;
+	double at;          /* monotonic time of the fetch */
+	size_t reported;    /* size last reported by getattr */
+	bool fetching;
+	bool fresh_for_open; /* fetched by getattr: the next open may use it */
+};
+
+struct dsfs_node {
+	int refs;
+	bool is_coll;
+	bool attached;
+	const struct dsfs_kind *kind; /* resource: its kind; collection: the kind listed */
+	struct dsfs_node *parent;     /* valid while attached */
+	char *url;                    /* resource URL, or collection list URL */
+	uint64_t ino;
+	time_t mtime;
+	size_t bytes;                 /* accounted to the cache */
+
+	/* resource */
+	char *id, *entry;
+	struct slot *slots;           /* kind->nfiles */
+	struct dsfs_node **colls;     /* kind->nchildren, created on first lookup */
+
+	/* collection */
+	struct dsfs_node **items;     /* sorted by entry */
+	struct dsfs_node **by_id;     /* sorted by id */
+	size_t nitems;
+	double listed_at;
+	bool listed, listing;
+	struct dsfs_node *lru_prev, *lru_next;
+};
+
+struct dsfs_cache {
+	const struct dsfs_dialect *dialect;
+	struct dsfs_session *session;
+	struct dsfs_cache_opts o;
+	pthread_mutex_t lock;
+	pthread_cond_t done; /* broadcast when any fetch ends */
+	struct dsfs_node *root;
+	struct dsfs_node lru; /* sentinel: most recent after it */
+	size_t bytes, nodes;
+	unsigned long hits, misses, evictions;
+	unsigned long page_cap_seen; /* largest page any list answered */
+};
+
+static double mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint64_t hash_ino(const char *a, const char *b, const char *d)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	const char *parts[3] = { a, b, d };
+
+	for (int i = 0; i < 3; i++) {
+		for (const char *p = parts[i]; p && *p; p++) {
+			h ^= (unsigned char)*p;
+			h *= 0x100000001b3ull;
+		}
+		h ^= 0xff;
+		h *= 0x100000001b3ull;
+	}
+	/* splitmix64 finaliser: spread FNV's weak low bits */
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebull;
+	h ^= h >> 31;
+	return h < 2 ? h + 2 : h;
+}
+
+static bool fresh(const struct dsfs_cache *c, double at)
+{
+	return at > 0 && mono_now() - at < c->o.ttl;
+}
+
+/* ---- nodes -------------------------------------------------------------- */
+
+static void account(struct dsfs_cache *c, struct dsfs_node *n, ssize_t delta)
+{
+	n->bytes = (size_t)((ssize_t)n->bytes + delta);
+	c->bytes = (size_t)((ssize_t)c->bytes + delta);
+}
+
+static struct dsfs_node *node_new(struct dsfs_cache *c, bool is_coll, const struct dsfs_kind *kind, char *url)
+{
+	struct dsfs_node *n = calloc(1, sizeof(*n));
+
+	if (!n) {
+		free(url);
+		return NULL;
+	}
+	n->refs = 1;
+	n->is_coll = is_coll;
+	n->kind = kind;
+	n->url = url;
+	n->mtime = time(NULL);
+	if (!is_coll && kind->nfiles) {
+		n->slots = calloc(kind->nfiles, sizeof(*n->slots));
+		if (!n->slots)
+			goto fail;
+	}
+	if (!is_coll && kind->nchildren) {
+		n->colls = calloc(kind->nchildren, sizeof(*n->colls));
+		if (!n->colls)
+			goto fail;
+	}
+	c->nodes++;
+	account(c, n, (ssize_t)(sizeof(*n) + strlen(url) + 1 +
+				(is_coll ? 0 : kind->nfiles * sizeof(struct slot) +
+						kind->nchildren * sizeof(void *))));
+	return n;
+fail:
+	free(n->slots);
+	free(n->url);
+	free(n);
+	return NULL;
+}
+
+static void lru_unlink(struct dsfs_node *n)
+{
+	if (n->lru_next) {
+		n->lru_prev->lru_next = n->lru_next;
+		n->lru_next->lru_prev = n->lru_prev;
+		n->lru_prev = n->lru_next = NULL;
+	}
+}
+
+static void lru_touch(struct dsfs_cache *c, struct dsfs_node *n)
+{
+	lru_unlink(n);
+	n->lru_next = c->lru.lru_next;
+	n->lru_prev = &c->lru;
+	c->lru.lru_next->lru_prev = n;
+	c->lru.lru_next = n;
+}
+
+static void node_unref(struct dsfs_cache *c, struct dsfs_node *n);
+
+static void set_slot(struct dsfs_cache *c, struct dsfs_node *n, int i, struct dsfs_blob *b, double at)
+{
+	struct slot *s = &n->slots[i];
+
+	if (s->blob)
+		account(c, n, -(ssize_t)s->blob->len);
+	dsfs_blob_unref(s->blob);
+	s->blob = b;
+	s->at = at;
+	if (b)
+		account(c, n, (ssize_t)b->len);
+}
+
+static void drop_listing(struct dsfs_cache *c, struct dsfs_node *coll);
+
+/* Takes n out of the tree and drops the tree's reference. */
+static void detach(struct dsfs_cache *c, struct dsfs_node *n)
+{
+	size_t i;
+
+	if (!n->attached)
+		return;
+	n->attached = false;
+	n->parent = NULL;
+	if (n->is_coll) {
+		drop_listing(c, n);
+	} else {
+		for (i = 0; n->colls && i < n->kind->nchildren; i++) {
+			if (n->colls[i]) {
+				detach(c, n->colls[i]);
+				n->colls[i] = NULL;
+			}
+		}
+		for (i = 0; n->slots && i < n->kind->nfiles; i++)
+			if (!n->slots[i].fetching)
+				set_slot(c, n, (int)i, NULL, 0);
+	}
+	node_unref(c, n);
+}
+
+/* Forgets a collection's listing and detaches every resource in it. */
+static void drop_listing(struct dsfs_cache *c, struct dsfs_node *coll)
+{
+	size_t i, n = coll->nitems;
+	struct dsfs_node **items = coll->items;
+
+	lru_unlink(coll);
+	coll->items = NULL;
+	free(coll->by_id);
+	coll->by_id = NULL;
+	coll->nitems = 0;
+	coll->listed = false;
+	coll->listed_at = 0;
+	account(c, coll, -(ssize_t)(2 * n * sizeof(void *)));
+	for (i = 0; i < n; i++)
+		detach(c, items[i]);
+	free(items);
+}
+
+static void node_free(struct dsfs_cache *c, struct dsfs_node *n)
+{
+	size_t i;
+
+	if (n->is_coll) {
+		drop_listing(c, n);
+	} else {
+		for (i = 0; n->colls && i < n->kind->nchildren; i++)
+			if (n->colls[i])
+				detach(c, n->colls[i]);
+		for (i = 0; n->slots && i < n->kind->nfiles; i++)
+			set_slot(c, n, (int)i, NULL, 0);
+	}
+	c->bytes -= n->bytes;
+	c->nodes--;
+	free(n->slots);
+	free(n->colls);
+	free(n->url);
+	free(n->id);
+	free(n->entry);
+	free(n);
+}
+
+static void node_unref(struct dsfs_cache *c, struct dsfs_node *n)
+{
+	if (n && --n->refs == 0)
+		node_free(c, n);
+}
+
+static struct dsfs_node *node_ref(struct dsfs_node *n)
+{
+	if (n)
+		n->refs++;
+	return n;
+}
+
+/* Evicts least recently used listings until the cache fits its bound. */
+static void enforce_bound(struct dsfs_cache *c, struct dsfs_node *keep)
+{
+	struct dsfs_node *n, *prev;
+
+	if (!c->o.max_bytes)
+		return;
+	for (n = c->lru.lru_prev; n != &c->lru && c->bytes > c->o.max_bytes; n = prev) {
+		prev = n->lru_prev;
+		if (n == keep || n->listing)
+			continue;
+		/* Never evict a listing above keep: keep's node lives in it. */
+		bool ancestor = false;
+		for (struct dsfs_node *p = keep; p; p = p->parent)
+			if (p == n)
+				ancestor = true;
+		if (ancestor)
+			continue;
+		drop_listing(c, n);
+		c->evictions++;
+		/* drop_listing may have unlinked prev (a listing below n): restart from the tail. */
+		prev = c->lru.lru_prev;
+	}
+}
+
+/* ---- fetching ----------------------------------------------------------- */
+
+struct item {
+	char *id, *name;
+	time_t mtime;
+	bool has_mtime;
+	struct dsfs_blob *blob;
+};
+
+static void item_clear(struct item *it)
+{
+	free(it->id);
+	free(it->name);
+	dsfs_blob_unref(it->blob);
+	memset(it, 0, sizeof(*it));
+}
+
+static void items_free(struct item *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		item_clear(&items[i]);
+	free(items);
+}
+
+static int protocol_error(const char *path, const char *what)
+{
+	dsfs_err_record("GET", path, 0, what);
+	return -EIO;
+}
+
+/* GETs path and parses the answer as JSON. */
+static int get_json(struct dsfs_cache *c, const char *path, bool anonymous, json_object **out)
+{
+	struct dsfs_request req = { .method = "GET", .path = path };
+	struct dsfs_response resp = { 0 };
+	enum json_tokener_error jerr;
+	int ret;
+
+	*out = NULL;
+	ret = dsfs_session_call(c->session, &req, &resp, anonymous);
+	if (ret == 0) {
+		*out = json_tokener_parse_verbose(resp.body ? resp.body : "", &jerr);
+		if (!*out) {
+			char msg[160];
+
+			snprintf(msg, sizeof(msg), "answer is not JSON (%s)", json_tokener_error_desc(jerr));
+			ret = protocol_error(path, msg);
+		}
+	}
+	dsfs_response_clear(&resp);
+	return ret;
+}
+
+/* Reads one listed object into an item. */
+static int parse_item(const struct dsfs_kind *kind, json_object *o, struct item *it)
+{
+	json_object *v;
+
+	memset(it, 0, sizeof(*it));
+	if (!json_object_is_type(o, json_type_object))
+		return -EIO;
+	if (!json_object_object_get_ex(o, kind->id_field, &v) ||
+	    !(json_object_is_type(v, json_type_string) || json_object_is_type(v, json_type_int)))
+		return -EIO;
+	it->id = strdup(json_object_get_string(v));
+	if (json_object_object_get_ex(o, kind->name_field, &v) && json_object_is_type(v, json_type_string))
+		it->name = strdup(json_object_get_string(v));
+	else
+		it->name = strdup("");
+	if (kind->time_field && json_object_object_get_ex(o, kind->time_field, &v))
+		it->has_mtime = dsfs_render_time(v, &it->mtime) == 0;
+	it->blob = dsfs_render_json(o);
+	if (!it->id || !it->name || !it->blob)
+		return -ENOMEM;
+	return 0;
+}
+
+typedef int (*page_fn)(void *ctx, json_object *array);
+
+/*
+ * Asks for every page of a list. A page shorter than the largest page the
+ * server has ever answered proves the end (the server's cap is then known
+ * to be larger), as does an empty page.
+ */
+static int each_page(struct dsfs_cache *c, const char *url, const char *key, bool anonymous,
+		     page_fn fn, void *ctx)
+{
+	const struct dsfs_paging *pg = &c->dialect->paging;
+	unsigned long start = 0, cap;
+	char *path;
+	int ret = 0;
+
+	path = malloc(strlen(url) + 96);
+	if (!path)
+		return -ENOMEM;
+	for (;;) {
+		json_object *o, *arr;
+		size_t n;
+
+		sprintf(path, "%s?%s=%u&%s=%lu", url, pg->limit_param, c->o.page_size, pg->start_param, start);
+		ret = get_json(c, path, anonymous, &o);
+		if (ret)
+			break;
+		if (!json_object_object_get_ex(o, key, &arr) || !json_object_is_type(arr, json_type_array)) {
+			char msg[128];
+
+			snprintf(msg, sizeof(msg), "answer has no \"%s\" list", key);
+			json_object_put(o);
+			ret = protocol_error(path, msg);
+			break;
+		}
+		n = json_object_array_length(arr);
+		ret = fn(ctx, arr);
+		json_object_put(o);
+		if (ret)
+			break;
+		pthread_mutex_lock(&c->lock);
+		cap = c->page_cap_seen;
+		if (n > c->page_cap_seen)
+			c->page_cap_seen = n;
+		pthread_mutex_unlock(&c->lock);
+		if (n == 0 || n < cap)
+			break;
+		start += n;
+	}
+	free(path);
+	return ret;
+}
+
+struct collect {
+	const struct dsfs_kind *kind;
+	struct item *items;
+	size_t n, cap;
+	const char *url;
+};
+
+static int collect_page(void *ctx, json_object *arr)
+{
+	struct collect *col = ctx;
+	size_t i, n = json_object_array_length(arr);
+
+	if (col->n + n > col->cap) {
+		size_t cap = col->cap ? col->cap : 64;
+		struct item *p;
+
+		while (cap < col->n + n)
+			cap *= 2;
+		p = realloc(col->items, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		col->items = p;
+		col->cap = cap;
+	}
+	for (i = 0; i < n; i++) {
+		int ret = parse_item(col->kind, json_object_array_get_idx(arr, i), &col->items[col->n]);
+
+		col->n++;
+		if (ret == -EIO) {
+			char msg[128];
+
+			snprintf(msg, sizeof(msg), "a listed %s has no usable \"%s\"", col->kind->name,
+				 col->kind->id_field);
+			return protocol_error(col->url, msg);
+		}
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+struct merge {
+	json_object *all;
+};
+
+static int merge_page(void *ctx, json_object *arr)
+{
+	struct merge *m = ctx;
+	size_t i, n = json_object_array_length(arr);
+
+	for (i = 0; i < n; i++)
+		if (json_object_array_add(m->all, json_object_get(json_object_array_get_idx(arr, i))))
+			return -ENOMEM;
+	return 0;
+}
+
+static int cmp_by_entry(const void *a, const void *b)
+{
+	return strcmp((*(struct dsfs_node *const *)a)->entry, (*(struct dsfs_node *const *)b)->entry);
+}
+
+static int cmp_by_id(const void *a, const void *b)
+{
+	return strcmp((*(struct dsfs_node *const *)a)->id, (*(struct dsfs_node *const *)b)->id);
+}
+
+static struct dsfs_node *find_by_id(struct dsfs_node *coll, const char *id)
+{
+	size_t lo = 0, hi = coll->nitems;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int r = strcmp(id, coll->by_id[mid]->id);
+
+		if (r == 0)
+			return coll->by_id[mid];
+		if (r < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+static struct dsfs_node *find_by_entry(struct dsfs_node *coll, const char *entry)
+{
+	size_t lo = 0, hi = coll->nitems;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int r = strcmp(entry, coll->items[mid]->entry);
+
+		if (r == 0)
+			return coll->items[mid];
+		if (r < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+static char *join_url(const char *base, const char *segment, const char *id)
+{
+	char *seg = id ? dsfs_names_url_segment(id) : NULL;
+	size_t len = strlen(base) + strlen(segment) + (seg ? strlen(seg) : 0) + 3;
+	char *url = (id && !seg) ? NULL : malloc(len);
+
+	if (url) {
+		if (seg)
+			snprintf(url, len, "%s/%s", base, seg);
+		else
+			snprintf(url, len, "%s/%s", base, segment);
+	}
+	free(seg);
+	return url;
+}
+
+/*
+ * Replaces coll's listing by items (consumed). Nodes of resources still
+ * listed are kept, so their inodes, open handles and sub-listings survive.
+ * Ownership: the items array of a collection holds the tree's one reference
+ * to each attached resource; detach() drops it.
+ */
+static int install_listing(struct dsfs_cache *c, struct dsfs_node *coll, struct item *items, size_t n, double at)
+{
+	size_t i, old_n = coll->nitems, alloc_n = n ? n : 1;
+	struct dsfs_node **nodes = calloc(alloc_n, sizeof(*nodes));
+	struct dsfs_node **by_id = calloc(alloc_n, sizeof(*by_id));
+	char **entries = calloc(alloc_n, sizeof(*entries));
+	char **ids = calloc(alloc_n, sizeof(*ids));
+	bool *created = calloc(alloc_n, sizeof(*created));
+	struct dsfs_node **old = coll->items;
+	int ret = -ENOMEM;
+
+	if (!nodes || !by_id || !entries || !ids || !created)
+		goto out;
+	for (i = 0; i < n; i++) {
+		struct dsfs_node *r = coll->listed ? find_by_id(coll, items[i].id) : NULL;
+
+		if (!r) {
+			r = node_new(c, false, coll->kind, join_url(coll->url, "", items[i].id));
+			if (!r)
+				goto out_nodes;
+			created[i] = true;
+			r->id = items[i].id;
+			items[i].id = NULL;
+			r->ino = hash_ino(r->url, NULL, NULL);
+			r->parent = coll;
+			r->attached = true;
+			account(c, r, (ssize_t)strlen(r->id) + 1);
+		}
+		nodes[i] = r;
+		ids[i] = r->id;
+		entries[i] = dsfs_names_entry(items[i].name, r->id);
+		if (!entries[i])
+			goto out_nodes;
+	}
+	if (dsfs_names_dedupe(entries, ids, n, reserved_entries))
+		goto out_nodes;
+	for (i = 0; i < n; i++) {
+		struct dsfs_node *r = nodes[i];
+
+		if (items[i].has_mtime)
+			r->mtime = items[i].mtime;
+		if (r->kind->nfiles && !r->kind->files[0].subpath && !r->slots[0].fetching) {
+			set_slot(c, r, 0, items[i].blob, at);
+			items[i].blob = NULL;
+		}
+		if (r->entry)
+			account(c, r, -(ssize_t)strlen(r->entry) - 1);
+		free(r->entry);
+		r->entry = entries[i];
+		entries[i] = NULL;
+		account(c, r, (ssize_t)strlen(r->entry) + 1);
+		by_id[i] = r;
+	}
+	qsort(nodes, n, sizeof(*nodes), cmp_by_entry);
+	qsort(by_id, n, sizeof(*by_id), cmp_by_id);
+
+	/* Swap in the new listing, then let go of resources no longer listed. */
+	free(coll->by_id);
+	account(c, coll, (ssize_t)(2 * n * sizeof(void *)) - (ssize_t)(2 * old_n * sizeof(void *)));
+	coll->items = nodes;
+	coll->by_id = by_id;
+	coll->nitems = n;
+	coll->listed = true;
+	coll->listed_at = at;
+	lru_touch(c, coll);
+	for (i = 0; i < old_n; i++) {
+		struct dsfs_node *r = old[i];
+
+		if (n == 0 || !bsearch(&r, by_id, n, sizeof(*by_id), cmp_by_id))
+			detach(c, r);
+	}
+	free(old);
+	nodes = by_id = NULL;
+	ret = 0;
+	goto out;
+
+out_nodes:
+	for (i = 0; i < n; i++) {
+		if (created[i]) {
+			nodes[i]->attached = false;
+			node_unref(c, nodes[i]);
+		}
+	}
+out:
+	for (i = 0; entries && i < n; i++)
+		free(entries[i]);
+	free(entries);
+	free(ids);
+	free(created);
+	free(nodes);
+	free(by_id);
+	items_free(items, n);
+	return ret;
+}
+
+/* Removes one resource from its collection's listing (it has vanished on the server). */
+static void forget_resource(struct dsfs_cache *c, struct dsfs_node *r)
+{
+	struct dsfs_node *coll = r->parent;
+	size_t i;
+
+	if (!r->attached || !coll)
+		return;
+	for (i = 0; i < coll->nitems; i++) {
+		if (coll->items[i] == r) {
+			memmove(&coll->items[i], &coll->items[i + 1], (coll->nitems - i - 1) * sizeof(r));
+			break;
+		}
+	}
+	for (i = 0; i < coll->nitems; i++) {
+		if (coll->by_id[i] == r) {
+			memmove(&coll->by_id[i], &coll->by_id[i + 1], (coll->nitems - i - 1) * sizeof(r));
+			break;
+		}
+	}
+	coll->nitems--;
+	account(c, coll, -(ssize_t)(2 * sizeof(void *)));
+	detach(c, r);
+}
+
+static int cmp_item_id(const void *a, const void *b)
+{
+	return strcmp(((const struct item *)a)->id, ((const struct item *)b)->id);
+}
+
+/* Drops items whose id repeats an earlier one: a listing maps ids to entries one to one. */
+static size_t unique_ids(struct item *items, size_t n, const char *url)
+{
+	size_t i, o = 0;
+
+	qsort(items, n, sizeof(*items), cmp_item_id);
+	for (i = 0; i < n; i++) {
+		if (o && !strcmp(items[o - 1].id, items[i].id)) {
+			dsfs_log(DSFS_LOG_WARN, "GET %s: id \"%s\" listed twice; keeping the first", url, items[i].id);
+			item_clear(&items[i]);
+			continue;
+		}
+		items[o++] = items[i];
+	}
+	return o;
+}
+
+/*
+ * Makes coll's listing present (and fresh, when want_fresh), fetching it if
+ * needed. Called with the lock held; drops it while the requests run.
+ */
+static int ensure_listing(struct dsfs_cache *c, struct dsfs_node *coll, bool want_fresh)
+{
+	struct collect col = { .kind = coll->kind, .url = coll->url };
+	double at;
+	int ret;
+
+	for (;;) {
+		if (coll->listed && (!want_fresh || fresh(c, coll->listed_at))) {
+			c->hits++;
+			lru_touch(c, coll);
+			return 0;
+		}
+		if (!coll->listing)
+			break;
+		pthread_cond_wait(&c->done, &c->lock);
+		if (!coll->listing && coll->listed && mono_now() - coll->listed_at < 1.0 + c->o.ttl) {
+			/* Just listed by the thread we waited for: that answer is as new as ours would be. */
+			lru_touch(c, coll);
+			return 0;
+		}
+	}
+	coll->listing = true;
+	node_ref(coll);
+	c->misses++;
+	at = mono_now();
+	pthread_mutex_unlock(&c->lock);
+
+	ret = each_page(c, coll->url, coll->kind->list_key, false, collect_page, &col);
+	if (ret == 0)
+		col.n = unique_ids(col.items, col.n, coll->url);
+
+	pthread_mutex_lock(&c->lock);
+	coll->listing = false;
+	if (ret == 0)
+		ret = install_listing(c, coll, col.items, col.n, at);
+	else
+		items_free(col.items, col.n);
+	enforce_bound(c, coll);
+	pthread_cond_broadcast(&c->done);
+	node_unref(c, coll);
+	return ret;
+}
+
+/* Fetches one file of resource r. Called with the lock held; drops it meanwhile. */
+static int fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
+{
+	const struct dsfs_file_desc *f = &r->kind->files[i];
+	bool anonymous = f->flags & DSFS_FILE_ANONYMOUS;
+	struct dsfs_blob *blob = NULL;
+	struct slot *s = &r->slots[i];
+	json_object *o = NULL;
+	char *url;
+	double at;
+	int ret;
+
+	while (s->fetching) {
+		pthread_cond_wait(&c->done, &c->lock);
+		if (!s->fetching && s->blob && mono_now() - s->at < 1.0 + c->o.ttl)
+			return 0;
+	}
+	if (!f->subpath && !r->kind->get_one) {
+		/* No GET of one: the listing is the only source. */
+		struct dsfs_node *coll = r->parent;
+
+		if (!coll)
+			return -ENOENT;
+		node_ref(coll);
+		coll->listed_at = 0;
+		ret = ensure_listing(c, coll, true);
+		node_unref(c, coll);
+		if (ret == 0 && !r->attached)
+			ret = -ENOENT;
+		return ret;
+	}
+
+	s->fetching = true;
+	node_ref(r);
+	c->misses++;
+	at = mono_now();
+	pthread_mutex_unlock(&c->lock);
+
+	url = malloc(strlen(r->url) + (f->subpath ? strlen(f->subpath) : 0) + 1);
+	if (!url) {
+		ret = -ENOMEM;
+	} else {
+		strcpy(url, r->url);
+		if (f->subpath)
+			strcat(url, f->subpath);
+		if (f->list_key) {
+			struct merge m = { .all = json_object_new_array() };
+
+			ret = m.all ? each_page(c, url, f->list_key, anonymous, merge_page, &m) : -ENOMEM;
+			o = json_object_new_object();
+			if (ret == 0 && (!o || json_object_object_add(o, f->list_key, m.all)))
+				ret = -ENOMEM;
+			else if (ret == 0)
+				m.all = NULL;
+			json_object_put(m.all);
+		} else if (f->flags & DSFS_FILE_BINARY) {
+			struct dsfs_request req = { .method = "GET", .path = url, .accept = f->accept };
+			struct dsfs_response resp = { 0 };
+
+			ret = dsfs_session_call(c->session, &req, &resp, anonymous);
+			if (ret == 0 && !(blob = dsfs_blob_new(resp.body ? resp.body : "", resp.len)))
+				ret = -ENOMEM;
+			dsfs_response_clear(&resp);
+		} else {
+			ret = get_json(c, url, anonymous, &o);
+			if (ret == 0 && !f->subpath && !json_object_is_type(o, json_type_object))
+				ret = protocol_error(url, "answer is not a JSON object");
+		}
+		if (ret == 0 && !blob && !(blob = dsfs_render_json(o)))
+			ret = -ENOMEM;
+	}
+	json_object_put(o);
+	free(url);
+
+	pthread_mutex_lock(&c->lock);
+	s->fetching = false;
+	if (ret == 0) {
+		set_slot(c, r, i, blob, at);
+		if (r->parent)
+			enforce_bound(c, r->parent);
+	} else if (ret == -ENOENT && !f->subpath) {
+		forget_resource(c, r);
+	}
+	pthread_cond_broadcast(&c->done);
+	node_unref(c, r);
+	return ret;
+}
+
+/* ---- public interface ---------------------------------------------------- */
+
+struct dsfs_cache *dsfs_cache_new(const struct dsfs_dialect *dialect, struct dsfs_session *session,
+				  const struct dsfs_cache_opts *opts)
+{
+	struct dsfs_cache *c = calloc(1, sizeof(*c));
+	char *url = strdup("");
+
+	if (!c || !url)
+		goto fail;
+	c->dialect = dialect;
+	c->session = session;
+	c->o = *opts;
+	if (!c->o.page_size)
+		c->o.page_size = 1000;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->done, NULL);
+	c->lru.lru_next = c->lru.lru_prev = &c->lru;
+	c->root = node_new(c, false, dialect->root, url);
+	if (!c->root) {
+		free(c);
+		return NULL;
+	}
+	c->root->ino = 1;
+	c->root->attached = true;
+	return c;
+fail:
+	free(url);
+	free(c);
+	return NULL;
+}
+
+void dsfs_cache_free(struct dsfs_cache *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->root->attached = false;
+	node_unref(c, c->root);
+	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->done);
+	free(c);
+}
+
+void dsfs_cache_root(struct dsfs_cache *c, struct dsfs_loc *out)
+{
+	pthread_mutex_lock(&c->lock);
+	memset(out, 0, sizeof(*out));
+	out->type = DSFS_LOC_RESOURCE;
+	out->node = node_ref(c->root);
+	pthread_mutex_unlock(&c->lock);
+}
+
+void dsfs_cache_put(struct dsfs_cache *c, struct dsfs_loc *loc)
+{
+	if (!loc->node && !loc->target)
+		return;
+	pthread_mutex_lock(&c->lock);
+	node_unref(c, loc->node);
+	node_unref(c, loc->target);
+	pthread_mutex_unlock(&c->lock);
+	memset(loc, 0, sizeof(*loc));
+}
+
+static char *unescape(const char *s)
+{
+	size_t i, o = 0, len = strlen(s);
+	char *out = malloc(len + 1);
+
+	if (!out)
+		return NULL;
+	for (i = 0; i < len; i++) {
+		unsigned hi, lo;
+
+		if (s[i] == '%' && i + 2 < len && sscanf(s + i + 1, "%1x%1x", &hi, &lo) == 2) {
+			out[o++] = (char)(hi * 16 + lo);
+			i += 2;
+		} else {
+			out[o++] = s[i];
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static struct dsfs_node *child_collection(struct dsfs_cache *c, struct dsfs_node *r, int idx)
+{
+	const struct dsfs_kind *k = r->kind->children[idx];
+	struct dsfs_node *coll = r->colls[idx];
+
+	if (coll)
+		return coll;
+	coll = node_new(c, true, k, join_url(r->url, k->segment, NULL));
+	if (!coll)
+		return NULL;
+	coll->ino = hash_ino(coll->url, NULL, NULL);
+	coll->mtime = r->mtime;
+	coll->parent = r;
+	coll->attached = r->attached;
+	r->colls[idx] = coll; /* the tree's reference */
+	return coll;
+}
+
+/* Finds a listed resource by entry name (or, in .by-id, by escaped id), listing if needed. */
+static int find_listed(struct dsfs_cache *c, struct dsfs_node *coll, const char *name, bool by_id,
+		       struct dsfs_node **out)
+{
+	char *id = by_id ? unescape(name) : NULL;
+	int ret = 0, pass;
+
+	if (by_id && !id)
+		return -ENOMEM;
+	for (pass = 0; pass < 2; pass++) {
+		if (coll->listed) {
+			*out = by_id ? find_by_id(coll, id) : find_by_entry(coll, name);
+			if (*out) {
+				c->hits++;
+				break;
+			}
+			if (fresh(c, coll->listed_at) || pass == 1) {
+				ret = -ENOENT;
+				break;
+			}
+		}
+		ret = ensure_listing(c, coll, true);
+		if (ret)
+			break;
+	}
+	if (!*out && !ret)
+		ret = -ENOENT;
+	free(id);
+	return ret;
+}
+
+int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const char *name,
+		      struct dsfs_loc *out)
+{
+	struct dsfs_node *n = dir->node, *found = NULL;
+	int ret = 0, idx;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&c->lock);
+	switch (dir->type) {
+	case DSFS_LOC_RESOURCE:
+		if ((idx = dsfs_kind_file(n->kind, name)) >= 0) {
+			out->type = DSFS_LOC_FILE;
+			out->node = node_ref(n);
+			out->file = idx;
+		} else if ((idx = dsfs_kind_child(n->kind, name)) >= 0) {
+			struct dsfs_node *coll = child_collection(c, n, idx);
+
+			if (!coll) {
+				ret = -ENOMEM;
+				break;
+			}
+			out->type = DSFS_LOC_COLLECTION;
+			out->node = node_ref(coll);
+		} else {
+			ret = -ENOENT;
+		}
+		break;
+	case DSFS_LOC_COLLECTION:
+		if (!strcmp(name, BYID_DIR)) {
+			out->type = DSFS_LOC_BYID;
+			out->node = node_ref(n);
+			break;
+		}
+		ret = find_listed(c, n, name, false, &found);
+		if (ret == 0) {
+			out->type = DSFS_LOC_RESOURCE;
+			out->node = node_ref(found);
+		}
+		break;
+	case DSFS_LOC_BYID:
+		ret = find_listed(c, n, name, true, &found);
+		if (ret == 0) {
+			out->type = DSFS_LOC_LINK;
+			out->node = node_ref(n);
+			out->target = node_ref(found);
+		}
+		break;
+	default:
+		ret = -ENOTDIR;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+static uint64_t file_ino(const struct dsfs_node *r, int i)
+{
+	return hash_ino(r->url, "file", r->kind->files[i].name);
+}
+
+static void dir_attr(struct dsfs_attr *a, enum dsfs_loc_type type, uint64_t ino, time_t mtime)
+{
+	memset(a, 0, sizeof(*a));
+	a->type = type;
+	a->ino = ino;
+	a->mtime = mtime;
+}
+
+static void link_attr(const struct dsfs_node *coll, const struct dsfs_node *r, struct dsfs_attr *a)
+{
+	dir_attr(a, DSFS_LOC_LINK, hash_ino(coll->url, BYID_DIR, r->id), r->mtime);
+	a->size = 3 + strlen(r->entry);
+}
+
+/* Attributes of file i of r if known without a request; false otherwise. */
+static bool file_attr_cached(struct dsfs_cache *c, struct dsfs_node *r, int i, struct dsfs_attr *a)
+{
+	const struct dsfs_file_desc *f = &r->kind->files[i];
+	struct slot *s = &r->slots[i];
+
+	if (!s->blob || ((f->flags & DSFS_FILE_DIRECT) && !fresh(c, s->at)))
+		return false;
+	dir_attr(a, DSFS_LOC_FILE, file_ino(r, i), r->mtime);
+	a->size = s->blob->len;
+	a->direct = f->flags & DSFS_FILE_DIRECT;
+	s->reported = a->size;
+	return true;
+}
+
+int dsfs_cache_getattr(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsfs_attr *out)
+{
+	struct dsfs_node *n = loc->node;
+	int ret = 0;
+
+	pthread_mutex_lock(&c->lock);
+	switch (loc->type) {
+	case DSFS_LOC_RESOURCE:
+	case DSFS_LOC_COLLECTION:
+		dir_attr(out, loc->type, n->ino, n->mtime);
+		break;
+	case DSFS_LOC_BYID:
+		dir_attr(out, loc->type, hash_ino(n->url, BYID_DIR, NULL), n->mtime);
+		break;
+	case DSFS_LOC_LINK:
+		link_attr(n, loc->target, out);
+		break;
+	case DSFS_LOC_FILE:
+		if (file_attr_cached(c, n, loc->file, out)) {
+			c->hits++;
+			break;
+		}
+		ret = fetch_slot(c, n, loc->file);
+		if (ret == 0 && !n->slots[loc->file].blob)
+			ret = -ENOENT;
+		if (ret == 0) {
+			n->slots[loc->file].fresh_for_open = true;
+			dir_attr(out, DSFS_LOC_FILE, file_ino(n, loc->file), n->mtime);
+			out->size = n->slots[loc->file].blob->len;
+			out->direct = n->kind->files[loc->file].flags & DSFS_FILE_DIRECT;
+			n->slots[loc->file].reported = out->size;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fill_fn fill, void *ctx)
+{
+	struct dsfs_node *n = dir->node;
+	struct dsfs_attr a;
+	size_t i;
+	int ret = 0;
+
+	pthread_mutex_lock(&c->lock);
+	switch (dir->type) {
+	case DSFS_LOC_RESOURCE:
+		for (i = 0; i < n->kind->nfiles && !ret; i++) {
+			bool complete = file_attr_cached(c, n, (int)i, &a);
+
+			if (!complete)
+				dir_attr(&a, DSFS_LOC_FILE, file_ino(n, (int)i), n->mtime);
+			ret = fill(ctx, n->kind->files[i].name, &a, complete);
+		}
+		for (i = 0; i < n->kind->nchildren && !ret; i++) {
+			const struct dsfs_kind *k = n->kind->children[i];
+			char *url = join_url(n->url, k->segment, NULL);
+
+			if (!url) {
+				ret = -ENOMEM;
+				break;
+			}
+			dir_attr(&a, DSFS_LOC_COLLECTION, hash_ino(url, NULL, NULL), n->mtime);
+			free(url);
+			ret = fill(ctx, k->dir_name, &a, true);
+		}
+		break;
+	case DSFS_LOC_COLLECTION:
+		ret = ensure_listing(c, n, true);
+		if (ret)
+			break;
+		dir_attr(&a, DSFS_LOC_BYID, hash_ino(n->url, BYID_DIR, NULL), n->mtime);
+		ret = fill(ctx, BYID_DIR, &a, true);
+		for (i = 0; i < n->nitems && !ret; i++) {
+			dir_attr(&a, DSFS_LOC_RESOURCE, n->items[i]->ino, n->items[i]->mtime);
+			ret = fill(ctx, n->items[i]->entry, &a, true);
+		}
+		break;
+	case DSFS_LOC_BYID:
+		ret = ensure_listing(c, n, true);
+		for (i = 0; i < n->nitems && !ret; i++) {
+			char *e = dsfs_names_entry(n->by_id[i]->id, n->by_id[i]->id);
+
+			if (!e) {
+				ret = -ENOMEM;
+				break;
+			}
+			link_attr(n, n->by_id[i], &a);
+			ret = fill(ctx, e, &a, true);
+			free(e);
+		}
+		break;
+	default:
+		ret = -ENOTDIR;
+	}
+	if (ret > 0)
+		ret = 0; /* the filler asked to stop */
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+int dsfs_cache_open(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsfs_blob **content,
+		    bool *direct_io)
+{
+	struct dsfs_node *r = loc->node;
+	struct slot *s;
+	bool direct;
+	int ret = 0;
+
+	*content = NULL;
+	*direct_io = false;
+	if (loc->type != DSFS_LOC_FILE)
+		return -EISDIR;
+	pthread_mutex_lock(&c->lock);
+	s = &r->slots[loc->file];
+	direct = r->kind->files[loc->file].flags & DSFS_FILE_DIRECT;
+	if (s->blob && !direct && fresh(c, s->at)) {
+		c->hits++;
+	} else if (s->blob && s->fresh_for_open && mono_now() - s->at < 1.0) {
+		c->hits++;
+	} else {
+		ret = fetch_slot(c, r, loc->file);
+		if (ret == 0 && !s->blob)
+			ret = -ENOENT;
+	}
+	if (ret == 0) {
+		s->fresh_for_open = false;
+		*content = dsfs_blob_ref(s->blob);
+		*direct_io = direct || s->blob->len != s->reported;
+		s->reported = s->blob->len;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+int dsfs_cache_readlink(struct dsfs_cache *c, const struct dsfs_loc *loc, char *buf, size_t len)
+{
+	if (loc->type != DSFS_LOC_LINK)
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	snprintf(buf, len, "../%s", loc->target->entry);
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+void dsfs_cache_stats(struct dsfs_cache *c, struct dsfs_cache_stats *out)
+{
+	pthread_mutex_lock(&c->lock);
+	out->hits = c->hits;
+	out->misses = c->misses;
+	out->evictions = c->evictions;
+	out->bytes = c->bytes;
+	out->nodes = c->nodes;
+	out->page_cap_seen = c->page_cap_seen;
+	pthread_mutex_unlock(&c->lock);
+}

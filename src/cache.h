@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The resource cache: a tree of nodes (the root, collections, resources)
+ * built from the dialect's tables and filled from list and GET answers,
+ * with entry names, stable inode numbers, freshness (cache_ttl) and a
+ * memory bound. Each listing renders every object it received once, so
+ * `ls -l` and a following `cat` cost no further request. Thread-safe: one
+ * lock guards the tree and is never held across a request; concurrent
+ * misses on the same thing wait for one fetch rather than sending another.
+ */
+#ifndef DSFS_CACHE_H
+#define DSFS_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "blob.h"
+#include "resources.h"
+#include "session.h"
+
+struct dsfs_cache;
+struct dsfs_node;
+
+struct dsfs_cache_opts {
+	double ttl;          /* seconds a fetched answer stays fresh; 0 reads through on every open */
+	size_t max_bytes;    /* memory bound of cached content and nodes; 0 = unbounded */
+	unsigned page_size;  /* items asked for per list request */
+};
+
+/* What a path names. */
+enum dsfs_loc_type {
+	DSFS_LOC_RESOURCE,   /* a resource directory (the root is one) */
+	DSFS_LOC_COLLECTION, /* a directory listing resources of one kind */
+	DSFS_LOC_FILE,       /* a file of a resource */
+	DSFS_LOC_BYID,       /* a collection's .by-id directory */
+	DSFS_LOC_LINK,       /* a symlink in .by-id */
+};
+
+/* A located entry. Holds references: release with dsfs_cache_put(). */
+struct dsfs_loc {
+	enum dsfs_loc_type type;
+	struct dsfs_node *node;   /* the resource (RESOURCE, FILE) or collection (COLLECTION, BYID, LINK) */
+	struct dsfs_node *target; /* LINK: the resource it points to */
+	int file;                 /* FILE: index into the kind's files */
+};
+
+struct dsfs_attr {
+	enum dsfs_loc_type type;
+	uint64_t ino;
+	time_t mtime;
+	size_t size;
+	bool direct; /* FILE: content may change between reads */
+};
+
+struct dsfs_cache_stats {
+	unsigned long hits, misses, evictions;
+	size_t bytes, nodes;
+	unsigned long page_cap_seen;
+};
+
+/* A cache over session (borrowed) for dialect. NULL on ENOMEM. */
+struct dsfs_cache *dsfs_cache_new(const struct dsfs_dialect *dialect, struct dsfs_session *session,
+				  const struct dsfs_cache_opts *opts);
+
+/* Frees the cache; every location must have been put. NULL does nothing. */
+void dsfs_cache_free(struct dsfs_cache *c);
+
+/* The root directory. Never fails. */
+void dsfs_cache_root(struct dsfs_cache *c, struct dsfs_loc *out);
+
+/*
+ * The entry name inside directory dir. May list dir's collection when the
+ * name is not known yet. 0 or a negative errno (failures recorded).
+ */
+int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const char *name,
+		      struct dsfs_loc *out);
+
+/* Releases a location's references; a zeroed location is fine. */
+void dsfs_cache_put(struct dsfs_cache *c, struct dsfs_loc *loc);
+
+/* Attributes of loc. A file never fetched is fetched once to know its size. */
+int dsfs_cache_getattr(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsfs_attr *out);
+
+/*
+ * Calls fill for every entry of directory dir, listing it first when the
+ * listing is missing or stale. complete is false for a file whose size
+ * would cost a request (attr then holds only its type and inode number).
+ * fill runs under the cache lock and must not call back into the cache; a
+ * non-zero return stops the walk.
+ */
+typedef int (*dsfs_fill_fn)(void *ctx, const char *name, const struct dsfs_attr *attr, bool complete);
+int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fill_fn fill, void *ctx);
+
+/*
+ * The content of file loc for a new open handle, fetched unless fresh.
+ * *content gets a reference the caller drops. *direct_io is true when reads
+ * must bypass the page cache: the file changes between reads, or its size
+ * differs from what getattr last reported (the kernel may have cached it).
+ */
+int dsfs_cache_open(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsfs_blob **content,
+		    bool *direct_io);
+
+/* The target of symlink loc, NUL-terminated in buf. */
+int dsfs_cache_readlink(struct dsfs_cache *c, const struct dsfs_loc *loc, char *buf, size_t len);
+
+/* Counters for .dsfs/stats. */
+void dsfs_cache_stats(struct dsfs_cache *c, struct dsfs_cache_stats *out);
+
+#endif

@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The storage-plugin API (CONTRACT.md, seed 003) as a table: the tree under
+ * the mount follows from these kinds. Host groups have no GET of one group,
+ * so they refresh by listing.
+ */
+#include "resources.h"
+
+#include <string.h>
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define FILES(a) .files = (a), .nfiles = ARRAY_LEN(a)
+#define CHILDREN(a) .children = (a), .nchildren = ARRAY_LEN(a)
+
+#define OBJECT_FILE(fname) { .name = fname }
+
+static const struct dsfs_file_desc snapshot_files[] = { OBJECT_FILE("snapshot.json") };
+
+static const struct dsfs_kind snapshot = {
+	.name = "snapshot", .dir_name = "snapshots", .segment = "snapshot", .list_key = "snapshots",
+	.id_field = "id", .name_field = "name", .time_field = "creationTime", .get_one = true,
+	FILES(snapshot_files),
+};
+
+static const struct dsfs_file_desc volume_files[] = {
+	OBJECT_FILE("volume.json"),
+	{ .name = "splitstatus.json", .subpath = "/splitstatus", .flags = DSFS_FILE_DIRECT },
+};
+static const struct dsfs_kind *const volume_children[] = { &snapshot };
+
+static const struct dsfs_kind volume = {
+	.name = "volume", .dir_name = "volumes", .segment = "volume", .list_key = "volumes",
+	.id_field = "id", .name_field = "name", .time_field = "creationTime", .get_one = true,
+	FILES(volume_files), CHILDREN(volume_children),
+};
+
+static const struct dsfs_file_desc lun_files[] = { OBJECT_FILE("lun.json") };
+
+static const struct dsfs_kind lun = {
+	.name = "lun", .dir_name = "luns", .segment = "lun", .list_key = "luns",
+	.id_field = "id", .name_field = "name", .time_field = "creationTime", .get_one = true,
+	FILES(lun_files),
+};
+
+static const struct dsfs_file_desc host_files[] = {
+	OBJECT_FILE("host.json"),
+	{ .name = "luns.json", .subpath = "/lun", .list_key = "luns" },
+};
+
+static const struct dsfs_kind host = {
+	.name = "host", .dir_name = "hosts", .segment = "host", .list_key = "hosts",
+	.id_field = "id", .name_field = "name", .time_field = "creationTime", .get_one = true,
+	FILES(host_files),
+};
+
+static const struct dsfs_file_desc hostgroup_files[] = { OBJECT_FILE("hostgroup.json") };
+
+static const struct dsfs_kind hostgroup = {
+	.name = "hostgroup", .dir_name = "hostgroups", .segment = "hostgroup", .list_key = "groups",
+	.id_field = "id", .name_field = "name", .time_field = "creationTime", .get_one = false,
+	FILES(hostgroup_files),
+};
+
+static const struct dsfs_file_desc network_files[] = { OBJECT_FILE("network.json") };
+
+static const struct dsfs_kind network = {
+	.name = "network", .dir_name = "networks", .segment = "network", .list_key = "networks",
+	.id_field = "id", .name_field = "name", .time_field = "creationTime", .get_one = true,
+	FILES(network_files),
+};
+
+static const struct dsfs_file_desc pool_files[] = { OBJECT_FILE("pool.json") };
+
+static const struct dsfs_kind pool = {
+	.name = "pool", .dir_name = "pools", .segment = "pool", .list_key = "pools",
+	.id_field = "id", .name_field = "name", .time_field = "creationTime", .get_one = true,
+	FILES(pool_files),
+};
+
+static const struct dsfs_kind cg_snapshot = {
+	.name = "consistency-group snapshot", .dir_name = "snapshots", .segment = "snapshot",
+	.list_key = "snapshots", .id_field = "id", .name_field = "name", .time_field = "creationTime",
+	.get_one = false, FILES(snapshot_files),
+};
+
+static const struct dsfs_file_desc cg_files[] = { OBJECT_FILE("consistencygroup.json") };
+static const struct dsfs_kind *const cg_children[] = { &cg_snapshot };
+
+static const struct dsfs_kind consistencygroup = {
+	.name = "consistencygroup", .dir_name = "consistencygroups", .segment = "consistencygroup",
+	.list_key = "consistencyGroups", .id_field = "id", .name_field = "name",
+	.time_field = "creationTime", .get_one = true, FILES(cg_files), CHILDREN(cg_children),
+};
+
+static const struct dsfs_file_desc server_files[] = {
+	OBJECT_FILE("server.json"),
+	{ .name = "system.json", .subpath = "/system" },
+	{ .name = "remotearrays.json", .subpath = "/remotearray", .list_key = "remoteArrays" },
+};
+static const struct dsfs_kind *const server_children[] = {
+	&volume, &lun, &host, &hostgroup, &network, &pool, &consistencygroup,
+};
+
+static const struct dsfs_kind server = {
+	.name = "server", .dir_name = "servers", .segment = "server", .list_key = "servers",
+	.id_field = "id", .name_field = "name", .time_field = "creationTime", .get_one = true,
+	FILES(server_files), CHILDREN(server_children),
+};
+
+static const struct dsfs_file_desc task_files[] = { { .name = "task.json", .flags = DSFS_FILE_DIRECT } };
+
+static const struct dsfs_kind task = {
+	.name = "task", .dir_name = "tasks", .segment = "tasks", .list_key = "tasks",
+	.id_field = "id", .name_field = "id", .time_field = "updatedAt", .get_one = true,
+	FILES(task_files),
+};
+
+static const struct dsfs_file_desc root_files[] = {
+	{ .name = "info.json", .subpath = "/info", .flags = DSFS_FILE_ANONYMOUS },
+	{ .name = "storage.json", .subpath = "/storage" },
+	{ .name = "log.zip", .subpath = "/log", .accept = "application/zip", .flags = DSFS_FILE_BINARY },
+};
+static const struct dsfs_kind *const root_children[] = { &server, &task };
+
+static const struct dsfs_kind root = {
+	.name = "root", FILES(root_files), CHILDREN(root_children),
+};
+
+const struct dsfs_dialect dsfs_dialect_storageplugin = {
+	.name = "storageplugin",
+	.root = &root,
+	.paging = { .limit_param = "limit", .start_param = "start" },
+};
+
+int dsfs_kind_file(const struct dsfs_kind *kind, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < kind->nfiles; i++)
+		if (!strcmp(kind->files[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+int dsfs_kind_child(const struct dsfs_kind *kind, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < kind->nchildren; i++)
+		if (!strcmp(kind->children[i]->dir_name, name))
+			return (int)i;
+	return -1;
+}

@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * libfuse high-level callbacks. Each converts its arguments, calls one fs
+ * function and returns; policy lives in fs.c. Kernel caching follows
+ * cache_ttl, and readdir hands the kernel each entry's attributes where
+ * they are known (READDIRPLUS) so `ls -l` needs no lookups.
+ */
+#define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
+#include "fuse_ops.h"
+
+#include <errno.h>
+#include <fuse.h>
+#include <fuse_lowlevel.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "log.h"
+
+static double kernel_ttl;
+
+static struct dsfs_fs *fs_of(void)
+{
+	return fuse_get_context()->private_data;
+}
+
+static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	(void)conn;
+	cfg->use_ino = 1;
+	cfg->readdir_ino = 1;
+	cfg->entry_timeout = kernel_ttl;
+	cfg->attr_timeout = kernel_ttl;
+	cfg->negative_timeout = kernel_ttl;
+	return fs_of();
+}
+
+static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+	(void)fi;
+	return dsfs_fs_getattr(fs_of(), path, st);
+}
+
+struct dir_fill {
+	void *buf;
+	fuse_fill_dir_t filler;
+	bool plus;
+};
+
+static int fill_entry(void *ctx, const char *name, const struct stat *st, bool complete)
+{
+	struct dir_fill *d = ctx;
+
+	return d->filler(d->buf, name, st, 0, d->plus && complete ? FUSE_FILL_DIR_PLUS : 0) ? -ENOMEM : 0;
+}
+
+static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
+		      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+	struct dir_fill d = { buf, filler, flags & FUSE_READDIR_PLUS };
+
+	(void)off;
+	(void)fi;
+	filler(buf, ".", NULL, 0, 0);
+	filler(buf, "..", NULL, 0, 0);
+	return dsfs_fs_readdir(fs_of(), path, fill_entry, &d);
+}
+
+static int op_open(const char *path, struct fuse_file_info *fi)
+{
+	struct dsfs_handle *h;
+	bool direct;
+	int ret = dsfs_fs_open(fs_of(), path, fi->flags, &h, &direct);
+
+	if (ret)
+		return ret;
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->direct_io = direct;
+	fi->keep_cache = 0;
+	return 0;
+}
+
+static int op_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	(void)path;
+	return dsfs_fs_read(fs_of(), (struct dsfs_handle *)(uintptr_t)fi->fh, buf, size, off);
+}
+
+static int op_release(const char *path, struct fuse_file_info *fi)
+{
+	(void)path;
+	dsfs_fs_release(fs_of(), (struct dsfs_handle *)(uintptr_t)fi->fh);
+	return 0;
+}
+
+static int op_readlink(const char *path, char *buf, size_t size)
+{
+	return dsfs_fs_readlink(fs_of(), path, buf, size);
+}
+
+static int op_statfs(const char *path, struct statvfs *sv)
+{
+	(void)path;
+	memset(sv, 0, sizeof(*sv));
+	sv->f_bsize = sv->f_frsize = 4096;
+	sv->f_namemax = 255;
+	return 0;
+}
+
+static const struct fuse_operations ops = {
+	.init = op_init,
+	.getattr = op_getattr,
+	.readdir = op_readdir,
+	.open = op_open,
+	.read = op_read,
+	.release = op_release,
+	.readlink = op_readlink,
+	.statfs = op_statfs,
+};
+
+void dsfs_fuse_print_help(struct fuse_args *args)
+{
+	printf("\nFUSE options:\n");
+	fuse_cmdline_help();
+	fuse_lib_help(args);
+}
+
+const char *dsfs_fuse_version(void)
+{
+	return fuse_pkgversion();
+}
+
+int dsfs_fuse_parse_cmdline(struct fuse_args *args, char **mountpoint, bool *foreground,
+			    bool *debug, bool *single_thread)
+{
+	struct fuse_cmdline_opts co = { 0 };
+
+	if (fuse_parse_cmdline(args, &co) != 0)
+		return -EINVAL;
+	*mountpoint = co.mountpoint;
+	*foreground = co.foreground || co.debug;
+	*debug = co.debug;
+	*single_thread = co.singlethread;
+	if (co.debug) /* fuse_parse_cmdline consumed -d; libfuse's lib wants it too */
+		fuse_opt_add_arg(args, "-odebug");
+	return co.mountpoint ? 0 : -EINVAL;
+}
+
+int dsfs_fuse_run(struct dsfs_fs *fs, struct fuse_args *args, const struct dsfs_mount_opts *mo)
+{
+	struct fuse_loop_config *lc = NULL;
+	struct fuse *f;
+	int ret = 1;
+
+	kernel_ttl = mo->cache_ttl;
+	f = fuse_new(args, &ops, sizeof(ops), fs);
+	if (!f)
+		return 1; /* libfuse printed why */
+	if (fuse_mount(f, mo->mountpoint) != 0)
+		goto out_destroy;
+	if (fuse_daemonize(mo->foreground) != 0)
+		goto out_unmount;
+	if (!mo->foreground)
+		dsfs_log_setup(true, mo->debug ? DSFS_LOG_DEBUG : DSFS_LOG_INFO);
+	if (fuse_set_signal_handlers(fuse_get_session(f)) != 0)
+		goto out_unmount;
+	if (mo->single_thread) {
+		ret = fuse_loop(f) < 0;
+	} else {
+		lc = fuse_loop_cfg_create();
+		if (!lc)
+			goto out_signals;
+		fuse_loop_cfg_set_max_threads(lc, 64);
+		fuse_loop_cfg_set_idle_threads(lc, 10);
+		ret = fuse_loop_mt(f, lc) < 0;
+		fuse_loop_cfg_destroy(lc);
+	}
+out_signals:
+	fuse_remove_signal_handlers(fuse_get_session(f));
+out_unmount:
+	fuse_unmount(f);
+out_destroy:
+	fuse_destroy(f);
+	return ret;
+}

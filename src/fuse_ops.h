@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The FUSE glue: callbacks that convert arguments, call the fs layer and
+ * return. The only module that includes fuse.h.
+ */
+#ifndef DSFS_FUSE_OPS_H
+#define DSFS_FUSE_OPS_H
+
+#include "fs.h"
+
+struct fuse_args;
+
+struct dsfs_mount_opts {
+	const char *mountpoint;
+	double cache_ttl;     /* kernel entry and attribute timeouts */
+	bool foreground;
+	bool single_thread;
+	bool debug;           /* keep debug lines in the log */
+};
+
+/*
+ * Mounts fs at the mountpoint, detaches unless foreground (logging to
+ * syslog from then on), and serves requests until unmounted or signalled.
+ * Returns 0 after a clean unmount, or 1 with the reason printed when the
+ * mount failed.
+ */
+int dsfs_fuse_run(struct dsfs_fs *fs, struct fuse_args *args, const struct dsfs_mount_opts *mo);
+
+/* Prints libfuse's own option help (after dsfs's). */
+void dsfs_fuse_print_help(struct fuse_args *args);
+
+/* libfuse's version string. */
+const char *dsfs_fuse_version(void);
+
+/*
+ * Splits the generic command line (-f, -d, -s, mountpoint) off args.
+ * Returns 0, or -EINVAL when there is no mountpoint. *mountpoint is malloc'd.
+ */
+int dsfs_fuse_parse_cmdline(struct fuse_args *args, char **mountpoint, bool *foreground,
+			    bool *debug, bool *single_thread);
+
+#endif

@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Entry-name escaping, collision resolution among siblings, and URL segment
+ * encoding. This is the only place that decides what a name looks like in
+ * the tree, so the rule documented in docs/tree.md lives here.
+ */
+#include "names.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char hex[] = "0123456789ABCDEF";
+
+static char *escape(const char *s, const char *also)
+{
+	size_t len = strlen(s), i, o = 0;
+	char *out = malloc(len * 3 + 1);
+
+	if (!out)
+		return NULL;
+	if (!strcmp(s, ".") || !strcmp(s, "..")) {
+		for (i = 0; i < len; i++)
+			o += (size_t)sprintf(out + o, "%%2E");
+		return out;
+	}
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '/' || c == '%' || c < 0x20 || c == 0x7f || (also && strchr(also, c))) {
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		} else {
+			out[o++] = (char)c;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+char *dsfs_names_entry(const char *name, const char *id)
+{
+	if (!name || !*name)
+		return escape(id && *id ? id : "%", NULL);
+	return escape(name, NULL);
+}
+
+char *dsfs_names_url_segment(const char *s)
+{
+	size_t len = strlen(s), i, o = 0;
+	bool dots = !strcmp(s, ".") || !strcmp(s, "..");
+	char *out = malloc(len * 3 + 1);
+
+	if (!out)
+		return NULL;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		bool keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+			    (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '~' ||
+			    (c == '.' && !dots);
+
+		if (keep) {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+struct slot {
+	char *entry;
+	size_t idx;
+};
+
+static int cmp_slot(const void *a, const void *b)
+{
+	const struct slot *x = a, *y = b;
+	int c = strcmp(x->entry, y->entry);
+
+	if (c)
+		return c;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static bool is_reserved(const char *e, const char *const *reserved)
+{
+	for (; reserved && *reserved; reserved++)
+		if (!strcmp(e, *reserved))
+			return true;
+	return false;
+}
+
+static char *with_suffix(const char *entry, const char *suffix)
+{
+	size_t a = strlen(entry), b = strlen(suffix);
+	char *s = malloc(a + b + 2);
+
+	if (!s)
+		return NULL;
+	memcpy(s, entry, a);
+	s[a] = '@';
+	memcpy(s + a + 1, suffix, b + 1);
+	return s;
+}
+
+/* Replaces entries[i] by entries[i]@suffix. */
+static int suffix_entry(char **entries, size_t i, const char *suffix)
+{
+	char *s = with_suffix(entries[i], suffix);
+
+	if (!s)
+		return -ENOMEM;
+	free(entries[i]);
+	entries[i] = s;
+	return 0;
+}
+
+int dsfs_names_dedupe(char **entries, char *const *ids, size_t n, const char *const *reserved)
+{
+	struct slot *slots;
+	bool *suffixed;
+	int round, ret = 0;
+	size_t i, j;
+
+	if (n == 0)
+		return 0;
+	slots = malloc(n * sizeof(*slots));
+	suffixed = calloc(n, sizeof(*suffixed));
+	if (!slots || !suffixed) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if (is_reserved(entries[i], reserved)) {
+			char *id = escape(ids[i], "@");
+
+			if (!id || suffix_entry(entries, i, id)) {
+				free(id);
+				ret = -ENOMEM;
+				goto out;
+			}
+			free(id);
+			suffixed[i] = true;
+		}
+	}
+	/*
+	 * Each round suffixes every unsuffixed member of a collision. Suffixed
+	 * entries are unique whenever ids are; a run made only of suffixed
+	 * entries means duplicate ids, and its members are numbered instead.
+	 */
+	for (round = 0; round < 4; round++) {
+		bool changed = false;
+
+		for (i = 0; i < n; i++) {
+			slots[i].entry = entries[i];
+			slots[i].idx = i;
+		}
+		qsort(slots, n, sizeof(*slots), cmp_slot);
+		for (i = 0; i < n; i = j) {
+			size_t plain = 0;
+
+			for (j = i + 1; j < n && !strcmp(slots[i].entry, slots[j].entry); j++)
+				;
+			if (j - i < 2)
+				continue;
+			for (size_t k = i; k < j; k++)
+				plain += !suffixed[slots[k].idx];
+			for (size_t k = i; k < j; k++) {
+				size_t idx = slots[k].idx;
+				char num[32];
+				char *id;
+
+				if (plain && suffixed[idx])
+					continue;
+				if (!plain) {
+					snprintf(num, sizeof(num), "%zu", k - i + 1);
+					id = strdup(num);
+				} else {
+					id = escape(ids[idx], "@");
+				}
+				if (!id || suffix_entry(entries, idx, id)) {
+					free(id);
+					ret = -ENOMEM;
+					goto out;
+				}
+				free(id);
+				suffixed[idx] = true;
+				changed = true;
+			}
+		}
+		if (!changed)
+			break;
+	}
+out:
+	free(slots);
+	free(suffixed);
+	return ret;
+}

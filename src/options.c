@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Option parsing with fuse_opt: dsfs's keys are consumed here, the rest are
+ * kept for libfuse. Numbers are taken as strings first so a bad value can be
+ * reported by name rather than as fuse_opt's generic failure.
+ */
+#include "options.h"
+
+#define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
+#include <fuse_opt.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { KEY_HELP, KEY_VERSION, KEY_RO };
+
+#define OPT(t, field) { t, offsetof(struct dsfs_options, field), 1 }
+
+static const struct fuse_opt opt_spec[] = {
+	OPT("credentials=%s", credentials),
+	OPT("array=%s", array),
+	OPT("cacert=%s", cacert),
+	OPT("client_cert=%s", client_cert),
+	OPT("client_key=%s", client_key),
+	OPT("insecure", insecure),
+	OPT("cache_ttl=%s", s_cache_ttl),
+	OPT("timeout=%s", s_timeout),
+	OPT("connect_timeout=%s", s_connect_timeout),
+	OPT("page_size=%s", s_page_size),
+	OPT("retries=%s", s_retries),
+	OPT("max_conns=%s", s_max_conns),
+	OPT("cache_size=%s", s_cache_size),
+	OPT("max_body=%s", s_max_body),
+	FUSE_OPT_KEY("ro", KEY_RO),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_END
+};
+
+static int proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct dsfs_options *o = data;
+
+	(void)outargs;
+	switch (key) {
+	case KEY_HELP:
+		o->show_help = true;
+		return 1; /* libfuse prints its part too */
+	case KEY_VERSION:
+		o->show_version = true;
+		return 1;
+	case KEY_RO:
+		o->ro = true;
+		return 1; /* the kernel enforces it */
+	case FUSE_OPT_KEY_NONOPT:
+		if (o->nonopts++ == 0) {
+			o->url = strdup(arg);
+			return 0;
+		}
+		return 1; /* the mountpoint, for fuse_parse_cmdline */
+	default:
+		return 1;
+	}
+}
+
+static int number(const char *name, const char *s, double min, double max, double *out, char *err, size_t len)
+{
+	char *end;
+	double v;
+
+	if (!s)
+		return 0;
+	v = strtod(s, &end);
+	if (end == s || *end || isnan(v) || v < min || v > max) {
+		snprintf(err, len, "-o %s=%s: expected a number from %g to %g", name, s, min, max);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+int dsfs_options_parse(struct fuse_args *args, struct dsfs_options *o, char *err, size_t errlen)
+{
+	double page = 1000, retries = 3, conns = 8, cache_mb = 512, body_mb = 64;
+	size_t n;
+	int ret = 0;
+
+	o->cache_ttl = 2;
+	o->timeout = 30;
+	o->connect_timeout = 10;
+	if (fuse_opt_parse(args, o, opt_spec, proc) == -1) {
+		snprintf(err, errlen, "cannot parse the options");
+		return -EINVAL;
+	}
+	if (o->show_help || o->show_version)
+		return 0;
+	ret = ret ?: number("cache_ttl", o->s_cache_ttl, 0, 86400 * 365, &o->cache_ttl, err, errlen);
+	ret = ret ?: number("timeout", o->s_timeout, 0.1, 86400, &o->timeout, err, errlen);
+	ret = ret ?: number("connect_timeout", o->s_connect_timeout, 0.1, 86400, &o->connect_timeout, err, errlen);
+	ret = ret ?: number("page_size", o->s_page_size, 1, 1000000, &page, err, errlen);
+	ret = ret ?: number("retries", o->s_retries, 0, 100, &retries, err, errlen);
+	ret = ret ?: number("max_conns", o->s_max_conns, 1, 256, &conns, err, errlen);
+	ret = ret ?: number("cache_size", o->s_cache_size, 0, 1024 * 1024, &cache_mb, err, errlen);
+	ret = ret ?: number("max_body", o->s_max_body, 1, 64 * 1024, &body_mb, err, errlen);
+	if (ret)
+		return ret;
+	o->page_size = (unsigned)page;
+	o->retries = (int)retries;
+	o->max_conns = (int)conns;
+	o->cache_size = (size_t)(cache_mb * 1024 * 1024);
+	o->max_body = (size_t)(body_mb * 1024 * 1024);
+	if (o->connect_timeout > o->timeout)
+		o->connect_timeout = o->timeout;
+
+	if (!o->url) {
+		snprintf(err, errlen, "no URL given: usage is dsfs [options] URL MOUNTPOINT, "
+			 "e.g. dsfs -o credentials=/etc/dsfs/array1.cred https://array1:8443/storageplugin/api /mnt/dsfs");
+		return -EINVAL;
+	}
+	if (strncmp(o->url, "http://", 7) && strncmp(o->url, "https://", 8)) {
+		snprintf(err, errlen, "URL '%s' must start with http:// or https://", o->url);
+		return -EINVAL;
+	}
+	if (strchr(o->url, '@')) {
+		snprintf(err, errlen, "URL must not carry credentials: put them in a credentials file "
+			 "(-o credentials=FILE)");
+		return -EINVAL;
+	}
+	n = strlen(o->url);
+	while (n > 8 && o->url[n - 1] == '/')
+		o->url[--n] = '\0';
+	if (!strncmp(o->url, "http://", 7) && (o->insecure || o->cacert || o->client_cert)) {
+		snprintf(err, errlen, "TLS options (insecure, cacert, client_cert) need an https:// URL");
+		return -EINVAL;
+	}
+	if (!o->client_cert != !o->client_key) {
+		snprintf(err, errlen, "mutual TLS needs both -o client_cert=FILE and -o client_key=FILE");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+char *dsfs_options_url_host(const char *url)
+{
+	const char *p = strstr(url, "://"), *end;
+
+	if (!p)
+		return NULL;
+	p += 3;
+	if (*p == '[') { /* IPv6 literal */
+		end = strchr(p, ']');
+		return end ? strndup(p + 1, (size_t)(end - p - 1)) : NULL;
+	}
+	end = p + strcspn(p, ":/?#");
+	return end > p ? strndup(p, (size_t)(end - p)) : NULL;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+		*--e = '\0';
+	return s;
+}
+
+int dsfs_options_load_credentials(struct dsfs_options *o, char *err, size_t errlen)
+{
+	struct stat sb;
+	char line[4096];
+	FILE *f;
+	int fd, lineno = 0;
+
+	if (!o->credentials) {
+		const char *u = getenv("DSFS_USERNAME"), *p = getenv("DSFS_PASSWORD");
+
+		if (!u || !p) {
+			snprintf(err, errlen, "no credentials: give -o credentials=FILE (a file of mode 0600 "
+				 "with lines username=... and password=...), or set DSFS_USERNAME and "
+				 "DSFS_PASSWORD in the environment");
+			return -EINVAL;
+		}
+		o->username = strdup(u);
+		o->password = strdup(p);
+		return o->username && o->password ? 0 : -ENOMEM;
+	}
+	fd = open(o->credentials, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "credentials file %s: %s", o->credentials, strerror(errno));
+		return -errno;
+	}
+	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "credentials file %s: not a regular file", o->credentials);
+		close(fd);
+		return -EINVAL;
+	}
+	if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
+		snprintf(err, errlen, "credentials file %s is readable or writable by group or others "
+			 "(mode %04o), so its password may have leaked: change the password if needed and "
+			 "run chmod 600 %s", o->credentials, (unsigned)(sb.st_mode & 07777), o->credentials);
+		close(fd);
+		return -EPERM;
+	}
+	if (sb.st_uid != getuid() && sb.st_uid != 0) {
+		snprintf(err, errlen, "credentials file %s belongs to another user (uid %u): it must be "
+			 "yours or root's", o->credentials, (unsigned)sb.st_uid);
+		close(fd);
+		return -EPERM;
+	}
+	f = fdopen(fd, "r");
+	if (!f) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *l = trim(line), *eq;
+		char **dst = NULL;
+
+		lineno++;
+		if (!*l || *l == '#')
+			continue;
+		eq = strchr(l, '=');
+		if (eq) {
+			*eq = '\0';
+			if (!strcmp(trim(l), "username"))
+				dst = &o->username;
+			else if (!strcmp(trim(l), "password"))
+				dst = &o->password;
+		}
+		if (!dst) {
+			snprintf(err, errlen, "credentials file %s, line %d: expected username=... or "
+				 "password=...", o->credentials, lineno);
+			explicit_bzero(line, sizeof(line));
+			fclose(f);
+			return -EINVAL;
+		}
+		free(*dst);
+		*dst = strdup(eq + 1); /* a password keeps its inner spaces */
+	}
+	explicit_bzero(line, sizeof(line));
+	fclose(f);
+	if (!o->username || !o->password) {
+		snprintf(err, errlen, "credentials file %s: needs both username= and password= lines",
+			 o->credentials);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void dsfs_options_free(struct dsfs_options *o)
+{
+	free(o->url);
+	free(o->credentials);
+	free(o->array);
+	free(o->cacert);
+	free(o->client_cert);
+	free(o->client_key);
+	free(o->username);
+	if (o->password) {
+		explicit_bzero(o->password, strlen(o->password));
+		free(o->password);
+	}
+	free(o->s_cache_ttl);
+	free(o->s_timeout);
+	free(o->s_connect_timeout);
+	free(o->s_page_size);
+	free(o->s_retries);
+	free(o->s_max_conns);
+	free(o->s_cache_size);
+	free(o->s_max_body);
+	memset(o, 0, sizeof(*o));
+}

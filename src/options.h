@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * dsfs's own mount options (-o cache_ttl=..., credentials=..., ...), their
+ * defaults and validation, and the credentials file. Options dsfs does not
+ * know are left in the argument list for libfuse and the kernel.
+ */
+#ifndef DSFS_OPTIONS_H
+#define DSFS_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct fuse_args;
+
+struct dsfs_options {
+	char *url;          /* API base URL, trailing '/' removed */
+	char *credentials;  /* path of the credentials file */
+	char *array;        /* array to log in to (default: the URL's host) */
+	char *cacert, *client_cert, *client_key;
+	double cache_ttl, timeout, connect_timeout;
+	unsigned page_size;
+	int retries, max_conns;
+	size_t cache_size;  /* bytes; 0 = unbounded */
+	size_t max_body;    /* bytes */
+	int insecure;       /* set through fuse_opt, which writes an int */
+	bool ro, show_help, show_version;
+	char *username, *password; /* from the credentials file or the environment */
+	int nonopts;               /* positional arguments seen while parsing */
+
+	/* raw option strings, validated by dsfs_options_parse */
+	char *s_cache_ttl, *s_timeout, *s_connect_timeout, *s_page_size, *s_retries,
+		*s_max_conns, *s_cache_size, *s_max_body;
+};
+
+/*
+ * Takes dsfs's options and the URL out of args (the mountpoint and every
+ * other option stay for libfuse), applies defaults and checks values.
+ * Returns 0, or -EINVAL with a message in err naming the problem and the fix.
+ */
+int dsfs_options_parse(struct fuse_args *args, struct dsfs_options *o, char *err, size_t errlen);
+
+/*
+ * Loads username and password: from o->credentials, which must be a regular
+ * file that neither group nor others may read or write, or else from the
+ * environment (DSFS_USERNAME, DSFS_PASSWORD). 0 or -errno with err set.
+ */
+int dsfs_options_load_credentials(struct dsfs_options *o, char *err, size_t errlen);
+
+/* The host part of a URL, malloc'd; NULL if there is none. */
+char *dsfs_options_url_host(const char *url);
+
+/* Frees what parse and load allocated (wiping the password). */
+void dsfs_options_free(struct dsfs_options *o);
+
+#endif

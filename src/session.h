@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The API session: login (POST /session with HTTP Basic credentials, bound
+ * to one array), the session header on every call, renewal when the server
+ * answers 401, and logout. Also the single place where a failed call is
+ * turned into an errno and recorded with the server's message.
+ */
+#ifndef DSFS_SESSION_H
+#define DSFS_SESSION_H
+
+#include <stdbool.h>
+
+#include "http.h"
+
+struct dsfs_session;
+
+/*
+ * A session over http (borrowed; must outlive the session) for the given
+ * credentials and array (hostname or IP address to log in to; NULL sends an
+ * empty login body). Strings are copied; the password copy is wiped on free.
+ * NULL on ENOMEM.
+ */
+struct dsfs_session *dsfs_session_new(struct dsfs_http *http, const char *username,
+				      const char *password, const char *array);
+
+/* Logs out if logged in, then frees; NULL does nothing. */
+void dsfs_session_free(struct dsfs_session *s);
+
+/* Logs in now. 0, or a negative errno with the reason recorded (dsfs_err_describe). Thread-safe. */
+int dsfs_session_login(struct dsfs_session *s);
+
+/* Ends the session on the server (DELETE /session). Thread-safe. */
+void dsfs_session_logout(struct dsfs_session *s);
+
+/*
+ * Sends req with the session header (unless anonymous) and waits for the
+ * answer. On 401 it logs in again and resends once: the server never acts
+ * on a request it answers 401. Returns 0 for a 2xx answer, else a negative
+ * errno with the failure recorded for the calling thread. resp holds the
+ * answer either way; the caller clears it. Thread-safe.
+ */
+int dsfs_session_call(struct dsfs_session *s, const struct dsfs_request *req,
+		      struct dsfs_response *resp, bool anonymous);
+
+/* Copies the "error" message of a CONTRACT error body into buf (or a summary of the body). */
+void dsfs_session_error_message(const struct dsfs_response *resp, char *buf, size_t len);
+
+/* Counts of logins made, for .dsfs/stats. */
+unsigned long dsfs_session_logins(struct dsfs_session *s);
+
+#endif

@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* Unit tests for src/options.c: option values, URL checks, credentials files. */
+#define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
+#include <fuse_opt.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "options.h"
+#include "tap.h"
+
+static int parse(struct dsfs_options *o, char *err, size_t len, int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	int ret;
+
+	memset(o, 0, sizeof(*o));
+	args.allocated = 0;
+	ret = dsfs_options_parse(&args, o, err, len);
+	fuse_opt_free_args(&args);
+	return ret;
+}
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	if (fd >= 0) {
+		if (write(fd, text, strlen(text)) < 0)
+			perror("write");
+		close(fd);
+	}
+	chmod(path, mode);
+}
+
+int main(void)
+{
+	struct dsfs_options o;
+	char err[1024], path[] = "/tmp/dsfs-test-cred-XXXXXX";
+	int fd;
+
+	{
+		char *argv[] = { "dsfs", "-o", "cache_ttl=0.5,timeout=7,page_size=50,retries=0,allow_other",
+				 "http://h:1/storageplugin/api/", "/mnt" };
+		is_int(parse(&o, err, sizeof(err), 5, argv), 0, "valid options parse");
+		ok(o.cache_ttl == 0.5, "cache_ttl read");
+		ok(o.timeout == 7, "timeout read");
+		is_int(o.page_size, 50, "page_size read");
+		is_int(o.retries, 0, "retries read");
+		is_str(o.url, "http://h:1/storageplugin/api", "trailing slash dropped from URL");
+		dsfs_options_free(&o);
+	}
+	{
+		char *argv[] = { "dsfs", "http://h/storageplugin/api", "/mnt" };
+		is_int(parse(&o, err, sizeof(err), 3, argv), 0, "defaults parse");
+		ok(o.cache_ttl == 2 && o.timeout == 30 && o.connect_timeout == 10, "time defaults");
+		is_int(o.page_size, 1000, "page_size default");
+		is_int(o.retries, 3, "retries default");
+		is_int((long long)o.max_body, 64LL << 20, "max_body default 64 MiB");
+		dsfs_options_free(&o);
+	}
+	{
+		char *argv[] = { "dsfs", "-o", "cache_ttl=soon", "http://h/x", "/mnt" };
+		is_int(parse(&o, err, sizeof(err), 5, argv), -EINVAL, "non-numeric value refused");
+		ok(strstr(err, "cache_ttl=soon") != NULL, "message names the option: %s", err);
+		dsfs_options_free(&o);
+	}
+	{
+		char *argv[] = { "dsfs", "ftp://h/x", "/mnt" };
+		is_int(parse(&o, err, sizeof(err), 3, argv), -EINVAL, "non-HTTP URL refused");
+		ok(strstr(err, "http://") != NULL, "message says what is expected: %s", err);
+		dsfs_options_free(&o);
+	}
+	{
+		char *argv[] = { "dsfs", "http://admin:pw@h/x", "/mnt" };
+		is_int(parse(&o, err, sizeof(err), 3, argv), -EINVAL, "credentials in the URL refused");
+		dsfs_options_free(&o);
+	}
+	{
+		char *argv[] = { "dsfs", "-o", "insecure", "http://h/x", "/mnt" };
+		is_int(parse(&o, err, sizeof(err), 5, argv), -EINVAL, "TLS option on http:// refused");
+		dsfs_options_free(&o);
+	}
+	{
+		char *u = dsfs_options_url_host("https://array1.example.com:8443/storageplugin/api");
+		is_str(u, "array1.example.com", "host of a URL");
+		free(u);
+		u = dsfs_options_url_host("http://[::1]:80/x");
+		is_str(u, "::1", "host of an IPv6 URL");
+		free(u);
+	}
+
+	fd = mkstemp(path);
+	close(fd);
+	memset(&o, 0, sizeof(o));
+	o.credentials = strdup(path);
+	write_file(path, "# comment\nusername=admin\npassword=s3cr et\n", 0600);
+	is_int(dsfs_options_load_credentials(&o, err, sizeof(err)), 0, "0600 credentials file loads");
+	is_str(o.username, "admin", "username read");
+	is_str(o.password, "s3cr et", "password read with inner space");
+	free(o.username);
+	free(o.password);
+	o.username = o.password = NULL;
+
+	write_file(path, "username=admin\npassword=x\n", 0644);
+	is_int(dsfs_options_load_credentials(&o, err, sizeof(err)), -EPERM, "group/other-readable file refused");
+	ok(strstr(err, "chmod 600") != NULL, "message gives the fix: %s", err);
+
+	write_file(path, "username=admin\n", 0600);
+	is_int(dsfs_options_load_credentials(&o, err, sizeof(err)), -EINVAL, "file without password refused");
+	free(o.username);
+	o.username = NULL;
+
+	write_file(path, "user admin\n", 0600);
+	is_int(dsfs_options_load_credentials(&o, err, sizeof(err)), -EINVAL, "malformed line refused");
+	ok(strstr(err, "line 1") != NULL, "message names the line: %s", err);
+
+	unlink(path);
+	dsfs_options_free(&o);
+	return done_testing();
+}
