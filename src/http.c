@@ -512,10 +512,10 @@ int dsfs_http_do(struct dsfs_http *h, const struct dsfs_request *req, struct dsf
 		}
 		count(&h->stats.retries);
 		if (resp->status)
-			dsfs_log(DSFS_LOG_INFO, "%s %s: HTTP %ld, retrying in %.2f s (attempt %d of %d)",
+			dsfs_log(DSFS_LOG_DEBUG, "%s %s: HTTP %ld, retrying in %.2f s (attempt %d of %d)",
 				 req->method, req->path, resp->status, wait, attempt + 2, h->o.retries + 1);
 		else
-			dsfs_log(DSFS_LOG_INFO, "%s %s: %s, retrying in %.2f s (attempt %d of %d)",
+			dsfs_log(DSFS_LOG_DEBUG, "%s %s: %s, retrying in %.2f s (attempt %d of %d)",
 				 req->method, req->path, resp->message, wait, attempt + 2, h->o.retries + 1);
 		sleep_s(wait);
 	}

@@ -27,6 +27,7 @@ import struct
 import sys
 import threading
 import time
+import traceback
 import zipfile
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -183,7 +184,7 @@ def page_of(key, objs, start, limit):
 
 CATEGORIES = ["db", "web", "app", "log", "vm", "home", "mail", "bkp", "etl", "k8s"]
 HOST_ROLES = ["esx", "sql", "web", "app", "k8s-node", "backup", "oracle", "exch"]
-POOLS = [("pool-ssd-01", 40), ("pool-hdd-01", 120), ("pool-nvme-01", 20)]
+POOLS = ["pool-ssd-01", "pool-hdd-01", "pool-nvme-01"]
 NETWORKS = [  # name, nfs, cifs, iscsi, fc
     ("e0a-iscsi", False, False, True, False),
     ("e0b-iscsi", False, False, True, False),
@@ -242,7 +243,6 @@ class Server:
         self.snap_count = 0
         self.cg_links = {}   # vid -> [(cgid, cgsnap id, name, ct, snapshot id)]
         self.busy = collections.Counter()  # vid -> running tasks using it
-        self.snaps_per_volume = 0
         self.hostile = False
 
     # -- volumes and their lazily generated snapshots
@@ -335,7 +335,6 @@ class Array:
         self.tasks = []
         self.task_by_id = {}
         self.pending = []  # heap of (end, seq, task)
-        self.task_seq = 0
 
     def storage(self, port):
         return {"name": self.name, "id": self.id, "hostName": self.hostname,
@@ -355,10 +354,9 @@ def build_server(arr, sid, sidx, opts, nvol, nsnap, nhost, nlun, hostile):
     name = "%s-%d" % (srv_names[sidx % 4], sidx) if sidx < 1000 else "svm-%s" % sid
     srv = Server(arr, sid, sidx, name, BASE_EPOCH - 86400 * 30 + sidx * 3600)
     srv.hostile = hostile
-    srv.snaps_per_volume = nsnap
     t0 = BASE_EPOCH
     # pools first: volumes draw from them
-    for k, (pname, ctb) in enumerate(POOLS, 1):
+    for k, pname in enumerate(POOLS, 1):
         srv.pools.add(Rec({"id": "pool-%s-%d" % (sid, k), "name": pname,
                            "creationTime": t0 - 86400 * (20 - k), "freeSpace": 0},
                           {"capacity": 0}))
@@ -439,7 +437,7 @@ def build_server(arr, sid, sidx, opts, nvol, nsnap, nhost, nlun, hostile):
     if hostile:
         for nid, nname in hostile_entries("net-%s" % sid, NETWORKS[0][0]):
             srv.nets.add(Rec(net_pub(nid, nname, ai, sidx, 99, 1, False, False, True, False)))
-        for pid, pname in hostile_entries("pool-%s" % sid, POOLS[0][0]):
+        for pid, pname in hostile_entries("pool-%s" % sid, POOLS[0]):
             srv.pools.add(Rec({"id": pid, "name": pname, "creationTime": t0,
                                "freeSpace": TIB}, {"capacity": TIB}))
     # consistency groups over the first volumes, each with two snapshots
@@ -637,22 +635,26 @@ class Ctx:
             if required:
                 raise ApiError(422, "missing required field '%s'" % name)
             return default
-        ok = {
-            "str": lambda v: isinstance(v, str),
-            "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-            "num": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-            "bool": lambda v: isinstance(v, bool),
-            "strlist": lambda v: isinstance(v, list) and all(isinstance(e, str) for e in v),
-            "obj": lambda v: isinstance(v, dict),
-            "id": lambda v: isinstance(v, str) or (isinstance(v, int)
-                                                   and not isinstance(v, bool)),
-        }[kind](val)
-        if not ok:
-            what = {"str": "a string", "int": "an integer", "num": "a number",
-                    "bool": "a boolean", "strlist": "a list of strings", "obj": "an object",
-                    "id": "a string or integer"}[kind]
+        check, what = FIELD_KINDS[kind]
+        if not check(val):
             raise ApiError(422, "field '%s' must be %s" % (name, what))
         return val
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+FIELD_KINDS = {  # kind -> (check, description) for Ctx.field
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "int": (_is_int, "an integer"),
+    "num": (lambda v: isinstance(v, float) or _is_int(v), "a number"),
+    "bool": (lambda v: isinstance(v, bool), "a boolean"),
+    "strlist": (lambda v: isinstance(v, list) and all(isinstance(e, str) for e in v),
+                "a list of strings"),
+    "obj": (lambda v: isinstance(v, dict), "an object"),
+    "id": (lambda v: isinstance(v, str) or _is_int(v), "a string or integer"),
+}
 
 
 def ok_json(obj, status=200, headers=None):
@@ -729,6 +731,8 @@ def h_login(ctx):
         if arr is None:
             raise ApiError(404, "no managed storage array named %r / %r (known: %s)" % (
                 hostname, ip, ", ".join(a.hostname for a in sim.arrays)))
+    for old in [k for k, s in sim.sessions.items() if s[1] < ctx.now]:
+        del sim.sessions[old]
     sid = secrets.token_urlsafe(24)
     sim.sessions[sid] = [arr, ctx.now + sim.ttl]
     sim.event("login user=%s array=%s" % (user, arr.id))
@@ -745,7 +749,7 @@ def h_log(ctx):
     sim = ctx.sim
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("refserver.log", "".join(line + "\n" for line in sim.events))
+        z.writestr("refserver.log", "".join(line + "\n" for line in list(sim.events)))
         z.writestr("arrays.json", json.dumps(
             [a.storage(sim.port) for a in sim.arrays], indent=2) + "\n")
     return 200, buf.getvalue(), [("Content-Type", "application/zip"),
@@ -818,8 +822,8 @@ def h_volume_delete(ctx):
 def delete_volume(srv, vrec):
     srv.vols.remove(vrec.id)
     snaps = vrec.x["snaps"]
-    srv.snap_count -= len(snaps.items) if snaps is not None else vrec.x["nsnaps"]
-    srv.cg_links.pop(vrec.id, None)
+    links = srv.cg_links.pop(vrec.id, ())
+    srv.snap_count -= len(snaps.items) if snaps is not None else vrec.x["nsnaps"] + len(links)
     pool = srv.pools.items.get(vrec.pub["poolId"])
     if pool is not None:
         pool.pub["freeSpace"] += vrec.pub["stats"]["size"]
@@ -1565,7 +1569,7 @@ class Sim:
         self.stats_lock = threading.Lock()
         self.fault_lock = threading.Lock()
         self.sessions = {}   # sessionId -> [array, expiry]
-        self.stats = collections.Counter()
+        self.stats = collections.Counter()  # (method, template[, action]) -> count
         self.total = 0
         self.faults = []
         self.fault_seq = 0
@@ -1667,41 +1671,30 @@ class Sim:
         query = dict(parse_qsl(query_string, keep_blank_values=True)) if query_string else {}
         action = query.get("action") if method == "POST" else None
         if route is None:
-            key = "%s <unknown>" % method
+            key = (method, "<unknown>")
         elif action is not None:
             canon = route.actions.get(action.lower())
-            key = "%s %s?action=%s" % (method, route.template, canon[0] if canon else action)
+            key = (method, route.template, canon[0] if canon else action)
         else:
-            key = "%s %s" % (method, route.template)
+            key = (method, route.template)
         with self.stats_lock:
             self.stats[key] += 1
             self.total += 1
         return route, segs, query, action
 
     def handle_api(self, method, route, segs, query, action, headers, body, host):
+        """Answer one API request: (status, body, headers) or raise ApiError.
+
+        Checks run in this order: path (404), method (405), session (401),
+        action (400), media type (415), JSON (400), then the handler's own
+        404 / 422 / 409.
+        """
         if route is None:
             raise ApiError(404, "no such resource")
-        if method == "POST":
-            if action is not None:
-                found = route.actions.get(action.lower())
-                if found is None:
-                    if route.actions or route.post:
-                        raise ApiError(400, "unknown action %r (known: %s)" % (
-                            action, ", ".join(a for a, _ in route.actions.values()) or "none"))
-                    raise ApiError(405, "POST is not allowed here",
-                                   [("Allow", route.allow)])
-                fn = found[1]
-            elif route.post is not None:
-                fn = route.post
-            elif route.actions:
-                raise ApiError(400, "missing 'action' query parameter (known: %s)" % ", ".join(
-                    a for a, _ in route.actions.values()))
-            else:
-                raise ApiError(405, "POST is not allowed here", [("Allow", route.allow)])
-        else:
-            fn = route.handlers.get(method)
-            if fn is None:
-                raise ApiError(405, "%s is not allowed here" % method, [("Allow", route.allow)])
+        allowed = method in route.handlers or (
+            method == "POST" and (route.post is not None or route.actions))
+        if not allowed:
+            raise ApiError(405, "%s is not allowed here" % method, [("Allow", route.allow)])
         ctx = Ctx()
         ctx.sim = self
         ctx.method = method
@@ -1710,19 +1703,9 @@ class Sim:
         ctx.headers = headers
         ctx.base = "%s://%s%s" % (self.scheme, host or self.default_host, API_BASE)
         ctx.body = {}
-        if method == "POST" and body:
-            ctype = headers.get("content-type", "")
-            if ctype.split(";")[0].strip().lower() != "application/json":
-                raise ApiError(415, "request bodies must be application/json (got %r)" % ctype)
-            try:
-                parsed = json.loads(body)
-            except (ValueError, UnicodeDecodeError) as e:
-                raise ApiError(400, "malformed JSON body: %s" % e)
-            if not isinstance(parsed, dict):
-                raise ApiError(400, "the request body must be a JSON object")
-            ctx.body = parsed
         with self.lock:
             now = ctx.now = time.time()
+            ctx.session = ctx.array = None
             if method not in route.public:
                 sid = headers.get("x-storageplugin-sessionid")
                 if not sid:
@@ -1736,9 +1719,24 @@ class Sim:
                 ctx.array = sess[0]
                 if ctx.array.pending:
                     self.settle(ctx.array, now)
+            if method != "POST":
+                return route.handlers[method](ctx)
+            known = ", ".join(a for a, _ in route.actions.values()) or "none"
+            if action is not None:
+                found = route.actions.get(action.lower())
+                if found is None:
+                    raise ApiError(400, "unknown action %r (known: %s)" % (action, known))
+                fn = found[1]
+            elif route.post is not None:
+                fn = route.post
             else:
-                ctx.session = None
-                ctx.array = None
+                raise ApiError(400, "missing 'action' query parameter (known: %s)" % known)
+            if body:
+                ctype = headers.get("content-type", "")
+                if ctype.split(";")[0].strip().lower() != "application/json":
+                    raise ApiError(415, "request bodies must be application/json (got %r)"
+                                   % ctype)
+                ctx.body = self.parse_json(body)
             return fn(ctx)
 
     # -- faults
@@ -1769,7 +1767,8 @@ class Sim:
         parts = path.split("/")[2:]
         if parts == ["stats"] and method == "GET":
             with self.stats_lock:
-                d = dict(self.stats)
+                d = {"%s %s" % k[:2] + ("?action=%s" % k[2] if len(k) > 2 else ""): n
+                     for k, n in self.stats.items()}
                 d["total"] = self.total
             return ok_json(d)
         if parts == ["stats", "reset"] and method == "POST":
@@ -2012,7 +2011,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send(status, rbody, rhead)
         elif path != API_BASE and not path.startswith(API_BASE + "/"):
             with sim.stats_lock:
-                sim.stats["%s <unknown>" % method] += 1
+                sim.stats[(method, "<unknown>")] += 1
                 sim.total += 1
             status = 404
             self.send(404, error_body(404, "not under %s" % API_BASE))
@@ -2036,8 +2035,8 @@ class Handler(BaseHTTPRequestHandler):
                 spec = terminal.spec
                 if "status" in spec:
                     st = spec["status"]
-                    extra = [("Retry-After", str(spec["retry_after"]))] \
-                        if "retry_after" in spec else None
+                    retry = spec.get("retry_after", 1 if st in (429, 503) else None)
+                    extra = [("Retry-After", str(retry))] if retry is not None else None
                     self.send(st, error_body(st, "injected fault %s" % terminal.id), extra)
                     return st
                 if spec.get("drop") is True:
@@ -2053,7 +2052,6 @@ class Handler(BaseHTTPRequestHandler):
         except ApiError as e:
             status, rbody, rhead = e.status, error_body(e.status, e.message), e.headers
         except Exception as e:  # a bug must answer 500, never kill the connection silently
-            import traceback
             traceback.print_exc()
             status, rbody, rhead = 500, error_body(500, "internal error: %r" % e), None
         if terminal is not None and terminal.spec.get("drop") == "mid-body":

@@ -240,6 +240,11 @@ def test_session_required_everywhere_but_info_and_login(srv):
         assert_error(c.get(p, headers={"x-storageplugin-sessionid": "bogus"}), 401)
     assert_error(c.post("/server/0/volume/vol-0-1?action=split"), 401)
     assert_error(c.delete("/server/0/volume/vol-0-1"), 401)
+    # the session is checked before the action and the body
+    assert_error(c.post("/server/0/volume/vol-0-1?action=nope", raw=b"{bad"), 401)
+    assert_error(c.post("/server/0/volume/vol-0-1/snapshot", raw=b"x", content_type="text/plain"),
+                 401)
+    assert_error(c.post("/server/0/volume/vol-0-1/snapshot", {}), 401)
 
 
 def test_log_is_a_zip_without_secrets(srv, c):
@@ -1025,8 +1030,14 @@ def test_fault_status_retry_after_and_count(refserver_factory):
     # the faulted POST had no effect
     names = [x["name"] for x in c.get("/server/0/volume/vol-0-1/snapshot").json()["snapshots"]]
     assert "never" not in names
-    s.sim("POST", "/faults", {"path": "/info", "status": 500})
-    assert_error(c.get("/info"), 500)
+    s.sim("POST", "/faults", {"path": "/info", "status": 500, "count": 1})
+    r = c.get("/info")
+    assert_error(r, 500)
+    assert "retry-after" not in r.headers
+    s.sim("POST", "/faults", {"path": "/info", "status": 503, "count": 1})
+    r = c.get("/info")
+    assert_error(r, 503)
+    assert r.headers["retry-after"] == "1"  # 429 and 503 always carry Retry-After
 
 
 def test_fault_drop_and_mid_body(refserver_factory):
@@ -1125,7 +1136,7 @@ def test_fault_validation(refserver_factory):
 # hostile names and ids
 
 def test_hostile_names_and_ids(refserver_factory):
-    s = refserver_factory("--hostile-names", "--volumes", "4")
+    s = refserver_factory("--hostile-names", "--volumes", "4", "--task-seconds", "0.3")
     c = s.login()
     vols = c.get("/server/0/volume").json()["volumes"]
     names = [v["name"] for v in vols]

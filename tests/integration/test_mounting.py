@@ -1,0 +1,178 @@
+"""Start-up, shutdown and the mount helper.
+
+dsfs logs in before it detaches: a dead server, wrong credentials or an
+unsafe credentials file end it with one line naming the problem and leave
+nothing mounted. At unmount it logs out.
+"""
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import REPO, MountFailed, dsfs_binary, entries, sim_stats, write_credentials
+
+
+def run_dsfs(args, timeout=30):
+    return subprocess.run([dsfs_binary()] + args, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_stopped_server_gives_clear_error_and_no_mount(server, tmp_path):
+    url = server.url
+    server.stop()
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    cred = write_credentials(str(tmp_path))
+    r = run_dsfs(["-o", "credentials=" + cred, "-o", "connect_timeout=2", url, str(mnt)])
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert url in lines[0] and "connect" in lines[0].lower(), lines[0]
+    assert not os.path.ismount(mnt)
+
+
+def test_wrong_password_is_refused_before_mounting(server, tmp_path):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    cred = write_credentials(str(tmp_path), password="Xq-not-it")
+    r = run_dsfs(["-o", "credentials=" + cred, server.url, str(mnt)])
+    assert r.returncode != 0
+    assert "401" in r.stderr and server.url in r.stderr, r.stderr
+    assert "Xq-not-it" not in r.stderr
+    assert not os.path.ismount(mnt)
+
+
+def test_credentials_file_readable_by_others_is_refused(server, tmp_path):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    cred = write_credentials(str(tmp_path), mode=0o644)
+    r = run_dsfs(["-o", "credentials=" + cred, server.url, str(mnt)])
+    assert r.returncode != 0
+    assert "chmod 600" in r.stderr, r.stderr
+    assert sim_stats(server).get("POST /session", 0) == 0
+
+
+def test_usage_errors_name_the_problem(tmp_path):
+    r = run_dsfs([])
+    assert r.returncode != 0 and "usage" in r.stderr.lower()
+    r = run_dsfs(["ftp://x/y", str(tmp_path)])
+    assert r.returncode != 0 and "http://" in r.stderr
+    r = run_dsfs(["-o", "timeout=soon", "http://x/y", str(tmp_path)])
+    assert r.returncode != 0 and "timeout=soon" in r.stderr
+    r = run_dsfs(["--help"])
+    assert r.returncode == 0
+    for opt in ("credentials=", "cache_ttl=", "timeout=", "connect_timeout=", "page_size=", "cacert=",
+                "insecure", "array=", "allow_other", "fusermount3 -u"):
+        assert opt in r.stdout + r.stderr, opt
+    r = run_dsfs(["-V"])
+    assert r.returncode == 0 and "dsfs" in r.stdout
+
+
+def test_logs_in_once_and_logs_out_at_unmount(server, dsfs_mount):
+    m = dsfs_mount(server)
+    os.listdir(m.p("servers"))
+    assert sim_stats(server).get("POST /session") == 1
+    assert m.unmount() == 0
+    assert sim_stats(server).get("DELETE /session") == 1
+
+
+def test_expired_session_is_renewed_invisibly(server, dsfs_mount):
+    m = dsfs_mount(server, ttl=0)
+    os.listdir(m.p("servers"))
+    server.sim("POST", "/sessions/expire")
+    assert entries(m.p("servers"))
+    assert open(m.p("storage.json")).read()
+    assert sim_stats(server).get("POST /session") == 2
+
+
+def test_array_option_selects_the_array(server_factory, dsfs_mount):
+    server = server_factory("--test-controls", "--arrays", "3")
+    m = dsfs_mount(server, "array=array2.example.com")
+    import json
+    with open(m.p("storage.json")) as f:
+        assert json.load(f)["hostName"] == "array2.example.com"
+    with pytest.raises(MountFailed) as e:
+        dsfs_mount(server, "array=nosuch.example.com")
+    assert "404" in e.value.output
+
+
+def test_debug_log_never_shows_secrets(server, tmp_path, dsfs_mount):
+    cred = write_credentials(str(tmp_path), password="admin")
+    server.sim("POST", "/password", {"password": "Sekr1t-pw"})
+    cred = write_credentials(str(tmp_path), password="Sekr1t-pw")
+    m = dsfs_mount(server, "-d", credentials=cred)
+    os.listdir(m.p("servers"))
+    open(m.p("storage.json")).read()
+    sessions = [s for s in server.stderr_text().split() if len(s) > 20]
+    m.unmount()
+    log = m.log_text()
+    assert "GET /server" in log  # debug lines are there
+    assert "Sekr1t-pw" not in log
+    assert "Basic " not in log and "sessionid" not in log.lower()
+    for s in sessions:
+        assert s not in log
+
+
+def test_mount_helper_drops_mount_only_options(server, tmp_path):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    cred = write_credentials(str(tmp_path))
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    os.symlink(os.path.join(REPO, "mount-helpers", "mount.dsfs"), bindir / "mount.dsfs")
+    os.symlink(dsfs_binary(), bindir / "dsfs")
+    r = subprocess.run([str(bindir / "mount.dsfs"), server.url, str(mnt), "-o",
+                        "credentials=%s,_netdev,noauto,nofail,defaults,cache_ttl=5" % cred],
+                       capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin"})
+    try:
+        assert r.returncode == 0, r.stderr
+        assert os.path.ismount(mnt)
+        assert "servers" in os.listdir(mnt)
+    finally:
+        subprocess.run(["fusermount3", "-u", str(mnt)])
+
+
+def test_mount_t_dsfs_and_fuse_dsfs(server, tmp_path):
+    """`mount -t dsfs` through /sbin/mount.dsfs, and `mount -t fuse.dsfs` through mount.fuse3."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    cred = write_credentials(str(tmp_path))
+    # mount(8) runs helpers with a fixed PATH, so both must be where a package puts them.
+    links = {"/sbin/mount.dsfs": os.path.join(REPO, "mount-helpers", "mount.dsfs"),
+             "/usr/local/bin/dsfs": dsfs_binary()}
+    made = [path for path in links if not os.path.lexists(path)]
+    for path in made:
+        os.symlink(links[path], path)
+    env = dict(os.environ)
+    try:
+        r = subprocess.run(["mount", "-t", "dsfs", server.url, str(mnt), "-o", "credentials=" + cred + ",_netdev"],
+                           capture_output=True, text=True, timeout=30, env=env)
+        assert r.returncode == 0, r.stderr
+        assert "servers" in os.listdir(mnt)
+        subprocess.run(["umount", str(mnt)], check=True)
+        assert not os.path.ismount(mnt)
+        r = subprocess.run(["mount", "-t", "fuse.dsfs", server.url, str(mnt), "-o", "credentials=" + cred],
+                           capture_output=True, text=True, timeout=30, env=env)
+        assert r.returncode == 0, r.stderr
+        assert "servers" in os.listdir(mnt)
+    finally:
+        subprocess.run(["umount", str(mnt)], stderr=subprocess.DEVNULL)
+        for path in made:
+            os.unlink(path)
+
+
+@pytest.mark.slow
+def test_mount_walk_unmount_under_valgrind(server, dsfs_mount):
+    if shutil.which("valgrind") is None:
+        pytest.fail("valgrind is required (scripts/check installs it)")
+    if os.environ.get("DSFS_SANITIZED"):
+        return  # valgrind cannot run an ASan build; the plain build covers this
+    m = dsfs_mount(server, valgrind=True, ttl=0.2)
+    subprocess.run(["find", m.path, "-type", "f", "-exec", "cat", "{}", "+"], stdout=subprocess.DEVNULL, check=True)
+    time.sleep(0.3)
+    subprocess.run(["ls", "-lR", m.path], stdout=subprocess.DEVNULL, check=True)
+    assert m.unmount() == 0, m.log_text()
+    m.check_clean()

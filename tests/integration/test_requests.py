@@ -1,0 +1,113 @@
+"""Request costs, counted by the reference server (/_sim/stats).
+
+A listing renders every object it received, so `ls -l` of a directory of N
+resources costs only its list pages, a `cat` of a file just listed costs
+nothing, and a stale or never-listed resource costs one GET.
+"""
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import entries, reset_stats, sim_stats
+
+
+def gets(stats, route):
+    return stats.get("GET " + route, 0)
+
+
+@pytest.mark.slow
+def test_ls_l_of_5000_volumes_costs_only_list_pages(server_factory, dsfs_mount):
+    server = server_factory("--test-controls", "--servers", "2", "--volumes", "5000", "--snapshots", "1",
+                            "--page-max", "1000")
+    m = dsfs_mount(server, ttl=120)
+    servers = entries(m.p("servers"))
+    reset_stats(server)
+    out = subprocess.run(["ls", "-l"] + [m.p("servers", s, "volumes") for s in servers],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.count("\nd") >= 10000
+    st = sim_stats(server)
+    assert gets(st, "/server/{sid}/volume") <= 6 * len(servers), st
+    assert gets(st, "/server/{sid}/volume/{vid}") == 0, st
+    assert st["total"] == gets(st, "/server/{sid}/volume"), st
+
+    # every volume.json of one server read right after: no request at all
+    reset_stats(server)
+    vols = m.p("servers", servers[0], "volumes")
+    n = 0
+    for v in os.listdir(vols):
+        if v == ".by-id":
+            continue
+        with open(os.path.join(vols, v, "volume.json"), "rb") as f:
+            f.read()
+        n += 1
+    assert n == 5000
+    assert sim_stats(server)["total"] == 0
+
+
+def test_cat_of_listed_file_is_free_and_stale_costs_one_get(server, dsfs_mount):
+    m = dsfs_mount(server, ttl=1)
+    srv = entries(m.p("servers"))[0]
+    vols = m.p("servers", srv, "volumes")
+    vol = entries(vols)[0]
+    path = os.path.join(vols, vol, "volume.json")
+    reset_stats(server)
+    open(path).read()
+    assert sim_stats(server)["total"] == 0
+    time.sleep(1.2)
+    reset_stats(server)
+    open(path).read()
+    st = sim_stats(server)
+    assert st["total"] == 1 and gets(st, "/server/{sid}/volume/{vid}") == 1, st
+
+
+def test_ttl_zero_reads_through_on_every_open(server, dsfs_mount):
+    m = dsfs_mount(server, ttl=0)
+    path = m.p("storage.json")
+    open(path).read()
+    for _ in range(3):
+        reset_stats(server)
+        with open(path) as f:
+            f.read()
+        st = sim_stats(server)
+        assert st["total"] == 1 and gets(st, "/storage") == 1, st
+
+
+def test_ls_of_resource_dir_needs_no_get(server, dsfs_mount):
+    m = dsfs_mount(server, ttl=60)
+    srv = entries(m.p("servers"))[0]
+    vols = m.p("servers", srv, "volumes")
+    os.listdir(vols)
+    reset_stats(server)
+    for v in os.listdir(vols):
+        if v != ".by-id":
+            os.listdir(os.path.join(vols, v))
+            os.stat(os.path.join(vols, v, "volume.json"))
+    assert sim_stats(server)["total"] == 0
+
+
+def test_concurrent_misses_send_one_request(server, dsfs_mount):
+    m = dsfs_mount(server, ttl=60)
+    srv = entries(m.p("servers"))[0]
+    reset_stats(server)
+    procs = [subprocess.Popen(["ls", m.p("servers", srv, "volumes")], stdout=subprocess.DEVNULL)
+             for _ in range(16)]
+    assert all(p.wait() == 0 for p in procs)
+    st = sim_stats(server)
+    assert gets(st, "/server/{sid}/volume") <= 2, st
+
+
+def test_hostgroup_without_get_of_one_refreshes_by_listing(server, dsfs_mount):
+    m = dsfs_mount(server, ttl=0.5)
+    srv = entries(m.p("servers"))[0]
+    groups = m.p("servers", srv, "hostgroups")
+    g = entries(groups)[0]
+    time.sleep(0.6)
+    reset_stats(server)
+    with open(os.path.join(groups, g, "hostgroup.json")) as f:
+        f.read()
+    st = sim_stats(server)
+    assert gets(st, "/server/{sid}/hostgroup") >= 1, st
+    assert not any("/hostgroup/{gid}" in k for k in st), st

@@ -1,0 +1,107 @@
+"""What the mount should show, computed from the API alone.
+
+An independent model of docs/tree.md: it walks the storage-plugin API as a
+client following CONTRACT.md would and returns, for every file of the tree,
+the JSON value it must hold, and for every directory its entry names.
+"""
+
+from urllib.parse import quote
+
+from conftest import entry_name, list_all
+
+RESERVED = {".by-id", "new"}
+
+
+def seg(ident):
+    if ident in (".", ".."):
+        return "%2E" * len(ident)
+    return quote(ident, safe="")
+
+
+def esc_id(ident):
+    return entry_name(ident, ident).replace("@", "%40")
+
+
+def assign_entries(objs):
+    """Entry name for each object: escaped name, '<name>@<id>' on collisions."""
+    entries = [entry_name(o.get("name") if isinstance(o.get("name"), str) else "", o["id"]) for o in objs]
+    suffixed = [False] * len(objs)
+    for i, e in enumerate(entries):
+        if e in RESERVED:
+            entries[i] = e + "@" + esc_id(objs[i]["id"])
+            suffixed[i] = True
+    for _ in range(4):
+        groups = {}
+        for i, e in enumerate(entries):
+            groups.setdefault(e, []).append(i)
+        changed = False
+        for e, idx in groups.items():
+            if len(idx) < 2:
+                continue
+            plain = [i for i in idx if not suffixed[i]]
+            for i in plain:
+                entries[i] = e + "@" + esc_id(objs[i]["id"])
+                suffixed[i] = True
+                changed = True
+        if not changed:
+            break
+    return entries
+
+
+# kind dir -> (API segment, list key, object file, extra files, child kinds)
+# extra files: name -> (sub path, list key or None)
+KINDS = {
+    "servers": ("server", "servers", "server.json",
+                {"system.json": ("/system", None), "remotearrays.json": ("/remotearray", "remoteArrays")},
+                ["volumes", "luns", "hosts", "hostgroups", "networks", "pools", "consistencygroups"]),
+    "volumes": ("volume", "volumes", "volume.json", {"splitstatus.json": ("/splitstatus", None)}, ["snapshots"]),
+    "snapshots": ("snapshot", "snapshots", "snapshot.json", {}, []),
+    "luns": ("lun", "luns", "lun.json", {}, []),
+    "hosts": ("host", "hosts", "host.json", {"luns.json": ("/lun", "luns")}, []),
+    "hostgroups": ("hostgroup", "groups", "hostgroup.json", {}, []),
+    "networks": ("network", "networks", "network.json", {}, []),
+    "pools": ("pool", "pools", "pool.json", {}, []),
+    "consistencygroups": ("consistencygroup", "consistencyGroups", "consistencygroup.json", {}, ["cgsnapshots"]),
+    "cgsnapshots": ("snapshot", "snapshots", "snapshot.json", {}, []),
+    "tasks": ("tasks", "tasks", "task.json", {}, []),
+}
+
+
+def expected_tree(client, with_extra=True):
+    """Returns (files, dirs): files maps a relative path to its JSON value
+    (or bytes for log.zip); dirs maps a relative directory to its entry set."""
+    files, dirs = {}, {}
+
+    def get(path):
+        r = client.get(path)
+        assert r.status == 200, (path, r.status, r.body)
+        return r.json()
+
+    files["info.json"] = get("/info")
+    files["storage.json"] = get("/storage")
+    dirs[""] = {"info.json", "storage.json", "log.zip", "servers", "tasks"}
+
+    def walk_collection(rel, url, kind_dir):
+        segment, key, objfile, extra, children = KINDS[kind_dir]
+        objs = list_all(client, url, key)
+        entries = assign_entries(objs)
+        dirs[rel] = set(entries) | {".by-id"}
+        dirs[rel + "/.by-id"] = {entry_name(o["id"], o["id"]) for o in objs}
+        for obj, entry in zip(objs, entries):
+            rrel = rel + "/" + entry
+            rurl = url + "/" + seg(obj["id"])
+            files[rrel + "/" + objfile] = obj
+            names = {objfile}
+            for fname, (sub, lkey) in extra.items():
+                names.add(fname)
+                if with_extra:
+                    files[rrel + "/" + fname] = {lkey: list_all(client, rurl + sub, lkey)} if lkey else get(rurl + sub)
+            for child in children:
+                cdir = "snapshots" if child == "cgsnapshots" else child
+                names.add(cdir)
+                walk_collection(rrel + "/" + cdir, rurl + "/" + KINDS[child][0], child)
+            dirs[rrel] = names
+
+    walk_collection("servers", "/server", "servers")
+    walk_collection("tasks", "/tasks", "tasks")
+    return files, dirs
