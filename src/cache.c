@@ -24,8 +24,12 @@
 
 #define BYID_DIR ".by-id"
 
+#define CTL_NEW "new"
+#define CTL_ACTION "action"
+#define TASK_WAIT "wait"
+
 /* Entry names a collection keeps for itself. */
-static const char *const reserved_entries[] = { BYID_DIR, "new", NULL };
+static const char *const reserved_entries[] = { BYID_DIR, CTL_NEW, "latest", NULL };
 
 struct slot {
 	struct dsfs_blob *blob;
@@ -71,6 +75,7 @@ struct dsfs_cache {
 	size_t bytes, nodes;
 	unsigned long hits, misses, evictions;
 	unsigned long page_cap_seen; /* largest page any list answered */
+	double stale_before; /* anything fetched before this is stale (set by actions) */
 };
 
 static double mono_now(void)
@@ -105,7 +110,7 @@ static uint64_t hash_ino(const char *a, const char *b, const char *d)
 
 static bool fresh(const struct dsfs_cache *c, double at)
 {
-	return at > 0 && mono_now() - at < c->o.ttl;
+	return at > 0 && at > c->stale_before && mono_now() - at < c->o.ttl;
 }
 
 /* ---- nodes -------------------------------------------------------------- */
@@ -738,7 +743,7 @@ static int fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 {
 	const struct dsfs_file_desc *f = &r->kind->files[i];
 	bool anonymous = f->flags & DSFS_FILE_ANONYMOUS;
-	struct dsfs_blob *blob = NULL;
+	struct dsfs_blob *blob = NULL, *obj_blob = NULL;
 	struct slot *s = &r->slots[i];
 	json_object *o = NULL;
 	char *url;
@@ -801,6 +806,13 @@ static int fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 			if (ret == 0 && !f->subpath && !json_object_is_type(o, json_type_object))
 				ret = protocol_error(url, "answer is not a JSON object");
 		}
+		if (ret == 0 && f->derive) {
+			/* The object came with it: keep it as the object file too. */
+			obj_blob = dsfs_render_json(o);
+			blob = f->derive(o);
+			if (!blob || !obj_blob)
+				ret = -ENOMEM;
+		}
 		if (ret == 0 && !blob && !(blob = dsfs_render_json(o)))
 			ret = -ENOMEM;
 	}
@@ -811,10 +823,17 @@ static int fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 	s->fetching = false;
 	if (ret == 0) {
 		set_slot(c, r, i, blob, at);
+		if (obj_blob && !r->slots[0].fetching)
+			set_slot(c, r, 0, obj_blob, at);
+		else
+			dsfs_blob_unref(obj_blob);
 		if (r->parent)
 			enforce_bound(c, r->parent);
-	} else if (ret == -ENOENT && !f->subpath) {
-		forget_resource(c, r);
+	} else {
+		dsfs_blob_unref(blob);
+		dsfs_blob_unref(obj_blob);
+		if (ret == -ENOENT && !f->subpath)
+			forget_resource(c, r);
 	}
 	pthread_cond_broadcast(&c->done);
 	node_unref(c, r);
@@ -970,6 +989,12 @@ int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const ch
 			out->type = DSFS_LOC_FILE;
 			out->node = node_ref(n);
 			out->file = idx;
+		} else if (n->kind->nactions && !strcmp(name, CTL_ACTION)) {
+			out->type = DSFS_LOC_CTL;
+			out->node = node_ref(n);
+		} else if (n->kind->is_task && !strcmp(name, TASK_WAIT)) {
+			out->type = DSFS_LOC_WAIT;
+			out->node = node_ref(n);
 		} else if ((idx = dsfs_kind_child(n->kind, name)) >= 0) {
 			struct dsfs_node *coll = child_collection(c, n, idx);
 
@@ -986,6 +1011,11 @@ int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const ch
 	case DSFS_LOC_COLLECTION:
 		if (!strcmp(name, BYID_DIR)) {
 			out->type = DSFS_LOC_BYID;
+			out->node = node_ref(n);
+			break;
+		}
+		if (n->kind->create && !strcmp(name, CTL_NEW)) {
+			out->type = DSFS_LOC_CTL;
 			out->node = node_ref(n);
 			break;
 		}
@@ -1061,6 +1091,12 @@ int dsfs_cache_getattr(struct dsfs_cache *c, const struct dsfs_loc *loc, struct 
 	case DSFS_LOC_LINK:
 		link_attr(n, loc->target, out);
 		break;
+	case DSFS_LOC_CTL:
+	case DSFS_LOC_WAIT:
+		dir_attr(out, loc->type, hash_ino(n->url, loc->type == DSFS_LOC_CTL ? CTL_ACTION : TASK_WAIT, NULL),
+			 n->mtime);
+		out->direct = true;
+		break;
 	case DSFS_LOC_FILE:
 		if (file_attr_cached(c, n, loc->file, out)) {
 			c->hits++;
@@ -1099,6 +1135,10 @@ int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fi
 				dir_attr(&a, DSFS_LOC_FILE, file_ino(n, (int)i), n->mtime);
 			ret = fill(ctx, n->kind->files[i].name, &a, complete);
 		}
+		if (n->kind->nactions && !ret) {
+			dir_attr(&a, DSFS_LOC_CTL, hash_ino(n->url, CTL_ACTION, NULL), n->mtime);
+			ret = fill(ctx, CTL_ACTION, &a, false);
+		}
 		for (i = 0; i < n->kind->nchildren && !ret; i++) {
 			const struct dsfs_kind *k = n->kind->children[i];
 			char *url = join_url(n->url, k->segment, NULL);
@@ -1118,6 +1158,10 @@ int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fi
 			break;
 		dir_attr(&a, DSFS_LOC_BYID, hash_ino(n->url, BYID_DIR, NULL), n->mtime);
 		ret = fill(ctx, BYID_DIR, &a, true);
+		if (n->kind->create && !ret) {
+			dir_attr(&a, DSFS_LOC_CTL, hash_ino(n->url, CTL_ACTION, NULL), n->mtime);
+			ret = fill(ctx, CTL_NEW, &a, false);
+		}
 		for (i = 0; i < n->nitems && !ret; i++) {
 			dir_attr(&a, DSFS_LOC_RESOURCE, n->items[i]->ino, n->items[i]->mtime);
 			ret = fill(ctx, n->items[i]->entry, &a, true);
@@ -1200,4 +1244,154 @@ void dsfs_cache_stats(struct dsfs_cache *c, struct dsfs_cache_stats *out)
 	out->nodes = c->nodes;
 	out->page_cap_seen = c->page_cap_seen;
 	pthread_mutex_unlock(&c->lock);
+}
+
+void dsfs_cache_ctl_actions(const struct dsfs_loc *loc, const struct dsfs_action **create,
+			    const struct dsfs_action **actions, size_t *nactions)
+{
+	const struct dsfs_node *n = loc->node;
+
+	*create = NULL;
+	*actions = NULL;
+	*nactions = 0;
+	if (loc->type != DSFS_LOC_CTL)
+		return;
+	if (n->is_coll) {
+		*create = n->kind->create;
+	} else {
+		*actions = n->kind->actions;
+		*nactions = n->kind->nactions;
+	}
+}
+
+char *dsfs_cache_resource_id(struct dsfs_cache *c, const struct dsfs_loc *loc)
+{
+	char *id = NULL;
+
+	pthread_mutex_lock(&c->lock);
+	if (loc->type == DSFS_LOC_RESOURCE && loc->node->id)
+		id = strdup(loc->node->id);
+	pthread_mutex_unlock(&c->lock);
+	return id;
+}
+
+char *dsfs_cache_resource_url(struct dsfs_cache *c, const struct dsfs_loc *loc)
+{
+	(void)c;
+	return loc->node ? strdup(loc->node->url) : NULL; /* url never changes */
+}
+
+void dsfs_cache_invalidate(struct dsfs_cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->stale_before = mono_now();
+	pthread_mutex_unlock(&c->lock);
+}
+
+void dsfs_post_result_clear(struct dsfs_post_result *res)
+{
+	free(res->body);
+	free(res->task_id);
+	memset(res, 0, sizeof(*res));
+}
+
+/* The task id of a 202: the last segment of taskUri (or of Location). */
+static char *task_id_of(const struct dsfs_response *resp)
+{
+	const char *uri = NULL, *slash;
+	json_object *o = resp->body ? json_tokener_parse(resp->body) : NULL, *v;
+	char *id = NULL;
+
+	if (o && json_object_object_get_ex(o, "taskUri", &v) && json_object_is_type(v, json_type_string))
+		uri = json_object_get_string(v);
+	else if (resp->location)
+		uri = resp->location;
+	if (uri) {
+		slash = strrchr(uri, '/');
+		id = strdup(slash ? slash + 1 : uri);
+		if (id && strchr(id, '?'))
+			*strchr(id, '?') = '\0';
+	}
+	json_object_put(o);
+	return id;
+}
+
+int dsfs_cache_post(struct dsfs_cache *c, const struct dsfs_loc *loc, const struct dsfs_action *action,
+		    json_object *body, struct dsfs_post_result *res)
+{
+	struct dsfs_response resp = { 0 };
+	struct dsfs_request req = { .method = "POST" };
+	const char *url = loc->node->url;
+	char *path;
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	if (loc->type != DSFS_LOC_CTL)
+		return -EINVAL;
+	path = malloc(strlen(url) + (action->verb ? strlen(action->verb) : 0) + 16);
+	if (!path)
+		return -ENOMEM;
+	if (action->verb)
+		sprintf(path, "%s?action=%s", url, action->verb);
+	else
+		strcpy(path, url);
+	req.path = path;
+	if (!action->no_body) {
+		req.body = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+		req.body_len = strlen(req.body);
+	}
+	ret = dsfs_session_call(c->session, &req, &resp, false);
+	res->status = resp.status;
+	if (resp.body)
+		res->body = strdup(resp.body);
+	if (ret == 0 && resp.status == 202)
+		res->task_id = task_id_of(&resp);
+	if (ret == 0 || resp.status)
+		dsfs_cache_invalidate(c); /* even a refusal can follow a change made elsewhere */
+	dsfs_response_clear(&resp);
+	free(path);
+	return ret;
+}
+
+int dsfs_cache_delete(struct dsfs_cache *c, const struct dsfs_loc *loc)
+{
+	struct dsfs_response resp = { 0 };
+	struct dsfs_request req = { .method = "DELETE", .path = loc->node->url };
+	int ret;
+
+	if (loc->type != DSFS_LOC_RESOURCE || !loc->node->kind->deletable)
+		return -EPERM;
+	ret = dsfs_session_call(c->session, &req, &resp, false);
+	dsfs_response_clear(&resp);
+	pthread_mutex_lock(&c->lock);
+	if (ret == 0 || ret == -ENOENT)
+		forget_resource(c, loc->node);
+	if (ret == 0)
+		c->stale_before = mono_now();
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+int dsfs_cache_reread(struct dsfs_cache *c, const struct dsfs_loc *loc, double max_age,
+		      struct dsfs_blob **content)
+{
+	struct dsfs_node *r = loc->node;
+	struct slot *s;
+	int ret = 0;
+
+	*content = NULL;
+	if (loc->type != DSFS_LOC_FILE)
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	s = &r->slots[loc->file];
+	if (!s->blob || mono_now() - s->at > max_age || s->at <= c->stale_before)
+		ret = fetch_slot(c, r, loc->file);
+	if (ret == 0 && !s->blob)
+		ret = -ENOENT;
+	if (ret == 0) {
+		*content = dsfs_blob_ref(s->blob);
+		s->reported = s->blob->len;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return ret;
 }

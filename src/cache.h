@@ -36,6 +36,8 @@ enum dsfs_loc_type {
 	DSFS_LOC_FILE,       /* a file of a resource */
 	DSFS_LOC_BYID,       /* a collection's .by-id directory */
 	DSFS_LOC_LINK,       /* a symlink in .by-id */
+	DSFS_LOC_CTL,        /* a control file: `action` of a resource, `new` of a collection */
+	DSFS_LOC_WAIT,       /* a task's hidden `wait` file */
 };
 
 /* A located entry. Holds references: release with dsfs_cache_put(). */
@@ -104,6 +106,47 @@ int dsfs_cache_open(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsf
 
 /* The target of symlink loc, NUL-terminated in buf. */
 int dsfs_cache_readlink(struct dsfs_cache *c, const struct dsfs_loc *loc, char *buf, size_t len);
+
+/* The action table of control file loc: the resource's verbs, or the collection's `new`. */
+void dsfs_cache_ctl_actions(const struct dsfs_loc *loc, const struct dsfs_action **create,
+			    const struct dsfs_action **actions, size_t *nactions);
+
+/* The id of resource loc (malloc'd, caller frees), or NULL on ENOMEM or when loc is not a resource. */
+char *dsfs_cache_resource_id(struct dsfs_cache *c, const struct dsfs_loc *loc);
+
+/* The API path of resource loc (malloc'd), or NULL. */
+char *dsfs_cache_resource_url(struct dsfs_cache *c, const struct dsfs_loc *loc);
+
+/* What an action answered. */
+struct dsfs_post_result {
+	long status;      /* HTTP status, 0 when none arrived */
+	char *body;       /* answer body (malloc'd) or NULL */
+	char *task_id;    /* the task an asynchronous action started (malloc'd) or NULL */
+};
+
+/*
+ * Sends action (with body, unless the action takes none) for control file
+ * loc: a `new` POSTs to the collection, a verb POSTs to the resource with
+ * ?action=VERB. Sent at most once. Any success marks the whole cache stale
+ * so the next listing shows the effect. 0 or a negative errno (recorded).
+ * res is filled either way; free it with dsfs_post_result_clear.
+ */
+int dsfs_cache_post(struct dsfs_cache *c, const struct dsfs_loc *loc, const struct dsfs_action *action,
+		    json_object *body, struct dsfs_post_result *res);
+void dsfs_post_result_clear(struct dsfs_post_result *res);
+
+/* Sends DELETE for resource loc (once); on success it leaves the tree. */
+int dsfs_cache_delete(struct dsfs_cache *c, const struct dsfs_loc *loc);
+
+/* Marks everything cached as stale: the next use of anything fetches it again. */
+void dsfs_cache_invalidate(struct dsfs_cache *c);
+
+/*
+ * The current content of file loc, fetched if older than max_age seconds:
+ * how a reader of a read-through file sees what was added since it opened.
+ */
+int dsfs_cache_reread(struct dsfs_cache *c, const struct dsfs_loc *loc, double max_age,
+		      struct dsfs_blob **content);
 
 /* Counters for .dsfs/stats. */
 void dsfs_cache_stats(struct dsfs_cache *c, struct dsfs_cache_stats *out);

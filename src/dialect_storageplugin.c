@@ -6,20 +6,33 @@
  */
 #include "resources.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define FILES(a) .files = (a), .nfiles = ARRAY_LEN(a)
 #define CHILDREN(a) .children = (a), .nchildren = ARRAY_LEN(a)
 
+#define ACTIONS(a) .actions = (a), .nactions = ARRAY_LEN(a)
 #define OBJECT_FILE(fname) { .name = fname }
+#define REQUIRE(...) (const char *const[]) { __VA_ARGS__, NULL }
+#define REFS(...) (const struct dsfs_ref[]) { __VA_ARGS__, { NULL, NULL } }
+
+/* Creating by name: `echo NAME > new`, `mkdir NAME`. */
+static const struct dsfs_action create_named = { .required = REQUIRE("name"), .bare_field = "name" };
 
 static const struct dsfs_file_desc snapshot_files[] = { OBJECT_FILE("snapshot.json") };
+
+static const struct dsfs_action snapshot_actions[] = {
+	{ .verb = "get-Progress" },
+};
 
 static const struct dsfs_kind snapshot = {
 	.name = "snapshot", .dir_name = "snapshots", .segment = "snapshot", .list_key = "snapshots",
 	.id_field = "id", .name_field = "name", .time_field = "creationTime", .get_one = true,
-	FILES(snapshot_files),
+	FILES(snapshot_files), ACTIONS(snapshot_actions), .create = &create_named, .deletable = true,
 };
 
 static const struct dsfs_file_desc volume_files[] = {
@@ -28,37 +41,65 @@ static const struct dsfs_file_desc volume_files[] = {
 };
 static const struct dsfs_kind *const volume_children[] = { &snapshot };
 
+static const struct dsfs_action volume_actions[] = {
+	{ .verb = "clone", .required = REQUIRE("name"),
+	  .refs = REFS({ "snapshot.id", "snapshots" }) },
+	{ .verb = "mount", .required = REQUIRE("path") },
+	{ .verb = "split", .no_body = true },
+	{ .verb = "restore", .required = REQUIRE("snapshotId"), .refs = REFS({ "snapshotId", "snapshots" }) },
+	{ .verb = "restore-to-alternate", .required = REQUIRE("sourceSnapshotId", "targetVolumeId"),
+	  .refs = REFS({ "sourceSnapshotId", "snapshots" }, { "targetVolumeId", ".." }) },
+	{ .verb = "restore-to-new", .required = REQUIRE("sourceSnapshotId", "targetVolumeName"),
+	  .refs = REFS({ "sourceSnapshotId", "snapshots" }, { "targetPoolIds", "../../pools" }) },
+};
+
 static const struct dsfs_kind volume = {
 	.name = "volume", .dir_name = "volumes", .segment = "volume", .list_key = "volumes",
 	.id_field = "id", .name_field = "name", .time_field = "creationTime", .get_one = true,
-	FILES(volume_files), CHILDREN(volume_children),
+	FILES(volume_files), CHILDREN(volume_children), ACTIONS(volume_actions), .deletable = true,
 };
 
 static const struct dsfs_file_desc lun_files[] = { OBJECT_FILE("lun.json") };
 
+static const struct dsfs_action lun_actions[] = {
+	{ .verb = "online" },
+};
+
 static const struct dsfs_kind lun = {
 	.name = "lun", .dir_name = "luns", .segment = "lun", .list_key = "luns",
 	.id_field = "id", .name_field = "name", .time_field = "creationTime", .get_one = true,
-	FILES(lun_files),
+	FILES(lun_files), ACTIONS(lun_actions),
 };
+
+/* Mapping a LUN: to a host or to every host of a group. */
+#define MAP_REFS REFS({ "lunId", "../../luns" }, { "volumeId", "../../volumes" })
 
 static const struct dsfs_file_desc host_files[] = {
 	OBJECT_FILE("host.json"),
 	{ .name = "luns.json", .subpath = "/lun", .list_key = "luns" },
 };
 
+static const struct dsfs_action host_actions[] = {
+	{ .verb = "map", .required = REQUIRE("lunId"), .refs = MAP_REFS },
+	{ .verb = "unmap", .required = REQUIRE("lunId"), .refs = MAP_REFS },
+};
+
 static const struct dsfs_kind host = {
 	.name = "host", .dir_name = "hosts", .segment = "host", .list_key = "hosts",
 	.id_field = "id", .name_field = "name", .time_field = "creationTime", .get_one = true,
-	FILES(host_files),
+	FILES(host_files), ACTIONS(host_actions), .create = &create_named,
 };
 
 static const struct dsfs_file_desc hostgroup_files[] = { OBJECT_FILE("hostgroup.json") };
 
+static const struct dsfs_action hostgroup_actions[] = {
+	{ .verb = "map", .required = REQUIRE("lunId"), .refs = MAP_REFS },
+};
+
 static const struct dsfs_kind hostgroup = {
 	.name = "hostgroup", .dir_name = "hostgroups", .segment = "hostgroup", .list_key = "groups",
 	.id_field = "id", .name_field = "name", .time_field = "creationTime", .get_one = false,
-	FILES(hostgroup_files),
+	FILES(hostgroup_files), ACTIONS(hostgroup_actions),
 };
 
 static const struct dsfs_file_desc network_files[] = { OBJECT_FILE("network.json") };
@@ -86,10 +127,20 @@ static const struct dsfs_kind cg_snapshot = {
 static const struct dsfs_file_desc cg_files[] = { OBJECT_FILE("consistencygroup.json") };
 static const struct dsfs_kind *const cg_children[] = { &cg_snapshot };
 
+static const struct dsfs_action cg_actions[] = {
+	{ .verb = "add-volume", .required = REQUIRE("volumeId"), .refs = REFS({ "volumeId", "../../volumes" }) },
+	{ .verb = "remove-volume", .required = REQUIRE("volumeIds"),
+	  .refs = REFS({ "volumeIds", "../../volumes" }) },
+	{ .verb = "condense" },
+	{ .verb = "take-snapshot" },
+	{ .verb = "add-replication-target", .required = REQUIRE("targetName") },
+};
+
 static const struct dsfs_kind consistencygroup = {
 	.name = "consistencygroup", .dir_name = "consistencygroups", .segment = "consistencygroup",
 	.list_key = "consistencyGroups", .id_field = "id", .name_field = "name",
 	.time_field = "creationTime", .get_one = true, FILES(cg_files), CHILDREN(cg_children),
+	ACTIONS(cg_actions),
 };
 
 static const struct dsfs_file_desc server_files[] = {
@@ -107,12 +158,97 @@ static const struct dsfs_kind server = {
 	FILES(server_files), CHILDREN(server_children),
 };
 
-static const struct dsfs_file_desc task_files[] = { { .name = "task.json", .flags = DSFS_FILE_DIRECT } };
+/* tasks/<id>/state, progress and log: one line each of the task object, read through. */
+static struct dsfs_blob *line_of(json_object *o, const char *field)
+{
+	json_object *v;
+	char buf[64];
+	const char *s = "";
+
+	if (json_object_object_get_ex(o, field, &v) && !json_object_is_type(v, json_type_null)) {
+		if (json_object_is_type(v, json_type_string)) {
+			s = json_object_get_string(v);
+		} else {
+			snprintf(buf, sizeof(buf), "%s", json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+			s = buf;
+		}
+	}
+	{
+		size_t n = strlen(s);
+		struct dsfs_blob *b = dsfs_blob_new(s, n + 1);
+
+		if (b)
+			b->data[n] = '\n';
+		return b;
+	}
+}
+
+static struct dsfs_blob *task_state(json_object *o)
+{
+	return line_of(o, "state");
+}
+
+static struct dsfs_blob *task_progress(json_object *o)
+{
+	return line_of(o, "progressPercent");
+}
+
+static struct dsfs_blob *task_log(json_object *o)
+{
+	json_object *msgs, *m, *v;
+	size_t i, n, len = 0, cap = 256;
+	char *buf = malloc(cap);
+	struct dsfs_blob *b;
+
+	if (!buf)
+		return NULL;
+	if (!json_object_object_get_ex(o, "logMessages", &msgs) || !json_object_is_type(msgs, json_type_array))
+		msgs = NULL;
+	n = msgs ? json_object_array_length(msgs) : 0;
+	for (i = 0; i < n; i++) {
+		const char *ts = "", *msg = "";
+		size_t need;
+
+		m = json_object_array_get_idx(msgs, i);
+		if (json_object_object_get_ex(m, "timestampAt", &v) && json_object_is_type(v, json_type_string))
+			ts = json_object_get_string(v);
+		if (json_object_object_get_ex(m, "message", &v) && json_object_is_type(v, json_type_string))
+			msg = json_object_get_string(v);
+		need = strlen(ts) + strlen(msg) + 3;
+		if (len + need > cap) {
+			char *p;
+
+			while (len + need > cap)
+				cap *= 2;
+			p = realloc(buf, cap);
+			if (!p) {
+				free(buf);
+				return NULL;
+			}
+			buf = p;
+		}
+		len += (size_t)sprintf(buf + len, "%s %s\n", ts, msg);
+		/* one entry is one line: a newline inside a message would split it */
+		for (char *q = buf + len - 1 - strlen(msg); q < buf + len - 1; q++)
+			if (*q == '\n' || *q == '\r')
+				*q = ' ';
+	}
+	b = dsfs_blob_new(buf, len);
+	free(buf);
+	return b;
+}
+
+static const struct dsfs_file_desc task_files[] = {
+	{ .name = "task.json", .flags = DSFS_FILE_DIRECT },
+	{ .name = "state", .flags = DSFS_FILE_DIRECT, .derive = task_state },
+	{ .name = "progress", .flags = DSFS_FILE_DIRECT, .derive = task_progress },
+	{ .name = "log", .flags = DSFS_FILE_DIRECT, .derive = task_log },
+};
 
 static const struct dsfs_kind task = {
 	.name = "task", .dir_name = "tasks", .segment = "tasks", .list_key = "tasks",
 	.id_field = "id", .name_field = "id", .time_field = "updatedAt", .get_one = true,
-	FILES(task_files),
+	FILES(task_files), .is_task = true,
 };
 
 static const struct dsfs_file_desc root_files[] = {
@@ -130,6 +266,10 @@ const struct dsfs_dialect dsfs_dialect_storageplugin = {
 	.name = "storageplugin",
 	.root = &root,
 	.paging = { .limit_param = "limit", .start_param = "start" },
+	.tasks_dir = "tasks",
+	.task_state_field = "state",
+	.task_error_field = "error",
+	.task_poll_field = "suggestedPollingIntervalSeconds",
 };
 
 int dsfs_kind_file(const struct dsfs_kind *kind, const char *name)

@@ -1,39 +1,66 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * Path resolution and POSIX read semantics. A path is resolved component by
- * component through the cache; a handle keeps the bytes it opened, so a
- * reader sees one consistent version of a file even if the cache refreshes
- * it meanwhile. .dsfs/ is resolved here, before the cache: it is the
- * mount's own state, not the API's, and is left out of the root listing so
- * crawlers see only the estate.
+ * Path resolution and POSIX semantics. A path is resolved component by
+ * component through the cache. A read handle keeps the bytes it opened, so
+ * a reader sees one consistent version of a file; read-through files fetch
+ * what was added when read past their end (tail -f). Control files take
+ * one command per line and send it inside write(). .dsfs/ and tasks/latest
+ * are the mount's own state, resolved here before the cache; .dsfs/ is
+ * left out of the root listing so crawlers see only the estate.
  */
 #include "fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl.h"
 #include "errmap.h"
 #include "log.h"
+#include "names.h"
 
 #define DSFS_DIR "/.dsfs"
 #define DSFS_STATS DSFS_DIR "/stats"
+#define LATEST "latest"
+#define MAX_RESULTS 1024
+
+struct result {
+	char *path;
+	struct dsfs_blob *blob;
+	struct result *next;
+};
 
 struct dsfs_fs {
 	struct dsfs_cache *cache;
 	struct dsfs_http *http;
 	struct dsfs_session *session;
+	struct dsfs_tasks *tasks;
 	struct dsfs_fs_opts o;
+	char *tasks_path;   /* "/tasks" */
+	char *latest_path;  /* "/tasks/latest" */
+	pthread_mutex_t lock; /* guards results */
+	struct result *results; /* last command's result per control file, newest first */
+	size_t nresults;
 };
+
+enum handle_type { H_READ, H_CTL, H_WAIT };
 
 struct dsfs_handle {
-	struct dsfs_blob *content;
+	enum handle_type type;
+	struct dsfs_blob *content; /* READ: bytes opened; CTL: result at open; WAIT: the outcome */
+	struct dsfs_loc loc;       /* direct READ, CTL and WAIT: where (references held) */
+	bool direct;
+	char *path;                /* CTL: the control file */
+	char *buf;                 /* CTL: bytes of a command not yet ended by a newline */
+	size_t len;
+	pthread_mutex_t lock;      /* a handle can be used by several threads (dup, fork) */
 };
 
-struct dsfs_fs *dsfs_fs_new(struct dsfs_cache *cache, struct dsfs_http *http,
-			    struct dsfs_session *session, const struct dsfs_fs_opts *opts)
+struct dsfs_fs *dsfs_fs_new(struct dsfs_cache *cache, struct dsfs_http *http, struct dsfs_session *session,
+			    struct dsfs_tasks *tasks, const struct dsfs_fs_opts *opts)
 {
 	struct dsfs_fs *fs = calloc(1, sizeof(*fs));
 
@@ -42,12 +69,35 @@ struct dsfs_fs *dsfs_fs_new(struct dsfs_cache *cache, struct dsfs_http *http,
 	fs->cache = cache;
 	fs->http = http;
 	fs->session = session;
+	fs->tasks = tasks;
 	fs->o = *opts;
+	if (opts->tasks_dir) {
+		if (asprintf(&fs->tasks_path, "/%s", opts->tasks_dir) < 0 ||
+		    asprintf(&fs->latest_path, "/%s/" LATEST, opts->tasks_dir) < 0) {
+			fs->tasks_path = fs->latest_path = NULL;
+			dsfs_fs_free(fs);
+			return NULL;
+		}
+	}
+	pthread_mutex_init(&fs->lock, NULL);
 	return fs;
 }
 
 void dsfs_fs_free(struct dsfs_fs *fs)
 {
+	struct result *r, *next;
+
+	if (!fs)
+		return;
+	for (r = fs->results; r; r = next) {
+		next = r->next;
+		free(r->path);
+		dsfs_blob_unref(r->blob);
+		free(r);
+	}
+	free(fs->tasks_path);
+	free(fs->latest_path);
+	pthread_mutex_destroy(&fs->lock);
 	free(fs);
 }
 
@@ -68,7 +118,7 @@ static int resolve(struct dsfs_fs *fs, const char *path, struct dsfs_loc *out)
 	char name[4096];
 	const char *p = path, *end;
 	struct dsfs_loc cur, next;
-	int ret = 0;
+	int ret;
 
 	dsfs_cache_root(fs->cache, &cur);
 	while (*p) {
@@ -80,8 +130,8 @@ static int resolve(struct dsfs_fs *fs, const char *path, struct dsfs_loc *out)
 		if (!end)
 			end = p + strlen(p);
 		if ((size_t)(end - p) >= sizeof(name)) {
-			ret = -ENAMETOOLONG;
-			break;
+			dsfs_cache_put(fs->cache, &cur);
+			return -ENAMETOOLONG;
 		}
 		memcpy(name, p, (size_t)(end - p));
 		name[end - p] = '\0';
@@ -91,10 +141,6 @@ static int resolve(struct dsfs_fs *fs, const char *path, struct dsfs_loc *out)
 			return ret;
 		cur = next;
 		p = end;
-	}
-	if (ret) {
-		dsfs_cache_put(fs->cache, &cur);
-		return ret;
 	}
 	*out = cur;
 	return 0;
@@ -107,29 +153,32 @@ static void fill_stat(const struct dsfs_fs *fs, const struct dsfs_attr *a, struc
 	st->st_uid = fs->o.uid;
 	st->st_gid = fs->o.gid;
 	st->st_mtime = st->st_ctime = st->st_atime = a->mtime;
+	st->st_nlink = 1;
+	st->st_blksize = 4096;
 	switch (a->type) {
 	case DSFS_LOC_RESOURCE:
 	case DSFS_LOC_COLLECTION:
 	case DSFS_LOC_BYID:
 		st->st_mode = S_IFDIR | 0555;
 		st->st_nlink = 2;
-		break;
+		return;
 	case DSFS_LOC_LINK:
 		st->st_mode = S_IFLNK | 0777;
-		st->st_nlink = 1;
-		st->st_size = (off_t)a->size;
 		break;
 	case DSFS_LOC_FILE:
+	case DSFS_LOC_WAIT:
 		st->st_mode = S_IFREG | 0444;
-		st->st_nlink = 1;
-		st->st_size = (off_t)a->size;
-		st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
+		break;
+	case DSFS_LOC_CTL:
+		st->st_mode = S_IFREG | 0600; /* only the mount's owner acts */
 		break;
 	}
-	st->st_blksize = 4096;
+	st->st_size = (off_t)a->size;
+	st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
 }
 
-/* The JSON of .dsfs/stats: request and cache counters. */
+/* ---- the mount's own state ------------------------------------------------ */
+
 static struct dsfs_blob *stats_blob(struct dsfs_fs *fs)
 {
 	struct dsfs_http_stats h;
@@ -151,7 +200,25 @@ static struct dsfs_blob *stats_blob(struct dsfs_fs *fs)
 	return dsfs_blob_new(buf, (size_t)n);
 }
 
-static bool synthetic_stat(struct dsfs_fs *fs, const char *path, struct stat *st)
+static bool is_latest(struct dsfs_fs *fs, const char *path)
+{
+	return fs->latest_path && !strcmp(path, fs->latest_path);
+}
+
+/* Target of tasks/latest (malloc'd), or NULL when no task was started here. */
+static char *latest_target(struct dsfs_fs *fs)
+{
+	char *id = dsfs_tasks_latest(fs->tasks), *entry;
+
+	if (!id)
+		return NULL;
+	entry = dsfs_names_entry(id, id);
+	free(id);
+	return entry;
+}
+
+/* Attributes of .dsfs/, .dsfs/stats and tasks/latest. 1 if path is one of them, 0 if not, or -errno. */
+static int synthetic_stat(struct dsfs_fs *fs, const char *path, struct stat *st)
 {
 	struct dsfs_attr a = { .mtime = fs->o.mounted };
 
@@ -165,12 +232,119 @@ static bool synthetic_stat(struct dsfs_fs *fs, const char *path, struct stat *st
 		a.ino = 3;
 		a.size = b ? b->len : 0;
 		dsfs_blob_unref(b);
+	} else if (is_latest(fs, path)) {
+		char *t = latest_target(fs);
+
+		if (!t)
+			return -ENOENT;
+		a.type = DSFS_LOC_LINK;
+		a.ino = 4;
+		a.size = strlen(t);
+		free(t);
 	} else {
-		return false;
+		return 0;
 	}
 	fill_stat(fs, &a, st);
-	return true;
+	return 1;
 }
+
+/* ---- control-file results --------------------------------------------------- */
+
+static struct dsfs_blob *result_get(struct dsfs_fs *fs, const char *path)
+{
+	struct dsfs_blob *b = NULL;
+	struct result *r;
+
+	pthread_mutex_lock(&fs->lock);
+	for (r = fs->results; r; r = r->next)
+		if (!strcmp(r->path, path)) {
+			b = dsfs_blob_ref(r->blob);
+			break;
+		}
+	pthread_mutex_unlock(&fs->lock);
+	return b;
+}
+
+static void result_set(struct dsfs_fs *fs, const char *path, struct dsfs_blob *blob)
+{
+	struct result *r, **pp;
+
+	if (!blob)
+		return;
+	pthread_mutex_lock(&fs->lock);
+	for (pp = &fs->results; *pp; pp = &(*pp)->next) {
+		if (!strcmp((*pp)->path, path)) {
+			r = *pp;
+			*pp = r->next;
+			dsfs_blob_unref(r->blob);
+			fs->nresults--;
+			goto insert;
+		}
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r || !(r->path = strdup(path))) {
+		free(r);
+		dsfs_blob_unref(blob);
+		pthread_mutex_unlock(&fs->lock);
+		return;
+	}
+insert:
+	r->blob = blob;
+	r->next = fs->results;
+	fs->results = r;
+	if (++fs->nresults > MAX_RESULTS) {
+		/* forget the oldest */
+		for (pp = &fs->results; (*pp)->next; pp = &(*pp)->next)
+			;
+		free((*pp)->path);
+		dsfs_blob_unref((*pp)->blob);
+		free(*pp);
+		*pp = NULL;
+		fs->nresults--;
+	}
+	pthread_mutex_unlock(&fs->lock);
+}
+
+/* Records what a command did, as the JSON a read of its control file returns. */
+static void record(struct dsfs_fs *fs, const char *path, const char *command, size_t len,
+		   const struct dsfs_post_result *res, const char *error)
+{
+	json_object *o = json_object_new_object(), *resp = NULL, *e;
+	const char *text;
+
+	if (!o)
+		return;
+	json_object_object_add(o, "command", json_object_new_string_len(command, (int)len));
+	if (res && res->status)
+		json_object_object_add(o, "status", json_object_new_int64(res->status));
+	if (res && res->body && *res->body) {
+		resp = json_tokener_parse(res->body);
+		if (!resp)
+			resp = json_object_new_string(res->body);
+	}
+	if (resp && res->status >= 300 && json_object_object_get_ex(resp, "error", &e) && !error)
+		error = json_object_get_string(e);
+	if (error)
+		json_object_object_add(o, "error", json_object_new_string(error));
+	if (resp)
+		json_object_object_add(o, "response", resp);
+	if (res && res->task_id)
+		json_object_object_add(o, "task", json_object_new_string(res->task_id));
+	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+						 JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (text) {
+		size_t n = strlen(text);
+		struct dsfs_blob *b = dsfs_blob_new(text, n + 1);
+
+		if (b) {
+			b->data[n] = '\n';
+			result_set(fs, path, b);
+		}
+	}
+	json_object_put(o);
+}
+
+/* ---- reading ------------------------------------------------------------------ */
 
 int dsfs_fs_getattr(struct dsfs_fs *fs, const char *path, struct stat *st)
 {
@@ -179,11 +353,18 @@ int dsfs_fs_getattr(struct dsfs_fs *fs, const char *path, struct stat *st)
 	int ret;
 
 	dsfs_err_clear();
-	if (synthetic_stat(fs, path, st))
-		return 0;
+	ret = synthetic_stat(fs, path, st);
+	if (ret)
+		return ret < 0 ? ret : 0;
 	ret = resolve(fs, path, &loc);
 	if (ret == 0) {
 		ret = dsfs_cache_getattr(fs->cache, &loc, &a);
+		if (ret == 0 && loc.type == DSFS_LOC_CTL) {
+			struct dsfs_blob *b = result_get(fs, path);
+
+			a.size = b ? b->len : 0;
+			dsfs_blob_unref(b);
+		}
 		dsfs_cache_put(fs->cache, &loc);
 	}
 	if (ret == 0)
@@ -223,65 +404,338 @@ int dsfs_fs_readdir(struct dsfs_fs *fs, const char *path, dsfs_fs_fill_fn fill, 
 		ret = dsfs_cache_readdir(fs->cache, &loc, fill_one, &f);
 		dsfs_cache_put(fs->cache, &loc);
 	}
+	if (ret == 0 && fs->tasks_path && !strcmp(path, fs->tasks_path) &&
+	    synthetic_stat(fs, fs->latest_path, &st) == 1)
+		ret = fill(ctx, LATEST, &st, true) ? -ENOMEM : 0;
 	return done("readdir", path, ret);
 }
 
-int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, struct dsfs_handle **h, bool *direct_io)
+static struct dsfs_handle *handle_new(enum handle_type type)
 {
-	struct dsfs_blob *content = NULL;
-	struct dsfs_loc loc;
-	bool direct = false;
+	struct dsfs_handle *h = calloc(1, sizeof(*h));
+
+	if (h) {
+		h->type = type;
+		pthread_mutex_init(&h->lock, NULL);
+	}
+	return h;
+}
+
+int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, struct dsfs_handle **out, bool *direct_io)
+{
+	struct dsfs_handle *h = NULL;
+	struct dsfs_loc loc = { 0 };
+	bool writing = (flags & O_ACCMODE) != O_RDONLY;
 	int ret;
 
 	dsfs_err_clear();
-	*h = NULL;
-	*direct_io = false;
-	if ((flags & O_ACCMODE) != O_RDONLY)
-		return -EACCES;
+	*out = NULL;
+	*direct_io = true;
 	if (!strcmp(path, DSFS_STATS)) {
-		content = stats_blob(fs);
-		ret = content ? 0 : -ENOMEM;
-		*direct_io = true;
-	} else {
-		ret = resolve(fs, path, &loc);
-		if (ret == 0) {
-			ret = loc.type == DSFS_LOC_FILE ? dsfs_cache_open(fs->cache, &loc, &content, &direct)
-							: -EISDIR;
-			dsfs_cache_put(fs->cache, &loc);
+		if (writing)
+			return -EACCES;
+		h = handle_new(H_READ);
+		if (!h || !(h->content = stats_blob(fs))) {
+			dsfs_fs_release(fs, h);
+			return -ENOMEM;
 		}
+		*out = h;
+		return 0;
 	}
-	if (ret == 0) {
-		*h = calloc(1, sizeof(**h));
-		if (!*h) {
-			dsfs_blob_unref(content);
+	ret = resolve(fs, path, &loc);
+	if (ret)
+		return done("open", path, ret);
+	switch (loc.type) {
+	case DSFS_LOC_FILE: {
+		bool direct;
+
+		if (writing) {
+			ret = -EACCES;
+			break;
+		}
+		h = handle_new(H_READ);
+		if (!h) {
 			ret = -ENOMEM;
-		} else {
-			(*h)->content = content;
-			*direct_io = *direct_io || direct;
+			break;
 		}
+		ret = dsfs_cache_open(fs->cache, &loc, &h->content, &direct);
+		*direct_io = direct;
+		h->direct = loc.node && direct;
+		break;
 	}
-	return done("open", path, ret);
+	case DSFS_LOC_CTL:
+		h = handle_new(H_CTL);
+		if (!h || !(h->path = strdup(path))) {
+			ret = -ENOMEM;
+			break;
+		}
+		h->content = result_get(fs, path);
+		break;
+	case DSFS_LOC_WAIT:
+		h = handle_new(H_WAIT);
+		ret = !h ? -ENOMEM : writing ? -EACCES : 0;
+		break;
+	default:
+		ret = -EISDIR;
+	}
+	if (ret) {
+		dsfs_cache_put(fs->cache, &loc);
+		dsfs_fs_release(fs, h);
+		return done("open", path, ret);
+	}
+	h->loc = loc; /* keeps the references */
+	*out = h;
+	return 0;
+}
+
+/* Waits for the task of handle h, once; the outcome is its content. */
+static int wait_task(struct dsfs_fs *fs, struct dsfs_handle *h)
+{
+	char *url = dsfs_cache_resource_url(fs->cache, &h->loc), *state = NULL, line[64];
+	int ret;
+
+	if (!url)
+		return -ENOMEM;
+	ret = dsfs_tasks_wait(fs->tasks, url, fs->o.wait_timeout, fs->o.interrupted, &state);
+	if (ret == 0 || ret == -EIO)
+		dsfs_cache_invalidate(fs->cache); /* the task's effect is visible now */
+	if (ret == 0) {
+		snprintf(line, sizeof(line), "%s\n", state ? state : "SUCCEEDED");
+		h->content = dsfs_blob_new(line, strlen(line));
+		if (!h->content)
+			ret = -ENOMEM;
+	}
+	free(state);
+	done("read", url, ret);
+	free(url);
+	return ret;
 }
 
 int dsfs_fs_read(struct dsfs_fs *fs, struct dsfs_handle *h, char *buf, size_t size, off_t off)
 {
-	(void)fs;
+	struct dsfs_blob *b;
+	int ret = 0;
+
 	if (off < 0)
 		return -EINVAL;
-	if ((size_t)off >= h->content->len)
+	dsfs_err_clear();
+	pthread_mutex_lock(&h->lock);
+	if (h->type == H_WAIT && !h->content)
+		ret = wait_task(fs, h);
+	if (h->type == H_READ && h->direct && h->content && (size_t)off >= h->content->len) {
+		/* Past what it held: fetch what was added since (tail -f on a task's log). */
+		double age = fs->o.ttl < 1.0 ? fs->o.ttl : 1.0;
+
+		if (dsfs_cache_reread(fs->cache, &h->loc, age, &b) == 0) {
+			dsfs_blob_unref(h->content);
+			h->content = b;
+		}
+	}
+	b = h->content;
+	if (ret == 0 && b && (size_t)off < b->len) {
+		if (size > b->len - (size_t)off)
+			size = b->len - (size_t)off;
+		memcpy(buf, b->data + off, size);
+		ret = (int)size;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return ret;
+}
+
+/* ---- control files ------------------------------------------------------------ */
+
+/* dir/scope/name with "." and ".." resolved, or NULL. */
+static char *scoped_path(const char *dir, const char *scope, const char *name)
+{
+	char *joined, *out, *save = NULL, *tok;
+	size_t n;
+
+	if (asprintf(&joined, "%s/%s/%s", dir, scope, name) < 0)
+		return NULL;
+	out = calloc(1, strlen(joined) + 2);
+	if (!out) {
+		free(joined);
+		return NULL;
+	}
+	for (tok = strtok_r(joined, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
+		if (!strcmp(tok, "."))
+			continue;
+		if (!strcmp(tok, "..")) {
+			char *slash = strrchr(out, '/');
+
+			if (slash)
+				*slash = '\0';
+			continue;
+		}
+		n = strlen(out);
+		out[n] = '/';
+		strcpy(out + n + 1, tok);
+	}
+	if (!*out)
+		strcpy(out, "/");
+	free(joined);
+	return out;
+}
+
+/* Replaces v (a JSON string) by the id of the entry it names in dir/scope, if it names one. */
+static int name_to_id(struct dsfs_fs *fs, const char *dir, const char *scope, json_object *v)
+{
+	const char *name = json_object_get_string(v);
+	struct dsfs_loc loc;
+	char *path, *id;
+	int ret;
+
+	if (!*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
+		return 0; /* not an entry name: taken as an id */
+	path = scoped_path(dir, scope, name);
+	if (!path)
+		return -ENOMEM;
+	ret = resolve(fs, path, &loc);
+	free(path);
+	if (ret == -ENOENT)
 		return 0;
-	if (size > h->content->len - (size_t)off)
-		size = h->content->len - (size_t)off;
-	memcpy(buf, h->content->data + off, size);
-	return (int)size;
+	if (ret)
+		return ret;
+	id = dsfs_cache_resource_id(fs->cache, &loc);
+	dsfs_cache_put(fs->cache, &loc);
+	if (id) {
+		json_object_set_string(v, id);
+		free(id);
+	}
+	return 0;
+}
+
+static int resolve_refs(struct dsfs_fs *fs, const char *ctl_path, const struct dsfs_action *a, json_object *body)
+{
+	char *dir = strdup(ctl_path), *slash;
+	const struct dsfs_ref *ref;
+	int ret = 0;
+
+	if (!dir)
+		return -ENOMEM;
+	slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	for (ref = a->refs; ref && ref->field && !ret; ref++) {
+		json_object *v = dsfs_ctl_get(body, ref->field);
+
+		if (v && json_object_is_type(v, json_type_string)) {
+			ret = name_to_id(fs, dir, ref->scope, v);
+		} else if (v && json_object_is_type(v, json_type_array)) {
+			for (size_t i = 0; i < json_object_array_length(v) && !ret; i++) {
+				json_object *e = json_object_array_get_idx(v, i);
+
+				if (json_object_is_type(e, json_type_string))
+					ret = name_to_id(fs, dir, ref->scope, e);
+			}
+		}
+	}
+	free(dir);
+	return ret;
+}
+
+/* Parses, checks and sends one command; records what happened for a read of the file. */
+static int run_command(struct dsfs_fs *fs, struct dsfs_handle *h, const char *line, size_t len)
+{
+	const struct dsfs_action *create, *actions, *a;
+	struct dsfs_post_result res = { 0 };
+	json_object *body = NULL;
+	size_t nactions;
+	char err[512];
+	int ret;
+
+	dsfs_cache_ctl_actions(&h->loc, &create, &actions, &nactions);
+	ret = dsfs_ctl_parse(line, len, create, actions, nactions, &a, &body, err, sizeof(err));
+	if (ret) {
+		dsfs_log(DSFS_LOG_WARN, "write %s: %s; nothing sent", h->path, err);
+		record(fs, h->path, line, len, NULL, err);
+		return ret;
+	}
+	ret = resolve_refs(fs, h->path, a, body);
+	if (ret == 0) {
+		ret = dsfs_cache_post(fs->cache, &h->loc, a, body, &res);
+		if (res.task_id)
+			dsfs_tasks_set_latest(fs->tasks, res.task_id);
+		done("write", h->path, ret);
+	}
+	record(fs, h->path, line, len, &res, ret && !res.status ? strerror(-ret) : NULL);
+	dsfs_post_result_clear(&res);
+	json_object_put(body);
+	return ret;
+}
+
+int dsfs_fs_write(struct dsfs_fs *fs, struct dsfs_handle *h, const char *buf, size_t size)
+{
+	char *nl, *p;
+	int ret = 0;
+
+	dsfs_err_clear();
+	if (h->type != H_CTL)
+		return -EBADF;
+	pthread_mutex_lock(&h->lock);
+	if (h->len + size > DSFS_CTL_MAX) {
+		h->len = 0;
+		dsfs_log(DSFS_LOG_WARN, "write %s: command longer than %d bytes; nothing sent", h->path, DSFS_CTL_MAX);
+		ret = -EFBIG;
+		goto out;
+	}
+	p = realloc(h->buf, h->len + size + 1);
+	if (!p) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	h->buf = p;
+	memcpy(h->buf + h->len, buf, size);
+	h->len += size;
+	h->buf[h->len] = '\0';
+	/* Every complete line is a command; a partial one waits for more or for close. */
+	while (ret == 0 && (nl = memchr(h->buf, '\n', h->len))) {
+		size_t n = (size_t)(nl - h->buf);
+		bool blank = true;
+
+		for (size_t i = 0; i < n; i++)
+			if (h->buf[i] != ' ' && h->buf[i] != '\t' && h->buf[i] != '\r')
+				blank = false;
+		if (!blank)
+			ret = run_command(fs, h, h->buf, n);
+		memmove(h->buf, nl + 1, h->len - n - 1);
+		h->len -= n + 1;
+	}
+	if (ret)
+		h->len = 0; /* a failed command takes the rest of the write with it */
+out:
+	pthread_mutex_unlock(&h->lock);
+	return ret ? ret : (int)size;
+}
+
+int dsfs_fs_flush(struct dsfs_fs *fs, struct dsfs_handle *h)
+{
+	int ret = 0;
+	bool blank = true;
+
+	if (h->type != H_CTL)
+		return 0;
+	dsfs_err_clear();
+	pthread_mutex_lock(&h->lock);
+	for (size_t i = 0; i < h->len; i++)
+		if (h->buf[i] != ' ' && h->buf[i] != '\t' && h->buf[i] != '\r')
+			blank = false;
+	if (!blank)
+		ret = run_command(fs, h, h->buf, h->len);
+	h->len = 0;
+	pthread_mutex_unlock(&h->lock);
+	return ret;
 }
 
 void dsfs_fs_release(struct dsfs_fs *fs, struct dsfs_handle *h)
 {
-	(void)fs;
 	if (!h)
 		return;
+	dsfs_cache_put(fs->cache, &h->loc);
 	dsfs_blob_unref(h->content);
+	free(h->path);
+	free(h->buf);
+	pthread_mutex_destroy(&h->lock);
 	free(h);
 }
 
@@ -291,10 +745,135 @@ int dsfs_fs_readlink(struct dsfs_fs *fs, const char *path, char *buf, size_t siz
 	int ret;
 
 	dsfs_err_clear();
+	if (is_latest(fs, path)) {
+		char *t = latest_target(fs);
+
+		if (!t)
+			return -ENOENT;
+		snprintf(buf, size, "%s", t);
+		free(t);
+		return 0;
+	}
 	ret = resolve(fs, path, &loc);
 	if (ret == 0) {
 		ret = dsfs_cache_readlink(fs->cache, &loc, buf, size);
 		dsfs_cache_put(fs->cache, &loc);
 	}
 	return done("readlink", path, ret);
+}
+
+int dsfs_fs_truncate(struct dsfs_fs *fs, const char *path, off_t size)
+{
+	struct dsfs_loc loc;
+	int ret;
+
+	dsfs_err_clear();
+	ret = resolve(fs, path, &loc);
+	if (ret == 0) {
+		ret = loc.type == DSFS_LOC_CTL && size == 0 ? 0 : -EACCES;
+		dsfs_cache_put(fs->cache, &loc);
+	}
+	return done("truncate", path, ret);
+}
+
+static char *split_parent(const char *path, const char **name)
+{
+	char *parent = strdup(path), *slash;
+
+	if (!parent)
+		return NULL;
+	slash = strrchr(parent, '/');
+	*name = path + (slash - parent) + 1;
+	if (slash == parent)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	return parent;
+}
+
+int dsfs_fs_mkdir(struct dsfs_fs *fs, const char *path)
+{
+	struct dsfs_handle h = { .type = H_CTL };
+	const char *name;
+	char *parent = split_parent(path, &name), *ctl = NULL, *cmd = NULL;
+	struct dsfs_loc dir;
+	int ret;
+
+	dsfs_err_clear();
+	if (!parent)
+		return -ENOMEM;
+	ret = resolve(fs, parent, &dir);
+	if (ret == 0) {
+		ret = dsfs_cache_lookup(fs->cache, &dir, "new", &h.loc);
+		dsfs_cache_put(fs->cache, &dir);
+		if (ret == -ENOENT || (ret == 0 && h.loc.type != DSFS_LOC_CTL))
+			ret = -EPERM; /* nothing can be created here */
+	}
+	if (ret == 0 && (asprintf(&ctl, "%s/new", strcmp(parent, "/") ? parent : "") < 0 ||
+			 asprintf(&cmd, "name=%s", name) < 0)) {
+		ctl = cmd = NULL;
+		ret = -ENOMEM;
+	}
+	if (ret == 0) {
+		/* as `echo name=NAME > new`, but the name is taken literally */
+		json_object *body = json_object_new_object();
+		const struct dsfs_action *create, *actions;
+		struct dsfs_post_result res = { 0 };
+		size_t n;
+
+		h.path = ctl;
+		dsfs_cache_ctl_actions(&h.loc, &create, &actions, &n);
+		if (!body || json_object_object_add(body, create->bare_field, json_object_new_string(name))) {
+			ret = -ENOMEM;
+		} else {
+			ret = dsfs_cache_post(fs->cache, &h.loc, create, body, &res);
+			if (res.task_id)
+				dsfs_tasks_set_latest(fs->tasks, res.task_id);
+			record(fs, ctl, cmd, strlen(cmd), &res, NULL);
+		}
+		dsfs_post_result_clear(&res);
+		json_object_put(body);
+	}
+	dsfs_cache_put(fs->cache, &h.loc);
+	free(ctl);
+	free(cmd);
+	free(parent);
+	return done("mkdir", path, ret);
+}
+
+int dsfs_fs_rmdir(struct dsfs_fs *fs, const char *path)
+{
+	struct dsfs_loc loc;
+	int ret;
+
+	dsfs_err_clear();
+	ret = resolve(fs, path, &loc);
+	if (ret)
+		return done("rmdir", path, ret);
+	if (loc.type != DSFS_LOC_RESOURCE || !loc.node) {
+		ret = -EPERM;
+	} else {
+		char *id = dsfs_cache_resource_id(fs->cache, &loc);
+
+		if (!id) {
+			ret = -EPERM; /* the root */
+		} else if (!fs->o.allow_delete) {
+			dsfs_log(DSFS_LOG_WARN, "rmdir %s: refused: deleting needs the mount option allow_delete", path);
+			ret = -EPERM;
+		} else {
+			ret = dsfs_cache_delete(fs->cache, &loc);
+			if (ret == 0)
+				dsfs_log(DSFS_LOG_INFO, "rmdir %s: deleted %s", path, id);
+		}
+		free(id);
+	}
+	dsfs_cache_put(fs->cache, &loc);
+	return done("rmdir", path, ret);
+}
+
+int dsfs_fs_unlink(struct dsfs_fs *fs, const char *path)
+{
+	(void)fs;
+	(void)path;
+	return -EPERM;
 }

@@ -16,6 +16,7 @@
 #include "cache.h"
 #include "http.h"
 #include "session.h"
+#include "tasks.h"
 
 struct dsfs_fs;
 struct dsfs_handle;
@@ -24,11 +25,16 @@ struct dsfs_fs_opts {
 	uid_t uid;      /* owner of every entry */
 	gid_t gid;
 	time_t mounted; /* mtime of the synthetic entries */
+	double ttl;     /* cache_ttl: how stale a read-through file may be for a reader */
+	double wait_timeout;   /* bound on tasks/<id>/wait */
+	bool allow_delete;     /* rmdir deletes snapshots and volumes */
+	const char *tasks_dir; /* the dialect's tasks collection ("tasks") */
+	bool (*interrupted)(void); /* true when the calling operation was interrupted */
 };
 
 /* A file system over the given parts (all borrowed). NULL on ENOMEM. */
-struct dsfs_fs *dsfs_fs_new(struct dsfs_cache *cache, struct dsfs_http *http,
-			    struct dsfs_session *session, const struct dsfs_fs_opts *opts);
+struct dsfs_fs *dsfs_fs_new(struct dsfs_cache *cache, struct dsfs_http *http, struct dsfs_session *session,
+			    struct dsfs_tasks *tasks, const struct dsfs_fs_opts *opts);
 void dsfs_fs_free(struct dsfs_fs *fs);
 
 int dsfs_fs_getattr(struct dsfs_fs *fs, const char *path, struct stat *st);
@@ -41,17 +47,43 @@ typedef int (*dsfs_fs_fill_fn)(void *ctx, const char *name, const struct stat *s
 int dsfs_fs_readdir(struct dsfs_fs *fs, const char *path, dsfs_fs_fill_fn fill, void *ctx);
 
 /*
- * Opens a file for reading. *direct_io is set when reads must bypass the
- * kernel's page cache (content that changes, or a size the kernel may have
- * cached wrongly). The handle is freed by dsfs_fs_release.
+ * Opens a file. Only control files open for writing. *direct_io is set when
+ * reads must bypass the kernel's page cache (content that changes, or a
+ * size the kernel may have cached wrongly). Freed by dsfs_fs_release.
  */
 int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, struct dsfs_handle **h, bool *direct_io);
 
-/* Reads from an open handle; returns the byte count (0 at the end). */
+/*
+ * Reads from an open handle; returns the byte count (0 at the end). A
+ * read-through file read past what it held fetches what was added since;
+ * tasks/<id>/wait blocks until the task ends.
+ */
 int dsfs_fs_read(struct dsfs_fs *fs, struct dsfs_handle *h, char *buf, size_t size, off_t off);
+
+/*
+ * Writes to a control file: every complete line is a command, sent before
+ * write returns. Returns size, or a negative errno (EINVAL for a malformed
+ * command, which sends nothing; EFBIG past DSFS_CTL_MAX; the request's errno).
+ */
+int dsfs_fs_write(struct dsfs_fs *fs, struct dsfs_handle *h, const char *buf, size_t size);
+
+/* At close: sends a last command that had no newline. Idempotent. */
+int dsfs_fs_flush(struct dsfs_fs *fs, struct dsfs_handle *h);
 
 void dsfs_fs_release(struct dsfs_fs *fs, struct dsfs_handle *h);
 
 int dsfs_fs_readlink(struct dsfs_fs *fs, const char *path, char *buf, size_t size);
+
+/* Truncation: accepted on control files (so `>` works), refused elsewhere. */
+int dsfs_fs_truncate(struct dsfs_fs *fs, const char *path, off_t size);
+
+/* mkdir in a collection with `new`: creates a resource of that name. */
+int dsfs_fs_mkdir(struct dsfs_fs *fs, const char *path);
+
+/* rmdir of a snapshot or volume: deletes it, only with allow_delete. */
+int dsfs_fs_rmdir(struct dsfs_fs *fs, const char *path);
+
+/* unlink: never allowed (EPERM). */
+int dsfs_fs_unlink(struct dsfs_fs *fs, const char *path);
 
 #endif

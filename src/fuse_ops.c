@@ -33,7 +33,7 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->readdir_ino = 1;
 	cfg->entry_timeout = kernel_ttl;
 	cfg->attr_timeout = kernel_ttl;
-	cfg->negative_timeout = kernel_ttl;
+	cfg->negative_timeout = 0; /* a name created through the mount must show at once */
 	return fs_of();
 }
 
@@ -88,6 +88,46 @@ static int op_read(const char *path, char *buf, size_t size, off_t off, struct f
 	return dsfs_fs_read(fs_of(), (struct dsfs_handle *)(uintptr_t)fi->fh, buf, size, off);
 }
 
+static int op_write(const char *path, const char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	(void)path;
+	(void)off; /* commands are appended: `>` and `>>` both work */
+	return dsfs_fs_write(fs_of(), (struct dsfs_handle *)(uintptr_t)fi->fh, buf, size);
+}
+
+static int op_flush(const char *path, struct fuse_file_info *fi)
+{
+	(void)path;
+	return dsfs_fs_flush(fs_of(), (struct dsfs_handle *)(uintptr_t)fi->fh);
+}
+
+static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+	(void)fi;
+	return dsfs_fs_truncate(fs_of(), path, size);
+}
+
+static int op_mkdir(const char *path, mode_t mode)
+{
+	(void)mode;
+	return dsfs_fs_mkdir(fs_of(), path);
+}
+
+static int op_rmdir(const char *path)
+{
+	return dsfs_fs_rmdir(fs_of(), path);
+}
+
+static int op_unlink(const char *path)
+{
+	return dsfs_fs_unlink(fs_of(), path);
+}
+
+bool dsfs_fuse_interrupted(void)
+{
+	return fuse_interrupted() != 0;
+}
+
 static int op_release(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
@@ -115,6 +155,12 @@ static const struct fuse_operations ops = {
 	.readdir = op_readdir,
 	.open = op_open,
 	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.truncate = op_truncate,
+	.mkdir = op_mkdir,
+	.rmdir = op_rmdir,
+	.unlink = op_unlink,
 	.release = op_release,
 	.readlink = op_readlink,
 	.statfs = op_statfs,

@@ -29,6 +29,9 @@ int dsfs_fuse_run(struct dsfs_fs *fs, struct fuse_args *args, const struct dsfs_
 /* Prints libfuse's own option help (after dsfs's). */
 void dsfs_fuse_print_help(struct fuse_args *args);
 
+/* True when the FUSE request the calling thread serves was interrupted (Ctrl-C). */
+bool dsfs_fuse_interrupted(void);
+
 /* libfuse's version string. */
 const char *dsfs_fuse_version(void);
 

@@ -5,7 +5,6 @@
  * or password fails here, before anything is mounted), and shutdown with
  * logout.
  */
-#include "config.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -26,6 +25,7 @@
 #include "options.h"
 #include "resources.h"
 #include "session.h"
+#include "tasks.h"
 
 static void usage(const char *prog)
 {
@@ -53,7 +53,9 @@ static void usage(const char *prog)
 	       "    -o cacert=FILE         also trust the CA certificates in FILE (PEM)\n"
 	       "    -o client_cert=FILE,client_key=FILE  mutual TLS with this certificate and key\n"
 	       "    -o insecure            do not verify the server's TLS certificate (unsafe)\n"
-	       "    -o ro                  mount read-only\n"
+	       "    -o wait_timeout=SECONDS  bound on reading tasks/<id>/wait (default 3600)\n"
+	       "    -o allow_delete        let rmdir delete snapshots and volumes (otherwise EPERM)\n"
+	       "    -o ro                  mount read-only: every change fails with EROFS\n"
 	       "    -f                     stay in the foreground (log to stderr)\n"
 	       "    -d                     debug: foreground, log every request (never secrets)\n"
 	       "    -s                     single-threaded\n"
@@ -72,6 +74,7 @@ int main(int argc, char *argv[])
 	struct dsfs_http *http = NULL;
 	struct dsfs_session *session = NULL;
 	struct dsfs_cache *cache = NULL;
+	struct dsfs_tasks *tasks = NULL;
 	struct dsfs_fs *fs = NULL;
 	char err[1024], why[1200], *mountpoint = NULL, *array = NULL, *fsname = NULL;
 	bool foreground = false, debug = false, single = false;
@@ -137,8 +140,12 @@ int main(int argc, char *argv[])
 	ret = 1;
 	cache = dsfs_cache_new(&dsfs_dialect_storageplugin, session, &(struct dsfs_cache_opts){
 		.ttl = o.cache_ttl, .max_bytes = o.cache_size, .page_size = o.page_size });
-	fs = cache ? dsfs_fs_new(cache, http, session, &(struct dsfs_fs_opts){
-		.uid = getuid(), .gid = getgid(), .mounted = time(NULL) }) : NULL;
+	tasks = dsfs_tasks_new(&dsfs_dialect_storageplugin, session);
+	fs = cache && tasks ? dsfs_fs_new(cache, http, session, tasks, &(struct dsfs_fs_opts){
+		.uid = getuid(), .gid = getgid(), .mounted = time(NULL), .ttl = o.cache_ttl,
+		.wait_timeout = o.wait_timeout, .allow_delete = o.allow_delete,
+		.tasks_dir = dsfs_dialect_storageplugin.tasks_dir,
+		.interrupted = dsfs_fuse_interrupted }) : NULL;
 	if (!fs) {
 		fprintf(stderr, "dsfs: out of memory\n");
 		goto out_cache;
@@ -163,6 +170,7 @@ int main(int argc, char *argv[])
 
 out_cache:
 	dsfs_fs_free(fs);
+	dsfs_tasks_free(tasks);
 	dsfs_cache_free(cache);
 out_session:
 	dsfs_session_free(session); /* logs out */

@@ -30,6 +30,8 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("client_cert=%s", client_cert),
 	OPT("client_key=%s", client_key),
 	OPT("insecure", insecure),
+	OPT("allow_delete", allow_delete),
+	OPT("wait_timeout=%s", s_wait_timeout),
 	OPT("cache_ttl=%s", s_cache_ttl),
 	OPT("timeout=%s", s_timeout),
 	OPT("connect_timeout=%s", s_connect_timeout),
@@ -97,6 +99,7 @@ int dsfs_options_parse(struct fuse_args *args, struct dsfs_options *o, char *err
 	o->cache_ttl = 2;
 	o->timeout = 30;
 	o->connect_timeout = 10;
+	o->wait_timeout = 3600;
 	if (fuse_opt_parse(args, o, opt_spec, proc) == -1) {
 		snprintf(err, errlen, "cannot parse the options");
 		return -EINVAL;
@@ -106,6 +109,7 @@ int dsfs_options_parse(struct fuse_args *args, struct dsfs_options *o, char *err
 	ret = ret ?: number("cache_ttl", o->s_cache_ttl, 0, 86400 * 365, &o->cache_ttl, err, errlen);
 	ret = ret ?: number("timeout", o->s_timeout, 0.1, 86400, &o->timeout, err, errlen);
 	ret = ret ?: number("connect_timeout", o->s_connect_timeout, 0.1, 86400, &o->connect_timeout, err, errlen);
+	ret = ret ?: number("wait_timeout", o->s_wait_timeout, 0, 86400 * 7, &o->wait_timeout, err, errlen);
 	ret = ret ?: number("page_size", o->s_page_size, 1, 1000000, &page, err, errlen);
 	ret = ret ?: number("retries", o->s_retries, 0, 100, &retries, err, errlen);
 	ret = ret ?: number("max_conns", o->s_max_conns, 1, 256, &conns, err, errlen);
@@ -274,6 +278,7 @@ void dsfs_options_free(struct dsfs_options *o)
 	}
 	free(o->s_cache_ttl);
 	free(o->s_timeout);
+	free(o->s_wait_timeout);
 	free(o->s_connect_timeout);
 	free(o->s_page_size);
 	free(o->s_retries);

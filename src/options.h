@@ -17,7 +17,8 @@ struct dsfs_options {
 	char *credentials;  /* path of the credentials file */
 	char *array;        /* array to log in to (default: the URL's host) */
 	char *cacert, *client_cert, *client_key;
-	double cache_ttl, timeout, connect_timeout;
+	double cache_ttl, timeout, connect_timeout, wait_timeout;
+	int allow_delete;   /* set through fuse_opt */
 	unsigned page_size;
 	int retries, max_conns;
 	size_t cache_size;  /* bytes; 0 = unbounded */
@@ -28,7 +29,7 @@ struct dsfs_options {
 	int nonopts;               /* positional arguments seen while parsing */
 
 	/* raw option strings, validated by dsfs_options_parse */
-	char *s_cache_ttl, *s_timeout, *s_connect_timeout, *s_page_size, *s_retries,
+	char *s_cache_ttl, *s_timeout, *s_wait_timeout, *s_connect_timeout, *s_page_size, *s_retries,
 		*s_max_conns, *s_cache_size, *s_max_body;
 };
 

@@ -9,8 +9,11 @@
 #ifndef DSFS_RESOURCES_H
 #define DSFS_RESOURCES_H
 
+#include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "blob.h"
 
 /* File flags. */
 #define DSFS_FILE_DIRECT    0x1 /* content changes between reads: direct I/O, read through */
@@ -24,6 +27,23 @@ struct dsfs_file_desc {
 	const char *list_key; /* when subpath is a list: its key; every page is merged into one file */
 	const char *accept;   /* Accept header; NULL for JSON */
 	unsigned flags;
+	/* When set, the file is this text made from the resource object (subpath is NULL). */
+	struct dsfs_blob *(*derive)(json_object *obj);
+};
+
+/* A body field that names another resource: an entry name there is replaced by its id. */
+struct dsfs_ref {
+	const char *field; /* dotted path in the body; a string or a list of strings */
+	const char *scope; /* directory of candidates, relative to the control file's directory */
+};
+
+/* A command of a control file: a verb of `action`, or the creation of `new`. */
+struct dsfs_action {
+	const char *verb;            /* "clone"; NULL for a `new` file */
+	const char *const *required; /* fields that must be present ("a|b": one of them), NULL-terminated */
+	const struct dsfs_ref *refs; /* NULL-terminated (field NULL) */
+	const char *bare_field;      /* `new`: the field a bare value sets ("name") */
+	bool no_body;                /* the request carries no body */
 };
 
 /* A kind of resource and the collection directory that lists it. */
@@ -40,6 +60,11 @@ struct dsfs_kind {
 	size_t nfiles;
 	const struct dsfs_kind *const *children; /* collections inside each resource */
 	size_t nchildren;
+	const struct dsfs_action *actions;  /* verbs of the resource's `action` file */
+	size_t nactions;
+	const struct dsfs_action *create;   /* the collection's `new` file (POST to the list URL), or NULL */
+	bool deletable;                     /* rmdir sends DELETE (with -o allow_delete) */
+	bool is_task;                       /* resources are API tasks (tasks/ semantics) */
 };
 
 /* How lists are paged. */
@@ -53,6 +78,10 @@ struct dsfs_dialect {
 	const char *name;             /* "storageplugin" */
 	const struct dsfs_kind *root; /* the mount's root: files and top collections, URL "" */
 	struct dsfs_paging paging;
+	const char *tasks_dir;        /* the root collection of tasks ("tasks") */
+	const char *task_state_field; /* "state" */
+	const char *task_error_field; /* "error" */
+	const char *task_poll_field;  /* "suggestedPollingIntervalSeconds" */
 };
 
 /* The storage-plugin dialect of CONTRACT.md (seed 003). */

@@ -30,6 +30,7 @@ import time
 import traceback
 import zipfile
 import zlib
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, quote, unquote
 
@@ -41,15 +42,7 @@ BASE_EPOCH = 1672531200  # 2023-01-01T00:00:00Z: the default estate is older tha
 GIB = 1024 ** 3
 TIB = 1024 ** 4
 
-REASONS = {
-    100: "Continue", 200: "OK", 201: "Created", 202: "Accepted", 204: "No Content",
-    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 409: "Conflict", 411: "Length Required",
-    413: "Payload Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Entity",
-    429: "Too Many Requests", 431: "Request Header Fields Too Large",
-    500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway",
-    503: "Service Unavailable", 504: "Gateway Timeout", 505: "HTTP Version Not Supported",
-}
+REASONS = {int(st): st.phrase for st in HTTPStatus}
 
 _ENC = json.JSONEncoder(separators=(",", ":"))
 
@@ -1874,6 +1867,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def handle_one_request(self):
         rfile = self.rfile
+        self.command, self.request_version = None, "HTTP/1.1"
         try:
             line = rfile.readline(65537)
             if not line:
@@ -1990,13 +1984,18 @@ class Handler(BaseHTTPRequestHandler):
             out.append("Content-Type: %s\r\nContent-Length: %d\r\n" % (ctype, len(body)))
         if self.close_connection:
             out.append("Connection: close\r\n")
+        elif self.request_version == "HTTP/1.0":
+            out.append("Connection: keep-alive\r\n")
         out.append("\r\n")
         head = "".join(out).encode("latin-1")
         if partial is not None:
             self.wfile.write(head + body[:partial])
             self.close_connection = True
             return
-        self.wfile.write(head + body if status != 204 else head)
+        if status == 204 or self.command == "HEAD":
+            self.wfile.write(head)
+        else:
+            self.wfile.write(head + body)
 
     def respond(self, method, target, headers, body):
         sim = self.server.sim
@@ -2070,7 +2069,7 @@ class RefHTTPServer(ThreadingHTTPServer):
     request_queue_size = 256
 
     def server_bind(self):
-        # HTTPServer.server_bind would look the host name up (getfqdn): skip it
+        # not HTTPServer.server_bind: it looks the host name up (getfqdn), slowly
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = self.server_address[:2]
 

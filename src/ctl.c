@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Control-file commands → request bodies. A command is checked completely
+ * (syntax, verb, required fields) before anything is sent, so a malformed
+ * line never reaches the server.
+ */
+#include "ctl.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *skip_space(const char *p, const char *end)
+{
+	while (p < end && isspace((unsigned char)*p))
+		p++;
+	return p;
+}
+
+/* Parses exactly [p, end) as JSON; NULL unless all of it is one value. */
+static json_object *parse_exact(const char *p, size_t n)
+{
+	struct json_tokener *tok;
+	json_object *o;
+
+	if (n == 0)
+		return NULL;
+	tok = json_tokener_new();
+	if (!tok)
+		return NULL;
+	o = json_tokener_parse_ex(tok, p, (int)n);
+	if (o && (json_tokener_get_error(tok) != json_tokener_success ||
+		  skip_space(p + json_tokener_get_parse_end(tok), p + n) != p + n)) {
+		json_object_put(o);
+		o = NULL;
+	}
+	if (!o && json_tokener_get_error(tok) == json_tokener_continue) {
+		/* A bare number ("12") waits for more input: end it. */
+		o = json_tokener_parse_ex(tok, "", 1);
+		if (json_tokener_get_error(tok) != json_tokener_success) {
+			json_object_put(o);
+			o = NULL;
+		}
+	}
+	json_tokener_free(tok);
+	return o;
+}
+
+/* End of a value starting at p: a JSON string or bracketed value is scanned whole, else up to a space. */
+static const char *value_end(const char *p, const char *end)
+{
+	int depth = 0;
+	bool in_str = false;
+
+	if (p >= end || (*p != '"' && *p != '[' && *p != '{')) {
+		while (p < end && !isspace((unsigned char)*p))
+			p++;
+		return p;
+	}
+	for (; p < end; p++) {
+		if (in_str) {
+			if (*p == '\\' && p + 1 < end)
+				p++;
+			else if (*p == '"')
+				in_str = false;
+			if (!in_str && depth == 0)
+				return p + 1;
+			continue;
+		}
+		if (*p == '"')
+			in_str = true;
+		else if (*p == '[' || *p == '{')
+			depth++;
+		else if ((*p == ']' || *p == '}') && --depth == 0)
+			return p + 1;
+	}
+	return end;
+}
+
+/* Sets body[dotted key] = v (consumed), creating nested objects. */
+static int set_dotted(json_object *body, const char *key, size_t klen, json_object *v, char *err, size_t errlen)
+{
+	const char *dot;
+	char part[256];
+
+	while ((dot = memchr(key, '.', klen))) {
+		size_t n = (size_t)(dot - key);
+		json_object *child;
+
+		if (n == 0 || n >= sizeof(part))
+			goto bad;
+		memcpy(part, key, n);
+		part[n] = '\0';
+		if (!json_object_object_get_ex(body, part, &child)) {
+			child = json_object_new_object();
+			if (!child || json_object_object_add(body, part, child)) {
+				json_object_put(v);
+				return -ENOMEM;
+			}
+		} else if (!json_object_is_type(child, json_type_object)) {
+			snprintf(err, errlen, "key '%.*s': '%s' is already a value, not an object", (int)klen, key, part);
+			json_object_put(v);
+			return -EINVAL;
+		}
+		body = child;
+		key = dot + 1;
+		klen -= n + 1;
+	}
+	if (klen == 0 || klen >= sizeof(part))
+		goto bad;
+	memcpy(part, key, klen);
+	part[klen] = '\0';
+	if (json_object_object_add(body, part, v)) {
+		json_object_put(v);
+		return -ENOMEM;
+	}
+	return 0;
+bad:
+	snprintf(err, errlen, "bad key '%.*s'", (int)klen, key);
+	json_object_put(v);
+	return -EINVAL;
+}
+
+/* key=value pairs in [p, end) into a new object. */
+static int parse_pairs(const char *p, const char *end, json_object **out, char *err, size_t errlen)
+{
+	json_object *body = json_object_new_object();
+	int ret;
+
+	if (!body)
+		return -ENOMEM;
+	for (p = skip_space(p, end); p < end; p = skip_space(p, end)) {
+		const char *key = p, *eq, *vend;
+		json_object *v;
+
+		while (p < end && *p != '=' && !isspace((unsigned char)*p))
+			p++;
+		if (p >= end || *p != '=') {
+			snprintf(err, errlen, "expected key=value, got '%.*s'", (int)(p - key), key);
+			json_object_put(body);
+			return -EINVAL;
+		}
+		eq = p;
+		vend = value_end(eq + 1, end);
+		v = parse_exact(eq + 1, (size_t)(vend - eq - 1));
+		if (!v) {
+			v = json_object_new_string_len(eq + 1, (int)(vend - eq - 1));
+			if (!v) {
+				json_object_put(body);
+				return -ENOMEM;
+			}
+		}
+		ret = set_dotted(body, key, (size_t)(eq - key), v, err, errlen);
+		if (ret) {
+			json_object_put(body);
+			return ret;
+		}
+		p = vend;
+	}
+	*out = body;
+	return 0;
+}
+
+json_object *dsfs_ctl_get(json_object *body, const char *dotted)
+{
+	char part[256];
+	const char *dot;
+
+	while (body && (dot = strchr(dotted, '.'))) {
+		size_t n = (size_t)(dot - dotted);
+
+		if (n >= sizeof(part))
+			return NULL;
+		memcpy(part, dotted, n);
+		part[n] = '\0';
+		if (!json_object_object_get_ex(body, part, &body))
+			return NULL;
+		dotted = dot + 1;
+	}
+	if (!body || !json_object_is_type(body, json_type_object) ||
+	    !json_object_object_get_ex(body, dotted, &body))
+		return NULL;
+	return body;
+}
+
+static int check_required(const struct dsfs_action *a, json_object *body, char *err, size_t errlen)
+{
+	const char *const *f;
+
+	for (f = a->required; f && *f; f++) {
+		/* "a|b": one of them */
+		char alt[256], *save = NULL, *tok;
+		bool found = false;
+
+		snprintf(alt, sizeof(alt), "%s", *f);
+		for (tok = strtok_r(alt, "|", &save); tok; tok = strtok_r(NULL, "|", &save))
+			if (dsfs_ctl_get(body, tok))
+				found = true;
+		if (!found) {
+			snprintf(err, errlen, "%s%s%s needs %s%s", a->verb ? "'" : "", a->verb ? a->verb : "a new entry",
+				 a->verb ? "'" : "", strchr(*f, '|') ? "one of " : "the field ", *f);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int dsfs_ctl_parse(const char *line, size_t len, const struct dsfs_action *create,
+		   const struct dsfs_action *actions, size_t nactions,
+		   const struct dsfs_action **action, json_object **body, char *err, size_t errlen)
+{
+	const char *p = line, *end = line + len, *verb_end;
+	const struct dsfs_action *a = NULL;
+	json_object *b = NULL;
+	size_t i;
+	int ret;
+
+	*body = NULL;
+	*action = NULL;
+	if (memchr(line, '\0', len)) {
+		snprintf(err, errlen, "command contains a NUL byte");
+		return -EINVAL;
+	}
+	while (end > p && isspace((unsigned char)end[-1]))
+		end--;
+	p = skip_space(p, end);
+	if (p == end) {
+		snprintf(err, errlen, "empty command");
+		return -EINVAL;
+	}
+	if (create) {
+		a = create;
+		if (*p == '{') {
+			b = parse_exact(p, (size_t)(end - p));
+			if (!b || !json_object_is_type(b, json_type_object)) {
+				json_object_put(b);
+				snprintf(err, errlen, "not a valid JSON object");
+				return -EINVAL;
+			}
+		} else if (memchr(p, '=', (size_t)(end - p)) && create->bare_field) {
+			ret = parse_pairs(p, end, &b, err, errlen);
+			if (ret)
+				return ret;
+		} else if (create->bare_field) {
+			json_object *v = json_object_new_string_len(p, (int)(end - p));
+
+			b = json_object_new_object();
+			if (!b || !v || json_object_object_add(b, create->bare_field, v)) {
+				json_object_put(v);
+				json_object_put(b);
+				return -ENOMEM;
+			}
+		} else {
+			ret = parse_pairs(p, end, &b, err, errlen);
+			if (ret)
+				return ret;
+		}
+	} else {
+		for (verb_end = p; verb_end < end && !isspace((unsigned char)*verb_end); verb_end++)
+			;
+		for (i = 0; i < nactions; i++)
+			if (strlen(actions[i].verb) == (size_t)(verb_end - p) &&
+			    !strncmp(actions[i].verb, p, (size_t)(verb_end - p)))
+				a = &actions[i];
+		if (!a) {
+			int o = snprintf(err, errlen, "unknown verb '%.*s'; this file takes:", (int)(verb_end - p), p);
+
+			for (i = 0; i < nactions && o > 0 && (size_t)o < errlen; i++)
+				o += snprintf(err + o, errlen - (size_t)o, " %s", actions[i].verb);
+			return -EINVAL;
+		}
+		p = skip_space(verb_end, end);
+		if (p < end && *p == '{') {
+			b = parse_exact(p, (size_t)(end - p));
+			if (!b || !json_object_is_type(b, json_type_object)) {
+				json_object_put(b);
+				snprintf(err, errlen, "'%s': not a valid JSON object", a->verb);
+				return -EINVAL;
+			}
+		} else {
+			ret = parse_pairs(p, end, &b, err, errlen);
+			if (ret)
+				return ret;
+		}
+		if (a->no_body && json_object_object_length(b)) {
+			snprintf(err, errlen, "'%s' takes no arguments", a->verb);
+			json_object_put(b);
+			return -EINVAL;
+		}
+	}
+	ret = check_required(a, b, err, errlen);
+	if (ret) {
+		json_object_put(b);
+		return ret;
+	}
+	*action = a;
+	*body = b;
+	return 0;
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The control-file command grammar (docs/control.md): one line in, a verb
+ * and a JSON request body out, or a clear reason why not. Pure and
+ * thread-safe: nothing here touches the network.
+ */
+#ifndef DSFS_CTL_H
+#define DSFS_CTL_H
+
+#include <json-c/json.h>
+#include <stddef.h>
+
+#include "resources.h"
+
+/* Longest command accepted, in bytes; a longer write fails with EFBIG. */
+#define DSFS_CTL_MAX 65536
+
+/*
+ * Parses one command line (no newline) written to a control file.
+ * For a `new` file (create != NULL): a JSON object, key=value pairs, or a
+ * bare value that becomes create->bare_field. For an `action` file
+ * (actions != NULL): "VERB {json}" or "VERB key=value ...", VERB one of
+ * actions[0..nactions). In key=value, a value that parses as a JSON literal
+ * is that literal, anything else a string; dotted keys nest.
+ * On success returns 0, sets *action (the matched entry) and *body (new
+ * reference, caller puts). On failure returns -EINVAL with err set.
+ */
+int dsfs_ctl_parse(const char *line, size_t len, const struct dsfs_action *create,
+		   const struct dsfs_action *actions, size_t nactions,
+		   const struct dsfs_action **action, json_object **body, char *err, size_t errlen);
+
+/*
+ * The value at a dotted path in body (e.g. "snapshot.id"), or NULL.
+ * The reference is borrowed.
+ */
+json_object *dsfs_ctl_get(json_object *body, const char *dotted);
+
+#endif

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Asynchronous tasks: which task this mount started last (tasks/latest),
+ * and waiting for a task to end (tasks/<id>/wait), polling at the task's
+ * own suggested interval, bounded by wait_timeout and by interruption.
+ */
+#ifndef DSFS_TASKS_H
+#define DSFS_TASKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "resources.h"
+#include "session.h"
+
+struct dsfs_tasks;
+
+/* Task tracking over session (borrowed). NULL on ENOMEM. */
+struct dsfs_tasks *dsfs_tasks_new(const struct dsfs_dialect *dialect, struct dsfs_session *session);
+void dsfs_tasks_free(struct dsfs_tasks *t);
+
+/* Records id as the task most recently started through this mount. Thread-safe. */
+void dsfs_tasks_set_latest(struct dsfs_tasks *t, const char *id);
+
+/* The id of that task (malloc'd, caller frees), or NULL when none was started. Thread-safe. */
+char *dsfs_tasks_latest(struct dsfs_tasks *t);
+
+/*
+ * Polls the task at url (its API path) until it ends. Returns 0 when it
+ * SUCCEEDED; -EIO when it FAILED or TIMEDOUT (the task's error recorded for
+ * the log); -ETIMEDOUT after timeout seconds; -EINTR as soon as
+ * interrupted() returns true; another negative errno when polling fails.
+ * *state gets the last state seen (malloc'd) when non-NULL. Thread-safe.
+ */
+int dsfs_tasks_wait(struct dsfs_tasks *t, const char *url, double timeout, bool (*interrupted)(void),
+		    char **state);
+
+#endif
