@@ -674,8 +674,13 @@ int dsfs_fs_write(struct dsfs_fs *fs, struct dsfs_handle *h, const char *buf, si
 		return -EBADF;
 	pthread_mutex_lock(&h->lock);
 	if (h->len + size > DSFS_CTL_MAX) {
+		char why[96];
+
+		snprintf(why, sizeof(why), "command longer than %d bytes; nothing sent", DSFS_CTL_MAX);
+		dsfs_log(DSFS_LOG_WARN, "write %s: %s", h->path, why);
+		record(fs, h->path, h->len ? h->buf : buf, h->len ? (h->len < 80 ? h->len : 80) : (size < 80 ? size : 80),
+		       NULL, why);
 		h->len = 0;
-		dsfs_log(DSFS_LOG_WARN, "write %s: command longer than %d bytes; nothing sent", h->path, DSFS_CTL_MAX);
 		ret = -EFBIG;
 		goto out;
 	}
@@ -793,50 +798,40 @@ static char *split_parent(const char *path, const char **name)
 
 int dsfs_fs_mkdir(struct dsfs_fs *fs, const char *path)
 {
-	struct dsfs_handle h = { .type = H_CTL };
+	const struct dsfs_action *create, *actions;
+	struct dsfs_post_result res = { 0 };
+	struct dsfs_loc dir, ctl = { 0 };
+	json_object *body = NULL;
 	const char *name;
-	char *parent = split_parent(path, &name), *ctl = NULL, *cmd = NULL;
-	struct dsfs_loc dir;
+	char *parent = split_parent(path, &name);
+	size_t n;
 	int ret;
 
 	dsfs_err_clear();
 	if (!parent)
 		return -ENOMEM;
+	/* as `echo name=NAME > new`, with the name taken literally */
 	ret = resolve(fs, parent, &dir);
 	if (ret == 0) {
-		ret = dsfs_cache_lookup(fs->cache, &dir, "new", &h.loc);
+		ret = dsfs_cache_lookup(fs->cache, &dir, "new", &ctl);
 		dsfs_cache_put(fs->cache, &dir);
-		if (ret == -ENOENT || (ret == 0 && h.loc.type != DSFS_LOC_CTL))
+		if (ret == -ENOENT || (ret == 0 && ctl.type != DSFS_LOC_CTL))
 			ret = -EPERM; /* nothing can be created here */
 	}
-	if (ret == 0 && (asprintf(&ctl, "%s/new", strcmp(parent, "/") ? parent : "") < 0 ||
-			 asprintf(&cmd, "name=%s", name) < 0)) {
-		ctl = cmd = NULL;
-		ret = -ENOMEM;
+	if (ret == 0) {
+		dsfs_cache_ctl_actions(&ctl, &create, &actions, &n);
+		body = json_object_new_object();
+		if (!body || json_object_object_add(body, create->bare_field, json_object_new_string(name)))
+			ret = -ENOMEM;
 	}
 	if (ret == 0) {
-		/* as `echo name=NAME > new`, but the name is taken literally */
-		json_object *body = json_object_new_object();
-		const struct dsfs_action *create, *actions;
-		struct dsfs_post_result res = { 0 };
-		size_t n;
-
-		h.path = ctl;
-		dsfs_cache_ctl_actions(&h.loc, &create, &actions, &n);
-		if (!body || json_object_object_add(body, create->bare_field, json_object_new_string(name))) {
-			ret = -ENOMEM;
-		} else {
-			ret = dsfs_cache_post(fs->cache, &h.loc, create, body, &res);
-			if (res.task_id)
-				dsfs_tasks_set_latest(fs->tasks, res.task_id);
-			record(fs, ctl, cmd, strlen(cmd), &res, NULL);
-		}
-		dsfs_post_result_clear(&res);
-		json_object_put(body);
+		ret = dsfs_cache_post(fs->cache, &ctl, create, body, &res);
+		if (res.task_id)
+			dsfs_tasks_set_latest(fs->tasks, res.task_id);
 	}
-	dsfs_cache_put(fs->cache, &h.loc);
-	free(ctl);
-	free(cmd);
+	dsfs_post_result_clear(&res);
+	json_object_put(body);
+	dsfs_cache_put(fs->cache, &ctl);
 	free(parent);
 	return done("mkdir", path, ret);
 }

@@ -50,6 +50,11 @@ def assign_entries(objs):
 
 # kind dir -> (API segment, list key, object file, extra files, child kinds)
 # extra files: name -> (sub path, list key or None)
+# Control files: `action` in each resource of ACTION_KINDS, `new` in each collection of NEW_KINDS.
+ACTION_KINDS = {"volumes", "snapshots", "luns", "hosts", "hostgroups", "consistencygroups"}
+NEW_KINDS = {"snapshots", "hosts"}
+TASK_FILES = ("state", "progress", "log")
+
 KINDS = {
     "servers": ("server", "servers", "server.json",
                 {"system.json": ("/system", None), "remotearrays.json": ("/remotearray", "remoteArrays")},
@@ -68,9 +73,10 @@ KINDS = {
 
 
 def expected_tree(client, with_extra=True):
-    """Returns (files, dirs): files maps a relative path to its JSON value
-    (or bytes for log.zip); dirs maps a relative directory to its entry set."""
-    files, dirs = {}, {}
+    """Returns (files, dirs, others): files maps a relative path to its JSON
+    value; dirs maps a relative directory to its entry set; others lists the
+    remaining regular files (log.zip, control files, task state files)."""
+    files, dirs, others = {}, {}, ["log.zip"]
 
     def get(path):
         r = client.get(path)
@@ -86,12 +92,21 @@ def expected_tree(client, with_extra=True):
         objs = list_all(client, url, key)
         entries = assign_entries(objs)
         dirs[rel] = set(entries) | {".by-id"}
+        if kind_dir in NEW_KINDS:
+            dirs[rel].add("new")
+            others.append(rel + "/new")
         dirs[rel + "/.by-id"] = {entry_name(o["id"], o["id"]) for o in objs}
         for obj, entry in zip(objs, entries):
             rrel = rel + "/" + entry
             rurl = url + "/" + seg(obj["id"])
             files[rrel + "/" + objfile] = obj
             names = {objfile}
+            if kind_dir in ACTION_KINDS:
+                names.add("action")
+                others.append(rrel + "/action")
+            if kind_dir == "tasks":
+                names.update(TASK_FILES)
+                others.extend(rrel + "/" + f for f in TASK_FILES)
             for fname, (sub, lkey) in extra.items():
                 names.add(fname)
                 if with_extra:
@@ -104,4 +119,4 @@ def expected_tree(client, with_extra=True):
 
     walk_collection("servers", "/server", "servers")
     walk_collection("tasks", "/tasks", "tasks")
-    return files, dirs
+    return files, dirs, others

@@ -296,7 +296,6 @@ class Server:
                 coll.add(Rec({"id": hid, "name": hname, "creationTime": vct + 60,
                               "consistencyGroupSnapshotId": None,
                               "config": {"groundCloneRequired": False}}, {"used": used // 4}))
-                self.snap_count += 1
         return coll
 
     def new_snapshot_id(self, vrec):
@@ -382,6 +381,10 @@ def build_server(arr, sid, sidx, opts, nvol, nsnap, nhost, nlun, hostile):
         for vid, vname in hostile_entries("vol-%s" % sid, first):
             srv.new_volume(vid, vname, t0 + 3600, pool_ids[0], 10 * GIB, GIB,
                            "sg-%s-0" % sid, min(nsnap, 2)).x["hostile"] = True
+        # Counted now, though made on first use, so no answer depends on what was listed first.
+        per_volume = len(hostile_entries("x", "x"))
+        srv.snap_count += per_volume * sum(1 for r in srv.vols.order()
+                                           if r.x["idx"] <= 3 or r.x.get("hostile"))
     # LUNs over the volumes
     for k in range(1, nlun + 1):
         h = mix(seed, ai, sidx, 7, k)
