@@ -679,6 +679,8 @@ static size_t unique_ids(struct item *items, size_t n, const char *url)
 {
 	size_t i, o = 0;
 
+	if (n == 0)
+		return 0;
 	qsort(items, n, sizeof(*items), cmp_item_id);
 	for (i = 0; i < n; i++) {
 		if (o && !strcmp(items[o - 1].id, items[i].id)) {

@@ -20,33 +20,41 @@ static const char *skip_space(const char *p, const char *end)
 	return p;
 }
 
-/* Parses exactly [p, end) as JSON; NULL unless all of it is one value. */
-static json_object *parse_exact(const char *p, size_t n)
+/*
+ * Parses exactly n bytes at p as one JSON value. Returns true and sets *out
+ * (NULL for JSON null) when all of it is one value; false otherwise.
+ */
+static bool parse_exact(const char *p, size_t n, json_object **out)
 {
 	struct json_tokener *tok;
+	enum json_tokener_error jerr;
 	json_object *o;
+	bool whole;
 
+	*out = NULL;
 	if (n == 0)
-		return NULL;
+		return false;
 	tok = json_tokener_new();
 	if (!tok)
-		return NULL;
+		return false;
 	o = json_tokener_parse_ex(tok, p, (int)n);
-	if (o && (json_tokener_get_error(tok) != json_tokener_success ||
-		  skip_space(p + json_tokener_get_parse_end(tok), p + n) != p + n)) {
-		json_object_put(o);
-		o = NULL;
-	}
-	if (!o && json_tokener_get_error(tok) == json_tokener_continue) {
+	jerr = json_tokener_get_error(tok);
+	if (jerr == json_tokener_continue) {
 		/* A bare number ("12") waits for more input: end it. */
 		o = json_tokener_parse_ex(tok, "", 1);
-		if (json_tokener_get_error(tok) != json_tokener_success) {
-			json_object_put(o);
-			o = NULL;
-		}
+		jerr = json_tokener_get_error(tok);
+		whole = jerr == json_tokener_success;
+	} else {
+		whole = jerr == json_tokener_success &&
+			skip_space(p + json_tokener_get_parse_end(tok), p + n) == p + n;
 	}
 	json_tokener_free(tok);
-	return o;
+	if (!whole) {
+		json_object_put(o);
+		return false;
+	}
+	*out = o;
+	return true;
 }
 
 /* End of a value starting at p: a JSON string or bracketed value is scanned whole, else up to a space. */
@@ -113,7 +121,7 @@ static int set_dotted(json_object *body, const char *key, size_t klen, json_obje
 		goto bad;
 	memcpy(part, key, klen);
 	part[klen] = '\0';
-	if (json_object_object_add(body, part, v)) {
+	if (json_object_object_add(body, part, v)) { /* v may be NULL: JSON null */
 		json_object_put(v);
 		return -ENOMEM;
 	}
@@ -145,8 +153,7 @@ static int parse_pairs(const char *p, const char *end, json_object **out, char *
 		}
 		eq = p;
 		vend = value_end(eq + 1, end);
-		v = parse_exact(eq + 1, (size_t)(vend - eq - 1));
-		if (!v) {
+		if (!parse_exact(eq + 1, (size_t)(vend - eq - 1), &v)) {
 			v = json_object_new_string_len(eq + 1, (int)(vend - eq - 1));
 			if (!v) {
 				json_object_put(body);
@@ -234,8 +241,7 @@ int dsfs_ctl_parse(const char *line, size_t len, const struct dsfs_action *creat
 	if (create) {
 		a = create;
 		if (*p == '{') {
-			b = parse_exact(p, (size_t)(end - p));
-			if (!b || !json_object_is_type(b, json_type_object)) {
+			if (!parse_exact(p, (size_t)(end - p), &b) || !json_object_is_type(b, json_type_object)) {
 				json_object_put(b);
 				snprintf(err, errlen, "not a valid JSON object");
 				return -EINVAL;
@@ -274,8 +280,7 @@ int dsfs_ctl_parse(const char *line, size_t len, const struct dsfs_action *creat
 		}
 		p = skip_space(verb_end, end);
 		if (p < end && *p == '{') {
-			b = parse_exact(p, (size_t)(end - p));
-			if (!b || !json_object_is_type(b, json_type_object)) {
+			if (!parse_exact(p, (size_t)(end - p), &b) || !json_object_is_type(b, json_type_object)) {
 				json_object_put(b);
 				snprintf(err, errlen, "'%s': not a valid JSON object", a->verb);
 				return -EINVAL;

@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* Unit tests for src/ctl.c: the control-file command grammar. */
+#include <errno.h>
+
+#include "ctl.h"
+#include "tap.h"
+
+static const struct dsfs_action create = {
+	.required = (const char *const[]){ "name", NULL }, .bare_field = "name",
+};
+static const struct dsfs_action verbs[] = {
+	{ .verb = "clone", .required = (const char *const[]){ "name", NULL } },
+	{ .verb = "split", .no_body = true },
+	{ .verb = "restore", .required = (const char *const[]){ "snapshotId|snapshot.id", NULL } },
+};
+
+static void parses(const struct dsfs_action *c, const char *line, const char *want_verb, const char *want)
+{
+	const struct dsfs_action *a;
+	json_object *body;
+	char err[256] = "", label[512];
+	int ret = dsfs_ctl_parse(line, strlen(line), c, c ? NULL : verbs, c ? 0 : 3, &a, &body, err, sizeof(err));
+
+	snprintf(label, sizeof(label), "'%s' parses", line);
+	if (!ok(ret == 0, "%s", label)) {
+		printf("#   error: %s\n", err);
+		return;
+	}
+	if (want_verb)
+		is_str(a->verb, want_verb, "verb");
+	is_str(json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE), want,
+	       "body");
+	json_object_put(body);
+}
+
+static void refuses(const struct dsfs_action *c, const char *line, const char *why)
+{
+	const struct dsfs_action *a;
+	json_object *body = NULL;
+	char err[256] = "";
+	int ret = dsfs_ctl_parse(line, strlen(line), c, c ? NULL : verbs, c ? 0 : 3, &a, &body, err, sizeof(err));
+
+	is_int(ret, -EINVAL, line);
+	ok(body == NULL, "no body for a refused command");
+	ok(strstr(err, why) != NULL, "reason mentions '%s': %s", why, err);
+}
+
+int main(void)
+{
+	parses(&create, "snap1", NULL, "{\"name\":\"snap1\"}");
+	parses(&create, "  snap with spaces  ", NULL, "{\"name\":\"snap with spaces\"}");
+	parses(&create, "name=n poolId=p-1 isAutoDelete=true", NULL,
+	       "{\"name\":\"n\",\"poolId\":\"p-1\",\"isAutoDelete\":true}");
+	parses(&create, "{\"name\": \"j\", \"replicate\": false}", NULL, "{\"name\":\"j\",\"replicate\":false}");
+	parses(&create, "name=\"with space\" n=12 f=1.5 z=null", NULL,
+	       "{\"name\":\"with space\",\"n\":12,\"f\":1.5,\"z\":null}");
+	parses(&create, "name=x iqns=[\"a b\",\"c\"] o={\"k\":[1,{\"x\":\"}\"}]}", NULL,
+	       "{\"name\":\"x\",\"iqns\":[\"a b\",\"c\"],\"o\":{\"k\":[1,{\"x\":\"}\"}]}}");
+	parses(NULL, "clone name=c1 snapshot.id=abc snapshot.name=s", "clone",
+	       "{\"name\":\"c1\",\"snapshot\":{\"id\":\"abc\",\"name\":\"s\"}}");
+	parses(NULL, "clone {\"name\": \"c2\"}", "clone", "{\"name\":\"c2\"}");
+	parses(NULL, "split", "split", "{}");
+	parses(NULL, "  split  \r", "split", "{}");
+	parses(NULL, "restore snapshot.id=s", "restore", "{\"snapshot\":{\"id\":\"s\"}}");
+	parses(NULL, "clone name=/a/b?c#d%", "clone", "{\"name\":\"/a/b?c#d%\"}");
+	parses(NULL, "clone name=tru", "clone", "{\"name\":\"tru\"}");
+
+	refuses(NULL, "explode", "unknown verb");
+	refuses(NULL, "clone", "needs the field name");
+	refuses(NULL, "restore", "one of snapshotId|snapshot.id");
+	refuses(NULL, "clone {nope", "JSON");
+	refuses(NULL, "clone [1]", "expected key=value");
+	refuses(NULL, "clone name", "expected key=value");
+	refuses(NULL, "split x=1", "takes no arguments");
+	refuses(NULL, "clone name=a name.x=1", "already a value");
+	refuses(NULL, "clone =v name=a", "bad key");
+	refuses(&create, "", "empty");
+	refuses(&create, "   ", "empty");
+	refuses(&create, "{\"name\": 1", "JSON");
+	parses(&create, "[\"name\"]", NULL, "{\"name\":\"[\\\"name\\\"]\"}");
+	refuses(&create, "poolId=p", "needs the field name");
+	{
+		const struct dsfs_action *a;
+		json_object *body = NULL;
+		char err[128];
+		int ret = dsfs_ctl_parse("cl\0ne", 5, NULL, verbs, 3, &a, &body, err, sizeof(err));
+
+		is_int(ret, -EINVAL, "a NUL byte is refused");
+	}
+	{
+		json_object *o = json_tokener_parse("{\"a\":{\"b\":{\"c\":1}}}");
+
+		ok(dsfs_ctl_get(o, "a.b.c") && json_object_get_int(dsfs_ctl_get(o, "a.b.c")) == 1, "dotted get");
+		ok(dsfs_ctl_get(o, "a.x") == NULL, "missing dotted get");
+		ok(dsfs_ctl_get(o, "a.b.c.d") == NULL, "dotted get through a value");
+		json_object_put(o);
+	}
+	return done_testing();
+}
