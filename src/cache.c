@@ -1086,6 +1086,7 @@ int dsfs_cache_getattr(struct dsfs_cache *c, const struct dsfs_loc *loc, struct 
 	case DSFS_LOC_RESOURCE:
 	case DSFS_LOC_COLLECTION:
 		dir_attr(out, loc->type, n->ino, n->mtime);
+		out->writable = loc->type == DSFS_LOC_COLLECTION && (n->kind->create || n->kind->deletable);
 		break;
 	case DSFS_LOC_BYID:
 		dir_attr(out, loc->type, hash_ino(n->url, BYID_DIR, NULL), n->mtime);
@@ -1150,6 +1151,7 @@ int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fi
 				break;
 			}
 			dir_attr(&a, DSFS_LOC_COLLECTION, hash_ino(url, NULL, NULL), n->mtime);
+			a.writable = k->create || k->deletable;
 			free(url);
 			ret = fill(ctx, k->dir_name, &a, true);
 		}

@@ -54,6 +54,7 @@ struct dsfs_attr {
 	time_t mtime;
 	size_t size;
 	bool direct; /* FILE: content may change between reads */
+	bool writable; /* directory: mkdir (a collection with `new`) or rmdir of entries (deletable kind) act in it */
 };
 
 struct dsfs_cache_stats {

@@ -159,7 +159,8 @@ static void fill_stat(const struct dsfs_fs *fs, const struct dsfs_attr *a, struc
 	case DSFS_LOC_RESOURCE:
 	case DSFS_LOC_COLLECTION:
 	case DSFS_LOC_BYID:
-		st->st_mode = S_IFDIR | 0555;
+		/* writable where mkdir or rmdir acts, so that default_permissions lets the owner act */
+		st->st_mode = S_IFDIR | (a->writable ? (fs->o.allow_other_actions ? 0777 : 0755) : 0555);
 		st->st_nlink = 2;
 		return;
 	case DSFS_LOC_LINK:
@@ -170,7 +171,7 @@ static void fill_stat(const struct dsfs_fs *fs, const struct dsfs_attr *a, struc
 		st->st_mode = S_IFREG | 0444;
 		break;
 	case DSFS_LOC_CTL:
-		st->st_mode = S_IFREG | 0600; /* only the mount's owner acts */
+		st->st_mode = S_IFREG | (fs->o.allow_other_actions ? 0666 : 0600); /* by default only the owner acts */
 		break;
 	}
 	st->st_size = (off_t)a->size;

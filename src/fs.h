@@ -28,6 +28,7 @@ struct dsfs_fs_opts {
 	double ttl;     /* cache_ttl: how stale a read-through file may be for a reader */
 	double wait_timeout;   /* bound on tasks/<id>/wait */
 	bool allow_delete;     /* rmdir deletes snapshots and volumes */
+	bool allow_other_actions; /* control files and creatable directories writable by all */
 	const char *tasks_dir; /* the dialect's tasks collection ("tasks") */
 	bool (*interrupted)(void); /* true when the calling operation was interrupted */
 };

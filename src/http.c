@@ -193,13 +193,29 @@ static void count(unsigned long *c)
 	__atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
 }
 
-static CURL *get_handle(struct dsfs_http *h)
+/* A handle, waiting no later than deadline (monotonic seconds) for one to be free. */
+static CURL *get_handle(struct dsfs_http *h, double deadline, bool *timed_out)
 {
+	struct timespec ts;
 	CURL *c = NULL;
 
+	*timed_out = false;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	{
+		/* condition variables wait on the real-time clock: convert the deadline */
+		double wait = deadline - now_s(), abs_s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + wait;
+
+		ts.tv_sec = (time_t)abs_s;
+		ts.tv_nsec = (long)((abs_s - (double)ts.tv_sec) * 1e9);
+	}
 	pthread_mutex_lock(&h->pool_lock);
-	while (h->nidle == 0 && h->created >= h->o.max_conns)
-		pthread_cond_wait(&h->pool_cond, &h->pool_lock);
+	while (h->nidle == 0 && h->created >= h->o.max_conns) {
+		if (pthread_cond_timedwait(&h->pool_cond, &h->pool_lock, &ts) == ETIMEDOUT) {
+			*timed_out = true;
+			pthread_mutex_unlock(&h->pool_lock);
+			return NULL;
+		}
+	}
 	if (h->nidle > 0) {
 		c = h->idle[--h->nidle];
 	} else {
@@ -453,25 +469,38 @@ int dsfs_http_do(struct dsfs_http *h, const struct dsfs_request *req, struct dsf
 	strcat(url, req->path);
 
 	for (attempt = 0;; attempt++) {
+		int tries = resp->attempts;
 		struct xfer x = { .resp = resp, .max = h->o.max_body, .retry_after = -1 };
 		double remaining = deadline - now_s(), wait;
-		bool retryable;
+		bool retryable, waited_out;
 		CURLcode rc;
 
 		if (remaining <= 0.001) {
+			dsfs_response_clear(resp);
+			resp->attempts = tries;
 			resp->net = DSFS_NET_TIMEOUT;
 			snprintf(resp->message, sizeof(resp->message), "timed out after %.0f s", h->o.timeout);
 			ret = dsfs_errmap_net(DSFS_NET_TIMEOUT);
 			break;
 		}
 		dsfs_response_clear(resp);
-		c = get_handle(h);
+		resp->attempts = attempt;
+		c = get_handle(h, deadline, &waited_out);
+		if (!c && waited_out) {
+			resp->net = DSFS_NET_TIMEOUT;
+			snprintf(resp->message, sizeof(resp->message),
+				 "timed out after %.0f s waiting for one of %d connections", h->o.timeout,
+				 h->o.max_conns);
+			ret = dsfs_errmap_net(DSFS_NET_TIMEOUT);
+			goto out;
+		}
 		if (!c) {
 			resp->net = DSFS_NET_NOMEM;
 			snprintf(resp->message, sizeof(resp->message), "cannot create a curl handle");
 			ret = -ENOMEM;
 			goto out;
 		}
+		resp->attempts = attempt + 1;
 		errbuf[0] = '\0';
 		set_options(h, c, req, hdrs, url, &x, (long)(remaining * 1000) + 1, !idempotent, errbuf);
 		count_method(h, req->method);

@@ -47,6 +47,7 @@ struct dsfs_response {
 	char *location;               /* Location header or NULL; owned */
 	char *content_type;           /* Content-Type header or NULL; owned */
 	char message[256];            /* transport reason when status is 0 */
+	int attempts;                 /* how many times the request was sent */
 };
 
 /* Counters, read with dsfs_http_stats(). */

@@ -26,6 +26,7 @@
 #include "resources.h"
 #include "session.h"
 #include "tasks.h"
+#include "tls.h"
 
 static void usage(const char *prog)
 {
@@ -38,6 +39,9 @@ static void usage(const char *prog)
 	       "    -o credentials=FILE    username=... and password=... lines; FILE must not be\n"
 	       "                           readable or writable by group or others (chmod 600).\n"
 	       "                           Without it, DSFS_USERNAME and DSFS_PASSWORD are used.\n"
+	       "    -o username=NAME       user name, when the credentials file has none\n"
+	       "                           (DSFS_PASSWORD then gives the password, e.g. from a\n"
+	       "                           systemd unit's root-only EnvironmentFile)\n"
 	       "    -o array=NAME          storage array (host name or IP) to log in to\n"
 	       "                           (default: the URL's host)\n"
 	       "    -o cache_ttl=SECONDS   how long listings and files stay fresh (default 2;\n"
@@ -55,6 +59,8 @@ static void usage(const char *prog)
 	       "    -o insecure            do not verify the server's TLS certificate (unsafe)\n"
 	       "    -o wait_timeout=SECONDS  bound on reading tasks/<id>/wait (default 3600)\n"
 	       "    -o allow_delete        let rmdir delete snapshots and volumes (otherwise EPERM)\n"
+	       "    -o allow_other_actions with allow_other: other users may also write control\n"
+	       "                           files and mkdir/rmdir (default: only the owner acts)\n"
 	       "    -o ro                  mount read-only: every change fails with EROFS\n"
 	       "    -f                     stay in the foreground (log to stderr)\n"
 	       "    -d                     debug: foreground, log every request (never secrets)\n"
@@ -107,6 +113,14 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "dsfs: %s\n", err);
 		goto out;
 	}
+	if (o.client_cert && dsfs_tls_check_keypair(o.client_cert, o.client_key, err, sizeof(err))) {
+		fprintf(stderr, "dsfs: %s\n", err);
+		goto out;
+	}
+	if (o.cacert && dsfs_tls_check_ca(o.cacert, err, sizeof(err))) {
+		fprintf(stderr, "dsfs: -o cacert: %s\n", err);
+		goto out;
+	}
 	if (o.insecure)
 		fprintf(stderr, "dsfs: warning: -o insecure: the server's TLS certificate is not "
 			"verified; anyone on the network path can read the password\n");
@@ -144,6 +158,7 @@ int main(int argc, char *argv[])
 	fs = cache && tasks ? dsfs_fs_new(cache, http, session, tasks, &(struct dsfs_fs_opts){
 		.uid = getuid(), .gid = getgid(), .mounted = time(NULL), .ttl = o.cache_ttl,
 		.wait_timeout = o.wait_timeout, .allow_delete = o.allow_delete,
+		.allow_other_actions = o.allow_other_actions,
 		.tasks_dir = dsfs_dialect_storageplugin.tasks_dir,
 		.interrupted = dsfs_fuse_interrupted }) : NULL;
 	if (!fs) {

@@ -31,6 +31,8 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("client_key=%s", client_key),
 	OPT("insecure", insecure),
 	OPT("allow_delete", allow_delete),
+	OPT("allow_other_actions", allow_other_actions),
+	OPT("username=%s", username_opt),
 	OPT("wait_timeout=%s", s_wait_timeout),
 	OPT("cache_ttl=%s", s_cache_ttl),
 	OPT("timeout=%s", s_timeout),
@@ -180,26 +182,14 @@ static char *trim(char *s)
 	return s;
 }
 
-int dsfs_options_load_credentials(struct dsfs_options *o, char *err, size_t errlen)
+/* Reads username= and password= lines from the credentials file. */
+static int read_credentials_file(struct dsfs_options *o, char *err, size_t errlen)
 {
 	struct stat sb;
 	char line[4096];
 	FILE *f;
 	int fd, lineno = 0;
 
-	if (!o->credentials) {
-		const char *u = getenv("DSFS_USERNAME"), *p = getenv("DSFS_PASSWORD");
-
-		if (!u || !p) {
-			snprintf(err, errlen, "no credentials: give -o credentials=FILE (a file of mode 0600 "
-				 "with lines username=... and password=...), or set DSFS_USERNAME and "
-				 "DSFS_PASSWORD in the environment");
-			return -EINVAL;
-		}
-		o->username = strdup(u);
-		o->password = strdup(p);
-		return o->username && o->password ? 0 : -ENOMEM;
-	}
 	fd = open(o->credentials, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(err, errlen, "credentials file %s: %s", o->credentials, strerror(errno));
@@ -255,9 +245,33 @@ int dsfs_options_load_credentials(struct dsfs_options *o, char *err, size_t errl
 	}
 	explicit_bzero(line, sizeof(line));
 	fclose(f);
+	return 0;
+}
+
+int dsfs_options_load_credentials(struct dsfs_options *o, char *err, size_t errlen)
+{
+	const char *env_user = getenv("DSFS_USERNAME"), *env_pw = getenv("DSFS_PASSWORD");
+	int ret;
+
+	if (o->credentials && (ret = read_credentials_file(o, err, errlen)))
+		return ret;
+	if (!o->username && (o->username_opt || env_user))
+		o->username = strdup(o->username_opt ? o->username_opt : env_user);
+	if (!o->password && env_pw)
+		o->password = strdup(env_pw);
+	if (env_pw) {
+		/* no longer needed: keep it out of /proc/PID/environ */
+		explicit_bzero((char *)env_pw, strlen(env_pw));
+		unsetenv("DSFS_PASSWORD");
+	}
 	if (!o->username || !o->password) {
-		snprintf(err, errlen, "credentials file %s: needs both username= and password= lines",
-			 o->credentials);
+		if (o->credentials)
+			snprintf(err, errlen, "credentials file %s: needs both username= and password= lines "
+				 "(or DSFS_PASSWORD in the environment)", o->credentials);
+		else
+			snprintf(err, errlen, "no credentials: give -o credentials=FILE (a file of mode 0600 "
+				 "with lines username=... and password=...), or set DSFS_USERNAME (or -o "
+				 "username=NAME) and DSFS_PASSWORD in the environment");
 		return -EINVAL;
 	}
 	return 0;
@@ -272,6 +286,7 @@ void dsfs_options_free(struct dsfs_options *o)
 	free(o->client_cert);
 	free(o->client_key);
 	free(o->username);
+	free(o->username_opt);
 	if (o->password) {
 		explicit_bzero(o->password, strlen(o->password));
 		free(o->password);

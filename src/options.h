@@ -19,6 +19,8 @@ struct dsfs_options {
 	char *cacert, *client_cert, *client_key;
 	double cache_ttl, timeout, connect_timeout, wait_timeout;
 	int allow_delete;   /* set through fuse_opt */
+	int allow_other_actions; /* others may write control files and mkdir/rmdir (with allow_other) */
+	char *username_opt; /* -o username=NAME */
 	unsigned page_size;
 	int retries, max_conns;
 	size_t cache_size;  /* bytes; 0 = unbounded */
@@ -42,8 +44,10 @@ int dsfs_options_parse(struct fuse_args *args, struct dsfs_options *o, char *err
 
 /*
  * Loads username and password: from o->credentials, which must be a regular
- * file that neither group nor others may read or write, or else from the
- * environment (DSFS_USERNAME, DSFS_PASSWORD). 0 or -errno with err set.
+ * file that neither group nor others may read or write; a username missing
+ * there comes from -o username= or DSFS_USERNAME, a password from
+ * DSFS_PASSWORD (for systemd units), which is then removed from the
+ * environment. 0 or -errno with err set.
  */
 int dsfs_options_load_credentials(struct dsfs_options *o, char *err, size_t errlen);
 

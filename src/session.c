@@ -98,15 +98,19 @@ void dsfs_session_error_message(const struct dsfs_response *resp, char *buf, siz
 
 static int record_failure(const struct dsfs_request *req, const struct dsfs_response *resp, int ret)
 {
-	char msg[512];
+	char msg[600], tries[64] = "";
 
+	if (resp->attempts > 1)
+		snprintf(tries, sizeof(tries), " (gave up after %d attempts)", resp->attempts);
 	if (ret < 0) {
-		dsfs_err_record(req->method, req->path, 0, resp->message);
+		snprintf(msg, sizeof(msg), "%s%s", resp->message, tries);
+		dsfs_err_record(req->method, req->path, 0, msg);
 		return ret;
 	}
 	if (resp->status >= 200 && resp->status < 300)
 		return 0;
-	dsfs_session_error_message(resp, msg, sizeof(msg));
+	dsfs_session_error_message(resp, msg, sizeof(msg) - sizeof(tries));
+	strcat(msg, tries);
 	dsfs_err_record(req->method, req->path, resp->status, msg);
 	ret = dsfs_errmap_status(resp->status);
 	return ret ? ret : -EIO; /* 1xx and 3xx are not answers the API gives */
