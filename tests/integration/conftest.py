@@ -52,6 +52,7 @@ class Mount:
         self.server = server
         self.path = os.path.join(tmp, "mnt")
         os.makedirs(self.path, exist_ok=True)
+        self.tmp = tmp
         self.cred = credentials or write_credentials(tmp)
         self.log_path = os.path.join(tmp, "dsfs.log")
         args = [dsfs_binary(), "-f", "-o", "credentials=" + self.cred, "-o", "cache_ttl=%s" % ttl]
@@ -87,15 +88,17 @@ class Mount:
             return json.load(f)
 
     def unmount(self, timeout=60):
-        """Unmounts, waits for the daemon and returns its exit status."""
-        if self.proc.poll() is None:
+        """Unmounts, waits for the daemon and returns its exit status.
+        A daemon that died leaves a dead mount behind: that is unmounted too."""
+        if self.proc.poll() is None or os.path.ismount(self.path):
             subprocess.run(["fusermount3", "-u", self.path], stderr=subprocess.DEVNULL)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                subprocess.run(["fusermount3", "-uz", self.path], stderr=subprocess.DEVNULL)
                 self.proc.wait()
+            if os.path.ismount(self.path):
+                subprocess.run(["fusermount3", "-uz", self.path], stderr=subprocess.DEVNULL)
         return self.proc.returncode
 
     def check_clean(self):
@@ -144,8 +147,8 @@ def server(server_factory):
 def dsfs_mount(tmp_path):
     mounts = []
 
-    def mount(server, *options, ttl=2, valgrind=False, credentials=None, env=None):
-        d = tempfile.mkdtemp(dir=str(tmp_path))
+    def mount(server, *options, ttl=2, valgrind=False, credentials=None, env=None, base=None):
+        d = tempfile.mkdtemp(dir=base or str(tmp_path))
         m = Mount(server, options, ttl, valgrind, d, credentials=credentials, env=env)
         mounts.append(m)
         return m
