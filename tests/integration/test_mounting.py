@@ -174,5 +174,15 @@ def test_mount_walk_unmount_under_valgrind(server, dsfs_mount):
     subprocess.run(["find", m.path, "-type", "f", "-exec", "cat", "{}", "+"], stdout=subprocess.DEVNULL, check=True)
     time.sleep(0.3)
     subprocess.run(["ls", "-lR", m.path], stdout=subprocess.DEVNULL, check=True)
+    vols = m.p("servers", entries(m.p("servers"))[0], "volumes")
+    vol = os.path.join(vols, entries(vols)[0])
+    with open(os.path.join(vol, "snapshots", "new"), "w") as f:
+        f.write("under-valgrind\n")
+    with open(os.path.join(vol, "action"), "w") as f:
+        f.write("clone name=vg-clone\n")
+    assert open(m.p("tasks", "latest", "wait")).read().strip() == "SUCCEEDED"
+    with pytest.raises(OSError):
+        with open(os.path.join(vol, "action"), "w") as f:
+            f.write("bogus\n")
     assert m.unmount() == 0, m.log_text()
     m.check_clean()
