@@ -46,6 +46,7 @@ struct dsfs_node {
 	const struct dsfs_kind *kind; /* resource: its kind; collection: the kind listed */
 	struct dsfs_node *parent;     /* valid while attached */
 	char *url;                    /* resource URL, or collection list URL */
+	char *base, *base_id;         /* collection: its resource's URL and id (where other sources hang) */
 	uint64_t ino;
 	time_t mtime;
 	size_t bytes;                 /* accounted to the cache */
@@ -253,6 +254,8 @@ static void node_free(struct dsfs_cache *c, struct dsfs_node *n)
 	free(n->slots);
 	free(n->colls);
 	free(n->url);
+	free(n->base);
+	free(n->base_id);
 	free(n->id);
 	free(n->entry);
 	free(n);
@@ -303,6 +306,8 @@ struct item {
 	time_t mtime;
 	bool has_mtime;
 	struct dsfs_blob *blob;
+	const struct dsfs_kind *kind; /* the source it was listed from */
+	const char *list_url;         /* that source's list URL (owned by the collect state) */
 };
 
 static void item_clear(struct item *it)
@@ -311,6 +316,17 @@ static void item_clear(struct item *it)
 	free(it->name);
 	dsfs_blob_unref(it->blob);
 	memset(it, 0, sizeof(*it));
+}
+
+/* The kinds a collection of kind k lists: k, then the kinds listed alongside it. */
+static const struct dsfs_kind *source_kind(const struct dsfs_kind *k, size_t i)
+{
+	if (i == 0)
+		return k;
+	for (size_t j = 0; k->also && k->also[j]; j++)
+		if (j + 1 == i)
+			return k->also[j];
+	return NULL;
 }
 
 static void items_free(struct item *items, size_t n)
@@ -385,6 +401,7 @@ static int each_page(struct dsfs_cache *c, const char *url, const char *key, boo
 {
 	const struct dsfs_paging *pg = &c->dialect->paging;
 	unsigned long start = 0, cap;
+	long total = -1;
 	char *path;
 	int ret = 0;
 
@@ -408,6 +425,12 @@ static int each_page(struct dsfs_cache *c, const char *url, const char *key, boo
 			break;
 		}
 		n = json_object_array_length(arr);
+		if (pg->total_field) {
+			json_object *t;
+
+			if (json_object_object_get_ex(o, pg->total_field, &t) && json_object_is_type(t, json_type_int))
+				total = (long)json_object_get_int64(t);
+		}
 		ret = fn(ctx, arr);
 		json_object_put(o);
 		if (ret)
@@ -417,19 +440,21 @@ static int each_page(struct dsfs_cache *c, const char *url, const char *key, boo
 		if (n > c->page_cap_seen)
 			c->page_cap_seen = n;
 		pthread_mutex_unlock(&c->lock);
-		if (n == 0 || n < cap)
-			break;
 		start += n;
+		if (n == 0 || (total >= 0 && start >= (unsigned long)total))
+			break; /* the answer said how many there are */
+		if (total < 0 && n < cap)
+			break;
 	}
 	free(path);
 	return ret;
 }
 
 struct collect {
-	const struct dsfs_kind *kind;
+	const struct dsfs_kind *kind; /* of the source being listed */
 	struct item *items;
 	size_t n, cap;
-	const char *url;
+	const char *url;              /* of the source being listed */
 };
 
 static int collect_page(void *ctx, json_object *arr)
@@ -452,6 +477,8 @@ static int collect_page(void *ctx, json_object *arr)
 	for (i = 0; i < n; i++) {
 		int ret = parse_item(col->kind, json_object_array_get_idx(arr, i), &col->items[col->n]);
 
+		col->items[col->n].kind = col->kind;
+		col->items[col->n].list_url = col->url;
 		col->n++;
 		if (ret == -EIO) {
 			char msg[128];
@@ -544,6 +571,28 @@ static char *join_url(const char *base, const char *segment, const char *id)
 }
 
 /*
+ * URL of the collection of segment under the resource at base (with id
+ * base_id). A segment starting with '/' hangs off the API root instead, with
+ * "{id}" standing for the resource's id (DSCC volume sets, say).
+ */
+static char *collection_url(const char *base, const char *base_id, const char *segment)
+{
+	const char *hole;
+	char *seg, *url;
+
+	if (segment[0] != '/')
+		return join_url(base, segment, NULL);
+	hole = strstr(segment, "{id}");
+	if (!hole || !base_id)
+		return strdup(segment);
+	seg = dsfs_names_url_segment(base_id);
+	if (!seg || asprintf(&url, "%.*s%s%s", (int)(hole - segment), segment, seg, hole + 4) < 0)
+		url = NULL;
+	free(seg);
+	return url;
+}
+
+/*
  * Replaces coll's listing by items (consumed). Nodes of resources still
  * listed are kept, so their inodes, open handles and sub-listings survive.
  * Ownership: the items array of a collection holds the tree's one reference
@@ -565,8 +614,10 @@ static int install_listing(struct dsfs_cache *c, struct dsfs_node *coll, struct 
 	for (i = 0; i < n; i++) {
 		struct dsfs_node *r = coll->listed ? find_by_id(coll, items[i].id) : NULL;
 
+		if (r && r->kind != items[i].kind)
+			r = NULL; /* the same id from another source: not the same resource */
 		if (!r) {
-			r = node_new(c, false, coll->kind, join_url(coll->url, "", items[i].id));
+			r = node_new(c, false, items[i].kind, join_url(items[i].list_url, "", items[i].id));
 			if (!r)
 				goto out_nodes;
 			created[i] = true;
@@ -699,9 +750,12 @@ static size_t unique_ids(struct item *items, size_t n, const char *url)
  */
 static int ensure_listing(struct dsfs_cache *c, struct dsfs_node *coll, bool want_fresh)
 {
-	struct collect col = { .kind = coll->kind, .url = coll->url };
+	struct collect col = { 0 };
+	char *urls[8] = { 0 };
+	const struct dsfs_kind *k;
 	double at;
-	int ret;
+	size_t i;
+	int ret = 0;
 
 	for (;;) {
 		if (coll->listed && (!want_fresh || fresh(c, coll->listed_at))) {
@@ -724,7 +778,17 @@ static int ensure_listing(struct dsfs_cache *c, struct dsfs_node *coll, bool wan
 	at = mono_now();
 	pthread_mutex_unlock(&c->lock);
 
-	ret = each_page(c, coll->url, coll->kind->list_key, false, collect_page, &col);
+	for (i = 0; ret == 0 && i < 8 && (k = source_kind(coll->kind, i)); i++) {
+		/* one list per source: device types that share a directory, say */
+		urls[i] = i == 0 ? strdup(coll->url) : collection_url(coll->base, coll->base_id, k->segment);
+		if (!urls[i]) {
+			ret = -ENOMEM;
+			break;
+		}
+		col.kind = k;
+		col.url = urls[i];
+		ret = each_page(c, urls[i], k->list_key, false, collect_page, &col);
+	}
 	if (ret == 0)
 		col.n = unique_ids(col.items, col.n, coll->url);
 
@@ -734,6 +798,8 @@ static int ensure_listing(struct dsfs_cache *c, struct dsfs_node *coll, bool wan
 		ret = install_listing(c, coll, col.items, col.n, at);
 	else
 		items_free(col.items, col.n);
+	for (i = 0; i < 8; i++)
+		free(urls[i]);
 	enforce_bound(c, coll);
 	pthread_cond_broadcast(&c->done);
 	node_unref(c, coll);
@@ -935,11 +1001,17 @@ static struct dsfs_node *child_collection(struct dsfs_cache *c, struct dsfs_node
 
 	if (coll)
 		return coll;
-	coll = node_new(c, true, k, join_url(r->url, k->segment, NULL));
+	coll = node_new(c, true, k, collection_url(r->url, r->id, k->segment));
 	if (!coll)
 		return NULL;
 	coll->ino = hash_ino(coll->url, NULL, NULL);
 	coll->mtime = r->mtime;
+	coll->base = strdup(r->url);
+	coll->base_id = r->id ? strdup(r->id) : NULL;
+	if (!coll->base || (r->id && !coll->base_id)) {
+		node_unref(c, coll);
+		return NULL;
+	}
 	coll->parent = r;
 	coll->attached = r->attached;
 	r->colls[idx] = coll; /* the tree's reference */
@@ -1144,7 +1216,7 @@ int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fi
 		}
 		for (i = 0; i < n->kind->nchildren && !ret; i++) {
 			const struct dsfs_kind *k = n->kind->children[i];
-			char *url = join_url(n->url, k->segment, NULL);
+			char *url = collection_url(n->url, n->id, k->segment);
 
 			if (!url) {
 				ret = -ENOMEM;
@@ -1332,10 +1404,13 @@ int dsfs_cache_post(struct dsfs_cache *c, const struct dsfs_loc *loc, const stru
 	memset(res, 0, sizeof(*res));
 	if (loc->type != DSFS_LOC_CTL)
 		return -EINVAL;
-	path = malloc(strlen(url) + (action->verb ? strlen(action->verb) : 0) + 16);
+	path = malloc(strlen(url) + (action->verb ? strlen(action->verb) : 0) +
+		      (action->subpath ? strlen(action->subpath) : 0) + 16);
 	if (!path)
 		return -ENOMEM;
-	if (action->verb)
+	if (action->subpath)
+		sprintf(path, "%s%s", url, action->subpath);
+	else if (action->verb)
 		sprintf(path, "%s?action=%s", url, action->verb);
 	else
 		strcpy(path, url);

@@ -296,6 +296,18 @@ int dsfs_ctl_parse(const char *line, size_t len, const struct dsfs_action *creat
 			return -EINVAL;
 		}
 	}
+	if (a->defaults) {
+		/* fields the API requires but a user should not have to spell out */
+		json_object *d = json_tokener_parse(a->defaults);
+
+		if (d) {
+			json_object_object_foreach(d, key, val) {
+				if (!json_object_object_get_ex(b, key, NULL))
+					json_object_object_add(b, key, json_object_get(val));
+			}
+			json_object_put(d);
+		}
+	}
 	ret = check_required(a, b, err, errlen);
 	if (ret) {
 		json_object_put(b);

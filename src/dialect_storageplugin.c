@@ -183,17 +183,17 @@ static struct dsfs_blob *line_of(json_object *o, const char *field)
 	}
 }
 
-static struct dsfs_blob *task_state(json_object *o)
+struct dsfs_blob *dsfs_task_state(json_object *o)
 {
 	return line_of(o, "state");
 }
 
-static struct dsfs_blob *task_progress(json_object *o)
+struct dsfs_blob *dsfs_task_progress(json_object *o)
 {
 	return line_of(o, "progressPercent");
 }
 
-static struct dsfs_blob *task_log(json_object *o)
+struct dsfs_blob *dsfs_task_log(json_object *o)
 {
 	json_object *msgs, *m, *v;
 	size_t i, n, len = 0, cap = 256;
@@ -240,9 +240,9 @@ static struct dsfs_blob *task_log(json_object *o)
 
 static const struct dsfs_file_desc task_files[] = {
 	{ .name = "task.json", .flags = DSFS_FILE_DIRECT },
-	{ .name = "state", .flags = DSFS_FILE_DIRECT, .derive = task_state },
-	{ .name = "progress", .flags = DSFS_FILE_DIRECT, .derive = task_progress },
-	{ .name = "log", .flags = DSFS_FILE_DIRECT, .derive = task_log },
+	{ .name = "state", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_state },
+	{ .name = "progress", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_progress },
+	{ .name = "log", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_log },
 };
 
 static const struct dsfs_kind task = {
@@ -266,6 +266,7 @@ const struct dsfs_dialect dsfs_dialect_storageplugin = {
 	.name = "storageplugin",
 	.root = &root,
 	.paging = { .limit_param = "limit", .start_param = "start" },
+	.auth = DSFS_AUTH_SESSION,
 	.tasks_dir = "tasks",
 	.task_state_field = "state",
 	.task_error_field = "error",

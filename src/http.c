@@ -415,7 +415,10 @@ static struct curl_slist *build_headers(const struct dsfs_request *req)
 		goto fail;
 	l = t;
 	if (strcmp(req->method, "GET")) {
-		if (!(t = curl_slist_append(l, "Content-Type: application/json")))
+		char ct[128];
+
+		snprintf(ct, sizeof(ct), "Content-Type: %s", req->content_type ? req->content_type : "application/json");
+		if (!(t = curl_slist_append(l, ct)))
 			goto fail;
 		l = t;
 		if (!(t = curl_slist_append(l, "Expect:")))
@@ -465,8 +468,12 @@ int dsfs_http_do(struct dsfs_http *h, const struct dsfs_request *req, struct dsf
 		ret = -ENOMEM;
 		goto out;
 	}
-	strcpy(url, h->base);
-	strcat(url, req->path);
+	if (!strncmp(req->path, "http://", 7) || !strncmp(req->path, "https://", 8)) {
+		strcpy(url, req->path); /* an endpoint elsewhere, e.g. an OAuth2 token service */
+	} else {
+		strcpy(url, h->base);
+		strcat(url, req->path);
+	}
 
 	for (attempt = 0;; attempt++) {
 		int tries = resp->attempts;

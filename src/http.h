@@ -30,10 +30,11 @@ struct dsfs_http_opts {
 
 struct dsfs_request {
 	const char *method;         /* "GET", "POST", "PUT", "DELETE" */
-	const char *path;           /* relative to the base, escaped, may carry a query */
+	const char *path;           /* relative to the base (or an absolute http(s) URL), escaped, may carry a query */
 	const char *body;           /* request body or NULL */
 	size_t body_len;
 	const char *accept;         /* Accept value; NULL means application/json */
+	const char *content_type;   /* of the body; NULL means application/json */
 	const char *const *headers; /* extra "Name: value" lines, NULL-terminated, or NULL */
 	const char *username;       /* HTTP Basic credentials, or NULL */
 	const char *password;

@@ -32,13 +32,17 @@ static void usage(const char *prog)
 {
 	printf("usage: %s [options] URL MOUNTPOINT\n"
 	       "\n"
-	       "Mounts the storage management API at URL (the API base, e.g.\n"
-	       "https://array1:8443/storageplugin/api) on MOUNTPOINT as a tree of JSON files.\n"
+	       "Mounts the storage management API at URL on MOUNTPOINT as a tree of JSON files:\n"
+	       "a storage-plugin API base (https://array1:8443/storageplugin/api) or the Data\n"
+	       "Services Cloud Console (https://us1.data.cloud.hpe.com, with -o api=dscc).\n"
 	       "\n"
 	       "dsfs options:\n"
-	       "    -o credentials=FILE    username=... and password=... lines; FILE must not be\n"
-	       "                           readable or writable by group or others (chmod 600).\n"
-	       "                           Without it, DSFS_USERNAME and DSFS_PASSWORD are used.\n"
+	       "    -o api=DIALECT         storageplugin or dscc (default: recognised from the URL)\n"
+	       "    -o credentials=FILE    storage-plugin: username=... and password=... lines;\n"
+	       "                           dscc: client_id=... and client_secret=... (optional\n"
+	       "                           token_url=...), or token=... (a pasted access token).\n"
+	       "                           FILE must not be readable or writable by group or others\n"
+	       "                           (chmod 600). Without it, DSFS_USERNAME and DSFS_PASSWORD.\n"
 	       "    -o username=NAME       user name, when the credentials file has none\n"
 	       "                           (DSFS_PASSWORD then gives the password, e.g. from a\n"
 	       "                           systemd unit's root-only EnvironmentFile)\n"
@@ -83,6 +87,8 @@ int main(int argc, char *argv[])
 	struct dsfs_tasks *tasks = NULL;
 	struct dsfs_fs *fs = NULL;
 	char err[1024], why[1200], *mountpoint = NULL, *array = NULL, *fsname = NULL;
+	const struct dsfs_dialect *dialect;
+	const char *api;
 	bool foreground = false, debug = false, single = false;
 	const char *herr;
 	int ret = 1;
@@ -109,7 +115,12 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	dsfs_log_setup(false, debug ? DSFS_LOG_DEBUG : DSFS_LOG_INFO);
-	if (dsfs_options_load_credentials(&o, err, sizeof(err))) {
+	if (!(api = dsfs_options_dialect(&o, err, sizeof(err)))) {
+		fprintf(stderr, "dsfs: %s\n", err);
+		goto out;
+	}
+	dialect = !strcmp(api, "dscc") ? &dsfs_dialect_dscc : &dsfs_dialect_storageplugin;
+	if (dsfs_options_load_credentials(&o, dialect->auth == DSFS_AUTH_BEARER, err, sizeof(err))) {
 		fprintf(stderr, "dsfs: %s\n", err);
 		goto out;
 	}
@@ -138,8 +149,11 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "dsfs: %s\n", herr);
 		goto out_curl;
 	}
-	array = o.array ? strdup(o.array) : dsfs_options_url_host(o.url);
-	session = dsfs_session_new(http, o.username, o.password, array);
+	if (dialect->auth == DSFS_AUTH_SESSION)
+		array = o.array ? strdup(o.array) : dsfs_options_url_host(o.url);
+	session = dsfs_session_new(http, dialect, &(struct dsfs_credentials){
+		.username = o.username, .password = o.password, .client_id = o.client_id,
+		.client_secret = o.client_secret, .token_url = o.token_url, .token = o.token }, array);
 	if (!session) {
 		fprintf(stderr, "dsfs: out of memory\n");
 		goto out_http;
@@ -152,14 +166,14 @@ int main(int argc, char *argv[])
 		goto out_session;
 	}
 	ret = 1;
-	cache = dsfs_cache_new(&dsfs_dialect_storageplugin, session, &(struct dsfs_cache_opts){
+	cache = dsfs_cache_new(dialect, session, &(struct dsfs_cache_opts){
 		.ttl = o.cache_ttl, .max_bytes = o.cache_size, .page_size = o.page_size });
-	tasks = dsfs_tasks_new(&dsfs_dialect_storageplugin, session);
+	tasks = dsfs_tasks_new(dialect, session);
 	fs = cache && tasks ? dsfs_fs_new(cache, http, session, tasks, &(struct dsfs_fs_opts){
 		.uid = getuid(), .gid = getgid(), .mounted = time(NULL), .ttl = o.cache_ttl,
 		.wait_timeout = o.wait_timeout, .allow_delete = o.allow_delete,
 		.allow_other_actions = o.allow_other_actions,
-		.tasks_dir = dsfs_dialect_storageplugin.tasks_dir,
+		.tasks_dir = dialect->tasks_dir,
 		.interrupted = dsfs_fuse_interrupted }) : NULL;
 	if (!fs) {
 		fprintf(stderr, "dsfs: out of memory\n");

@@ -33,6 +33,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("allow_delete", allow_delete),
 	OPT("allow_other_actions", allow_other_actions),
 	OPT("username=%s", username_opt),
+	OPT("api=%s", api),
 	OPT("wait_timeout=%s", s_wait_timeout),
 	OPT("cache_ttl=%s", s_cache_ttl),
 	OPT("timeout=%s", s_timeout),
@@ -227,15 +228,26 @@ static int read_credentials_file(struct dsfs_options *o, char *err, size_t errle
 			continue;
 		eq = strchr(l, '=');
 		if (eq) {
+			static const struct {
+				const char *key;
+				size_t off;
+			} keys[] = {
+				{ "username", offsetof(struct dsfs_options, username) },
+				{ "password", offsetof(struct dsfs_options, password) },
+				{ "client_id", offsetof(struct dsfs_options, client_id) },
+				{ "client_secret", offsetof(struct dsfs_options, client_secret) },
+				{ "token_url", offsetof(struct dsfs_options, token_url) },
+				{ "token", offsetof(struct dsfs_options, token) },
+			};
+
 			*eq = '\0';
-			if (!strcmp(trim(l), "username"))
-				dst = &o->username;
-			else if (!strcmp(trim(l), "password"))
-				dst = &o->password;
+			for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+				if (!strcmp(trim(l), keys[k].key))
+					dst = (char **)((char *)o + keys[k].off);
 		}
 		if (!dst) {
-			snprintf(err, errlen, "credentials file %s, line %d: expected username=... or "
-				 "password=...", o->credentials, lineno);
+			snprintf(err, errlen, "credentials file %s, line %d: expected username=, password=, "
+				 "client_id=, client_secret=, token_url= or token=", o->credentials, lineno);
 			explicit_bzero(line, sizeof(line));
 			fclose(f);
 			return -EINVAL;
@@ -248,13 +260,21 @@ static int read_credentials_file(struct dsfs_options *o, char *err, size_t errle
 	return 0;
 }
 
-int dsfs_options_load_credentials(struct dsfs_options *o, char *err, size_t errlen)
+int dsfs_options_load_credentials(struct dsfs_options *o, bool bearer, char *err, size_t errlen)
 {
 	const char *env_user = getenv("DSFS_USERNAME"), *env_pw = getenv("DSFS_PASSWORD");
 	int ret;
 
 	if (o->credentials && (ret = read_credentials_file(o, err, errlen)))
 		return ret;
+	if (bearer) {
+		if (o->token || (o->client_id && o->client_secret))
+			return 0;
+		snprintf(err, errlen, "DSCC needs a credentials file (-o credentials=FILE, mode 0600) with "
+			 "client_id=... and client_secret=... lines (API client credentials from the console; "
+			 "optional token_url=...), or a token=... line with an access token");
+		return -EINVAL;
+	}
 	if (!o->username && (o->username_opt || env_user))
 		o->username = strdup(o->username_opt ? o->username_opt : env_user);
 	if (!o->password && env_pw)
@@ -277,6 +297,25 @@ int dsfs_options_load_credentials(struct dsfs_options *o, char *err, size_t errl
 	return 0;
 }
 
+const char *dsfs_options_dialect(const struct dsfs_options *o, char *err, size_t errlen)
+{
+	char *host;
+	bool dscc;
+
+	if (o->api) {
+		if (!strcmp(o->api, "storageplugin") || !strcmp(o->api, "dscc"))
+			return !strcmp(o->api, "dscc") ? "dscc" : "storageplugin";
+		snprintf(err, errlen, "-o api=%s: expected api=storageplugin or api=dscc", o->api);
+		return NULL;
+	}
+	if (strstr(o->url, "/storageplugin/api"))
+		return "storageplugin";
+	host = dsfs_options_url_host(o->url);
+	dscc = host && strlen(host) >= 19 && !strcmp(host + strlen(host) - 19, ".data.cloud.hpe.com");
+	free(host);
+	return dscc ? "dscc" : "storageplugin";
+}
+
 void dsfs_options_free(struct dsfs_options *o)
 {
 	free(o->url);
@@ -287,6 +326,17 @@ void dsfs_options_free(struct dsfs_options *o)
 	free(o->client_key);
 	free(o->username);
 	free(o->username_opt);
+	free(o->api);
+	free(o->client_id);
+	free(o->token_url);
+	if (o->client_secret) {
+		explicit_bzero(o->client_secret, strlen(o->client_secret));
+		free(o->client_secret);
+	}
+	if (o->token) {
+		explicit_bzero(o->token, strlen(o->token));
+		free(o->token);
+	}
 	if (o->password) {
 		explicit_bzero(o->password, strlen(o->password));
 		free(o->password);

@@ -28,6 +28,8 @@ struct dsfs_options {
 	int insecure;       /* set through fuse_opt, which writes an int */
 	bool ro, show_help, show_version;
 	char *username, *password; /* from the credentials file or the environment */
+	char *client_id, *client_secret, *token_url, *token; /* DSCC, from the credentials file */
+	char *api;          /* -o api=storageplugin|dscc; NULL: recognised from the URL */
 	int nonopts;               /* positional arguments seen while parsing */
 
 	/* raw option strings, validated by dsfs_options_parse */
@@ -43,13 +45,21 @@ struct dsfs_options {
 int dsfs_options_parse(struct fuse_args *args, struct dsfs_options *o, char *err, size_t errlen);
 
 /*
- * Loads username and password: from o->credentials, which must be a regular
- * file that neither group nor others may read or write; a username missing
- * there comes from -o username= or DSFS_USERNAME, a password from
- * DSFS_PASSWORD (for systemd units), which is then removed from the
- * environment. 0 or -errno with err set.
+ * Loads credentials from o->credentials, which must be a regular file that
+ * neither group nor others may read or write. Storage-plugin (bearer false):
+ * username and password; a username missing there comes from -o username=
+ * or DSFS_USERNAME, a password from DSFS_PASSWORD (for systemd units), which
+ * is then removed from the environment. DSCC (bearer true): client_id and
+ * client_secret (optional token_url), or token. 0 or -errno with err set.
  */
-int dsfs_options_load_credentials(struct dsfs_options *o, char *err, size_t errlen);
+int dsfs_options_load_credentials(struct dsfs_options *o, bool bearer, char *err, size_t errlen);
+
+/*
+ * The dialect: -o api=, else recognised from the URL (a path ending in
+ * /storageplugin/api, or a host under data.cloud.hpe.com). Returns
+ * "storageplugin" or "dscc", or NULL with err set for an unknown api=.
+ */
+const char *dsfs_options_dialect(const struct dsfs_options *o, char *err, size_t errlen);
 
 /* The host part of a URL, malloc'd; NULL if there is none. */
 char *dsfs_options_url_host(const char *url);

@@ -44,6 +44,8 @@ struct dsfs_action {
 	const struct dsfs_ref *refs; /* NULL-terminated (field NULL) */
 	const char *bare_field;      /* `new`: the field a bare value sets ("name") */
 	bool no_body;                /* the request carries no body */
+	const char *subpath;         /* POST to the resource URL + subpath ("/clone"); NULL: ?action=VERB */
+	const char *defaults;        /* JSON object merged under the user's fields ({"namePattern": ...}) */
 };
 
 /* A kind of resource and the collection directory that lists it. */
@@ -65,12 +67,21 @@ struct dsfs_kind {
 	const struct dsfs_action *create;   /* the collection's `new` file (POST to the list URL), or NULL */
 	bool deletable;                     /* rmdir sends DELETE (with -o allow_delete) */
 	bool is_task;                       /* resources are API tasks (tasks/ semantics) */
+	/* Other kinds listed into the same directory from their own segment (DSCC device types). */
+	const struct dsfs_kind *const *also;
 };
 
 /* How lists are paged. */
 struct dsfs_paging {
 	const char *limit_param; /* "limit" */
-	const char *start_param; /* "start" */
+	const char *start_param; /* "start" or "offset" */
+	const char *total_field; /* the answer's item count ("total"), or NULL when the API gives none */
+};
+
+/* How a client proves who it is. */
+enum dsfs_auth {
+	DSFS_AUTH_SESSION, /* POST /session with HTTP Basic; a session id header on every call */
+	DSFS_AUTH_BEARER,  /* OAuth2 client credentials or a pasted token: Authorization: Bearer */
 };
 
 /* An API dialect. */
@@ -82,10 +93,21 @@ struct dsfs_dialect {
 	const char *task_state_field; /* "state" */
 	const char *task_error_field; /* "error" */
 	const char *task_poll_field;  /* "suggestedPollingIntervalSeconds" */
+	enum dsfs_auth auth;
+	const char *token_path;       /* BEARER: default token endpoint (relative to the base, or absolute) */
+	const char *probe_path;       /* BEARER: a cheap GET that tells whether a pasted token is accepted */
 };
+
+/* The Data Services Cloud Console v1 dialect (specs/dscc-storage-api-v1.2.0.json). */
+extern const struct dsfs_dialect dsfs_dialect_dscc;
 
 /* The storage-plugin dialect of CONTRACT.md (seed 003). */
 extern const struct dsfs_dialect dsfs_dialect_storageplugin;
+
+/* tasks/<id>/state, progress and log: text made from a task object (shared by the dialects). */
+struct dsfs_blob *dsfs_task_state(json_object *task);
+struct dsfs_blob *dsfs_task_progress(json_object *task);
+struct dsfs_blob *dsfs_task_log(json_object *task);
 
 /* Index of the file called name in kind, or -1. */
 int dsfs_kind_file(const struct dsfs_kind *kind, const char *name);

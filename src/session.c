@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * Storage-plugin sessions. The session id lives only in memory and only in
- * the x-storageplugin-sessionid header; it is never logged. Concurrent 401s
- * renew once: a generation number tells a thread whether someone else has
- * already logged in again since it sent its request.
+ * Sessions and tokens. The storage-plugin session id, or the DSCC bearer
+ * token, lives only in memory and only in its request header; it is never
+ * logged. Concurrent 401s renew once: a generation number tells a thread
+ * whether someone else has already logged in again since it sent its
+ * request. Tokens from the client-credentials exchange are renewed shortly
+ * before expires_in runs out.
  */
 #include "session.h"
 
@@ -23,28 +25,39 @@
 
 struct dsfs_session {
 	struct dsfs_http *http;
+	const struct dsfs_dialect *dialect;
 	char *username, *password, *array;
+	char *client_id, *client_secret, *token_url, *pasted_token;
 	pthread_mutex_t lock;
-	char *id;               /* current session id, or NULL */
+	char *id;               /* current session id or bearer token, or NULL */
+	double expires_at;      /* BEARER: monotonic time the token expires, 0 if unknown */
+	double lifetime;        /* BEARER: its expires_in */
 	unsigned long gen;      /* bumped by every successful login */
 	unsigned long logins;
 	struct timespec failed_at; /* last failed login, to hold off a storm of them */
 	int failed_err;
 };
 
-struct dsfs_session *dsfs_session_new(struct dsfs_http *http, const char *username,
-				      const char *password, const char *array)
+static bool copy(char **dst, const char *src)
+{
+	*dst = src ? strdup(src) : NULL;
+	return !src || *dst;
+}
+
+struct dsfs_session *dsfs_session_new(struct dsfs_http *http, const struct dsfs_dialect *dialect,
+				      const struct dsfs_credentials *cred, const char *array)
 {
 	struct dsfs_session *s = calloc(1, sizeof(*s));
 
 	if (!s)
 		return NULL;
 	s->http = http;
-	s->username = strdup(username ? username : "");
-	s->password = strdup(password ? password : "");
-	s->array = array ? strdup(array) : NULL;
+	s->dialect = dialect;
 	pthread_mutex_init(&s->lock, NULL);
-	if (!s->username || !s->password || (array && !s->array)) {
+	if (!copy(&s->username, cred->username ? cred->username : "") ||
+	    !copy(&s->password, cred->password ? cred->password : "") || !copy(&s->array, array) ||
+	    !copy(&s->client_id, cred->client_id) || !copy(&s->client_secret, cred->client_secret) ||
+	    !copy(&s->token_url, cred->token_url) || !copy(&s->pasted_token, cred->token)) {
 		dsfs_session_free(s);
 		return NULL;
 	}
@@ -67,6 +80,11 @@ void dsfs_session_free(struct dsfs_session *s)
 	free(s->username);
 	wipe_free(s->password);
 	free(s->array);
+	free(s->client_id);
+	wipe_free(s->client_secret);
+	free(s->token_url);
+	wipe_free(s->pasted_token);
+	wipe_free(s->id);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
@@ -116,6 +134,102 @@ static int record_failure(const struct dsfs_request *req, const struct dsfs_resp
 	return ret ? ret : -EIO; /* 1xx and 3xx are not answers the API gives */
 }
 
+static double mono_now(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+/* Appends name=value, form-encoded, to buf (of size len). */
+static void form_add(char *buf, size_t len, const char *name, const char *value)
+{
+	size_t o = strlen(buf);
+
+	o += (size_t)snprintf(buf + o, len - o, "%s%s=", o ? "&" : "", name);
+	for (const unsigned char *p = (const unsigned char *)value; *p && o + 4 < len; p++) {
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+		    strchr("-._~", *p))
+			buf[o++] = (char)*p;
+		else
+			o += (size_t)snprintf(buf + o, len - o, "%%%02X", *p);
+	}
+	buf[o] = '\0';
+}
+
+static void set_token(struct dsfs_session *s, const char *token, double expires_in)
+{
+	wipe_free(s->id);
+	s->id = strdup(token);
+	s->lifetime = expires_in;
+	s->expires_at = expires_in > 0 ? mono_now() + expires_in : 0;
+	s->gen++;
+	s->logins++;
+}
+
+/* BEARER: the OAuth2 client-credentials exchange, or a check of a pasted token. Lock held. */
+static int token_locked(struct dsfs_session *s)
+{
+	struct dsfs_response resp = { 0 };
+	json_object *o = NULL, *tok, *exp;
+	int ret;
+
+	if (s->pasted_token) {
+		/* Nothing to exchange: one cheap call tells whether the console still accepts it. */
+		char hdr[4096];
+		const char *hdrs[] = { hdr, NULL };
+		struct dsfs_request req = { .method = "GET", .path = s->dialect->probe_path, .headers = hdrs };
+
+		snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", s->pasted_token);
+		ret = dsfs_http_do(s->http, &req, &resp);
+		explicit_bzero(hdr, sizeof(hdr));
+		if (ret == 0 && resp.status == 401) {
+			dsfs_err_record("GET", req.path, 401, "the access token was refused: it has expired or is "
+				       "wrong; paste a new one (token=) into the credentials file and mount again");
+			ret = -EACCES;
+		} else {
+			ret = record_failure(&req, &resp, ret);
+		}
+		if (ret == 0)
+			set_token(s, s->pasted_token, 0);
+		dsfs_response_clear(&resp);
+		return ret;
+	}
+	{
+		char form[2048] = "";
+		struct dsfs_request req = {
+			.method = "POST", .content_type = "application/x-www-form-urlencoded",
+			.path = s->token_url ? s->token_url : s->dialect->token_path,
+		};
+
+		form_add(form, sizeof(form), "grant_type", "client_credentials");
+		form_add(form, sizeof(form), "client_id", s->client_id ? s->client_id : "");
+		form_add(form, sizeof(form), "client_secret", s->client_secret ? s->client_secret : "");
+		req.body = form;
+		req.body_len = strlen(form);
+		ret = dsfs_http_do(s->http, &req, &resp);
+		explicit_bzero(form, sizeof(form));
+		ret = record_failure(&req, &resp, ret);
+		if (ret == 0) {
+			o = json_tokener_parse(resp.body ? resp.body : "");
+			if (!o || !json_object_object_get_ex(o, "access_token", &tok) ||
+			    !json_object_is_type(tok, json_type_string)) {
+				dsfs_err_record("POST", req.path, resp.status, "answer has no access_token");
+				ret = -EIO;
+			} else {
+				double ttl = json_object_object_get_ex(o, "expires_in", &exp) ? json_object_get_double(exp) : 0;
+
+				set_token(s, json_object_get_string(tok), ttl);
+				ret = s->id ? 0 : -ENOMEM;
+			}
+		}
+		json_object_put(o);
+		dsfs_response_clear(&resp);
+		return ret;
+	}
+}
+
 static double since(const struct timespec *t)
 {
 	struct timespec now;
@@ -139,6 +253,13 @@ static int login_locked(struct dsfs_session *s, unsigned long seen_gen)
 		return 0; /* another thread has renewed it meanwhile */
 	if (s->failed_err && since(&s->failed_at) < 1.0)
 		return s->failed_err; /* a login just failed: do not hammer the server */
+	if (s->dialect->auth == DSFS_AUTH_BEARER) {
+		ret = token_locked(s);
+		s->failed_err = ret;
+		if (ret)
+			clock_gettime(CLOCK_MONOTONIC, &s->failed_at);
+		return ret;
+	}
 	body = json_object_new_object();
 	if (!body)
 		return -ENOMEM;
@@ -197,7 +318,10 @@ void dsfs_session_logout(struct dsfs_session *s)
 	struct dsfs_request req = { .method = "DELETE", .path = "/session", .headers = hdrs };
 
 	pthread_mutex_lock(&s->lock);
-	if (s->id) {
+	if (s->id && s->dialect->auth == DSFS_AUTH_BEARER) {
+		wipe_free(s->id); /* tokens simply lapse */
+		s->id = NULL;
+	} else if (s->id) {
 		snprintf(hdr, sizeof(hdr), SESSION_HEADER ": %s", s->id);
 		if (dsfs_http_do(s->http, &req, &resp) < 0 || resp.status >= 300)
 			dsfs_log(DSFS_LOG_DEBUG, "logout: %s", resp.status ? "refused" : resp.message);
@@ -214,7 +338,7 @@ int dsfs_session_call(struct dsfs_session *s, const struct dsfs_request *req,
 {
 	struct dsfs_request r = *req;
 	const char *hdrs[8] = { 0 };
-	char hdr[512];
+	char hdr[8192]; /* bearer tokens (JWTs) run to kilobytes */
 	unsigned long gen = 0;
 	int attempt, ret = 0, i;
 
@@ -222,9 +346,17 @@ int dsfs_session_call(struct dsfs_session *s, const struct dsfs_request *req,
 		hdr[0] = '\0';
 		if (!anonymous) {
 			pthread_mutex_lock(&s->lock);
+			if (s->id && s->expires_at > 0 &&
+			    mono_now() > s->expires_at - (s->lifetime > 600 ? 60 : s->lifetime / 10)) {
+				/* renew before it runs out rather than after a 401 */
+				if (login_locked(s, s->gen) < 0)
+					dsfs_log(DSFS_LOG_WARN, "renewing the access token early failed; using it until it expires");
+			}
 			if (!s->id)
 				ret = login_locked(s, s->gen);
-			if (s->id)
+			if (s->id && s->dialect->auth == DSFS_AUTH_BEARER)
+				snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", s->id);
+			else if (s->id)
 				snprintf(hdr, sizeof(hdr), SESSION_HEADER ": %s", s->id);
 			gen = s->gen;
 			pthread_mutex_unlock(&s->lock);

@@ -11,31 +11,45 @@
 #include <stdbool.h>
 
 #include "http.h"
+#include "resources.h"
 
 struct dsfs_session;
 
+/* What a client proves itself with; which fields count depends on the dialect's auth. */
+struct dsfs_credentials {
+	const char *username, *password;       /* SESSION */
+	const char *client_id, *client_secret; /* BEARER: OAuth2 client credentials */
+	const char *token_url;                 /* BEARER: token endpoint, overriding the dialect's */
+	const char *token;                     /* BEARER: an access token pasted from the console */
+};
+
 /*
- * A session over http (borrowed; must outlive the session) for the given
- * credentials and array (hostname or IP address to log in to; NULL sends an
- * empty login body). Strings are copied; the password copy is wiped on free.
- * NULL on ENOMEM.
+ * A session over http (borrowed; must outlive the session) for dialect's
+ * way of authenticating, with cred, and array (storage-plugin: hostname or
+ * IP address to log in to; NULL sends an empty login body). Strings are
+ * copied; secret copies are wiped on free. NULL on ENOMEM.
  */
-struct dsfs_session *dsfs_session_new(struct dsfs_http *http, const char *username,
-				      const char *password, const char *array);
+struct dsfs_session *dsfs_session_new(struct dsfs_http *http, const struct dsfs_dialect *dialect,
+				      const struct dsfs_credentials *cred, const char *array);
 
 /* Logs out if logged in, then frees; NULL does nothing. */
 void dsfs_session_free(struct dsfs_session *s);
 
-/* Logs in now. 0, or a negative errno with the reason recorded (dsfs_err_describe). Thread-safe. */
+/*
+ * Logs in now (SESSION: POST /session; BEARER: gets a token, or checks a
+ * pasted one with one GET). 0, or a negative errno with the reason recorded
+ * (dsfs_err_describe). Thread-safe.
+ */
 int dsfs_session_login(struct dsfs_session *s);
 
 /* Ends the session on the server (DELETE /session). Thread-safe. */
 void dsfs_session_logout(struct dsfs_session *s);
 
 /*
- * Sends req with the session header (unless anonymous) and waits for the
- * answer. On 401 it logs in again and resends once: the server never acts
- * on a request it answers 401. Returns 0 for a 2xx answer, else a negative
+ * Sends req with the session header or bearer token (unless anonymous) and
+ * waits for the answer. A token about to expire is renewed first. On 401 it
+ * logs in again and resends once: the server never acts on a request it
+ * answers 401. Returns 0 for a 2xx answer, else a negative
  * errno with the failure recorded for the calling thread. resp holds the
  * answer either way; the caller clears it. Thread-safe.
  */
