@@ -114,6 +114,22 @@ static bool fresh(const struct dsfs_cache *c, double at)
 	return at > 0 && at > c->stale_before && mono_now() - at < c->o.ttl;
 }
 
+/*
+ * Read-through files (tasks, split status) show the server's state "now":
+ * an answer at most this old still counts, so the files of one task opened
+ * together, or a crawler right behind a listing, cost one request, not one
+ * per open.
+ */
+static double direct_window(const struct dsfs_cache *c)
+{
+	return c->o.ttl < 1.0 ? c->o.ttl : 1.0;
+}
+
+static bool direct_fresh(const struct dsfs_cache *c, double at)
+{
+	return at > 0 && at > c->stale_before && mono_now() - at < direct_window(c);
+}
+
 /* ---- nodes -------------------------------------------------------------- */
 
 static void account(struct dsfs_cache *c, struct dsfs_node *n, ssize_t delta)
@@ -823,6 +839,17 @@ static int fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 		if (!s->fetching && s->blob && mono_now() - s->at < 1.0 + c->o.ttl)
 			return 0;
 	}
+	if (f->derive && i > 0 && r->slots[0].blob && direct_fresh(c, r->slots[0].at)) {
+		/* A view of the object: made from the copy just fetched, no request. */
+		json_object *obj = json_tokener_parse(r->slots[0].blob->data);
+		struct dsfs_blob *b = obj ? f->derive(obj) : NULL;
+
+		json_object_put(obj);
+		if (!b)
+			return obj ? -ENOMEM : -EIO;
+		set_slot(c, r, i, b, r->slots[0].at);
+		return 0;
+	}
 	if (!f->subpath && !r->kind->get_one) {
 		/* No GET of one: the listing is the only source. */
 		struct dsfs_node *coll = r->parent;
@@ -1139,7 +1166,7 @@ static bool file_attr_cached(struct dsfs_cache *c, struct dsfs_node *r, int i, s
 	const struct dsfs_file_desc *f = &r->kind->files[i];
 	struct slot *s = &r->slots[i];
 
-	if (!s->blob || ((f->flags & DSFS_FILE_DIRECT) && !fresh(c, s->at)))
+	if (!s->blob || ((f->flags & DSFS_FILE_DIRECT) && !direct_fresh(c, s->at)))
 		return false;
 	dir_attr(a, DSFS_LOC_FILE, file_ino(r, i), r->mtime);
 	a->size = s->blob->len;
@@ -1281,7 +1308,7 @@ int dsfs_cache_open(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsf
 	pthread_mutex_lock(&c->lock);
 	s = &r->slots[loc->file];
 	direct = r->kind->files[loc->file].flags & DSFS_FILE_DIRECT;
-	if (s->blob && !direct && fresh(c, s->at)) {
+	if (s->blob && (direct ? direct_fresh(c, s->at) : fresh(c, s->at))) {
 		c->hits++;
 	} else if (s->blob && s->fresh_for_open && mono_now() - s->at < 1.0) {
 		c->hits++;

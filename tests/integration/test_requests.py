@@ -111,3 +111,23 @@ def test_hostgroup_without_get_of_one_refreshes_by_listing(server, dsfs_mount):
     st = sim_stats(server)
     assert gets(st, "/server/{sid}/hostgroup") >= 1, st
     assert not any("/hostgroup/{gid}" in k for k in st), st
+
+
+def test_crawling_tasks_costs_only_the_listing(server, dsfs_mount):
+    client = server.login()
+    vols = client.get("/server/0/volume?limit=3&start=0").json()["volumes"]
+    for i, v in enumerate(vols):
+        r = client.post("/server/0/volume/%s?action=clone" % v["id"], {"name": "crawl-%d" % i})
+        assert r.status == 202
+    m = dsfs_mount(server, ttl=60)
+    reset_stats(server)
+    out = subprocess.run("tar cf - -C %s tasks | wc -c" % m.path, shell=True, capture_output=True, text=True)
+    assert int(out.stdout) > 0
+    st = sim_stats(server)
+    assert gets(st, "/tasks/{taskId}") == 0, st  # task.json, state, progress, log: all from the listing
+    assert st["total"] == gets(st, "/tasks"), st
+    # a read-through file still asks the server once the answer is over a second old
+    time.sleep(1.1)
+    reset_stats(server)
+    open(m.p("tasks", entries(m.p("tasks"))[0], "progress")).read()
+    assert gets(sim_stats(server), "/tasks/{taskId}") == 1
