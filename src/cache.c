@@ -24,6 +24,13 @@
 
 #define BYID_DIR ".by-id"
 
+/* Prefetching starts once a walker has gone into this many resources of a directory ... */
+#define WALK_THRESHOLD 3
+/* ... and stays at most this many resources ahead of it per worker. */
+#define WALK_LEAD 4
+/* File slots a walk can prefetch (kinds have fewer files than this). */
+#define WALK_FILES 8
+
 #define CTL_NEW "new"
 #define CTL_ACTION "action"
 #define TASK_WAIT "wait"
@@ -63,6 +70,24 @@ struct dsfs_node {
 	double listed_at;
 	bool listed, listing;
 	struct dsfs_node *lru_prev, *lru_next;
+
+	/* collection: signs of a recursive walk through its resources (see note_walk) */
+	double walk_at;               /* the listing these counts are about */
+	size_t walk_pos;              /* furthest item the walker has reached */
+	unsigned walk_dirs;           /* distinct resources whose directory was listed */
+	unsigned walk_files[WALK_FILES]; /* distinct resources whose file i was fetched */
+	size_t walk_last_dir, walk_last_file[WALK_FILES]; /* index counted last, +1 (0: none yet) */
+	struct walk *walk;            /* the prefetch under way, or NULL */
+};
+
+/* A prefetch that runs ahead of a walker through one collection. */
+struct walk {
+	struct dsfs_node *coll;       /* referenced */
+	double listed_at;             /* the listing walked; another one ends the walk */
+	size_t next;                  /* next item to prefetch */
+	bool dirs;                    /* the items' child listings */
+	unsigned files;               /* bit i: the items' file i */
+	struct walk *next_walk;
 };
 
 struct dsfs_cache {
@@ -77,6 +102,13 @@ struct dsfs_cache {
 	unsigned long hits, misses, evictions;
 	unsigned long page_cap_seen; /* largest page any list answered */
 	double stale_before; /* anything fetched before this is stale (set by actions) */
+
+	struct walk *walks;  /* prefetches under way */
+	pthread_cond_t work; /* a walk started or a walker moved on */
+	pthread_t *workers;
+	unsigned nworkers;
+	bool stopping;
+	unsigned long prefetched;
 };
 
 static double mono_now(void)
@@ -935,6 +967,170 @@ static int fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 	return ret;
 }
 
+/* ---- prefetching ahead of a recursive walk --------------------------------- */
+
+static struct dsfs_node *child_collection(struct dsfs_cache *c, struct dsfs_node *r, int idx);
+
+/* Index of resource r in its collection's listing, or SIZE_MAX. */
+static size_t item_index(const struct dsfs_node *coll, const struct dsfs_node *r)
+{
+	size_t lo = 0, hi = coll->nitems;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int cmp = strcmp(r->entry, coll->items[mid]->entry);
+
+		if (cmp == 0)
+			return coll->items[mid] == r ? mid : SIZE_MAX;
+		if (cmp < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return SIZE_MAX;
+}
+
+static bool walk_done(const struct walk *w)
+{
+	return w->coll->listed_at != w->listed_at || w->next >= w->coll->nitems;
+}
+
+/* One step of a walk: fetch what the walker will want of item r. Lock held; dropped meanwhile. */
+static void prefetch_item(struct dsfs_cache *c, struct dsfs_node *r, bool dirs, unsigned files)
+{
+	size_t i;
+
+	for (i = 0; dirs && i < r->kind->nchildren && r->attached; i++) {
+		struct dsfs_node *cc = child_collection(c, r, (int)i);
+
+		if (!cc || (cc->listed && fresh(c, cc->listed_at)) || cc->listing)
+			continue;
+		node_ref(cc);
+		if (ensure_listing(c, cc, true) == 0)
+			c->prefetched++;
+		node_unref(c, cc);
+	}
+	for (i = 0; i < r->kind->nfiles && i < WALK_FILES && r->attached; i++) {
+		struct slot *sl = &r->slots[i];
+
+		if (!(files & (1u << i)) || sl->fetching || (sl->blob && direct_fresh(c, sl->at)))
+			continue;
+		if (fetch_slot(c, r, (int)i) == 0 && sl->blob) {
+			sl->fresh_for_open = true;
+			c->prefetched++;
+		}
+	}
+}
+
+static void *prefetch_worker(void *arg)
+{
+	struct dsfs_cache *c = arg;
+
+	pthread_mutex_lock(&c->lock);
+	while (!c->stopping) {
+		struct walk *w, **pp;
+		struct dsfs_node *r = NULL;
+		bool dirs = false;
+		unsigned files = 0;
+
+		for (pp = &c->walks; (w = *pp);) {
+			if (walk_done(w)) {
+				*pp = w->next_walk;
+				if (w->coll->walk == w)
+					w->coll->walk = NULL;
+				node_unref(c, w->coll);
+				free(w);
+				continue;
+			}
+			if (w->next <= w->coll->walk_pos + WALK_LEAD * c->nworkers) {
+				r = node_ref(w->coll->items[w->next++]);
+				dirs = w->dirs;
+				files = w->files;
+				break;
+			}
+			pp = &w->next_walk;
+		}
+		if (!r) {
+			pthread_cond_wait(&c->work, &c->lock);
+			continue;
+		}
+		prefetch_item(c, r, dirs, files);
+		node_unref(c, r);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+/*
+ * Notes that the walker went into resource r: listed one of its
+ * collections (file < 0) or had file `file` fetched. Once it has done so for WALK_THRESHOLD
+ * resources of one listing, workers fetch the same for the resources that
+ * follow, a few ahead of it, so a crawl over a distant API waits for
+ * several requests at once instead of one after another. A walker that
+ * stops early wastes at most the lead. Lock held.
+ */
+static void note_walk(struct dsfs_cache *c, struct dsfs_node *r, int file)
+{
+	struct dsfs_node *coll = r->parent;
+	unsigned *hits;
+	size_t idx, *last;
+	struct walk *w;
+
+	if (!c->o.prefetch || c->o.ttl < 1 || !coll || !coll->is_coll || !r->attached || file >= WALK_FILES ||
+	    c->stopping)
+		return;
+	if (coll->walk_at != coll->listed_at) {
+		coll->walk_at = coll->listed_at;
+		coll->walk_pos = 0;
+		coll->walk_dirs = 0;
+		coll->walk_last_dir = 0;
+		memset(coll->walk_files, 0, sizeof(coll->walk_files));
+		memset(coll->walk_last_file, 0, sizeof(coll->walk_last_file));
+	}
+	idx = item_index(coll, r);
+	if (idx == SIZE_MAX)
+		return;
+	if (idx > coll->walk_pos) {
+		coll->walk_pos = idx;
+		if (coll->walk)
+			pthread_cond_broadcast(&c->work);
+	}
+	hits = file < 0 ? &coll->walk_dirs : &coll->walk_files[file];
+	last = file < 0 ? &coll->walk_last_dir : &coll->walk_last_file[file];
+	if (idx + 1 <= *last)
+		return; /* only a walker moving forward counts: going back to one seen is browsing */
+	*last = idx + 1;
+	if (++*hits != WALK_THRESHOLD)
+		return;
+	if (file < 0 && !r->kind->nchildren)
+		return;
+	if (!c->workers) {
+		c->workers = calloc(c->o.prefetch, sizeof(*c->workers));
+		for (unsigned i = 0; c->workers && i < c->o.prefetch; i++)
+			if (pthread_create(&c->workers[i], NULL, prefetch_worker, c) == 0)
+				c->nworkers++;
+		if (!c->nworkers)
+			return;
+	}
+	w = coll->walk;
+	if (!w) {
+		w = calloc(1, sizeof(*w));
+		if (!w)
+			return;
+		w->coll = node_ref(coll);
+		w->listed_at = coll->listed_at;
+		w->next = idx + 1;
+		w->next_walk = c->walks;
+		c->walks = w;
+		coll->walk = w;
+	}
+	if (file < 0)
+		w->dirs = true;
+	else
+		w->files |= 1u << file;
+	pthread_cond_broadcast(&c->work);
+}
+
 /* ---- public interface ---------------------------------------------------- */
 
 struct dsfs_cache *dsfs_cache_new(const struct dsfs_dialect *dialect, struct dsfs_session *session,
@@ -952,6 +1148,7 @@ struct dsfs_cache *dsfs_cache_new(const struct dsfs_dialect *dialect, struct dsf
 		c->o.page_size = 1000;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->done, NULL);
+	pthread_cond_init(&c->work, NULL);
 	c->lru.lru_next = c->lru.lru_prev = &c->lru;
 	c->root = node_new(c, false, dialect->root, url);
 	if (!c->root) {
@@ -972,11 +1169,26 @@ void dsfs_cache_free(struct dsfs_cache *c)
 	if (!c)
 		return;
 	pthread_mutex_lock(&c->lock);
+	c->stopping = true;
+	pthread_cond_broadcast(&c->work);
+	pthread_mutex_unlock(&c->lock);
+	for (unsigned i = 0; i < c->nworkers; i++)
+		pthread_join(c->workers[i], NULL);
+	free(c->workers);
+	pthread_mutex_lock(&c->lock);
+	while (c->walks) {
+		struct walk *w = c->walks;
+
+		c->walks = w->next_walk;
+		node_unref(c, w->coll);
+		free(w);
+	}
 	c->root->attached = false;
 	node_unref(c, c->root);
 	pthread_mutex_unlock(&c->lock);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->done);
+	pthread_cond_destroy(&c->work);
 	free(c);
 }
 
@@ -1204,6 +1416,8 @@ int dsfs_cache_getattr(struct dsfs_cache *c, const struct dsfs_loc *loc, struct 
 			c->hits++;
 			break;
 		}
+		if (loc->file > 0 && !n->kind->files[loc->file].derive)
+			note_walk(c, n, loc->file);
 		ret = fetch_slot(c, n, loc->file);
 		if (ret == 0 && !n->slots[loc->file].blob)
 			ret = -ENOENT;
@@ -1256,6 +1470,8 @@ int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fi
 		}
 		break;
 	case DSFS_LOC_COLLECTION:
+		if (n->parent && n->parent->attached)
+			note_walk(c, n->parent, -1); /* a walker going into each resource's collections */
 		ret = ensure_listing(c, n, true);
 		if (ret)
 			break;
@@ -1343,6 +1559,7 @@ void dsfs_cache_stats(struct dsfs_cache *c, struct dsfs_cache_stats *out)
 	out->hits = c->hits;
 	out->misses = c->misses;
 	out->evictions = c->evictions;
+	out->prefetched = c->prefetched;
 	out->bytes = c->bytes;
 	out->nodes = c->nodes;
 	out->page_cap_seen = c->page_cap_seen;

@@ -27,6 +27,7 @@ struct dsfs_cache_opts {
 	double ttl;          /* seconds a fetched answer stays fresh; 0 reads through on every open */
 	size_t max_bytes;    /* memory bound of cached content and nodes; 0 = unbounded */
 	unsigned page_size;  /* items asked for per list request */
+	unsigned prefetch;   /* workers that fetch ahead of a recursive walk (0: none) */
 };
 
 /* What a path names. */
@@ -58,7 +59,7 @@ struct dsfs_attr {
 };
 
 struct dsfs_cache_stats {
-	unsigned long hits, misses, evictions;
+	unsigned long hits, misses, evictions, prefetched;
 	size_t bytes, nodes;
 	unsigned long page_cap_seen;
 };

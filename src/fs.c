@@ -194,10 +194,11 @@ static struct dsfs_blob *stats_blob(struct dsfs_fs *fs)
 		     "    \"DELETE\": %lu,\n    \"other\": %lu,\n    \"total\": %lu\n  },\n"
 		     "  \"retries\": %lu,\n  \"errors\": %lu,\n  \"logins\": %lu,\n"
 		     "  \"cache\": {\n    \"hits\": %lu,\n    \"misses\": %lu,\n    \"evictions\": %lu,\n"
+		     "    \"prefetched\": %lu,\n"
 		     "    \"nodes\": %zu,\n    \"bytes\": %zu\n  },\n  \"page_cap_seen\": %lu\n}\n",
 		     h.get, h.post, h.put, h.del, h.other, h.get + h.post + h.put + h.del + h.other,
 		     h.retries, h.errors, dsfs_session_logins(fs->session), c.hits, c.misses,
-		     c.evictions, c.nodes, c.bytes, c.page_cap_seen);
+		     c.evictions, c.prefetched, c.nodes, c.bytes, c.page_cap_seen);
 	return dsfs_blob_new(buf, (size_t)n);
 }
 

@@ -56,6 +56,9 @@ static void usage(const char *prog)
 	       "                           provably did not act on (default 3)\n"
 	       "    -o page_size=N         items asked for per list request (default 1000)\n"
 	       "    -o max_conns=N         concurrent requests and connections (default 8)\n"
+	       "    -o prefetch=N          workers that fetch ahead of find, tar, rsync and the\n"
+	       "                           like once they walk a directory (default: max_conns;\n"
+	       "                           0 turns it off; needs cache_ttl of 1 s or more)\n"
 	       "    -o cache_size=MIB      memory bound of the cache in MiB (default 512; 0: none)\n"
 	       "    -o max_body=MIB        largest answer accepted, in MiB (default 64)\n"
 	       "    -o cacert=FILE         also trust the CA certificates in FILE (PEM)\n"
@@ -167,7 +170,8 @@ int main(int argc, char *argv[])
 	}
 	ret = 1;
 	cache = dsfs_cache_new(dialect, session, &(struct dsfs_cache_opts){
-		.ttl = o.cache_ttl, .max_bytes = o.cache_size, .page_size = o.page_size });
+		.ttl = o.cache_ttl, .max_bytes = o.cache_size, .page_size = o.page_size,
+		.prefetch = o.prefetch });
 	tasks = dsfs_tasks_new(dialect, session);
 	fs = cache && tasks ? dsfs_fs_new(cache, http, session, tasks, &(struct dsfs_fs_opts){
 		.uid = getuid(), .gid = getgid(), .mounted = time(NULL), .ttl = o.cache_ttl,

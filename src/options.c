@@ -41,6 +41,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("page_size=%s", s_page_size),
 	OPT("retries=%s", s_retries),
 	OPT("max_conns=%s", s_max_conns),
+	OPT("prefetch=%s", s_prefetch),
 	OPT("cache_size=%s", s_cache_size),
 	OPT("max_body=%s", s_max_body),
 	FUSE_OPT_KEY("ro", KEY_RO),
@@ -95,7 +96,7 @@ static int number(const char *name, const char *s, double min, double max, doubl
 
 int dsfs_options_parse(struct fuse_args *args, struct dsfs_options *o, char *err, size_t errlen)
 {
-	double page = 1000, retries = 3, conns = 8, cache_mb = 512, body_mb = 64;
+	double page = 1000, retries = 3, conns = 8, cache_mb = 512, body_mb = 64, prefetch = -1;
 	size_t n;
 	int ret = 0;
 
@@ -116,6 +117,7 @@ int dsfs_options_parse(struct fuse_args *args, struct dsfs_options *o, char *err
 	ret = ret ?: number("page_size", o->s_page_size, 1, 1000000, &page, err, errlen);
 	ret = ret ?: number("retries", o->s_retries, 0, 100, &retries, err, errlen);
 	ret = ret ?: number("max_conns", o->s_max_conns, 1, 256, &conns, err, errlen);
+	ret = ret ?: number("prefetch", o->s_prefetch, 0, 256, &prefetch, err, errlen);
 	ret = ret ?: number("cache_size", o->s_cache_size, 0, 1024 * 1024, &cache_mb, err, errlen);
 	ret = ret ?: number("max_body", o->s_max_body, 1, 64 * 1024, &body_mb, err, errlen);
 	if (ret)
@@ -123,6 +125,7 @@ int dsfs_options_parse(struct fuse_args *args, struct dsfs_options *o, char *err
 	o->page_size = (unsigned)page;
 	o->retries = (int)retries;
 	o->max_conns = (int)conns;
+	o->prefetch = prefetch < 0 ? o->max_conns : (int)prefetch;
 	o->cache_size = (size_t)(cache_mb * 1024 * 1024);
 	o->max_body = (size_t)(body_mb * 1024 * 1024);
 	if (o->connect_timeout > o->timeout)
@@ -348,6 +351,7 @@ void dsfs_options_free(struct dsfs_options *o)
 	free(o->s_page_size);
 	free(o->s_retries);
 	free(o->s_max_conns);
+	free(o->s_prefetch);
 	free(o->s_cache_size);
 	free(o->s_max_body);
 	memset(o, 0, sizeof(*o));

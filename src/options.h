@@ -22,7 +22,7 @@ struct dsfs_options {
 	int allow_other_actions; /* others may write control files and mkdir/rmdir (with allow_other) */
 	char *username_opt; /* -o username=NAME */
 	unsigned page_size;
-	int retries, max_conns;
+	int retries, max_conns, prefetch;
 	size_t cache_size;  /* bytes; 0 = unbounded */
 	size_t max_body;    /* bytes */
 	int insecure;       /* set through fuse_opt, which writes an int */
@@ -33,7 +33,7 @@ struct dsfs_options {
 	int nonopts;               /* positional arguments seen while parsing */
 
 	/* raw option strings, validated by dsfs_options_parse */
-	char *s_cache_ttl, *s_timeout, *s_wait_timeout, *s_connect_timeout, *s_page_size, *s_retries,
+	char *s_cache_ttl, *s_timeout, *s_wait_timeout, *s_prefetch, *s_connect_timeout, *s_page_size, *s_retries,
 		*s_max_conns, *s_cache_size, *s_max_body;
 };
 

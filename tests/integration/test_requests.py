@@ -131,3 +131,31 @@ def test_crawling_tasks_costs_only_the_listing(server, dsfs_mount):
     reset_stats(server)
     open(m.p("tasks", entries(m.p("tasks"))[0], "progress")).read()
     assert gets(sim_stats(server), "/tasks/{taskId}") == 1
+
+
+def test_prefetch_ahead_of_a_walk_sends_no_extra_request(server_factory, dsfs_mount):
+    server = server_factory("--test-controls", "--servers", "1", "--volumes", "60", "--snapshots", "2",
+                            "--latency-ms", "5")
+    totals = {}
+    for opts in (("prefetch=0",), ()):
+        m = dsfs_mount(server, *opts, ttl=60)
+        reset_stats(server)
+        subprocess.run("tar cf - -C %s servers | wc -c" % m.path, shell=True, check=True, capture_output=True)
+        totals[opts] = sim_stats(server)["total"]
+        prefetched = m.stats()["cache"]["prefetched"]
+        assert (prefetched > 0) == (opts == ()), prefetched
+    assert totals[()] == totals[("prefetch=0",)], totals
+
+
+def test_browsing_a_few_directories_prefetches_nothing(server, dsfs_mount):
+    m = dsfs_mount(server, ttl=60)
+    vols = m.p("servers", entries(m.p("servers"))[0], "volumes")
+    names = entries(vols)
+    reset_stats(server)
+    for v in names[:5]:
+        os.listdir(os.path.join(vols, v))      # not into snapshots/: not a walk
+    os.listdir(os.path.join(vols, names[0], "snapshots"))
+    os.listdir(os.path.join(vols, names[1], "snapshots"))
+    os.listdir(os.path.join(vols, names[0], "snapshots"))  # going back is browsing
+    assert sim_stats(server)["total"] == 2
+    assert m.stats()["cache"]["prefetched"] == 0
