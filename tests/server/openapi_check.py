@@ -394,27 +394,34 @@ def check_response(method, path, status, body, spec=None, strict=False):
 # --------------------------------------------------------------------------
 # Examples
 
+def _merge(a, b):
+    """Merge two example values; non-null values win, objects merge."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = _merge(out[k], v) if k in out else v
+        return out
+    return a if b is None else b
+
+
 def _example(schema, spec, depth):
     schema = resolve(schema, spec)
     if not isinstance(schema, dict) or depth > 24:
         return None
-    if "allOf" in schema:
-        out = None
-        for sub in schema["allOf"]:
-            v = _example(sub, spec, depth + 1)
-            if isinstance(v, dict):
-                out = v if out is None else dict(out, **v)
-            elif out is None and v is not None:
-                out = v
-        if "properties" in schema:
-            rest = {k: v for k, v in schema.items() if k != "allOf"}
-            out = dict(out or {}, **_example(rest, spec, depth + 1))
-        if out is None and _nullable(schema, spec):
-            return None
-        return out if out is not None else {}
+    parts = [sub for sub in schema.get("allOf", ())]
     for key in ("oneOf", "anyOf"):
         if schema.get(key):
-            return _example(schema[key][0], spec, depth + 1)
+            parts.append(schema[key][0])
+    if parts:
+        rest = {k: v for k, v in schema.items() if k not in ("allOf", "oneOf", "anyOf")}
+        out = None
+        for sub in parts:
+            out = _merge(out, _example(sub, spec, depth + 1))
+        if "properties" in rest or "type" in rest:
+            out = _merge(out, _example(rest, spec, depth + 1))
+        if out is None and not _nullable(schema, spec) and rest.get("type", "object") == "object":
+            out = {}
+        return out
     t = schema.get("type")
     if "properties" in schema or t == "object":
         if "properties" not in schema:
