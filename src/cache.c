@@ -1676,15 +1676,18 @@ int dsfs_cache_post(struct dsfs_cache *c, const struct dsfs_loc *loc, const stru
 	return ret;
 }
 
-int dsfs_cache_delete(struct dsfs_cache *c, const struct dsfs_loc *loc)
+int dsfs_cache_delete(struct dsfs_cache *c, const struct dsfs_loc *loc, char **task_id)
 {
 	struct dsfs_response resp = { 0 };
 	struct dsfs_request req = { .method = "DELETE", .path = loc->node->url };
 	int ret;
 
+	*task_id = NULL;
 	if (loc->type != DSFS_LOC_RESOURCE || !loc->node->kind->deletable)
 		return -EPERM;
 	ret = dsfs_session_call(c->session, &req, &resp, false);
+	if (ret == 0 && resp.status == 202)
+		*task_id = task_id_of(&resp);
 	dsfs_response_clear(&resp);
 	pthread_mutex_lock(&c->lock);
 	if (ret == 0 || ret == -ENOENT)
@@ -1693,6 +1696,22 @@ int dsfs_cache_delete(struct dsfs_cache *c, const struct dsfs_loc *loc)
 		c->stale_before = mono_now();
 	pthread_mutex_unlock(&c->lock);
 	return ret;
+}
+
+char *dsfs_cache_task_url(struct dsfs_cache *c, const char *id)
+{
+	const struct dsfs_kind *root = c->dialect->root;
+	char *coll, *url = NULL;
+
+	for (size_t i = 0; i < root->nchildren; i++) {
+		if (!root->children[i]->is_task)
+			continue;
+		coll = collection_url("", NULL, root->children[i]->segment);
+		url = coll ? join_url(coll, "", id) : NULL;
+		free(coll);
+		break;
+	}
+	return url;
 }
 
 int dsfs_cache_reread(struct dsfs_cache *c, const struct dsfs_loc *loc, double max_age,

@@ -137,8 +137,14 @@ int dsfs_cache_post(struct dsfs_cache *c, const struct dsfs_loc *loc, const stru
 		    json_object *body, struct dsfs_post_result *res);
 void dsfs_post_result_clear(struct dsfs_post_result *res);
 
-/* Sends DELETE for resource loc (once); on success it leaves the tree. */
-int dsfs_cache_delete(struct dsfs_cache *c, const struct dsfs_loc *loc);
+/*
+ * Sends DELETE for resource loc (once); on success it leaves the tree. When
+ * the server answers 202, *task_id gets the task doing it (malloc'd), else NULL.
+ */
+int dsfs_cache_delete(struct dsfs_cache *c, const struct dsfs_loc *loc, char **task_id);
+
+/* The API path of task id (malloc'd), or NULL when the dialect has no tasks or on ENOMEM. */
+char *dsfs_cache_task_url(struct dsfs_cache *c, const char *id);
 
 /* Marks everything cached as stale: the next use of anything fetches it again. */
 void dsfs_cache_invalidate(struct dsfs_cache *c);

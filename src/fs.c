@@ -858,9 +858,22 @@ int dsfs_fs_rmdir(struct dsfs_fs *fs, const char *path)
 			dsfs_log(DSFS_LOG_WARN, "rmdir %s: refused: deleting needs the mount option allow_delete", path);
 			ret = -EPERM;
 		} else {
-			ret = dsfs_cache_delete(fs->cache, &loc);
+			char *task = NULL;
+
+			ret = dsfs_cache_delete(fs->cache, &loc, &task);
+			if (ret == 0 && task) {
+				/* deleted by a task: rmdir returns when it is gone, like rmdir(2) */
+				char *url = dsfs_cache_task_url(fs->cache, task);
+
+				dsfs_tasks_set_latest(fs->tasks, task);
+				ret = url ? dsfs_tasks_wait(fs->tasks, url, fs->o.wait_timeout, fs->o.interrupted, NULL)
+					  : -ENOMEM;
+				dsfs_cache_invalidate(fs->cache);
+				free(url);
+			}
 			if (ret == 0)
 				dsfs_log(DSFS_LOG_INFO, "rmdir %s: deleted %s", path, id);
+			free(task);
 		}
 		free(id);
 	}

@@ -202,6 +202,17 @@ int dsfs_render_time(json_object *v, time_t *out)
 	case json_type_double:
 		t = json_object_get_double(v);
 		break;
+	case json_type_object: {
+		/* DSCC device-type1 times: {"ms": <epoch milliseconds>, "tz": "..."} */
+		json_object *ms;
+
+		if (!json_object_object_get_ex(v, "ms", &ms) || json_object_is_type(ms, json_type_object))
+			return -EINVAL;
+		if (dsfs_render_time(ms, out))
+			return -EINVAL;
+		t = (double)*out;
+		break;
+	}
 	case json_type_string: {
 		const char *s = json_object_get_string(v);
 		char *end;

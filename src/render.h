@@ -18,7 +18,8 @@ struct dsfs_blob *dsfs_render_json(json_object *v);
 
 /*
  * Reads a time: an epoch number (seconds, or milliseconds when too large for
- * seconds), a numeric string, or an ISO 8601 / RFC 3339 UTC string.
+ * seconds), a numeric string, an ISO 8601 / RFC 3339 UTC string, or an
+ * object {"ms": epoch milliseconds} as DSCC device-type1 objects carry.
  * Returns 0 and sets *out, or -EINVAL when v is none of these.
  */
 int dsfs_render_time(json_object *v, time_t *out);

@@ -48,6 +48,8 @@ int main(void)
 	when("\"1700000000\"", 0, 1700000000, "numeric string");
 	when("\"2024-03-24T00:13:52.002673131Z\"", 0, 1711239232, "RFC 3339 with fraction");
 	when("\"2024-03-24T02:13:52+02:00\"", 0, 1711239232, "RFC 3339 with offset");
+	when("{\"ms\": 1700000000123, \"tz\": \"UTC\"}", 0, 1700000000, "DSCC {ms, tz}");
+	when("{\"tz\": \"UTC\"}", -22, 0, "an object without ms is refused");
 	when("\"yesterday\"", -22, 0, "nonsense is refused");
 	when("null", -22, 0, "null is refused");
 	return done_testing();
