@@ -6,6 +6,7 @@ and the requests that reached the server.
 """
 
 import errno
+import json
 import os
 import subprocess
 import threading
@@ -225,3 +226,31 @@ def test_many_readers_under_faults(server_factory, dsfs_mount):
     assert m.proc.poll() is None
     rss = int(next(l for l in open("/proc/%d/status" % m.proc.pid) if l.startswith("VmRSS")).split()[1])
     assert rss < 300 * 1024, rss
+
+
+@pytest.mark.parametrize("body,why", [
+    ('{"volumes": [{"id": "v1", "na', "not JSON"),
+    ('{"wrongKey": []}', 'no "volumes" list'),
+    ('{"volumes": [{"name": "no id here"}]}', 'no usable "id"'),
+    ('[1, 2, 3]', 'no "volumes" list'),
+    ('', "not JSON"),
+])
+def test_malformed_answers_are_eio_and_the_daemon_goes_on(server, dsfs_mount, body, why):
+    m = dsfs_mount(server, ttl=0)
+    srv = entries(m.p("servers"))[0]
+    sid = json.load(open(m.p("servers", srv, "server.json")))["id"]
+    fault(server, method="GET", path="/server/%s/volume" % sid, count=1, body=body)
+    with pytest.raises(OSError) as e:
+        os.listdir(m.p("servers", srv, "volumes"))
+    assert e.value.errno == errno.EIO
+    assert why in m.log_text(), m.log_text()[-2000:]
+    assert entries(m.p("servers", srv, "volumes"))  # the next answer is fine again
+    assert m.proc.poll() is None
+
+
+def test_malformed_object_answer_is_eio(server, dsfs_mount):
+    m = dsfs_mount(server, ttl=0)
+    assert read_errno(m.p("storage.json")) == 0
+    fault(server, method="GET", path="/storage", count=1, body="<html>oops</html>")
+    assert read_errno(m.p("storage.json")) == errno.EIO
+    assert read_errno(m.p("storage.json")) == 0

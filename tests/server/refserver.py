@@ -1502,7 +1502,7 @@ def parse_fault(spec):
     if not isinstance(spec, dict):
         raise ApiError(400, "a fault must be a JSON object")
     known = {"method", "path", "count", "rate", "latency_ms", "status", "retry_after",
-             "drop", "hang"}
+             "drop", "hang", "body"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise ApiError(422, "unknown fault field(s): %s" % ", ".join(unknown))
@@ -1529,9 +1529,9 @@ def parse_fault(spec):
         if not isnum(r) or not 0.0 <= r <= 1.0:
             raise ApiError(422, "field 'rate' must be a number from 0.0 to 1.0")
         out["rate"] = float(r)
-    effects = [k for k in ("latency_ms", "status", "drop", "hang") if k in spec]
+    effects = [k for k in ("latency_ms", "status", "drop", "hang", "body") if k in spec]
     if len(effects) != 1:
-        raise ApiError(422, "a fault needs exactly one of latency_ms, status, drop, hang")
+        raise ApiError(422, "a fault needs exactly one of latency_ms, status, drop, hang, body")
     eff = effects[0]
     v = spec[eff]
     if eff == "latency_ms":
@@ -1543,6 +1543,9 @@ def parse_fault(spec):
     elif eff == "drop":
         if v is not True and v != "mid-body":
             raise ApiError(422, "field 'drop' must be true or \"mid-body\"")
+    elif eff == "body":
+        if not isinstance(v, str):
+            raise ApiError(422, "field 'body' must be a string (answered as is, with 200)")
     elif v is not True:
         raise ApiError(422, "field 'hang' must be true")
     out[eff] = v
@@ -4384,6 +4387,12 @@ class Handler(BaseHTTPRequestHandler):
                 if spec.get("drop") is True:
                     self.close_connection = True
                     return None
+                if "body" in spec:
+                    # a malformed or unexpected answer, sent as it is
+                    if entry is not None:
+                        entry["status"] = 200
+                    self.send(200, spec["body"].encode())
+                    return 200
                 if spec.get("hang"):
                     terminal.release.wait()
         if sim.opts.latency_ms:
