@@ -21,9 +21,14 @@
 
 static double kernel_ttl;
 
-static struct dsfs_fs *fs_of(void)
+static struct dsfs_estate *fs_of(void)
 {
 	return fuse_get_context()->private_data;
+}
+
+static struct dsfs_ehandle *handle_of(const struct fuse_file_info *fi)
+{
+	return (struct dsfs_ehandle *)(uintptr_t)fi->fh;
 }
 
 static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
@@ -40,7 +45,7 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
 	(void)fi;
-	return dsfs_fs_getattr(fs_of(), path, st);
+	return dsfs_estate_getattr(fs_of(), path, st);
 }
 
 struct dir_fill {
@@ -65,14 +70,14 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 	(void)fi;
 	filler(buf, ".", NULL, 0, 0);
 	filler(buf, "..", NULL, 0, 0);
-	return dsfs_fs_readdir(fs_of(), path, fill_entry, &d);
+	return dsfs_estate_readdir(fs_of(), path, fill_entry, &d);
 }
 
 static int op_open(const char *path, struct fuse_file_info *fi)
 {
-	struct dsfs_handle *h;
+	struct dsfs_ehandle *h;
 	bool direct;
-	int ret = dsfs_fs_open(fs_of(), path, fi->flags, &h, &direct);
+	int ret = dsfs_estate_open(fs_of(), path, fi->flags, &h, &direct);
 
 	if (ret)
 		return ret;
@@ -85,42 +90,42 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 static int op_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	(void)path;
-	return dsfs_fs_read(fs_of(), (struct dsfs_handle *)(uintptr_t)fi->fh, buf, size, off);
+	return dsfs_estate_read(handle_of(fi), buf, size, off);
 }
 
 static int op_write(const char *path, const char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	(void)path;
 	(void)off; /* commands are appended: `>` and `>>` both work */
-	return dsfs_fs_write(fs_of(), (struct dsfs_handle *)(uintptr_t)fi->fh, buf, size);
+	return dsfs_estate_write(handle_of(fi), buf, size);
 }
 
 static int op_flush(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
-	return dsfs_fs_flush(fs_of(), (struct dsfs_handle *)(uintptr_t)fi->fh);
+	return dsfs_estate_flush(handle_of(fi));
 }
 
 static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
 	(void)fi;
-	return dsfs_fs_truncate(fs_of(), path, size);
+	return dsfs_estate_truncate(fs_of(), path, size);
 }
 
 static int op_mkdir(const char *path, mode_t mode)
 {
 	(void)mode;
-	return dsfs_fs_mkdir(fs_of(), path);
+	return dsfs_estate_mkdir(fs_of(), path);
 }
 
 static int op_rmdir(const char *path)
 {
-	return dsfs_fs_rmdir(fs_of(), path);
+	return dsfs_estate_rmdir(fs_of(), path);
 }
 
 static int op_unlink(const char *path)
 {
-	return dsfs_fs_unlink(fs_of(), path);
+	return dsfs_estate_unlink(fs_of(), path);
 }
 
 bool dsfs_fuse_interrupted(void)
@@ -131,13 +136,13 @@ bool dsfs_fuse_interrupted(void)
 static int op_release(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
-	dsfs_fs_release(fs_of(), (struct dsfs_handle *)(uintptr_t)fi->fh);
+	dsfs_estate_release(handle_of(fi));
 	return 0;
 }
 
 static int op_readlink(const char *path, char *buf, size_t size)
 {
-	return dsfs_fs_readlink(fs_of(), path, buf, size);
+	return dsfs_estate_readlink(fs_of(), path, buf, size);
 }
 
 static int op_statfs(const char *path, struct statvfs *sv)
@@ -194,7 +199,7 @@ int dsfs_fuse_parse_cmdline(struct fuse_args *args, char **mountpoint, bool *for
 	return co.mountpoint ? 0 : -EINVAL;
 }
 
-int dsfs_fuse_run(struct dsfs_fs *fs, struct fuse_args *args, const struct dsfs_mount_opts *mo)
+int dsfs_fuse_run(struct dsfs_estate *fs, struct fuse_args *args, const struct dsfs_mount_opts *mo)
 {
 	struct fuse_loop_config *lc = NULL;
 	struct fuse *f;

@@ -6,7 +6,7 @@
 #ifndef DSFS_FUSE_OPS_H
 #define DSFS_FUSE_OPS_H
 
-#include "fs.h"
+#include "estate.h"
 
 struct fuse_args;
 
@@ -19,12 +19,12 @@ struct dsfs_mount_opts {
 };
 
 /*
- * Mounts fs at the mountpoint, detaches unless foreground (logging to
+ * Mounts the estate (one member or several) at the mountpoint, detaches unless foreground (logging to
  * syslog from then on), and serves requests until unmounted or signalled.
  * Returns 0 after a clean unmount, or 1 with the reason printed when the
  * mount failed.
  */
-int dsfs_fuse_run(struct dsfs_fs *fs, struct fuse_args *args, const struct dsfs_mount_opts *mo);
+int dsfs_fuse_run(struct dsfs_estate *estate, struct fuse_args *args, const struct dsfs_mount_opts *mo);
 
 /* Prints libfuse's own option help (after dsfs's). */
 void dsfs_fuse_print_help(struct fuse_args *args);

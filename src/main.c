@@ -22,6 +22,7 @@
 #include "fuse_ops.h"
 #include "http.h"
 #include "log.h"
+#include "estate.h"
 #include "options.h"
 #include "resources.h"
 #include "session.h"
@@ -31,12 +32,16 @@
 static void usage(const char *prog)
 {
 	printf("usage: %s [options] URL MOUNTPOINT\n"
+	       "       %s [options] -o estate=FILE MOUNTPOINT\n"
 	       "\n"
 	       "Mounts the storage management API at URL on MOUNTPOINT as a tree of JSON files:\n"
 	       "a storage-plugin API base (https://array1:8443/storageplugin/api) or the Data\n"
 	       "Services Cloud Console (https://us1.data.cloud.hpe.com, with -o api=dscc).\n"
 	       "\n"
 	       "dsfs options:\n"
+	       "    -o estate=FILE         mount several arrays and consoles at once, each under\n"
+	       "                           MOUNTPOINT/<member>/ (docs/estate.md); then no URL is given\n"
+	       "                           (or give estate:FILE as the URL, e.g. in fstab)\n"
 	       "    -o api=DIALECT         storageplugin or dscc (default: recognised from the URL)\n"
 	       "    -o credentials=FILE    storage-plugin: username=... and password=... lines;\n"
 	       "                           dscc: client_id=... and client_secret=... (optional\n"
@@ -76,7 +81,105 @@ static void usage(const char *prog)
 	       "    -V, --version          versions of dsfs and libfuse\n"
 	       "\n"
 	       "Unmount with: fusermount3 -u MOUNTPOINT\n",
-	       prog);
+	       prog, prog);
+}
+
+/* Everything one member of the mount needs, built by start_member. */
+struct member {
+	const struct dsfs_dialect *dialect;
+	struct dsfs_http *http;
+	struct dsfs_session *session;
+	struct dsfs_cache *cache;
+	struct dsfs_tasks *tasks;
+	struct dsfs_fs *fs;
+};
+
+static void stop_member(struct member *m)
+{
+	dsfs_fs_free(m->fs);
+	dsfs_tasks_free(m->tasks);
+	dsfs_cache_free(m->cache);
+	dsfs_session_free(m->session); /* logs out */
+	dsfs_http_free(m->http);
+	memset(m, 0, sizeof(*m));
+}
+
+/*
+ * Builds a member for the API at url with credentials cred (a loaded
+ * options struct), then logs in. Returns 0 when logged in, 1 when built but
+ * the login failed (why says so), -1 when it could not be built (why says so).
+ */
+static int start_member(const struct dsfs_options *o, const struct dsfs_options *cred, const char *url,
+			const struct dsfs_dialect *dialect, const char *array, const char *cacert,
+			struct member *m, char *why, size_t whylen)
+{
+	char *host = NULL;
+	const char *herr;
+	char desc[1200];
+	int ret;
+
+	memset(m, 0, sizeof(*m));
+	m->dialect = dialect;
+	m->http = dsfs_http_new(&(struct dsfs_http_opts){
+		.base_url = url, .timeout = o->timeout, .connect_timeout = o->connect_timeout,
+		.cacert = cacert, .client_cert = o->client_cert, .client_key = o->client_key,
+		.insecure = o->insecure, .max_body = o->max_body, .retries = o->retries,
+		.max_conns = o->max_conns }, &herr);
+	if (!m->http) {
+		snprintf(why, whylen, "%s", herr);
+		return -1;
+	}
+	if (dialect->auth == DSFS_AUTH_SESSION && !array)
+		array = host = dsfs_options_url_host(url);
+	m->session = dsfs_session_new(m->http, dialect, &(struct dsfs_credentials){
+		.username = cred->username, .password = cred->password, .client_id = cred->client_id,
+		.client_secret = cred->client_secret, .token_url = cred->token_url, .token = cred->token },
+		array);
+	free(host);
+	m->cache = m->session ? dsfs_cache_new(dialect, m->session, &(struct dsfs_cache_opts){
+		.ttl = o->cache_ttl, .max_bytes = o->cache_size, .page_size = o->page_size,
+		.prefetch = o->prefetch }) : NULL;
+	m->tasks = m->session ? dsfs_tasks_new(dialect, m->session) : NULL;
+	m->fs = m->cache && m->tasks ? dsfs_fs_new(m->cache, m->http, m->session, m->tasks, &(struct dsfs_fs_opts){
+		.uid = getuid(), .gid = getgid(), .mounted = time(NULL), .ttl = o->cache_ttl,
+		.wait_timeout = o->wait_timeout, .allow_delete = o->allow_delete,
+		.allow_other_actions = o->allow_other_actions, .tasks_dir = dialect->tasks_dir,
+		.interrupted = dsfs_fuse_interrupted }) : NULL;
+	if (!m->fs) {
+		snprintf(why, whylen, "out of memory");
+		stop_member(m);
+		return -1;
+	}
+	dsfs_err_clear();
+	ret = dsfs_session_login(m->session);
+	if (ret) {
+		snprintf(why, whylen, "cannot log in to %s: %s", url,
+			 dsfs_err_describe(desc, sizeof(desc)) ?: strerror(-ret));
+		return 1;
+	}
+	return 0;
+}
+
+static const struct dsfs_dialect *dialect_named(const char *api)
+{
+	return !strcmp(api, "dscc") ? &dsfs_dialect_dscc : &dsfs_dialect_storageplugin;
+}
+
+/* Copies a member's inline credentials, or loads its credentials file, into c. */
+static int member_credentials(const struct dsfs_member_conf *mc, bool bearer, struct dsfs_options *c,
+			      char *err, size_t errlen)
+{
+	const char *const src[] = { mc->username, mc->password, mc->client_id, mc->client_secret,
+				    mc->token_url, mc->token };
+	char **dst[] = { &c->username, &c->password, &c->client_id, &c->client_secret, &c->token_url, &c->token };
+
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < 6; i++)
+		if (src[i] && !(*dst[i] = strdup(src[i])))
+			return -ENOMEM;
+	if (mc->credentials && !(c->credentials = strdup(mc->credentials)))
+		return -ENOMEM;
+	return dsfs_options_load_credentials(c, bearer, err, errlen);
 }
 
 int main(int argc, char *argv[])
@@ -84,16 +187,12 @@ int main(int argc, char *argv[])
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct dsfs_options o = { 0 };
 	struct dsfs_mount_opts mo = { 0 };
-	struct dsfs_http *http = NULL;
-	struct dsfs_session *session = NULL;
-	struct dsfs_cache *cache = NULL;
-	struct dsfs_tasks *tasks = NULL;
-	struct dsfs_fs *fs = NULL;
-	char err[1024], why[1200], *mountpoint = NULL, *array = NULL, *fsname = NULL;
-	const struct dsfs_dialect *dialect;
-	const char *api;
+	struct dsfs_member_conf *confs = NULL;
+	struct member *members = NULL;
+	struct dsfs_estate *estate = NULL;
+	char err[1024], why[1400], *mountpoint = NULL, *fsname = NULL;
 	bool foreground = false, debug = false, single = false;
-	const char *herr;
+	size_t nconfs = 0, nmembers = 0, logged_in = 0;
 	int ret = 1;
 
 	dsfs_log_setup(false, DSFS_LOG_INFO);
@@ -113,20 +212,11 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	if (dsfs_fuse_parse_cmdline(&args, &mountpoint, &foreground, &debug, &single)) {
-		fprintf(stderr, "dsfs: no mountpoint given: usage is dsfs [options] URL MOUNTPOINT "
-			"(dsfs --help lists the options)\n");
+		fprintf(stderr, "dsfs: no mountpoint given: usage is dsfs [options] URL MOUNTPOINT, or "
+			"dsfs -o estate=FILE MOUNTPOINT (dsfs --help lists the options)\n");
 		goto out;
 	}
 	dsfs_log_setup(false, debug ? DSFS_LOG_DEBUG : DSFS_LOG_INFO);
-	if (!(api = dsfs_options_dialect(&o, err, sizeof(err)))) {
-		fprintf(stderr, "dsfs: %s\n", err);
-		goto out;
-	}
-	dialect = !strcmp(api, "dscc") ? &dsfs_dialect_dscc : &dsfs_dialect_storageplugin;
-	if (dsfs_options_load_credentials(&o, dialect->auth == DSFS_AUTH_BEARER, err, sizeof(err))) {
-		fprintf(stderr, "dsfs: %s\n", err);
-		goto out;
-	}
 	if (o.client_cert && dsfs_tls_check_keypair(o.client_cert, o.client_key, err, sizeof(err))) {
 		fprintf(stderr, "dsfs: %s\n", err);
 		goto out;
@@ -138,55 +228,89 @@ int main(int argc, char *argv[])
 	if (o.insecure)
 		fprintf(stderr, "dsfs: warning: -o insecure: the server's TLS certificate is not "
 			"verified; anyone on the network path can read the password\n");
-
+	if (o.estate && dsfs_estate_parse(o.estate, &confs, &nconfs, err, sizeof(err))) {
+		fprintf(stderr, "dsfs: %s\n", err);
+		goto out;
+	}
 	if (dsfs_http_global_init()) {
 		fprintf(stderr, "dsfs: cannot initialise libcurl\n");
 		goto out;
 	}
-	http = dsfs_http_new(&(struct dsfs_http_opts){
-		.base_url = o.url, .timeout = o.timeout, .connect_timeout = o.connect_timeout,
-		.cacert = o.cacert, .client_cert = o.client_cert, .client_key = o.client_key,
-		.insecure = o.insecure, .max_body = o.max_body, .retries = o.retries,
-		.max_conns = o.max_conns }, &herr);
-	if (!http) {
-		fprintf(stderr, "dsfs: %s\n", herr);
-		goto out_curl;
-	}
-	if (dialect->auth == DSFS_AUTH_SESSION)
-		array = o.array ? strdup(o.array) : dsfs_options_url_host(o.url);
-	session = dsfs_session_new(http, dialect, &(struct dsfs_credentials){
-		.username = o.username, .password = o.password, .client_id = o.client_id,
-		.client_secret = o.client_secret, .token_url = o.token_url, .token = o.token }, array);
-	if (!session) {
+	members = calloc(o.estate ? nconfs : 1, sizeof(*members));
+	estate = dsfs_estate_new(o.estate != NULL, time(NULL), getuid(), getgid());
+	if (!members || !estate) {
 		fprintf(stderr, "dsfs: out of memory\n");
-		goto out_http;
+		goto out_members;
 	}
-	dsfs_err_clear();
-	if ((ret = dsfs_session_login(session)) != 0) {
-		fprintf(stderr, "dsfs: cannot log in to %s: %s\n", o.url,
-			dsfs_err_describe(why, sizeof(why)) ?: strerror(-ret));
-		ret = 1;
-		goto out_session;
+	if (!o.estate) {
+		const char *api = dsfs_options_dialect(&o, err, sizeof(err));
+		const struct dsfs_dialect *d;
+		int r;
+
+		if (!api) {
+			fprintf(stderr, "dsfs: %s\n", err);
+			goto out_members;
+		}
+		d = dialect_named(api);
+		if (dsfs_options_load_credentials(&o, d->auth == DSFS_AUTH_BEARER, err, sizeof(err))) {
+			fprintf(stderr, "dsfs: %s\n", err);
+			goto out_members;
+		}
+		r = start_member(&o, &o, o.url, d, o.array, o.cacert, &members[0], why, sizeof(why));
+		if (r < 0 || r > 0) {
+			/* one array: a failed login ends it here, with nothing mounted */
+			fprintf(stderr, "dsfs: %s\n", why);
+			if (r > 0)
+				nmembers = 1;
+			goto out_members;
+		}
+		nmembers = logged_in = 1;
+		dsfs_estate_add(estate, NULL, o.url, members[0].fs, members[0].session, members[0].tasks);
 	}
-	ret = 1;
-	cache = dsfs_cache_new(dialect, session, &(struct dsfs_cache_opts){
-		.ttl = o.cache_ttl, .max_bytes = o.cache_size, .page_size = o.page_size,
-		.prefetch = o.prefetch });
-	tasks = dsfs_tasks_new(dialect, session);
-	fs = cache && tasks ? dsfs_fs_new(cache, http, session, tasks, &(struct dsfs_fs_opts){
-		.uid = getuid(), .gid = getgid(), .mounted = time(NULL), .ttl = o.cache_ttl,
-		.wait_timeout = o.wait_timeout, .allow_delete = o.allow_delete,
-		.allow_other_actions = o.allow_other_actions,
-		.tasks_dir = dialect->tasks_dir,
-		.interrupted = dsfs_fuse_interrupted }) : NULL;
-	if (!fs) {
-		fprintf(stderr, "dsfs: out of memory\n");
-		goto out_cache;
+	for (size_t i = 0; o.estate && i < nconfs; i++) {
+		/* an estate: every member is its own failure domain, so one that is down now is mounted anyway */
+		struct dsfs_member_conf *mc = &confs[i];
+		struct dsfs_options sel = { .url = mc->url, .api = mc->api }, cred;
+		const char *api = dsfs_options_dialect(&sel, err, sizeof(err));
+		const struct dsfs_dialect *d;
+		int r;
+
+		if (!api) {
+			fprintf(stderr, "dsfs: estate member %s: %s\n", mc->name, err);
+			goto out_members;
+		}
+		d = dialect_named(api);
+		if (member_credentials(mc, d->auth == DSFS_AUTH_BEARER, &cred, err, sizeof(err))) {
+			fprintf(stderr, "dsfs: estate member %s: %s\n", mc->name, err);
+			dsfs_options_free(&cred);
+			goto out_members;
+		}
+		r = start_member(&o, &cred, mc->url, d, mc->array, mc->cacert ? mc->cacert : o.cacert,
+				 &members[nmembers], why, sizeof(why));
+		dsfs_options_free(&cred);
+		if (r < 0) {
+			fprintf(stderr, "dsfs: estate member %s: %s\n", mc->name, why);
+			goto out_members;
+		}
+		if (r > 0)
+			fprintf(stderr, "dsfs: warning: estate member %s: %s; its directory will answer with "
+				"errors until it is back (see .dsfs/status)\n", mc->name, why);
+		else
+			logged_in++;
+		dsfs_estate_add(estate, mc->name, mc->url, members[nmembers].fs, members[nmembers].session,
+				members[nmembers].tasks);
+		nmembers++;
+	}
+	if (!logged_in) {
+		fprintf(stderr, "dsfs: no member of estate %s could be reached; nothing mounted\n", o.estate);
+		goto out_members;
 	}
 
 	/* The URL names the mount in /proc/mounts; commas would split the option. */
-	if (asprintf(&fsname, "-ofsname=%s", o.url) < 0)
-		goto out_cache;
+	if (asprintf(&fsname, "-ofsname=%s%s", o.estate ? "estate:" : "", o.estate ? o.estate : o.url) < 0) {
+		fsname = NULL;
+		goto out_members;
+	}
 	for (char *p = fsname; *p; p++)
 		if (*p == ',')
 			*p = '_';
@@ -199,21 +323,17 @@ int main(int argc, char *argv[])
 	mo.foreground = foreground;
 	mo.single_thread = single;
 	mo.debug = debug;
-	ret = dsfs_fuse_run(fs, &args, &mo);
+	ret = dsfs_fuse_run(estate, &args, &mo);
 
-out_cache:
-	dsfs_fs_free(fs);
-	dsfs_tasks_free(tasks);
-	dsfs_cache_free(cache);
-out_session:
-	dsfs_session_free(session); /* logs out */
-out_http:
-	dsfs_http_free(http);
-out_curl:
+out_members:
+	dsfs_estate_free(estate);
+	for (size_t i = 0; members && i < nmembers; i++)
+		stop_member(&members[i]);
+	free(members);
+	dsfs_estate_conf_free(confs, nconfs);
 	dsfs_http_global_cleanup();
 out:
 	free(fsname);
-	free(array);
 	free(mountpoint);
 	dsfs_options_free(&o);
 	fuse_opt_free_args(&args);

@@ -34,6 +34,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("allow_other_actions", allow_other_actions),
 	OPT("username=%s", username_opt),
 	OPT("api=%s", api),
+	OPT("estate=%s", estate),
 	OPT("wait_timeout=%s", s_wait_timeout),
 	OPT("cache_ttl=%s", s_cache_ttl),
 	OPT("timeout=%s", s_timeout),
@@ -131,6 +132,26 @@ int dsfs_options_parse(struct fuse_args *args, struct dsfs_options *o, char *err
 	if (o->connect_timeout > o->timeout)
 		o->connect_timeout = o->timeout;
 
+	if (o->url && !strncmp(o->url, "estate:", 7)) {
+		/* mount.dsfs and fstab give the estate as the source: estate:/etc/dsfs/estate.conf */
+		free(o->estate);
+		o->estate = strdup(o->url + 7);
+		free(o->url);
+		o->url = NULL;
+		return o->estate ? 0 : -ENOMEM;
+	}
+	if (o->estate) {
+		if (o->url && o->nonopts == 1) {
+			/* dsfs -o estate=FILE MOUNTPOINT: the one argument is the mountpoint */
+			fuse_opt_add_arg(args, o->url);
+			free(o->url);
+			o->url = NULL;
+		} else if (o->url) {
+			snprintf(err, errlen, "-o estate= names every URL: give only the mountpoint");
+			return -EINVAL;
+		}
+		return 0;
+	}
 	if (!o->url) {
 		snprintf(err, errlen, "no URL given: usage is dsfs [options] URL MOUNTPOINT, "
 			 "e.g. dsfs -o credentials=/etc/dsfs/array1.cred https://array1:8443/storageplugin/api /mnt/dsfs");
@@ -330,6 +351,7 @@ void dsfs_options_free(struct dsfs_options *o)
 	free(o->username);
 	free(o->username_opt);
 	free(o->api);
+	free(o->estate);
 	free(o->client_id);
 	free(o->token_url);
 	if (o->client_secret) {

@@ -30,6 +30,7 @@ struct dsfs_options {
 	char *username, *password; /* from the credentials file or the environment */
 	char *client_id, *client_secret, *token_url, *token; /* DSCC, from the credentials file */
 	char *api;          /* -o api=storageplugin|dscc; NULL: recognised from the URL */
+	char *estate;       /* -o estate=FILE, or a URL "estate:FILE" */
 	int nonopts;               /* positional arguments seen while parsing */
 
 	/* raw option strings, validated by dsfs_options_parse */

@@ -36,7 +36,40 @@ struct dsfs_session {
 	unsigned long logins;
 	struct timespec failed_at; /* last failed login, to hold off a storm of them */
 	int failed_err;
+	/* health, for .dsfs/status */
+	bool unreachable;
+	char last_error[300];
+	double last_error_at;
 };
+
+static double mono_now(void);
+
+/* Notes how a request went, for dsfs_session_health. Lock held. */
+static void note_health_locked(struct dsfs_session *s, const struct dsfs_request *req,
+			       const struct dsfs_response *resp, int ret)
+{
+	char msg[200];
+
+	s->unreachable = ret < 0 && resp->status == 0;
+	if (ret >= 0 && resp->status < 400)
+		return;
+	if (resp->status) {
+		dsfs_session_error_message(resp, msg, sizeof(msg));
+		snprintf(s->last_error, sizeof(s->last_error), "%s %s: HTTP %ld: %s", req->method, req->path,
+			 resp->status, msg);
+	} else {
+		snprintf(s->last_error, sizeof(s->last_error), "%s %s: %s", req->method, req->path, resp->message);
+	}
+	s->last_error_at = mono_now();
+}
+
+static void note_health(struct dsfs_session *s, const struct dsfs_request *req, const struct dsfs_response *resp,
+			int ret)
+{
+	pthread_mutex_lock(&s->lock);
+	note_health_locked(s, req, resp, ret);
+	pthread_mutex_unlock(&s->lock);
+}
 
 static bool copy(char **dst, const char *src)
 {
@@ -184,6 +217,7 @@ static int token_locked(struct dsfs_session *s)
 		snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", s->pasted_token);
 		ret = dsfs_http_do(s->http, &req, &resp);
 		explicit_bzero(hdr, sizeof(hdr));
+		note_health_locked(s, &req, &resp, ret);
 		if (ret == 0 && resp.status == 401) {
 			dsfs_err_record("GET", req.path, 401, "the access token was refused: it has expired or is "
 				       "wrong; paste a new one (token=) into the credentials file and mount again");
@@ -210,6 +244,7 @@ static int token_locked(struct dsfs_session *s)
 		req.body_len = strlen(form);
 		ret = dsfs_http_do(s->http, &req, &resp);
 		explicit_bzero(form, sizeof(form));
+		note_health_locked(s, &req, &resp, ret);
 		ret = record_failure(&req, &resp, ret);
 		if (ret == 0) {
 			o = json_tokener_parse(resp.body ? resp.body : "");
@@ -272,6 +307,7 @@ static int login_locked(struct dsfs_session *s, unsigned long seen_gen)
 	req.body = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
 	req.body_len = strlen(req.body);
 	ret = dsfs_http_do(s->http, &req, &resp);
+	note_health_locked(s, &req, &resp, ret);
 	ret = record_failure(&req, &resp, ret);
 	if (ret == 0) {
 		o = json_tokener_parse(resp.body ? resp.body : "");
@@ -369,6 +405,7 @@ int dsfs_session_call(struct dsfs_session *s, const struct dsfs_request *req,
 			r.headers = hdrs;
 		}
 		ret = dsfs_http_do(s->http, &r, resp);
+		note_health(s, req, resp, ret);
 		if (ret < 0 || resp->status != 401 || anonymous || attempt > 0)
 			break;
 		/* Expired or ended session: log in again (once for all threads) and resend. */
@@ -385,6 +422,16 @@ int dsfs_session_call(struct dsfs_session *s, const struct dsfs_request *req,
 	}
 	explicit_bzero(hdr, sizeof(hdr));
 	return record_failure(req, resp, ret);
+}
+
+void dsfs_session_health(struct dsfs_session *s, struct dsfs_session_health *out)
+{
+	pthread_mutex_lock(&s->lock);
+	out->reachable = !s->unreachable;
+	out->logged_in = s->id != NULL;
+	snprintf(out->last_error, sizeof(out->last_error), "%s", s->last_error);
+	out->since_error = s->last_error_at > 0 ? mono_now() - s->last_error_at : -1;
+	pthread_mutex_unlock(&s->lock);
 }
 
 unsigned long dsfs_session_logins(struct dsfs_session *s)

@@ -62,4 +62,13 @@ void dsfs_session_error_message(const struct dsfs_response *resp, char *buf, siz
 /* Counts of logins made, for .dsfs/stats. */
 unsigned long dsfs_session_logins(struct dsfs_session *s);
 
+/* How the endpoint is doing, for .dsfs/status. Thread-safe. */
+struct dsfs_session_health {
+	bool reachable;        /* the last request got an HTTP answer (or none was sent yet) */
+	bool logged_in;        /* a session or token is held */
+	char last_error[300];  /* the last failure ("" if none): request, status, message */
+	double since_error;    /* seconds since it, or -1 */
+};
+void dsfs_session_health(struct dsfs_session *s, struct dsfs_session_health *out);
+
 #endif

@@ -22,7 +22,11 @@ struct dsfs_tasks {
 	struct dsfs_session *session;
 	pthread_mutex_t lock;
 	char *latest;
+	unsigned long latest_seq;
 };
+
+/* Orders "latest" across the members of an estate. */
+static unsigned long seq_counter;
 
 struct dsfs_tasks *dsfs_tasks_new(const struct dsfs_dialect *dialect, struct dsfs_session *session)
 {
@@ -54,7 +58,18 @@ void dsfs_tasks_set_latest(struct dsfs_tasks *t, const char *id)
 	pthread_mutex_lock(&t->lock);
 	free(t->latest);
 	t->latest = copy;
+	t->latest_seq = __atomic_add_fetch(&seq_counter, 1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&t->lock);
+}
+
+unsigned long dsfs_tasks_latest_seq(struct dsfs_tasks *t)
+{
+	unsigned long seq;
+
+	pthread_mutex_lock(&t->lock);
+	seq = t->latest_seq;
+	pthread_mutex_unlock(&t->lock);
+	return seq;
 }
 
 char *dsfs_tasks_latest(struct dsfs_tasks *t)

@@ -25,6 +25,9 @@ void dsfs_tasks_set_latest(struct dsfs_tasks *t, const char *id);
 /* The id of that task (malloc'd, caller frees), or NULL when none was started. Thread-safe. */
 char *dsfs_tasks_latest(struct dsfs_tasks *t);
 
+/* When that task was started, as a sequence number across all task trackers (0: never). */
+unsigned long dsfs_tasks_latest_seq(struct dsfs_tasks *t);
+
 /*
  * Polls the task at url (its API path) until it ends. Returns 0 when it
  * SUCCEEDED; -EIO when it FAILED or TIMEDOUT (the task's error recorded for

@@ -48,17 +48,19 @@ SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime
 class Mount:
     """A dsfs process mounted in the foreground on a temporary directory."""
 
-    def __init__(self, server, options, ttl, valgrind, tmp, credentials=None, env=None):
+    def __init__(self, server, options, ttl, valgrind, tmp, credentials=None, env=None, estate=False):
         self.server = server
         self.path = os.path.join(tmp, "mnt")
         os.makedirs(self.path, exist_ok=True)
         self.tmp = tmp
         self.cred = credentials or write_credentials(tmp)
         self.log_path = os.path.join(tmp, "dsfs.log")
-        args = [dsfs_binary(), "-f", "-o", "credentials=" + self.cred, "-o", "cache_ttl=%s" % ttl]
+        args = [dsfs_binary(), "-f", "-o", "cache_ttl=%s" % ttl]
+        if not estate:
+            args += ["-o", "credentials=" + self.cred]
         for opt in options:
             args += ["-o", opt] if not opt.startswith("-") else [opt]
-        args += [server.url, self.path]
+        args += ([] if estate else [server.url]) + [self.path]
         if valgrind:
             args = ["valgrind", "-q", "--leak-check=full", "--errors-for-leak-kinds=definite",
                     "--error-exitcode=99", "--show-leak-kinds=definite"] + args
@@ -147,9 +149,9 @@ def server(server_factory):
 def dsfs_mount(tmp_path):
     mounts = []
 
-    def mount(server, *options, ttl=2, valgrind=False, credentials=None, env=None, base=None):
+    def mount(server, *options, ttl=2, valgrind=False, credentials=None, env=None, base=None, estate=False):
         d = tempfile.mkdtemp(dir=base or str(tmp_path))
-        m = Mount(server, options, ttl, valgrind, d, credentials=credentials, env=env)
+        m = Mount(server, options, ttl, valgrind, d, credentials=credentials, env=env, estate=estate)
         mounts.append(m)
         return m
 

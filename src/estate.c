@@ -1,0 +1,579 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * One mount, one or many members. A single array's tree sits at the root
+ * and every call passes straight through. In an estate the first path
+ * component names the member and the rest goes to that member's fs, so a
+ * member whose server is down fails only under its own directory; the
+ * estate answers for the root, tasks/ (a link per member to its tasks,
+ * and latest) and .dsfs/status (one line per member) itself.
+ */
+#include "estate.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blob.h"
+#include "names.h"
+
+#define MAX_MEMBERS 64
+
+struct member {
+	char *name, *url;
+	struct dsfs_fs *fs;
+	struct dsfs_session *session;
+	struct dsfs_tasks *tasks;
+};
+
+struct dsfs_estate {
+	bool estate;
+	time_t mounted;
+	uid_t uid;
+	gid_t gid;
+	struct member m[MAX_MEMBERS];
+	size_t n;
+};
+
+struct dsfs_ehandle {
+	struct dsfs_fs *fs;       /* the member's, or NULL for the estate's own file */
+	struct dsfs_handle *h;
+	struct dsfs_blob *own;    /* .dsfs/status */
+};
+
+/* ---- the estate file ---------------------------------------------------------- */
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+		*--e = '\0';
+	return s;
+}
+
+static bool valid_member_name(const char *n)
+{
+	return *n && !strchr(n, '/') && strcmp(n, ".") && strcmp(n, "..") && strcmp(n, "tasks") &&
+	       strcmp(n, ".dsfs") && strlen(n) < 200;
+}
+
+void dsfs_estate_conf_free(struct dsfs_member_conf *m, size_t n)
+{
+	for (size_t i = 0; m && i < n; i++) {
+		char **secrets[] = { &m[i].password, &m[i].client_secret, &m[i].token };
+
+		for (size_t k = 0; k < 3; k++)
+			if (*secrets[k])
+				explicit_bzero(*secrets[k], strlen(*secrets[k]));
+		free(m[i].name);
+		free(m[i].url);
+		free(m[i].api);
+		free(m[i].array);
+		free(m[i].credentials);
+		free(m[i].username);
+		free(m[i].password);
+		free(m[i].client_id);
+		free(m[i].client_secret);
+		free(m[i].token_url);
+		free(m[i].token);
+		free(m[i].cacert);
+	}
+	free(m);
+}
+
+int dsfs_estate_parse(const char *path, struct dsfs_member_conf **out, size_t *nout, char *err, size_t errlen)
+{
+	static const struct {
+		const char *key;
+		size_t off;
+	} keys[] = {
+		{ "url", offsetof(struct dsfs_member_conf, url) },
+		{ "api", offsetof(struct dsfs_member_conf, api) },
+		{ "array", offsetof(struct dsfs_member_conf, array) },
+		{ "credentials", offsetof(struct dsfs_member_conf, credentials) },
+		{ "username", offsetof(struct dsfs_member_conf, username) },
+		{ "password", offsetof(struct dsfs_member_conf, password) },
+		{ "client_id", offsetof(struct dsfs_member_conf, client_id) },
+		{ "client_secret", offsetof(struct dsfs_member_conf, client_secret) },
+		{ "token_url", offsetof(struct dsfs_member_conf, token_url) },
+		{ "token", offsetof(struct dsfs_member_conf, token) },
+		{ "cacert", offsetof(struct dsfs_member_conf, cacert) },
+	};
+	struct dsfs_member_conf *m = NULL;
+	char line[4096];
+	struct stat sb;
+	size_t n = 0, i;
+	int fd, lineno = 0, ret = -EINVAL;
+	FILE *f;
+
+	*out = NULL;
+	*nout = 0;
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "estate file %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode) || (sb.st_mode & (S_IRWXG | S_IRWXO)) ||
+	    (sb.st_uid != getuid() && sb.st_uid != 0)) {
+		snprintf(err, errlen, "estate file %s must be a regular file of yours or root's that group and "
+			 "others can neither read nor write (it may hold passwords): run chmod 600 %s", path, path);
+		close(fd);
+		return -EPERM;
+	}
+	f = fdopen(fd, "r");
+	if (!f) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *l = trim(line), *eq, *key, *val, **dst = NULL;
+
+		lineno++;
+		if (!*l || *l == '#' || *l == ';')
+			continue;
+		if (*l == '[') {
+			char *end = strchr(l, ']');
+			struct dsfs_member_conf *p;
+
+			if (!end || end[1]) {
+				snprintf(err, errlen, "estate file %s, line %d: expected [member-name]", path, lineno);
+				goto out;
+			}
+			*end = '\0';
+			l = trim(l + 1);
+			if (!valid_member_name(l)) {
+				snprintf(err, errlen, "estate file %s, line %d: '%s' cannot name a member (it becomes a "
+					 "directory: no '/', not tasks or .dsfs)", path, lineno, l);
+				goto out;
+			}
+			for (i = 0; i < n; i++)
+				if (!strcmp(m[i].name, l)) {
+					snprintf(err, errlen, "estate file %s, line %d: member '%s' is named twice", path,
+						 lineno, l);
+					goto out;
+				}
+			if (n >= MAX_MEMBERS) {
+				snprintf(err, errlen, "estate file %s: more than %d members", path, MAX_MEMBERS);
+				goto out;
+			}
+			p = realloc(m, (n + 1) * sizeof(*m));
+			if (!p) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			m = p;
+			memset(&m[n], 0, sizeof(m[n]));
+			m[n++].name = strdup(l);
+			continue;
+		}
+		eq = strchr(l, '=');
+		if (!eq || !n) {
+			snprintf(err, errlen, "estate file %s, line %d: expected key = value inside a [member] section",
+				 path, lineno);
+			goto out;
+		}
+		*eq = '\0';
+		key = trim(l);
+		val = trim(eq + 1);
+		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			if (!strcmp(key, keys[i].key))
+				dst = (char **)((char *)&m[n - 1] + keys[i].off);
+		if (!dst) {
+			snprintf(err, errlen, "estate file %s, line %d: unknown key '%s'", path, lineno, key);
+			goto out;
+		}
+		free(*dst);
+		*dst = strdup(val);
+	}
+	for (i = 0; i < n; i++) {
+		if (!m[i].url) {
+			snprintf(err, errlen, "estate file %s: member '%s' has no url", path, m[i].name);
+			goto out;
+		}
+	}
+	if (!n) {
+		snprintf(err, errlen, "estate file %s names no member ([name] sections)", path);
+		goto out;
+	}
+	*out = m;
+	*nout = n;
+	m = NULL;
+	ret = 0;
+out:
+	explicit_bzero(line, sizeof(line));
+	fclose(f);
+	dsfs_estate_conf_free(m, n);
+	return ret;
+}
+
+/* ---- dispatch ------------------------------------------------------------------- */
+
+struct dsfs_estate *dsfs_estate_new(bool estate, time_t mounted, uid_t uid, gid_t gid)
+{
+	struct dsfs_estate *e = calloc(1, sizeof(*e));
+
+	if (e) {
+		e->estate = estate;
+		e->mounted = mounted;
+		e->uid = uid;
+		e->gid = gid;
+	}
+	return e;
+}
+
+int dsfs_estate_add(struct dsfs_estate *e, const char *name, const char *url, struct dsfs_fs *fs,
+		    struct dsfs_session *session, struct dsfs_tasks *tasks)
+{
+	struct member *m;
+
+	if (e->n >= MAX_MEMBERS || (!e->estate && e->n))
+		return -EINVAL;
+	m = &e->m[e->n];
+	m->name = strdup(name ? name : "");
+	m->url = strdup(url);
+	if (!m->name || !m->url) {
+		free(m->name);
+		free(m->url);
+		return -ENOMEM;
+	}
+	m->fs = fs;
+	m->session = session;
+	m->tasks = tasks;
+	e->n++;
+	return 0;
+}
+
+void dsfs_estate_free(struct dsfs_estate *e)
+{
+	if (!e)
+		return;
+	for (size_t i = 0; i < e->n; i++) {
+		free(e->m[i].name);
+		free(e->m[i].url);
+	}
+	free(e);
+}
+
+enum place { P_MEMBER, P_ROOT, P_TASKS, P_TASK_LINK, P_LATEST, P_DSFS, P_STATUS, P_NONE };
+
+/*
+ * Where a path is: in a member (*m and *rest, the path inside it) or one of
+ * the estate's own entries.
+ */
+static enum place locate(struct dsfs_estate *e, const char *path, struct member **m, const char **rest)
+{
+	const char *p = path + 1, *slash;
+	size_t len;
+
+	if (!e->estate) {
+		*m = &e->m[0];
+		*rest = path;
+		return P_MEMBER;
+	}
+	if (!*p)
+		return P_ROOT;
+	slash = strchr(p, '/');
+	len = slash ? (size_t)(slash - p) : strlen(p);
+	if (len == 5 && !strncmp(p, ".dsfs", 5)) {
+		if (!slash)
+			return P_DSFS;
+		return !strcmp(slash, "/status") ? P_STATUS : P_NONE;
+	}
+	if (len == 5 && !strncmp(p, "tasks", 5)) {
+		if (!slash)
+			return P_TASKS;
+		if (!strcmp(slash, "/latest"))
+			return P_LATEST;
+		for (size_t i = 0; i < e->n; i++)
+			if (!strcmp(slash + 1, e->m[i].name)) {
+				*m = &e->m[i];
+				return P_TASK_LINK;
+			}
+		return P_NONE;
+	}
+	for (size_t i = 0; i < e->n; i++) {
+		if (strlen(e->m[i].name) == len && !strncmp(p, e->m[i].name, len)) {
+			*m = &e->m[i];
+			*rest = slash ? slash : "/";
+			return P_MEMBER;
+		}
+	}
+	return P_NONE;
+}
+
+static struct dsfs_blob *status_blob(struct dsfs_estate *e)
+{
+	size_t cap = 512 * (e->n + 1), o = 0;
+	char *buf = malloc(cap);
+	struct dsfs_blob *b;
+
+	if (!buf)
+		return NULL;
+	for (size_t i = 0; i < e->n; i++) {
+		struct dsfs_session_health h;
+
+		dsfs_session_health(e->m[i].session, &h);
+		o += (size_t)snprintf(buf + o, cap - o, "%s %s %s %s", e->m[i].name, e->m[i].url,
+				      h.reachable ? "reachable" : "unreachable",
+				      h.logged_in ? "logged-in" : "logged-out");
+		if (h.last_error[0])
+			o += (size_t)snprintf(buf + o, cap - o, " last-error=\"%.0fs ago: %s\"", h.since_error,
+					      h.last_error);
+		o += (size_t)snprintf(buf + o, cap - o, "\n");
+	}
+	b = dsfs_blob_new(buf, o);
+	free(buf);
+	return b;
+}
+
+/* tasks/latest: "<member>/<entry>" of the task this mount started last. */
+static char *latest_target(struct dsfs_estate *e)
+{
+	struct member *best = NULL;
+	unsigned long seq = 0;
+	char *id, *entry, *out = NULL;
+
+	for (size_t i = 0; i < e->n; i++) {
+		unsigned long s = dsfs_tasks_latest_seq(e->m[i].tasks);
+
+		if (s > seq) {
+			seq = s;
+			best = &e->m[i];
+		}
+	}
+	if (!best || !(id = dsfs_tasks_latest(best->tasks)))
+		return NULL;
+	entry = dsfs_names_entry(id, id);
+	if (entry && asprintf(&out, "%s/%s", best->name, entry) < 0)
+		out = NULL;
+	free(entry);
+	free(id);
+	return out;
+}
+
+static void own_stat(struct dsfs_estate *e, mode_t mode, size_t size, ino_t ino, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_mode = mode;
+	st->st_nlink = S_ISDIR(mode) ? 2 : 1;
+	st->st_size = (off_t)size;
+	st->st_ino = ino;
+	st->st_uid = e->uid;
+	st->st_gid = e->gid;
+	st->st_mtime = st->st_ctime = st->st_atime = e->mounted;
+	st->st_blksize = 4096;
+}
+
+int dsfs_estate_getattr(struct dsfs_estate *e, const char *path, struct stat *st)
+{
+	struct member *m = NULL;
+	const char *rest;
+	char *t;
+	int ret;
+
+	switch (locate(e, path, &m, &rest)) {
+	case P_MEMBER:
+		ret = dsfs_fs_getattr(m->fs, rest, st);
+		if (ret == 0 && e->estate && !strcmp(rest, "/"))
+			st->st_ino = 100 + (ino_t)(m - e->m); /* each member's root its own inode */
+		return ret;
+	case P_ROOT:
+		own_stat(e, S_IFDIR | 0555, 0, 1, st);
+		return 0;
+	case P_TASKS:
+		own_stat(e, S_IFDIR | 0555, 0, 5, st);
+		return 0;
+	case P_DSFS:
+		own_stat(e, S_IFDIR | 0555, 0, 2, st);
+		return 0;
+	case P_STATUS: {
+		struct dsfs_blob *b = status_blob(e);
+
+		own_stat(e, S_IFREG | 0444, b ? b->len : 0, 3, st);
+		dsfs_blob_unref(b);
+		return 0;
+	}
+	case P_TASK_LINK:
+		own_stat(e, S_IFLNK | 0777, strlen(m->name) + 9, 200 + (ino_t)(m - e->m), st);
+		return 0;
+	case P_LATEST:
+		t = latest_target(e);
+		if (!t)
+			return -ENOENT;
+		own_stat(e, S_IFLNK | 0777, strlen(t), 4, st);
+		free(t);
+		return 0;
+	default:
+		return -ENOENT;
+	}
+}
+
+int dsfs_estate_readdir(struct dsfs_estate *e, const char *path, dsfs_fs_fill_fn fill, void *ctx)
+{
+	struct member *m = NULL;
+	const char *rest;
+	struct stat st;
+	char p[300];
+
+	switch (locate(e, path, &m, &rest)) {
+	case P_MEMBER:
+		return dsfs_fs_readdir(m->fs, rest, fill, ctx);
+	case P_ROOT:
+		for (size_t i = 0; i < e->n; i++) {
+			/* no request: the member may be down, and its entry must still show */
+			own_stat(e, S_IFDIR | 0555, 0, 100 + i, &st);
+			if (fill(ctx, e->m[i].name, &st, false))
+				return -ENOMEM;
+		}
+		own_stat(e, S_IFDIR | 0555, 0, 5, &st);
+		return fill(ctx, "tasks", &st, true) ? -ENOMEM : 0;
+	case P_TASKS:
+		for (size_t i = 0; i < e->n; i++) {
+			snprintf(p, sizeof(p), "/tasks/%s", e->m[i].name);
+			dsfs_estate_getattr(e, p, &st);
+			if (fill(ctx, e->m[i].name, &st, true))
+				return -ENOMEM;
+		}
+		if (dsfs_estate_getattr(e, "/tasks/latest", &st) == 0 && fill(ctx, "latest", &st, true))
+			return -ENOMEM;
+		return 0;
+	case P_DSFS:
+		dsfs_estate_getattr(e, "/.dsfs/status", &st);
+		return fill(ctx, "status", &st, true) ? -ENOMEM : 0;
+	case P_NONE:
+		return -ENOENT;
+	default:
+		return -ENOTDIR;
+	}
+}
+
+int dsfs_estate_open(struct dsfs_estate *e, const char *path, int flags, struct dsfs_ehandle **out, bool *direct_io)
+{
+	struct dsfs_ehandle *h = calloc(1, sizeof(*h));
+	struct member *m = NULL;
+	const char *rest;
+	int ret;
+
+	*out = NULL;
+	if (!h)
+		return -ENOMEM;
+	switch (locate(e, path, &m, &rest)) {
+	case P_MEMBER:
+		h->fs = m->fs;
+		ret = dsfs_fs_open(m->fs, rest, flags, &h->h, direct_io);
+		break;
+	case P_STATUS:
+		ret = (flags & O_ACCMODE) != O_RDONLY ? -EACCES : (h->own = status_blob(e)) ? 0 : -ENOMEM;
+		*direct_io = true;
+		break;
+	case P_NONE:
+		ret = -ENOENT;
+		break;
+	default:
+		ret = -EISDIR;
+	}
+	if (ret) {
+		free(h);
+		return ret;
+	}
+	*out = h;
+	return 0;
+}
+
+int dsfs_estate_read(struct dsfs_ehandle *h, char *buf, size_t size, off_t off)
+{
+	if (h->fs)
+		return dsfs_fs_read(h->fs, h->h, buf, size, off);
+	if (off < 0)
+		return -EINVAL;
+	if (!h->own || (size_t)off >= h->own->len)
+		return 0;
+	if (size > h->own->len - (size_t)off)
+		size = h->own->len - (size_t)off;
+	memcpy(buf, h->own->data + off, size);
+	return (int)size;
+}
+
+int dsfs_estate_write(struct dsfs_ehandle *h, const char *buf, size_t size)
+{
+	return h->fs ? dsfs_fs_write(h->fs, h->h, buf, size) : -EBADF;
+}
+
+int dsfs_estate_flush(struct dsfs_ehandle *h)
+{
+	return h->fs ? dsfs_fs_flush(h->fs, h->h) : 0;
+}
+
+void dsfs_estate_release(struct dsfs_ehandle *h)
+{
+	if (!h)
+		return;
+	if (h->fs)
+		dsfs_fs_release(h->fs, h->h);
+	dsfs_blob_unref(h->own);
+	free(h);
+}
+
+int dsfs_estate_readlink(struct dsfs_estate *e, const char *path, char *buf, size_t size)
+{
+	struct member *m = NULL;
+	const char *rest;
+	char *t;
+
+	switch (locate(e, path, &m, &rest)) {
+	case P_MEMBER:
+		return dsfs_fs_readlink(m->fs, rest, buf, size);
+	case P_TASK_LINK:
+		snprintf(buf, size, "../%s/tasks", m->name);
+		return 0;
+	case P_LATEST:
+		t = latest_target(e);
+		if (!t)
+			return -ENOENT;
+		snprintf(buf, size, "%s", t);
+		free(t);
+		return 0;
+	case P_NONE:
+		return -ENOENT;
+	default:
+		return -EINVAL;
+	}
+}
+
+/* The calls that change things: only inside a member. */
+#define MEMBER_ONLY(call, ...)                                            \
+	do {                                                              \
+		struct member *m = NULL;                                  \
+		const char *rest;                                         \
+		enum place pl = locate(e, path, &m, &rest);               \
+		if (pl == P_MEMBER)                                       \
+			return call(m->fs, rest, ##__VA_ARGS__);          \
+		return pl == P_NONE ? -ENOENT : -EPERM;                   \
+	} while (0)
+
+int dsfs_estate_truncate(struct dsfs_estate *e, const char *path, off_t size)
+{
+	MEMBER_ONLY(dsfs_fs_truncate, size);
+}
+
+int dsfs_estate_mkdir(struct dsfs_estate *e, const char *path)
+{
+	MEMBER_ONLY(dsfs_fs_mkdir);
+}
+
+int dsfs_estate_rmdir(struct dsfs_estate *e, const char *path)
+{
+	MEMBER_ONLY(dsfs_fs_rmdir);
+}
+
+int dsfs_estate_unlink(struct dsfs_estate *e, const char *path)
+{
+	MEMBER_ONLY(dsfs_fs_unlink);
+}

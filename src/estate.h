@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The mount as a whole: one member (a single array, its tree at the mount's
+ * root) or an estate of several (MOUNT/<member>/..., each an independent
+ * failure domain with its own connections and session), plus what belongs
+ * to the whole: tasks/ gathering every member's tasks, tasks/latest, and
+ * .dsfs/status. Also reads the estate file. Paths in, negative errnos out;
+ * every function is thread-safe.
+ */
+#ifndef DSFS_ESTATE_H
+#define DSFS_ESTATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/stat.h>
+
+#include "fs.h"
+#include "session.h"
+#include "tasks.h"
+
+struct dsfs_estate;
+struct dsfs_ehandle;
+
+/* One member as the estate file describes it. Strings are malloc'd. */
+struct dsfs_member_conf {
+	char *name;        /* its directory under the mount */
+	char *url;         /* API base */
+	char *api;         /* "storageplugin", "dscc", or NULL: from the URL */
+	char *array;       /* storage-plugin array to log in to, or NULL */
+	char *credentials; /* path of a credentials file, or NULL when inline */
+	char *username, *password, *client_id, *client_secret, *token_url, *token; /* inline */
+	char *cacert;      /* extra CA for this member, or NULL */
+};
+
+/*
+ * Reads an estate file (docs/estate.md): [member] sections of key = value
+ * lines. The file is refused, like a credentials file, when group or others
+ * may read or write it. On success *members (n entries) is malloc'd; free
+ * with dsfs_estate_conf_free. -errno with err set otherwise.
+ */
+int dsfs_estate_parse(const char *path, struct dsfs_member_conf **members, size_t *n, char *err, size_t errlen);
+void dsfs_estate_conf_free(struct dsfs_member_conf *members, size_t n);
+
+/* An empty mount; estate true gives MOUNT/<member>/ trees. NULL on ENOMEM. */
+struct dsfs_estate *dsfs_estate_new(bool estate, time_t mounted, uid_t uid, gid_t gid);
+
+/* Adds a member (its parts are borrowed: the caller frees them after the estate). */
+int dsfs_estate_add(struct dsfs_estate *e, const char *name, const char *url, struct dsfs_fs *fs,
+		    struct dsfs_session *session, struct dsfs_tasks *tasks);
+
+void dsfs_estate_free(struct dsfs_estate *e);
+
+/* The file-system calls, as in fs.h, dispatched to the member a path is in. */
+int dsfs_estate_getattr(struct dsfs_estate *e, const char *path, struct stat *st);
+int dsfs_estate_readdir(struct dsfs_estate *e, const char *path, dsfs_fs_fill_fn fill, void *ctx);
+int dsfs_estate_open(struct dsfs_estate *e, const char *path, int flags, struct dsfs_ehandle **h, bool *direct_io);
+int dsfs_estate_read(struct dsfs_ehandle *h, char *buf, size_t size, off_t off);
+int dsfs_estate_write(struct dsfs_ehandle *h, const char *buf, size_t size);
+int dsfs_estate_flush(struct dsfs_ehandle *h);
+void dsfs_estate_release(struct dsfs_ehandle *h);
+int dsfs_estate_readlink(struct dsfs_estate *e, const char *path, char *buf, size_t size);
+int dsfs_estate_truncate(struct dsfs_estate *e, const char *path, off_t size);
+int dsfs_estate_mkdir(struct dsfs_estate *e, const char *path);
+int dsfs_estate_rmdir(struct dsfs_estate *e, const char *path);
+int dsfs_estate_unlink(struct dsfs_estate *e, const char *path);
+
+#endif
