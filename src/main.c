@@ -88,6 +88,7 @@ static void usage(const char *prog)
 struct member {
 	const struct dsfs_dialect *dialect;
 	struct dsfs_http *http;
+	bool shared_http;       /* borrowed from an earlier member on the same endpoint */
 	struct dsfs_session *session;
 	struct dsfs_cache *cache;
 	struct dsfs_tasks *tasks;
@@ -100,7 +101,8 @@ static void stop_member(struct member *m)
 	dsfs_tasks_free(m->tasks);
 	dsfs_cache_free(m->cache);
 	dsfs_session_free(m->session); /* logs out */
-	dsfs_http_free(m->http);
+	if (!m->shared_http)
+		dsfs_http_free(m->http);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -111,7 +113,7 @@ static void stop_member(struct member *m)
  */
 static int start_member(const struct dsfs_options *o, const struct dsfs_options *cred, const char *url,
 			const struct dsfs_dialect *dialect, const char *array, const char *cacert,
-			struct member *m, char *why, size_t whylen)
+			struct dsfs_http *shared, struct member *m, char *why, size_t whylen)
 {
 	char *host = NULL;
 	const char *herr;
@@ -120,7 +122,8 @@ static int start_member(const struct dsfs_options *o, const struct dsfs_options 
 
 	memset(m, 0, sizeof(*m));
 	m->dialect = dialect;
-	m->http = dsfs_http_new(&(struct dsfs_http_opts){
+	m->shared_http = shared != NULL;
+	m->http = shared ? shared : dsfs_http_new(&(struct dsfs_http_opts){
 		.base_url = url, .timeout = o->timeout, .connect_timeout = o->connect_timeout,
 		.cacert = cacert, .client_cert = o->client_cert, .client_key = o->client_key,
 		.insecure = o->insecure, .max_body = o->max_body, .retries = o->retries,
@@ -256,7 +259,7 @@ int main(int argc, char *argv[])
 			fprintf(stderr, "dsfs: %s\n", err);
 			goto out_members;
 		}
-		r = start_member(&o, &o, o.url, d, o.array, o.cacert, &members[0], why, sizeof(why));
+		r = start_member(&o, &o, o.url, d, o.array, o.cacert, NULL, &members[0], why, sizeof(why));
 		if (r < 0 || r > 0) {
 			/* one array: a failed login ends it here, with nothing mounted */
 			fprintf(stderr, "dsfs: %s\n", why);
@@ -273,6 +276,7 @@ int main(int argc, char *argv[])
 		struct dsfs_options sel = { .url = mc->url, .api = mc->api }, cred;
 		const char *api = dsfs_options_dialect(&sel, err, sizeof(err));
 		const struct dsfs_dialect *d;
+		struct dsfs_http *shared;
 		int r;
 
 		if (!api) {
@@ -285,7 +289,13 @@ int main(int argc, char *argv[])
 			dsfs_options_free(&cred);
 			goto out_members;
 		}
-		r = start_member(&o, &cred, mc->url, d, mc->array, mc->cacert ? mc->cacert : o.cacert,
+		/* members on one endpoint share its connections, so max_conns holds per endpoint */
+		shared = NULL;
+		for (size_t j = 0; j < i && !shared; j++)
+			if (j < nmembers && !strcmp(confs[j].url, mc->url) &&
+			    !strcmp(confs[j].cacert ? confs[j].cacert : "", mc->cacert ? mc->cacert : ""))
+				shared = members[j].http;
+		r = start_member(&o, &cred, mc->url, d, mc->array, mc->cacert ? mc->cacert : o.cacert, shared,
 				 &members[nmembers], why, sizeof(why));
 		dsfs_options_free(&cred);
 		if (r < 0) {
@@ -327,8 +337,8 @@ int main(int argc, char *argv[])
 
 out_members:
 	dsfs_estate_free(estate);
-	for (size_t i = 0; members && i < nmembers; i++)
-		stop_member(&members[i]);
+	for (size_t i = nmembers; members && i-- > 0;)
+		stop_member(&members[i]); /* last first: a shared connection pool outlives its borrowers */
 	free(members);
 	dsfs_estate_conf_free(confs, nconfs);
 	dsfs_http_global_cleanup();
