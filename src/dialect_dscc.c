@@ -9,9 +9,6 @@
  */
 #include "resources.h"
 
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define FILES(a) .files = (a), .nfiles = ARRAY_LEN(a)
@@ -151,18 +148,11 @@ static const struct dsfs_kind issue = {
 	FILES(issue_files),
 };
 
-/* tasks/<id>/state, progress and log, as in the storage-plugin dialect. */
-static const struct dsfs_file_desc task_files[] = {
-	{ .name = "task.json", .flags = DSFS_FILE_DIRECT },
-	{ .name = "state", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_state },
-	{ .name = "progress", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_progress },
-	{ .name = "log", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_log },
-};
 
 static const struct dsfs_kind task = {
 	.name = "task", .dir_name = "tasks", .segment = "api/v1/tasks", .list_key = "items",
 	.id_field = "id", .name_field = "id", .time_field = "updatedAt", .get_one = true,
-	FILES(task_files), .is_task = true,
+	.files = dsfs_task_files, .nfiles = DSFS_TASK_NFILES, .is_task = true,
 };
 
 static const struct dsfs_kind *const root_children[] = { &system1, &host, &hostgroup, &task, &issue };

@@ -19,6 +19,7 @@
 
 #include "blob.h"
 #include "names.h"
+#include "options.h"
 
 #define MAX_MEMBERS 64
 
@@ -45,18 +46,6 @@ struct dsfs_ehandle {
 };
 
 /* ---- the estate file ---------------------------------------------------------- */
-
-static char *trim(char *s)
-{
-	char *e;
-
-	while (*s == ' ' || *s == '\t')
-		s++;
-	e = s + strlen(s);
-	while (e > s && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
-		*--e = '\0';
-	return s;
-}
 
 static bool valid_member_name(const char *n)
 {
@@ -108,32 +97,18 @@ int dsfs_estate_parse(const char *path, struct dsfs_member_conf **out, size_t *n
 	};
 	struct dsfs_member_conf *m = NULL;
 	char line[4096];
-	struct stat sb;
 	size_t n = 0, i;
-	int fd, lineno = 0, ret = -EINVAL;
+	int lineno = 0, ret;
 	FILE *f;
 
 	*out = NULL;
 	*nout = 0;
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "estate file %s: %s", path, strerror(errno));
-		return -errno;
-	}
-	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode) || (sb.st_mode & (S_IRWXG | S_IRWXO)) ||
-	    (sb.st_uid != getuid() && sb.st_uid != 0)) {
-		snprintf(err, errlen, "estate file %s must be a regular file of yours or root's that group and "
-			 "others can neither read nor write (it may hold passwords): run chmod 600 %s", path, path);
-		close(fd);
-		return -EPERM;
-	}
-	f = fdopen(fd, "r");
-	if (!f) {
-		close(fd);
-		return -ENOMEM;
-	}
+	f = dsfs_options_open_private(path, "estate file", err, errlen, &ret);
+	if (!f)
+		return ret;
+	ret = -EINVAL;
 	while (fgets(line, sizeof(line), f)) {
-		char *l = trim(line), *eq, *key, *val, **dst = NULL;
+		char *l = dsfs_options_trim(line), *eq, *key, *val, **dst = NULL;
 
 		lineno++;
 		if (!*l || *l == '#' || *l == ';')
@@ -147,7 +122,7 @@ int dsfs_estate_parse(const char *path, struct dsfs_member_conf **out, size_t *n
 				goto out;
 			}
 			*end = '\0';
-			l = trim(l + 1);
+			l = dsfs_options_trim(l + 1);
 			if (!valid_member_name(l)) {
 				snprintf(err, errlen, "estate file %s, line %d: '%s' cannot name a member (it becomes a "
 					 "directory: no '/', not tasks or .dsfs)", path, lineno, l);
@@ -180,8 +155,8 @@ int dsfs_estate_parse(const char *path, struct dsfs_member_conf **out, size_t *n
 			goto out;
 		}
 		*eq = '\0';
-		key = trim(l);
-		val = trim(eq + 1);
+		key = dsfs_options_trim(l);
+		val = dsfs_options_trim(eq + 1);
 		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 			if (!strcmp(key, keys[i].key))
 				dst = (char **)((char *)&m[n - 1] + keys[i].off);

@@ -195,7 +195,7 @@ char *dsfs_options_url_host(const char *url)
 	return end > p ? strndup(p, (size_t)(end - p)) : NULL;
 }
 
-static char *trim(char *s)
+char *dsfs_options_trim(char *s)
 {
 	char *e;
 
@@ -207,44 +207,51 @@ static char *trim(char *s)
 	return s;
 }
 
-/* Reads username= and password= lines from the credentials file. */
-static int read_credentials_file(struct dsfs_options *o, char *err, size_t errlen)
+FILE *dsfs_options_open_private(const char *path, const char *what, char *err, size_t errlen, int *ret)
 {
 	struct stat sb;
+	FILE *f;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		*ret = -errno;
+		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		return NULL;
+	}
+	*ret = -EPERM;
+	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "%s %s: not a regular file", what, path);
+		*ret = -EINVAL;
+	} else if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
+		snprintf(err, errlen, "%s %s is readable or writable by group or others (mode %04o), so its "
+			 "secrets may have leaked: change them if needed and run chmod 600 %s", what, path,
+			 (unsigned)(sb.st_mode & 07777), path);
+	} else if (sb.st_uid != getuid() && sb.st_uid != 0) {
+		snprintf(err, errlen, "%s %s belongs to another user (uid %u): it must be yours or root's", what,
+			 path, (unsigned)sb.st_uid);
+	} else if (!(f = fdopen(fd, "r"))) {
+		*ret = -ENOMEM;
+	} else {
+		*ret = 0;
+		return f;
+	}
+	close(fd);
+	return NULL;
+}
+
+/* Reads the key=value lines of the credentials file. */
+static int read_credentials_file(struct dsfs_options *o, char *err, size_t errlen)
+{
 	char line[4096];
 	FILE *f;
-	int fd, lineno = 0;
+	int lineno = 0, ret;
 
-	fd = open(o->credentials, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "credentials file %s: %s", o->credentials, strerror(errno));
-		return -errno;
-	}
-	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
-		snprintf(err, errlen, "credentials file %s: not a regular file", o->credentials);
-		close(fd);
-		return -EINVAL;
-	}
-	if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
-		snprintf(err, errlen, "credentials file %s is readable or writable by group or others "
-			 "(mode %04o), so its password may have leaked: change the password if needed and "
-			 "run chmod 600 %s", o->credentials, (unsigned)(sb.st_mode & 07777), o->credentials);
-		close(fd);
-		return -EPERM;
-	}
-	if (sb.st_uid != getuid() && sb.st_uid != 0) {
-		snprintf(err, errlen, "credentials file %s belongs to another user (uid %u): it must be "
-			 "yours or root's", o->credentials, (unsigned)sb.st_uid);
-		close(fd);
-		return -EPERM;
-	}
-	f = fdopen(fd, "r");
-	if (!f) {
-		close(fd);
-		return -ENOMEM;
-	}
+	f = dsfs_options_open_private(o->credentials, "credentials file", err, errlen, &ret);
+	if (!f)
+		return ret;
 	while (fgets(line, sizeof(line), f)) {
-		char *l = trim(line), *eq;
+		char *l = dsfs_options_trim(line), *eq;
 		char **dst = NULL;
 
 		lineno++;
@@ -266,7 +273,7 @@ static int read_credentials_file(struct dsfs_options *o, char *err, size_t errle
 
 			*eq = '\0';
 			for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
-				if (!strcmp(trim(l), keys[k].key))
+				if (!strcmp(dsfs_options_trim(l), keys[k].key))
 					dst = (char **)((char *)o + keys[k].off);
 		}
 		if (!dst) {

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 struct fuse_args;
 
@@ -61,6 +62,17 @@ int dsfs_options_load_credentials(struct dsfs_options *o, bool bearer, char *err
  * "storageplugin" or "dscc", or NULL with err set for an unknown api=.
  */
 const char *dsfs_options_dialect(const struct dsfs_options *o, char *err, size_t errlen);
+
+/*
+ * Opens a file that may hold secrets (credentials, an estate): it must be a
+ * regular file of the user's or root's that group and others can neither
+ * read nor write. NULL with *ret (-errno) and err (naming `what`, the path
+ * and the fix) otherwise. The caller fcloses.
+ */
+FILE *dsfs_options_open_private(const char *path, const char *what, char *err, size_t errlen, int *ret);
+
+/* Strips leading blanks and trailing blanks and line ends, in place; returns the start. */
+char *dsfs_options_trim(char *s);
 
 /* The host part of a URL, malloc'd; NULL if there is none. */
 char *dsfs_options_url_host(const char *url);

@@ -104,10 +104,9 @@ extern const struct dsfs_dialect dsfs_dialect_dscc;
 /* The storage-plugin dialect of CONTRACT.md (seed 003). */
 extern const struct dsfs_dialect dsfs_dialect_storageplugin;
 
-/* tasks/<id>/state, progress and log: text made from a task object (shared by the dialects). */
-struct dsfs_blob *dsfs_task_state(json_object *task);
-struct dsfs_blob *dsfs_task_progress(json_object *task);
-struct dsfs_blob *dsfs_task_log(json_object *task);
+/* The files of a task directory: task.json, state, progress and log (read through). */
+#define DSFS_TASK_NFILES 4
+extern const struct dsfs_file_desc dsfs_task_files[DSFS_TASK_NFILES];
 
 /* Index of the file called name in kind, or -1. */
 int dsfs_kind_file(const struct dsfs_kind *kind, const char *name);
