@@ -263,3 +263,45 @@ def test_rmdir_deletes_a_snapshot_with_allow_delete(dscc, mount_dscc):
     snap = [s for s in entries(os.path.join(vdir, "snapshots")) if s != "new"][0]
     os.rmdir(os.path.join(vdir, "snapshots", snap))
     assert snap not in os.listdir(os.path.join(vdir, "snapshots"))
+
+
+# ---- the faults of test_faults.py that make sense for DSCC too -------------------------------
+
+def test_hanging_console_is_bounded_by_timeout(dscc, mount_dscc):
+    m = mount_dscc(dscc, "timeout=2", ttl=0)
+    assert entries(m.p("hosts"))
+    dscc.sim("POST", "/faults", {"method": "GET", "path": "/api/v1/host-initiators", "hang": True})
+    t0 = time.time()
+    with pytest.raises(OSError) as e:
+        os.listdir(m.p("hosts"))
+    assert e.value.errno == errno.ETIMEDOUT
+    assert time.time() - t0 < 3.5
+    dscc.sim("DELETE", "/faults")
+    assert entries(m.p("hosts"))
+
+
+def test_503_is_retried_and_a_dropped_post_is_sent_once(dscc, mount_dscc):
+    m = mount_dscc(dscc, ttl=0)
+    assert entries(m.p("hosts"))
+    reset_stats(dscc)
+    r = dscc.sim("POST", "/faults", {"method": "GET", "path": "/api/v1/host-initiators", "count": 2,
+                                     "status": 503, "retry_after": 0})
+    assert r.status == 201, r.body
+    assert entries(m.p("hosts"))
+    assert sim_stats(dscc)["GET /api/v1/host-initiators"] == 3
+    reset_stats(dscc)
+    dscc.sim("POST", "/faults", {"method": "POST", "path": "/api/v1/host-initiators", "count": 1, "drop": True})
+    assert write(m.p("hosts", "new"), "name=dropped operatingSystem=Linux\n") == errno.EIO
+    assert sim_stats(dscc)["POST /api/v1/host-initiators"] == 1
+
+
+def test_malformed_console_answer_is_eio(dscc, mount_dscc):
+    m = mount_dscc(dscc, ttl=0)
+    assert entries(m.p("hosts"))
+    dscc.sim("POST", "/faults", {"method": "GET", "path": "/api/v1/host-initiators", "count": 1,
+                                 "body": '{"itemz": []}'})
+    with pytest.raises(OSError) as e:
+        os.listdir(m.p("hosts"))
+    assert e.value.errno == errno.EIO
+    assert 'no "items" list' in m.log_text()
+    assert entries(m.p("hosts"))
