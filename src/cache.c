@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <json-c/json.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,9 +28,15 @@
 /* Prefetching starts once a walker has gone into this many resources of a directory ... */
 #define WALK_THRESHOLD 3
 /* ... and stays at most this many resources ahead of it per worker. */
-#define WALK_LEAD 4
+#define WALK_LEAD 8
 /* File slots a walk can prefetch (kinds have fewer files than this). */
 #define WALK_FILES 8
+/*
+ * Bytes a node costs beyond what it holds: malloc's headers for its strings
+ * and arrays, and libfuse's node for each inode the kernel has looked up
+ * (measured: RSS grows about 2.2 times what the cache itself holds).
+ */
+#define NODE_OVERHEAD 512
 
 #define CTL_NEW "new"
 #define CTL_ACTION "action"
@@ -194,7 +201,8 @@ static struct dsfs_node *node_new(struct dsfs_cache *c, bool is_coll, const stru
 			goto fail;
 	}
 	c->nodes++;
-	account(c, n, (ssize_t)(sizeof(*n) + strlen(url) + 1 +
+	/* NODE_OVERHEAD: what a node costs beyond its own bytes (allocator, libfuse's and the kernel's entries) */
+	account(c, n, (ssize_t)(NODE_OVERHEAD + sizeof(*n) + strlen(url) + 1 +
 				(is_coll ? 0 : kind->nfiles * sizeof(struct slot) +
 						kind->nchildren * sizeof(void *))));
 	return n;
@@ -325,7 +333,9 @@ static struct dsfs_node *node_ref(struct dsfs_node *n)
 /* Evicts least recently used listings until the cache fits its bound. */
 static void enforce_bound(struct dsfs_cache *c, struct dsfs_node *keep)
 {
+	static double trimmed_at;
 	struct dsfs_node *n, *prev;
+	bool evicted = false;
 
 	if (!c->o.max_bytes)
 		return;
@@ -342,8 +352,14 @@ static void enforce_bound(struct dsfs_cache *c, struct dsfs_node *keep)
 			continue;
 		drop_listing(c, n);
 		c->evictions++;
+		evicted = true;
 		/* drop_listing may have unlinked prev (a listing below n): restart from the tail. */
 		prev = c->lru.lru_prev;
+	}
+	if (evicted && mono_now() - trimmed_at > 1.0) {
+		/* glibc keeps freed memory; hand it back so the bound shows in RSS too */
+		malloc_trim(0);
+		trimmed_at = mono_now();
 	}
 }
 
@@ -854,6 +870,19 @@ static int ensure_listing(struct dsfs_cache *c, struct dsfs_node *coll, bool wan
 	return ret;
 }
 
+/* True when a walk through collection coll's current listing has been noticed (see note_walk). */
+static bool walked(const struct dsfs_node *coll)
+{
+	if (!coll->is_coll || coll->walk_at != coll->listed_at)
+		return false;
+	if (coll->walk_dirs >= WALK_THRESHOLD)
+		return true;
+	for (int i = 0; i < WALK_FILES; i++)
+		if (coll->walk_files[i] >= WALK_THRESHOLD)
+			return true;
+	return false;
+}
+
 /* Fetches one file of resource r. Called with the lock held; drops it meanwhile. */
 static int fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 {
@@ -882,8 +911,12 @@ static int fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 		set_slot(c, r, i, b, r->slots[0].at);
 		return 0;
 	}
-	if (!f->subpath && !r->kind->get_one) {
-		/* No GET of one: the listing is the only source. */
+	if (!f->subpath && (!r->kind->get_one || (r->parent && walked(r->parent)))) {
+		/*
+		 * No GET of one: the listing is the only source. Or a walker is going
+		 * through the listing after it went stale: listing it again costs a
+		 * page per thousand resources, a GET each costs one per resource.
+		 */
 		struct dsfs_node *coll = r->parent;
 
 		if (!coll)
@@ -1271,6 +1304,7 @@ static int find_listed(struct dsfs_cache *c, struct dsfs_node *coll, const char 
 			*out = by_id ? find_by_id(coll, id) : find_by_entry(coll, name);
 			if (*out) {
 				c->hits++;
+				lru_touch(c, coll); /* a listing walked through is in use: evict others first */
 				break;
 			}
 			if (fresh(c, coll->listed_at) || pass == 1) {

@@ -9,6 +9,7 @@
 #include "fuse_ops.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fuse.h>
 #include <fuse_lowlevel.h>
 #include <stdint.h>
@@ -36,7 +37,12 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	(void)conn;
 	cfg->use_ino = 1;
 	cfg->readdir_ino = 1;
-	cfg->entry_timeout = kernel_ttl;
+	/*
+	 * Names change rarely and a stale one costs only an ENOENT at open, so
+	 * the kernel keeps them at least a second even with cache_ttl=0; sizes
+	 * and contents still follow cache_ttl.
+	 */
+	cfg->entry_timeout = kernel_ttl > 1.0 ? kernel_ttl : 1.0;
 	cfg->attr_timeout = kernel_ttl;
 	cfg->negative_timeout = 0; /* a name created through the mount must show at once */
 	return fs_of();
@@ -84,6 +90,8 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = direct;
 	fi->keep_cache = 0;
+	/* a reader's close has nothing to send: spare the kernel the FLUSH round trip */
+	fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY;
 	return 0;
 }
 

@@ -60,7 +60,7 @@ static void usage(const char *prog)
 	       "    -o retries=N           retries of a failed GET, and of any request the server\n"
 	       "                           provably did not act on (default 3)\n"
 	       "    -o page_size=N         items asked for per list request (default 1000)\n"
-	       "    -o max_conns=N         concurrent requests and connections (default 8)\n"
+	       "    -o max_conns=N         concurrent requests and connections per endpoint (default 16)\n"
 	       "    -o prefetch=N          workers that fetch ahead of find, tar, rsync and the\n"
 	       "                           like once they walk a directory (default: max_conns;\n"
 	       "                           0 turns it off; needs cache_ttl of 1 s or more)\n"

@@ -97,7 +97,7 @@ static int number(const char *name, const char *s, double min, double max, doubl
 
 int dsfs_options_parse(struct fuse_args *args, struct dsfs_options *o, char *err, size_t errlen)
 {
-	double page = 1000, retries = 3, conns = 8, cache_mb = 512, body_mb = 64, prefetch = -1;
+	double page = 1000, retries = 3, conns = 16, cache_mb = 512, body_mb = 64, prefetch = -1;
 	size_t n;
 	int ret = 0;
 
