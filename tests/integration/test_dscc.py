@@ -305,3 +305,42 @@ def test_malformed_console_answer_is_eio(dscc, mount_dscc):
     assert e.value.errno == errno.EIO
     assert 'no "items" list' in m.log_text()
     assert entries(m.p("hosts"))
+
+
+# ---- request costs and the memory checker, as for the storage-plugin API ----------------------
+
+def test_ls_l_costs_list_pages_and_cat_of_listed_files_nothing(server_factory, mount_dscc):
+    server = server_factory("--dialect", "dscc", "--test-controls", "--volumes", "40", "--snapshots", "1",
+                            "--page-max", "15")
+    m = mount_dscc(server, "page_size=15", ttl=60)
+    servers = entries(m.p("servers"))
+    reset_stats(server)
+    subprocess.run(["ls", "-l"] + [m.p("servers", s, "volumes") for s in servers], check=True,
+                   capture_output=True)
+    st = sim_stats(server)
+    lists = sum(v for k, v in st.items() if k.endswith("/volumes"))
+    assert lists == 3 * len(servers), st  # 15 + 15 + 10, and the total says when to stop
+    assert st["total"] == lists, st
+    reset_stats(server)
+    for s in servers:
+        vols = m.p("servers", s, "volumes")
+        for v in entries(vols):
+            if v != "new":
+                open(os.path.join(vols, v, "volume.json"), "rb").read()
+    assert sim_stats(server)["total"] == 0
+
+
+@pytest.mark.slow
+def test_mount_walk_action_unmount_under_valgrind(dscc, mount_dscc):
+    if os.environ.get("DSFS_SANITIZED"):
+        return  # valgrind cannot run an ASan build; the plain build covers this
+    m = mount_dscc(dscc, valgrind=True, ttl=0.5)
+    subprocess.run(["find", m.path, "-name", "*.json", "-exec", "cat", "{}", "+"], check=True,
+                   stdout=subprocess.DEVNULL)
+    srv = entries(m.p("servers"))[0]
+    vols = m.p("servers", srv, "volumes")
+    vdir = os.path.join(vols, [v for v in entries(vols) if v != "new"][0])
+    assert write(os.path.join(vdir, "snapshots", "new"), "under-valgrind\n") == 0
+    assert open(m.p("tasks", "latest", "wait")).read().strip() == "SUCCEEDED"
+    assert m.unmount() == 0, m.log_text()
+    m.check_clean()
