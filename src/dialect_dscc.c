@@ -98,10 +98,16 @@ static const struct dsfs_action volume2_actions[] = {
 	  .refs = REFS({ "base_snap_id", "snapshots" }) },
 };
 
+/* The spec requires only a name; an array needs a size too (MiB), unless it is a clone. */
+static const struct dsfs_action volume2_create = {
+	.required = REQUIRE("name", "size|clone"), .bare_field = "name",
+	.refs = REFS({ "pool_id", "../pools" }),
+};
+
 static const struct dsfs_kind volume2 = {
 	.name = "volume", .dir_name = "volumes", .segment = "volumes", DSCC_LIST,
 	.time_field = "creation_time", .get_one = true, FILES(volume_files), CHILDREN(volume2_children),
-	ACTIONS(volume2_actions), .deletable = true,
+	ACTIONS(volume2_actions), .create = &volume2_create, .deletable = true,
 };
 
 static const struct dsfs_kind *const system2_children[] = { &volume2, &pool, &volumeset };
