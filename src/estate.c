@@ -37,12 +37,20 @@ struct dsfs_estate {
 	gid_t gid;
 	struct member m[MAX_MEMBERS];
 	size_t n;
+	/*
+	 * Open handles. The kernel sends RELEASE asynchronously and may still
+	 * owe some when it unmounts; those are released when the estate goes.
+	 */
+	pthread_mutex_t lock;
+	struct dsfs_ehandle *open;
 };
 
 struct dsfs_ehandle {
 	struct dsfs_fs *fs;       /* the member's, or NULL for the estate's own file */
 	struct dsfs_handle *h;
 	struct dsfs_blob *own;    /* .dsfs/status */
+	struct dsfs_estate *e;
+	struct dsfs_ehandle *prev, *next;
 };
 
 /* ---- the estate file ---------------------------------------------------------- */
@@ -199,6 +207,7 @@ struct dsfs_estate *dsfs_estate_new(bool estate, time_t mounted, uid_t uid, gid_
 		e->mounted = mounted;
 		e->uid = uid;
 		e->gid = gid;
+		pthread_mutex_init(&e->lock, NULL);
 	}
 	return e;
 }
@@ -229,6 +238,9 @@ void dsfs_estate_free(struct dsfs_estate *e)
 {
 	if (!e)
 		return;
+	while (e->open)
+		dsfs_estate_release(e->open);
+	pthread_mutex_destroy(&e->lock);
 	for (size_t i = 0; i < e->n; i++) {
 		free(e->m[i].name);
 		free(e->m[i].url);
@@ -458,6 +470,13 @@ int dsfs_estate_open(struct dsfs_estate *e, const char *path, int flags, struct 
 		free(h);
 		return ret;
 	}
+	h->e = e;
+	pthread_mutex_lock(&e->lock);
+	h->next = e->open;
+	if (e->open)
+		e->open->prev = h;
+	e->open = h;
+	pthread_mutex_unlock(&e->lock);
 	*out = h;
 	return 0;
 }
@@ -490,6 +509,14 @@ void dsfs_estate_release(struct dsfs_ehandle *h)
 {
 	if (!h)
 		return;
+	pthread_mutex_lock(&h->e->lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		h->e->open = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&h->e->lock);
 	if (h->fs)
 		dsfs_fs_release(h->fs, h->h);
 	dsfs_blob_unref(h->own);

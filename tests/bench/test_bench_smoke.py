@@ -44,9 +44,9 @@ COST_WORKLOADS = ["ls", "ls -l", "stat", "cat", "cat every file", "find -type f"
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     if not os.path.exists("/dev/fuse") or not shutil.which("fusermount3"):
-        pytest.skip("needs /dev/fuse and fusermount3")
+        pytest.fail("needs /dev/fuse and fusermount3")
     if not os.access(dsfs_binary(), os.X_OK):
-        pytest.skip("dsfs is not built (%s)" % dsfs_binary())
+        pytest.fail("dsfs is not built (%s): run ./scripts/check" % dsfs_binary())
     for tool in ("curl", "jq", "tar", "find"):
         assert shutil.which(tool), "the benchmark needs %s" % tool
     out = tmp_path_factory.mktemp("bench") / "smoke.json"
