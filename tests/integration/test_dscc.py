@@ -350,3 +350,18 @@ def test_mount_walk_action_unmount_under_valgrind(dscc, mount_dscc):
     assert open(m.p("tasks", "latest", "wait")).read().strip() == "SUCCEEDED"
     assert m.unmount() == 0, m.log_text()
     m.check_clean()
+
+
+def test_hostile_names_and_ids_in_the_console(server_factory, mount_dscc):
+    server = server_factory("--dialect", "dscc", "--test-controls", "--hostile-names", "--volumes", "3",
+                            "--snapshots", "1", "--hosts", "3")
+    m = mount_dscc(server)
+    api = Api(server)
+    files, dirs, _ = expected(api)
+    for rel, names in dirs.items():
+        assert set(os.listdir(m.p(rel))) == names, rel
+        for e in names:
+            assert "/" not in e and e not in (".", "..", ""), (rel, e)
+    for rel, obj in files.items():
+        with open(m.p(rel)) as f:
+            assert json.load(f) == obj, rel
