@@ -105,10 +105,13 @@ void dsfs_fs_free(struct dsfs_fs *fs)
 static int done(const char *op, const char *path, int ret)
 {
 	char why[1200];
+	bool quiet;
 
-	if (ret < 0 && dsfs_err_describe(why, sizeof(why)))
-		dsfs_log(ret == -ENOENT ? DSFS_LOG_DEBUG : DSFS_LOG_ERR, "%s %s: %s (%s)", op, path, why,
-			 strerror(-ret));
+	if (ret < 0 && dsfs_err_describe(why, sizeof(why))) {
+		/* A GET answered 404 is a name that went away: routine. A refused change never is. */
+		quiet = ret == -ENOENT && !strncmp(why, "GET ", 4);
+		dsfs_log(quiet ? DSFS_LOG_DEBUG : DSFS_LOG_ERR, "%s %s: %s (%s)", op, path, why, strerror(-ret));
+	}
 	return ret;
 }
 

@@ -245,6 +245,7 @@ def test_http_errors_map_to_errnos(server, estate):
     action = os.path.join(estate.dir_of("volumes", vol), "action")
     assert write(action, "restore snapshotId=no-such-snapshot\n") == errno.ENOENT
     assert "no-such-snapshot" in result(action)["error"]
+    assert "HTTP 404" in estate.m.log_text()  # a refused action is logged with the server's reason
     server.sim("POST", "/faults", {"method": "POST", "path": "/server/", "count": 1, "status": 500})
     assert write(action, "mount path=/x\n") == errno.EIO
     server.sim("POST", "/faults", {"method": "POST", "path": "/server/", "count": 1, "status": 403})
