@@ -36,6 +36,8 @@ struct dsfs_session {
 	unsigned long logins;
 	struct timespec failed_at; /* last failed login, to hold off a storm of them */
 	int failed_err;
+	bool logging_in;        /* a login request is under way (the lock is not held meanwhile) */
+	pthread_cond_t login_done;
 	/* health, for .dsfs/status */
 	bool unreachable;
 	char last_error[300];
@@ -44,30 +46,25 @@ struct dsfs_session {
 
 static double mono_now(void);
 
-/* Notes how a request went, for dsfs_session_health. Lock held. */
-static void note_health_locked(struct dsfs_session *s, const struct dsfs_request *req,
-			       const struct dsfs_response *resp, int ret)
-{
-	char msg[200];
-
-	s->unreachable = ret < 0 && resp->status == 0;
-	if (ret >= 0 && resp->status < 400)
-		return;
-	if (resp->status) {
-		dsfs_session_error_message(resp, msg, sizeof(msg));
-		snprintf(s->last_error, sizeof(s->last_error), "%s %s: HTTP %ld: %s", req->method, req->path,
-			 resp->status, msg);
-	} else {
-		snprintf(s->last_error, sizeof(s->last_error), "%s %s: %s", req->method, req->path, resp->message);
-	}
-	s->last_error_at = mono_now();
-}
-
+/* Notes how a request went, for dsfs_session_health. Takes the lock. */
 static void note_health(struct dsfs_session *s, const struct dsfs_request *req, const struct dsfs_response *resp,
 			int ret)
 {
+	char msg[200];
+
 	pthread_mutex_lock(&s->lock);
-	note_health_locked(s, req, resp, ret);
+	s->unreachable = ret < 0 && resp->status == 0;
+	if (ret < 0 || resp->status >= 400) {
+		if (resp->status) {
+			dsfs_session_error_message(resp, msg, sizeof(msg));
+			snprintf(s->last_error, sizeof(s->last_error), "%s %s: HTTP %ld: %s", req->method,
+				 req->path, resp->status, msg);
+		} else {
+			snprintf(s->last_error, sizeof(s->last_error), "%s %s: %s", req->method, req->path,
+				 resp->message);
+		}
+		s->last_error_at = mono_now();
+	}
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -87,6 +84,7 @@ struct dsfs_session *dsfs_session_new(struct dsfs_http *http, const struct dsfs_
 	s->http = http;
 	s->dialect = dialect;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->login_done, NULL);
 	if (!copy(&s->username, cred->username ? cred->username : "") ||
 	    !copy(&s->password, cred->password ? cred->password : "") || !copy(&s->array, array) ||
 	    !copy(&s->client_id, cred->client_id) || !copy(&s->client_secret, cred->client_secret) ||
@@ -119,6 +117,7 @@ void dsfs_session_free(struct dsfs_session *s)
 	wipe_free(s->pasted_token);
 	wipe_free(s->id);
 	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->login_done);
 	free(s);
 }
 
@@ -191,18 +190,23 @@ static void form_add(char *buf, size_t len, const char *name, const char *value)
 	buf[o] = '\0';
 }
 
-static void set_token(struct dsfs_session *s, const char *token, double expires_in)
+/* Installs a new session id or token (taking ownership of id). Lock held. */
+static void set_id(struct dsfs_session *s, char *id, double expires_in)
 {
 	wipe_free(s->id);
-	s->id = strdup(token);
+	s->id = id;
 	s->lifetime = expires_in;
 	s->expires_at = expires_in > 0 ? mono_now() + expires_in : 0;
 	s->gen++;
 	s->logins++;
 }
 
-/* BEARER: the OAuth2 client-credentials exchange, or a check of a pasted token. Lock held. */
-static int token_locked(struct dsfs_session *s)
+/*
+ * BEARER: the OAuth2 client-credentials exchange, or a check of a pasted
+ * token. Lock not held: it reads only what never changes. On success *id
+ * gets the token (malloc'd) and *expires_in its lifetime (0: unknown).
+ */
+static int exchange_token(struct dsfs_session *s, char **id, double *expires_in)
 {
 	struct dsfs_response resp = { 0 };
 	json_object *o = NULL, *tok, *exp;
@@ -217,7 +221,7 @@ static int token_locked(struct dsfs_session *s)
 		snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", s->pasted_token);
 		ret = dsfs_http_do(s->http, &req, &resp);
 		explicit_bzero(hdr, sizeof(hdr));
-		note_health_locked(s, &req, &resp, ret);
+		note_health(s, &req, &resp, ret);
 		if (ret == 0 && resp.status == 401) {
 			dsfs_err_record("GET", req.path, 401, "the access token was refused: it has expired or is "
 				       "wrong; paste a new one (token=) into the credentials file and mount again");
@@ -225,8 +229,9 @@ static int token_locked(struct dsfs_session *s)
 		} else {
 			ret = record_failure(&req, &resp, ret);
 		}
-		if (ret == 0)
-			set_token(s, s->pasted_token, 0);
+		if (ret == 0 && !(*id = strdup(s->pasted_token)))
+			ret = -ENOMEM;
+		*expires_in = 0;
 		dsfs_response_clear(&resp);
 		return ret;
 	}
@@ -244,7 +249,7 @@ static int token_locked(struct dsfs_session *s)
 		req.body_len = strlen(form);
 		ret = dsfs_http_do(s->http, &req, &resp);
 		explicit_bzero(form, sizeof(form));
-		note_health_locked(s, &req, &resp, ret);
+		note_health(s, &req, &resp, ret);
 		ret = record_failure(&req, &resp, ret);
 		if (ret == 0) {
 			o = json_tokener_parse(resp.body ? resp.body : "");
@@ -253,10 +258,9 @@ static int token_locked(struct dsfs_session *s)
 				dsfs_err_record("POST", req.path, resp.status, "answer has no access_token");
 				ret = -EIO;
 			} else {
-				double ttl = json_object_object_get_ex(o, "expires_in", &exp) ? json_object_get_double(exp) : 0;
-
-				set_token(s, json_object_get_string(tok), ttl);
-				ret = s->id ? 0 : -ENOMEM;
+				*expires_in = json_object_object_get_ex(o, "expires_in", &exp) ? json_object_get_double(exp) : 0;
+				*id = strdup(json_object_get_string(tok));
+				ret = *id ? 0 : -ENOMEM;
 			}
 		}
 		json_object_put(o);
@@ -265,16 +269,8 @@ static int token_locked(struct dsfs_session *s)
 	}
 }
 
-static double since(const struct timespec *t)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
-}
-
-/* Logs in if the session generation is still seen_gen. Called with s->lock held. */
-static int login_locked(struct dsfs_session *s, unsigned long seen_gen)
+/* SESSION: POST /session with HTTP Basic credentials. Lock not held. On success *id is malloc'd. */
+static int exchange_session(struct dsfs_session *s, char **id)
 {
 	struct dsfs_request req = {
 		.method = "POST", .path = "/session",
@@ -284,17 +280,6 @@ static int login_locked(struct dsfs_session *s, unsigned long seen_gen)
 	json_object *body, *o = NULL, *sid;
 	int ret;
 
-	if (s->gen != seen_gen && s->id)
-		return 0; /* another thread has renewed it meanwhile */
-	if (s->failed_err && since(&s->failed_at) < 1.0)
-		return s->failed_err; /* a login just failed: do not hammer the server */
-	if (s->dialect->auth == DSFS_AUTH_BEARER) {
-		ret = token_locked(s);
-		s->failed_err = ret;
-		if (ret)
-			clock_gettime(CLOCK_MONOTONIC, &s->failed_at);
-		return ret;
-	}
 	body = json_object_new_object();
 	if (!body)
 		return -ENOMEM;
@@ -307,7 +292,7 @@ static int login_locked(struct dsfs_session *s, unsigned long seen_gen)
 	req.body = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
 	req.body_len = strlen(req.body);
 	ret = dsfs_http_do(s->http, &req, &resp);
-	note_health_locked(s, &req, &resp, ret);
+	note_health(s, &req, &resp, ret);
 	ret = record_failure(&req, &resp, ret);
 	if (ret == 0) {
 		o = json_tokener_parse(resp.body ? resp.body : "");
@@ -316,22 +301,62 @@ static int login_locked(struct dsfs_session *s, unsigned long seen_gen)
 			dsfs_err_record("POST", "/session", resp.status, "answer has no sessionId");
 			ret = -EIO;
 		} else {
-			wipe_free(s->id);
-			s->id = strdup(json_object_get_string(sid));
-			ret = s->id ? 0 : -ENOMEM;
-			s->gen++;
-			s->logins++;
+			*id = strdup(json_object_get_string(sid));
+			ret = *id ? 0 : -ENOMEM;
 		}
 	}
+	json_object_put(o);
+	json_object_put(body);
+	dsfs_response_clear(&resp);
+	return ret;
+}
+
+static double since(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+/*
+ * Logs in if the session generation is still seen_gen. Called with s->lock
+ * held; drops it while the request runs, so other threads (and
+ * .dsfs/status) are not stuck behind a slow login. Threads that want a
+ * login while one is under way wait for its outcome instead of sending
+ * their own.
+ */
+static int login_locked(struct dsfs_session *s, unsigned long seen_gen)
+{
+	double expires_in = 0;
+	char *id = NULL;
+	int ret;
+
+	for (;;) {
+		if (s->gen != seen_gen && s->id)
+			return 0; /* another thread has renewed it meanwhile */
+		if (s->failed_err && since(&s->failed_at) < 1.0)
+			return s->failed_err; /* a login just failed: do not hammer the server */
+		if (!s->logging_in)
+			break;
+		pthread_cond_wait(&s->login_done, &s->lock);
+	}
+	s->logging_in = true;
+	pthread_mutex_unlock(&s->lock);
+	if (s->dialect->auth == DSFS_AUTH_BEARER)
+		ret = exchange_token(s, &id, &expires_in);
+	else
+		ret = exchange_session(s, &id);
+	pthread_mutex_lock(&s->lock);
+	s->logging_in = false;
 	if (ret == 0) {
+		set_id(s, id, expires_in);
 		s->failed_err = 0;
 	} else {
 		s->failed_err = ret;
 		clock_gettime(CLOCK_MONOTONIC, &s->failed_at);
 	}
-	json_object_put(o);
-	json_object_put(body);
-	dsfs_response_clear(&resp);
+	pthread_cond_broadcast(&s->login_done);
 	return ret;
 }
 

@@ -254,3 +254,19 @@ def test_malformed_object_answer_is_eio(server, dsfs_mount):
     fault(server, method="GET", path="/storage", count=1, body="<html>oops</html>")
     assert read_errno(m.p("storage.json")) == errno.EIO
     assert read_errno(m.p("storage.json")) == 0
+
+
+def test_a_hanging_login_holds_up_nothing_else(server, dsfs_mount):
+    m = dsfs_mount(server, "timeout=4", ttl=0)
+    assert read_errno(m.p("storage.json")) == 0
+    fault(server, method="POST", path="/session", hang=True)
+    server.sim("POST", "/sessions/expire")
+    reader = subprocess.Popen(["cat", m.p("storage.json")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)  # the reader's request got 401 and its login now hangs
+    t0 = time.time()
+    stats = m.stats()  # needs the session's counters: must not wait for the login
+    assert time.time() - t0 < 1, time.time() - t0
+    assert stats["logins"] == 1
+    assert reader.poll() is None
+    server.sim("DELETE", "/faults")
+    assert reader.wait(timeout=10) == 0
