@@ -7,9 +7,13 @@
  */
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -163,6 +167,91 @@ static int start_member(const struct dsfs_options *o, const struct dsfs_options 
 	return 0;
 }
 
+/* Undoes /proc/self/mountinfo's octal escapes (\040 for a space) in place. */
+static void unescape_mountinfo(char *s)
+{
+	char *w = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' &&
+		    s[3] <= '7') {
+			*w++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*w++ = *s;
+		}
+	}
+	*w = '\0';
+}
+
+/*
+ * Refuses a mountpoint where a dsfs is already mounted (a second daemon
+ * would silently cover the first, as mount(8) refuses for fstab entries),
+ * or where a dead FUSE mount is left. 0, or -1 with err naming it and the fix.
+ */
+static int check_mountpoint(const char *mountpoint, char *err, size_t errlen)
+{
+	char real[PATH_MAX], line[3 * PATH_MAX];
+	struct statfs sf;
+	FILE *f;
+	int ret = 0;
+
+	if (!realpath(mountpoint, real)) {
+		if (errno == ENOTCONN) {
+			snprintf(err, errlen, "%s: a FUSE file system whose daemon has gone is still mounted "
+				 "there: unmount it first with fusermount3 -u %s", mountpoint, mountpoint);
+			return -1;
+		}
+		return 0; /* libfuse names what is wrong with it */
+	}
+	f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return 0;
+	while (!ret && fgets(line, sizeof(line), f)) {
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER */
+		char *fields[5], *sep = strstr(line, " - "), *save = NULL, *type, *source;
+		int n = 0;
+
+		if (!sep)
+			continue;
+		*sep = '\0';
+		for (char *t = strtok_r(line, " ", &save); t && n < 5; t = strtok_r(NULL, " ", &save))
+			fields[n++] = t;
+		type = strtok_r(sep + 3, " ", &save);
+		source = strtok_r(NULL, " \n", &save);
+		if (n < 5 || !type || !source || strcmp(type, "fuse.dsfs"))
+			continue;
+		unescape_mountinfo(fields[4]);
+		if (strcmp(fields[4], real))
+			continue;
+		unescape_mountinfo(source);
+		if (statfs(real, &sf) && errno == ENOTCONN) /* statfs is never answered from a cache */
+			snprintf(err, errlen, "%s: %s is still mounted there, but its daemon has gone: unmount "
+				 "it first with fusermount3 -u %s", mountpoint, source, mountpoint);
+		else
+			snprintf(err, errlen, "%s: already mounted: %s (fuse.dsfs); unmount it first with "
+				 "fusermount3 -u %s", mountpoint, source, mountpoint);
+		ret = -1;
+	}
+	fclose(f);
+	return ret;
+}
+
+/*
+ * The daemon holds passwords, tokens and session ids: a core dump must not
+ * carry them to disk, nor another process of the same user read them
+ * through ptrace. Dumps are off for the whole process, before any secret
+ * is read.
+ */
+static void protect_secrets(void)
+{
+	struct rlimit none = { 0, 0 };
+
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		fprintf(stderr, "dsfs: warning: cannot turn core dumps off: %s\n", strerror(errno));
+	setrlimit(RLIMIT_CORE, &none);
+}
+
 static const struct dsfs_dialect *dialect_named(const char *api)
 {
 	return !strcmp(api, "dscc") ? &dsfs_dialect_dscc : &dsfs_dialect_storageplugin;
@@ -198,6 +287,7 @@ int main(int argc, char *argv[])
 	size_t nconfs = 0, nmembers = 0, logged_in = 0;
 	int ret = 1;
 
+	protect_secrets();
 	dsfs_log_setup(false, DSFS_LOG_INFO);
 	if (dsfs_options_parse(&args, &o, err, sizeof(err))) {
 		fprintf(stderr, "dsfs: %s\n", err);
@@ -220,6 +310,10 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	dsfs_log_setup(false, debug ? DSFS_LOG_DEBUG : DSFS_LOG_INFO);
+	if (check_mountpoint(mountpoint, err, sizeof(err))) {
+		fprintf(stderr, "dsfs: %s\n", err);
+		goto out;
+	}
 	if (o.client_cert && dsfs_tls_check_keypair(o.client_cert, o.client_key, err, sizeof(err))) {
 		fprintf(stderr, "dsfs: %s\n", err);
 		goto out;
@@ -284,6 +378,10 @@ int main(int argc, char *argv[])
 			goto out_members;
 		}
 		d = dialect_named(api);
+		if (mc->cacert && dsfs_tls_check_ca(mc->cacert, err, sizeof(err))) {
+			fprintf(stderr, "dsfs: estate member %s: cacert: %s\n", mc->name, err);
+			goto out_members;
+		}
 		if (member_credentials(mc, d->auth == DSFS_AUTH_BEARER, &cred, err, sizeof(err))) {
 			fprintf(stderr, "dsfs: estate member %s: %s\n", mc->name, err);
 			dsfs_options_free(&cred);

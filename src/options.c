@@ -53,12 +53,108 @@ static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_END
 };
 
+/*
+ * The -o keys libfuse 3.14 and the kernel take (lib/fuse.c, lib/mount.c,
+ * lib/helper.c, lib/fuse_lowlevel.c): anything neither dsfs's nor these is a
+ * mistake, named before any file is read or any request sent.
+ */
+static const char *const fuse_keys[] = {
+	"allow_other", "allow_root", "auto_unmount", "blkdev", "blksize", "default_permissions",
+	"context", "fscontext", "defcontext", "rootcontext", "max_read", "user", "rw", "suid", "nosuid",
+	"dev", "nodev", "exec", "noexec", "async", "sync", "dirsync", "atime", "noatime", "fsname",
+	"subtype", "debug", "kernel_cache", "auto_cache", "noauto_cache", "no_rofd_flush", "umask",
+	"uid", "gid", "entry_timeout", "attr_timeout", "ac_attr_timeout", "negative_timeout",
+	"noforget", "remember", "modules", "clone_fd", "max_idle_threads", "max_threads",
+};
+
+/* Length of an option's key: "cache_ttl=%s" and "cache_ttl=5" both give 9. */
+static size_t key_len(const char *opt)
+{
+	return strcspn(opt, "=");
+}
+
+/* Edit distance with adjacent transpositions (credentails -> credentials is 1). */
+static size_t distance(const char *a, size_t la, const char *b, size_t lb)
+{
+	size_t d[3][64], *prev2 = d[0], *prev = d[1], *cur = d[2];
+
+	if (la >= 63 || lb >= 63)
+		return 64;
+	for (size_t j = 0; j <= lb; j++)
+		prev[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t *t;
+
+		cur[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t cost = a[i - 1] != b[j - 1], v = prev[j - 1] + cost;
+
+			if (prev[j] + 1 < v)
+				v = prev[j] + 1;
+			if (cur[j - 1] + 1 < v)
+				v = cur[j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && prev2[j - 2] + 1 < v)
+				v = prev2[j - 2] + 1;
+			cur[j] = v;
+		}
+		t = prev2;
+		prev2 = prev;
+		prev = cur;
+		cur = t;
+	}
+	return prev[lb];
+}
+
+static bool known_key(const char *arg, size_t n)
+{
+	for (size_t i = 0; opt_spec[i].templ; i++)
+		if (key_len(opt_spec[i].templ) == n && !strncmp(opt_spec[i].templ, arg, n))
+			return true;
+	for (size_t i = 0; i < sizeof(fuse_keys) / sizeof(fuse_keys[0]); i++)
+		if (strlen(fuse_keys[i]) == n && !strncmp(fuse_keys[i], arg, n))
+			return true;
+	return false;
+}
+
+/* The known key nearest to the n bytes of arg, or NULL when none is close. */
+static const char *nearest_key(const char *arg, size_t n, size_t *len)
+{
+	const char *best = NULL;
+	size_t best_d = n < 5 ? 2 : 3, bl = 0;
+
+	for (size_t i = 0; opt_spec[i].templ; i++) {
+		size_t l = key_len(opt_spec[i].templ), dd = distance(arg, n, opt_spec[i].templ, l);
+
+		if (opt_spec[i].templ[0] != '-' && dd < best_d) {
+			best = opt_spec[i].templ;
+			best_d = dd;
+			bl = l;
+		}
+	}
+	for (size_t i = 0; i < sizeof(fuse_keys) / sizeof(fuse_keys[0]); i++) {
+		size_t l = strlen(fuse_keys[i]), dd = distance(arg, n, fuse_keys[i], l);
+
+		if (dd < best_d) {
+			best = fuse_keys[i];
+			best_d = dd;
+			bl = l;
+		}
+	}
+	*len = bl;
+	return best;
+}
+
 static int proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
 	struct dsfs_options *o = data;
 
 	(void)outargs;
 	switch (key) {
+	case FUSE_OPT_KEY_OPT:
+		/* -f, -d, -s and the like are libfuse's; a -o key must be someone's */
+		if (arg[0] != '-' && !o->unknown && !known_key(arg, key_len(arg)))
+			o->unknown = strndup(arg, key_len(arg));
+		return 1;
 	case KEY_HELP:
 		o->show_help = true;
 		return 1; /* libfuse prints its part too */
@@ -111,6 +207,17 @@ int dsfs_options_parse(struct fuse_args *args, struct dsfs_options *o, char *err
 	}
 	if (o->show_help || o->show_version)
 		return 0;
+	if (o->unknown) {
+		size_t l;
+		const char *near = nearest_key(o->unknown, strlen(o->unknown), &l);
+
+		if (near)
+			snprintf(err, errlen, "unknown option -o %s: did you mean -o %.*s? (dsfs --help lists "
+				 "the options)", o->unknown, (int)l, near);
+		else
+			snprintf(err, errlen, "unknown option -o %s (dsfs --help lists the options)", o->unknown);
+		return -EINVAL;
+	}
 	ret = ret ?: number("cache_ttl", o->s_cache_ttl, 0, 86400 * 365, &o->cache_ttl, err, errlen);
 	ret = ret ?: number("timeout", o->s_timeout, 0.1, 86400, &o->timeout, err, errlen);
 	ret = ret ?: number("connect_timeout", o->s_connect_timeout, 0.1, 86400, &o->connect_timeout, err, errlen);
@@ -213,7 +320,8 @@ FILE *dsfs_options_open_private(const char *path, const char *what, char *err, s
 	FILE *f;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO or a device must not hold start-up in open(2) */
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
 		*ret = -errno;
 		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
@@ -221,8 +329,12 @@ FILE *dsfs_options_open_private(const char *path, const char *what, char *err, s
 	}
 	*ret = -EPERM;
 	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
-		snprintf(err, errlen, "%s %s: not a regular file", what, path);
+		snprintf(err, errlen, "%s %s: not a regular file (a FIFO, device or directory cannot "
+			 "hold it)", what, path);
 		*ret = -EINVAL;
+	} else if (fcntl(fd, F_SETFL, 0) < 0) {
+		*ret = -errno;
+		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
 	} else if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
 		snprintf(err, errlen, "%s %s is readable or writable by group or others (mode %04o), so its "
 			 "secrets may have leaked: change them if needed and run chmod 600 %s", what, path,
@@ -383,5 +495,6 @@ void dsfs_options_free(struct dsfs_options *o)
 	free(o->s_prefetch);
 	free(o->s_cache_size);
 	free(o->s_max_body);
+	free(o->unknown);
 	memset(o, 0, sizeof(*o));
 }

@@ -33,6 +33,7 @@ struct dsfs_options {
 	char *api;          /* -o api=storageplugin|dscc; NULL: recognised from the URL */
 	char *estate;       /* -o estate=FILE, or a URL "estate:FILE" */
 	int nonopts;               /* positional arguments seen while parsing */
+	char *unknown;             /* the first -o key neither dsfs nor libfuse knows */
 
 	/* raw option strings, validated by dsfs_options_parse */
 	char *s_cache_ttl, *s_timeout, *s_wait_timeout, *s_prefetch, *s_connect_timeout, *s_page_size, *s_retries,
@@ -41,8 +42,10 @@ struct dsfs_options {
 
 /*
  * Takes dsfs's options and the URL out of args (the mountpoint and every
- * other option stay for libfuse), applies defaults and checks values.
- * Returns 0, or -EINVAL with a message in err naming the problem and the fix.
+ * other option stay for libfuse), applies defaults and checks values. A -o
+ * key neither dsfs nor libfuse knows is refused by name, with the nearest
+ * known key when one is close. Returns 0, or -EINVAL with a message in err
+ * naming the problem and the fix.
  */
 int dsfs_options_parse(struct fuse_args *args, struct dsfs_options *o, char *err, size_t errlen);
 

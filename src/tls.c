@@ -6,10 +6,14 @@
 #include "tls.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const char *ssl_reason(void)
 {
@@ -20,15 +24,40 @@ static const char *ssl_reason(void)
 	return r ? r : "not PEM";
 }
 
-static X509 *load_cert(const char *path, char *err, size_t errlen)
+/*
+ * Opens a certificate or key file for reading, refusing anything but a
+ * regular file: a FIFO or a device named by mistake would otherwise hold
+ * start-up in open(2) or read(2) for ever.
+ */
+static FILE *open_regular(const char *path, const char *what, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "r");
-	X509 *x;
+	struct stat sb;
+	FILE *f;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 
-	if (!f) {
-		snprintf(err, errlen, "%s: %m", path);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s%s: %s", what, path, strerror(errno));
 		return NULL;
 	}
+	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "%s%s: not a regular file (a FIFO, device or directory cannot hold it)",
+			 what, path);
+	} else if (fcntl(fd, F_SETFL, 0) < 0 || !(f = fdopen(fd, "r"))) {
+		snprintf(err, errlen, "%s%s: %s", what, path, strerror(errno));
+	} else {
+		return f;
+	}
+	close(fd);
+	return NULL;
+}
+
+static X509 *load_cert(const char *path, char *err, size_t errlen)
+{
+	FILE *f = open_regular(path, "", err, errlen);
+	X509 *x;
+
+	if (!f)
+		return NULL;
 	x = PEM_read_X509(f, NULL, NULL, NULL);
 	fclose(f);
 	if (!x)
@@ -46,11 +75,9 @@ int dsfs_tls_check_keypair(const char *cert, const char *key, char *err, size_t 
 	x = load_cert(cert, err, errlen);
 	if (!x)
 		return -EINVAL;
-	f = fopen(key, "r");
-	if (!f) {
-		snprintf(err, errlen, "client key %s: %m", key);
+	f = open_regular(key, "client key ", err, errlen);
+	if (!f)
 		goto out;
-	}
 	pk = PEM_read_PrivateKey(f, NULL, NULL, NULL);
 	fclose(f);
 	if (!pk) {

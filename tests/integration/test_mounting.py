@@ -187,3 +187,59 @@ def test_mount_walk_unmount_under_valgrind(server, dsfs_mount):
             f.write("bogus\n")
     assert m.unmount() == 0, m.log_text()
     m.check_clean()
+
+
+def test_a_misspelt_option_is_named_with_the_nearest_key(server, tmp_path):
+    """`-o credentails=FILE` names the typo and `credentials`, before any request is sent."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    cred = write_credentials(str(tmp_path))
+    r = run_dsfs(["-o", "credentails=" + cred, server.url, str(mnt)])
+    assert r.returncode != 0
+    assert "unknown option -o credentails: did you mean -o credentials?" in r.stderr, r.stderr
+    assert "no credentials" not in r.stderr
+    r = run_dsfs(["-o", "credentials=" + cred + ",cache_tll=5", server.url, str(mnt)])
+    assert r.returncode != 0 and "did you mean -o cache_ttl?" in r.stderr, r.stderr
+    r = run_dsfs(["-o", "credentials=" + cred + ",colour=blue", server.url, str(mnt)])
+    assert r.returncode != 0 and "unknown option -o colour " in r.stderr, r.stderr
+    assert sim_stats(server).get("POST /session", 0) == 0
+    assert not os.path.ismount(mnt)
+
+
+def test_a_second_mount_on_the_same_point_is_refused(server, dsfs_mount):
+    m = dsfs_mount(server)
+    before = sim_stats(server).get("POST /session", 0)
+    r = run_dsfs(["-o", "credentials=" + m.cred, server.url, m.path])
+    assert r.returncode != 0
+    assert "already mounted: %s (fuse.dsfs)" % server.url in r.stderr, r.stderr
+    assert "fusermount3 -u " + m.path in r.stderr
+    assert sim_stats(server).get("POST /session", 0) == before
+    # one unmount leaves nothing behind: no second daemon was stacked
+    assert m.unmount() == 0
+    assert not os.path.ismount(m.path)
+
+
+def test_a_dead_mount_is_named_and_the_fix_given(server, tmp_path):
+    mnt = str(tmp_path / "mnt")
+    os.mkdir(mnt)
+    cred = write_credentials(str(tmp_path))
+    daemon = subprocess.Popen([dsfs_binary(), "-f", "-o", "credentials=" + cred, server.url, mnt],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while not os.path.ismount(mnt):
+            assert daemon.poll() is None and time.monotonic() < deadline, "dsfs did not mount"
+            time.sleep(0.02)
+        daemon.kill()
+        daemon.wait()
+        r = run_dsfs(["-o", "credentials=" + cred, server.url, mnt])
+        assert r.returncode != 0
+        assert "its daemon has gone" in r.stderr and "fusermount3 -u " + mnt in r.stderr, r.stderr
+        subprocess.run(["fusermount3", "-u", mnt], check=True)
+        r = run_dsfs(["-o", "credentials=" + cred, server.url, mnt])
+        assert r.returncode == 0, r.stderr
+        assert "servers" in os.listdir(mnt)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+        subprocess.run(["fusermount3", "-u", mnt], stderr=subprocess.DEVNULL)

@@ -4,12 +4,16 @@ the environment, and allow_other without letting other users act.
 """
 
 import os
+import re
+import resource
+import signal
 import subprocess
 import tempfile
+import time
 
 import pytest
 
-from conftest import MountFailed, dsfs_binary, entries, write_credentials
+from conftest import MountFailed, dsfs_binary, entries, sim_stats, write_credentials
 
 
 def openssl(*args, cwd):
@@ -123,3 +127,72 @@ def test_allow_other_actions_opts_in(server, dsfs_mount, shared_base):
     r = as_nobody("sh", "-c", "echo snap-by-nobody > '%s'" % os.path.join(vol, "snapshots", "new"))
     assert r.returncode == 0, r.stderr
     assert "snap-by-nobody" in os.listdir(os.path.join(vol, "snapshots"))
+
+
+@pytest.mark.parametrize("option", ["credentials", "cacert", "client_key", "estate"])
+def test_a_fifo_named_as_a_file_is_refused_at_once(server, tmp_path, pki, option):
+    """A FIFO has no writer: opened blocking, start-up would wait for ever."""
+    fifo = str(tmp_path / "fifo")
+    os.mkfifo(fifo, 0o600)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    cred = write_credentials(str(tmp_path))
+    url = server.url.replace("http://", "https://")
+    args = {"credentials": ["-o", "credentials=" + fifo, server.url],
+            "cacert": ["-o", "credentials=" + cred + ",cacert=" + fifo, url],
+            "client_key": ["-o", "credentials=%s,client_cert=%s,client_key=%s"
+                           % (cred, os.path.join(pki, "client.pem"), fifo), url],
+            "estate": ["-o", "estate=" + fifo]}[option]
+    t0 = time.monotonic()
+    r = subprocess.run([dsfs_binary()] + args + [str(mnt)], capture_output=True, text=True, timeout=20,
+                       stdin=subprocess.DEVNULL)
+    assert time.monotonic() - t0 < 5
+    assert r.returncode != 0
+    assert fifo in r.stderr and "not a regular file" in r.stderr, r.stderr
+    assert sim_stats(server).get("POST /session", 0) == 0
+
+
+def test_no_core_dump_holds_the_secrets(server, tmp_path):
+    """SIGSEGV with `ulimit -c unlimited`: the kernel writes no core of dsfs, which holds the
+    password and the session id; a process beside it in the same directory does dump."""
+    cores = tmp_path / "cores"
+    cores.mkdir()
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    cred = write_credentials(str(tmp_path))
+
+    def unlimited():
+        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+    control = subprocess.Popen(["sleep", "60"], cwd=cores, preexec_fn=unlimited)
+    daemon = subprocess.Popen([dsfs_binary(), "-f", "-o", "credentials=" + cred, server.url, str(mnt)],
+                              cwd=cores, preexec_fn=unlimited, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while not os.path.ismount(mnt):
+            assert daemon.poll() is None and time.monotonic() < deadline, "dsfs did not mount"
+            time.sleep(0.02)
+        assert "servers" in os.listdir(mnt)  # logged in: the session id is in memory
+        with open("/proc/%d/limits" % daemon.pid) as f:
+            limits = f.read()
+        assert re.search(r"Max core file size\s+0\s+0", limits), limits
+        os.kill(control.pid, signal.SIGSEGV)
+        os.kill(daemon.pid, signal.SIGSEGV)
+        control.wait(10)
+        daemon.wait(10)
+    finally:
+        for p in (control, daemon):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        subprocess.run(["fusermount3", "-uz", str(mnt)], stderr=subprocess.DEVNULL)
+    assert daemon.returncode == -signal.SIGSEGV
+    dumped = sorted(os.listdir(cores))
+    with open("/proc/sys/kernel/core_pattern") as f:
+        pattern = f.read().strip()
+    if pattern.startswith("core"):
+        # the kernel writes cores here: the control's proves that this check could fail
+        assert len(dumped) == 1, dumped
+    else:
+        assert not dumped, dumped

@@ -13,7 +13,8 @@ Public API (import with `sys.path.insert(0, "<repo>/tests/server")`):
 
     load_spec(path=None) -> dict
         The parsed spec (cached). path defaults to $DSFS_DSCC_SPEC, else
-        ../shared/specs/dscc-storage-api-v1.2.0.json beside the repository.
+        tests/server/spec/dscc-storage-api-v1.2.0.json: the published DSCC
+        description less its prose (tests/server/spec/extract_dscc.py).
     validate(schema, value, spec=None, *, strict=False) -> [str]
         Error strings, empty when value conforms. schema is a schema dict
         (may hold a $ref) or a component name ("volumePost"). Each error
@@ -45,8 +46,7 @@ import os
 import re
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_SPEC = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "specs",
-                                             "dscc-storage-api-v1.2.0.json"))
+DEFAULT_SPEC = os.path.join(HERE, "spec", "dscc-storage-api-v1.2.0.json")
 
 _SPECS = {}
 _INDEX = {}

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """dsfs reference storage server: the storage-plugin REST API in one process.
 
-It serves every endpoint of the storage-plugin dialect of CONTRACT.md with
+It serves every endpoint of the storage-plugin API (docs/refserver.md) with
 in-memory state, asynchronous tasks, pagination, several arrays, fault
 injection (/_sim) and TLS, using the Python standard library only. With
 --dialect dscc it serves the part of the DSCC v1 API (the OpenAPI spec in
-../shared/specs) that dsfs uses instead, with OAuth2 client-credentials
+tests/server/spec) that dsfs uses instead, with OAuth2 client-credentials
 tokens. dsfs's tests, demo and benchmarks run against it;
 docs/refserver.md describes it.
 
@@ -1852,7 +1852,7 @@ class Sim:
 # --------------------------------------------------------------------------
 # The dscc dialect (--dialect dscc): Data Services Cloud Console API v1
 #
-# The contract is the OpenAPI spec itself (../shared/specs): every route
+# The contract is the OpenAPI spec itself (tests/server/spec): every route
 # below is one of the spec's path templates, request bodies are checked
 # against the operation's schema with openapi_check, and every object
 # answered is the spec's example skeleton of the response schema with the
@@ -4465,7 +4465,7 @@ def parse_args(argv):
                "See docs/refserver.md for the estate and the /_sim API.")
     p.add_argument("--dialect", choices=("storage-plugin", "dscc"), default="storage-plugin",
                    help="API to serve: storage-plugin (default) or dscc, the Data Services "
-                   "Cloud Console v1 API of ../shared/specs (docs/refserver.md, DSCC mode)")
+                   "Cloud Console v1 API of tests/server/spec (docs/refserver.md, DSCC mode)")
     p.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 8080),
                    metavar="HOST:PORT", help="address to listen on; port 0 takes a free "
                    "port (default 127.0.0.1:8080)")
@@ -4486,7 +4486,10 @@ def parse_args(argv):
     p.add_argument("--volumes", type=int, default=20, metavar="N",
                    help="volumes per server (default 20)")
     p.add_argument("--snapshots", type=int, default=3, metavar="N",
-                   help="snapshots per volume (default 3)")
+                   help="snapshots of each volume of its own (default 3). In the "
+                   "storage-plugin mode the first 8 volumes of each server are also in "
+                   "consistency groups whose two group snapshots add a volume snapshot "
+                   "each, so those volumes list N+2 snapshots (5 by default)")
     p.add_argument("--hosts", type=int, default=5, metavar="N",
                    help="hosts per server (default 5)")
     p.add_argument("--luns", type=int, default=10, metavar="N",
@@ -4527,7 +4530,7 @@ def parse_args(argv):
                    "Primera), '2' (Alletra 6000 / Nimble) or '1,2' (default)")
     g.add_argument("--spec", default=None, metavar="FILE",
                    help="the DSCC OpenAPI spec (default $DSFS_DSCC_SPEC, else "
-                   "../shared/specs/dscc-storage-api-v1.2.0.json beside the repository)")
+                   "tests/server/spec/dscc-storage-api-v1.2.0.json)")
     p.add_argument("--verbose", action="store_true",
                    help="log every request to stderr (slow)")
     opts = p.parse_args(argv)
@@ -4564,9 +4567,8 @@ def parse_args(argv):
     if opts.dialect == "dscc":
         if opts.arrays != 1:
             p.error("--arrays applies to the storage-plugin dialect only")
-        spec = opts.spec or os.environ.get("DSFS_DSCC_SPEC") or os.path.normpath(os.path.join(
-            os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "specs",
-            "dscc-storage-api-v1.2.0.json"))
+        spec = opts.spec or os.environ.get("DSFS_DSCC_SPEC") or os.path.join(
+            os.path.dirname(os.path.abspath(__file__)), "spec", "dscc-storage-api-v1.2.0.json")
         if not os.path.isfile(spec):
             p.error("the DSCC spec %s is missing (use --spec FILE)" % spec)
         opts.spec = spec

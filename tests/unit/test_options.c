@@ -156,5 +156,54 @@ int main(void)
 		is_str(dsfs_options_dialect(&o, err, sizeof(err)), "storageplugin", "storage-plugin recognised from the path");
 		dsfs_options_free(&o);
 	}
+	{
+		char *argv[] = { "dsfs", "-o", "credentails=/etc/dsfs/a.cred", "http://h/storageplugin/api", "/mnt" };
+		is_int(parse(&o, err, sizeof(err), 5, argv), -EINVAL, "a misspelt key is refused");
+		ok(strstr(err, "-o credentails") && strstr(err, "did you mean -o credentials?"),
+		   "the misspelt key and the nearest known one are named: %s", err);
+		dsfs_options_free(&o);
+	}
+	{
+		char *argv[] = { "dsfs", "-o", "allow_other,cache_tll=4", "http://h/storageplugin/api", "/mnt" };
+		is_int(parse(&o, err, sizeof(err), 5, argv), -EINVAL, "a typo after a valid key is refused");
+		ok(strstr(err, "cache_tll") && strstr(err, "-o cache_ttl?"), "nearest: %s", err);
+		dsfs_options_free(&o);
+	}
+	{
+		char *argv[] = { "dsfs", "-o", "alow_other", "http://h/storageplugin/api", "/mnt" };
+		is_int(parse(&o, err, sizeof(err), 5, argv), -EINVAL, "a libfuse key misspelt is refused");
+		ok(strstr(err, "did you mean -o allow_other?"), "libfuse's keys are suggested too: %s", err);
+		dsfs_options_free(&o);
+	}
+	{
+		char *argv[] = { "dsfs", "-o", "frobnicate=3", "http://h/storageplugin/api", "/mnt" };
+		is_int(parse(&o, err, sizeof(err), 5, argv), -EINVAL, "an unknown key is refused");
+		ok(strstr(err, "-o frobnicate ") && !strstr(err, "did you mean"), "no far-fetched suggestion: %s", err);
+		dsfs_options_free(&o);
+	}
+	{
+		char *argv[] = { "dsfs", "-f", "-s", "-o", "allow_other,default_permissions,nodev,nosuid,noatime,"
+				 "max_threads=8,fsname=x,auto_unmount,ro,uid=0,umask=022",
+				 "http://h/storageplugin/api", "/mnt" };
+		ok(parse(&o, err, sizeof(err), 7, argv) == 0, "libfuse's and the kernel's keys pass: %s", err);
+		dsfs_options_free(&o);
+	}
+	{
+		char fifo[] = "/tmp/dsfs-test-fifo-XXXXXX";
+		char *argv[] = { "dsfs", "http://h/storageplugin/api", "/mnt" };
+		int r = mkstemp(fifo);
+
+		if (r >= 0)
+			close(r);
+		unlink(fifo);
+		ok(mkfifo(fifo, 0600) == 0, "a FIFO made");
+		parse(&o, err, sizeof(err), 3, argv);
+		o.credentials = strdup(fifo);
+		/* were it opened blocking, this would never return: no writer ever comes */
+		is_int(dsfs_options_load_credentials(&o, false, err, sizeof(err)), -EINVAL, "a FIFO is refused");
+		ok(strstr(err, "not a regular file") != NULL, "and the message says why: %s", err);
+		dsfs_options_free(&o);
+		unlink(fifo);
+	}
 	return done_testing();
 }
