@@ -42,6 +42,10 @@ def mounts_at(path):
         return [line for line in f if line.split(" ")[4].replace("\\040", " ") == path]
 
 
+def visible(path):
+    return sorted(n for n in os.listdir(path) if not n.startswith("."))
+
+
 def daemon_pids(path):
     r = subprocess.run(["pgrep", "-f", "dsfs .*" + path], capture_output=True, text=True)
     return [int(p) for p in r.stdout.split()]
@@ -73,10 +77,10 @@ def test_demo_then_stop_from_a_fresh_clone(clone):
     r = run(["./scripts/demo"], cwd=clone)
     assert "dsfs has mounted the reference server" in r.stdout, r.stdout
     assert len(mounts_at(mnt)) == 1
-    servers = sorted(os.listdir(os.path.join(mnt, "servers")))
+    servers = visible(os.path.join(mnt, "servers"))
     assert servers
     vols = os.path.join(mnt, "servers", servers[0], "volumes")
-    vol = sorted(n for n in os.listdir(vols) if not n.startswith("."))[0]
+    vol = visible(vols)[0]
     with open(os.path.join(vols, vol, "volume.json")) as f:
         shown = json.load(f)
     api = demo_server(clone)
@@ -100,7 +104,7 @@ def test_demo_then_stop_from_a_fresh_clone(clone):
     for pid in daemon_pids(mnt):
         os.kill(pid, 9)
     run(["./scripts/demo"], cwd=clone)
-    assert len(mounts_at(mnt)) == 1 and os.listdir(os.path.join(mnt, "servers")) == servers
+    assert len(mounts_at(mnt)) == 1 and visible(os.path.join(mnt, "servers")) == servers
 
     r = run(["./scripts/demo", "stop"], cwd=clone)
     assert not mounts_at(mnt) and not daemon_pids(mnt)
