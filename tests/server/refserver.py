@@ -1498,11 +1498,16 @@ class Fault:
         return d
 
 
+# A fault has exactly one of these. ignore_start and total are hostile paging:
+# lists answer as if start/offset were 0, or claim `total` items.
+EFFECTS = ("latency_ms", "status", "drop", "hang", "body", "ignore_start", "total")
+
+
 def parse_fault(spec):
     if not isinstance(spec, dict):
         raise ApiError(400, "a fault must be a JSON object")
     known = {"method", "path", "count", "rate", "latency_ms", "status", "retry_after",
-             "drop", "hang", "body"}
+             "drop", "hang", "body", "ignore_start", "total"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise ApiError(422, "unknown fault field(s): %s" % ", ".join(unknown))
@@ -1529,9 +1534,9 @@ def parse_fault(spec):
         if not isnum(r) or not 0.0 <= r <= 1.0:
             raise ApiError(422, "field 'rate' must be a number from 0.0 to 1.0")
         out["rate"] = float(r)
-    effects = [k for k in ("latency_ms", "status", "drop", "hang", "body") if k in spec]
+    effects = [k for k in EFFECTS if k in spec]
     if len(effects) != 1:
-        raise ApiError(422, "a fault needs exactly one of latency_ms, status, drop, hang, body")
+        raise ApiError(422, "a fault needs exactly one of " + ", ".join(EFFECTS))
     eff = effects[0]
     v = spec[eff]
     if eff == "latency_ms":
@@ -1546,8 +1551,11 @@ def parse_fault(spec):
     elif eff == "body":
         if not isinstance(v, str):
             raise ApiError(422, "field 'body' must be a string (answered as is, with 200)")
+    elif eff == "total":
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise ApiError(422, "field 'total' must be a non-negative integer")
     elif v is not True:
-        raise ApiError(422, "field 'hang' must be true")
+        raise ApiError(422, "field '%s' must be true" % eff)
     out[eff] = v
     if "retry_after" in spec:
         ra = spec["retry_after"]
@@ -1557,6 +1565,18 @@ def parse_fault(spec):
             raise ApiError(422, "field 'retry_after' must be a non-negative integer")
         out["retry_after"] = ra
     return out
+
+
+def with_total(body, total):
+    """A list answer claiming `total` items (added where the dialect has no total)."""
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(obj, dict):
+        return body
+    obj["total"] = total
+    return dumps(obj)
 
 
 # --------------------------------------------------------------------------
@@ -4395,6 +4415,8 @@ class Handler(BaseHTTPRequestHandler):
                     return 200
                 if spec.get("hang"):
                     terminal.release.wait()
+                if spec.get("ignore_start"):
+                    query = {k: v for k, v in query.items() if k not in ("start", "offset")}
         if sim.opts.latency_ms:
             time.sleep(sim.opts.latency_ms / 1000.0)
         try:
@@ -4411,6 +4433,8 @@ class Handler(BaseHTTPRequestHandler):
             status, rbody, rhead = 500, error_body(500, "internal error: %r" % e), None
         if entry is not None:
             entry["status"] = status
+        if terminal is not None and "total" in terminal.spec and status == 200:
+            rbody = with_total(rbody, terminal.spec["total"])
         if terminal is not None and terminal.spec.get("drop") == "mid-body":
             if status == 204 or len(rbody) < 2:
                 status, rbody = 200, dumps({"padding": "x" * 64})

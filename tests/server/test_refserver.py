@@ -1134,6 +1134,44 @@ def test_fault_validation(refserver_factory):
     assert s.sim("GET", "/nope").status == 404
 
 
+def test_fault_ignore_start_and_total(refserver_factory):
+    s = refserver_factory("--test-controls", "--volumes", "5")
+    c = s.login()
+    first = c.get("/server/0/volume?limit=2").json()["volumes"]
+    assert c.get("/server/0/volume?limit=2&start=2").json()["volumes"] != first
+    s.sim("POST", "/faults", {"path": "/server/0/volume", "ignore_start": True, "count": 2})
+    for start in (2, 4):
+        assert c.get("/server/0/volume?limit=2&start=%d" % start).json()["volumes"] == first
+    assert c.get("/server/0/volume?limit=2&start=2").json()["volumes"] != first  # used up
+    s.sim("POST", "/faults", {"path": "/server/0/volume", "total": 3, "count": 1})
+    body = c.get("/server/0/volume").json()
+    assert body["total"] == 3 and len(body["volumes"]) == 5
+    assert "total" not in c.get("/server/0/volume").json()
+    for bad in ({"ignore_start": False}, {"ignore_start": 1}, {"total": -1}, {"total": "3"},
+                {"total": 3, "ignore_start": True}):
+        assert_error(s.sim("POST", "/faults", bad), 422)
+
+
+def test_fault_ignore_offset_and_total_in_dscc_mode(refserver_factory):
+    s = refserver_factory("--dialect", "dscc", "--test-controls", "--volumes", "5", "--servers", "1")
+    token = s.sim("POST", "/tokens", {"ttl": 600}).json()["access_token"]
+    c = Client(s.url)
+
+    def page(query):
+        r = c.get("/api/v1/volumes?" + query, headers={"Authorization": "Bearer " + token})
+        assert r.status == 200, r.body
+        return r.json()
+
+    first = page("limit=2")
+    s.sim("POST", "/faults", {"path": "/api/v1/volumes", "ignore_start": True, "count": 1})
+    assert page("limit=2&offset=2")["items"] == first["items"]
+    assert page("limit=2&offset=2")["items"] != first["items"]
+    s.sim("POST", "/faults", {"path": "/api/v1/volumes", "total": 1, "count": 1})
+    got = page("limit=5")
+    assert got["total"] == 1 and len(got["items"]) == 5
+    assert page("limit=5")["total"] == 5
+
+
 # --------------------------------------------------------------------------
 # hostile names and ids
 
