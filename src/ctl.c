@@ -20,6 +20,43 @@ static const char *skip_space(const char *p, const char *end)
 	return p;
 }
 
+size_t dsfs_ctl_utf8_prefix(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = p[i];
+		unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
+		size_t n;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 2;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 3;
+			lo = c == 0xe0 ? 0xa0 : 0x80; /* no overlong forms */
+			hi = c == 0xed ? 0x9f : 0xbf; /* no surrogates */
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 4;
+			lo = c == 0xf0 ? 0x90 : 0x80;
+			hi = c == 0xf4 ? 0x8f : 0xbf; /* nothing past U+10FFFF */
+		} else {
+			return i;
+		}
+		if (len - i < n || p[i + 1] < lo || p[i + 1] > hi)
+			return i;
+		for (size_t k = 2; k < n; k++)
+			if ((p[i + k] & 0xc0) != 0x80)
+				return i;
+		i += n;
+	}
+	return len;
+}
+
 /*
  * Parses exactly n bytes at p as one JSON value. Returns true and sets *out
  * (NULL for JSON null) when all of it is one value; false otherwise.
@@ -229,6 +266,13 @@ int dsfs_ctl_parse(const char *line, size_t len, const struct dsfs_action *creat
 	*action = NULL;
 	if (memchr(line, '\0', len)) {
 		snprintf(err, errlen, "command contains a NUL byte");
+		return -EINVAL;
+	}
+	i = dsfs_ctl_utf8_prefix(line, len);
+	if (i < len) {
+		/* the API takes JSON, which is UTF-8: a server would refuse it, or worse, guess */
+		snprintf(err, errlen, "command is not valid UTF-8 (byte %zu is 0x%02x)", i + 1,
+			 (unsigned char)line[i]);
 		return -EINVAL;
 	}
 	while (end > p && isspace((unsigned char)end[-1]))

@@ -12,8 +12,19 @@
 
 #include "resources.h"
 
-/* Longest command accepted, in bytes; a longer write fails with EFBIG. */
+/*
+ * Longest command accepted: one line, in bytes, its newline not counted. A
+ * longer line fails with EFBIG, however it was split into writes; the
+ * limit is per line, not per write.
+ */
 #define DSFS_CTL_MAX 65536
+
+/*
+ * Length of the longest prefix of s[0..len) that is valid UTF-8 (no
+ * overlong forms, surrogates or code points past U+10FFFF): len when all
+ * of it is.
+ */
+size_t dsfs_ctl_utf8_prefix(const char *s, size_t len);
 
 /*
  * Parses one command line (no newline) written to a control file.
@@ -21,7 +32,8 @@
  * bare value that becomes create->bare_field. For an `action` file
  * (actions != NULL): "VERB {json}" or "VERB key=value ...", VERB one of
  * actions[0..nactions). In key=value, a value that parses as a JSON literal
- * is that literal, anything else a string; dotted keys nest.
+ * is that literal, anything else a string; dotted keys nest. A line that
+ * holds a NUL byte or is not valid UTF-8 is refused.
  * On success returns 0, sets *action (the matched entry) and *body (new
  * reference, caller puts). On failure returns -EINVAL with err set.
  */

@@ -87,6 +87,22 @@ int main(void)
 
 		is_int(ret, -EINVAL, "a NUL byte is refused");
 	}
+	/* UTF-8: what the API's JSON can carry goes through; anything else is refused before sending */
+	parses(&create, "caf\xc3\xa9-\xe2\x82\xac-\xf0\x9f\x93\xb8", NULL,
+	       "{\"name\":\"caf\xc3\xa9-\xe2\x82\xac-\xf0\x9f\x93\xb8\"}");
+	refuses(&create, "bad-\xff\xfe", "not valid UTF-8 (byte 5 is 0xff)");
+	refuses(NULL, "clone name=\xc3", "not valid UTF-8"); /* cut short */
+	refuses(NULL, "clone name=\xc0\xaf", "not valid UTF-8"); /* overlong '/' */
+	refuses(&create, "\xe0\x80\xaf", "not valid UTF-8"); /* overlong, three bytes */
+	refuses(&create, "\xed\xa0\x80", "not valid UTF-8"); /* a surrogate */
+	refuses(&create, "\xf4\x90\x80\x80", "not valid UTF-8"); /* past U+10FFFF */
+	refuses(&create, "\xf5\x80\x80\x80", "not valid UTF-8");
+	refuses(&create, "a\xe2\x82z", "not valid UTF-8 (byte 2 is 0xe2)");
+	refuses(&create, "{\"name\": \"\x80\"}", "not valid UTF-8");
+	is_int(dsfs_ctl_utf8_prefix("ok\xe2\x82", 4), 2, "the valid prefix stops before a cut sequence");
+	is_int(dsfs_ctl_utf8_prefix("\xf4\x8f\xbf\xbf", 4), 4, "U+10FFFF is valid");
+	is_int(dsfs_ctl_utf8_prefix("\xef\xbf\xbd", 3), 3, "U+FFFD is valid");
+	is_int(dsfs_ctl_utf8_prefix("", 0), 0, "empty is valid");
 	{
 		json_object *o = json_tokener_parse("{\"a\":{\"b\":{\"c\":1}}}");
 
