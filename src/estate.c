@@ -441,7 +441,8 @@ int dsfs_estate_readdir(struct dsfs_estate *e, const char *path, dsfs_fs_fill_fn
 	}
 }
 
-int dsfs_estate_open(struct dsfs_estate *e, const char *path, int flags, struct dsfs_ehandle **out, bool *direct_io)
+int dsfs_estate_open(struct dsfs_estate *e, const char *path, int flags, pid_t pid, struct dsfs_ehandle **out,
+		     bool *direct_io)
 {
 	struct dsfs_ehandle *h = calloc(1, sizeof(*h));
 	struct member *m = NULL;
@@ -454,7 +455,7 @@ int dsfs_estate_open(struct dsfs_estate *e, const char *path, int flags, struct 
 	switch (locate(e, path, &m, &rest)) {
 	case P_MEMBER:
 		h->fs = m->fs;
-		ret = dsfs_fs_open(m->fs, rest, flags, &h->h, direct_io);
+		ret = dsfs_fs_open(m->fs, rest, flags, pid, &h->h, direct_io);
 		break;
 	case P_STATUS:
 		ret = (flags & O_ACCMODE) != O_RDONLY ? -EACCES : (h->own = status_blob(e)) ? 0 : -ENOMEM;
@@ -495,14 +496,14 @@ int dsfs_estate_read(struct dsfs_ehandle *h, char *buf, size_t size, off_t off)
 	return (int)size;
 }
 
-int dsfs_estate_write(struct dsfs_ehandle *h, const char *buf, size_t size)
+int dsfs_estate_write(struct dsfs_ehandle *h, const char *buf, size_t size, pid_t pid)
 {
-	return h->fs ? dsfs_fs_write(h->fs, h->h, buf, size) : -EBADF;
+	return h->fs ? dsfs_fs_write(h->fs, h->h, buf, size, pid) : -EBADF;
 }
 
-int dsfs_estate_flush(struct dsfs_ehandle *h)
+int dsfs_estate_flush(struct dsfs_ehandle *h, pid_t pid, bool keeps_open)
 {
-	return h->fs ? dsfs_fs_flush(h->fs, h->h) : 0;
+	return h->fs ? dsfs_fs_flush(h->fs, h->h, pid, keeps_open) : 0;
 }
 
 void dsfs_estate_release(struct dsfs_ehandle *h)

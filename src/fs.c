@@ -4,7 +4,9 @@
  * component through the cache. A read handle keeps the bytes it opened, so
  * a reader sees one consistent version of a file; read-through files fetch
  * what was added when read past their end (tail -f). Control files take
- * one command per line and send it inside write(). .dsfs/ and tasks/latest
+ * one command per line and send it inside write(); a line is ended by its
+ * newline or by the close of the process that wrote it, never by another
+ * process closing an inherited copy. .dsfs/ and tasks/latest
  * are the mount's own state, resolved here before the cache; .dsfs/ is
  * left out of the root listing so crawlers see only the estate.
  */
@@ -54,8 +56,12 @@ struct dsfs_handle {
 	struct dsfs_loc loc;       /* direct READ, CTL and WAIT: where (references held) */
 	bool direct;
 	char *path;                /* CTL: the control file */
-	char *buf;                 /* CTL: bytes of a command not yet ended by a newline */
+	char *buf;                 /* CTL: bytes of a command not yet ended by a newline (at most DSFS_CTL_MAX) */
 	size_t len;
+	int refused;               /* CTL: -errno of a refused line whose rest, up to its newline, is discarded */
+	pid_t opener;              /* CTL: the process that opened the file */
+	pid_t writer;              /* CTL: the process that wrote the last bytes of buf */
+	bool opener_closed;        /* CTL: the opener has made its last close */
 	pthread_mutex_t lock;      /* a handle can be used by several threads (dup, fork) */
 };
 
@@ -310,6 +316,34 @@ insert:
 	pthread_mutex_unlock(&fs->lock);
 }
 
+/* s[0..len) as a JSON string, each byte that is not valid UTF-8 shown as U+FFFD: the result stays JSON. */
+static json_object *text_of(const char *s, size_t len)
+{
+	size_t ok = dsfs_ctl_utf8_prefix(s, len), o = 0;
+	json_object *j;
+	char *clean;
+
+	if (ok == len)
+		return json_object_new_string_len(s, (int)len);
+	clean = malloc(len * 3 + 1);
+	if (!clean)
+		return NULL;
+	while (len) {
+		memcpy(clean + o, s, ok);
+		o += ok;
+		if (ok == len)
+			break;
+		memcpy(clean + o, "\xef\xbf\xbd", 3);
+		o += 3;
+		s += ok + 1;
+		len -= ok + 1;
+		ok = dsfs_ctl_utf8_prefix(s, len);
+	}
+	j = json_object_new_string_len(clean, (int)o);
+	free(clean);
+	return j;
+}
+
 /* Records what a command did, as the JSON a read of its control file returns. */
 static void record(struct dsfs_fs *fs, const char *path, const char *command, size_t len,
 		   const struct dsfs_post_result *res, const char *error)
@@ -319,7 +353,7 @@ static void record(struct dsfs_fs *fs, const char *path, const char *command, si
 
 	if (!o)
 		return;
-	json_object_object_add(o, "command", json_object_new_string_len(command, (int)len));
+	json_object_object_add(o, "command", text_of(command, len));
 	if (res && res->status)
 		json_object_object_add(o, "status", json_object_new_int64(res->status));
 	if (res && res->body && *res->body) {
@@ -426,7 +460,8 @@ static struct dsfs_handle *handle_new(enum handle_type type)
 	return h;
 }
 
-int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, struct dsfs_handle **out, bool *direct_io)
+int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, struct dsfs_handle **out,
+		 bool *direct_io)
 {
 	struct dsfs_handle *h = NULL;
 	struct dsfs_loc loc = { 0 };
@@ -475,6 +510,7 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, struct dsfs_ha
 			break;
 		}
 		h->content = result_get(fs, path);
+		h->opener = pid;
 		break;
 	case DSFS_LOC_WAIT:
 		h = handle_new(H_WAIT);
@@ -669,70 +705,125 @@ static int run_command(struct dsfs_fs *fs, struct dsfs_handle *h, const char *li
 	return ret;
 }
 
-int dsfs_fs_write(struct dsfs_fs *fs, struct dsfs_handle *h, const char *buf, size_t size)
+static bool blank(const char *p, size_t n)
 {
-	char *nl, *p;
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
+			return false;
+	return true;
+}
+
+/* A line past DSFS_CTL_MAX: refused, with its first bytes recorded. Returns -EFBIG. */
+static int refuse_long(struct dsfs_fs *fs, struct dsfs_handle *h, const char *more, size_t n)
+{
+	char why[160], head[80];
+	size_t k = h->len < sizeof(head) ? h->len : sizeof(head);
+
+	memcpy(head, h->buf, k);
+	if (k < sizeof(head)) {
+		size_t m = n < sizeof(head) - k ? n : sizeof(head) - k;
+
+		memcpy(head + k, more, m);
+		k += m;
+	}
+	snprintf(why, sizeof(why), "command longer than %d bytes; nothing sent, and the rest of the line is discarded",
+		 DSFS_CTL_MAX);
+	dsfs_log(DSFS_LOG_WARN, "write %s: %s", h->path, why);
+	record(fs, h->path, head, k, NULL, why);
+	return -EFBIG;
+}
+
+/* Appends n bytes to the pending line. */
+static int append(struct dsfs_handle *h, const char *p, size_t n)
+{
+	char *b;
+
+	if (!h->buf) {
+		b = malloc(DSFS_CTL_MAX + 1); /* the bound: a line never grows past it */
+		if (!b)
+			return -ENOMEM;
+		h->buf = b;
+	}
+	memcpy(h->buf + h->len, p, n);
+	h->len += n;
+	h->buf[h->len] = '\0';
+	return 0;
+}
+
+int dsfs_fs_write(struct dsfs_fs *fs, struct dsfs_handle *h, const char *buf, size_t size, pid_t pid)
+{
+	const char *p = buf, *end = buf + size, *nl;
 	int ret = 0;
 
 	dsfs_err_clear();
 	if (h->type != H_CTL)
 		return -EBADF;
 	pthread_mutex_lock(&h->lock);
-	if (h->len + size > DSFS_CTL_MAX) {
-		char why[96];
+	if (h->refused) {
+		/* the rest of a refused line: never a command of its own */
+		nl = memchr(p, '\n', size);
+		if (!nl || nl + 1 == end) {
+			ret = h->refused; /* nothing in this write but the refused line */
+			if (nl)
+				h->refused = 0;
+			goto out;
+		}
+		h->refused = 0;
+		p = nl + 1;
+	}
+	/* Every complete line is a command; a partial one waits for more or for its writer's close. */
+	while (ret == 0 && p < end) {
+		size_t n;
 
-		snprintf(why, sizeof(why), "command longer than %d bytes; nothing sent", DSFS_CTL_MAX);
-		dsfs_log(DSFS_LOG_WARN, "write %s: %s", h->path, why);
-		record(fs, h->path, h->len ? h->buf : buf, h->len ? (h->len < 80 ? h->len : 80) : (size < 80 ? size : 80),
-		       NULL, why);
+		nl = memchr(p, '\n', (size_t)(end - p));
+		n = (size_t)((nl ? nl : end) - p);
+		ret = h->len + n > DSFS_CTL_MAX ? refuse_long(fs, h, p, n) : append(h, p, n);
+		if (ret == 0 && !nl) {
+			h->writer = pid;
+			break;
+		}
+		if (ret == 0 && !blank(h->buf, h->len))
+			ret = run_command(fs, h, h->buf, h->len);
 		h->len = 0;
-		ret = -EFBIG;
-		goto out;
+		p = nl ? nl + 1 : end;
+		/*
+		 * A failed command takes the rest of the write with it. When the
+		 * refused line, or that rest, ends without a newline, the bytes
+		 * of later writes up to one belong to it: discarded too.
+		 */
+		if (ret && (!nl || (p < end && end[-1] != '\n')))
+			h->refused = ret;
 	}
-	p = realloc(h->buf, h->len + size + 1);
-	if (!p) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	h->buf = p;
-	memcpy(h->buf + h->len, buf, size);
-	h->len += size;
-	h->buf[h->len] = '\0';
-	/* Every complete line is a command; a partial one waits for more or for close. */
-	while (ret == 0 && (nl = memchr(h->buf, '\n', h->len))) {
-		size_t n = (size_t)(nl - h->buf);
-		bool blank = true;
-
-		for (size_t i = 0; i < n; i++)
-			if (h->buf[i] != ' ' && h->buf[i] != '\t' && h->buf[i] != '\r')
-				blank = false;
-		if (!blank)
-			ret = run_command(fs, h, h->buf, n);
-		memmove(h->buf, nl + 1, h->len - n - 1);
-		h->len -= n + 1;
-	}
-	if (ret)
-		h->len = 0; /* a failed command takes the rest of the write with it */
 out:
 	pthread_mutex_unlock(&h->lock);
 	return ret ? ret : (int)size;
 }
 
-int dsfs_fs_flush(struct dsfs_fs *fs, struct dsfs_handle *h)
+int dsfs_fs_flush(struct dsfs_fs *fs, struct dsfs_handle *h, pid_t pid, bool keeps_open)
 {
 	int ret = 0;
-	bool blank = true;
 
 	if (h->type != H_CTL)
 		return 0;
 	dsfs_err_clear();
 	pthread_mutex_lock(&h->lock);
-	for (size_t i = 0; i < h->len; i++)
-		if (h->buf[i] != ' ' && h->buf[i] != '\t' && h->buf[i] != '\r')
-			blank = false;
-	if (!blank)
+	/*
+	 * Every close() flushes, the close of a copy a child inherited (a
+	 * command substitution, any program run in between) included. Only
+	 * the last close of the process that opened the file, or, once it has
+	 * gone, of the process that wrote the pending bytes, ends the line.
+	 */
+	if (keeps_open)
+		goto out;
+	if (pid == h->opener)
+		h->opener_closed = true;
+	if (pid != h->opener && !(h->opener_closed && pid == h->writer))
+		goto out;
+	h->refused = 0;
+	if (h->len && !blank(h->buf, h->len))
 		ret = run_command(fs, h, h->buf, h->len);
 	h->len = 0;
+out:
 	pthread_mutex_unlock(&h->lock);
 	return ret;
 }
@@ -741,6 +832,13 @@ void dsfs_fs_release(struct dsfs_fs *fs, struct dsfs_handle *h)
 {
 	if (!h)
 		return;
+	if (h->type == H_CTL && h->len && !blank(h->buf, h->len)) {
+		static const char why[] = "unfinished command discarded: no newline, and the process that wrote it "
+					  "did not close the file; nothing sent";
+
+		dsfs_log(DSFS_LOG_WARN, "close %s: %s ('%.*s')", h->path, why, h->len < 80 ? (int)h->len : 80, h->buf);
+		record(fs, h->path, h->buf, h->len, NULL, why);
+	}
 	dsfs_cache_put(fs->cache, &h->loc);
 	dsfs_blob_unref(h->content);
 	free(h->path);
@@ -801,6 +899,37 @@ static char *split_parent(const char *path, const char **name)
 	return parent;
 }
 
+/*
+ * mkdir creates a resource and then must find it under the name it was
+ * given. A name the tree would show otherwise (escaped: '%', control
+ * characters, "." and "..") or that the API cannot carry (not UTF-8) is
+ * refused before anything is sent, rather than created and reported as
+ * missing. Returns 0 or -EINVAL.
+ */
+static int mkdir_name_ok(const char *parent, const char *name)
+{
+	size_t len = strlen(name);
+	char *entry;
+	int ret = 0;
+
+	if (dsfs_ctl_utf8_prefix(name, len) < len) {
+		dsfs_log(DSFS_LOG_WARN, "mkdir in %s: refused: the name is not valid UTF-8; nothing sent", parent);
+		return -EINVAL;
+	}
+	entry = dsfs_names_entry(name, NULL);
+	if (!entry)
+		return -ENOMEM;
+	if (strcmp(entry, name)) {
+		/* the log gets the escaped form: the raw name may hold a newline */
+		dsfs_log(DSFS_LOG_WARN, "mkdir %s/%s: refused: the tree would show the new entry as '%s', not under the "
+			 "name given, so mkdir could not find what it made; nothing sent (to create it anyway: "
+			 "echo 'NAME' > new)", parent, entry, entry);
+		ret = -EINVAL;
+	}
+	free(entry);
+	return ret;
+}
+
 int dsfs_fs_mkdir(struct dsfs_fs *fs, const char *path)
 {
 	const struct dsfs_action *create, *actions;
@@ -815,6 +944,11 @@ int dsfs_fs_mkdir(struct dsfs_fs *fs, const char *path)
 	dsfs_err_clear();
 	if (!parent)
 		return -ENOMEM;
+	ret = mkdir_name_ok(parent, name);
+	if (ret) {
+		free(parent);
+		return ret;
+	}
 	/* as `echo name=NAME > new`, with the name taken literally */
 	ret = resolve(fs, parent, &dir);
 	if (ret == 0) {

@@ -51,8 +51,11 @@ int dsfs_fs_readdir(struct dsfs_fs *fs, const char *path, dsfs_fs_fill_fn fill, 
  * Opens a file. Only control files open for writing. *direct_io is set when
  * reads must bypass the kernel's page cache (content that changes, or a
  * size the kernel may have cached wrongly). Freed by dsfs_fs_release.
+ * pid is the opening process (0 when unknown: then every close counts as
+ * its close).
  */
-int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, struct dsfs_handle **h, bool *direct_io);
+int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, struct dsfs_handle **h,
+		 bool *direct_io);
 
 /*
  * Reads from an open handle; returns the byte count (0 at the end). A
@@ -62,15 +65,23 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, struct dsfs_ha
 int dsfs_fs_read(struct dsfs_fs *fs, struct dsfs_handle *h, char *buf, size_t size, off_t off);
 
 /*
- * Writes to a control file: every complete line is a command, sent before
- * write returns. Returns size, or a negative errno (EINVAL for a malformed
- * command, which sends nothing; EFBIG past DSFS_CTL_MAX; the request's errno).
+ * Writes to a control file, for process pid: every complete line is a
+ * command, sent before write returns. Returns size, or a negative errno
+ * (EINVAL for a malformed command, which sends nothing; EFBIG for a line
+ * past DSFS_CTL_MAX; the request's errno). A refused line's rest, up to
+ * its newline, is discarded; a write holding nothing else fails the same.
  */
-int dsfs_fs_write(struct dsfs_fs *fs, struct dsfs_handle *h, const char *buf, size_t size);
+int dsfs_fs_write(struct dsfs_fs *fs, struct dsfs_handle *h, const char *buf, size_t size, pid_t pid);
 
-/* At close: sends a last command that had no newline. Idempotent. */
-int dsfs_fs_flush(struct dsfs_fs *fs, struct dsfs_handle *h);
+/*
+ * A close() by process pid; keeps_open when that process still holds
+ * another descriptor of the file. Sends a last command that had no newline
+ * only at the last close of the opener (or, once it has closed, of the
+ * process that wrote it); any other close leaves it pending.
+ */
+int dsfs_fs_flush(struct dsfs_fs *fs, struct dsfs_handle *h, pid_t pid, bool keeps_open);
 
+/* Frees a handle; a command still without its newline is discarded, logged and recorded, never sent. */
 void dsfs_fs_release(struct dsfs_fs *fs, struct dsfs_handle *h);
 
 int dsfs_fs_readlink(struct dsfs_fs *fs, const char *path, char *buf, size_t size);

@@ -8,19 +8,23 @@
 #define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
 #include "fuse_ops.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse.h>
 #include <fuse_lowlevel.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "log.h"
 
 static double kernel_ttl;
+static char mount_dir[PATH_MAX]; /* the mountpoint, absolute; "" for "/" */
 
 static struct dsfs_estate *fs_of(void)
 {
@@ -30,6 +34,66 @@ static struct dsfs_estate *fs_of(void)
 static struct dsfs_ehandle *handle_of(const struct fuse_file_info *fi)
 {
 	return (struct dsfs_ehandle *)(uintptr_t)fi->fh;
+}
+
+/*
+ * The process the calling thread belongs to: the kernel names the thread,
+ * and the threads of one program are one writer. 0 when unknown (another
+ * pid namespace).
+ */
+static pid_t caller_pid(void)
+{
+	pid_t tid = fuse_get_context()->pid, tgid = tid;
+	char path[64], line[128];
+	FILE *f;
+
+	if (tid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return tid;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Tgid: %d", &tgid) == 1)
+			break;
+	fclose(f);
+	return tgid;
+}
+
+/*
+ * At a FLUSH: whether the closing process still holds another descriptor
+ * of the file at path (a dup, or the copy a shell saved around a
+ * redirection), so this close is not its last. The descriptor being closed
+ * is already gone from /proc/<pid>/fd. False when that cannot be read.
+ */
+static bool caller_keeps_open(const char *path)
+{
+	pid_t tid = fuse_get_context()->pid;
+	char dir[64], link[320], want[PATH_MAX], got[PATH_MAX];
+	bool found = false;
+	struct dirent *d;
+	DIR *fds;
+
+	if (tid <= 0 || (size_t)snprintf(want, sizeof(want), "%s%s", mount_dir, path) >= sizeof(want))
+		return false;
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)tid);
+	fds = opendir(dir);
+	if (!fds)
+		return false;
+	while (!found && (d = readdir(fds))) {
+		ssize_t n;
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(link, sizeof(link), "%s/%s", dir, d->d_name);
+		n = readlink(link, got, sizeof(got) - 1);
+		if (n > 0) {
+			got[n] = '\0';
+			found = !strcmp(got, want);
+		}
+	}
+	closedir(fds);
+	return found;
 }
 
 static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
@@ -83,7 +147,8 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 {
 	struct dsfs_ehandle *h;
 	bool direct;
-	int ret = dsfs_estate_open(fs_of(), path, fi->flags, &h, &direct);
+	bool writing = (fi->flags & O_ACCMODE) != O_RDONLY;
+	int ret = dsfs_estate_open(fs_of(), path, fi->flags, writing ? caller_pid() : 0, &h, &direct);
 
 	if (ret)
 		return ret;
@@ -91,7 +156,7 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 	fi->direct_io = direct;
 	fi->keep_cache = 0;
 	/* a reader's close has nothing to send: spare the kernel the FLUSH round trip */
-	fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY;
+	fi->noflush = !writing;
 	return 0;
 }
 
@@ -105,13 +170,12 @@ static int op_write(const char *path, const char *buf, size_t size, off_t off, s
 {
 	(void)path;
 	(void)off; /* commands are appended: `>` and `>>` both work */
-	return dsfs_estate_write(handle_of(fi), buf, size);
+	return dsfs_estate_write(handle_of(fi), buf, size, caller_pid());
 }
 
 static int op_flush(const char *path, struct fuse_file_info *fi)
 {
-	(void)path;
-	return dsfs_estate_flush(handle_of(fi));
+	return dsfs_estate_flush(handle_of(fi), caller_pid(), path && caller_keeps_open(path));
 }
 
 static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
@@ -214,6 +278,8 @@ int dsfs_fuse_run(struct dsfs_estate *fs, struct fuse_args *args, const struct d
 	int ret = 1;
 
 	kernel_ttl = mo->cache_ttl;
+	if (!realpath(mo->mountpoint, mount_dir) || !strcmp(mount_dir, "/"))
+		mount_dir[0] = '\0';
 	f = fuse_new(args, &ops, sizeof(ops), fs);
 	if (!f)
 		return 1; /* libfuse printed why */
