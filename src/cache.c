@@ -21,6 +21,7 @@
 #include "errmap.h"
 #include "log.h"
 #include "names.h"
+#include "pages.h"
 #include "render.h"
 
 #define BYID_DIR ".by-id"
@@ -406,8 +407,8 @@ static int protocol_error(const char *path, const char *what)
 	return -EIO;
 }
 
-/* GETs path and parses the answer as JSON. */
-static int get_json(struct dsfs_cache *c, const char *path, bool anonymous, json_object **out)
+/* GETs path and parses the answer as JSON; *len (when not NULL) gets the answer's size. */
+static int get_json(struct dsfs_cache *c, const char *path, bool anonymous, json_object **out, size_t *len)
 {
 	struct dsfs_request req = { .method = "GET", .path = path };
 	struct dsfs_response resp = { 0 };
@@ -416,6 +417,8 @@ static int get_json(struct dsfs_cache *c, const char *path, bool anonymous, json
 
 	*out = NULL;
 	ret = dsfs_session_call(c->session, &req, &resp, anonymous);
+	if (len)
+		*len = resp.len;
 	if (ret == 0) {
 		*out = json_tokener_parse_verbose(resp.body ? resp.body : "", &jerr);
 		if (!*out) {
@@ -458,26 +461,31 @@ typedef int (*page_fn)(void *ctx, json_object *array);
 /*
  * Asks for every page of a list. A page shorter than the largest page the
  * server has ever answered proves the end (the server's cap is then known
- * to be larger), as does an empty page.
+ * to be larger), as does an empty page. Items are identified by id_field
+ * (NULL: by their text); a guard ends the listing with EIO when the server
+ * is not paging or the list outgrows the memory bound (src/pages.h).
  */
-static int each_page(struct dsfs_cache *c, const char *url, const char *key, bool anonymous,
-		     page_fn fn, void *ctx)
+static int each_page(struct dsfs_cache *c, const char *url, const char *key, const char *id_field,
+		     bool anonymous, page_fn fn, void *ctx)
 {
 	const struct dsfs_paging *pg = &c->dialect->paging;
+	struct dsfs_pages *guard = dsfs_pages_new(c->o.max_bytes, id_field);
 	unsigned long start = 0, cap;
 	long total = -1;
-	char *path;
+	char *path = malloc(strlen(url) + 96);
 	int ret = 0;
 
-	path = malloc(strlen(url) + 96);
-	if (!path)
-		return -ENOMEM;
+	if (!path || !guard) {
+		ret = -ENOMEM;
+		goto out;
+	}
 	for (;;) {
 		json_object *o, *arr;
-		size_t n;
+		char why[160];
+		size_t n, len;
 
 		sprintf(path, "%s?%s=%u&%s=%lu", url, pg->limit_param, c->o.page_size, pg->start_param, start);
-		ret = get_json(c, path, anonymous, &o);
+		ret = get_json(c, path, anonymous, &o, &len);
 		if (ret)
 			break;
 		if (!json_object_object_get_ex(o, key, &arr) || !json_object_is_type(arr, json_type_array)) {
@@ -495,7 +503,12 @@ static int each_page(struct dsfs_cache *c, const char *url, const char *key, boo
 			if (json_object_object_get_ex(o, pg->total_field, &t) && json_object_is_type(t, json_type_int))
 				total = (long)json_object_get_int64(t);
 		}
-		ret = fn(ctx, arr);
+		/* what the listing costs once cached: the answer, and each node's overhead */
+		ret = dsfs_pages_add(guard, arr, len + n * NODE_OVERHEAD, total, why, sizeof(why));
+		if (ret == -EIO)
+			protocol_error(path, why);
+		if (ret == 0)
+			ret = fn(ctx, arr);
 		json_object_put(o);
 		if (ret)
 			break;
@@ -510,6 +523,8 @@ static int each_page(struct dsfs_cache *c, const char *url, const char *key, boo
 		if (total < 0 && n < cap)
 			break;
 	}
+out:
+	dsfs_pages_free(guard);
 	free(path);
 	return ret;
 }
@@ -851,7 +866,7 @@ static int ensure_listing(struct dsfs_cache *c, struct dsfs_node *coll, bool wan
 		}
 		col.kind = k;
 		col.url = urls[i];
-		ret = each_page(c, urls[i], k->list_key, false, collect_page, &col);
+		ret = each_page(c, urls[i], k->list_key, k->id_field, false, collect_page, &col);
 	}
 	if (ret == 0)
 		col.n = unique_ids(col.items, col.n, coll->url);
@@ -946,7 +961,7 @@ static int fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 		if (f->list_key) {
 			struct merge m = { .all = json_object_new_array() };
 
-			ret = m.all ? each_page(c, url, f->list_key, anonymous, merge_page, &m) : -ENOMEM;
+			ret = m.all ? each_page(c, url, f->list_key, NULL, anonymous, merge_page, &m) : -ENOMEM;
 			o = json_object_new_object();
 			if (ret == 0 && (!o || json_object_object_add(o, f->list_key, m.all)))
 				ret = -ENOMEM;
@@ -962,7 +977,7 @@ static int fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 				ret = -ENOMEM;
 			dsfs_response_clear(&resp);
 		} else {
-			ret = get_json(c, url, anonymous, &o);
+			ret = get_json(c, url, anonymous, &o, NULL);
 			if (ret == 0 && !f->subpath && !json_object_is_type(o, json_type_object))
 				ret = protocol_error(url, "answer is not a JSON object");
 		}
@@ -1290,7 +1305,31 @@ static struct dsfs_node *child_collection(struct dsfs_cache *c, struct dsfs_node
 	return coll;
 }
 
-/* Finds a listed resource by entry name (or, in .by-id, by escaped id), listing if needed. */
+/*
+ * The resource whose .by-id entry is name: exactly what readdir lists.
+ * A shortened entry (over DSFS_NAMES_MAX escaped) is found by comparing.
+ */
+static struct dsfs_node *find_by_id_entry(struct dsfs_node *coll, const char *name, const char *id)
+{
+	struct dsfs_node *r = strstr(name, "%~") ? NULL : find_by_id(coll, id);
+	char *e;
+
+	for (size_t i = 0; !r && strstr(name, "%~") && i < coll->nitems; i++) {
+		e = dsfs_names_by_id(coll->by_id[i]->id);
+		if (e && !strcmp(e, name))
+			r = coll->by_id[i];
+		free(e);
+	}
+	if (!r)
+		return NULL;
+	e = dsfs_names_by_id(r->id);
+	if (!e || strcmp(e, name))
+		r = NULL; /* "%2e" or an empty id: not an entry readdir shows */
+	free(e);
+	return r;
+}
+
+/* Finds a listed resource by entry name (or, in .by-id, by its .by-id entry), listing if needed. */
 static int find_listed(struct dsfs_cache *c, struct dsfs_node *coll, const char *name, bool by_id,
 		       struct dsfs_node **out)
 {
@@ -1301,7 +1340,7 @@ static int find_listed(struct dsfs_cache *c, struct dsfs_node *coll, const char 
 		return -ENOMEM;
 	for (pass = 0; pass < 2; pass++) {
 		if (coll->listed) {
-			*out = by_id ? find_by_id(coll, id) : find_by_entry(coll, name);
+			*out = by_id ? find_by_id_entry(coll, name, id) : find_by_entry(coll, name);
 			if (*out) {
 				c->hits++;
 				lru_touch(c, coll); /* a listing walked through is in use: evict others first */
@@ -1523,14 +1562,15 @@ int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fi
 	case DSFS_LOC_BYID:
 		ret = ensure_listing(c, n, true);
 		for (i = 0; i < n->nitems && !ret; i++) {
-			char *e = dsfs_names_entry(n->by_id[i]->id, n->by_id[i]->id);
+			char *e = dsfs_names_by_id(n->by_id[i]->id);
 
 			if (!e) {
 				ret = -ENOMEM;
 				break;
 			}
 			link_attr(n, n->by_id[i], &a);
-			ret = fill(ctx, e, &a, true);
+			if (*e) /* an empty id has no entry */
+				ret = fill(ctx, e, &a, true);
 			free(e);
 		}
 		break;

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * Entry-name escaping, collision resolution among siblings, and URL segment
- * encoding. This is the only place that decides what a name looks like in
- * the tree, so the rule documented in docs/tree.md lives here.
+ * Entry-name escaping, collision resolution among siblings, shortening to
+ * NAME_MAX, and URL segment encoding. This is the only place that decides
+ * what a name looks like in the tree, so the rule documented in
+ * docs/tree.md lives here.
  */
 #include "names.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +40,81 @@ static char *escape(const char *s, const char *also)
 		}
 	}
 	out[o] = '\0';
+	return out;
+}
+
+/* Escaped ids longer than this are represented by a hash in suffixes (rule 5 of docs/tree.md). */
+#define ID_TAG_MAX 128
+
+/* The suffix that names resource id after an '@': its escaped id, or "%~" and a hash of it. */
+static char *id_tag(const char *id)
+{
+	char *t = escape(id, "@");
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	if (!t || strlen(t) <= ID_TAG_MAX)
+		return t;
+	/* "%~" never comes out of escape(), so a hashed tag is never an escaped id */
+	for (const char *p = id; *p; p++) {
+		h ^= (unsigned char)*p;
+		h *= 0x100000001b3ull;
+	}
+	snprintf(t, strlen(t) + 1, "%%~%016" PRIx64, h);
+	return t;
+}
+
+/* Bytes of s up to at most max that end on a character: never inside a %XX or a UTF-8 sequence. */
+static size_t cut(const char *s, size_t max)
+{
+	size_t i = 0, keep = 0;
+
+	while (s[i]) {
+		unsigned char c = (unsigned char)s[i];
+		size_t w = 1;
+
+		if (c == '%' && s[i + 1] && s[i + 2])
+			w = 3;
+		else if (c >= 0xc0)
+			for (w = 1; w < 4 && ((unsigned char)s[i + w] & 0xc0) == 0x80; w++)
+				;
+		if (i + w > max)
+			break;
+		i += w;
+		keep = i;
+	}
+	return keep;
+}
+
+/* "<entry>@<suffix>", the entry cut so that the whole fits DSFS_NAMES_MAX. */
+static char *with_suffix(const char *entry, const char *suffix)
+{
+	size_t b = strlen(suffix), a = strlen(entry);
+	char *s;
+
+	if (a + 1 + b > DSFS_NAMES_MAX)
+		a = cut(entry, DSFS_NAMES_MAX - 1 - b);
+	s = malloc(a + b + 2);
+	if (!s)
+		return NULL;
+	memcpy(s, entry, a);
+	s[a] = '@';
+	memcpy(s + a + 1, suffix, b + 1);
+	return s;
+}
+
+char *dsfs_names_by_id(const char *id)
+{
+	char *e, *tag, *out;
+
+	if (!*id)
+		return strdup("");
+	e = escape(id, NULL);
+	if (!e || strlen(e) <= DSFS_NAMES_MAX)
+		return e;
+	tag = id_tag(id);
+	out = tag ? with_suffix(e, tag) : NULL;
+	free(tag);
+	free(e);
 	return out;
 }
 
@@ -97,19 +174,6 @@ static bool is_reserved(const char *e, const char *const *reserved)
 	return false;
 }
 
-static char *with_suffix(const char *entry, const char *suffix)
-{
-	size_t a = strlen(entry), b = strlen(suffix);
-	char *s = malloc(a + b + 2);
-
-	if (!s)
-		return NULL;
-	memcpy(s, entry, a);
-	s[a] = '@';
-	memcpy(s + a + 1, suffix, b + 1);
-	return s;
-}
-
 /* Replaces entries[i] by entries[i]@suffix. */
 static int suffix_entry(char **entries, size_t i, const char *suffix)
 {
@@ -138,8 +202,8 @@ int dsfs_names_dedupe(char **entries, char *const *ids, size_t n, const char *co
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		if (is_reserved(entries[i], reserved)) {
-			char *id = escape(ids[i], "@");
+		if (is_reserved(entries[i], reserved) || strlen(entries[i]) > DSFS_NAMES_MAX) {
+			char *id = id_tag(ids[i]);
 
 			if (!id || suffix_entry(entries, i, id)) {
 				free(id);
@@ -183,7 +247,7 @@ int dsfs_names_dedupe(char **entries, char *const *ids, size_t n, const char *co
 					snprintf(num, sizeof(num), "%zu", k - i + 1);
 					id = strdup(num);
 				} else {
-					id = escape(ids[idx], "@");
+					id = id_tag(ids[idx]);
 				}
 				if (!id || suffix_entry(entries, idx, id)) {
 					free(id);

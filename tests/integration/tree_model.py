@@ -5,11 +5,13 @@ client following CONTRACT.md would and returns, for every file of the tree,
 the JSON value it must hold, and for every directory its entry names.
 """
 
+import re
 from urllib.parse import quote
 
 from conftest import entry_name, list_all
 
 RESERVED = {".by-id", "new"}
+NAME_MAX = 255
 
 
 def seg(ident):
@@ -22,13 +24,49 @@ def esc_id(ident):
     return entry_name(ident, ident).replace("@", "%40")
 
 
+def nbytes(s):
+    return len(s.encode("utf-8", "surrogateescape"))
+
+
+def id_tag(ident):
+    """What follows the '@' of a suffixed entry: the escaped id, or a hash of a long one."""
+    tag = esc_id(ident)
+    if nbytes(tag) <= 128:
+        return tag
+    h = 0xcbf29ce484222325
+    for b in ident.encode("utf-8", "surrogateescape"):
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return "%%~%016x" % h
+
+
+def suffixed_entry(entry, tag):
+    """'<entry>@<tag>', the entry cut at a character (never in a %XX) to fit NAME_MAX."""
+    if nbytes(entry) + 1 + nbytes(tag) > NAME_MAX:
+        room, out = NAME_MAX - 1 - nbytes(tag), ""
+        for unit in re.findall(r"%..|.", entry, re.S):
+            if nbytes(out + unit) > room:
+                break
+            out += unit
+        entry = out
+    return entry + "@" + tag
+
+
+def by_id_entry(ident):
+    """The .by-id entry of an id (None: an empty id has none)."""
+    if ident == "":
+        return None
+    e = entry_name(ident, ident)
+    return e if nbytes(e) <= NAME_MAX else suffixed_entry(e, id_tag(ident))
+
+
 def assign_entries(objs):
-    """Entry name for each object: escaped name, '<name>@<id>' on collisions."""
+    """Entry name for each object: escaped name, '<name>@<id>' on collisions or when too long."""
     entries = [entry_name(o.get("name") if isinstance(o.get("name"), str) else "", o["id"]) for o in objs]
+    entries = [e if e or o["id"] else "%25" for e, o in zip(entries, objs)]
     suffixed = [False] * len(objs)
     for i, e in enumerate(entries):
-        if e in RESERVED:
-            entries[i] = e + "@" + esc_id(objs[i]["id"])
+        if e in RESERVED or nbytes(e) > NAME_MAX:
+            entries[i] = suffixed_entry(e, id_tag(objs[i]["id"]))
             suffixed[i] = True
     for _ in range(4):
         groups = {}
@@ -40,7 +78,7 @@ def assign_entries(objs):
                 continue
             plain = [i for i in idx if not suffixed[i]]
             for i in plain:
-                entries[i] = e + "@" + esc_id(objs[i]["id"])
+                entries[i] = suffixed_entry(e, id_tag(objs[i]["id"]))
                 suffixed[i] = True
                 changed = True
         if not changed:
@@ -95,7 +133,7 @@ def expected_tree(client, with_extra=True):
         if kind_dir in NEW_KINDS:
             dirs[rel].add("new")
             others.append(rel + "/new")
-        dirs[rel + "/.by-id"] = {entry_name(o["id"], o["id"]) for o in objs}
+        dirs[rel + "/.by-id"] = {by_id_entry(o["id"]) for o in objs} - {None}
         for obj, entry in zip(objs, entries):
             rrel = rel + "/" + entry
             rurl = url + "/" + seg(obj["id"])

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-/* Unit tests for src/names.c: entry escaping, collisions, URL segments. */
+/* Unit tests for src/names.c: entry escaping, collisions, shortening, URL segments. */
 #include <stdlib.h>
 
 #include "names.h"
@@ -68,6 +68,82 @@ static void dedupe_same_ids(void)
 		free(e[i]);
 }
 
+/* True when e fits NAME_MAX and its part before the last '@' ends on a character, not inside a %XX or UTF-8. */
+static int fits(const char *e)
+{
+	const char *at = strrchr(e, '@');
+	size_t len = at ? (size_t)(at - e) : strlen(e), i = 0;
+
+	while (i < len) {
+		unsigned char c = (unsigned char)e[i];
+
+		i += c == '%' ? 3 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+	}
+	return i == len && strlen(e) <= DSFS_NAMES_MAX;
+}
+
+static void long_names(void)
+{
+	char *big = malloc(5001), *longid = malloc(301), *utf = malloc(401);
+	char *ids[4] = { "snap-1", "snap-2", NULL, "u" }, *e[4], *b;
+	size_t i;
+
+	memset(big, '%', 5000);
+	big[5000] = '\0';
+	memset(longid, 'x', 300);
+	longid[300] = '\0';
+	for (i = 0; i < 200; i++)
+		memcpy(utf + 2 * i, "\xc3\xa9", 2); /* é */
+	utf[400] = '\0';
+	ids[2] = longid;
+	e[0] = dsfs_names_entry(big, ids[0]);
+	e[1] = dsfs_names_entry(big, ids[1]);
+	e[2] = dsfs_names_entry("x", ids[2]);
+	e[3] = dsfs_names_entry(utf, ids[3]);
+	is_int(strlen(e[0]), 15000, "5000 '%' escape to 15000 bytes");
+	is_int(dsfs_names_dedupe(e, ids, 4, NULL), 0, "dedupe of long names succeeds");
+	ok(fits(e[0]) && !strncmp(e[0], "%25%25", 6) && strstr(e[0], "@snap-1") == e[0] + strlen(e[0]) - 7,
+	   "a long name becomes a prefix and its id (%zu bytes)", strlen(e[0]));
+	is_int(strlen(e[0]), 246 + 7, "the prefix is cut at a %%XX, as long as fits");
+	ok(strcmp(e[0], e[1]), "two long names sharing a prefix stay unique");
+	is_str(e[2], "x", "a short name with a long id stays");
+	ok(fits(e[3]) && !strcmp(e[3] + strlen(e[3]) - 2, "@u"), "a long UTF-8 name is cut at a character");
+	for (i = 0; i < 4; i++)
+		free(e[i]);
+
+	/* a collision whose suffix would make the entry too long: name cut, id kept */
+	memset(utf, 'n', 250);
+	utf[250] = '\0';
+	e[0] = dsfs_names_entry(utf, "id-1");
+	e[1] = dsfs_names_entry(utf, "id-2");
+	is_int(dsfs_names_dedupe(e, (char *[]){ "id-1", "id-2" }, 2, NULL), 0, "dedupe succeeds");
+	ok(fits(e[0]) && fits(e[1]) && strcmp(e[0], e[1]) && strstr(e[1], "@id-2"),
+	   "colliding long names fit and keep their ids (%s)", e[1]);
+	free(e[0]);
+	free(e[1]);
+
+	/* a long id in a suffix is a hash */
+	e[0] = dsfs_names_entry("dup", longid);
+	longid[0] = 'y';
+	e[1] = dsfs_names_entry("dup", longid);
+	is_int(dsfs_names_dedupe(e, (char *[]){ "x", longid }, 2, NULL), 0, "dedupe succeeds");
+	ok(!strncmp(e[1], "dup@%~", 6) && strlen(e[1]) == 6 + 16,
+	   "a long id is named by a hash (%s)", e[1]);
+	free(e[0]);
+	free(e[1]);
+
+	is_str((b = dsfs_names_by_id("a/b")), "a%2Fb", ".by-id entry of a/b");
+	free(b);
+	is_str((b = dsfs_names_by_id("")), "", "an empty id has no .by-id entry");
+	free(b);
+	b = dsfs_names_by_id(big);
+	ok(b && strlen(b) <= DSFS_NAMES_MAX && strstr(b, "@%~"), "a long id's .by-id entry fits (%zu bytes)", strlen(b));
+	free(b);
+	free(big);
+	free(longid);
+	free(utf);
+}
+
 int main(void)
 {
 	entry("vol1", "v1", "vol1");
@@ -94,5 +170,6 @@ int main(void)
 
 	dedupe();
 	dedupe_same_ids();
+	long_names();
 	return done_testing();
 }
