@@ -18,11 +18,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctl.h"
 #include "errmap.h"
 #include "log.h"
 #include "names.h"
+#include "waiters.h"
 
 #define DSFS_DIR "/.dsfs"
 #define DSFS_STATS DSFS_DIR "/stats"
@@ -530,6 +532,27 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, str
 }
 
 /* Waits for the task of handle h, once; the outcome is its content. */
+/*
+ * Waits for the task at url within the waiting bounds: a reader past its
+ * user's or the mount's bound gets EAGAIN rather than a worker thread.
+ */
+static uid_t caller(struct dsfs_fs *fs)
+{
+	return fs->o.caller_uid ? fs->o.caller_uid() : getuid();
+}
+
+static int bounded_wait(struct dsfs_fs *fs, const char *url, char **state)
+{
+	uid_t uid = caller(fs);
+	int ret = dsfs_waiters_enter(fs->o.waiters, uid);
+
+	if (ret)
+		return ret;
+	ret = dsfs_tasks_wait(fs->tasks, url, fs->o.wait_timeout, fs->o.interrupted, state);
+	dsfs_waiters_leave(fs->o.waiters, uid);
+	return ret;
+}
+
 static int wait_task(struct dsfs_fs *fs, struct dsfs_handle *h)
 {
 	char *url = dsfs_cache_resource_url(fs->cache, &h->loc), *state = NULL, line[64];
@@ -537,7 +560,7 @@ static int wait_task(struct dsfs_fs *fs, struct dsfs_handle *h)
 
 	if (!url)
 		return -ENOMEM;
-	ret = dsfs_tasks_wait(fs->tasks, url, fs->o.wait_timeout, fs->o.interrupted, &state);
+	ret = bounded_wait(fs, url, &state);
 	if (ret == 0 || ret == -EIO)
 		dsfs_cache_invalidate(fs->cache); /* the task's effect is visible now */
 	if (ret == 0) {
@@ -994,7 +1017,8 @@ int dsfs_fs_rmdir(struct dsfs_fs *fs, const char *path)
 		} else if (!fs->o.allow_delete) {
 			dsfs_log(DSFS_LOG_WARN, "rmdir %s: refused: deleting needs the mount option allow_delete", path);
 			ret = -EPERM;
-		} else {
+		} else if ((ret = dsfs_waiters_enter(fs->o.waiters, caller(fs))) == 0) {
+			/* the waiting place is taken first: a refusal must come before the DELETE */
 			char *task = NULL;
 
 			ret = dsfs_cache_delete(fs->cache, &loc, &task);
@@ -1011,6 +1035,7 @@ int dsfs_fs_rmdir(struct dsfs_fs *fs, const char *path)
 			if (ret == 0)
 				dsfs_log(DSFS_LOG_INFO, "rmdir %s: deleted %s", path, id);
 			free(task);
+			dsfs_waiters_leave(fs->o.waiters, caller(fs));
 		}
 		free(id);
 	}

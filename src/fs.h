@@ -30,7 +30,9 @@ struct dsfs_fs_opts {
 	bool allow_delete;     /* rmdir deletes snapshots and volumes */
 	bool allow_other_actions; /* control files and creatable directories writable by all */
 	const char *tasks_dir; /* the dialect's tasks collection ("tasks") */
-	bool (*interrupted)(void); /* true when the calling operation was interrupted */
+	bool (*interrupted)(void); /* true when the calling operation was interrupted or the mount ends */
+	uid_t (*caller_uid)(void); /* the user of the calling operation */
+	struct dsfs_waiters *waiters; /* bounds on waiting readers, shared by the estate (borrowed) */
 };
 
 /* A file system over the given parts (all borrowed). NULL on ENOMEM. */

@@ -202,7 +202,17 @@ static int op_unlink(const char *path)
 
 bool dsfs_fuse_interrupted(void)
 {
-	return fuse_interrupted() != 0;
+	struct fuse_context *ctx = fuse_get_context();
+
+	/* an interrupted reader, or the mount ending (unmount, SIGTERM): libfuse joins its workers */
+	return fuse_interrupted() || (ctx && ctx->fuse && fuse_session_exited(fuse_get_session(ctx->fuse)));
+}
+
+uid_t dsfs_fuse_caller_uid(void)
+{
+	struct fuse_context *ctx = fuse_get_context();
+
+	return ctx ? ctx->uid : getuid();
 }
 
 static int op_release(const char *path, struct fuse_file_info *fi)
@@ -297,7 +307,7 @@ int dsfs_fuse_run(struct dsfs_estate *fs, struct fuse_args *args, const struct d
 		lc = fuse_loop_cfg_create();
 		if (!lc)
 			goto out_signals;
-		fuse_loop_cfg_set_max_threads(lc, 64);
+		fuse_loop_cfg_set_max_threads(lc, DSFS_FUSE_MAX_THREADS);
 		fuse_loop_cfg_set_idle_threads(lc, 10);
 		ret = fuse_loop_mt(f, lc) < 0;
 		fuse_loop_cfg_destroy(lc);

@@ -29,8 +29,23 @@ int dsfs_fuse_run(struct dsfs_estate *estate, struct fuse_args *args, const stru
 /* Prints libfuse's own option help (after dsfs's). */
 void dsfs_fuse_print_help(struct fuse_args *args);
 
-/* True when the FUSE request the calling thread serves was interrupted (Ctrl-C). */
+/*
+ * Worker threads serving requests at most. Readers that wait for the server
+ * may hold DSFS_FUSE_MAX_WAITERS of them, DSFS_FUSE_MAX_WAITERS_PER_USER of
+ * those one user's (waiters.h): the rest always serve everyone else.
+ */
+#define DSFS_FUSE_MAX_THREADS 256
+#define DSFS_FUSE_MAX_WAITERS (DSFS_FUSE_MAX_THREADS - 64)
+#define DSFS_FUSE_MAX_WAITERS_PER_USER 32
+
+/*
+ * True when the FUSE request the calling thread serves was interrupted
+ * (Ctrl-C, or the reader killed), or when the mount is ending.
+ */
 bool dsfs_fuse_interrupted(void);
+
+/* The uid of the process whose request the calling thread serves. */
+uid_t dsfs_fuse_caller_uid(void);
 
 /* libfuse's version string. */
 const char *dsfs_fuse_version(void);

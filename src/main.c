@@ -32,6 +32,7 @@
 #include "session.h"
 #include "tasks.h"
 #include "tls.h"
+#include "waiters.h"
 
 static void usage(const char *prog)
 {
@@ -87,6 +88,9 @@ static void usage(const char *prog)
 	       "Unmount with: fusermount3 -u MOUNTPOINT\n",
 	       prog, prog);
 }
+
+/* Bounds on readers waiting for the server, shared by every member: they share the threads. */
+static struct dsfs_waiters *waiters;
 
 /* Everything one member of the mount needs, built by start_member. */
 struct member {
@@ -151,7 +155,8 @@ static int start_member(const struct dsfs_options *o, const struct dsfs_options 
 		.uid = getuid(), .gid = getgid(), .mounted = time(NULL), .ttl = o->cache_ttl,
 		.wait_timeout = o->wait_timeout, .allow_delete = o->allow_delete,
 		.allow_other_actions = o->allow_other_actions, .tasks_dir = dialect->tasks_dir,
-		.interrupted = dsfs_fuse_interrupted }) : NULL;
+		.interrupted = dsfs_fuse_interrupted, .caller_uid = dsfs_fuse_caller_uid,
+		.waiters = waiters }) : NULL;
 	if (!m->fs) {
 		snprintf(why, whylen, "out of memory");
 		stop_member(m);
@@ -334,8 +339,9 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	members = calloc(o.estate ? nconfs : 1, sizeof(*members));
+	waiters = dsfs_waiters_new(DSFS_FUSE_MAX_WAITERS, DSFS_FUSE_MAX_WAITERS_PER_USER);
 	estate = dsfs_estate_new(o.estate != NULL, time(NULL), getuid(), getgid());
-	if (!members || !estate) {
+	if (!members || !estate || !waiters) {
 		fprintf(stderr, "dsfs: out of memory\n");
 		goto out_members;
 	}
@@ -438,6 +444,7 @@ out_members:
 	for (size_t i = nmembers; members && i-- > 0;)
 		stop_member(&members[i]); /* last first: a shared connection pool outlives its borrowers */
 	free(members);
+	dsfs_waiters_free(waiters);
 	dsfs_estate_conf_free(confs, nconfs);
 	dsfs_http_global_cleanup();
 out:
