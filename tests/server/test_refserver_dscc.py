@@ -212,10 +212,10 @@ def test_bad_dscc_command_lines_fail(tmp_path):
 
 def test_every_route_is_a_spec_operation():
     sys.path.insert(0, oc.HERE)
-    import refserver
+    import dialect_dscc
     spec = oc.load_spec()
-    for template, handlers in refserver.DSCC_ROUTES:
-        if template == refserver.DSCC_TOKEN_PATH:
+    for template, handlers in dialect_dscc.DSCC_ROUTES:
+        if template == dialect_dscc.DSCC_TOKEN_PATH:
             continue
         assert template in spec["paths"], template
         for method in handlers:
@@ -381,8 +381,8 @@ def test_every_get_endpoint_matches_the_spec(srv, api):
     api.get("/api/v1/tasks")
     api.get("/api/v1/tasks/00000000-0000-4000-8000-000000000000", status=404)
     # every GET route was used
-    import refserver
-    gets = {t for t, hs in refserver.DSCC_ROUTES if "GET" in hs}
+    import dialect_dscc
+    gets = {t for t, hs in dialect_dscc.DSCC_ROUTES if "GET" in hs}
     used = {k.split(" ", 1)[1] for k in srv.sim("GET", "/stats").json() if k.startswith("GET ")}
     assert gets - used == set()
 
