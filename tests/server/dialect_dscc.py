@@ -1195,9 +1195,9 @@ class Dscc(Dialect):
                        "--client-secret-file)")
         g.add_argument("--client-secret-file", default=None, metavar="FILE",
                        help="read the client secret from the first line of FILE")
-        g.add_argument("--token-ttl", type=int, default=7200, metavar="S",
+        g.add_argument("--token-ttl", type=int, default=None, metavar="S",
                        help="lifetime of an access token in seconds (expires_in; default "
-                       "7200)")
+                       "7200; 3600 with --dialect backupdr)")
         g.add_argument("--device-types", default="1,2", metavar="LIST",
                        help="device types of the storage systems, cycled: '1' (Alletra 9000 "
                        "/ Primera), '2' (Alletra 6000 / Nimble) or '1,2' (default)")

@@ -403,6 +403,8 @@ class Dialect:
     """
     name = None
     base = ""          # the API base path, printed after the address when ready
+    session_ttl = 1800.0   # --session-ttl when not given
+    token_ttl = 7200       # --token-ttl when not given
 
     def __init__(self, sim, opts):
         self.sim = sim

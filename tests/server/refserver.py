@@ -5,7 +5,8 @@ It serves, with in-memory state, asynchronous tasks, pagination, fault
 injection (/_sim) and TLS and the Python standard library only, one of these
 dialects: the storage-plugin API (the default), the part of the DSCC v1 API
 (the OpenAPI spec in tests/server/spec) that dsfs uses, with OAuth2
-client-credentials tokens (--dialect dscc). dsfs's tests, demo and
+client-credentials tokens (--dialect dscc), or the Google Cloud Backup and DR
+management console API under /actifio (--dialect backupdr). dsfs's tests, demo and
 benchmarks run against it; docs/refserver.md describes it.
 
 This file is the entry point: the registry of dialects and the options.
@@ -13,6 +14,7 @@ refcore.py holds what every dialect shares, dialect_*.py one API each.
 
 Run: python3 tests/server/refserver.py --listen 127.0.0.1:0 [options]
      python3 tests/server/refserver.py --dialect dscc --listen 127.0.0.1:0 [options]
+     python3 tests/server/refserver.py --dialect backupdr --listen 127.0.0.1:0 [options]
 """
 
 import argparse
@@ -24,10 +26,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from refcore import parse_listen, positive_float, serve  # noqa: E402
 from dialect_storageplugin import StoragePlugin  # noqa: E402
 from dialect_dscc import Dscc  # noqa: E402
+from dialect_backupdr import BackupDR  # noqa: E402
 
 # The dialects, by --dialect name; the first is the default. Adding an API is
 # adding its dialect_*.py module and one line here.
-DIALECTS = {d.name: d for d in (StoragePlugin, Dscc)}
+DIALECTS = {d.name: d for d in (StoragePlugin, Dscc, BackupDR)}
 
 
 def parse_args(argv):
@@ -36,15 +39,17 @@ def parse_args(argv):
         description="dsfs reference storage server: the storage-plugin REST API "
                     "(CONTRACT.md) with in-memory state. Prints one line "
                     "'listening on http[s]://HOST:PORT/storageplugin/api' when ready "
-                    "('listening on http[s]://HOST:PORT' with --dialect dscc).",
+                    "('listening on http[s]://HOST:PORT' with --dialect dscc, "
+                    "'listening on http[s]://HOST:PORT/actifio' with --dialect backupdr).",
         epilog="Arrays: with --arrays N the arrays are array1 .. arrayN, with host names "
                "array1.example.com .. arrayN.example.com and IP addresses 192.0.2.11 .. "
                "192.0.2.(10+N); a login body names one by 'hostname' or 'ipAddress' (the "
                "short name 'arrayK' works too). With one array any login body selects it. "
                "See docs/refserver.md for the estate and the /_sim API.")
     p.add_argument("--dialect", choices=tuple(DIALECTS), default="storage-plugin",
-                   help="API to serve: storage-plugin (default) or dscc, the Data Services "
-                   "Cloud Console v1 API of tests/server/spec (docs/refserver.md, DSCC mode)")
+                   help="API to serve: storage-plugin (default); dscc, the Data Services "
+                   "Cloud Console v1 API of tests/server/spec (docs/refserver.md, DSCC mode); "
+                   "backupdr, the Backup and DR management console API (Backup and DR mode)")
     p.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 8080),
                    metavar="HOST:PORT", help="address to listen on; port 0 takes a free "
                    "port (default 127.0.0.1:8080)")
@@ -53,9 +58,9 @@ def parse_args(argv):
                    help="accepted password (default admin; see also --password-file)")
     p.add_argument("--password-file", default=None, metavar="FILE",
                    help="read the accepted password from the first line of FILE")
-    p.add_argument("--session-ttl", type=positive_float, default=1800.0, metavar="S",
+    p.add_argument("--session-ttl", type=positive_float, default=None, metavar="S",
                    help="idle seconds before a session expires; each call extends it "
-                   "(default 1800)")
+                   "(default 1800; 3600 with --dialect backupdr)")
     p.add_argument("--arrays", type=int, default=1, metavar="N",
                    help="number of storage arrays, each with its own estate (default 1)")
     p.add_argument("--seed", type=int, default=1, metavar="N",
@@ -116,6 +121,11 @@ def parse_args(argv):
             opts.password = f.readline().rstrip("\r\n")
     elif opts.password is None:
         opts.password = "admin"
+    chosen = DIALECTS[opts.dialect]
+    if opts.session_ttl is None:
+        opts.session_ttl = chosen.session_ttl
+    if opts.token_ttl is None:
+        opts.token_ttl = chosen.token_ttl
     for d in DIALECTS.values():
         d.check_options(p, opts)
     return opts
