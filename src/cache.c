@@ -484,7 +484,9 @@ static int each_page(struct dsfs_cache *c, const char *url, const char *key, con
 		char why[160];
 		size_t n, len;
 
-		sprintf(path, "%s?%s=%u&%s=%lu", url, pg->limit_param, c->o.page_size, pg->start_param, start);
+		/* a collection URL may carry a query of its own (a filter) */
+		sprintf(path, "%s%c%s=%u&%s=%lu", url, strchr(url, '?') ? '&' : '?', pg->limit_param,
+			c->o.page_size, pg->start_param, start);
 		ret = get_json(c, path, anonymous, &o, &len);
 		if (ret)
 			break;
@@ -512,6 +514,7 @@ static int each_page(struct dsfs_cache *c, const char *url, const char *key, con
 		json_object_put(o);
 		if (ret)
 			break;
+
 		pthread_mutex_lock(&c->lock);
 		cap = c->page_cap_seen;
 		if (n > c->page_cap_seen)
@@ -633,18 +636,19 @@ static struct dsfs_node *find_by_entry(struct dsfs_node *coll, const char *entry
 	return NULL;
 }
 
+/*
+ * base + "/" + the escaped id (or segment). A list URL's own query (a filter,
+ * as in "/backup?filter=appid:%3D7") is not part of its objects' URLs.
+ */
 static char *join_url(const char *base, const char *segment, const char *id)
 {
 	char *seg = id ? dsfs_names_url_segment(id) : NULL;
 	size_t len = strlen(base) + strlen(segment) + (seg ? strlen(seg) : 0) + 3;
+	int blen = (int)strcspn(base, "?");
 	char *url = (id && !seg) ? NULL : malloc(len);
 
-	if (url) {
-		if (seg)
-			snprintf(url, len, "%s/%s", base, seg);
-		else
-			snprintf(url, len, "%s/%s", base, segment);
-	}
+	if (url)
+		snprintf(url, len, "%.*s/%s", blen, base, seg ? seg : segment);
 	free(seg);
 	return url;
 }
@@ -918,7 +922,7 @@ static int fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 	if (f->derive && i > 0 && r->slots[0].blob && direct_fresh(c, r->slots[0].at)) {
 		/* A view of the object: made from the copy just fetched, no request. */
 		json_object *obj = json_tokener_parse(r->slots[0].blob->data);
-		struct dsfs_blob *b = obj ? f->derive(obj) : NULL;
+		struct dsfs_blob *b = obj ? f->derive(obj, c->dialect) : NULL;
 
 		json_object_put(obj);
 		if (!b)
@@ -984,7 +988,7 @@ static int fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 		if (ret == 0 && f->derive) {
 			/* The object came with it: keep it as the object file too. */
 			obj_blob = dsfs_render_json(o);
-			blob = f->derive(o);
+			blob = f->derive(o, c->dialect);
 			if (!blob || !obj_blob)
 				ret = -ENOMEM;
 		}
@@ -1685,29 +1689,17 @@ void dsfs_cache_invalidate(struct dsfs_cache *c)
 void dsfs_post_result_clear(struct dsfs_post_result *res)
 {
 	free(res->body);
+	free(res->error);
 	free(res->task_id);
 	memset(res, 0, sizeof(*res));
 }
 
-/* The task id of a 202: the last segment of taskUri (or of Location). */
-static char *task_id_of(const struct dsfs_response *resp)
+/* The URL of an action's target template: "{id}" is the acted-on resource's id (for `new`, the owner's). */
+static char *target_url(const struct dsfs_loc *loc, const char *tmpl)
 {
-	const char *uri = NULL, *slash;
-	json_object *o = resp->body ? json_tokener_parse(resp->body) : NULL, *v;
-	char *id = NULL;
+	const struct dsfs_node *n = loc->node;
 
-	if (o && json_object_object_get_ex(o, "taskUri", &v) && json_object_is_type(v, json_type_string))
-		uri = json_object_get_string(v);
-	else if (resp->location)
-		uri = resp->location;
-	if (uri) {
-		slash = strrchr(uri, '/');
-		id = strdup(slash ? slash + 1 : uri);
-		if (id && strchr(id, '?'))
-			*strchr(id, '?') = '\0';
-	}
-	json_object_put(o);
-	return id;
+	return collection_url("", n->is_coll ? n->base_id : n->id, tmpl);
 }
 
 int dsfs_cache_post(struct dsfs_cache *c, const struct dsfs_loc *loc, const struct dsfs_action *action,
@@ -1726,7 +1718,12 @@ int dsfs_cache_post(struct dsfs_cache *c, const struct dsfs_loc *loc, const stru
 		      (action->subpath ? strlen(action->subpath) : 0) + 16);
 	if (!path)
 		return -ENOMEM;
-	if (action->subpath)
+	if (action->target) {
+		free(path);
+		path = target_url(loc, action->target);
+		if (!path)
+			return -ENOMEM;
+	} else if (action->subpath)
 		sprintf(path, "%s%s", url, action->subpath);
 	else if (action->verb)
 		sprintf(path, "%s?action=%s", url, action->verb);
@@ -1741,8 +1738,15 @@ int dsfs_cache_post(struct dsfs_cache *c, const struct dsfs_loc *loc, const stru
 	res->status = resp.status;
 	if (resp.body)
 		res->body = strdup(resp.body);
-	if (ret == 0 && resp.status == 202)
-		res->task_id = task_id_of(&resp);
+	if (resp.status >= 300) {
+		char msg[512];
+
+		dsfs_session_error_message(c->dialect, &resp, msg, sizeof(msg));
+		res->error = strdup(msg);
+	}
+	if (ret == 0)
+		res->task_id = c->dialect->task_of ? c->dialect->task_of(c->session, action, path, &resp)
+						   : dsfs_dialect_task_uri(&resp);
 	if (ret == 0 || resp.status)
 		dsfs_cache_invalidate(c); /* even a refusal can follow a change made elsewhere */
 	dsfs_response_clear(&resp);
@@ -1760,8 +1764,9 @@ int dsfs_cache_delete(struct dsfs_cache *c, const struct dsfs_loc *loc, char **t
 	if (loc->type != DSFS_LOC_RESOURCE || !loc->node->kind->deletable)
 		return -EPERM;
 	ret = dsfs_session_call(c->session, &req, &resp, false);
-	if (ret == 0 && resp.status == 202)
-		*task_id = task_id_of(&resp);
+	if (ret == 0)
+		*task_id = c->dialect->task_of ? c->dialect->task_of(c->session, NULL, req.path, &resp)
+					       : dsfs_dialect_task_uri(&resp);
 	dsfs_response_clear(&resp);
 	pthread_mutex_lock(&c->lock);
 	if (ret == 0 || ret == -ENOENT)

@@ -17,7 +17,7 @@
 #include <time.h>
 
 #include "blob.h"
-#include "resources.h"
+#include "dialect.h"
 #include "session.h"
 
 struct dsfs_cache;
@@ -124,6 +124,7 @@ struct dsfs_post_result {
 	long status;      /* HTTP status, 0 when none arrived */
 	char *body;       /* answer body (malloc'd) or NULL */
 	char *task_id;    /* the task an asynchronous action started (malloc'd) or NULL */
+	char *error;      /* a refusal's message, from the dialect's error fields (malloc'd) or NULL */
 };
 
 /*

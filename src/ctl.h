@@ -10,7 +10,7 @@
 #include <json-c/json.h>
 #include <stddef.h>
 
-#include "resources.h"
+#include "dialect.h"
 
 /*
  * Longest command accepted: one line, in bytes, its newline not counted. A

@@ -5,9 +5,19 @@
  * storage systems of both device types under servers/, their volumes,
  * snapshots, pools and volume sets below them, and the console-wide host
  * initiators, host groups, tasks and issues at the top. Changes answer
- * 202 with a taskUri and show under tasks/.
+ * 202 with a taskUri and show under tasks/. A client authenticates with an
+ * OAuth2 bearer token: from the client-credentials exchange (renewed before
+ * expires_in runs out), or pasted from the console.
  */
-#include "resources.h"
+#include "dialect.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errmap.h"
+#include "session.h"
 
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -167,15 +177,113 @@ static const struct dsfs_kind root = {
 	.name = "root", CHILDREN(root_children),
 };
 
+#define TOKEN_URL "https://sso.common.cloud.hpe.com/as/token.oauth2"
+#define PROBE_PATH "/api/v1/tasks?limit=1" /* a cheap GET that tells whether a pasted token is accepted */
+
+static const char *const auth_keys[] = { "client_id", "client_secret", "token_url", "token", NULL };
+
+static int check_credentials(const struct dsfs_credentials *c, char *err, size_t errlen)
+{
+	if (dsfs_credentials_get(c, "token") ||
+	    (dsfs_credentials_get(c, "client_id") && dsfs_credentials_get(c, "client_secret")))
+		return 0;
+	snprintf(err, errlen, "DSCC needs a credentials file (-o credentials=FILE, mode 0600) with "
+		 "client_id=... and client_secret=... lines (API client credentials from the console; "
+		 "optional token_url=...), or a token=... line with an access token");
+	return -EINVAL;
+}
+
+/* Nothing to exchange for a pasted token: one cheap call tells whether the console still accepts it. */
+static int check_pasted(struct dsfs_session *s, const char *token, struct dsfs_login *out)
+{
+	char hdr[8192];
+	const char *hdrs[] = { hdr, NULL };
+	struct dsfs_request req = { .method = "GET", .path = PROBE_PATH, .headers = hdrs };
+	struct dsfs_response resp = { 0 };
+	int ret;
+
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", token);
+	ret = dsfs_session_send(s, &req, &resp);
+	explicit_bzero(hdr, sizeof(hdr));
+	if (ret == -EACCES && resp.status == 401)
+		dsfs_err_record("GET", req.path, 401, "the access token was refused: it has expired or is "
+			       "wrong; paste a new one (token=) into the credentials file and mount again");
+	if (ret == 0 && !(out->id = strdup(token)))
+		ret = -ENOMEM;
+	dsfs_response_clear(&resp);
+	return ret;
+}
+
+/* The OAuth2 client-credentials exchange at the token endpoint. */
+static int login(struct dsfs_session *s, const struct dsfs_credentials *c, struct dsfs_login *out)
+{
+	const char *pasted = dsfs_credentials_get(c, "token"), *url = dsfs_credentials_get(c, "token_url");
+	char form[2048] = "";
+	struct dsfs_request req = {
+		.method = "POST", .content_type = "application/x-www-form-urlencoded", .path = url ? url : TOKEN_URL,
+	};
+	struct dsfs_response resp = { 0 };
+	json_object *o = NULL, *tok, *exp;
+	int ret;
+
+	if (pasted)
+		return check_pasted(s, pasted, out);
+	dsfs_session_form_add(form, sizeof(form), "grant_type", "client_credentials");
+	dsfs_session_form_add(form, sizeof(form), "client_id", dsfs_credentials_get(c, "client_id"));
+	dsfs_session_form_add(form, sizeof(form), "client_secret", dsfs_credentials_get(c, "client_secret"));
+	req.body = form;
+	req.body_len = strlen(form);
+	ret = dsfs_session_send(s, &req, &resp);
+	explicit_bzero(form, sizeof(form));
+	if (ret == 0) {
+		o = json_tokener_parse(resp.body ? resp.body : "");
+		if (!o || !json_object_object_get_ex(o, "access_token", &tok) ||
+		    !json_object_is_type(tok, json_type_string)) {
+			dsfs_err_record("POST", req.path, resp.status, "answer has no access_token");
+			ret = -EIO;
+		} else {
+			out->expires_in = json_object_object_get_ex(o, "expires_in", &exp) ? json_object_get_double(exp) : 0;
+			out->id = strdup(json_object_get_string(tok));
+			ret = out->id ? 0 : -ENOMEM;
+		}
+	}
+	json_object_put(o);
+	dsfs_response_clear(&resp);
+	return ret;
+}
+
+static size_t headers(const struct dsfs_login *l, char *buf, size_t len, const char **hdrs)
+{
+	snprintf(buf, len, "Authorization: Bearer %s", l->id);
+	hdrs[0] = buf;
+	return 1;
+}
+
+/* Tokens simply lapse: no logout. */
+static const struct dsfs_auth auth = {
+	.keys = auth_keys, .check = check_credentials, .login = login, .headers = headers,
+};
+
+static bool claims_url(const char *url)
+{
+	const char *p = strstr(url, "://"), *end;
+	size_t n;
+
+	if (!p)
+		return false;
+	p += 3;
+	end = p + strcspn(p, ":/?#");
+	n = (size_t)(end - p);
+	return n >= 19 && !strncmp(end - 19, ".data.cloud.hpe.com", 19);
+}
+
 const struct dsfs_dialect dsfs_dialect_dscc = {
 	.name = "dscc",
+	.summary = "HPE Data Services Cloud Console v1 (https://us1.data.cloud.hpe.com)",
 	.root = &root,
+	.auth = &auth,
 	.paging = { .limit_param = "limit", .start_param = "offset", .total_field = "total" },
 	.tasks_dir = "tasks",
-	.task_state_field = "state",
-	.task_error_field = "error",
-	.task_poll_field = "suggestedPollingIntervalSeconds",
-	.auth = DSFS_AUTH_BEARER,
-	.token_path = "https://sso.common.cloud.hpe.com/as/token.oauth2",
-	.probe_path = "/api/v1/tasks?limit=1",
+	.task = DSFS_TASK_WORDS_STORAGE,
+	.claims_url = claims_url,
 };

@@ -1,12 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * The storage-plugin API (CONTRACT.md, seed 003) as a table: the tree under
- * the mount follows from these kinds. Host groups have no GET of one group,
- * so they refresh by listing.
+ * The storage-plugin API as a table: the tree under the mount follows from
+ * these kinds. Host groups have no GET of one group, so they refresh by
+ * listing. A client logs in with POST /session and HTTP Basic, bound to one
+ * array, and carries the session id in its own header.
  */
-#include "resources.h"
+#include "dialect.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "errmap.h"
+#include "log.h"
+#include "session.h"
+
+#define SESSION_HEADER "x-storageplugin-sessionid"
 
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -174,13 +185,96 @@ static const struct dsfs_kind root = {
 	.name = "root", FILES(root_files), CHILDREN(root_children),
 };
 
+static const char *const auth_keys[] = { "username", "password", "array", NULL };
+
+static int check_credentials(const struct dsfs_credentials *c, char *err, size_t errlen)
+{
+	if (dsfs_credentials_get(c, "username") && dsfs_credentials_get(c, "password"))
+		return 0;
+	snprintf(err, errlen, "the storage-plugin API needs a user name and a password: a credentials file "
+		 "(-o credentials=FILE, mode 0600) with lines username=... and password=..., or "
+		 "DSFS_USERNAME (or -o username=NAME) and DSFS_PASSWORD in the environment");
+	return -EINVAL;
+}
+
+/* POST /session with HTTP Basic credentials and the array to log in to. */
+static int login(struct dsfs_session *s, const struct dsfs_credentials *c, struct dsfs_login *out)
+{
+	const char *array = dsfs_credentials_get(c, "array");
+	struct dsfs_request req = {
+		.method = "POST", .path = "/session",
+		.username = dsfs_credentials_get(c, "username"), .password = dsfs_credentials_get(c, "password"),
+	};
+	struct dsfs_response resp = { 0 };
+	json_object *body, *o = NULL, *sid;
+	int ret;
+
+	body = json_object_new_object();
+	if (!body)
+		return -ENOMEM;
+	if (array) {
+		unsigned char tmp[sizeof(struct in6_addr)];
+		bool is_ip = inet_pton(AF_INET, array, tmp) == 1 || inet_pton(AF_INET6, array, tmp) == 1;
+
+		json_object_object_add(body, is_ip ? "ipAddress" : "hostname", json_object_new_string(array));
+	}
+	req.body = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
+	req.body_len = strlen(req.body);
+	ret = dsfs_session_send(s, &req, &resp);
+	if (ret == 0) {
+		o = json_tokener_parse(resp.body ? resp.body : "");
+		if (!o || !json_object_object_get_ex(o, "sessionId", &sid) ||
+		    !json_object_is_type(sid, json_type_string)) {
+			dsfs_err_record("POST", "/session", resp.status, "answer has no sessionId");
+			ret = -EIO;
+		} else {
+			out->id = strdup(json_object_get_string(sid));
+			ret = out->id ? 0 : -ENOMEM;
+		}
+	}
+	json_object_put(o);
+	json_object_put(body);
+	dsfs_response_clear(&resp);
+	return ret;
+}
+
+static size_t headers(const struct dsfs_login *l, char *buf, size_t len, const char **hdrs)
+{
+	snprintf(buf, len, SESSION_HEADER ": %s", l->id);
+	hdrs[0] = buf;
+	return 1;
+}
+
+static void logout(struct dsfs_session *s, const struct dsfs_login *l)
+{
+	char hdr[512];
+	const char *hdrs[] = { hdr, NULL };
+	struct dsfs_request req = { .method = "DELETE", .path = "/session", .headers = hdrs };
+	struct dsfs_response resp = { 0 };
+
+	headers(l, hdr, sizeof(hdr), hdrs);
+	if (dsfs_session_send(s, &req, &resp) < 0)
+		dsfs_log(DSFS_LOG_DEBUG, "logout: %s", resp.status ? "refused" : resp.message);
+	explicit_bzero(hdr, sizeof(hdr));
+	dsfs_response_clear(&resp);
+}
+
+static const struct dsfs_auth auth = {
+	.keys = auth_keys, .check = check_credentials, .login = login, .headers = headers, .logout = logout,
+};
+
+static bool claims_url(const char *url)
+{
+	return strstr(url, "/storageplugin/api") != NULL;
+}
+
 const struct dsfs_dialect dsfs_dialect_storageplugin = {
 	.name = "storageplugin",
+	.summary = "the storage-plugin REST API of an array (https://array1:8443/storageplugin/api)",
 	.root = &root,
+	.auth = &auth,
 	.paging = { .limit_param = "limit", .start_param = "start" },
-	.auth = DSFS_AUTH_SESSION,
 	.tasks_dir = "tasks",
-	.task_state_field = "state",
-	.task_error_field = "error",
-	.task_poll_field = "suggestedPollingIntervalSeconds",
+	.task = DSFS_TASK_WORDS_STORAGE,
+	.claims_url = claims_url,
 };

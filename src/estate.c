@@ -28,6 +28,7 @@ struct member {
 	struct dsfs_fs *fs;
 	struct dsfs_session *session;
 	struct dsfs_tasks *tasks;
+	const char *tasks_dir;  /* its dialect's tasks collection ("tasks", "jobs") */
 };
 
 struct dsfs_estate {
@@ -61,25 +62,25 @@ static bool valid_member_name(const char *n)
 	       strcmp(n, ".dsfs") && strlen(n) < 200;
 }
 
+/* True when some dialect's auth reads key: it may stand inline in a member's section. */
+static bool credential_key(const char *key)
+{
+	for (size_t i = 0; dsfs_dialects[i]; i++)
+		for (size_t k = 0; dsfs_dialects[i]->auth->keys[k]; k++)
+			if (!strcmp(dsfs_dialects[i]->auth->keys[k], key))
+				return true;
+	return false;
+}
+
 void dsfs_estate_conf_free(struct dsfs_member_conf *m, size_t n)
 {
 	for (size_t i = 0; m && i < n; i++) {
-		char **secrets[] = { &m[i].password, &m[i].client_secret, &m[i].token };
-
-		for (size_t k = 0; k < 3; k++)
-			if (*secrets[k])
-				explicit_bzero(*secrets[k], strlen(*secrets[k]));
+		dsfs_credentials_clear(&m[i].cred);
 		free(m[i].name);
 		free(m[i].url);
 		free(m[i].api);
 		free(m[i].array);
 		free(m[i].credentials);
-		free(m[i].username);
-		free(m[i].password);
-		free(m[i].client_id);
-		free(m[i].client_secret);
-		free(m[i].token_url);
-		free(m[i].token);
 		free(m[i].cacert);
 	}
 	free(m);
@@ -95,12 +96,6 @@ int dsfs_estate_parse(const char *path, struct dsfs_member_conf **out, size_t *n
 		{ "api", offsetof(struct dsfs_member_conf, api) },
 		{ "array", offsetof(struct dsfs_member_conf, array) },
 		{ "credentials", offsetof(struct dsfs_member_conf, credentials) },
-		{ "username", offsetof(struct dsfs_member_conf, username) },
-		{ "password", offsetof(struct dsfs_member_conf, password) },
-		{ "client_id", offsetof(struct dsfs_member_conf, client_id) },
-		{ "client_secret", offsetof(struct dsfs_member_conf, client_secret) },
-		{ "token_url", offsetof(struct dsfs_member_conf, token_url) },
-		{ "token", offsetof(struct dsfs_member_conf, token) },
 		{ "cacert", offsetof(struct dsfs_member_conf, cacert) },
 	};
 	struct dsfs_member_conf *m = NULL;
@@ -168,6 +163,14 @@ int dsfs_estate_parse(const char *path, struct dsfs_member_conf **out, size_t *n
 		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 			if (!strcmp(key, keys[i].key))
 				dst = (char **)((char *)&m[n - 1] + keys[i].off);
+		if (!dst && credential_key(key)) {
+			/* which of them the member's dialect reads is checked when it is started */
+			if (dsfs_credentials_set(&m[n - 1].cred, key, val)) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			continue;
+		}
 		if (!dst) {
 			snprintf(err, errlen, "estate file %s, line %d: unknown key '%s'", path, lineno, key);
 			goto out;
@@ -213,7 +216,7 @@ struct dsfs_estate *dsfs_estate_new(bool estate, time_t mounted, uid_t uid, gid_
 }
 
 int dsfs_estate_add(struct dsfs_estate *e, const char *name, const char *url, struct dsfs_fs *fs,
-		    struct dsfs_session *session, struct dsfs_tasks *tasks)
+		    struct dsfs_session *session, struct dsfs_tasks *tasks, const char *tasks_dir)
 {
 	struct member *m;
 
@@ -230,6 +233,7 @@ int dsfs_estate_add(struct dsfs_estate *e, const char *name, const char *url, st
 	m->fs = fs;
 	m->session = session;
 	m->tasks = tasks;
+	m->tasks_dir = tasks_dir;
 	e->n++;
 	return 0;
 }
@@ -534,7 +538,7 @@ int dsfs_estate_readlink(struct dsfs_estate *e, const char *path, char *buf, siz
 	case P_MEMBER:
 		return dsfs_fs_readlink(m->fs, rest, buf, size);
 	case P_TASK_LINK:
-		snprintf(buf, size, "../%s/tasks", m->name);
+		snprintf(buf, size, "../%s/%s", m->name, m->tasks_dir);
 		return 0;
 	case P_LATEST:
 		t = latest_target(e);

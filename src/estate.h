@@ -25,10 +25,10 @@ struct dsfs_ehandle;
 struct dsfs_member_conf {
 	char *name;        /* its directory under the mount */
 	char *url;         /* API base */
-	char *api;         /* "storageplugin", "dscc", or NULL: from the URL */
+	char *api;         /* a dialect's name, or NULL: from the URL */
 	char *array;       /* storage-plugin array to log in to, or NULL */
 	char *credentials; /* path of a credentials file, or NULL when inline */
-	char *username, *password, *client_id, *client_secret, *token_url, *token; /* inline */
+	struct dsfs_credentials cred; /* inline credentials: keys some dialect's auth reads */
 	char *cacert;      /* extra CA for this member, or NULL */
 };
 
@@ -44,9 +44,13 @@ void dsfs_estate_conf_free(struct dsfs_member_conf *members, size_t n);
 /* An empty mount; estate true gives MOUNT/<member>/ trees. NULL on ENOMEM. */
 struct dsfs_estate *dsfs_estate_new(bool estate, time_t mounted, uid_t uid, gid_t gid);
 
-/* Adds a member (its parts are borrowed: the caller frees them after the estate). */
+/*
+ * Adds a member (its parts are borrowed: the caller frees them after the
+ * estate); tasks_dir is its dialect's tasks collection, where tasks/<member>
+ * points.
+ */
 int dsfs_estate_add(struct dsfs_estate *e, const char *name, const char *url, struct dsfs_fs *fs,
-		    struct dsfs_session *session, struct dsfs_tasks *tasks);
+		    struct dsfs_session *session, struct dsfs_tasks *tasks, const char *tasks_dir);
 
 void dsfs_estate_free(struct dsfs_estate *e);
 

@@ -350,7 +350,7 @@ static json_object *text_of(const char *s, size_t len)
 static void record(struct dsfs_fs *fs, const char *path, const char *command, size_t len,
 		   const struct dsfs_post_result *res, const char *error)
 {
-	json_object *o = json_object_new_object(), *resp = NULL, *e;
+	json_object *o = json_object_new_object(), *resp = NULL;
 	const char *text;
 
 	if (!o)
@@ -363,8 +363,8 @@ static void record(struct dsfs_fs *fs, const char *path, const char *command, si
 		if (!resp)
 			resp = json_object_new_string(res->body);
 	}
-	if (resp && res->status >= 300 && json_object_object_get_ex(resp, "error", &e) && !error)
-		error = json_object_get_string(e);
+	if (res && res->error && !error)
+		error = res->error;
 	if (error)
 		json_object_object_add(o, "error", json_object_new_string(error));
 	if (resp)

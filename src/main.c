@@ -28,7 +28,7 @@
 #include "log.h"
 #include "estate.h"
 #include "options.h"
-#include "resources.h"
+#include "dialect.h"
 #include "session.h"
 #include "tasks.h"
 #include "tls.h"
@@ -39,18 +39,15 @@ static void usage(const char *prog)
 	printf("usage: %s [options] URL MOUNTPOINT\n"
 	       "       %s [options] -o estate=FILE MOUNTPOINT\n"
 	       "\n"
-	       "Mounts the storage management API at URL on MOUNTPOINT as a tree of JSON files:\n"
-	       "a storage-plugin API base (https://array1:8443/storageplugin/api) or the Data\n"
-	       "Services Cloud Console (https://us1.data.cloud.hpe.com, with -o api=dscc).\n"
+	       "Mounts the storage management API at URL on MOUNTPOINT as a tree of JSON files,\n"
+	       "in any of the dialects listed below.\n"
 	       "\n"
 	       "dsfs options:\n"
 	       "    -o estate=FILE         mount several arrays and consoles at once, each under\n"
 	       "                           MOUNTPOINT/<member>/ (docs/estate.md); then no URL is given\n"
 	       "                           (or give estate:FILE as the URL, e.g. in fstab)\n"
-	       "    -o api=DIALECT         storageplugin or dscc (default: recognised from the URL)\n"
-	       "    -o credentials=FILE    storage-plugin: username=... and password=... lines;\n"
-	       "                           dscc: client_id=... and client_secret=... (optional\n"
-	       "                           token_url=...), or token=... (a pasted access token).\n"
+	       "    -o api=DIALECT         one of the dialects below (default: recognised from the URL)\n"
+	       "    -o credentials=FILE    key=value lines, the keys the dialect reads (below).\n"
 	       "                           FILE must not be readable or writable by group or others\n"
 	       "                           (chmod 600). Without it, DSFS_USERNAME and DSFS_PASSWORD.\n"
 	       "    -o username=NAME       user name, when the credentials file has none\n"
@@ -87,6 +84,16 @@ static void usage(const char *prog)
 	       "\n"
 	       "Unmount with: fusermount3 -u MOUNTPOINT\n",
 	       prog, prog);
+	printf("\nDialects (-o api=) and the keys of their credentials files:\n");
+	for (size_t i = 0; dsfs_dialects[i]; i++) {
+		const struct dsfs_dialect *d = dsfs_dialects[i];
+
+		printf("    %-22s %s\n", d->name, d->summary);
+		printf("    %-22s keys:", "");
+		for (size_t k = 0; d->auth->keys[k]; k++)
+			printf(" %s=", d->auth->keys[k]);
+		printf("\n");
+	}
 }
 
 /* Bounds on readers waiting for the server, shared by every member: they share the threads. */
@@ -115,11 +122,11 @@ static void stop_member(struct member *m)
 }
 
 /*
- * Builds a member for the API at url with credentials cred (a loaded
- * options struct), then logs in. Returns 0 when logged in, 1 when built but
+ * Builds a member for the API at url with credentials cred (loaded for
+ * dialect), then logs in. Returns 0 when logged in, 1 when built but
  * the login failed (why says so), -1 when it could not be built (why says so).
  */
-static int start_member(const struct dsfs_options *o, const struct dsfs_options *cred, const char *url,
+static int start_member(const struct dsfs_options *o, struct dsfs_credentials *cred, const char *url,
 			const struct dsfs_dialect *dialect, const char *array, const char *cacert,
 			struct dsfs_http *shared, struct member *m, char *why, size_t whylen)
 {
@@ -140,13 +147,19 @@ static int start_member(const struct dsfs_options *o, const struct dsfs_options 
 		snprintf(why, whylen, "%s", herr);
 		return -1;
 	}
-	if (dialect->auth == DSFS_AUTH_SESSION && !array)
-		array = host = dsfs_options_url_host(url);
-	m->session = dsfs_session_new(m->http, dialect, &(struct dsfs_credentials){
-		.username = cred->username, .password = cred->password, .client_id = cred->client_id,
-		.client_secret = cred->client_secret, .token_url = cred->token_url, .token = cred->token },
-		array);
+	/* an API that logs in to one array of several: by default, the URL's host */
+	if (dsfs_options_dialect_reads(dialect, "array") && !dsfs_credentials_get(cred, "array")) {
+		if (!array)
+			array = host = dsfs_options_url_host(url);
+		if (array && dsfs_credentials_set(cred, "array", array)) {
+			free(host);
+			snprintf(why, whylen, "out of memory");
+			stop_member(m);
+			return -1;
+		}
+	}
 	free(host);
+	m->session = dsfs_session_new(m->http, dialect, cred);
 	m->cache = m->session ? dsfs_cache_new(dialect, m->session, &(struct dsfs_cache_opts){
 		.ttl = o->cache_ttl, .max_bytes = o->cache_size, .page_size = o->page_size,
 		.prefetch = o->prefetch }) : NULL;
@@ -257,26 +270,25 @@ static void protect_secrets(void)
 	setrlimit(RLIMIT_CORE, &none);
 }
 
-static const struct dsfs_dialect *dialect_named(const char *api)
+/*
+ * Loads a member's credentials for dialect d into c: its inline keys (each
+ * one d reads), then its credentials file, if it names one.
+ */
+static int member_credentials(const struct dsfs_member_conf *mc, const struct dsfs_dialect *d,
+			      struct dsfs_options *c, char *err, size_t errlen)
 {
-	return !strcmp(api, "dscc") ? &dsfs_dialect_dscc : &dsfs_dialect_storageplugin;
-}
-
-/* Copies a member's inline credentials, or loads its credentials file, into c. */
-static int member_credentials(const struct dsfs_member_conf *mc, bool bearer, struct dsfs_options *c,
-			      char *err, size_t errlen)
-{
-	const char *const src[] = { mc->username, mc->password, mc->client_id, mc->client_secret,
-				    mc->token_url, mc->token };
-	char **dst[] = { &c->username, &c->password, &c->client_id, &c->client_secret, &c->token_url, &c->token };
-
 	memset(c, 0, sizeof(*c));
-	for (size_t i = 0; i < 6; i++)
-		if (src[i] && !(*dst[i] = strdup(src[i])))
+	for (size_t i = 0; i < mc->cred.n; i++) {
+		if (!dsfs_options_dialect_reads(d, mc->cred.key[i])) {
+			snprintf(err, errlen, "key '%s' is not one the %s dialect reads", mc->cred.key[i], d->name);
+			return -EINVAL;
+		}
+		if (dsfs_credentials_set(&c->cred, mc->cred.key[i], mc->cred.value[i]))
 			return -ENOMEM;
+	}
 	if (mc->credentials && !(c->credentials = strdup(mc->credentials)))
 		return -ENOMEM;
-	return dsfs_options_load_credentials(c, bearer, err, errlen);
+	return dsfs_options_load_credentials(c, d, err, errlen);
 }
 
 int main(int argc, char *argv[])
@@ -346,20 +358,18 @@ int main(int argc, char *argv[])
 		goto out_members;
 	}
 	if (!o.estate) {
-		const char *api = dsfs_options_dialect(&o, err, sizeof(err));
-		const struct dsfs_dialect *d;
+		const struct dsfs_dialect *d = dsfs_options_dialect(&o, err, sizeof(err));
 		int r;
 
-		if (!api) {
+		if (!d) {
 			fprintf(stderr, "dsfs: %s\n", err);
 			goto out_members;
 		}
-		d = dialect_named(api);
-		if (dsfs_options_load_credentials(&o, d->auth == DSFS_AUTH_BEARER, err, sizeof(err))) {
+		if (dsfs_options_load_credentials(&o, d, err, sizeof(err))) {
 			fprintf(stderr, "dsfs: %s\n", err);
 			goto out_members;
 		}
-		r = start_member(&o, &o, o.url, d, o.array, o.cacert, NULL, &members[0], why, sizeof(why));
+		r = start_member(&o, &o.cred, o.url, d, o.array, o.cacert, NULL, &members[0], why, sizeof(why));
 		if (r < 0 || r > 0) {
 			/* one array: a failed login ends it here, with nothing mounted */
 			fprintf(stderr, "dsfs: %s\n", why);
@@ -368,27 +378,25 @@ int main(int argc, char *argv[])
 			goto out_members;
 		}
 		nmembers = logged_in = 1;
-		dsfs_estate_add(estate, NULL, o.url, members[0].fs, members[0].session, members[0].tasks);
+		dsfs_estate_add(estate, NULL, o.url, members[0].fs, members[0].session, members[0].tasks, d->tasks_dir);
 	}
 	for (size_t i = 0; o.estate && i < nconfs; i++) {
 		/* an estate: every member is its own failure domain, so one that is down now is mounted anyway */
 		struct dsfs_member_conf *mc = &confs[i];
 		struct dsfs_options sel = { .url = mc->url, .api = mc->api }, cred;
-		const char *api = dsfs_options_dialect(&sel, err, sizeof(err));
-		const struct dsfs_dialect *d;
+		const struct dsfs_dialect *d = dsfs_options_dialect(&sel, err, sizeof(err));
 		struct dsfs_http *shared;
 		int r;
 
-		if (!api) {
+		if (!d) {
 			fprintf(stderr, "dsfs: estate member %s: %s\n", mc->name, err);
 			goto out_members;
 		}
-		d = dialect_named(api);
 		if (mc->cacert && dsfs_tls_check_ca(mc->cacert, err, sizeof(err))) {
 			fprintf(stderr, "dsfs: estate member %s: cacert: %s\n", mc->name, err);
 			goto out_members;
 		}
-		if (member_credentials(mc, d->auth == DSFS_AUTH_BEARER, &cred, err, sizeof(err))) {
+		if (member_credentials(mc, d, &cred, err, sizeof(err))) {
 			fprintf(stderr, "dsfs: estate member %s: %s\n", mc->name, err);
 			dsfs_options_free(&cred);
 			goto out_members;
@@ -399,7 +407,7 @@ int main(int argc, char *argv[])
 			if (j < nmembers && !strcmp(confs[j].url, mc->url) &&
 			    !strcmp(confs[j].cacert ? confs[j].cacert : "", mc->cacert ? mc->cacert : ""))
 				shared = members[j].http;
-		r = start_member(&o, &cred, mc->url, d, mc->array, mc->cacert ? mc->cacert : o.cacert, shared,
+		r = start_member(&o, &cred.cred, mc->url, d, mc->array, mc->cacert ? mc->cacert : o.cacert, shared,
 				 &members[nmembers], why, sizeof(why));
 		dsfs_options_free(&cred);
 		if (r < 0) {
@@ -412,7 +420,7 @@ int main(int argc, char *argv[])
 		else
 			logged_in++;
 		dsfs_estate_add(estate, mc->name, mc->url, members[nmembers].fs, members[nmembers].session,
-				members[nmembers].tasks);
+				members[nmembers].tasks, d->tasks_dir);
 		nmembers++;
 	}
 	if (!logged_in) {

@@ -65,6 +65,7 @@ static const char *const fuse_keys[] = {
 	"subtype", "debug", "kernel_cache", "auto_cache", "noauto_cache", "no_rofd_flush", "umask",
 	"uid", "gid", "entry_timeout", "attr_timeout", "ac_attr_timeout", "negative_timeout",
 	"noforget", "remember", "modules", "clone_fd", "max_idle_threads", "max_threads",
+	"subdir", "rellinks", "norellinks", "from_code", "to_code", /* the subdir and iconv modules */
 };
 
 /* Length of an option's key: "cache_ttl=%s" and "cache_ttl=5" both give 9. */
@@ -352,111 +353,103 @@ FILE *dsfs_options_open_private(const char *path, const char *what, char *err, s
 	return NULL;
 }
 
-/* Reads the key=value lines of the credentials file. */
-static int read_credentials_file(struct dsfs_options *o, char *err, size_t errlen)
+bool dsfs_options_dialect_reads(const struct dsfs_dialect *d, const char *key)
 {
-	char line[4096];
+	for (size_t i = 0; d->auth->keys[i]; i++)
+		if (!strcmp(d->auth->keys[i], key))
+			return true;
+	return false;
+}
+
+/* "username=, password= or array=": the keys d reads, for messages. */
+static void key_list(const struct dsfs_dialect *d, char *buf, size_t len)
+{
+	size_t o = 0, n = 0;
+
+	while (d->auth->keys[n])
+		n++;
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && o < len; i++)
+		o += (size_t)snprintf(buf + o, len - o, "%s%s=", i == 0 ? "" : i + 1 == n ? " or " : ", ",
+				      d->auth->keys[i]);
+}
+
+/* Reads the key=value lines of the credentials file. */
+static int read_credentials_file(struct dsfs_options *o, const struct dsfs_dialect *d, char *err, size_t errlen)
+{
+	char line[4096], keys[256];
 	FILE *f;
-	int lineno = 0, ret;
+	int lineno = 0, ret = 0;
 
 	f = dsfs_options_open_private(o->credentials, "credentials file", err, errlen, &ret);
 	if (!f)
 		return ret;
-	while (fgets(line, sizeof(line), f)) {
-		char *l = dsfs_options_trim(line), *eq;
-		char **dst = NULL;
+	while (ret == 0 && fgets(line, sizeof(line), f)) {
+		char *l = dsfs_options_trim(line), *eq, *key;
 
 		lineno++;
 		if (!*l || *l == '#')
 			continue;
 		eq = strchr(l, '=');
-		if (eq) {
-			static const struct {
-				const char *key;
-				size_t off;
-			} keys[] = {
-				{ "username", offsetof(struct dsfs_options, username) },
-				{ "password", offsetof(struct dsfs_options, password) },
-				{ "client_id", offsetof(struct dsfs_options, client_id) },
-				{ "client_secret", offsetof(struct dsfs_options, client_secret) },
-				{ "token_url", offsetof(struct dsfs_options, token_url) },
-				{ "token", offsetof(struct dsfs_options, token) },
-			};
-
+		if (eq)
 			*eq = '\0';
-			for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
-				if (!strcmp(dsfs_options_trim(l), keys[k].key))
-					dst = (char **)((char *)o + keys[k].off);
+		key = dsfs_options_trim(l);
+		if (!eq || !dsfs_options_dialect_reads(d, key)) {
+			key_list(d, keys, sizeof(keys));
+			snprintf(err, errlen, "credentials file %s, line %d: expected %s (the %s dialect's keys)",
+				 o->credentials, lineno, keys, d->name);
+			ret = -EINVAL;
+		} else {
+			ret = dsfs_credentials_set(&o->cred, key, eq + 1); /* a password keeps its inner spaces */
 		}
-		if (!dst) {
-			snprintf(err, errlen, "credentials file %s, line %d: expected username=, password=, "
-				 "client_id=, client_secret=, token_url= or token=", o->credentials, lineno);
-			explicit_bzero(line, sizeof(line));
-			fclose(f);
-			return -EINVAL;
-		}
-		free(*dst);
-		*dst = strdup(eq + 1); /* a password keeps its inner spaces */
 	}
 	explicit_bzero(line, sizeof(line));
 	fclose(f);
-	return 0;
+	return ret;
 }
 
-int dsfs_options_load_credentials(struct dsfs_options *o, bool bearer, char *err, size_t errlen)
+int dsfs_options_load_credentials(struct dsfs_options *o, const struct dsfs_dialect *d, char *err, size_t errlen)
 {
 	const char *env_user = getenv("DSFS_USERNAME"), *env_pw = getenv("DSFS_PASSWORD");
 	int ret;
 
-	if (o->credentials && (ret = read_credentials_file(o, err, errlen)))
+	if (o->credentials && (ret = read_credentials_file(o, d, err, errlen)))
 		return ret;
-	if (bearer) {
-		if (o->token || (o->client_id && o->client_secret))
-			return 0;
-		snprintf(err, errlen, "DSCC needs a credentials file (-o credentials=FILE, mode 0600) with "
-			 "client_id=... and client_secret=... lines (API client credentials from the console; "
-			 "optional token_url=...), or a token=... line with an access token");
-		return -EINVAL;
-	}
-	if (!o->username && (o->username_opt || env_user))
-		o->username = strdup(o->username_opt ? o->username_opt : env_user);
-	if (!o->password && env_pw)
-		o->password = strdup(env_pw);
+	if (dsfs_options_dialect_reads(d, "username") && !dsfs_credentials_get(&o->cred, "username") &&
+	    (o->username_opt || env_user) &&
+	    dsfs_credentials_set(&o->cred, "username", o->username_opt ? o->username_opt : env_user))
+		return -ENOMEM;
+	if (dsfs_options_dialect_reads(d, "password") && !dsfs_credentials_get(&o->cred, "password") && env_pw &&
+	    dsfs_credentials_set(&o->cred, "password", env_pw))
+		return -ENOMEM;
 	if (env_pw) {
 		/* no longer needed: keep it out of /proc/PID/environ */
 		explicit_bzero((char *)env_pw, strlen(env_pw));
 		unsetenv("DSFS_PASSWORD");
 	}
-	if (!o->username || !o->password) {
-		if (o->credentials)
-			snprintf(err, errlen, "credentials file %s: needs both username= and password= lines "
-				 "(or DSFS_PASSWORD in the environment)", o->credentials);
-		else
-			snprintf(err, errlen, "no credentials: give -o credentials=FILE (a file of mode 0600 "
-				 "with lines username=... and password=...), or set DSFS_USERNAME (or -o "
-				 "username=NAME) and DSFS_PASSWORD in the environment");
-		return -EINVAL;
+	ret = d->auth->check(&o->cred, err, errlen);
+	if (ret && o->credentials) {
+		char why[768];
+
+		snprintf(why, sizeof(why), "%s", err);
+		snprintf(err, errlen, "credentials file %s: %s", o->credentials, why);
 	}
-	return 0;
+	return ret;
 }
 
-const char *dsfs_options_dialect(const struct dsfs_options *o, char *err, size_t errlen)
+const struct dsfs_dialect *dsfs_options_dialect(const struct dsfs_options *o, char *err, size_t errlen)
 {
-	char *host;
-	bool dscc;
+	const struct dsfs_dialect *d;
+	char names[256];
 
-	if (o->api) {
-		if (!strcmp(o->api, "storageplugin") || !strcmp(o->api, "dscc"))
-			return !strcmp(o->api, "dscc") ? "dscc" : "storageplugin";
-		snprintf(err, errlen, "-o api=%s: expected api=storageplugin or api=dscc", o->api);
-		return NULL;
+	if (!o->api)
+		return dsfs_dialect_for_url(o->url);
+	d = dsfs_dialect_named(o->api);
+	if (!d) {
+		dsfs_dialect_names(names, sizeof(names));
+		snprintf(err, errlen, "-o api=%s: unknown dialect; dsfs speaks %s", o->api, names);
 	}
-	if (strstr(o->url, "/storageplugin/api"))
-		return "storageplugin";
-	host = dsfs_options_url_host(o->url);
-	dscc = host && strlen(host) >= 19 && !strcmp(host + strlen(host) - 19, ".data.cloud.hpe.com");
-	free(host);
-	return dscc ? "dscc" : "storageplugin";
+	return d;
 }
 
 void dsfs_options_free(struct dsfs_options *o)
@@ -467,24 +460,10 @@ void dsfs_options_free(struct dsfs_options *o)
 	free(o->cacert);
 	free(o->client_cert);
 	free(o->client_key);
-	free(o->username);
 	free(o->username_opt);
 	free(o->api);
 	free(o->estate);
-	free(o->client_id);
-	free(o->token_url);
-	if (o->client_secret) {
-		explicit_bzero(o->client_secret, strlen(o->client_secret));
-		free(o->client_secret);
-	}
-	if (o->token) {
-		explicit_bzero(o->token, strlen(o->token));
-		free(o->token);
-	}
-	if (o->password) {
-		explicit_bzero(o->password, strlen(o->password));
-		free(o->password);
-	}
+	dsfs_credentials_clear(&o->cred);
 	free(o->s_cache_ttl);
 	free(o->s_timeout);
 	free(o->s_wait_timeout);

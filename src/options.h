@@ -11,6 +11,9 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "dialect.h"
+#include "session.h"
+
 struct fuse_args;
 
 struct dsfs_options {
@@ -28,9 +31,8 @@ struct dsfs_options {
 	size_t max_body;    /* bytes */
 	int insecure;       /* set through fuse_opt, which writes an int */
 	bool ro, show_help, show_version;
-	char *username, *password; /* from the credentials file or the environment */
-	char *client_id, *client_secret, *token_url, *token; /* DSCC, from the credentials file */
-	char *api;          /* -o api=storageplugin|dscc; NULL: recognised from the URL */
+	struct dsfs_credentials cred; /* from the credentials file or the environment */
+	char *api;          /* -o api=DIALECT (a name of the registry); NULL: recognised from the URL */
 	char *estate;       /* -o estate=FILE, or a URL "estate:FILE" */
 	int nonopts;               /* positional arguments seen while parsing */
 	char *unknown;             /* the first -o key neither dsfs nor libfuse knows */
@@ -50,21 +52,24 @@ struct dsfs_options {
 int dsfs_options_parse(struct fuse_args *args, struct dsfs_options *o, char *err, size_t errlen);
 
 /*
- * Loads credentials from o->credentials, which must be a regular file that
- * neither group nor others may read or write. Storage-plugin (bearer false):
- * username and password; a username missing there comes from -o username=
- * or DSFS_USERNAME, a password from DSFS_PASSWORD (for systemd units), which
- * is then removed from the environment. DSCC (bearer true): client_id and
- * client_secret (optional token_url), or token. 0 or -errno with err set.
+ * Loads credentials for dialect d into o->cred: the key=value lines of
+ * o->credentials, which must be a regular file that neither group nor others
+ * may read or write, and whose keys must be ones d's auth reads. Where d
+ * reads username and password, a username missing there comes from -o
+ * username= or DSFS_USERNAME, a password from DSFS_PASSWORD (for systemd
+ * units), which is then removed from the environment. Then d's auth checks
+ * that logging in has what it needs. 0 or -errno with err set.
  */
-int dsfs_options_load_credentials(struct dsfs_options *o, bool bearer, char *err, size_t errlen);
+int dsfs_options_load_credentials(struct dsfs_options *o, const struct dsfs_dialect *d, char *err, size_t errlen);
 
 /*
- * The dialect: -o api=, else recognised from the URL (a path ending in
- * /storageplugin/api, or a host under data.cloud.hpe.com). Returns
- * "storageplugin" or "dscc", or NULL with err set for an unknown api=.
+ * The dialect: -o api=, else recognised from the URL (dsfs_dialect_for_url).
+ * NULL with err listing the known names for an unknown api=.
  */
-const char *dsfs_options_dialect(const struct dsfs_options *o, char *err, size_t errlen);
+const struct dsfs_dialect *dsfs_options_dialect(const struct dsfs_options *o, char *err, size_t errlen);
+
+/* True when dialect d's auth reads credentials key. */
+bool dsfs_options_dialect_reads(const struct dsfs_dialect *d, const char *key);
 
 /*
  * Opens a file that may hold secrets (credentials, an estate): it must be a

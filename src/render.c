@@ -227,7 +227,9 @@ int dsfs_render_time(json_object *v, time_t *out)
 	}
 	if (t < 0)
 		return -EINVAL;
-	if (t > 1e11) /* later than year 5138 in seconds: it is milliseconds */
+	if (t > 1e14) /* later than year 5138 in milliseconds: microseconds (Backup and DR) */
+		t /= 1e6;
+	else if (t > 1e11) /* later than year 5138 in seconds: milliseconds */
 		t /= 1000;
 	*out = (time_t)t;
 	return 0;

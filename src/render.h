@@ -17,8 +17,8 @@
 struct dsfs_blob *dsfs_render_json(json_object *v);
 
 /*
- * Reads a time: an epoch number (seconds, or milliseconds when too large for
- * seconds), a numeric string, an ISO 8601 / RFC 3339 UTC string, or an
+ * Reads a time: an epoch number (seconds; milliseconds when too large for
+ * seconds, microseconds when too large for milliseconds), a numeric string, an ISO 8601 / RFC 3339 UTC string, or an
  * object {"ms": epoch milliseconds} as DSCC device-type1 objects carry.
  * Returns 0 and sets *out, or -EINVAL when v is none of these.
  */

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * Sessions and tokens. The storage-plugin session id, or the DSCC bearer
- * token, lives only in memory and only in its request header; it is never
- * logged. Concurrent 401s renew once: a generation number tells a thread
- * whether someone else has already logged in again since it sent its
- * request. Tokens from the client-credentials exchange are renewed shortly
- * before expires_in runs out.
+ * Sessions and tokens, whatever the dialect: what a login produced (a
+ * session id, a token, or both) lives only in memory and only in its
+ * request headers; it is never logged. How to log in, which headers carry
+ * it and how to log out are the dialect's auth hooks; this file owns when:
+ * one login at a time, concurrent 401s renewing once (a generation number
+ * tells a thread whether someone else has already logged in again since it
+ * sent its request), and renewal shortly before expires_in or the server's
+ * idle expiry runs out.
  */
 #include "session.h"
 
@@ -21,17 +23,15 @@
 
 #include "log.h"
 
-#define SESSION_HEADER "x-storageplugin-sessionid"
-
 struct dsfs_session {
 	struct dsfs_http *http;
 	const struct dsfs_dialect *dialect;
-	char *username, *password, *array;
-	char *client_id, *client_secret, *token_url, *pasted_token;
+	struct dsfs_credentials cred;
 	pthread_mutex_t lock;
-	char *id;               /* current session id or bearer token, or NULL */
-	double expires_at;      /* BEARER: monotonic time the token expires, 0 if unknown */
-	double lifetime;        /* BEARER: its expires_in */
+	struct dsfs_login cur;  /* what the current login produced; cur.id NULL when logged out */
+	double expires_at;      /* monotonic time cur.id expires, 0 if unknown */
+	double lifetime;        /* its expires_in */
+	double last_call;       /* monotonic time of the last authenticated call, for idle expiry */
 	unsigned long gen;      /* bumped by every successful login */
 	unsigned long logins;
 	struct timespec failed_at; /* last failed login, to hold off a storm of them */
@@ -56,7 +56,7 @@ static void note_health(struct dsfs_session *s, const struct dsfs_request *req, 
 	s->unreachable = ret < 0 && resp->status == 0;
 	if (ret < 0 || resp->status >= 400) {
 		if (resp->status) {
-			dsfs_session_error_message(resp, msg, sizeof(msg));
+			dsfs_session_error_message(s->dialect, resp, msg, sizeof(msg));
 			snprintf(s->last_error, sizeof(s->last_error), "%s %s: HTTP %ld: %s", req->method,
 				 req->path, resp->status, msg);
 		} else {
@@ -68,31 +68,12 @@ static void note_health(struct dsfs_session *s, const struct dsfs_request *req, 
 	pthread_mutex_unlock(&s->lock);
 }
 
-static bool copy(char **dst, const char *src)
+const char *dsfs_credentials_get(const struct dsfs_credentials *c, const char *key)
 {
-	*dst = src ? strdup(src) : NULL;
-	return !src || *dst;
-}
-
-struct dsfs_session *dsfs_session_new(struct dsfs_http *http, const struct dsfs_dialect *dialect,
-				      const struct dsfs_credentials *cred, const char *array)
-{
-	struct dsfs_session *s = calloc(1, sizeof(*s));
-
-	if (!s)
-		return NULL;
-	s->http = http;
-	s->dialect = dialect;
-	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->login_done, NULL);
-	if (!copy(&s->username, cred->username ? cred->username : "") ||
-	    !copy(&s->password, cred->password ? cred->password : "") || !copy(&s->array, array) ||
-	    !copy(&s->client_id, cred->client_id) || !copy(&s->client_secret, cred->client_secret) ||
-	    !copy(&s->token_url, cred->token_url) || !copy(&s->pasted_token, cred->token)) {
-		dsfs_session_free(s);
-		return NULL;
-	}
-	return s;
+	for (size_t i = 0; i < c->n; i++)
+		if (!strcmp(c->key[i], key))
+			return c->value[i];
+	return NULL;
 }
 
 static void wipe_free(char *p)
@@ -103,26 +84,81 @@ static void wipe_free(char *p)
 	}
 }
 
+int dsfs_credentials_set(struct dsfs_credentials *c, const char *key, const char *value)
+{
+	char *v = strdup(value);
+	size_t i;
+
+	if (!v)
+		return -ENOMEM;
+	for (i = 0; i < c->n && strcmp(c->key[i], key); i++)
+		;
+	if (i == c->n) {
+		if (c->n == DSFS_CRED_MAX || !(c->key[i] = strdup(key))) {
+			wipe_free(v);
+			return c->n == DSFS_CRED_MAX ? -E2BIG : -ENOMEM;
+		}
+		c->value[i] = NULL;
+		c->n++;
+	}
+	wipe_free(c->value[i]);
+	c->value[i] = v;
+	return 0;
+}
+
+void dsfs_credentials_clear(struct dsfs_credentials *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		free(c->key[i]);
+		wipe_free(c->value[i]);
+	}
+	memset(c, 0, sizeof(*c));
+}
+
+static void login_clear(struct dsfs_login *l)
+{
+	wipe_free(l->id);
+	wipe_free(l->token);
+	memset(l, 0, sizeof(*l));
+}
+
+struct dsfs_session *dsfs_session_new(struct dsfs_http *http, const struct dsfs_dialect *dialect,
+				      const struct dsfs_credentials *cred)
+{
+	struct dsfs_session *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->http = http;
+	s->dialect = dialect;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->login_done, NULL);
+	for (size_t i = 0; i < cred->n; i++) {
+		if (dsfs_credentials_set(&s->cred, cred->key[i], cred->value[i])) {
+			dsfs_session_free(s);
+			return NULL;
+		}
+	}
+	return s;
+}
+
 void dsfs_session_free(struct dsfs_session *s)
 {
 	if (!s)
 		return;
 	dsfs_session_logout(s);
-	free(s->username);
-	wipe_free(s->password);
-	free(s->array);
-	free(s->client_id);
-	wipe_free(s->client_secret);
-	free(s->token_url);
-	wipe_free(s->pasted_token);
-	wipe_free(s->id);
+	dsfs_credentials_clear(&s->cred);
+	login_clear(&s->cur);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->login_done);
 	free(s);
 }
 
-void dsfs_session_error_message(const struct dsfs_response *resp, char *buf, size_t len)
+void dsfs_session_error_message(const struct dsfs_dialect *d, const struct dsfs_response *resp, char *buf,
+				size_t len)
 {
+	static const char *const fallback[] = { "error", NULL };
+	const char *const *fields = d && d->error_fields ? d->error_fields : fallback;
 	json_object *o, *e;
 	size_t i;
 
@@ -131,10 +167,12 @@ void dsfs_session_error_message(const struct dsfs_response *resp, char *buf, siz
 		return;
 	}
 	o = json_tokener_parse(resp->body);
-	if (o && json_object_object_get_ex(o, "error", &e)) {
+	for (i = 0; o && fields[i]; i++) {
+		if (!json_object_object_get_ex(o, fields[i], &e) || json_object_is_type(e, json_type_null))
+			continue;
 		if (json_object_is_type(e, json_type_string))
 			snprintf(buf, len, "%s", json_object_get_string(e));
-		else /* DSCC-style error objects */
+		else /* error objects and codes */
 			snprintf(buf, len, "%s", json_object_to_json_string_ext(e, JSON_C_TO_STRING_PLAIN));
 		json_object_put(o);
 		return;
@@ -146,7 +184,8 @@ void dsfs_session_error_message(const struct dsfs_response *resp, char *buf, siz
 	buf[i] = '\0';
 }
 
-static int record_failure(const struct dsfs_request *req, const struct dsfs_response *resp, int ret)
+static int record_failure(const struct dsfs_dialect *d, const struct dsfs_request *req,
+			  const struct dsfs_response *resp, int ret)
 {
 	char msg[600], tries[64] = "";
 
@@ -159,7 +198,7 @@ static int record_failure(const struct dsfs_request *req, const struct dsfs_resp
 	}
 	if (resp->status >= 200 && resp->status < 300)
 		return 0;
-	dsfs_session_error_message(resp, msg, sizeof(msg) - sizeof(tries));
+	dsfs_session_error_message(d, resp, msg, sizeof(msg) - sizeof(tries));
 	strcat(msg, tries);
 	dsfs_err_record(req->method, req->path, resp->status, msg);
 	ret = dsfs_errmap_status(resp->status);
@@ -174,8 +213,7 @@ static double mono_now(void)
 	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
 }
 
-/* Appends name=value, form-encoded, to buf (of size len). */
-static void form_add(char *buf, size_t len, const char *name, const char *value)
+void dsfs_session_form_add(char *buf, size_t len, const char *name, const char *value)
 {
 	size_t o = strlen(buf);
 
@@ -190,125 +228,25 @@ static void form_add(char *buf, size_t len, const char *name, const char *value)
 	buf[o] = '\0';
 }
 
-/* Installs a new session id or token (taking ownership of id). Lock held. */
-static void set_id(struct dsfs_session *s, char *id, double expires_in)
+int dsfs_session_send(struct dsfs_session *s, const struct dsfs_request *req, struct dsfs_response *resp)
 {
-	wipe_free(s->id);
-	s->id = id;
-	s->lifetime = expires_in;
-	s->expires_at = expires_in > 0 ? mono_now() + expires_in : 0;
+	int ret = dsfs_http_do(s->http, req, resp);
+
+	note_health(s, req, resp, ret);
+	return record_failure(s->dialect, req, resp, ret);
+}
+
+/* Installs what a login produced (taking ownership of l's strings). Lock held. */
+static void set_login(struct dsfs_session *s, struct dsfs_login *l)
+{
+	login_clear(&s->cur);
+	s->cur = *l;
+	memset(l, 0, sizeof(*l));
+	s->lifetime = s->cur.expires_in;
+	s->expires_at = s->cur.expires_in > 0 ? mono_now() + s->cur.expires_in : 0;
+	s->last_call = mono_now();
 	s->gen++;
 	s->logins++;
-}
-
-/*
- * BEARER: the OAuth2 client-credentials exchange, or a check of a pasted
- * token. Lock not held: it reads only what never changes. On success *id
- * gets the token (malloc'd) and *expires_in its lifetime (0: unknown).
- */
-static int exchange_token(struct dsfs_session *s, char **id, double *expires_in)
-{
-	struct dsfs_response resp = { 0 };
-	json_object *o = NULL, *tok, *exp;
-	int ret;
-
-	if (s->pasted_token) {
-		/* Nothing to exchange: one cheap call tells whether the console still accepts it. */
-		char hdr[4096];
-		const char *hdrs[] = { hdr, NULL };
-		struct dsfs_request req = { .method = "GET", .path = s->dialect->probe_path, .headers = hdrs };
-
-		snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", s->pasted_token);
-		ret = dsfs_http_do(s->http, &req, &resp);
-		explicit_bzero(hdr, sizeof(hdr));
-		note_health(s, &req, &resp, ret);
-		if (ret == 0 && resp.status == 401) {
-			dsfs_err_record("GET", req.path, 401, "the access token was refused: it has expired or is "
-				       "wrong; paste a new one (token=) into the credentials file and mount again");
-			ret = -EACCES;
-		} else {
-			ret = record_failure(&req, &resp, ret);
-		}
-		if (ret == 0 && !(*id = strdup(s->pasted_token)))
-			ret = -ENOMEM;
-		*expires_in = 0;
-		dsfs_response_clear(&resp);
-		return ret;
-	}
-	{
-		char form[2048] = "";
-		struct dsfs_request req = {
-			.method = "POST", .content_type = "application/x-www-form-urlencoded",
-			.path = s->token_url ? s->token_url : s->dialect->token_path,
-		};
-
-		form_add(form, sizeof(form), "grant_type", "client_credentials");
-		form_add(form, sizeof(form), "client_id", s->client_id ? s->client_id : "");
-		form_add(form, sizeof(form), "client_secret", s->client_secret ? s->client_secret : "");
-		req.body = form;
-		req.body_len = strlen(form);
-		ret = dsfs_http_do(s->http, &req, &resp);
-		explicit_bzero(form, sizeof(form));
-		note_health(s, &req, &resp, ret);
-		ret = record_failure(&req, &resp, ret);
-		if (ret == 0) {
-			o = json_tokener_parse(resp.body ? resp.body : "");
-			if (!o || !json_object_object_get_ex(o, "access_token", &tok) ||
-			    !json_object_is_type(tok, json_type_string)) {
-				dsfs_err_record("POST", req.path, resp.status, "answer has no access_token");
-				ret = -EIO;
-			} else {
-				*expires_in = json_object_object_get_ex(o, "expires_in", &exp) ? json_object_get_double(exp) : 0;
-				*id = strdup(json_object_get_string(tok));
-				ret = *id ? 0 : -ENOMEM;
-			}
-		}
-		json_object_put(o);
-		dsfs_response_clear(&resp);
-		return ret;
-	}
-}
-
-/* SESSION: POST /session with HTTP Basic credentials. Lock not held. On success *id is malloc'd. */
-static int exchange_session(struct dsfs_session *s, char **id)
-{
-	struct dsfs_request req = {
-		.method = "POST", .path = "/session",
-		.username = s->username, .password = s->password,
-	};
-	struct dsfs_response resp = { 0 };
-	json_object *body, *o = NULL, *sid;
-	int ret;
-
-	body = json_object_new_object();
-	if (!body)
-		return -ENOMEM;
-	if (s->array) {
-		unsigned char tmp[sizeof(struct in6_addr)];
-		bool is_ip = inet_pton(AF_INET, s->array, tmp) == 1 || inet_pton(AF_INET6, s->array, tmp) == 1;
-
-		json_object_object_add(body, is_ip ? "ipAddress" : "hostname", json_object_new_string(s->array));
-	}
-	req.body = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
-	req.body_len = strlen(req.body);
-	ret = dsfs_http_do(s->http, &req, &resp);
-	note_health(s, &req, &resp, ret);
-	ret = record_failure(&req, &resp, ret);
-	if (ret == 0) {
-		o = json_tokener_parse(resp.body ? resp.body : "");
-		if (!o || !json_object_object_get_ex(o, "sessionId", &sid) ||
-		    !json_object_is_type(sid, json_type_string)) {
-			dsfs_err_record("POST", "/session", resp.status, "answer has no sessionId");
-			ret = -EIO;
-		} else {
-			*id = strdup(json_object_get_string(sid));
-			ret = *id ? 0 : -ENOMEM;
-		}
-	}
-	json_object_put(o);
-	json_object_put(body);
-	dsfs_response_clear(&resp);
-	return ret;
 }
 
 static double since(const struct timespec *t)
@@ -328,12 +266,11 @@ static double since(const struct timespec *t)
  */
 static int login_locked(struct dsfs_session *s, unsigned long seen_gen)
 {
-	double expires_in = 0;
-	char *id = NULL;
+	struct dsfs_login l = { 0 };
 	int ret;
 
 	for (;;) {
-		if (s->gen != seen_gen && s->id)
+		if (s->gen != seen_gen && s->cur.id)
 			return 0; /* another thread has renewed it meanwhile */
 		if (s->failed_err && since(&s->failed_at) < 1.0)
 			return s->failed_err; /* a login just failed: do not hammer the server */
@@ -343,16 +280,14 @@ static int login_locked(struct dsfs_session *s, unsigned long seen_gen)
 	}
 	s->logging_in = true;
 	pthread_mutex_unlock(&s->lock);
-	if (s->dialect->auth == DSFS_AUTH_BEARER)
-		ret = exchange_token(s, &id, &expires_in);
-	else
-		ret = exchange_session(s, &id);
+	ret = s->dialect->auth->login(s, &s->cred, &l);
 	pthread_mutex_lock(&s->lock);
 	s->logging_in = false;
 	if (ret == 0) {
-		set_id(s, id, expires_in);
+		set_login(s, &l);
 		s->failed_err = 0;
 	} else {
+		login_clear(&l);
 		s->failed_err = ret;
 		clock_gettime(CLOCK_MONOTONIC, &s->failed_at);
 	}
@@ -373,60 +308,60 @@ int dsfs_session_login(struct dsfs_session *s)
 
 void dsfs_session_logout(struct dsfs_session *s)
 {
-	struct dsfs_response resp = { 0 };
-	char hdr[512];
-	const char *hdrs[] = { hdr, NULL };
-	struct dsfs_request req = { .method = "DELETE", .path = "/session", .headers = hdrs };
+	struct dsfs_login l;
 
 	pthread_mutex_lock(&s->lock);
-	if (s->id && s->dialect->auth == DSFS_AUTH_BEARER) {
-		wipe_free(s->id); /* tokens simply lapse */
-		s->id = NULL;
-	} else if (s->id) {
-		snprintf(hdr, sizeof(hdr), SESSION_HEADER ": %s", s->id);
-		if (dsfs_http_do(s->http, &req, &resp) < 0 || resp.status >= 300)
-			dsfs_log(DSFS_LOG_DEBUG, "logout: %s", resp.status ? "refused" : resp.message);
-		explicit_bzero(hdr, sizeof(hdr));
-		wipe_free(s->id);
-		s->id = NULL;
-	}
+	l = s->cur;
+	memset(&s->cur, 0, sizeof(s->cur));
 	pthread_mutex_unlock(&s->lock);
-	dsfs_response_clear(&resp);
+	if (l.id && s->dialect->auth->logout)
+		s->dialect->auth->logout(s, &l);
+	login_clear(&l);
+}
+
+/* True when the current login is about to run out (its lifetime, or the server's idle expiry). Lock held. */
+static bool running_out(struct dsfs_session *s)
+{
+	double now = mono_now(), idle = s->dialect->auth->idle_expiry;
+
+	if (s->cur.id && s->expires_at > 0 && now > s->expires_at - (s->lifetime > 600 ? 60 : s->lifetime / 10))
+		return true;
+	return s->cur.id && idle > 0 && now - s->last_call > idle - (idle > 600 ? 60 : idle / 10);
 }
 
 int dsfs_session_call(struct dsfs_session *s, const struct dsfs_request *req,
 		      struct dsfs_response *resp, bool anonymous)
 {
 	struct dsfs_request r = *req;
-	const char *hdrs[8] = { 0 };
-	char hdr[8192]; /* bearer tokens (JWTs) run to kilobytes */
+	const char *hdrs[10] = { 0 };
+	char hdr[12288]; /* bearer tokens (JWTs) run to kilobytes */
 	unsigned long gen = 0;
 	int attempt, ret = 0, i;
 
 	for (attempt = 0; attempt < 2; attempt++) {
+		size_t nauth = 0;
+		const char *auth[3] = { 0 };
+
 		hdr[0] = '\0';
 		if (!anonymous) {
 			pthread_mutex_lock(&s->lock);
-			if (s->id && s->expires_at > 0 &&
-			    mono_now() > s->expires_at - (s->lifetime > 600 ? 60 : s->lifetime / 10)) {
-				/* renew before it runs out rather than after a 401 */
-				if (login_locked(s, s->gen) < 0)
-					dsfs_log(DSFS_LOG_WARN, "renewing the access token early failed; using it until it expires");
-			}
-			if (!s->id)
+			if (running_out(s) && login_locked(s, s->gen) < 0)
+				dsfs_log(DSFS_LOG_WARN, "renewing the login early failed; using it until it ends");
+			if (!s->cur.id)
 				ret = login_locked(s, s->gen);
-			if (s->id && s->dialect->auth == DSFS_AUTH_BEARER)
-				snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", s->id);
-			else if (s->id)
-				snprintf(hdr, sizeof(hdr), SESSION_HEADER ": %s", s->id);
+			if (s->cur.id) {
+				nauth = s->dialect->auth->headers(&s->cur, hdr, sizeof(hdr), auth);
+				s->last_call = mono_now();
+			}
 			gen = s->gen;
 			pthread_mutex_unlock(&s->lock);
-			if (!hdr[0])
+			if (!nauth)
 				return ret ? ret : -EACCES;
 			for (i = 0; req->headers && req->headers[i] && i < 6; i++)
 				hdrs[i] = req->headers[i];
-			hdrs[i] = hdr;
-			hdrs[i + 1] = NULL;
+			for (size_t k = 0; k < nauth && k < 2; k++)
+				hdrs[i++] = auth[k];
+			hdrs[i] = NULL;
 			r.headers = hdrs;
 		}
 		ret = dsfs_http_do(s->http, &r, resp);
@@ -443,17 +378,18 @@ int dsfs_session_call(struct dsfs_session *s, const struct dsfs_request *req,
 				 req->method, req->path);
 			return ret;
 		}
+		dsfs_response_clear(resp);
 		dsfs_log(DSFS_LOG_DEBUG, "session renewed after 401 on %s %s", req->method, req->path);
 	}
 	explicit_bzero(hdr, sizeof(hdr));
-	return record_failure(req, resp, ret);
+	return record_failure(s->dialect, req, resp, ret);
 }
 
 void dsfs_session_health(struct dsfs_session *s, struct dsfs_session_health *out)
 {
 	pthread_mutex_lock(&s->lock);
 	out->reachable = !s->unreachable;
-	out->logged_in = s->id != NULL;
+	out->logged_in = s->cur.id != NULL;
 	snprintf(out->last_error, sizeof(out->last_error), "%s", s->last_error);
 	out->since_error = s->last_error_at > 0 ? mono_now() - s->last_error_at : -1;
 	pthread_mutex_unlock(&s->lock);

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The API session: login (POST /session with HTTP Basic credentials, bound
- * to one array), the session header on every call, renewal when the server
- * answers 401, and logout. Also the single place where a failed call is
- * turned into an errno and recorded with the server's message.
+ * The API session: the credentials, one login at a time (the dialect's
+ * auth hooks say how), the authentication headers on every call, renewal
+ * before a token or an idle session runs out and when the server answers
+ * 401, and logout. Also the single place where a failed call is turned into
+ * an errno and recorded with the server's message.
  */
 #ifndef DSFS_SESSION_H
 #define DSFS_SESSION_H
@@ -11,39 +12,60 @@
 #include <stdbool.h>
 
 #include "http.h"
-#include "resources.h"
+#include "dialect.h"
 
 struct dsfs_session;
 
-/* What a client proves itself with; which fields count depends on the dialect's auth. */
+#define DSFS_CRED_MAX 16
+
+/*
+ * What a client proves itself with: key=value pairs from a credentials file,
+ * an estate member or the environment; which keys count is the dialect's
+ * (auth->keys). Values are secrets: wiped when cleared.
+ */
 struct dsfs_credentials {
-	const char *username, *password;       /* SESSION */
-	const char *client_id, *client_secret; /* BEARER: OAuth2 client credentials */
-	const char *token_url;                 /* BEARER: token endpoint, overriding the dialect's */
-	const char *token;                     /* BEARER: an access token pasted from the console */
+	size_t n;
+	char *key[DSFS_CRED_MAX], *value[DSFS_CRED_MAX];
 };
+
+/* The value of key, or NULL. */
+const char *dsfs_credentials_get(const struct dsfs_credentials *c, const char *key);
+
+/* Sets key to a copy of value (replacing it). 0, -ENOMEM, or -E2BIG past DSFS_CRED_MAX keys. */
+int dsfs_credentials_set(struct dsfs_credentials *c, const char *key, const char *value);
+
+/* Wipes and frees every value; c is then empty. */
+void dsfs_credentials_clear(struct dsfs_credentials *c);
 
 /*
  * A session over http (borrowed; must outlive the session) for dialect's
- * way of authenticating, with cred, and array (storage-plugin: hostname or
- * IP address to log in to; NULL sends an empty login body). Strings are
- * copied; secret copies are wiped on free. NULL on ENOMEM.
+ * way of authenticating (dialect->auth), with a copy of cred. NULL on ENOMEM.
  */
 struct dsfs_session *dsfs_session_new(struct dsfs_http *http, const struct dsfs_dialect *dialect,
-				      const struct dsfs_credentials *cred, const char *array);
+				      const struct dsfs_credentials *cred);
 
 /* Logs out if logged in, then frees; NULL does nothing. */
 void dsfs_session_free(struct dsfs_session *s);
 
 /*
- * Logs in now (SESSION: POST /session; BEARER: gets a token, or checks a
- * pasted one with one GET). 0, or a negative errno with the reason recorded
- * (dsfs_err_describe). Thread-safe.
+ * Logs in now, as the dialect's auth->login does. 0, or a negative errno
+ * with the reason recorded (dsfs_err_describe). Thread-safe.
  */
 int dsfs_session_login(struct dsfs_session *s);
 
-/* Ends the session on the server (DELETE /session). Thread-safe. */
+/* Ends the session on the server (auth->logout), if it has one. Thread-safe. */
 void dsfs_session_logout(struct dsfs_session *s);
+
+/*
+ * For auth hooks: sends req on the session's connection without any
+ * authentication of the session's own, notes the endpoint's health and
+ * records a failure like dsfs_session_call. 0 for a 2xx answer, else
+ * -errno; resp holds the answer either way. Thread-safe.
+ */
+int dsfs_session_send(struct dsfs_session *s, const struct dsfs_request *req, struct dsfs_response *resp);
+
+/* Appends name=value, form-encoded (application/x-www-form-urlencoded), to buf of size len. */
+void dsfs_session_form_add(char *buf, size_t len, const char *name, const char *value);
 
 /*
  * Sends req with the session header or bearer token (unless anonymous) and
@@ -56,8 +78,12 @@ void dsfs_session_logout(struct dsfs_session *s);
 int dsfs_session_call(struct dsfs_session *s, const struct dsfs_request *req,
 		      struct dsfs_response *resp, bool anonymous);
 
-/* Copies the "error" message of a CONTRACT error body into buf (or a summary of the body). */
-void dsfs_session_error_message(const struct dsfs_response *resp, char *buf, size_t len);
+/*
+ * Copies the message of an error body into buf: the first of the dialect's
+ * error_fields it has ("error" by default), else a printable excerpt.
+ */
+void dsfs_session_error_message(const struct dsfs_dialect *d, const struct dsfs_response *resp, char *buf,
+				size_t len);
 
 /* Counts of logins made, for .dsfs/stats. */
 unsigned long dsfs_session_logins(struct dsfs_session *s);

@@ -125,16 +125,16 @@ int dsfs_tasks_wait(struct dsfs_tasks *t, const char *url, double timeout, bool 
 			json_object_put(o);
 			break;
 		}
-		st = string_field(o, d->task_state_field);
+		st = string_field(o, d->task.state_field);
 		free(state);
 		state = strdup(st ? st : "UNSPECIFIED");
-		if (st && !strcmp(st, "SUCCEEDED")) {
+		if (dsfs_dialect_state_in(st, d->task.succeeded)) {
 			json_object_put(o);
 			ret = 0;
 			break;
 		}
-		if (st && (!strcmp(st, "FAILED") || !strcmp(st, "TIMEDOUT"))) {
-			const char *why = string_field(o, d->task_error_field);
+		if (dsfs_dialect_state_in(st, d->task.failed)) {
+			const char *why = string_field(o, d->task.error_field);
 
 			dsfs_err_record("GET", url, 0, why ? why : st);
 			dsfs_log(DSFS_LOG_ERR, "task %s ended %s: %s", url, st, why ? why : "(no error given)");
@@ -142,7 +142,7 @@ int dsfs_tasks_wait(struct dsfs_tasks *t, const char *url, double timeout, bool 
 			ret = -EIO;
 			break;
 		}
-		if (json_object_object_get_ex(o, d->task_poll_field, &v))
+		if (d->task.poll_field && json_object_object_get_ex(o, d->task.poll_field, &v))
 			interval = json_object_get_double(v);
 		json_object_put(o);
 		if (interval < 0.2)

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "resources.h"
+#include "dialect.h"
 #include "session.h"
 
 struct dsfs_tasks;
@@ -30,10 +30,11 @@ unsigned long dsfs_tasks_latest_seq(struct dsfs_tasks *t);
 
 /*
  * Polls the task at url (its API path) until it ends. Returns 0 when it
- * SUCCEEDED; -EIO when it FAILED or TIMEDOUT (the task's error recorded for
- * the log); -ETIMEDOUT after timeout seconds; -EINTR as soon as
- * interrupted() returns true; another negative errno when polling fails.
- * *state gets the last state seen (malloc'd) when non-NULL. Thread-safe.
+ * ends in one of the dialect's succeeded states; -EIO in one of its failed
+ * states (the task's error recorded for the log); -ETIMEDOUT after timeout
+ * seconds; -EINTR as soon as interrupted() returns true; another negative
+ * errno when polling fails. *state gets the last state seen (malloc'd) when
+ * non-NULL. Thread-safe.
  */
 int dsfs_tasks_wait(struct dsfs_tasks *t, const char *url, double timeout, bool (*interrupted)(void),
 		    char **state);

@@ -38,6 +38,7 @@ static void write_file(const char *path, const char *text, mode_t mode)
 
 int main(void)
 {
+	const struct dsfs_dialect *sp = dsfs_dialect_named("storageplugin"), *dscc = dsfs_dialect_named("dscc");
 	struct dsfs_options o;
 	char err[1024], path[] = "/tmp/dsfs-test-cred-XXXXXX";
 	int fd;
@@ -98,35 +99,37 @@ int main(void)
 	memset(&o, 0, sizeof(o));
 	o.credentials = strdup(path);
 	write_file(path, "# comment\nusername=admin\npassword=s3cr et\n", 0600);
-	is_int(dsfs_options_load_credentials(&o, false, err, sizeof(err)), 0, "0600 credentials file loads");
-	is_str(o.username, "admin", "username read");
-	is_str(o.password, "s3cr et", "password read with inner space");
-	free(o.username);
-	free(o.password);
-	o.username = o.password = NULL;
+	is_int(dsfs_options_load_credentials(&o, sp, err, sizeof(err)), 0, "0600 credentials file loads");
+	is_str(dsfs_credentials_get(&o.cred, "username"), "admin", "username read");
+	is_str(dsfs_credentials_get(&o.cred, "password"), "s3cr et", "password read with inner space");
+	dsfs_credentials_clear(&o.cred);
 
 	write_file(path, "username=admin\npassword=x\n", 0644);
-	is_int(dsfs_options_load_credentials(&o, false, err, sizeof(err)), -EPERM, "group/other-readable file refused");
+	is_int(dsfs_options_load_credentials(&o, sp, err, sizeof(err)), -EPERM, "group/other-readable file refused");
 	ok(strstr(err, "chmod 600") != NULL, "message gives the fix: %s", err);
 
 	write_file(path, "username=admin\n", 0600);
-	is_int(dsfs_options_load_credentials(&o, false, err, sizeof(err)), -EINVAL, "file without password refused");
-	free(o.username);
-	o.username = NULL;
+	is_int(dsfs_options_load_credentials(&o, sp, err, sizeof(err)), -EINVAL, "file without password refused");
+	ok(strstr(err, "password") != NULL, "message names what is missing: %s", err);
+	dsfs_credentials_clear(&o.cred);
 
 	write_file(path, "user admin\n", 0600);
-	is_int(dsfs_options_load_credentials(&o, false, err, sizeof(err)), -EINVAL, "malformed line refused");
+	is_int(dsfs_options_load_credentials(&o, sp, err, sizeof(err)), -EINVAL, "malformed line refused");
 	ok(strstr(err, "line 1") != NULL, "message names the line: %s", err);
 
+	write_file(path, "username=admin\nclient_id=abc\n", 0600);
+	is_int(dsfs_options_load_credentials(&o, sp, err, sizeof(err)), -EINVAL, "another dialect's key refused");
+	ok(strstr(err, "line 2") && strstr(err, "username=, password= or array="),
+	   "message names the line and the dialect's keys: %s", err);
+	dsfs_credentials_clear(&o.cred);
+
 	write_file(path, "client_id=abc\nclient_secret=s3\ntoken_url=https://sso.example.com/as/token.oauth2\n", 0600);
-	is_int(dsfs_options_load_credentials(&o, true, err, sizeof(err)), 0, "DSCC client credentials load");
-	is_str(o.client_id, "abc", "client_id read");
-	is_str(o.token_url, "https://sso.example.com/as/token.oauth2", "token_url read");
-	free(o.client_id);
-	free(o.client_secret);
-	o.client_id = o.client_secret = NULL;
+	is_int(dsfs_options_load_credentials(&o, dscc, err, sizeof(err)), 0, "DSCC client credentials load");
+	is_str(dsfs_credentials_get(&o.cred, "client_id"), "abc", "client_id read");
+	is_str(dsfs_credentials_get(&o.cred, "token_url"), "https://sso.example.com/as/token.oauth2", "token_url read");
+	dsfs_credentials_clear(&o.cred);
 	write_file(path, "client_id=abc\n", 0600);
-	is_int(dsfs_options_load_credentials(&o, true, err, sizeof(err)), -EINVAL, "DSCC without a secret refused");
+	is_int(dsfs_options_load_credentials(&o, dscc, err, sizeof(err)), -EINVAL, "DSCC without a secret refused");
 	ok(strstr(err, "client_secret") != NULL, "message names what is missing: %s", err);
 
 	unlink(path);
@@ -135,25 +138,26 @@ int main(void)
 	{
 		char *argv[] = { "dsfs", "https://us1.data.cloud.hpe.com", "/mnt" };
 		is_int(parse(&o, err, sizeof(err), 3, argv), 0, "DSCC URL parses");
-		is_str(dsfs_options_dialect(&o, err, sizeof(err)), "dscc", "DSCC recognised from the host");
+		ok(dsfs_options_dialect(&o, err, sizeof(err)) == dscc, "DSCC recognised from the host");
 		dsfs_options_free(&o);
 	}
 	{
 		char *argv[] = { "dsfs", "-o", "api=dscc", "http://127.0.0.1:8080", "/mnt" };
 		is_int(parse(&o, err, sizeof(err), 5, argv), 0, "api= parses");
-		is_str(dsfs_options_dialect(&o, err, sizeof(err)), "dscc", "api=dscc wins");
+		ok(dsfs_options_dialect(&o, err, sizeof(err)) == dscc, "api=dscc wins");
 		dsfs_options_free(&o);
 	}
 	{
 		char *argv[] = { "dsfs", "-o", "api=s3", "http://h/x", "/mnt" };
 		parse(&o, err, sizeof(err), 5, argv);
-		ok(dsfs_options_dialect(&o, err, sizeof(err)) == NULL && strstr(err, "api=dscc"), "unknown api refused: %s", err);
+		ok(dsfs_options_dialect(&o, err, sizeof(err)) == NULL && strstr(err, "api=s3") &&
+		   strstr(err, "storageplugin, dscc"), "unknown api refused, the known ones listed: %s", err);
 		dsfs_options_free(&o);
 	}
 	{
 		char *argv[] = { "dsfs", "http://h:1/storageplugin/api", "/mnt" };
 		parse(&o, err, sizeof(err), 3, argv);
-		is_str(dsfs_options_dialect(&o, err, sizeof(err)), "storageplugin", "storage-plugin recognised from the path");
+		ok(dsfs_options_dialect(&o, err, sizeof(err)) == sp, "storage-plugin recognised from the path");
 		dsfs_options_free(&o);
 	}
 	{
@@ -200,7 +204,7 @@ int main(void)
 		parse(&o, err, sizeof(err), 3, argv);
 		o.credentials = strdup(fifo);
 		/* were it opened blocking, this would never return: no writer ever comes */
-		is_int(dsfs_options_load_credentials(&o, false, err, sizeof(err)), -EINVAL, "a FIFO is refused");
+		is_int(dsfs_options_load_credentials(&o, sp, err, sizeof(err)), -EINVAL, "a FIFO is refused");
 		ok(strstr(err, "not a regular file") != NULL, "and the message says why: %s", err);
 		dsfs_options_free(&o);
 		unlink(fifo);

@@ -45,6 +45,7 @@ int main(void)
 
 	when("1700000000", 0, 1700000000, "epoch seconds");
 	when("1700000000123", 0, 1700000000, "epoch milliseconds");
+	when("1700000000123456", 0, 1700000000, "epoch microseconds (Backup and DR)");
 	when("\"1700000000\"", 0, 1700000000, "numeric string");
 	when("\"2024-03-24T00:13:52.002673131Z\"", 0, 1711239232, "RFC 3339 with fraction");
 	when("\"2024-03-24T02:13:52+02:00\"", 0, 1711239232, "RFC 3339 with offset");

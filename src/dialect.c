@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * What every dialect shares: lookups by name in a kind and in the registry,
+ * the default rule for finding an action's task, and the files of a task
+ * directory (task.json, and state, progress and log made from it in the
+ * dialect's own task words).
+ */
+#include "dialect.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+
+/* tasks/<id>/state, progress and log: one line each of the task object, read through. */
+static struct dsfs_blob *line_of(json_object *o, const char *field)
+{
+	json_object *v;
+	char buf[64];
+	const char *s = "";
+
+	if (json_object_object_get_ex(o, field, &v) && !json_object_is_type(v, json_type_null)) {
+		if (json_object_is_type(v, json_type_string)) {
+			s = json_object_get_string(v);
+		} else {
+			snprintf(buf, sizeof(buf), "%s", json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+			s = buf;
+		}
+	}
+	{
+		size_t n = strlen(s);
+		struct dsfs_blob *b = dsfs_blob_new(s, n + 1);
+
+		if (b)
+			b->data[n] = '\n';
+		return b;
+	}
+}
+
+static struct dsfs_blob *task_state(json_object *o, const struct dsfs_dialect *d)
+{
+	return line_of(o, d->task.state_field);
+}
+
+static struct dsfs_blob *task_progress(json_object *o, const struct dsfs_dialect *d)
+{
+	return line_of(o, d->task.progress_field);
+}
+
+/* One "<time> <message>" line per log entry; without a log list, the task's error (if any). */
+static struct dsfs_blob *task_log(json_object *o, const struct dsfs_dialect *d)
+{
+	const struct dsfs_task_words *w = &d->task;
+	json_object *msgs = NULL, *m, *v;
+	size_t i, n, len = 0, cap = 256;
+	char *buf = malloc(cap);
+	struct dsfs_blob *b;
+
+	if (!buf)
+		return NULL;
+	if (!w->log_field) {
+		free(buf);
+		if (json_object_object_get_ex(o, w->error_field, &v) && json_object_is_type(v, json_type_string) &&
+		    *json_object_get_string(v))
+			return line_of(o, w->error_field);
+		return dsfs_blob_new("", 0);
+	}
+	if (!json_object_object_get_ex(o, w->log_field, &msgs) || !json_object_is_type(msgs, json_type_array))
+		msgs = NULL;
+	n = msgs ? json_object_array_length(msgs) : 0;
+	for (i = 0; i < n; i++) {
+		const char *ts = "", *msg = "";
+		size_t need;
+
+		m = json_object_array_get_idx(msgs, i);
+		if (json_object_object_get_ex(m, w->log_time_field, &v) && json_object_is_type(v, json_type_string))
+			ts = json_object_get_string(v);
+		if (json_object_object_get_ex(m, w->log_message_field, &v) && json_object_is_type(v, json_type_string))
+			msg = json_object_get_string(v);
+		need = strlen(ts) + strlen(msg) + 3;
+		if (len + need > cap) {
+			char *p;
+
+			while (len + need > cap)
+				cap *= 2;
+			p = realloc(buf, cap);
+			if (!p) {
+				free(buf);
+				return NULL;
+			}
+			buf = p;
+		}
+		len += (size_t)sprintf(buf + len, "%s %s\n", ts, msg);
+		/* one entry is one line: a newline inside a message would split it */
+		for (char *q = buf + len - 1 - strlen(msg); q < buf + len - 1; q++)
+			if (*q == '\n' || *q == '\r')
+				*q = ' ';
+	}
+	b = dsfs_blob_new(buf, len);
+	free(buf);
+	return b;
+}
+
+const struct dsfs_file_desc dsfs_task_files[DSFS_TASK_NFILES] = {
+	{ .name = "task.json", .flags = DSFS_FILE_DIRECT },
+	{ .name = "state", .flags = DSFS_FILE_DIRECT, .derive = task_state },
+	{ .name = "progress", .flags = DSFS_FILE_DIRECT, .derive = task_progress },
+	{ .name = "log", .flags = DSFS_FILE_DIRECT, .derive = task_log },
+};
+
+int dsfs_kind_file(const struct dsfs_kind *kind, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < kind->nfiles; i++)
+		if (!strcmp(kind->files[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+int dsfs_kind_child(const struct dsfs_kind *kind, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < kind->nchildren; i++)
+		if (!strcmp(kind->children[i]->dir_name, name))
+			return (int)i;
+	return -1;
+}
+
+const struct dsfs_dialect *dsfs_dialect_named(const char *name)
+{
+	for (size_t i = 0; dsfs_dialects[i]; i++)
+		if (!strcmp(dsfs_dialects[i]->name, name))
+			return dsfs_dialects[i];
+	return NULL;
+}
+
+const struct dsfs_dialect *dsfs_dialect_for_url(const char *url)
+{
+	for (size_t i = 0; dsfs_dialects[i]; i++)
+		if (dsfs_dialects[i]->claims_url && dsfs_dialects[i]->claims_url(url))
+			return dsfs_dialects[i];
+	return dsfs_dialects[0];
+}
+
+void dsfs_dialect_names(char *buf, size_t len)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; dsfs_dialects[i] && o < len; i++)
+		o += (size_t)snprintf(buf + o, len - o, "%s%s", i ? ", " : "", dsfs_dialects[i]->name);
+}
+
+char *dsfs_dialect_task_uri(const struct dsfs_response *resp)
+{
+	const char *uri = NULL, *slash;
+	json_object *o, *v;
+	char *id = NULL;
+
+	if (resp->status != 202)
+		return NULL;
+	o = resp->body ? json_tokener_parse(resp->body) : NULL;
+	if (o && json_object_object_get_ex(o, "taskUri", &v) && json_object_is_type(v, json_type_string))
+		uri = json_object_get_string(v);
+	else if (resp->location)
+		uri = resp->location;
+	if (uri) {
+		slash = strrchr(uri, '/');
+		id = strdup(slash ? slash + 1 : uri);
+		if (id && strchr(id, '?'))
+			*strchr(id, '?') = '\0';
+	}
+	json_object_put(o);
+	return id;
+}
+
+bool dsfs_dialect_state_in(const char *state, const char *const *words)
+{
+	for (size_t i = 0; state && words && words[i]; i++)
+		if (!strcmp(state, words[i]))
+			return true;
+	return false;
+}

@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * What an API dialect is: the declarative description of its resources
+ * (which kinds exist, the URL segment and list key of each collection, the
+ * id, name and time fields of its objects, the files each resource
+ * directory holds and the collections below it), and the few hooks where
+ * its API behaves differently: how a client logs in and authenticates a
+ * call, how a list is paged, how an action's task is found, the words of
+ * its tasks and the fields of its error bodies. A NULL hook or field means
+ * the default behaviour, named at each one. Adding an API is adding a
+ * src/dialect_*.c file and its line in the registry (src/dialects.c).
+ * Everything here is constant data.
+ */
+#ifndef DSFS_DIALECT_H
+#define DSFS_DIALECT_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "blob.h"
+
+/* File flags. */
+#define DSFS_FILE_DIRECT    0x1 /* content changes between reads: direct I/O, read through */
+#define DSFS_FILE_ANONYMOUS 0x2 /* fetched without a session */
+#define DSFS_FILE_BINARY    0x4 /* served as received, not rendered as JSON */
+
+/* One file in a resource directory. */
+struct dsfs_dialect;
+
+struct dsfs_file_desc {
+	const char *name;     /* entry name, e.g. "volume.json" */
+	const char *subpath;  /* appended to the resource URL; NULL: the resource object itself */
+	const char *list_key; /* when subpath is a list: its key; every page is merged into one file */
+	const char *accept;   /* Accept header; NULL for JSON */
+	unsigned flags;
+	/* When set, the file is this text made from the resource object (subpath is NULL). */
+	struct dsfs_blob *(*derive)(json_object *obj, const struct dsfs_dialect *d);
+};
+
+/* A body field that names another resource: an entry name there is replaced by its id. */
+struct dsfs_ref {
+	const char *field; /* dotted path in the body; a string or a list of strings */
+	const char *scope; /* directory of candidates, relative to the control file's directory */
+};
+
+/* A command of a control file: a verb of `action`, or the creation of `new`. */
+struct dsfs_action {
+	const char *verb;            /* "clone"; NULL for a `new` file */
+	const char *const *required; /* fields that must be present ("a|b": one of them), NULL-terminated */
+	const struct dsfs_ref *refs; /* NULL-terminated (field NULL) */
+	const char *bare_field;      /* `new`: the field a bare value sets ("name") */
+	bool no_body;                /* the request carries no body */
+	const char *subpath;         /* POST to the resource URL + subpath ("/clone"); NULL: ?action=VERB */
+	const char *target;          /* POST here instead: a path from the API root, "{id}" standing
+	                              * for the id of the resource the file acts on (for `new`, the
+	                              * collection's owner): "/application/{id}/backup" */
+	const char *defaults;        /* JSON object merged under the user's fields ({"namePattern": ...}) */
+};
+
+/* A kind of resource and the collection directory that lists it. */
+struct dsfs_kind {
+	const char *name;        /* for logs: "volume" */
+	const char *dir_name;    /* collection directory: "volumes" */
+	const char *segment;     /* URL segment under the parent resource: "volume" */
+	const char *list_key;    /* key of the array in a list answer: "volumes" */
+	const char *id_field;    /* "id" */
+	const char *name_field;  /* "name" */
+	const char *time_field;  /* field giving mtime, or NULL */
+	bool get_one;            /* GET <segment>/<id> exists (else refresh by listing) */
+	const struct dsfs_file_desc *files; /* files[0] is the object itself when its subpath is NULL */
+	size_t nfiles;
+	const struct dsfs_kind *const *children; /* collections inside each resource */
+	size_t nchildren;
+	const struct dsfs_action *actions;  /* verbs of the resource's `action` file */
+	size_t nactions;
+	const struct dsfs_action *create;   /* the collection's `new` file (POST to the list URL), or NULL */
+	bool deletable;                     /* rmdir sends DELETE (with -o allow_delete) */
+	bool is_task;                       /* resources are API tasks (tasks/ semantics) */
+	/* Other kinds listed into the same directory from their own segment (DSCC device types). */
+	const struct dsfs_kind *const *also;
+};
+
+/*
+ * How lists are paged: limit/start or offset/limit parameters, appended to
+ * the collection's URL (which may carry a filter query of its own). A page
+ * shorter than the largest seen, an empty one, or one reaching total_field
+ * ends the list.
+ */
+struct dsfs_paging {
+	const char *limit_param; /* "limit" */
+	const char *start_param; /* "start" or "offset" */
+	const char *total_field; /* the answer's item count ("total", "count"), or NULL when the API gives none */
+};
+
+/* The words of a dialect's tasks (jobs), read from the task object. */
+struct dsfs_task_words {
+	const char *state_field;    /* "state" */
+	const char *progress_field; /* "progressPercent" */
+	const char *error_field;    /* "error": why a task failed */
+	const char *poll_field;     /* seconds to wait between polls, or NULL (1 s) */
+	const char *log_field;      /* an array of {time, message} objects, or NULL: the log is the error */
+	const char *log_time_field, *log_message_field;
+	const char *const *succeeded; /* states of a task that succeeded, NULL-terminated */
+	const char *const *failed;    /* states of a task that failed */
+};
+
+/* The task words of the storage APIs (the storage plugin's and DSCC's tasks). */
+#define DSFS_TASK_WORDS_STORAGE {                                                                  \
+	.state_field = "state", .progress_field = "progressPercent", .error_field = "error",      \
+	.poll_field = "suggestedPollingIntervalSeconds", .log_field = "logMessages",               \
+	.log_time_field = "timestampAt", .log_message_field = "message",                           \
+	.succeeded = (const char *const[]) { "SUCCEEDED", NULL },                                  \
+	.failed = (const char *const[]) { "FAILED", "TIMEDOUT", NULL },                            \
+}
+
+struct dsfs_session;
+struct dsfs_credentials;
+struct dsfs_response;
+
+/* What a login produced: the secrets that authenticate later calls (wiped when dropped). */
+struct dsfs_login {
+	char *id;          /* session id or access token */
+	char *token;       /* a bearer token sent beside the session id, or NULL */
+	double expires_in; /* seconds id lives (0: until a 401) */
+};
+
+/* How a client proves who it is. */
+struct dsfs_auth {
+	/* The credentials-file keys it reads, NULL-terminated (dsfs_credentials). */
+	const char *const *keys;
+	/* Says whether c holds what logging in needs: 0, or -EINVAL with err naming what to give. */
+	int (*check)(const struct dsfs_credentials *c, char *err, size_t errlen);
+	/*
+	 * Logs in with c, sending through dsfs_session_send (s's connection,
+	 * no authentication). 0 with *out filled, or -errno with the reason
+	 * recorded (dsfs_err_record).
+	 */
+	int (*login)(struct dsfs_session *s, const struct dsfs_credentials *c, struct dsfs_login *out);
+	/* Writes the header lines that authenticate a call into buf; hdrs[i] point into it. Returns how many (<= 2). */
+	size_t (*headers)(const struct dsfs_login *l, char *buf, size_t len, const char **hdrs);
+	/* Ends the session on the server; NULL: it simply lapses. */
+	void (*logout)(struct dsfs_session *s, const struct dsfs_login *l);
+	/* The server ends a session idle this many seconds: log in again before that (0: no idle end). */
+	double idle_expiry;
+};
+
+/* An API dialect. */
+struct dsfs_dialect {
+	const char *name;             /* for -o api= and estate files: "storageplugin" */
+	const char *summary;          /* one line for --help */
+	const struct dsfs_kind *root; /* the mount's root: files and top collections, URL "" */
+	const struct dsfs_auth *auth;
+	struct dsfs_paging paging;
+	const char *tasks_dir;        /* the root collection of tasks ("tasks") */
+	struct dsfs_task_words task;
+	const char *const *error_fields; /* message fields of an error body, tried in order (NULL: "error") */
+	/* True when url is this dialect's by its look (a path or host); NULL: never sniffed. */
+	bool (*claims_url)(const char *url);
+	/*
+	 * The id of the task an action started, from its answer (resp, to the
+	 * POST at url); NULL when it started none. Default: on 202, the last
+	 * segment of the body's taskUri or of the Location header. malloc'd.
+	 */
+	char *(*task_of)(struct dsfs_session *s, const struct dsfs_action *a, const char *url,
+			 const struct dsfs_response *resp);
+};
+
+/* Every dialect dsfs speaks, NULL-terminated, in the order --help lists them (src/dialects.c). */
+extern const struct dsfs_dialect *const dsfs_dialects[];
+
+/* The dialect called name, or NULL. */
+const struct dsfs_dialect *dsfs_dialect_named(const char *name);
+
+/* The dialect whose claims_url takes url, or the first of the registry. */
+const struct dsfs_dialect *dsfs_dialect_for_url(const char *url);
+
+/* The registry's names, "storageplugin, dscc", into buf (for messages). */
+void dsfs_dialect_names(char *buf, size_t len);
+
+/* The last segment of the body's taskUri or of the Location header: the default task_of's rule. */
+char *dsfs_dialect_task_uri(const struct dsfs_response *resp);
+
+/* True when state is one of words (a NULL-terminated list). */
+bool dsfs_dialect_state_in(const char *state, const char *const *words);
+
+/* The files of a task directory: task.json, state, progress and log (read through). */
+#define DSFS_TASK_NFILES 4
+extern const struct dsfs_file_desc dsfs_task_files[DSFS_TASK_NFILES];
+
+/* Index of the file called name in kind, or -1. */
+int dsfs_kind_file(const struct dsfs_kind *kind, const char *name);
+
+/* Index of the child collection called name in kind, or -1. */
+int dsfs_kind_child(const struct dsfs_kind *kind, const char *name);
+
+#endif
