@@ -38,18 +38,18 @@ static struct dsfs_blob *line_of(json_object *o, const char *field)
 	}
 }
 
-static struct dsfs_blob *task_state(json_object *o, const struct dsfs_dialect *d)
+struct dsfs_blob *dsfs_task_state(json_object *o, const struct dsfs_dialect *d)
 {
 	return line_of(o, d->task.state_field);
 }
 
-static struct dsfs_blob *task_progress(json_object *o, const struct dsfs_dialect *d)
+struct dsfs_blob *dsfs_task_progress(json_object *o, const struct dsfs_dialect *d)
 {
 	return line_of(o, d->task.progress_field);
 }
 
 /* One "<time> <message>" line per log entry; without a log list, the task's error (if any). */
-static struct dsfs_blob *task_log(json_object *o, const struct dsfs_dialect *d)
+struct dsfs_blob *dsfs_task_log(json_object *o, const struct dsfs_dialect *d)
 {
 	const struct dsfs_task_words *w = &d->task;
 	json_object *msgs = NULL, *m, *v;
@@ -104,9 +104,9 @@ static struct dsfs_blob *task_log(json_object *o, const struct dsfs_dialect *d)
 
 const struct dsfs_file_desc dsfs_task_files[DSFS_TASK_NFILES] = {
 	{ .name = "task.json", .flags = DSFS_FILE_DIRECT },
-	{ .name = "state", .flags = DSFS_FILE_DIRECT, .derive = task_state },
-	{ .name = "progress", .flags = DSFS_FILE_DIRECT, .derive = task_progress },
-	{ .name = "log", .flags = DSFS_FILE_DIRECT, .derive = task_log },
+	{ .name = "state", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_state },
+	{ .name = "progress", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_progress },
+	{ .name = "log", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_log },
 };
 
 int dsfs_kind_file(const struct dsfs_kind *kind, const char *name)

@@ -184,6 +184,15 @@ char *dsfs_dialect_task_uri(const struct dsfs_response *resp);
 /* True when state is one of words (a NULL-terminated list). */
 bool dsfs_dialect_state_in(const char *state, const char *const *words);
 
+/*
+ * The state, progress and log files of a task, made from its object in the
+ * dialect's task words: for a dialect that names its task files its own
+ * way (a derive of struct dsfs_file_desc).
+ */
+struct dsfs_blob *dsfs_task_state(json_object *task, const struct dsfs_dialect *d);
+struct dsfs_blob *dsfs_task_progress(json_object *task, const struct dsfs_dialect *d);
+struct dsfs_blob *dsfs_task_log(json_object *task, const struct dsfs_dialect *d);
+
 /* The files of a task directory: task.json, state, progress and log (read through). */
 #define DSFS_TASK_NFILES 4
 extern const struct dsfs_file_desc dsfs_task_files[DSFS_TASK_NFILES];
