@@ -1,0 +1,519 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The Google Cloud Backup and DR management console API (the Actifio Global
+ * Manager API, under /actifio) as a table and its hooks: appliances, hosts,
+ * applications with their backups, disk pools, templates, profiles and
+ * SLAs, and jobs as the tasks view. A client logs in with POST /session,
+ * with a Google bearer token (pasted, or obtained by signing a JWT with a
+ * service account's key) or HTTP Basic (on-premises AGM), and carries the
+ * session in the backupdr-management-session header. Actions answer 204 and
+ * name no job: the job is looked up in /jobstatus.
+ */
+#include "dialect.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "errmap.h"
+#include "log.h"
+#include "options.h"
+#include "session.h"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define FILES(a) .files = (a), .nfiles = ARRAY_LEN(a)
+#define CHILDREN(a) .children = (a), .nchildren = ARRAY_LEN(a)
+#define ACTIONS(a) .actions = (a), .nactions = ARRAY_LEN(a)
+#define OBJECT_FILE(fname) { .name = fname }
+#define REQUIRE(...) (const char *const[]) { __VA_ARGS__, NULL }
+#define REFS(...) (const struct dsfs_ref[]) { __VA_ARGS__, { NULL, NULL } }
+
+/* Every list answers {"items": [...], "count": <items in this answer>}. */
+#define BDR_LIST .list_key = "items", .id_field = "id", .get_one = true
+
+#define SESSION_HEADER "backupdr-management-session: Actifio "
+#define GOOGLE_TOKEN_URL "https://oauth2.googleapis.com/token"
+#define CLOUD_PLATFORM "https://www.googleapis.com/auth/cloud-platform"
+#define JWT_BEARER "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+/* ---- the tree --------------------------------------------------------------------- */
+
+static const struct dsfs_file_desc backup_files[] = { OBJECT_FILE("backup.json") };
+
+/* From a backup's directory: the hosts at the top of the tree. */
+#define HOSTS_FROM_BACKUP "../../../../hosts"
+
+static const struct dsfs_action backup_actions[] = {
+	{ .verb = "mount", .subpath = "/mount", .required = REQUIRE("host.id"),
+	  .refs = REFS({ "host.id", HOSTS_FROM_BACKUP }) },
+	{ .verb = "unmount", .subpath = "/unmount" },
+	{ .verb = "restore", .subpath = "/restore" },
+	{ .verb = "expire", .subpath = "/expire" },
+	{ .verb = "clone", .subpath = "/clone" },
+};
+
+/* backups/new: back up now, with a policy of the application's template. */
+static const struct dsfs_action backup_create = {
+	.required = REQUIRE("policy.id"), .bare_field = "label", .target = "/application/{id}/backup",
+};
+
+static const struct dsfs_kind backup = {
+	.name = "backup", .dir_name = "backups", .segment = "/backup?filter=appid:%3D{id}", BDR_LIST,
+	.name_field = "backupname", .time_field = "backupdate", FILES(backup_files), ACTIONS(backup_actions),
+	.create = &backup_create,
+};
+
+static const struct dsfs_file_desc application_files[] = { OBJECT_FILE("application.json") };
+static const struct dsfs_kind *const application_children[] = { &backup };
+
+static const struct dsfs_kind application = {
+	.name = "application", .dir_name = "applications", .segment = "application", BDR_LIST,
+	.name_field = "appname", .time_field = "modifydate", FILES(application_files),
+	CHILDREN(application_children),
+};
+
+static const struct dsfs_file_desc appliance_files[] = { OBJECT_FILE("appliance.json") };
+static const struct dsfs_kind appliance = {
+	.name = "appliance", .dir_name = "appliances", .segment = "cluster", BDR_LIST,
+	.name_field = "name", .time_field = "syncdate", FILES(appliance_files),
+};
+
+static const struct dsfs_file_desc host_files[] = { OBJECT_FILE("host.json") };
+static const struct dsfs_kind host = {
+	.name = "host", .dir_name = "hosts", .segment = "host", BDR_LIST,
+	.name_field = "name", .time_field = "modifydate", FILES(host_files),
+};
+
+static const struct dsfs_file_desc diskpool_files[] = { OBJECT_FILE("diskpool.json") };
+static const struct dsfs_kind diskpool = {
+	.name = "disk pool", .dir_name = "diskpools", .segment = "diskpool", BDR_LIST,
+	.name_field = "name", .time_field = "modifydate", FILES(diskpool_files),
+};
+
+static const struct dsfs_file_desc template_files[] = { OBJECT_FILE("template.json") };
+static const struct dsfs_kind template = {
+	.name = "template", .dir_name = "templates", .segment = "slt", BDR_LIST,
+	.name_field = "name", FILES(template_files),
+};
+
+static const struct dsfs_file_desc profile_files[] = { OBJECT_FILE("profile.json") };
+static const struct dsfs_kind profile = {
+	.name = "profile", .dir_name = "profiles", .segment = "slp", BDR_LIST,
+	.name_field = "name", .time_field = "modifydate", FILES(profile_files),
+};
+
+/* An SLA has no name of its own: it is named by its id. */
+static const struct dsfs_file_desc sla_files[] = { OBJECT_FILE("sla.json") };
+static const struct dsfs_kind sla = {
+	.name = "SLA", .dir_name = "slas", .segment = "sla", BDR_LIST,
+	.name_field = "id", .time_field = "modifydate", FILES(sla_files),
+};
+
+/* jobs/<job>/: the job object and its state, progress and log lines, read through. */
+static const struct dsfs_file_desc job_files[] = {
+	{ .name = "job.json", .flags = DSFS_FILE_DIRECT },
+	{ .name = "state", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_state },
+	{ .name = "progress", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_progress },
+	{ .name = "log", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_log },
+};
+
+/* Jobs are named by their ids, as tasks are, so jobs/latest and a job's id agree. */
+static const struct dsfs_kind job = {
+	.name = "job", .dir_name = "jobs", .segment = "jobstatus", BDR_LIST,
+	.name_field = "id", .time_field = "queuedate", FILES(job_files), .is_task = true,
+};
+
+static const struct dsfs_kind *const root_children[] = {
+	&appliance, &host, &application, &diskpool, &template, &profile, &sla, &job,
+};
+
+static const struct dsfs_kind root = {
+	.name = "root", CHILDREN(root_children),
+};
+
+/* ---- logging in --------------------------------------------------------------------- */
+
+static const char *const auth_keys[] = { "token", "key_file", "token_url", "username", "password", NULL };
+
+static int check_credentials(const struct dsfs_credentials *c, char *err, size_t errlen)
+{
+	if (dsfs_credentials_get(c, "token") || dsfs_credentials_get(c, "key_file") ||
+	    (dsfs_credentials_get(c, "username") && dsfs_credentials_get(c, "password")))
+		return 0;
+	snprintf(err, errlen, "Backup and DR needs a credentials file (-o credentials=FILE, mode 0600) with a "
+		 "key_file=... line (a service account's JSON key, mode 0600), or token=... (an access token, "
+		 "e.g. from gcloud auth print-access-token), or username=... and password=... (on-premises)");
+	return -EINVAL;
+}
+
+/* base64url without padding, as JWTs are written. malloc'd, or NULL. */
+static char *b64url(const unsigned char *data, size_t n)
+{
+	char *out = malloc(4 * ((n + 2) / 3) + 1);
+	int len;
+
+	if (!out)
+		return NULL;
+	len = EVP_EncodeBlock((unsigned char *)out, data, (int)n);
+	while (len > 0 && out[len - 1] == '=')
+		len--;
+	out[len] = '\0';
+	for (char *p = out; *p; p++)
+		*p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+	return out;
+}
+
+/* header.claims signed with RS256 by the PEM private key pem. malloc'd, or NULL with err set. */
+static char *sign_jwt(const char *claims, const char *pem, char *err, size_t errlen)
+{
+	static const char header[] = "{\"alg\":\"RS256\",\"typ\":\"JWT\"}";
+	char *h = b64url((const unsigned char *)header, strlen(header));
+	char *c = b64url((const unsigned char *)claims, strlen(claims));
+	char *input = NULL, *sig64 = NULL, *jwt = NULL;
+	unsigned char *sig = NULL;
+	size_t siglen = 0;
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+	if (!key) {
+		snprintf(err, errlen, "the key file's private_key is not a PEM private key");
+		goto out;
+	}
+	if (!h || !c || !md || asprintf(&input, "%s.%s", h, c) < 0) {
+		input = NULL;
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
+	    EVP_DigestSign(md, NULL, &siglen, (const unsigned char *)input, strlen(input)) != 1 ||
+	    !(sig = malloc(siglen)) ||
+	    EVP_DigestSign(md, sig, &siglen, (const unsigned char *)input, strlen(input)) != 1) {
+		snprintf(err, errlen, "signing the JWT with the key file's private_key failed");
+		goto out;
+	}
+	sig64 = b64url(sig, siglen);
+	if (!sig64 || asprintf(&jwt, "%s.%s", input, sig64) < 0)
+		jwt = NULL;
+out:
+	EVP_MD_CTX_free(md);
+	EVP_PKEY_free(key);
+	BIO_free(bio);
+	free(h);
+	free(c);
+	free(input);
+	free(sig);
+	free(sig64);
+	return jwt;
+}
+
+/* Reads a service account's JSON key file (private like a credentials file). NULL with err set. */
+static json_object *read_key_file(const char *path, char *err, size_t errlen)
+{
+	json_object *o = NULL, *v;
+	char *text = NULL;
+	size_t len = 0, cap = 0;
+	int ret;
+	FILE *f = dsfs_options_open_private(path, "key file", err, errlen, &ret);
+
+	if (!f)
+		return NULL;
+	for (;;) {
+		size_t n;
+
+		if (len + 4096 > cap) {
+			char *p = cap > (1 << 20) ? NULL : realloc(text, cap + 8192);
+
+			if (!p)
+				break;
+			text = p;
+			cap += 8192;
+		}
+		n = fread(text + len, 1, cap - len - 1, f);
+		if (!n)
+			break;
+		len += n;
+	}
+	fclose(f);
+	if (text) {
+		text[len] = '\0';
+		o = json_tokener_parse(text);
+		explicit_bzero(text, cap);
+		free(text);
+	}
+	if (!o || !json_object_object_get_ex(o, "client_email", &v) || !json_object_is_type(v, json_type_string) ||
+	    !json_object_object_get_ex(o, "private_key", &v) || !json_object_is_type(v, json_type_string)) {
+		snprintf(err, errlen, "key file %s is not a service account's JSON key (client_email and "
+			 "private_key)", path);
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+static const char *string_of(json_object *o, const char *field)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, field, &v) && json_object_is_type(v, json_type_string)
+		       ? json_object_get_string(v) : NULL;
+}
+
+/* A Google access token for the service account of key_file: a signed JWT exchanged at the token endpoint. */
+static int service_account_token(struct dsfs_session *s, const struct dsfs_credentials *c, char **token,
+				 double *expires_in)
+{
+	const char *url = dsfs_credentials_get(c, "token_url");
+	struct dsfs_request req = { .method = "POST", .content_type = "application/x-www-form-urlencoded" };
+	struct dsfs_response resp = { 0 };
+	json_object *key, *claims = NULL, *o = NULL, *v;
+	char err[300], *jwt = NULL, *form = NULL;
+	time_t now = time(NULL);
+	int ret = -ENOMEM;
+
+	key = read_key_file(dsfs_credentials_get(c, "key_file"), err, sizeof(err));
+	if (!key) {
+		dsfs_err_record("POST", url ? url : GOOGLE_TOKEN_URL, 0, err);
+		return -EINVAL;
+	}
+	if (!url)
+		url = string_of(key, "token_uri") ?: GOOGLE_TOKEN_URL;
+	req.path = url;
+	claims = json_object_new_object();
+	if (claims) {
+		json_object_object_add(claims, "iss", json_object_new_string(string_of(key, "client_email")));
+		json_object_object_add(claims, "scope", json_object_new_string(CLOUD_PLATFORM));
+		/* the audience is Google's endpoint, whichever endpoint is asked */
+		json_object_object_add(claims, "aud", json_object_new_string(string_of(key, "token_uri") ?: GOOGLE_TOKEN_URL));
+		json_object_object_add(claims, "iat", json_object_new_int64(now));
+		json_object_object_add(claims, "exp", json_object_new_int64(now + 3600));
+		jwt = sign_jwt(json_object_to_json_string_ext(claims, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
+			       string_of(key, "private_key"), err, sizeof(err));
+		if (!jwt) {
+			dsfs_err_record("POST", url, 0, err);
+			ret = -EINVAL;
+		}
+	}
+	if (jwt && (form = malloc(strlen(jwt) * 3 + 256))) {
+		form[0] = '\0';
+		dsfs_session_form_add(form, strlen(jwt) * 3 + 256, "grant_type", JWT_BEARER);
+		dsfs_session_form_add(form, strlen(jwt) * 3 + 256, "assertion", jwt);
+		req.body = form;
+		req.body_len = strlen(form);
+		ret = dsfs_session_send(s, &req, &resp);
+		if (ret == 0) {
+			o = json_tokener_parse(resp.body ? resp.body : "");
+			if (!string_of(o, "access_token")) {
+				dsfs_err_record("POST", url, resp.status, "answer has no access_token");
+				ret = -EIO;
+			} else {
+				*token = strdup(string_of(o, "access_token"));
+				*expires_in = json_object_object_get_ex(o, "expires_in", &v) ? json_object_get_double(v) : 0;
+				ret = *token ? 0 : -ENOMEM;
+			}
+		}
+	}
+	if (form)
+		explicit_bzero(form, strlen(form));
+	free(form);
+	free(jwt);
+	json_object_put(o);
+	json_object_put(claims);
+	json_object_put(key);
+	dsfs_response_clear(&resp);
+	return ret;
+}
+
+/* POST /session, with the bearer token (Backup and DR) or HTTP Basic (on-premises AGM). */
+static int login(struct dsfs_session *s, const struct dsfs_credentials *c, struct dsfs_login *out)
+{
+	struct dsfs_request req = { .method = "POST", .path = "/session" };
+	struct dsfs_response resp = { 0 };
+	const char *hdrs[] = { NULL, NULL };
+	char *token = NULL, *hdr = NULL;
+	double expires_in = 0;
+	json_object *o = NULL;
+	int ret = 0;
+
+	if (dsfs_credentials_get(c, "token"))
+		token = strdup(dsfs_credentials_get(c, "token"));
+	else if (dsfs_credentials_get(c, "key_file"))
+		ret = service_account_token(s, c, &token, &expires_in);
+	if (ret)
+		return ret;
+	if (token) {
+		if (asprintf(&hdr, "Authorization: Bearer %s", token) < 0) {
+			hdr = NULL;
+			ret = -ENOMEM;
+			goto out;
+		}
+		hdrs[0] = hdr;
+		req.headers = hdrs;
+	} else {
+		req.username = dsfs_credentials_get(c, "username");
+		req.password = dsfs_credentials_get(c, "password");
+	}
+	ret = dsfs_session_send(s, &req, &resp);
+	if (ret == 0) {
+		o = json_tokener_parse(resp.body ? resp.body : "");
+		if (!string_of(o, "session_id")) {
+			dsfs_err_record("POST", "/session", resp.status, "answer has no session_id");
+			ret = -EIO;
+		} else if (!(out->id = strdup(string_of(o, "session_id")))) {
+			ret = -ENOMEM;
+		} else {
+			out->token = token;
+			out->expires_in = expires_in; /* the token's: a new one brings a new session */
+			token = NULL;
+		}
+	}
+out:
+	if (hdr)
+		explicit_bzero(hdr, strlen(hdr));
+	free(hdr);
+	if (token)
+		explicit_bzero(token, strlen(token));
+	free(token);
+	json_object_put(o);
+	dsfs_response_clear(&resp);
+	return ret;
+}
+
+static size_t headers(const struct dsfs_login *l, char *buf, size_t len, const char **hdrs)
+{
+	int n = snprintf(buf, len, SESSION_HEADER "%s", l->id);
+
+	hdrs[0] = buf;
+	if (!l->token || n < 0 || (size_t)n + 1 >= len)
+		return 1;
+	snprintf(buf + n + 1, len - (size_t)n - 1, "Authorization: Bearer %s", l->token);
+	hdrs[1] = buf + n + 1;
+	return 2;
+}
+
+static void logout(struct dsfs_session *s, const struct dsfs_login *l)
+{
+	char buf[8192];
+	const char *hdrs[3] = { NULL, NULL, NULL };
+	struct dsfs_request req = { .method = "DELETE", .path = "/session/current", .headers = hdrs };
+	struct dsfs_response resp = { 0 };
+
+	headers(l, buf, sizeof(buf), hdrs);
+	if (dsfs_session_send(s, &req, &resp) < 0)
+		dsfs_log(DSFS_LOG_DEBUG, "logout: %s", resp.status ? "refused" : resp.message);
+	explicit_bzero(buf, sizeof(buf));
+	dsfs_response_clear(&resp);
+}
+
+static const struct dsfs_auth auth = {
+	.keys = auth_keys, .check = check_credentials, .login = login, .headers = headers, .logout = logout,
+	.idle_expiry = 3600, /* a session ends after an hour without calls */
+};
+
+/* ---- finding an action's job --------------------------------------------------------- */
+
+/* The job class each action starts. */
+static const char *job_class(const struct dsfs_action *a)
+{
+	static const struct {
+		const char *verb, *class;
+	} classes[] = {
+		{ "mount", "mount" }, { "unmount", "unmount" }, { "restore", "restore" },
+		{ "expire", "expiration" }, { "clone", "clone" },
+	};
+
+	for (size_t i = 0; a && a->verb && i < ARRAY_LEN(classes); i++)
+		if (!strcmp(a->verb, classes[i].verb))
+			return classes[i].class;
+	return "snapshot"; /* backups/new */
+}
+
+/* GETs path and returns its parsed answer, or NULL. */
+static json_object *get(struct dsfs_session *s, const char *path)
+{
+	struct dsfs_request req = { .method = "GET", .path = path };
+	struct dsfs_response resp = { 0 };
+	json_object *o = NULL;
+
+	if (dsfs_session_call(s, &req, &resp, false) == 0)
+		o = json_tokener_parse(resp.body ? resp.body : "");
+	dsfs_response_clear(&resp);
+	return o;
+}
+
+/*
+ * An action answers 204 and names no job: the job is the newest one of the
+ * action's class for the application acted on. A backup's action finds the
+ * application through the backup; a DELETE starts no job.
+ */
+static char *job_of(struct dsfs_session *s, const struct dsfs_action *a, const char *url,
+		    const struct dsfs_response *resp)
+{
+	char id[128] = "", path[512], *out = NULL;
+	json_object *o = NULL, *items, *first;
+	const char *appid = NULL;
+
+	if (!a || resp->status < 200 || resp->status >= 300)
+		return NULL;
+	if (sscanf(url, "/application/%127[^/]/backup", id) == 1) {
+		appid = id;
+	} else if (sscanf(url, "/backup/%127[^/]/", id) == 1) {
+		snprintf(path, sizeof(path), "/backup/%s", id);
+		o = get(s, path);
+		if (string_of(o, "appid") && strlen(string_of(o, "appid")) < sizeof(id)) {
+			strcpy(id, string_of(o, "appid"));
+			appid = id;
+		}
+		json_object_put(o);
+		o = NULL;
+	}
+	if (!appid)
+		goto out;
+	snprintf(path, sizeof(path), "/jobstatus?filter=appid:%%3D%s&filter=jobclass:%%3D%s&sort=queuedate:desc&limit=1",
+		 appid, job_class(a));
+	o = get(s, path);
+	if (o && json_object_object_get_ex(o, "items", &items) && json_object_is_type(items, json_type_array) &&
+	    (first = json_object_array_get_idx(items, 0)) && string_of(first, "id"))
+		out = strdup(string_of(first, "id"));
+	else
+		dsfs_log(DSFS_LOG_WARN, "POST %s: accepted, but no %s job of the application is listed", url,
+			 job_class(a));
+out:
+	json_object_put(o);
+	return out;
+}
+
+static bool claims_url(const char *url)
+{
+	const char *p = strstr(url, "://"), *end;
+	size_t n = strlen(url);
+
+	if (n >= 8 && !strcmp(url + n - 8, "/actifio"))
+		return true;
+	if (!p)
+		return false;
+	p += 3;
+	end = p + strcspn(p, ":/?#");
+	return end - p >= 31 && !strncmp(end - 31, ".backupdr.googleusercontent.com", 31);
+}
+
+const struct dsfs_dialect dsfs_dialect_backupdr = {
+	.name = "backupdr",
+	.summary = "Google Cloud Backup and DR management console (https://bmc-...googleusercontent.com/actifio)",
+	.root = &root,
+	.auth = &auth,
+	.paging = { .limit_param = "limit", .start_param = "offset" },
+	.tasks_dir = "jobs",
+	.task = {
+		.state_field = "status", .progress_field = "progress", .error_field = "message",
+		.succeeded = (const char *const[]) { "succeeded", NULL },
+		.failed = (const char *const[]) { "failed", "canceled", "cancelled", NULL },
+	},
+	.error_fields = (const char *const[]) { "err_message", "err_code", NULL },
+	.claims_url = claims_url,
+	.task_of = job_of,
+};
