@@ -166,6 +166,15 @@ struct dsfs_dialect {
 			 const struct dsfs_response *resp);
 };
 
+/* Shorthands for writing a dialect's tables. */
+#define DSFS_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define DSFS_FILES(a) .files = (a), .nfiles = DSFS_ARRAY_LEN(a)
+#define DSFS_CHILDREN(a) .children = (a), .nchildren = DSFS_ARRAY_LEN(a)
+#define DSFS_ACTIONS(a) .actions = (a), .nactions = DSFS_ARRAY_LEN(a)
+#define DSFS_OBJECT_FILE(fname) { .name = fname }
+#define DSFS_REQUIRE(...) (const char *const[]) { __VA_ARGS__, NULL }
+#define DSFS_REFS(...) (const struct dsfs_ref[]) { __VA_ARGS__, { NULL, NULL } }
+
 /* Every dialect dsfs speaks, NULL-terminated, in the order --help lists them (src/dialects.c). */
 extern const struct dsfs_dialect *const dsfs_dialects[];
 

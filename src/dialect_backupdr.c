@@ -24,13 +24,6 @@
 #include "options.h"
 #include "session.h"
 
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define FILES(a) .files = (a), .nfiles = ARRAY_LEN(a)
-#define CHILDREN(a) .children = (a), .nchildren = ARRAY_LEN(a)
-#define ACTIONS(a) .actions = (a), .nactions = ARRAY_LEN(a)
-#define OBJECT_FILE(fname) { .name = fname }
-#define REQUIRE(...) (const char *const[]) { __VA_ARGS__, NULL }
-#define REFS(...) (const struct dsfs_ref[]) { __VA_ARGS__, { NULL, NULL } }
 
 /* Every list answers {"items": [...], "count": <items in this answer>}. */
 #define BDR_LIST .list_key = "items", .id_field = "id", .get_one = true
@@ -42,14 +35,14 @@
 
 /* ---- the tree --------------------------------------------------------------------- */
 
-static const struct dsfs_file_desc backup_files[] = { OBJECT_FILE("backup.json") };
+static const struct dsfs_file_desc backup_files[] = { DSFS_OBJECT_FILE("backup.json") };
 
 /* From a backup's directory: the hosts at the top of the tree. */
 #define HOSTS_FROM_BACKUP "../../../../hosts"
 
 static const struct dsfs_action backup_actions[] = {
-	{ .verb = "mount", .subpath = "/mount", .required = REQUIRE("host.id"),
-	  .refs = REFS({ "host.id", HOSTS_FROM_BACKUP }) },
+	{ .verb = "mount", .subpath = "/mount", .required = DSFS_REQUIRE("host.id"),
+	  .refs = DSFS_REFS({ "host.id", HOSTS_FROM_BACKUP }) },
 	{ .verb = "unmount", .subpath = "/unmount" },
 	{ .verb = "restore", .subpath = "/restore" },
 	{ .verb = "expire", .subpath = "/expire" },
@@ -58,59 +51,59 @@ static const struct dsfs_action backup_actions[] = {
 
 /* backups/new: back up now, with a policy of the application's template. */
 static const struct dsfs_action backup_create = {
-	.required = REQUIRE("policy.id"), .bare_field = "label", .target = "/application/{id}/backup",
+	.required = DSFS_REQUIRE("policy.id"), .bare_field = "label", .target = "/application/{id}/backup",
 };
 
 static const struct dsfs_kind backup = {
 	.name = "backup", .dir_name = "backups", .segment = "/backup?filter=appid:%3D{id}", BDR_LIST,
-	.name_field = "backupname", .time_field = "backupdate", FILES(backup_files), ACTIONS(backup_actions),
+	.name_field = "backupname", .time_field = "backupdate", DSFS_FILES(backup_files), DSFS_ACTIONS(backup_actions),
 	.create = &backup_create,
 };
 
-static const struct dsfs_file_desc application_files[] = { OBJECT_FILE("application.json") };
+static const struct dsfs_file_desc application_files[] = { DSFS_OBJECT_FILE("application.json") };
 static const struct dsfs_kind *const application_children[] = { &backup };
 
 static const struct dsfs_kind application = {
 	.name = "application", .dir_name = "applications", .segment = "application", BDR_LIST,
-	.name_field = "appname", .time_field = "modifydate", FILES(application_files),
-	CHILDREN(application_children),
+	.name_field = "appname", .time_field = "modifydate", DSFS_FILES(application_files),
+	DSFS_CHILDREN(application_children),
 };
 
-static const struct dsfs_file_desc appliance_files[] = { OBJECT_FILE("appliance.json") };
+static const struct dsfs_file_desc appliance_files[] = { DSFS_OBJECT_FILE("appliance.json") };
 static const struct dsfs_kind appliance = {
 	.name = "appliance", .dir_name = "appliances", .segment = "cluster", BDR_LIST,
-	.name_field = "name", .time_field = "syncdate", FILES(appliance_files),
+	.name_field = "name", .time_field = "syncdate", DSFS_FILES(appliance_files),
 };
 
-static const struct dsfs_file_desc host_files[] = { OBJECT_FILE("host.json") };
+static const struct dsfs_file_desc host_files[] = { DSFS_OBJECT_FILE("host.json") };
 static const struct dsfs_kind host = {
 	.name = "host", .dir_name = "hosts", .segment = "host", BDR_LIST,
-	.name_field = "name", .time_field = "modifydate", FILES(host_files),
+	.name_field = "name", .time_field = "modifydate", DSFS_FILES(host_files),
 };
 
-static const struct dsfs_file_desc diskpool_files[] = { OBJECT_FILE("diskpool.json") };
+static const struct dsfs_file_desc diskpool_files[] = { DSFS_OBJECT_FILE("diskpool.json") };
 static const struct dsfs_kind diskpool = {
 	.name = "disk pool", .dir_name = "diskpools", .segment = "diskpool", BDR_LIST,
-	.name_field = "name", .time_field = "modifydate", FILES(diskpool_files),
+	.name_field = "name", .time_field = "modifydate", DSFS_FILES(diskpool_files),
 };
 
-static const struct dsfs_file_desc template_files[] = { OBJECT_FILE("template.json") };
+static const struct dsfs_file_desc template_files[] = { DSFS_OBJECT_FILE("template.json") };
 static const struct dsfs_kind template = {
 	.name = "template", .dir_name = "templates", .segment = "slt", BDR_LIST,
-	.name_field = "name", FILES(template_files),
+	.name_field = "name", DSFS_FILES(template_files),
 };
 
-static const struct dsfs_file_desc profile_files[] = { OBJECT_FILE("profile.json") };
+static const struct dsfs_file_desc profile_files[] = { DSFS_OBJECT_FILE("profile.json") };
 static const struct dsfs_kind profile = {
 	.name = "profile", .dir_name = "profiles", .segment = "slp", BDR_LIST,
-	.name_field = "name", .time_field = "modifydate", FILES(profile_files),
+	.name_field = "name", .time_field = "modifydate", DSFS_FILES(profile_files),
 };
 
 /* An SLA has no name of its own: it is named by its id. */
-static const struct dsfs_file_desc sla_files[] = { OBJECT_FILE("sla.json") };
+static const struct dsfs_file_desc sla_files[] = { DSFS_OBJECT_FILE("sla.json") };
 static const struct dsfs_kind sla = {
 	.name = "SLA", .dir_name = "slas", .segment = "sla", BDR_LIST,
-	.name_field = "id", .time_field = "modifydate", FILES(sla_files),
+	.name_field = "id", .time_field = "modifydate", DSFS_FILES(sla_files),
 };
 
 /* jobs/<job>/: the job object and its state, progress and log lines, read through. */
@@ -124,7 +117,7 @@ static const struct dsfs_file_desc job_files[] = {
 /* Jobs are named by their ids, as tasks are, so jobs/latest and a job's id agree. */
 static const struct dsfs_kind job = {
 	.name = "job", .dir_name = "jobs", .segment = "jobstatus", BDR_LIST,
-	.name_field = "id", .time_field = "queuedate", FILES(job_files), .is_task = true,
+	.name_field = "id", .time_field = "queuedate", DSFS_FILES(job_files), .is_task = true,
 };
 
 static const struct dsfs_kind *const root_children[] = {
@@ -132,7 +125,7 @@ static const struct dsfs_kind *const root_children[] = {
 };
 
 static const struct dsfs_kind root = {
-	.name = "root", CHILDREN(root_children),
+	.name = "root", DSFS_CHILDREN(root_children),
 };
 
 /* ---- logging in --------------------------------------------------------------------- */
@@ -426,7 +419,7 @@ static const char *job_class(const struct dsfs_action *a)
 		{ "expire", "expiration" }, { "clone", "clone" },
 	};
 
-	for (size_t i = 0; a && a->verb && i < ARRAY_LEN(classes); i++)
+	for (size_t i = 0; a && a->verb && i < DSFS_ARRAY_LEN(classes); i++)
 		if (!strcmp(a->verb, classes[i].verb))
 			return classes[i].class;
 	return "snapshot"; /* backups/new */

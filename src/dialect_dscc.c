@@ -20,13 +20,6 @@
 #include "session.h"
 
 
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define FILES(a) .files = (a), .nfiles = ARRAY_LEN(a)
-#define CHILDREN(a) .children = (a), .nchildren = ARRAY_LEN(a)
-#define ACTIONS(a) .actions = (a), .nactions = ARRAY_LEN(a)
-#define OBJECT_FILE(fname) { .name = fname }
-#define REQUIRE(...) (const char *const[]) { __VA_ARGS__, NULL }
-#define REFS(...) (const struct dsfs_ref[]) { __VA_ARGS__, { NULL, NULL } }
 
 /* Every DSCC list answers {"items": [...], "total": N, ...}. */
 #define DSCC_LIST .list_key = "items", .id_field = "id", .name_field = "name"
@@ -36,132 +29,132 @@
 
 /* ---- device-type1 (Primera / Alletra 9000 class) --------------------------------- */
 
-static const struct dsfs_file_desc snapshot_files[] = { OBJECT_FILE("snapshot.json") };
+static const struct dsfs_file_desc snapshot_files[] = { DSFS_OBJECT_FILE("snapshot.json") };
 
 /* snapshots/new: the spec requires namePattern; a bare name is a CUSTOM one. */
 static const struct dsfs_action snapshot1_create = {
-	.required = REQUIRE("namePattern"), .bare_field = "customName",
+	.required = DSFS_REQUIRE("namePattern"), .bare_field = "customName",
 	.defaults = "{\"namePattern\": \"CUSTOM\"}",
 };
 
 static const struct dsfs_kind snapshot1 = {
 	.name = "snapshot", .dir_name = "snapshots", .segment = "snapshots", DSCC_LIST,
-	.time_field = "creationTime", .get_one = true, FILES(snapshot_files),
+	.time_field = "creationTime", .get_one = true, DSFS_FILES(snapshot_files),
 	.create = &snapshot1_create, .deletable = true,
 };
 
-static const struct dsfs_file_desc volume_files[] = { OBJECT_FILE("volume.json") };
+static const struct dsfs_file_desc volume_files[] = { DSFS_OBJECT_FILE("volume.json") };
 static const struct dsfs_kind *const volume1_children[] = { &snapshot1 };
 
 static const struct dsfs_action volume1_actions[] = {
-	{ .verb = "clone", .subpath = "/clone", .required = REQUIRE("destinationVolume") },
-	{ .verb = "export", .subpath = "/export", .refs = REFS({ "hostGroupIds", HOSTGROUPS_FROM_VOLUME }) },
-	{ .verb = "un-export", .subpath = "/un-export", .required = REQUIRE("hostGroupIds"),
-	  .refs = REFS({ "hostGroupIds", HOSTGROUPS_FROM_VOLUME }) },
+	{ .verb = "clone", .subpath = "/clone", .required = DSFS_REQUIRE("destinationVolume") },
+	{ .verb = "export", .subpath = "/export", .refs = DSFS_REFS({ "hostGroupIds", HOSTGROUPS_FROM_VOLUME }) },
+	{ .verb = "un-export", .subpath = "/un-export", .required = DSFS_REQUIRE("hostGroupIds"),
+	  .refs = DSFS_REFS({ "hostGroupIds", HOSTGROUPS_FROM_VOLUME }) },
 };
 
 static const struct dsfs_action volume1_create = {
-	.required = REQUIRE("name", "userCpg", "sizeMib"), .bare_field = "name",
+	.required = DSFS_REQUIRE("name", "userCpg", "sizeMib"), .bare_field = "name",
 };
 
 static const struct dsfs_kind volume1 = {
 	.name = "volume", .dir_name = "volumes", .segment = "volumes", DSCC_LIST,
-	.time_field = "creationTime", .get_one = true, FILES(volume_files), CHILDREN(volume1_children),
-	ACTIONS(volume1_actions), .create = &volume1_create, .deletable = true,
+	.time_field = "creationTime", .get_one = true, DSFS_FILES(volume_files), DSFS_CHILDREN(volume1_children),
+	DSFS_ACTIONS(volume1_actions), .create = &volume1_create, .deletable = true,
 };
 
-static const struct dsfs_file_desc pool_files[] = { OBJECT_FILE("pool.json") };
+static const struct dsfs_file_desc pool_files[] = { DSFS_OBJECT_FILE("pool.json") };
 
 static const struct dsfs_kind pool = {
 	.name = "storage pool", .dir_name = "pools", .segment = "storage-pools", DSCC_LIST,
-	.get_one = true, FILES(pool_files),
+	.get_one = true, DSFS_FILES(pool_files),
 };
 
-static const struct dsfs_file_desc volumeset_files[] = { OBJECT_FILE("volumeset.json") };
+static const struct dsfs_file_desc volumeset_files[] = { DSFS_OBJECT_FILE("volumeset.json") };
 
 /* Volume sets hang off the device-independent storage-systems path. */
 static const struct dsfs_kind volumeset = {
 	.name = "volume set", .dir_name = "volumesets", .segment = "/api/v1/storage-systems/{id}/volume-sets",
-	DSCC_LIST, .get_one = true, FILES(volumeset_files),
+	DSCC_LIST, .get_one = true, DSFS_FILES(volumeset_files),
 };
 
-static const struct dsfs_file_desc system_files[] = { OBJECT_FILE("system.json") };
+static const struct dsfs_file_desc system_files[] = { DSFS_OBJECT_FILE("system.json") };
 static const struct dsfs_kind *const system1_children[] = { &volume1, &pool, &volumeset };
 
 /* ---- device-type2 (Nimble / Alletra 6000 class) ------------------------------------ */
 
-static const struct dsfs_action snapshot2_create = { .required = REQUIRE("name"), .bare_field = "name" };
+static const struct dsfs_action snapshot2_create = { .required = DSFS_REQUIRE("name"), .bare_field = "name" };
 
 static const struct dsfs_kind snapshot2 = {
 	.name = "snapshot", .dir_name = "snapshots", .segment = "snapshots", DSCC_LIST,
-	.time_field = "creation_time", .get_one = true, FILES(snapshot_files),
+	.time_field = "creation_time", .get_one = true, DSFS_FILES(snapshot_files),
 	.create = &snapshot2_create, .deletable = true,
 };
 
 static const struct dsfs_kind *const volume2_children[] = { &snapshot2 };
 
 static const struct dsfs_action volume2_actions[] = {
-	{ .verb = "clone", .subpath = "/clone", .required = REQUIRE("clone_volume_name") },
-	{ .verb = "export", .subpath = "/export", .refs = REFS({ "hostGroups", HOSTGROUPS_FROM_VOLUME }) },
-	{ .verb = "un-export", .subpath = "/un-export", .refs = REFS({ "hostGroups", HOSTGROUPS_FROM_VOLUME }) },
-	{ .verb = "restore", .subpath = "/actions/restore", .required = REQUIRE("base_snap_id"),
-	  .refs = REFS({ "base_snap_id", "snapshots" }) },
+	{ .verb = "clone", .subpath = "/clone", .required = DSFS_REQUIRE("clone_volume_name") },
+	{ .verb = "export", .subpath = "/export", .refs = DSFS_REFS({ "hostGroups", HOSTGROUPS_FROM_VOLUME }) },
+	{ .verb = "un-export", .subpath = "/un-export", .refs = DSFS_REFS({ "hostGroups", HOSTGROUPS_FROM_VOLUME }) },
+	{ .verb = "restore", .subpath = "/actions/restore", .required = DSFS_REQUIRE("base_snap_id"),
+	  .refs = DSFS_REFS({ "base_snap_id", "snapshots" }) },
 };
 
 /* The spec requires only a name; an array needs a size too (MiB), unless it is a clone. */
 static const struct dsfs_action volume2_create = {
-	.required = REQUIRE("name", "size|clone"), .bare_field = "name",
-	.refs = REFS({ "pool_id", "../pools" }),
+	.required = DSFS_REQUIRE("name", "size|clone"), .bare_field = "name",
+	.refs = DSFS_REFS({ "pool_id", "../pools" }),
 };
 
 static const struct dsfs_kind volume2 = {
 	.name = "volume", .dir_name = "volumes", .segment = "volumes", DSCC_LIST,
-	.time_field = "creation_time", .get_one = true, FILES(volume_files), CHILDREN(volume2_children),
-	ACTIONS(volume2_actions), .create = &volume2_create, .deletable = true,
+	.time_field = "creation_time", .get_one = true, DSFS_FILES(volume_files), DSFS_CHILDREN(volume2_children),
+	DSFS_ACTIONS(volume2_actions), .create = &volume2_create, .deletable = true,
 };
 
 static const struct dsfs_kind *const system2_children[] = { &volume2, &pool, &volumeset };
 
 static const struct dsfs_kind system2 = {
 	.name = "storage system", .dir_name = "servers", .segment = "api/v1/storage-systems/device-type2",
-	DSCC_LIST, .get_one = false, FILES(system_files), CHILDREN(system2_children),
+	DSCC_LIST, .get_one = false, DSFS_FILES(system_files), DSFS_CHILDREN(system2_children),
 };
 
 static const struct dsfs_kind *const system_also[] = { &system2, NULL };
 
 static const struct dsfs_kind system1 = {
 	.name = "storage system", .dir_name = "servers", .segment = "api/v1/storage-systems/device-type1",
-	DSCC_LIST, .get_one = true, FILES(system_files), CHILDREN(system1_children), .also = system_also,
+	DSCC_LIST, .get_one = true, DSFS_FILES(system_files), DSFS_CHILDREN(system1_children), .also = system_also,
 };
 
 /* ---- console-wide resources --------------------------------------------------------------- */
 
-static const struct dsfs_file_desc host_files[] = { OBJECT_FILE("host.json") };
+static const struct dsfs_file_desc host_files[] = { DSFS_OBJECT_FILE("host.json") };
 
 static const struct dsfs_action host_create = {
-	.required = REQUIRE("name", "operatingSystem", "userCreated"), .bare_field = "name",
+	.required = DSFS_REQUIRE("name", "operatingSystem", "userCreated"), .bare_field = "name",
 	.defaults = "{\"userCreated\": true}",
-	.refs = REFS({ "hostGroupIds", "../hostgroups" }),
+	.refs = DSFS_REFS({ "hostGroupIds", "../hostgroups" }),
 };
 
 static const struct dsfs_kind host = {
 	.name = "host initiator", .dir_name = "hosts", .segment = "api/v1/host-initiators", DSCC_LIST,
-	.get_one = true, FILES(host_files), .create = &host_create, .deletable = true,
+	.get_one = true, DSFS_FILES(host_files), .create = &host_create, .deletable = true,
 };
 
-static const struct dsfs_file_desc hostgroup_files[] = { OBJECT_FILE("hostgroup.json") };
+static const struct dsfs_file_desc hostgroup_files[] = { DSFS_OBJECT_FILE("hostgroup.json") };
 
 static const struct dsfs_kind hostgroup = {
 	.name = "host initiator group", .dir_name = "hostgroups", .segment = "api/v1/host-initiator-groups",
-	DSCC_LIST, .get_one = true, FILES(hostgroup_files),
+	DSCC_LIST, .get_one = true, DSFS_FILES(hostgroup_files),
 };
 
-static const struct dsfs_file_desc issue_files[] = { OBJECT_FILE("issue.json") };
+static const struct dsfs_file_desc issue_files[] = { DSFS_OBJECT_FILE("issue.json") };
 
 static const struct dsfs_kind issue = {
 	.name = "issue", .dir_name = "issues", .segment = "api/v1/issues", .list_key = "items",
 	.id_field = "id", .name_field = "id", .time_field = "lastOccurredAt", .get_one = true,
-	FILES(issue_files),
+	DSFS_FILES(issue_files),
 };
 
 
@@ -174,7 +167,7 @@ static const struct dsfs_kind task = {
 static const struct dsfs_kind *const root_children[] = { &system1, &host, &hostgroup, &task, &issue };
 
 static const struct dsfs_kind root = {
-	.name = "root", CHILDREN(root_children),
+	.name = "root", DSFS_CHILDREN(root_children),
 };
 
 #define TOKEN_URL "https://sso.common.cloud.hpe.com/as/token.oauth2"

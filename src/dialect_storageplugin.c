@@ -20,19 +20,11 @@
 #define SESSION_HEADER "x-storageplugin-sessionid"
 
 
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define FILES(a) .files = (a), .nfiles = ARRAY_LEN(a)
-#define CHILDREN(a) .children = (a), .nchildren = ARRAY_LEN(a)
-
-#define ACTIONS(a) .actions = (a), .nactions = ARRAY_LEN(a)
-#define OBJECT_FILE(fname) { .name = fname }
-#define REQUIRE(...) (const char *const[]) { __VA_ARGS__, NULL }
-#define REFS(...) (const struct dsfs_ref[]) { __VA_ARGS__, { NULL, NULL } }
 
 /* Creating by name: `echo NAME > new`, `mkdir NAME`. */
-static const struct dsfs_action create_named = { .required = REQUIRE("name"), .bare_field = "name" };
+static const struct dsfs_action create_named = { .required = DSFS_REQUIRE("name"), .bare_field = "name" };
 
-static const struct dsfs_file_desc snapshot_files[] = { OBJECT_FILE("snapshot.json") };
+static const struct dsfs_file_desc snapshot_files[] = { DSFS_OBJECT_FILE("snapshot.json") };
 
 static const struct dsfs_action snapshot_actions[] = {
 	{ .verb = "get-Progress" },
@@ -41,34 +33,34 @@ static const struct dsfs_action snapshot_actions[] = {
 static const struct dsfs_kind snapshot = {
 	.name = "snapshot", .dir_name = "snapshots", .segment = "snapshot", .list_key = "snapshots",
 	.id_field = "id", .name_field = "name", .time_field = "creationTime", .get_one = true,
-	FILES(snapshot_files), ACTIONS(snapshot_actions), .create = &create_named, .deletable = true,
+	DSFS_FILES(snapshot_files), DSFS_ACTIONS(snapshot_actions), .create = &create_named, .deletable = true,
 };
 
 static const struct dsfs_file_desc volume_files[] = {
-	OBJECT_FILE("volume.json"),
+	DSFS_OBJECT_FILE("volume.json"),
 	{ .name = "splitstatus.json", .subpath = "/splitstatus", .flags = DSFS_FILE_DIRECT },
 };
 static const struct dsfs_kind *const volume_children[] = { &snapshot };
 
 static const struct dsfs_action volume_actions[] = {
-	{ .verb = "clone", .required = REQUIRE("name"),
-	  .refs = REFS({ "snapshot.id", "snapshots" }) },
-	{ .verb = "mount", .required = REQUIRE("path") },
+	{ .verb = "clone", .required = DSFS_REQUIRE("name"),
+	  .refs = DSFS_REFS({ "snapshot.id", "snapshots" }) },
+	{ .verb = "mount", .required = DSFS_REQUIRE("path") },
 	{ .verb = "split", .no_body = true },
-	{ .verb = "restore", .required = REQUIRE("snapshotId"), .refs = REFS({ "snapshotId", "snapshots" }) },
-	{ .verb = "restore-to-alternate", .required = REQUIRE("sourceSnapshotId", "targetVolumeId"),
-	  .refs = REFS({ "sourceSnapshotId", "snapshots" }, { "targetVolumeId", ".." }) },
-	{ .verb = "restore-to-new", .required = REQUIRE("sourceSnapshotId", "targetVolumeName"),
-	  .refs = REFS({ "sourceSnapshotId", "snapshots" }, { "targetPoolIds", "../../pools" }) },
+	{ .verb = "restore", .required = DSFS_REQUIRE("snapshotId"), .refs = DSFS_REFS({ "snapshotId", "snapshots" }) },
+	{ .verb = "restore-to-alternate", .required = DSFS_REQUIRE("sourceSnapshotId", "targetVolumeId"),
+	  .refs = DSFS_REFS({ "sourceSnapshotId", "snapshots" }, { "targetVolumeId", ".." }) },
+	{ .verb = "restore-to-new", .required = DSFS_REQUIRE("sourceSnapshotId", "targetVolumeName"),
+	  .refs = DSFS_REFS({ "sourceSnapshotId", "snapshots" }, { "targetPoolIds", "../../pools" }) },
 };
 
 static const struct dsfs_kind volume = {
 	.name = "volume", .dir_name = "volumes", .segment = "volume", .list_key = "volumes",
 	.id_field = "id", .name_field = "name", .time_field = "creationTime", .get_one = true,
-	FILES(volume_files), CHILDREN(volume_children), ACTIONS(volume_actions), .deletable = true,
+	DSFS_FILES(volume_files), DSFS_CHILDREN(volume_children), DSFS_ACTIONS(volume_actions), .deletable = true,
 };
 
-static const struct dsfs_file_desc lun_files[] = { OBJECT_FILE("lun.json") };
+static const struct dsfs_file_desc lun_files[] = { DSFS_OBJECT_FILE("lun.json") };
 
 static const struct dsfs_action lun_actions[] = {
 	{ .verb = "online" },
@@ -77,83 +69,83 @@ static const struct dsfs_action lun_actions[] = {
 static const struct dsfs_kind lun = {
 	.name = "lun", .dir_name = "luns", .segment = "lun", .list_key = "luns",
 	.id_field = "id", .name_field = "name", .time_field = "creationTime", .get_one = true,
-	FILES(lun_files), ACTIONS(lun_actions),
+	DSFS_FILES(lun_files), DSFS_ACTIONS(lun_actions),
 };
 
 /* Mapping a LUN: to a host or to every host of a group. */
-#define MAP_REFS REFS({ "lunId", "../../luns" }, { "volumeId", "../../volumes" })
+#define MAP_REFS DSFS_REFS({ "lunId", "../../luns" }, { "volumeId", "../../volumes" })
 
 static const struct dsfs_file_desc host_files[] = {
-	OBJECT_FILE("host.json"),
+	DSFS_OBJECT_FILE("host.json"),
 	{ .name = "luns.json", .subpath = "/lun", .list_key = "luns" },
 };
 
 static const struct dsfs_action host_actions[] = {
-	{ .verb = "map", .required = REQUIRE("lunId"), .refs = MAP_REFS },
-	{ .verb = "unmap", .required = REQUIRE("lunId"), .refs = MAP_REFS },
+	{ .verb = "map", .required = DSFS_REQUIRE("lunId"), .refs = MAP_REFS },
+	{ .verb = "unmap", .required = DSFS_REQUIRE("lunId"), .refs = MAP_REFS },
 };
 
 static const struct dsfs_kind host = {
 	.name = "host", .dir_name = "hosts", .segment = "host", .list_key = "hosts",
 	.id_field = "id", .name_field = "name", .time_field = "creationTime", .get_one = true,
-	FILES(host_files), ACTIONS(host_actions), .create = &create_named,
+	DSFS_FILES(host_files), DSFS_ACTIONS(host_actions), .create = &create_named,
 };
 
-static const struct dsfs_file_desc hostgroup_files[] = { OBJECT_FILE("hostgroup.json") };
+static const struct dsfs_file_desc hostgroup_files[] = { DSFS_OBJECT_FILE("hostgroup.json") };
 
 static const struct dsfs_action hostgroup_actions[] = {
-	{ .verb = "map", .required = REQUIRE("lunId"), .refs = MAP_REFS },
+	{ .verb = "map", .required = DSFS_REQUIRE("lunId"), .refs = MAP_REFS },
 };
 
 static const struct dsfs_kind hostgroup = {
 	.name = "hostgroup", .dir_name = "hostgroups", .segment = "hostgroup", .list_key = "groups",
 	.id_field = "id", .name_field = "name", .time_field = "creationTime", .get_one = false,
-	FILES(hostgroup_files), ACTIONS(hostgroup_actions),
+	DSFS_FILES(hostgroup_files), DSFS_ACTIONS(hostgroup_actions),
 };
 
-static const struct dsfs_file_desc network_files[] = { OBJECT_FILE("network.json") };
+static const struct dsfs_file_desc network_files[] = { DSFS_OBJECT_FILE("network.json") };
 
 static const struct dsfs_kind network = {
 	.name = "network", .dir_name = "networks", .segment = "network", .list_key = "networks",
 	.id_field = "id", .name_field = "name", .time_field = "creationTime", .get_one = true,
-	FILES(network_files),
+	DSFS_FILES(network_files),
 };
 
-static const struct dsfs_file_desc pool_files[] = { OBJECT_FILE("pool.json") };
+static const struct dsfs_file_desc pool_files[] = { DSFS_OBJECT_FILE("pool.json") };
 
 static const struct dsfs_kind pool = {
 	.name = "pool", .dir_name = "pools", .segment = "pool", .list_key = "pools",
 	.id_field = "id", .name_field = "name", .time_field = "creationTime", .get_one = true,
-	FILES(pool_files),
+	DSFS_FILES(pool_files),
 };
 
 static const struct dsfs_kind cg_snapshot = {
 	.name = "consistency-group snapshot", .dir_name = "snapshots", .segment = "snapshot",
 	.list_key = "snapshots", .id_field = "id", .name_field = "name", .time_field = "creationTime",
-	.get_one = false, FILES(snapshot_files),
+	.get_one = false, DSFS_FILES(snapshot_files),
 };
 
-static const struct dsfs_file_desc cg_files[] = { OBJECT_FILE("consistencygroup.json") };
+static const struct dsfs_file_desc cg_files[] = { DSFS_OBJECT_FILE("consistencygroup.json") };
 static const struct dsfs_kind *const cg_children[] = { &cg_snapshot };
 
 static const struct dsfs_action cg_actions[] = {
-	{ .verb = "add-volume", .required = REQUIRE("volumeId"), .refs = REFS({ "volumeId", "../../volumes" }) },
-	{ .verb = "remove-volume", .required = REQUIRE("volumeIds"),
-	  .refs = REFS({ "volumeIds", "../../volumes" }) },
+	{ .verb = "add-volume", .required = DSFS_REQUIRE("volumeId"), .refs = DSFS_REFS({ "volumeId", "../../volumes" }) },
+	{ .verb = "remove-volume", .required = DSFS_REQUIRE("volumeIds"),
+	  .refs = DSFS_REFS({ "volumeIds", "../../volumes" }) },
 	{ .verb = "condense" },
 	{ .verb = "take-snapshot" },
-	{ .verb = "add-replication-target", .required = REQUIRE("targetName") },
+	{ .verb = "add-replication-target", .required = DSFS_REQUIRE("targetName") },
 };
 
 static const struct dsfs_kind consistencygroup = {
 	.name = "consistencygroup", .dir_name = "consistencygroups", .segment = "consistencygroup",
 	.list_key = "consistencyGroups", .id_field = "id", .name_field = "name",
-	.time_field = "creationTime", .get_one = true, FILES(cg_files), CHILDREN(cg_children),
-	ACTIONS(cg_actions),
+	.time_field = "creationTime", .get_one = true, DSFS_FILES(cg_files), DSFS_CHILDREN(cg_children),
+	DSFS_ACTIONS(cg_actions),
 };
 
 static const struct dsfs_file_desc server_files[] = {
-	OBJECT_FILE("server.json"),
+	DSFS_OBJECT_FILE("server.json"),
 	{ .name = "system.json", .subpath = "/system" },
 	{ .name = "remotearrays.json", .subpath = "/remotearray", .list_key = "remoteArrays" },
 };
@@ -164,7 +156,7 @@ static const struct dsfs_kind *const server_children[] = {
 static const struct dsfs_kind server = {
 	.name = "server", .dir_name = "servers", .segment = "server", .list_key = "servers",
 	.id_field = "id", .name_field = "name", .time_field = "creationTime", .get_one = true,
-	FILES(server_files), CHILDREN(server_children),
+	DSFS_FILES(server_files), DSFS_CHILDREN(server_children),
 };
 
 
@@ -182,7 +174,7 @@ static const struct dsfs_file_desc root_files[] = {
 static const struct dsfs_kind *const root_children[] = { &server, &task };
 
 static const struct dsfs_kind root = {
-	.name = "root", FILES(root_files), CHILDREN(root_children),
+	.name = "root", DSFS_FILES(root_files), DSFS_CHILDREN(root_children),
 };
 
 static const char *const auth_keys[] = { "username", "password", "array", NULL };
