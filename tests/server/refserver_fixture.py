@@ -160,10 +160,21 @@ class RefServer:
                 self.proc.wait(5)
         if self.proc.stdout:
             self.proc.stdout.close()
+        if self._stderr is not None and not isinstance(self._stderr, str):
+            # keep what it said, and leave no file behind in /tmp
+            text = self.stderr_text()
+            self._stderr.close()
+            try:
+                os.unlink(self._stderr.name)
+            except OSError:
+                pass
+            self._stderr = text
 
     def stderr_text(self):
         if self._stderr is None:
             return ""
+        if isinstance(self._stderr, str):
+            return self._stderr
         self._stderr.flush()
         with open(self._stderr.name, encoding="utf-8", errors="replace") as f:
             return f.read()
