@@ -253,13 +253,7 @@ if pytest is not None:
 
         yield factory
         for srv in started:
-            srv.stop()
-            if srv._stderr is not None:
-                srv._stderr.close()
-                try:
-                    os.unlink(srv._stderr.name)
-                except OSError:
-                    pass
+            srv.stop()  # removes its stderr file
 
 
 def wait_until(predicate, timeout=5.0, interval=0.02):
