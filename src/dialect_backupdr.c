@@ -46,7 +46,7 @@ static const struct dsfs_action backup_actions[] = {
 	{ .verb = "unmount", .subpath = "/unmount" },
 	{ .verb = "restore", .subpath = "/restore" },
 	{ .verb = "expire", .subpath = "/expire" },
-	{ .verb = "clone", .subpath = "/clone" },
+	{ .verb = "clone", .subpath = "/clone", .refs = DSFS_REFS({ "host.id", HOSTS_FROM_BACKUP }) },
 };
 
 /* backups/new: back up now, with a policy of the application's template. */

@@ -180,6 +180,19 @@ def test_back_up_now_mount_and_expire_through_jobs(bdr, mount_bdr):
     assert len(sent) == 1 and str(sent[0]["body"]["host"]["id"]) == host["id"], sent
     assert api.get("/backup/" + new[0]["id"])["ismounted"] is True
 
+    # unmount, restore and clone it, each through its own job
+    for line, jobclass in (("unmount", "unmount"), ("restore", "restore"),
+                           ("clone appname=clone-of-%s host.id=%s" % (app["appname"], host["name"]), "clone")):
+        assert write(os.path.join(bdir, "action"), line + "\n") == 0, line
+        job = os.readlink(m.p("jobs", "latest"))
+        assert api.get("/jobstatus/" + job)["jobclass"] == jobclass
+        assert open(m.p("jobs", job, "wait")).read().strip() == "succeeded"
+    assert api.get("/backup/" + new[0]["id"])["ismounted"] is False
+    assert "clone-of-" + app["appname"] in [a["appname"] for a in api.items("/application")]
+    assert "clone-of-" + app["appname"] in entries(m.p("applications"))
+    for verb in ("unmount", "restore", "clone"):
+        assert len(posts(bdr, "/backup/%s/%s" % (new[0]["id"], verb))) == 1, verb
+
     # expire another one: its job ends, and it is gone from the API and the tree
     old = sorted(before)[0]
     oname = [b for b in api.items("/backup?filter=appid:%%3D%s" % app["id"]) if b["id"] == old][0]["backupname"]
@@ -238,6 +251,53 @@ def test_session_end_mid_walk_and_mid_action_is_invisible(server_factory, mount_
     sent = posts(server, "/application/%s/backup" % app["id"])
     assert [r["status"] for r in sent] == [401, 204], sent  # refused unseen, then sent once
     assert open(m.p("jobs", "latest", "wait")).read().strip() == "succeeded"
+
+
+def test_503_is_retried_a_dropped_post_sent_once_and_a_garbled_list_is_eio(bdr, mount_bdr):
+    m = mount_bdr(bdr, ttl=0)
+    api = Api(bdr)
+    assert entries(m.p("hosts"))
+    reset_stats(bdr)
+    r = bdr.sim("POST", "/faults", {"method": "GET", "path": "/actifio/host", "count": 2, "status": 503,
+                                    "retry_after": 0})
+    assert r.status == 201, r.body
+    assert entries(m.p("hosts"))  # two 503s, then the answer
+    assert sim_stats(bdr)["GET /actifio/host"] >= 3
+    app, adir = app_dir(m, api)
+    policy = api.items("/slt")[0]["policies"][0]["id"]
+    bdr.sim("DELETE", "/requests")
+    bdr.sim("POST", "/faults", {"method": "POST", "path": "/actifio/application/%s/backup" % app["id"],
+                                "count": 1, "drop": True})
+    assert write(os.path.join(adir, "backups", "new"), "policy.id=%s\n" % policy) == errno.EIO
+    assert len(posts(bdr, "/application/%s/backup" % app["id"])) == 1
+    bdr.sim("POST", "/faults", {"method": "GET", "path": "/actifio/diskpool", "count": 1,
+                                "body": '{"itemz": []}'})
+    with pytest.raises(OSError) as e:
+        os.listdir(m.p("diskpools"))
+    assert e.value.errno == errno.EIO and 'no "items" list' in m.log_text()
+    assert entries(m.p("diskpools"))
+
+
+def test_a_service_account_token_that_runs_out_is_renewed_unseen(server_factory, mount_bdr, tmp_path):
+    key = str(tmp_path / "sa.pem")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", key],
+                   check=True, capture_output=True)
+    email = "dsfs-renew@example.iam.gserviceaccount.com"
+    server = server_factory("--dialect", "backupdr", "--test-controls", "--servers", "1", "--volumes", "2",
+                            "--sa-public-key", key, "--sa-email", email, "--token-ttl", "2")
+    keyfile = str(tmp_path / "sa.json")
+    fd = os.open(keyfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"type": "service_account", "client_email": email, "private_key": open(key).read(),
+                   "token_uri": server.root + "/token"}, f)
+    m = mount_bdr(server, cred="key_file=%s\n" % keyfile, ttl=0.2)
+    t_end = time.time() + 5
+    while time.time() < t_end:
+        subprocess.run(["find", m.path, "-name", "*.json", "-exec", "cat", "{}", "+"], check=True,
+                       stdout=subprocess.DEVNULL)
+    st = sim_stats(server)
+    assert st.get("POST /token", 0) >= 3, st  # renewed as it ran out, never in the user's way
+    assert "error" not in m.log_text().lower(), m.log_text()
 
 
 def test_service_account_key_is_signed_into_a_token(server_factory, mount_bdr, tmp_path):
