@@ -6,7 +6,8 @@ injection (/_sim) and TLS and the Python standard library only, one of these
 dialects: the storage-plugin API (the default), the part of the DSCC v1 API
 (the OpenAPI spec in tests/server/spec) that dsfs uses, with OAuth2
 client-credentials tokens (--dialect dscc), or the Google Cloud Backup and DR
-management console API under /actifio (--dialect backupdr). dsfs's tests, demo and
+management console API under /actifio (--dialect backupdr), or the NetApp
+Cloud Sync API under /api (--dialect cloudsync). dsfs's tests, demo and
 benchmarks run against it; docs/refserver.md describes it.
 
 This file is the entry point: the registry of dialects and the options.
@@ -15,6 +16,7 @@ refcore.py holds what every dialect shares, dialect_*.py one API each.
 Run: python3 tests/server/refserver.py --listen 127.0.0.1:0 [options]
      python3 tests/server/refserver.py --dialect dscc --listen 127.0.0.1:0 [options]
      python3 tests/server/refserver.py --dialect backupdr --listen 127.0.0.1:0 [options]
+     python3 tests/server/refserver.py --dialect cloudsync --listen 127.0.0.1:0 [options]
 """
 
 import argparse
@@ -27,10 +29,11 @@ from refcore import parse_listen, positive_float, serve  # noqa: E402
 from dialect_storageplugin import StoragePlugin  # noqa: E402
 from dialect_dscc import Dscc  # noqa: E402
 from dialect_backupdr import BackupDR  # noqa: E402
+from dialect_cloudsync import CloudSync  # noqa: E402
 
 # The dialects, by --dialect name; the first is the default. Adding an API is
 # adding its dialect_*.py module and one line here.
-DIALECTS = {d.name: d for d in (StoragePlugin, Dscc, BackupDR)}
+DIALECTS = {d.name: d for d in (StoragePlugin, Dscc, BackupDR, CloudSync)}
 
 
 def parse_args(argv):
@@ -40,7 +43,8 @@ def parse_args(argv):
                     "(CONTRACT.md) with in-memory state. Prints one line "
                     "'listening on http[s]://HOST:PORT/storageplugin/api' when ready "
                     "('listening on http[s]://HOST:PORT' with --dialect dscc, "
-                    "'listening on http[s]://HOST:PORT/actifio' with --dialect backupdr).",
+                    "'listening on http[s]://HOST:PORT/actifio' with --dialect backupdr, "
+                    "'listening on http[s]://HOST:PORT/api' with --dialect cloudsync).",
         epilog="Arrays: with --arrays N the arrays are array1 .. arrayN, with host names "
                "array1.example.com .. arrayN.example.com and IP addresses 192.0.2.11 .. "
                "192.0.2.(10+N); a login body names one by 'hostname' or 'ipAddress' (the "
@@ -49,7 +53,8 @@ def parse_args(argv):
     p.add_argument("--dialect", choices=tuple(DIALECTS), default="storage-plugin",
                    help="API to serve: storage-plugin (default); dscc, the Data Services "
                    "Cloud Console v1 API of tests/server/spec (docs/refserver.md, DSCC mode); "
-                   "backupdr, the Backup and DR management console API (Backup and DR mode)")
+                   "backupdr, the Backup and DR management console API (Backup and DR mode); "
+                   "cloudsync, the NetApp Cloud Sync API (Cloud Sync mode)")
     p.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 8080),
                    metavar="HOST:PORT", help="address to listen on; port 0 takes a free "
                    "port (default 127.0.0.1:8080)")
