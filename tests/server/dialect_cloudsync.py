@@ -638,9 +638,6 @@ class CloudSync(Dialect):
         h = mix(self.opts.seed, 98, self.rel_seq)
         rid = object_id(now, h)
         rel = acct.add_rel_obj(rid, source, target, bid, gid, settings, h, now)
-        rel.act = {"type": "DEPLOY", "status": "DONE", "progress": 100, "bytesCopied": 0,
-                   "filesCopied": 0, "filesScanned": 0, "filesFailed": 0,
-                   "startTime": iso(now), "endTime": iso(now), "failureMessage": None}
         self.start_sync(rel, now)       # a new relationship syncs at once
         self.sim.event("relationship %s created" % rid)
         return ok_json(rel.render(now))
