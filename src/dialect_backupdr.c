@@ -43,9 +43,9 @@ static const struct dsfs_file_desc backup_files[] = { DSFS_OBJECT_FILE("backup.j
 static const struct dsfs_action backup_actions[] = {
 	{ .verb = "mount", .subpath = "/mount", .required = DSFS_REQUIRE("host.id"),
 	  .refs = DSFS_REFS({ "host.id", HOSTS_FROM_BACKUP }) },
-	{ .verb = "unmount", .subpath = "/unmount" },
+	{ .verb = "unmount", .subpath = "/unmount", .no_body = true },
 	{ .verb = "restore", .subpath = "/restore" },
-	{ .verb = "expire", .subpath = "/expire" },
+	{ .verb = "expire", .subpath = "/expire", .no_body = true },
 	{ .verb = "clone", .subpath = "/clone", .refs = DSFS_REFS({ "host.id", HOSTS_FROM_BACKUP }) },
 };
 
@@ -134,7 +134,14 @@ static const char *const auth_keys[] = { "token", "key_file", "token_url", "user
 
 static int check_credentials(const struct dsfs_credentials *c, char *err, size_t errlen)
 {
-	if (dsfs_credentials_get(c, "token") || dsfs_credentials_get(c, "key_file") ||
+	const char *key = dsfs_credentials_get(c, "key_file");
+
+	if (key && key[0] != '/') {
+		/* it is read again at every login, after the daemon has left its directory */
+		snprintf(err, errlen, "key_file=%s: give the key file's absolute path", key);
+		return -EINVAL;
+	}
+	if (dsfs_credentials_get(c, "token") || key ||
 	    (dsfs_credentials_get(c, "username") && dsfs_credentials_get(c, "password")))
 		return 0;
 	snprintf(err, errlen, "Backup and DR needs a credentials file (-o credentials=FILE, mode 0600) with a "
@@ -270,8 +277,8 @@ static int service_account_token(struct dsfs_session *s, const struct dsfs_crede
 
 	key = read_key_file(dsfs_credentials_get(c, "key_file"), err, sizeof(err));
 	if (!key) {
-		dsfs_err_record("POST", url ? url : GOOGLE_TOKEN_URL, 0, err);
-		return -EINVAL;
+		dsfs_err_record("read", dsfs_credentials_get(c, "key_file"), 0, err);
+		return -EACCES; /* no way to log in: as a refused login */
 	}
 	if (!url)
 		url = string_of(key, "token_uri") ?: GOOGLE_TOKEN_URL;
@@ -440,22 +447,24 @@ static json_object *get(struct dsfs_session *s, const char *path)
 
 /*
  * An action answers 204 and names no job: the job is the newest one of the
- * action's class for the application acted on. A backup's action finds the
- * application through the backup; a DELETE starts no job.
+ * action's class for the application acted on, and, for a backup's action,
+ * for that backup where jobs say which backup they act on (backupid). A
+ * backup's action finds the application through the backup. A DELETE
+ * starts no job.
  */
 static char *job_of(struct dsfs_session *s, const struct dsfs_action *a, const char *url,
 		    const struct dsfs_response *resp)
 {
-	char id[128] = "", path[512], *out = NULL;
-	json_object *o = NULL, *items, *first;
+	char id[128] = "", bid[128] = "", path[512], *out = NULL;
+	json_object *o = NULL, *items;
 	const char *appid = NULL;
 
 	if (!a || resp->status < 200 || resp->status >= 300)
 		return NULL;
 	if (sscanf(url, "/application/%127[^/]/backup", id) == 1) {
 		appid = id;
-	} else if (sscanf(url, "/backup/%127[^/]/", id) == 1) {
-		snprintf(path, sizeof(path), "/backup/%s", id);
+	} else if (sscanf(url, "/backup/%127[^/]/", bid) == 1) {
+		snprintf(path, sizeof(path), "/backup/%s", bid);
 		o = get(s, path);
 		if (string_of(o, "appid") && strlen(string_of(o, "appid")) < sizeof(id)) {
 			strcpy(id, string_of(o, "appid"));
@@ -466,15 +475,24 @@ static char *job_of(struct dsfs_session *s, const struct dsfs_action *a, const c
 	}
 	if (!appid)
 		goto out;
-	snprintf(path, sizeof(path), "/jobstatus?filter=appid:%%3D%s&filter=jobclass:%%3D%s&sort=queuedate:desc&limit=1",
-		 appid, job_class(a));
+	snprintf(path, sizeof(path), "/jobstatus?filter=appid:%%3D%s&filter=jobclass:%%3D%s&sort=queuedate:desc"
+		 "&limit=20", appid, job_class(a));
 	o = get(s, path);
-	if (o && json_object_object_get_ex(o, "items", &items) && json_object_is_type(items, json_type_array) &&
-	    (first = json_object_array_get_idx(items, 0)) && string_of(first, "id"))
-		out = strdup(string_of(first, "id"));
-	else
-		dsfs_log(DSFS_LOG_WARN, "POST %s: accepted, but no %s job of the application is listed", url,
-			 job_class(a));
+	if (o && json_object_object_get_ex(o, "items", &items) && json_object_is_type(items, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(items) && !out; i++) {
+			json_object *j = json_object_array_get_idx(items, i), *b;
+
+			/* a job that says it acts on another backup is another action's */
+			if (bid[0] && json_object_object_get_ex(j, "backupid", &b) && !json_object_is_type(b, json_type_null) &&
+			    strcmp(json_object_get_string(b), bid))
+				continue;
+			if (string_of(j, "id"))
+				out = strdup(string_of(j, "id"));
+		}
+	}
+	if (!out)
+		dsfs_log(DSFS_LOG_WARN, "POST %s: accepted, but no %s job for it is listed; jobs/latest names "
+			 "nothing", url, job_class(a));
 out:
 	json_object_put(o);
 	return out;

@@ -35,6 +35,7 @@ static const struct {
 	{ DSFS_NET_PROTOCOL, EIO, "malformed answer" },
 	{ DSFS_NET_NOMEM, ENOMEM, "out of memory" },
 	{ DSFS_NET_OTHER, EIO, "transfer failed" },
+	{ DSFS_NET_CANCELLED, EINTR, "interrupted" },
 };
 
 int dsfs_errmap_status(long status)

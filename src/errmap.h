@@ -21,6 +21,7 @@ enum dsfs_net_error {
 	DSFS_NET_PROTOCOL, /* not HTTP, or not what the API promises (bad JSON, wrong shape) */
 	DSFS_NET_NOMEM,
 	DSFS_NET_OTHER,
+	DSFS_NET_CANCELLED, /* the caller gave up (its reader was interrupted, or the mount ends) */
 };
 
 /* Negative errno for an HTTP status; 0 for 1xx-3xx. Thread-safe. */

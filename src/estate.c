@@ -59,6 +59,7 @@ struct dsfs_ehandle {
 static bool valid_member_name(const char *n)
 {
 	return *n && !strchr(n, '/') && strcmp(n, ".") && strcmp(n, "..") && strcmp(n, "tasks") &&
+	       strcmp(n, "latest") && /* tasks/<member> sits beside tasks/latest */
 	       strcmp(n, ".dsfs") && strlen(n) < 200;
 }
 
@@ -128,7 +129,7 @@ int dsfs_estate_parse(const char *path, struct dsfs_member_conf **out, size_t *n
 			l = dsfs_options_trim(l + 1);
 			if (!valid_member_name(l)) {
 				snprintf(err, errlen, "estate file %s, line %d: '%s' cannot name a member (it becomes a "
-					 "directory: no '/', not tasks or .dsfs)", path, lineno, l);
+					 "directory: no '/', not tasks, latest or .dsfs)", path, lineno, l);
 				goto out;
 			}
 			for (i = 0; i < n; i++)
@@ -165,6 +166,10 @@ int dsfs_estate_parse(const char *path, struct dsfs_member_conf **out, size_t *n
 				dst = (char **)((char *)&m[n - 1] + keys[i].off);
 		if (!dst && credential_key(key)) {
 			/* which of them the member's dialect reads is checked when it is started */
+			if (dsfs_credentials_get(&m[n - 1].cred, key)) {
+				snprintf(err, errlen, "estate file %s, line %d: '%s' is given twice", path, lineno, key);
+				goto out;
+			}
 			if (dsfs_credentials_set(&m[n - 1].cred, key, val)) {
 				ret = -ENOMEM;
 				goto out;

@@ -718,7 +718,9 @@ static int run_command(struct dsfs_fs *fs, struct dsfs_handle *h, const char *li
 	ret = resolve_refs(fs, h->path, a, body);
 	if (ret == 0) {
 		ret = dsfs_cache_post(fs->cache, &h->loc, a, body, &res);
-		if (res.task_id)
+		/* an action that started no task (or none that could be found) clears tasks/latest:
+		 * it must never show another action's outcome */
+		if (ret == 0 || res.task_id)
 			dsfs_tasks_set_latest(fs->tasks, res.task_id);
 		done("write", h->path, ret);
 	}
@@ -742,7 +744,8 @@ static int refuse_long(struct dsfs_fs *fs, struct dsfs_handle *h, const char *mo
 	char why[160], head[80];
 	size_t k = h->len < sizeof(head) ? h->len : sizeof(head);
 
-	memcpy(head, h->buf, k);
+	if (k)
+		memcpy(head, h->buf, k); /* h->buf is NULL until a first partial line */
 	if (k < sizeof(head)) {
 		size_t m = n < sizeof(head) - k ? n : sizeof(head) - k;
 
@@ -988,7 +991,7 @@ int dsfs_fs_mkdir(struct dsfs_fs *fs, const char *path)
 	}
 	if (ret == 0) {
 		ret = dsfs_cache_post(fs->cache, &ctl, create, body, &res);
-		if (res.task_id)
+		if (ret == 0 || res.task_id)
 			dsfs_tasks_set_latest(fs->tasks, res.task_id);
 	}
 	dsfs_post_result_clear(&res);

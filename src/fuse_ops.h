@@ -35,8 +35,9 @@ void dsfs_fuse_print_help(struct fuse_args *args);
  * those one user's (waiters.h): the rest always serve everyone else.
  */
 #define DSFS_FUSE_MAX_THREADS 256
-#define DSFS_FUSE_MAX_WAITERS (DSFS_FUSE_MAX_THREADS - 64)
 #define DSFS_FUSE_MAX_WAITERS_PER_USER 32
+/* others' waiters; the owner's 32 come on top, and 32 threads stay for everything else */
+#define DSFS_FUSE_MAX_WAITERS (DSFS_FUSE_MAX_THREADS - 2 * DSFS_FUSE_MAX_WAITERS_PER_USER)
 
 /*
  * True when the FUSE request the calling thread serves was interrupted

@@ -36,7 +36,8 @@ struct dsfs_http {
 struct xfer {
 	struct dsfs_response *resp;
 	size_t cap, max;
-	bool toobig, failed;
+	bool toobig, failed, cancelled;
+	bool (*cancel)(void);
 	double retry_after; /* seconds, <0 when absent */
 };
 
@@ -194,27 +195,34 @@ static void count(unsigned long *c)
 }
 
 /* A handle, waiting no later than deadline (monotonic seconds) for one to be free. */
-static CURL *get_handle(struct dsfs_http *h, double deadline, bool *timed_out)
+/*
+ * A free connection, waiting for one until deadline (then *timed_out), or
+ * until cancel() says the caller gave up (then *cancelled); checked every
+ * 100 ms.
+ */
+static CURL *get_handle(struct dsfs_http *h, double deadline, bool (*cancel)(void), bool *timed_out,
+			bool *cancelled)
 {
 	struct timespec ts;
 	CURL *c = NULL;
 
-	*timed_out = false;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	{
-		/* condition variables wait on the real-time clock: convert the deadline */
-		double wait = deadline - now_s(), abs_s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + wait;
-
-		ts.tv_sec = (time_t)abs_s;
-		ts.tv_nsec = (long)((abs_s - (double)ts.tv_sec) * 1e9);
-	}
+	*timed_out = *cancelled = false;
 	pthread_mutex_lock(&h->pool_lock);
 	while (h->nidle == 0 && h->created >= h->o.max_conns) {
-		if (pthread_cond_timedwait(&h->pool_cond, &h->pool_lock, &ts) == ETIMEDOUT) {
-			*timed_out = true;
+		/* condition variables wait on the real-time clock: convert the next check */
+		double wait = deadline - now_s(), abs_s;
+
+		if (wait <= 0 || (cancel && cancel())) {
+			*timed_out = wait <= 0;
+			*cancelled = !*timed_out;
 			pthread_mutex_unlock(&h->pool_lock);
 			return NULL;
 		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		abs_s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + (wait < 0.1 ? wait : 0.1);
+		ts.tv_sec = (time_t)abs_s;
+		ts.tv_nsec = (long)((abs_s - (double)ts.tv_sec) * 1e9);
+		pthread_cond_timedwait(&h->pool_cond, &h->pool_lock, &ts);
 	}
 	if (h->nidle > 0) {
 		c = h->idle[--h->nidle];
@@ -309,8 +317,24 @@ static size_t header_cb(char *line, size_t size, size_t nmemb, void *userp)
 	return n;
 }
 
+/* libcurl's progress callback: a non-zero return abandons the transfer. */
+static int progress_cb(void *data, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct xfer *x = data;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	if (x->cancel && x->cancel())
+		x->cancelled = true;
+	return x->cancelled;
+}
+
 static enum dsfs_net_error classify(CURLcode rc, const struct xfer *x)
 {
+	if (rc == CURLE_ABORTED_BY_CALLBACK && x->cancelled)
+		return DSFS_NET_CANCELLED;
 	switch (rc) {
 	case CURLE_OK:
 		return DSFS_NET_OK;
@@ -375,6 +399,11 @@ static void set_options(struct dsfs_http *h, CURL *c, const struct dsfs_request 
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	if (req->cancelled) {
+		curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress_cb);
+		curl_easy_setopt(c, CURLOPT_XFERINFODATA, x);
+	}
 	curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
 	curl_easy_setopt(c, CURLOPT_MAXCONNECTS, (long)h->o.max_conns);
 	if (h->o.insecure) {
@@ -477,9 +506,9 @@ int dsfs_http_do(struct dsfs_http *h, const struct dsfs_request *req, struct dsf
 
 	for (attempt = 0;; attempt++) {
 		int tries = resp->attempts;
-		struct xfer x = { .resp = resp, .max = h->o.max_body, .retry_after = -1 };
+		struct xfer x = { .resp = resp, .max = h->o.max_body, .retry_after = -1, .cancel = req->cancelled };
 		double remaining = deadline - now_s(), wait;
-		bool retryable, waited_out;
+		bool retryable, waited_out, gave_up;
 		CURLcode rc;
 
 		if (remaining <= 0.001) {
@@ -492,7 +521,13 @@ int dsfs_http_do(struct dsfs_http *h, const struct dsfs_request *req, struct dsf
 		}
 		dsfs_response_clear(resp);
 		resp->attempts = attempt;
-		c = get_handle(h, deadline, &waited_out);
+		c = get_handle(h, deadline, req->cancelled, &waited_out, &gave_up);
+		if (!c && gave_up) {
+			resp->net = DSFS_NET_CANCELLED;
+			snprintf(resp->message, sizeof(resp->message), "interrupted waiting for a connection");
+			ret = dsfs_errmap_net(DSFS_NET_CANCELLED);
+			goto out;
+		}
 		if (!c && waited_out) {
 			resp->net = DSFS_NET_TIMEOUT;
 			snprintf(resp->message, sizeof(resp->message),
@@ -527,7 +562,8 @@ int dsfs_http_do(struct dsfs_http *h, const struct dsfs_request *req, struct dsf
 					 "answer larger than %zu bytes", h->o.max_body);
 			ret = dsfs_errmap_net(resp->net);
 			retryable = idempotent ? (resp->net != DSFS_NET_TOOBIG && resp->net != DSFS_NET_TLS &&
-						  resp->net != DSFS_NET_NOMEM && resp->net != DSFS_NET_TIMEOUT)
+						  resp->net != DSFS_NET_NOMEM && resp->net != DSFS_NET_TIMEOUT &&
+						  resp->net != DSFS_NET_CANCELLED)
 					       : resp->net == DSFS_NET_CONNECT;
 		} else {
 			ret = 0;

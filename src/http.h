@@ -38,6 +38,8 @@ struct dsfs_request {
 	const char *const *headers; /* extra "Name: value" lines, NULL-terminated, or NULL */
 	const char *username;       /* HTTP Basic credentials, or NULL */
 	const char *password;
+	/* Polled while the request runs (about once a second); true abandons it (EINTR), never retried. */
+	bool (*cancelled)(void);
 };
 
 struct dsfs_response {

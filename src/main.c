@@ -147,6 +147,11 @@ static int start_member(const struct dsfs_options *o, struct dsfs_credentials *c
 		snprintf(why, whylen, "%s", herr);
 		return -1;
 	}
+	if (array && !dsfs_options_dialect_reads(dialect, "array")) {
+		snprintf(why, whylen, "array=%s: the %s dialect logs in to no array", array, dialect->name);
+		stop_member(m);
+		return -1;
+	}
 	/* an API that logs in to one array of several: by default, the URL's host */
 	if (dsfs_options_dialect_reads(dialect, "array") && !dsfs_credentials_get(cred, "array")) {
 		if (!array)
@@ -351,7 +356,7 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	members = calloc(o.estate ? nconfs : 1, sizeof(*members));
-	waiters = dsfs_waiters_new(DSFS_FUSE_MAX_WAITERS, DSFS_FUSE_MAX_WAITERS_PER_USER);
+	waiters = dsfs_waiters_new(DSFS_FUSE_MAX_WAITERS, DSFS_FUSE_MAX_WAITERS_PER_USER, getuid());
 	estate = dsfs_estate_new(o.estate != NULL, time(NULL), getuid(), getgid());
 	if (!members || !estate || !waiters) {
 		fprintf(stderr, "dsfs: out of memory\n");

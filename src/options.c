@@ -385,16 +385,26 @@ static int read_credentials_file(struct dsfs_options *o, const struct dsfs_diale
 	if (!f)
 		return ret;
 	while (ret == 0 && fgets(line, sizeof(line), f)) {
+		bool whole = strchr(line, '\n') || feof(f);
 		char *l = dsfs_options_trim(line), *eq, *key;
 
 		lineno++;
+		if (!whole) {
+			snprintf(err, errlen, "credentials file %s, line %d: longer than %zu bytes", o->credentials,
+				 lineno, sizeof(line) - 2);
+			ret = -EINVAL;
+			break;
+		}
 		if (!*l || *l == '#')
 			continue;
 		eq = strchr(l, '=');
 		if (eq)
 			*eq = '\0';
 		key = dsfs_options_trim(l);
-		if (!eq || !dsfs_options_dialect_reads(d, key)) {
+		if (eq && dsfs_credentials_get(&o->cred, key)) {
+			snprintf(err, errlen, "credentials file %s, line %d: %s= is given twice", o->credentials, lineno, key);
+			ret = -EINVAL;
+		} else if (!eq || !dsfs_options_dialect_reads(d, key)) {
 			key_list(d, keys, sizeof(keys));
 			snprintf(err, errlen, "credentials file %s, line %d: expected %s (the %s dialect's keys)",
 				 o->credentials, lineno, keys, d->name);

@@ -51,9 +51,9 @@ void dsfs_tasks_free(struct dsfs_tasks *t)
 
 void dsfs_tasks_set_latest(struct dsfs_tasks *t, const char *id)
 {
-	char *copy = strdup(id);
+	char *copy = id ? strdup(id) : NULL;
 
-	if (!copy)
+	if (id && !copy)
 		return;
 	pthread_mutex_lock(&t->lock);
 	free(t->latest);
@@ -100,16 +100,23 @@ static const char *string_field(json_object *o, const char *name)
 	return NULL;
 }
 
+/* Failures of one poll that a later poll may not see: the wait goes on through them. */
+static bool transient(int err)
+{
+	return err == -EIO || err == -ETIMEDOUT || err == -EAGAIN;
+}
+
 int dsfs_tasks_wait(struct dsfs_tasks *t, const char *url, double timeout, bool (*interrupted)(void),
 		    char **state_out)
 {
 	const struct dsfs_dialect *d = t->dialect;
 	double deadline = now_s() + timeout;
 	char *state = NULL;
-	int ret;
+	int ret, failed_polls = 0;
 
 	for (;;) {
-		struct dsfs_request req = { .method = "GET", .path = url };
+		/* a poll in flight is abandoned as soon as its reader is interrupted or the mount ends */
+		struct dsfs_request req = { .method = "GET", .path = url, .cancelled = interrupted };
 		struct dsfs_response resp = { 0 };
 		json_object *o = NULL, *v;
 		double interval = 1, next;
@@ -121,36 +128,47 @@ int dsfs_tasks_wait(struct dsfs_tasks *t, const char *url, double timeout, bool 
 			ret = -EIO;
 		}
 		dsfs_response_clear(&resp);
+		if (ret == -EINTR || (ret && interrupted && interrupted())) {
+			free(state);
+			return -EINTR;
+		}
+		if (ret && !transient(ret))
+			break;
 		if (ret) {
-			json_object_put(o);
-			break;
-		}
-		st = string_field(o, d->task.state_field);
-		free(state);
-		state = strdup(st ? st : "UNSPECIFIED");
-		if (dsfs_dialect_state_in(st, d->task.succeeded)) {
-			json_object_put(o);
-			ret = 0;
-			break;
-		}
-		if (dsfs_dialect_state_in(st, d->task.failed)) {
-			const char *why = string_field(o, d->task.error_field);
+			/* the task has not ended because one poll failed: log it, and poll again */
+			char why[600];
 
-			dsfs_err_record("GET", url, 0, why ? why : st);
-			dsfs_log(DSFS_LOG_ERR, "task %s ended %s: %s", url, st, why ? why : "(no error given)");
+			if (failed_polls++ == 0 || failed_polls % 30 == 0)
+				dsfs_log(DSFS_LOG_WARN, "waiting for %s: a poll failed (%s); polling on until "
+					 "wait_timeout", url, dsfs_err_describe(why, sizeof(why)) ?: strerror(-ret));
+		} else {
+			st = string_field(o, d->task.state_field);
+			free(state);
+			state = strdup(st ? st : "UNSPECIFIED");
+			if (dsfs_dialect_state_in(st, d->task.succeeded)) {
+				json_object_put(o);
+				ret = 0;
+				break;
+			}
+			if (dsfs_dialect_state_in(st, d->task.failed)) {
+				const char *why = string_field(o, d->task.error_field);
+
+				dsfs_err_record("GET", url, 0, why ? why : st);
+				dsfs_log(DSFS_LOG_ERR, "task %s ended %s: %s", url, st, why ? why : "(no error given)");
+				json_object_put(o);
+				ret = -EIO;
+				break;
+			}
+			if (d->task.poll_field && json_object_object_get_ex(o, d->task.poll_field, &v))
+				interval = json_object_get_double(v);
 			json_object_put(o);
-			ret = -EIO;
-			break;
 		}
-		if (d->task.poll_field && json_object_object_get_ex(o, d->task.poll_field, &v))
-			interval = json_object_get_double(v);
-		json_object_put(o);
 		if (interval < 0.2)
 			interval = 0.2;
 		if (interval > 30)
 			interval = 30;
 		next = now_s() + interval;
-		while (now_s() < next) {
+		for (;;) {
 			struct timespec slice = { 0, 50 * 1000 * 1000 };
 
 			if (interrupted && interrupted()) {
@@ -162,6 +180,8 @@ int dsfs_tasks_wait(struct dsfs_tasks *t, const char *url, double timeout, bool 
 				ret = -ETIMEDOUT;
 				goto out;
 			}
+			if (now_s() >= next)
+				break;
 			nanosleep(&slice, NULL);
 		}
 	}

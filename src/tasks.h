@@ -19,7 +19,11 @@ struct dsfs_tasks;
 struct dsfs_tasks *dsfs_tasks_new(const struct dsfs_dialect *dialect, struct dsfs_session *session);
 void dsfs_tasks_free(struct dsfs_tasks *t);
 
-/* Records id as the task most recently started through this mount. Thread-safe. */
+/*
+ * Records id as the task most recently started through this mount; NULL
+ * records that the last action started none (tasks/latest then names
+ * nothing). Thread-safe.
+ */
 void dsfs_tasks_set_latest(struct dsfs_tasks *t, const char *id);
 
 /* The id of that task (malloc'd, caller frees), or NULL when none was started. Thread-safe. */
@@ -32,8 +36,10 @@ unsigned long dsfs_tasks_latest_seq(struct dsfs_tasks *t);
  * Polls the task at url (its API path) until it ends. Returns 0 when it
  * ends in one of the dialect's succeeded states; -EIO in one of its failed
  * states (the task's error recorded for the log); -ETIMEDOUT after timeout
- * seconds; -EINTR as soon as interrupted() returns true; another negative
- * errno when polling fails. *state gets the last state seen (malloc'd) when
+ * seconds; -EINTR as soon as interrupted() returns true, a poll in flight
+ * included. A poll that fails for a reason a later one may not meet (EIO,
+ * ETIMEDOUT, EAGAIN) is logged and polled again; another failure (ENOENT,
+ * EACCES) ends the wait with its errno. *state gets the last state seen (malloc'd) when
  * non-NULL. Thread-safe.
  */
 int dsfs_tasks_wait(struct dsfs_tasks *t, const char *url, double timeout, bool (*interrupted)(void),

@@ -19,23 +19,25 @@ struct holder {
 
 struct dsfs_waiters {
 	pthread_mutex_t lock;
-	unsigned total, per_user, held; /* held: places taken, under lock */
+	unsigned total, per_user, held; /* held: places taken by others than the owner, under lock */
+	uid_t owner;
 	struct holder *users;           /* total rows, under lock */
 };
 
-struct dsfs_waiters *dsfs_waiters_new(unsigned total, unsigned per_user)
+struct dsfs_waiters *dsfs_waiters_new(unsigned total, unsigned per_user, uid_t owner)
 {
 	struct dsfs_waiters *w = calloc(1, sizeof(*w));
 
 	if (!w)
 		return NULL;
-	w->users = calloc(total ? total : 1, sizeof(*w->users));
+	w->users = calloc(total + 1, sizeof(*w->users)); /* the owner's row too */
 	if (!w->users) {
 		free(w);
 		return NULL;
 	}
 	w->total = total;
 	w->per_user = per_user;
+	w->owner = owner;
 	pthread_mutex_init(&w->lock, NULL);
 	return w;
 }
@@ -57,13 +59,13 @@ int dsfs_waiters_enter(struct dsfs_waiters *w, uid_t uid)
 	if (!w)
 		return 0;
 	pthread_mutex_lock(&w->lock);
-	for (unsigned i = 0; i < w->total && !mine; i++) {
+	for (unsigned i = 0; i <= w->total && !mine; i++) {
 		if (w->users[i].n && w->users[i].uid == uid)
 			mine = &w->users[i];
 		else if (!w->users[i].n && !spare)
 			spare = &w->users[i];
 	}
-	if (w->held >= w->total) {
+	if (uid != w->owner && w->held >= w->total) {
 		dsfs_log(DSFS_LOG_WARN, "uid %u: %u readers already wait for the server, the most this mount "
 			 "allows at once; refused with EAGAIN", (unsigned)uid, w->held);
 		ret = -EAGAIN;
@@ -73,11 +75,12 @@ int dsfs_waiters_enter(struct dsfs_waiters *w, uid_t uid)
 		ret = -EAGAIN;
 	} else {
 		if (!mine) {
-			mine = spare; /* held < total, so a row is free */
+			mine = spare; /* held < total, or the owner's row: a row is free */
 			mine->uid = uid;
 		}
 		mine->n++;
-		w->held++;
+		if (uid != w->owner)
+			w->held++;
 	}
 	pthread_mutex_unlock(&w->lock);
 	return ret;
@@ -88,10 +91,11 @@ void dsfs_waiters_leave(struct dsfs_waiters *w, uid_t uid)
 	if (!w)
 		return;
 	pthread_mutex_lock(&w->lock);
-	for (unsigned i = 0; i < w->total; i++) {
+	for (unsigned i = 0; i <= w->total; i++) {
 		if (w->users[i].n && w->users[i].uid == uid) {
 			w->users[i].n--;
-			w->held--;
+			if (uid != w->owner)
+				w->held--;
 			break;
 		}
 	}

@@ -381,3 +381,75 @@ def test_walk_and_act_under_valgrind(bdr, mount_bdr):
     assert open(m.p("jobs", "latest", "wait")).read().strip() == "succeeded"
     assert m.unmount() == 0, m.log_text()
     m.check_clean()
+
+
+def test_parallel_actions_each_find_their_own_job(bdr, mount_bdr):
+    """Clones of two backups of one application at once: each action names the job of its own
+    backup, so the failing one's wait fails and the other's succeeds."""
+    import threading
+
+    m = mount_bdr(bdr, ttl=0)
+    api = Api(bdr)
+    app, adir = app_dir(m, api)
+    b1, b2 = sorted(entries(os.path.join(adir, "backups")))[:2]
+    bdr.sim("POST", "/faults", {"method": "GET", "path": "/actifio/jobstatus", "count": 2, "latency_ms": 800})
+    lines = {b1: "clone appname=fail-parallel", b2: "clone appname=good-parallel"}
+    errs = {}
+    threads = [threading.Thread(target=lambda b=b: errs.__setitem__(
+        b, write(os.path.join(adir, "backups", b, "action"), lines[b] + "\n"))) for b in (b1, b2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errs == {b1: 0, b2: 0}
+    jobs = {b: result(os.path.join(adir, "backups", b, "action"))["task"] for b in (b1, b2)}
+    assert jobs[b1] != jobs[b2], jobs
+    for b in (b1, b2):
+        bid = json.load(open(os.path.join(adir, "backups", b, "backup.json")))["id"]
+        assert str(api.get("/jobstatus/" + jobs[b])["backupid"]) == bid
+    r = subprocess.run(["cat", m.p("jobs", jobs[b1], "wait")], capture_output=True, timeout=30)
+    assert r.returncode != 0
+    assert open(m.p("jobs", jobs[b2], "wait")).read().strip() == "succeeded"
+
+
+def test_an_action_whose_job_cannot_be_found_leaves_latest_naming_nothing(bdr, mount_bdr):
+    m = mount_bdr(bdr, ttl=0)
+    api = Api(bdr)
+    app, adir = app_dir(m, api)
+    b = sorted(entries(os.path.join(adir, "backups")))[0]
+    assert write(os.path.join(adir, "backups", b, "action"), "restore\n") == 0
+    assert os.path.islink(m.p("jobs", "latest"))
+    bdr.sim("POST", "/faults", {"method": "GET", "path": "/actifio/jobstatus", "count": 1,
+                                "body": '{"items": [], "count": 0}'})
+    assert write(os.path.join(adir, "backups", b, "action"), "restore\n") == 0
+    assert not os.path.lexists(m.p("jobs", "latest"))  # never the earlier restore's job
+    r = subprocess.run(["cat", m.p("jobs", "latest", "wait")], capture_output=True, timeout=10)
+    assert r.returncode != 0
+    assert "no restore job for it is listed" in m.log_text()
+
+
+def test_verbs_that_take_no_body_refuse_arguments(bdr, mount_bdr):
+    m = mount_bdr(bdr)
+    api = Api(bdr)
+    _, adir = app_dir(m, api)
+    action = os.path.join(adir, "backups", sorted(entries(os.path.join(adir, "backups")))[0], "action")
+    bdr.sim("DELETE", "/requests")
+    for line in ("unmount extra=1", "expire force=true"):
+        assert write(action, line + "\n") == errno.EINVAL, line
+    assert posts(bdr, "/backup/") == []
+
+
+def test_credentials_and_estates_that_cannot_work_are_refused(bdr, mount_bdr, dsfs_mount, tmp_path):
+    with pytest.raises(MountFailed) as e:
+        mount_bdr(bdr, cred="key_file=sa.json\n")
+    assert "key_file=sa.json: give the key file's absolute path" in e.value.output
+    with pytest.raises(MountFailed) as e:
+        mount_bdr(bdr, cred="token=%s\ntoken=other\n" % TOKEN)
+    assert "token= is given twice" in e.value.output
+    for sections, why in (([("latest", {"url": bdr.url, "token": TOKEN})], "cannot name a member"),
+                          ([("b", {"url": bdr.url, "token": TOKEN, "array": "a1"})],
+                           "the backupdr dialect logs in to no array")):
+        path = write_estate(tmp_path, sections)
+        with pytest.raises(MountFailed) as e:
+            dsfs_mount(bdr, "estate=" + path, estate=True)
+        assert why in e.value.output, e.value.output

@@ -186,9 +186,10 @@ def test_snapshot_clone_export_and_tasks_for_both_device_types(dscc, mount_dscc)
             assert open(m.p("tasks", "latest", "wait")).read().strip() == "SUCCEEDED"
             assert "made-here" in os.listdir(vols)
     assert done == {1, 2}
+    task_id = os.readlink(m.p("tasks", "latest"))
     assert write(m.p("hosts", "new"), "name=host-made-here operatingSystem=Linux\n") == 0
     assert "host-made-here" in os.listdir(m.p("hosts"))
-    task_id = os.readlink(m.p("tasks", "latest"))
+    assert not os.path.lexists(m.p("tasks", "latest"))  # answered 200: no task, and no older one named
     assert json.load(open(m.p("tasks", task_id, "task.json")))["state"] == "SUCCEEDED"
     assert open(m.p("tasks", task_id, "progress")).read().strip() == "100"
     assert open(m.p("tasks", task_id, "log")).read()

@@ -156,3 +156,40 @@ def test_a_killed_reader_frees_its_place_at_once(server_factory, dsfs_mount):
     time.sleep(1)
     assert again.poll() is None, again.communicate()
     assert reap([again], 2) == 0
+
+
+def test_a_failed_poll_does_not_end_the_wait(server_factory, dsfs_mount):
+    """One 500 (or garbage) while a task runs is polled through: the wait still ends with the task."""
+    server = server_factory("--test-controls", "--task-seconds", "3")
+    m = dsfs_mount(server, ttl=0.2)
+    task = start_task(m)
+    reader = waiter(m.p("tasks", task, "wait"))
+    time.sleep(0.5)
+    server.sim("POST", "/faults", {"method": "GET", "path": "/tasks/", "count": 1, "status": 500})
+    server.sim("POST", "/faults", {"method": "GET", "path": "/tasks/", "count": 1,
+                                   "body": "garbage"})
+    out, err = reader.communicate(timeout=20)
+    assert reader.returncode == 0 and out.strip() == b"SUCCEEDED", err
+    assert "a poll failed" in m.log_text()
+
+
+def test_a_poll_in_flight_is_abandoned_for_a_killed_reader_and_at_sigterm(server_factory, dsfs_mount):
+    """The server hangs on the task's GET: kill -9 of the reader and SIGTERM of the daemon still end
+    at once (the poll is cancelled, not waited out to -o timeout)."""
+    server = server_factory("--test-controls", "--task-seconds", "120")
+    m = dsfs_mount(server, "timeout=30", ttl=0.2)
+    wait = m.p("tasks", start_task(m), "wait")
+    server.sim("POST", "/faults", {"method": "GET", "path": "/tasks/", "hang": True})
+    readers = [waiter(wait) for _ in range(4)]
+    time.sleep(1.5)  # each is inside its poll now
+    t0 = time.monotonic()
+    assert reap(readers, 5) == 0
+    assert time.monotonic() - t0 < 3, "killed readers were held by their polls"
+    more = waiter(wait)
+    time.sleep(1.5)
+    t0 = time.monotonic()
+    m.proc.send_signal(signal.SIGTERM)
+    m.proc.wait(timeout=30)
+    assert time.monotonic() - t0 < 3, "the daemon waited for a hung poll"
+    more.wait(timeout=10)
+    server.sim("DELETE", "/faults")
