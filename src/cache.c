@@ -484,16 +484,22 @@ static int each_page(struct dsfs_cache *c, const char *url, const char *key, con
 		char why[160];
 		size_t n, len;
 
-		/* a collection URL may carry a query of its own (a filter) */
-		sprintf(path, "%s%c%s=%u&%s=%lu", url, strchr(url, '?') ? '&' : '?', pg->limit_param,
-			c->o.page_size, pg->start_param, start);
+		if (!pg->limit_param)
+			strcpy(path, url); /* the whole list in one answer */
+		else /* a collection URL may carry a query of its own (a filter) */
+			sprintf(path, "%s%c%s=%u&%s=%lu", url, strchr(url, '?') ? '&' : '?', pg->limit_param,
+				c->o.page_size, pg->start_param, start);
 		ret = get_json(c, path, anonymous, &o, &len);
 		if (ret)
 			break;
-		if (!json_object_object_get_ex(o, key, &arr) || !json_object_is_type(arr, json_type_array)) {
+		arr = o;
+		if ((key && !json_object_object_get_ex(o, key, &arr)) || !json_object_is_type(arr, json_type_array)) {
 			char msg[128];
 
-			snprintf(msg, sizeof(msg), "answer has no \"%s\" list", key);
+			if (key)
+				snprintf(msg, sizeof(msg), "answer has no \"%s\" list", key);
+			else
+				snprintf(msg, sizeof(msg), "answer is not a list");
 			json_object_put(o);
 			ret = protocol_error(path, msg);
 			break;
@@ -512,9 +518,8 @@ static int each_page(struct dsfs_cache *c, const char *url, const char *key, con
 		if (ret == 0)
 			ret = fn(ctx, arr);
 		json_object_put(o);
-		if (ret)
-			break;
-
+		if (ret || !pg->limit_param)
+			break; /* an unpaged list is whole */
 		pthread_mutex_lock(&c->lock);
 		cap = c->page_cap_seen;
 		if (n > c->page_cap_seen)
@@ -1706,7 +1711,7 @@ int dsfs_cache_post(struct dsfs_cache *c, const struct dsfs_loc *loc, const stru
 		    json_object *body, struct dsfs_post_result *res)
 {
 	struct dsfs_response resp = { 0 };
-	struct dsfs_request req = { .method = "POST" };
+	struct dsfs_request req = { .method = action->method ? action->method : "POST" };
 	const char *url = loc->node->url;
 	char *path;
 	int ret;
@@ -1758,11 +1763,18 @@ int dsfs_cache_delete(struct dsfs_cache *c, const struct dsfs_loc *loc, char **t
 {
 	struct dsfs_response resp = { 0 };
 	struct dsfs_request req = { .method = "DELETE", .path = loc->node->url };
+	char *target = NULL;
 	int ret;
 
 	*task_id = NULL;
 	if (loc->type != DSFS_LOC_RESOURCE || !loc->node->kind->deletable)
 		return -EPERM;
+	if (loc->node->kind->delete_target) {
+		target = target_url(loc, loc->node->kind->delete_target);
+		if (!target)
+			return -ENOMEM;
+		req.path = target;
+	}
 	ret = dsfs_session_call(c->session, &req, &resp, false);
 	if (ret == 0)
 		*task_id = c->dialect->task_of ? c->dialect->task_of(c->session, NULL, req.path, &resp)
@@ -1774,6 +1786,7 @@ int dsfs_cache_delete(struct dsfs_cache *c, const struct dsfs_loc *loc, char **t
 	if (ret == 0)
 		c->stale_before = mono_now();
 	pthread_mutex_unlock(&c->lock);
+	free(target);
 	return ret;
 }
 

@@ -51,6 +51,7 @@ struct dsfs_action {
 	const struct dsfs_ref *refs; /* NULL-terminated (field NULL) */
 	const char *bare_field;      /* `new`: the field a bare value sets ("name") */
 	bool no_body;                /* the request carries no body */
+	const char *method;          /* "PUT"; NULL: POST */
 	const char *subpath;         /* POST to the resource URL + subpath ("/clone"); NULL: ?action=VERB */
 	const char *target;          /* POST here instead: a path from the API root, "{id}" standing
 	                              * for the id of the resource the file acts on (for `new`, the
@@ -76,6 +77,8 @@ struct dsfs_kind {
 	size_t nactions;
 	const struct dsfs_action *create;   /* the collection's `new` file (POST to the list URL), or NULL */
 	bool deletable;                     /* rmdir sends DELETE (with -o allow_delete) */
+	const char *delete_target;          /* DELETE here instead of the object's URL: a path from the API
+	                                     * root, "{id}" standing for its id ("/relationships/{id}") */
 	bool is_task;                       /* resources are API tasks (tasks/ semantics) */
 	/* Other kinds listed into the same directory from their own segment (DSCC device types). */
 	const struct dsfs_kind *const *also;
@@ -83,12 +86,14 @@ struct dsfs_kind {
 
 /*
  * How lists are paged: limit/start or offset/limit parameters, appended to
- * the collection's URL (which may carry a filter query of its own). A page
+ * the collection's URL (which may carry a filter query of its own); a page
  * shorter than the largest seen, an empty one, or one reaching total_field
- * ends the list.
+ * ends the list. With no limit_param, a list comes whole in one answer. A
+ * kind's list_key names the array in an answer; NULL: the answer is the
+ * array itself.
  */
 struct dsfs_paging {
-	const char *limit_param; /* "limit" */
+	const char *limit_param; /* "limit"; NULL: lists are not paged */
 	const char *start_param; /* "start" or "offset" */
 	const char *total_field; /* the answer's item count ("total", "count"), or NULL when the API gives none */
 };

@@ -288,8 +288,8 @@ static enum place locate(struct dsfs_estate *e, const char *path, struct member 
 		if (!strcmp(slash, "/latest"))
 			return P_LATEST;
 		for (size_t i = 0; i < e->n; i++)
-			if (!strcmp(slash + 1, e->m[i].name)) {
-				*m = &e->m[i];
+			if (e->m[i].tasks_dir && !strcmp(slash + 1, e->m[i].name)) {
+				*m = &e->m[i]; /* a member whose dialect has no tasks has no link */
 				return P_TASK_LINK;
 			}
 		return P_NONE;
@@ -432,6 +432,8 @@ int dsfs_estate_readdir(struct dsfs_estate *e, const char *path, dsfs_fs_fill_fn
 		return fill(ctx, "tasks", &st, true) ? -ENOMEM : 0;
 	case P_TASKS:
 		for (size_t i = 0; i < e->n; i++) {
+			if (!e->m[i].tasks_dir)
+				continue;
 			snprintf(p, sizeof(p), "/tasks/%s", e->m[i].name);
 			dsfs_estate_getattr(e, p, &st);
 			if (fill(ctx, e->m[i].name, &st, true))
