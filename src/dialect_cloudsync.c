@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The NetApp Cloud Sync API (under /api) as a table and its hooks: data
+ * brokers, broker groups and sync relationships, with a relationship's
+ * activity as a file of its own, sync and abort through its `action`, and
+ * new relationships through `relationships/new`. A client trades a refresh
+ * token for a user token (renewed before expires_in), and names its Cloud
+ * Central account in x-account-id on every call. Lists come whole.
+ */
+#include "dialect.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errmap.h"
+#include "session.h"
+
+#define TOKEN_URL "https://netapp-cloud-account.auth0.com/oauth/token"
+
+/* Cloud Sync's lists are whole JSON arrays of objects with these fields. */
+#define SYNC_LIST .list_key = NULL, .id_field = "id", .name_field = "name", .get_one = false
+
+/* ---- the tree --------------------------------------------------------------------- */
+
+static const struct dsfs_file_desc broker_files[] = { DSFS_OBJECT_FILE("data-broker.json") };
+static const struct dsfs_kind broker = {
+	.name = "data broker", .dir_name = "data-brokers", .segment = "data-brokers", SYNC_LIST,
+	.time_field = "lastUpdate", DSFS_FILES(broker_files),
+};
+
+static const struct dsfs_file_desc group_files[] = { DSFS_OBJECT_FILE("group.json") };
+static const struct dsfs_kind group = {
+	.name = "group", .dir_name = "groups", .segment = "groups", SYNC_LIST, DSFS_FILES(group_files),
+};
+
+/* relationships/<r>/activity: the last or current sync, one "field value" line each. */
+static struct dsfs_blob *activity(json_object *rel, const struct dsfs_dialect *d)
+{
+	static const char *const fields[] = {
+		"type", "status", "progress", "bytesCopied", "filesCopied", "filesFailed", "filesScanned",
+		"startTime", "endTime", "failureMessage",
+	};
+	json_object *a, *v;
+	char buf[2048];
+	size_t o = 0;
+
+	(void)d;
+	if (!json_object_object_get_ex(rel, "activity", &a) || !json_object_is_type(a, json_type_object))
+		return dsfs_blob_new("", 0);
+	for (size_t i = 0; i < DSFS_ARRAY_LEN(fields) && o + 1 < sizeof(buf); i++) {
+		const char *s;
+		size_t start;
+
+		if (!json_object_object_get_ex(a, fields[i], &v) || json_object_is_type(v, json_type_null))
+			continue;
+		s = json_object_is_type(v, json_type_string) ? json_object_get_string(v)
+							     : json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+		start = o + strlen(fields[i]) + 1;
+		o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s %.*s\n", fields[i], 512, s);
+		if (o >= sizeof(buf))
+			o = sizeof(buf) - 1;
+		for (size_t k = start; k + 1 < o; k++) /* one field is one line, whatever its value holds */
+			if (buf[k] == '\n' || buf[k] == '\r')
+				buf[k] = ' ';
+	}
+	return dsfs_blob_new(buf, o);
+}
+
+static const struct dsfs_file_desc relationship_files[] = {
+	DSFS_OBJECT_FILE("relationship.json"),
+	{ .name = "activity", .flags = DSFS_FILE_DIRECT, .derive = activity },
+};
+
+static const struct dsfs_action relationship_actions[] = {
+	{ .verb = "sync", .method = "PUT", .target = "/relationships/{id}/sync", .no_body = true },
+	{ .verb = "abort", .method = "PUT", .target = "/relationships/{id}/abort", .no_body = true },
+};
+
+/* relationships/new: the relationship as JSON, checked before it is sent. */
+static const struct dsfs_action relationship_create = {
+	.required = DSFS_REQUIRE("source", "target", "dataBroker|group"),
+	.refs = DSFS_REFS({ "dataBroker", "../data-brokers" }, { "group", "../groups" }),
+};
+
+/* A relationship has no name: it is named by its id. */
+static const struct dsfs_kind relationship = {
+	.name = "relationship", .dir_name = "relationships", .segment = "relationships-v2",
+	.list_key = NULL, .id_field = "relationshipId", .name_field = "relationshipId", .get_one = true,
+	.time_field = "createdAt", DSFS_FILES(relationship_files), DSFS_ACTIONS(relationship_actions),
+	.create = &relationship_create, .deletable = true, .delete_target = "/relationships/{id}",
+};
+
+static const struct dsfs_file_desc root_files[] = {
+	{ .name = "accounts.json", .subpath = "/accounts" },
+};
+static const struct dsfs_kind *const root_children[] = { &broker, &group, &relationship };
+
+static const struct dsfs_kind root = {
+	.name = "root", DSFS_FILES(root_files), DSFS_CHILDREN(root_children),
+};
+
+/* ---- logging in --------------------------------------------------------------------- */
+
+static const char *const auth_keys[] = { "refresh_token", "client_id", "account", "token_url", NULL };
+
+static int check_credentials(const struct dsfs_credentials *c, char *err, size_t errlen)
+{
+	if (dsfs_credentials_get(c, "refresh_token") && dsfs_credentials_get(c, "client_id"))
+		return 0;
+	snprintf(err, errlen, "Cloud Sync needs a credentials file (-o credentials=FILE, mode 0600) with "
+		 "refresh_token=... and client_id=... lines (from NetApp Cloud Central; optional account=... "
+		 "to use another account than the first, token_url=...)");
+	return -EINVAL;
+}
+
+static const char *string_of(json_object *o, const char *field)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, field, &v) && json_object_is_type(v, json_type_string)
+		       ? json_object_get_string(v) : NULL;
+}
+
+/* The first account the token opens (GET /accounts carries no account of its own). */
+static int first_account(struct dsfs_session *s, const char *token, char **account)
+{
+	char hdr[8192];
+	const char *hdrs[] = { hdr, NULL };
+	struct dsfs_request req = { .method = "GET", .path = "/accounts", .headers = hdrs };
+	struct dsfs_response resp = { 0 };
+	json_object *o = NULL, *first;
+	int ret;
+
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", token);
+	ret = dsfs_session_send(s, &req, &resp);
+	explicit_bzero(hdr, sizeof(hdr));
+	if (ret == 0) {
+		o = json_tokener_parse(resp.body ? resp.body : "");
+		first = o && json_object_is_type(o, json_type_array) ? json_object_array_get_idx(o, 0) : NULL;
+		if (!string_of(first, "accountId")) {
+			dsfs_err_record("GET", "/accounts", resp.status, "the token opens no account");
+			ret = -EACCES;
+		} else if (!(*account = strdup(string_of(first, "accountId")))) {
+			ret = -ENOMEM;
+		}
+	}
+	json_object_put(o);
+	dsfs_response_clear(&resp);
+	return ret;
+}
+
+/* The refresh-token grant at the identity service, then the account to act in. */
+static int login(struct dsfs_session *s, const struct dsfs_credentials *c, struct dsfs_login *out)
+{
+	const char *url = dsfs_credentials_get(c, "token_url"), *account = dsfs_credentials_get(c, "account");
+	char form[8192] = "";
+	struct dsfs_request req = {
+		.method = "POST", .content_type = "application/x-www-form-urlencoded", .path = url ? url : TOKEN_URL,
+	};
+	struct dsfs_response resp = { 0 };
+	json_object *o = NULL, *exp;
+	int ret;
+
+	dsfs_session_form_add(form, sizeof(form), "grant_type", "refresh_token");
+	dsfs_session_form_add(form, sizeof(form), "refresh_token", dsfs_credentials_get(c, "refresh_token"));
+	dsfs_session_form_add(form, sizeof(form), "client_id", dsfs_credentials_get(c, "client_id"));
+	req.body = form;
+	req.body_len = strlen(form);
+	ret = dsfs_session_send(s, &req, &resp);
+	explicit_bzero(form, sizeof(form));
+	if (ret == 0) {
+		o = json_tokener_parse(resp.body ? resp.body : "");
+		if (!string_of(o, "access_token")) {
+			dsfs_err_record("POST", req.path, resp.status, "answer has no access_token");
+			ret = -EIO;
+		} else if (!(out->id = strdup(string_of(o, "access_token")))) {
+			ret = -ENOMEM;
+		} else {
+			out->expires_in = json_object_object_get_ex(o, "expires_in", &exp) ? json_object_get_double(exp) : 0;
+		}
+	}
+	json_object_put(o);
+	dsfs_response_clear(&resp);
+	if (ret == 0) {
+		/* the account rides in the token slot: sent beside the token on every call */
+		if (account)
+			ret = (out->token = strdup(account)) ? 0 : -ENOMEM;
+		else
+			ret = first_account(s, out->id, &out->token);
+	}
+	return ret;
+}
+
+static size_t headers(const struct dsfs_login *l, char *buf, size_t len, const char **hdrs)
+{
+	int n = snprintf(buf, len, "Authorization: Bearer %s", l->id);
+
+	hdrs[0] = buf;
+	if (!l->token || n < 0 || (size_t)n + 1 >= len)
+		return 1;
+	snprintf(buf + n + 1, len - (size_t)n - 1, "x-account-id: %s", l->token);
+	hdrs[1] = buf + n + 1;
+	return 2;
+}
+
+/* User tokens simply lapse: no logout. */
+static const struct dsfs_auth auth = {
+	.keys = auth_keys, .check = check_credentials, .login = login, .headers = headers,
+};
+
+static bool claims_url(const char *url)
+{
+	const char *p = strstr(url, "://");
+
+	return p && !strncmp(p + 3, "cloudsync.netapp.com", 20) && strchr(":/", p[23] ? p[23] : '/');
+}
+
+const struct dsfs_dialect dsfs_dialect_cloudsync = {
+	.name = "cloudsync",
+	.summary = "NetApp Cloud Sync (https://cloudsync.netapp.com/api)",
+	.root = &root,
+	.auth = &auth,
+	.paging = { .limit_param = NULL }, /* lists come whole */
+	.tasks_dir = NULL,
+	.error_fields = (const char *const[]) { "message", "error", NULL },
+	.claims_url = claims_url,
+};

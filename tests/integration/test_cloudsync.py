@@ -1,0 +1,201 @@
+"""The Cloud Sync dialect (issue 14, first part) through a real mount against
+the reference server's --dialect cloudsync mode: the tree equals the API
+(whole-array lists, hostile names included), the account is chosen, a
+relationship's sync and abort go through its action file (PUT), new
+relationships are created from JSON with brokers named by their entries,
+rmdir deletes with -o allow_delete only, tokens are renewed as they run out,
+and an estate holds a Cloud Sync member beside a storage array.
+"""
+
+import errno
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import MountFailed, entries, reset_stats, sim_stats
+from test_actions import result, write
+from test_estate import write_estate
+from tree_model import assign_entries
+
+from refserver_fixture import Client
+
+
+def credentials(tmp, server, refresh="dsfs-demo-refresh-token", extra=""):
+    path = os.path.join(str(tmp), "cs-cred")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("refresh_token=%s\nclient_id=dsfs-demo\ntoken_url=%s/oauth/token\n%s" % (refresh, server.root, extra))
+    return path
+
+
+class Api:
+    """A Cloud Sync client as the seed says: a user token, the account in x-account-id."""
+
+    def __init__(self, server, account=0):
+        tok = Client(server.root)
+        tok.base = ""
+        r = tok.request("POST", "/oauth/token", None, session=False, content_type="application/x-www-form-urlencoded",
+                        raw=b"grant_type=refresh_token&refresh_token=dsfs-demo-refresh-token&client_id=dsfs-demo")
+        assert r.status == 200, (r.status, r.body)
+        self.c = Client(server.url)
+        self.headers = {"Authorization": "Bearer " + r.json()["access_token"]}
+        self.accounts = self.get("/accounts")
+        self.headers["x-account-id"] = self.accounts[account]["accountId"]
+
+    def get(self, path):
+        r = self.c.request("GET", path, None, session=False, headers=self.headers)
+        assert r.status == 200, (path, r.status, r.body)
+        return r.json()
+
+
+def named(objs, name, ident):
+    return [{"name": o.get(name) if isinstance(o.get(name), str) else "", "id": o[ident]} for o in objs]
+
+
+@pytest.fixture
+def cs(server_factory):
+    return server_factory("--dialect", "cloudsync", "--test-controls", "--task-seconds", "1", "--servers", "2",
+                          "--volumes", "2", "--heartbeat-seconds", "0")
+
+
+@pytest.fixture
+def mount_cs(dsfs_mount, tmp_path):
+    def mount(server, *opts, ttl=60, cred=None, **kw):
+        return dsfs_mount(server, "api=cloudsync", *opts, ttl=ttl, credentials=cred or credentials(tmp_path, server),
+                          **kw)
+    return mount
+
+
+def check_tree(m, api):
+    assert sorted(os.listdir(m.path)) == ["accounts.json", "data-brokers", "groups", "relationships"]
+    with open(m.p("accounts.json")) as f:
+        assert json.load(f) == api.accounts
+    for d, path, objfile, name, ident in (("data-brokers", "/data-brokers", "data-broker.json", "name", "id"),
+                                          ("groups", "/groups", "group.json", "name", "id"),
+                                          ("relationships", "/relationships-v2", "relationship.json",
+                                           "relationshipId", "relationshipId")):
+        objs = api.get(path)
+        names = assign_entries(named(objs, name, ident))
+        assert set(os.listdir(m.p(d))) == set(names) | {".by-id"} | ({"new"} if d == "relationships" else set()), d
+        for obj, entry in zip(objs, names):
+            with open(m.p(d, entry, objfile)) as f:
+                assert json.load(f) == obj, (d, entry)
+
+
+def test_tree_equals_the_api_and_each_list_costs_one_request(cs, mount_cs):
+    m = mount_cs(cs)
+    reset_stats(cs)
+    check_tree(m, Api(cs))
+    st = sim_stats(cs)
+    for path in ("/api/data-brokers", "/api/groups", "/api/relationships-v2"):
+        assert st.get("GET " + path) == 2, st  # the mount's one, and the test's own client
+
+
+def test_hostile_names_equal_the_api(server_factory, mount_cs):
+    server = server_factory("--dialect", "cloudsync", "--test-controls", "--hostile-names", "--servers", "2",
+                            "--volumes", "1", "--heartbeat-seconds", "0")
+    m = mount_cs(server)
+    check_tree(m, Api(server))
+
+
+def test_the_account_is_the_first_unless_one_is_named(cs, mount_cs, tmp_path):
+    first, second = Api(cs), Api(cs, account=1)
+    m = mount_cs(cs)
+    assert {json.load(open(m.p("data-brokers", b, "data-broker.json")))["id"] for b in entries(m.p("data-brokers"))} \
+        == {b["id"] for b in first.get("/data-brokers")}
+    other = mount_cs(cs, cred=credentials(tmp_path, cs, extra="account=%s\n" % second.accounts[1]["accountId"]))
+    assert {json.load(open(other.p("data-brokers", b, "data-broker.json")))["id"]
+            for b in entries(other.p("data-brokers"))} == {b["id"] for b in second.get("/data-brokers")}
+
+
+def test_sync_and_abort_through_the_action_file(cs, mount_cs):
+    m = mount_cs(cs, ttl=0)
+    api = Api(cs)
+    rel = api.get("/relationships-v2")[0]["relationshipId"]
+    rdir = m.p("relationships", rel)
+    cs.sim("DELETE", "/requests")
+    assert write(os.path.join(rdir, "action"), "sync\n") == 0
+    assert result(os.path.join(rdir, "action"))["status"] == 202
+    assert "status RUNNING\n" in open(os.path.join(rdir, "activity")).read()
+    assert write(os.path.join(rdir, "action"), "sync\n") == errno.EEXIST  # one runs already: 409
+    assert write(os.path.join(rdir, "action"), "abort\n") == 0
+    assert "status ABORTED\n" in open(os.path.join(rdir, "activity")).read()
+    assert api.get("/relationships-v2/" + rel)["activity"]["status"] == "ABORTED"
+    assert write(os.path.join(rdir, "action"), "sync\n") == 0
+    deadline = time.time() + 10
+    while "status DONE\n" not in open(os.path.join(rdir, "activity")).read():
+        assert time.time() < deadline, open(os.path.join(rdir, "activity")).read()
+        time.sleep(0.2)
+    sent = [(r["method"], r["path"]) for r in cs.sim("GET", "/requests").json()["requests"]]
+    sync, abort = ("PUT", "/api/relationships/%s/sync" % rel), ("PUT", "/api/relationships/%s/abort" % rel)
+    assert sent == [sync, sync, abort, sync], sent  # each write once; the second refused with 409
+    assert write(os.path.join(rdir, "action"), "sync now=1\n") == errno.EINVAL  # sync takes no arguments
+
+
+def test_new_relationship_from_json_with_a_broker_named_by_its_entry(cs, mount_cs):
+    m = mount_cs(cs)
+    api = Api(cs)
+    broker = api.get("/data-brokers")[0]
+    before = {r["relationshipId"] for r in api.get("/relationships-v2")}
+    body = {"source": {"protocol": "nfs", "nfs": {"host": "nfs-9", "export": "/e", "path": "/p"}},
+            "target": {"protocol": "s3", "s3": {"bucket": "b9", "prefix": "p/"}},
+            "dataBroker": broker["name"]}
+    cs.sim("DELETE", "/requests")
+    assert write(m.p("relationships", "new"), json.dumps(body) + "\n") == 0
+    sent = cs.sim("GET", "/requests").json()["requests"]
+    assert len(sent) == 1 and sent[0]["body"]["dataBroker"] == broker["id"], sent
+    new = {r["relationshipId"] for r in api.get("/relationships-v2")} - before
+    assert len(new) == 1 and new <= set(entries(m.p("relationships")))
+    # refused before sending: no target
+    assert write(m.p("relationships", "new"), json.dumps({"source": body["source"], "dataBroker": broker["id"]})
+                 + "\n") == errno.EINVAL
+    assert len(cs.sim("GET", "/requests").json()["requests"]) == 1
+
+
+def test_rmdir_deletes_a_relationship_only_with_allow_delete(cs, mount_cs):
+    api = Api(cs)
+    rel = api.get("/relationships-v2")[-1]["relationshipId"]
+    m = mount_cs(cs)
+    with pytest.raises(OSError) as e:
+        os.rmdir(m.p("relationships", rel))
+    assert e.value.errno == errno.EPERM
+    m2 = mount_cs(cs, "allow_delete")
+    cs.sim("DELETE", "/requests")
+    os.rmdir(m2.p("relationships", rel))
+    sent = [(r["method"], r["path"]) for r in cs.sim("GET", "/requests").json()["requests"]]
+    assert sent == [("DELETE", "/api/relationships/%s" % rel)], sent
+    assert rel not in {r["relationshipId"] for r in api.get("/relationships-v2")}
+    assert rel not in entries(m2.p("relationships"))
+
+
+def test_tokens_are_renewed_as_they_run_out_and_bad_credentials_refused(server_factory, mount_cs, tmp_path):
+    server = server_factory("--dialect", "cloudsync", "--test-controls", "--token-ttl", "2", "--servers", "1",
+                            "--volumes", "2", "--heartbeat-seconds", "0")
+    m = mount_cs(server, ttl=0.2)
+    t_end = time.time() + 5
+    while time.time() < t_end:
+        subprocess.run(["find", m.path, "-name", "*.json", "-exec", "cat", "{}", "+"], check=True,
+                       stdout=subprocess.DEVNULL)
+    assert sim_stats(server).get("POST /oauth/token", 0) >= 3
+    with pytest.raises(MountFailed) as e:
+        mount_cs(server, cred=credentials(tmp_path, server, refresh="not-it-Xq"))
+    assert "400" in e.value.output and "not-it-Xq" not in e.value.output
+    with pytest.raises(MountFailed) as e:
+        mount_cs(server, cred=credentials(tmp_path, server, extra="token=x\n"))
+    assert "the cloudsync dialect's keys" in e.value.output
+
+
+def test_an_estate_with_a_cloud_sync_member(cs, server_factory, dsfs_mount, tmp_path):
+    sp = server_factory("--test-controls", "--volumes", "2", "--snapshots", "1")
+    path = write_estate(tmp_path, [
+        ("array", {"url": sp.url, "username": "admin", "password": "admin"}),
+        ("sync", {"url": cs.url, "api": "cloudsync", "refresh_token": "dsfs-demo-refresh-token",
+                  "client_id": "dsfs-demo", "token_url": cs.root + "/oauth/token"}),
+    ])
+    m = dsfs_mount(sp, "estate=" + path, estate=True)
+    assert sorted(entries(m.path)) == ["array", "sync", "tasks"]
+    assert entries(m.p("sync", "relationships"))
+    assert sorted(entries(m.p("tasks"))) == ["array"]  # Cloud Sync has no tasks view yet
