@@ -268,9 +268,7 @@ static int service_account_token(struct dsfs_session *s, const struct dsfs_crede
 				 double *expires_in)
 {
 	const char *url = dsfs_credentials_get(c, "token_url");
-	struct dsfs_request req = { .method = "POST", .content_type = "application/x-www-form-urlencoded" };
-	struct dsfs_response resp = { 0 };
-	json_object *key, *claims = NULL, *o = NULL, *v;
+	json_object *key, *claims = NULL;
 	char err[300], *jwt = NULL, *form = NULL;
 	time_t now = time(NULL);
 	int ret = -ENOMEM;
@@ -282,7 +280,6 @@ static int service_account_token(struct dsfs_session *s, const struct dsfs_crede
 	}
 	if (!url)
 		url = string_of(key, "token_uri") ?: GOOGLE_TOKEN_URL;
-	req.path = url;
 	claims = json_object_new_object();
 	if (claims) {
 		json_object_object_add(claims, "iss", json_object_new_string(string_of(key, "client_email")));
@@ -302,29 +299,12 @@ static int service_account_token(struct dsfs_session *s, const struct dsfs_crede
 		form[0] = '\0';
 		dsfs_session_form_add(form, strlen(jwt) * 3 + 256, "grant_type", JWT_BEARER);
 		dsfs_session_form_add(form, strlen(jwt) * 3 + 256, "assertion", jwt);
-		req.body = form;
-		req.body_len = strlen(form);
-		ret = dsfs_session_send(s, &req, &resp);
-		if (ret == 0) {
-			o = json_tokener_parse(resp.body ? resp.body : "");
-			if (!string_of(o, "access_token")) {
-				dsfs_err_record("POST", url, resp.status, "answer has no access_token");
-				ret = -EIO;
-			} else {
-				*token = strdup(string_of(o, "access_token"));
-				*expires_in = json_object_object_get_ex(o, "expires_in", &v) ? json_object_get_double(v) : 0;
-				ret = *token ? 0 : -ENOMEM;
-			}
-		}
+		ret = dsfs_session_token_grant(s, url, form, token, expires_in);
 	}
-	if (form)
-		explicit_bzero(form, strlen(form));
-	free(form);
+	free(form); /* wiped by the grant */
 	free(jwt);
-	json_object_put(o);
 	json_object_put(claims);
 	json_object_put(key);
-	dsfs_response_clear(&resp);
 	return ret;
 }
 

@@ -156,41 +156,18 @@ static int login(struct dsfs_session *s, const struct dsfs_credentials *c, struc
 {
 	const char *url = dsfs_credentials_get(c, "token_url"), *account = dsfs_credentials_get(c, "account");
 	char form[8192] = "";
-	struct dsfs_request req = {
-		.method = "POST", .content_type = "application/x-www-form-urlencoded", .path = url ? url : TOKEN_URL,
-	};
-	struct dsfs_response resp = { 0 };
-	json_object *o = NULL, *exp;
 	int ret;
 
 	dsfs_session_form_add(form, sizeof(form), "grant_type", "refresh_token");
 	dsfs_session_form_add(form, sizeof(form), "refresh_token", dsfs_credentials_get(c, "refresh_token"));
 	dsfs_session_form_add(form, sizeof(form), "client_id", dsfs_credentials_get(c, "client_id"));
-	req.body = form;
-	req.body_len = strlen(form);
-	ret = dsfs_session_send(s, &req, &resp);
-	explicit_bzero(form, sizeof(form));
-	if (ret == 0) {
-		o = json_tokener_parse(resp.body ? resp.body : "");
-		if (!string_of(o, "access_token")) {
-			dsfs_err_record("POST", req.path, resp.status, "answer has no access_token");
-			ret = -EIO;
-		} else if (!(out->id = strdup(string_of(o, "access_token")))) {
-			ret = -ENOMEM;
-		} else {
-			out->expires_in = json_object_object_get_ex(o, "expires_in", &exp) ? json_object_get_double(exp) : 0;
-		}
-	}
-	json_object_put(o);
-	dsfs_response_clear(&resp);
-	if (ret == 0) {
-		/* the account rides in the token slot: sent beside the token on every call */
-		if (account)
-			ret = (out->token = strdup(account)) ? 0 : -ENOMEM;
-		else
-			ret = first_account(s, out->id, &out->token);
-	}
-	return ret;
+	ret = dsfs_session_token_grant(s, url ? url : TOKEN_URL, form, &out->id, &out->expires_in);
+	if (ret)
+		return ret;
+	/* the account rides in the token slot: sent beside the token on every call */
+	if (account)
+		return (out->token = strdup(account)) ? 0 : -ENOMEM;
+	return first_account(s, out->id, &out->token);
 }
 
 static size_t headers(const struct dsfs_login *l, char *buf, size_t len, const char **hdrs)

@@ -212,37 +212,13 @@ static int login(struct dsfs_session *s, const struct dsfs_credentials *c, struc
 {
 	const char *pasted = dsfs_credentials_get(c, "token"), *url = dsfs_credentials_get(c, "token_url");
 	char form[2048] = "";
-	struct dsfs_request req = {
-		.method = "POST", .content_type = "application/x-www-form-urlencoded", .path = url ? url : TOKEN_URL,
-	};
-	struct dsfs_response resp = { 0 };
-	json_object *o = NULL, *tok, *exp;
-	int ret;
 
 	if (pasted)
 		return check_pasted(s, pasted, out);
 	dsfs_session_form_add(form, sizeof(form), "grant_type", "client_credentials");
 	dsfs_session_form_add(form, sizeof(form), "client_id", dsfs_credentials_get(c, "client_id"));
 	dsfs_session_form_add(form, sizeof(form), "client_secret", dsfs_credentials_get(c, "client_secret"));
-	req.body = form;
-	req.body_len = strlen(form);
-	ret = dsfs_session_send(s, &req, &resp);
-	explicit_bzero(form, sizeof(form));
-	if (ret == 0) {
-		o = json_tokener_parse(resp.body ? resp.body : "");
-		if (!o || !json_object_object_get_ex(o, "access_token", &tok) ||
-		    !json_object_is_type(tok, json_type_string)) {
-			dsfs_err_record("POST", req.path, resp.status, "answer has no access_token");
-			ret = -EIO;
-		} else {
-			out->expires_in = json_object_object_get_ex(o, "expires_in", &exp) ? json_object_get_double(exp) : 0;
-			out->id = strdup(json_object_get_string(tok));
-			ret = out->id ? 0 : -ENOMEM;
-		}
-	}
-	json_object_put(o);
-	dsfs_response_clear(&resp);
-	return ret;
+	return dsfs_session_token_grant(s, url ? url : TOKEN_URL, form, &out->id, &out->expires_in);
 }
 
 static size_t headers(const struct dsfs_login *l, char *buf, size_t len, const char **hdrs)

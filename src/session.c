@@ -228,6 +228,35 @@ void dsfs_session_form_add(char *buf, size_t len, const char *name, const char *
 	buf[o] = '\0';
 }
 
+int dsfs_session_token_grant(struct dsfs_session *s, const char *url, char *form, char **token,
+			     double *expires_in)
+{
+	struct dsfs_request req = {
+		.method = "POST", .content_type = "application/x-www-form-urlencoded", .path = url,
+		.body = form, .body_len = strlen(form),
+	};
+	struct dsfs_response resp = { 0 };
+	json_object *o = NULL, *tok, *exp;
+	int ret = dsfs_session_send(s, &req, &resp);
+
+	explicit_bzero(form, strlen(form));
+	if (ret == 0) {
+		o = json_tokener_parse(resp.body ? resp.body : "");
+		if (!o || !json_object_object_get_ex(o, "access_token", &tok) ||
+		    !json_object_is_type(tok, json_type_string)) {
+			dsfs_err_record("POST", url, resp.status, "answer has no access_token");
+			ret = -EIO;
+		} else {
+			*expires_in = json_object_object_get_ex(o, "expires_in", &exp) ? json_object_get_double(exp) : 0;
+			*token = strdup(json_object_get_string(tok));
+			ret = *token ? 0 : -ENOMEM;
+		}
+	}
+	json_object_put(o);
+	dsfs_response_clear(&resp);
+	return ret;
+}
+
 int dsfs_session_send(struct dsfs_session *s, const struct dsfs_request *req, struct dsfs_response *resp)
 {
 	int ret = dsfs_http_do(s->http, req, resp);

@@ -68,6 +68,15 @@ int dsfs_session_send(struct dsfs_session *s, const struct dsfs_request *req, st
 void dsfs_session_form_add(char *buf, size_t len, const char *name, const char *value);
 
 /*
+ * For auth hooks: an OAuth2 token request. POSTs form (form-encoded; a
+ * secret: wiped here) to url and takes the answer's access_token into
+ * *token (malloc'd) and expires_in into *expires_in (0 when absent). 0, or
+ * -errno with the reason recorded. Thread-safe.
+ */
+int dsfs_session_token_grant(struct dsfs_session *s, const char *url, char *form, char **token,
+			     double *expires_in);
+
+/*
  * Sends req with the session header or bearer token (unless anonymous) and
  * waits for the answer. A token about to expire is renewed first. On 401 it
  * logs in again and resends once: the server never acts on a request it
