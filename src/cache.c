@@ -977,6 +977,8 @@ static int fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 			else if (ret == 0)
 				m.all = NULL;
 			json_object_put(m.all);
+		} else if (f->fetch) {
+			ret = f->fetch(c->session, url, &o);
 		} else if (f->flags & DSFS_FILE_BINARY) {
 			struct dsfs_request req = { .method = "GET", .path = url, .accept = f->accept };
 			struct dsfs_response resp = { 0 };

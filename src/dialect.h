@@ -27,6 +27,7 @@
 
 /* One file in a resource directory. */
 struct dsfs_dialect;
+struct dsfs_session;
 
 struct dsfs_file_desc {
 	const char *name;     /* entry name, e.g. "volume.json" */
@@ -36,6 +37,12 @@ struct dsfs_file_desc {
 	unsigned flags;
 	/* When set, the file is this text made from the resource object (subpath is NULL). */
 	struct dsfs_blob *(*derive)(json_object *obj, const struct dsfs_dialect *d);
+	/*
+	 * When set, the file's JSON comes from this hook instead of a GET of its
+	 * URL (the resource's URL + subpath): for answers that arrive another
+	 * way. 0 with *out set, or -errno with the reason recorded.
+	 */
+	int (*fetch)(struct dsfs_session *s, const char *url, json_object **out);
 };
 
 /* A body field that names another resource: an entry name there is replaced by its id. */

@@ -178,6 +178,11 @@ void dsfs_response_clear(struct dsfs_response *resp)
 	memset(resp, 0, sizeof(*resp));
 }
 
+double dsfs_http_timeout(const struct dsfs_http *h)
+{
+	return h->o.timeout;
+}
+
 void dsfs_http_stats(struct dsfs_http *h, struct dsfs_http_stats *out)
 {
 	out->get = __atomic_load_n(&h->stats.get, __ATOMIC_RELAXED);

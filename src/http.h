@@ -82,6 +82,9 @@ void dsfs_response_clear(struct dsfs_response *resp);
 /* Copies the counters. Thread-safe. */
 void dsfs_http_stats(struct dsfs_http *h, struct dsfs_http_stats *out);
 
+/* The bound on one request (-o timeout), in seconds. */
+double dsfs_http_timeout(const struct dsfs_http *h);
+
 /* The base URL the client was made with. */
 const char *dsfs_http_base(const struct dsfs_http *h);
 

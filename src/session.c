@@ -257,6 +257,16 @@ int dsfs_session_token_grant(struct dsfs_session *s, const char *url, char *form
 	return ret;
 }
 
+const char *dsfs_session_credential(struct dsfs_session *s, const char *key)
+{
+	return dsfs_credentials_get(&s->cred, key); /* never changed after dsfs_session_new */
+}
+
+double dsfs_session_timeout(struct dsfs_session *s)
+{
+	return dsfs_http_timeout(s->http);
+}
+
 int dsfs_session_send(struct dsfs_session *s, const struct dsfs_request *req, struct dsfs_response *resp)
 {
 	int ret = dsfs_http_do(s->http, req, resp);

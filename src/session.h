@@ -64,6 +64,12 @@ void dsfs_session_logout(struct dsfs_session *s);
  */
 int dsfs_session_send(struct dsfs_session *s, const struct dsfs_request *req, struct dsfs_response *resp);
 
+/* For dialect hooks: the value of credentials key (what the session was made with), or NULL. */
+const char *dsfs_session_credential(struct dsfs_session *s, const char *key);
+
+/* For dialect hooks: the bound on one request (-o timeout), in seconds. */
+double dsfs_session_timeout(struct dsfs_session *s);
+
 /* Appends name=value, form-encoded (application/x-www-form-urlencoded), to buf of size len. */
 void dsfs_session_form_add(char *buf, size_t len, const char *name, const char *value);
 
