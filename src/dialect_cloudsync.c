@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "errmap.h"
 #include "session.h"
@@ -22,9 +23,143 @@
 /* Cloud Sync's lists are whole JSON arrays of objects with these fields. */
 #define SYNC_LIST .list_key = NULL, .id_field = "id", .name_field = "name", .get_one = false
 
+/* ---- answers that arrive as messages ------------------------------------------------ */
+
+static const char *string_of(json_object *o, const char *field)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, field, &v) && json_object_is_type(v, json_type_string)
+		       ? json_object_get_string(v) : NULL;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* GETs path; its parsed answer, or NULL (the failure recorded, *err its errno). */
+static json_object *get(struct dsfs_session *s, const char *path, int *err)
+{
+	struct dsfs_request req = { .method = "GET", .path = path };
+	struct dsfs_response resp = { 0 };
+	json_object *o = NULL;
+
+	*err = dsfs_session_call(s, &req, &resp, false);
+	if (*err == 0 && !(o = json_tokener_parse(resp.body ? resp.body : ""))) {
+		dsfs_err_record("GET", path, resp.status, "answer is not JSON");
+		*err = -EIO;
+	}
+	dsfs_response_clear(&resp);
+	return o;
+}
+
+/* The last id of a message array, copied into cursor; false when there is none. */
+static bool last_id(json_object *msgs, char *cursor, size_t len)
+{
+	size_t n = msgs && json_object_is_type(msgs, json_type_array) ? json_object_array_length(msgs) : 0;
+	json_object *id;
+
+	if (!n || !json_object_object_get_ex(json_object_array_get_idx(msgs, n - 1), "id", &id))
+		return false;
+	snprintf(cursor, len, "%s", json_object_get_string(id));
+	return true;
+}
+
+/* The result in msg, when it answers op on broker for client; NULL otherwise (not ours, or malformed). */
+static json_object *answer_in(json_object *msg, const char *op, const char *broker, const char *client)
+{
+	json_object *payload, *header, *result;
+	const char *agent, *cid;
+
+	if (!json_object_object_get_ex(msg, "payload", &payload) || !json_object_is_type(payload, json_type_object) ||
+	    !json_object_object_get_ex(payload, op, &result) ||
+	    !json_object_object_get_ex(msg, "header", &header) || !json_object_is_type(header, json_type_object))
+		return NULL;
+	agent = string_of(header, "agentId");
+	cid = string_of(header, "clientId");
+	return agent && cid && !strcmp(agent, broker) && !strcmp(cid, client) ? result : NULL;
+}
+
+/*
+ * A list call the API answers 202 (GET /data-brokers/{id}/list-s3-buckets):
+ * the cursor of /messages/client is taken first, the call is sent once,
+ * then the messages after the cursor are read until the one naming this
+ * operation, this broker and this client arrives, within the mount's
+ * timeout. Other messages are left where they are, for their own readers:
+ * reading the stream takes nothing from it.
+ */
+static int message_answer(struct dsfs_session *s, const char *url, json_object **out)
+{
+	const char *op = strrchr(url, '/'), *client = dsfs_session_credential(s, "client_id");
+	double timeout = dsfs_session_timeout(s), deadline = now_s() + timeout;
+	char broker[128], cursor[64] = "", path[128];
+	json_object *msgs;
+	int ret;
+
+	if (!op || sscanf(url, "/data-brokers/%127[^/]/", broker) != 1)
+		return -EINVAL;
+	op++;
+	msgs = get(s, "/messages/client", &ret);
+	if (ret)
+		return ret;
+	last_id(msgs, cursor, sizeof(cursor)); /* an empty stream: every message is after it */
+	json_object_put(msgs);
+	{
+		struct dsfs_request req = { .method = "GET", .path = url };
+		struct dsfs_response resp = { 0 };
+
+		ret = dsfs_session_call(s, &req, &resp, false);
+		if (ret == 0 && resp.status != 202) {
+			dsfs_err_record("GET", url, resp.status, "expected 202 and an answer as a message");
+			ret = -EIO;
+		}
+		dsfs_response_clear(&resp);
+		if (ret)
+			return ret;
+	}
+	for (;;) {
+		struct timespec pause = { 0, 200 * 1000 * 1000 };
+
+		if (cursor[0])
+			snprintf(path, sizeof(path), "/messages/client?last=%s", cursor);
+		else
+			snprintf(path, sizeof(path), "/messages/client");
+		msgs = get(s, path, &ret);
+		if (ret)
+			return ret;
+		for (size_t i = 0; json_object_is_type(msgs, json_type_array) && i < json_object_array_length(msgs); i++) {
+			json_object *result = answer_in(json_object_array_get_idx(msgs, i), op, broker, client ? client : "");
+
+			if (result) {
+				*out = json_object_get(result);
+				json_object_put(msgs);
+				return 0;
+			}
+		}
+		last_id(msgs, cursor, sizeof(cursor));
+		json_object_put(msgs);
+		if (now_s() >= deadline) {
+			char why[160];
+
+			snprintf(why, sizeof(why), "no answer to %s arrived on /messages/client within %.0f s", op, timeout);
+			dsfs_err_record("GET", url, 0, why);
+			return -ETIMEDOUT;
+		}
+		nanosleep(&pause, NULL);
+	}
+}
+
 /* ---- the tree --------------------------------------------------------------------- */
 
-static const struct dsfs_file_desc broker_files[] = { DSFS_OBJECT_FILE("data-broker.json") };
+static const struct dsfs_file_desc broker_files[] = {
+	DSFS_OBJECT_FILE("data-broker.json"),
+	{ .name = "s3-buckets.json", .subpath = "/list-s3-buckets", .fetch = message_answer },
+	{ .name = "nfs-exports.json", .subpath = "/list-nfs-export-folders", .fetch = message_answer },
+};
 static const struct dsfs_kind broker = {
 	.name = "data broker", .dir_name = "data-brokers", .segment = "data-brokers", SYNC_LIST,
 	.time_field = "lastUpdate", DSFS_FILES(broker_files),
@@ -113,14 +248,6 @@ static int check_credentials(const struct dsfs_credentials *c, char *err, size_t
 		 "refresh_token=... and client_id=... lines (from NetApp Cloud Central; optional account=... "
 		 "to use another account than the first, token_url=...)");
 	return -EINVAL;
-}
-
-static const char *string_of(json_object *o, const char *field)
-{
-	json_object *v;
-
-	return json_object_object_get_ex(o, field, &v) && json_object_is_type(v, json_type_string)
-		       ? json_object_get_string(v) : NULL;
 }
 
 /* The first account the token opens (GET /accounts carries no account of its own). */

@@ -199,3 +199,91 @@ def test_an_estate_with_a_cloud_sync_member(cs, server_factory, dsfs_mount, tmp_
     assert sorted(entries(m.path)) == ["array", "sync", "tasks"]
     assert entries(m.p("sync", "relationships"))
     assert sorted(entries(m.p("tasks"))) == ["array"]  # Cloud Sync has no tasks view yet
+
+
+# ---- answers that arrive as messages ----------------------------------------------------------
+
+def read_all(paths):
+    """Reads every path at once from its own thread; {path: (text or None, errno or 0)}."""
+    import threading
+
+    out = {}
+
+    def one(p):
+        try:
+            with open(p) as f:
+                out[p] = (f.read(), 0)
+        except OSError as e:
+            out[p] = (None, e.errno)
+    threads = [threading.Thread(target=one, args=(p,)) for p in paths]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return out
+
+
+def test_broker_lists_arrive_as_messages_once_for_all_readers(server_factory, mount_cs):
+    server = server_factory("--dialect", "cloudsync", "--test-controls", "--servers", "2", "--volumes", "1",
+                            "--message-delay", "0.8", "--heartbeat-seconds", "0.2")
+    m = mount_cs(server)
+    brokers = entries(m.p("data-brokers"))
+    assert len(brokers) == 2
+    reset_stats(server)
+    files = [m.p("data-brokers", b, f) for b in brokers for f in ("s3-buckets.json", "nfs-exports.json")]
+    got = read_all(files * 3)  # three readers of each of the four files, at once
+    st = sim_stats(server)
+    assert st.get("GET /api/data-brokers/{id}/list-s3-buckets") == 2, st  # one call per broker
+    assert st.get("GET /api/data-brokers/{id}/list-nfs-export-folders") == 2, st
+    for path in files:
+        text, err = got[path]
+        assert err == 0, (path, os.strerror(err))
+        data = json.loads(text)
+        assert data and "not-yours" not in text, text  # another client's answer is never taken
+    buckets = json.loads(got[files[0]][0])
+    assert all(set(b) >= {"name", "region"} for b in buckets)
+    # then cached like any other file
+    reset_stats(server)
+    assert open(files[0]).read() == got[files[0]][0]
+    assert sim_stats(server).get("total", 0) == 0
+
+
+def test_an_answer_that_never_comes_is_etimedout_with_the_reason(server_factory, mount_cs):
+    server = server_factory("--dialect", "cloudsync", "--test-controls", "--servers", "1", "--volumes", "1",
+                            "--message-delay", "0.3")
+    m = mount_cs(server, "timeout=2")
+    broker = entries(m.p("data-brokers"))[0]
+    server.sim("POST", "/messages/drop", {"count": 1})
+    t0 = time.monotonic()
+    with pytest.raises(OSError) as e:
+        open(m.p("data-brokers", broker, "s3-buckets.json")).read()
+    assert e.value.errno == errno.ETIMEDOUT
+    assert time.monotonic() - t0 < 6
+    assert "no answer to list-s3-buckets arrived on /messages/client within 2 s" in m.log_text()
+    assert json.loads(open(m.p("data-brokers", broker, "s3-buckets.json")).read())  # the next read works
+
+
+def test_a_token_that_expires_while_an_answer_is_awaited(server_factory, mount_cs):
+    server = server_factory("--dialect", "cloudsync", "--test-controls", "--servers", "1", "--volumes", "1",
+                            "--message-delay", "2.5", "--token-ttl", "1")
+    m = mount_cs(server, "timeout=10")
+    broker = entries(m.p("data-brokers"))[0]
+    tokens = sim_stats(server).get("POST /oauth/token", 0)
+    assert json.loads(open(m.p("data-brokers", broker, "nfs-exports.json")).read())
+    assert sim_stats(server).get("POST /oauth/token", 0) > tokens  # renewed during the wait, unseen
+
+
+def test_a_crawl_while_message_files_are_read(server_factory, mount_cs):
+    server = server_factory("--dialect", "cloudsync", "--test-controls", "--servers", "2", "--volumes", "2",
+                            "--message-delay", "0.5")
+    m = mount_cs(server, ttl=1)
+    files = [m.p("data-brokers", b, "s3-buckets.json") for b in entries(m.p("data-brokers"))]
+    import threading
+
+    readers = threading.Thread(target=lambda: read_all(files))
+    readers.start()
+    tar = subprocess.run("tar cf - -C %s . | wc -c" % m.path, shell=True, capture_output=True, text=True, timeout=120)
+    readers.join(60)
+    assert tar.returncode == 0 and int(tar.stdout) > 10000, tar.stderr
+    for f in files:
+        assert json.loads(open(f).read())
