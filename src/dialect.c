@@ -14,13 +14,31 @@
 #include "http.h"
 
 /* tasks/<id>/state, progress and log: one line each of the task object, read through. */
+json_object *dsfs_dialect_field(json_object *o, const char *path)
+{
+	char part[128];
+
+	while (o && path && *path) {
+		size_t n = strcspn(path, ".");
+
+		if (n >= sizeof(part) || !json_object_is_type(o, json_type_object))
+			return NULL;
+		memcpy(part, path, n);
+		part[n] = '\0';
+		if (!json_object_object_get_ex(o, part, &o))
+			return NULL;
+		path += n + (path[n] == '.');
+	}
+	return o && !json_object_is_type(o, json_type_null) ? o : NULL;
+}
+
 static struct dsfs_blob *line_of(json_object *o, const char *field)
 {
 	json_object *v;
 	char buf[64];
 	const char *s = "";
 
-	if (json_object_object_get_ex(o, field, &v) && !json_object_is_type(v, json_type_null)) {
+	if ((v = dsfs_dialect_field(o, field))) {
 		if (json_object_is_type(v, json_type_string)) {
 			s = json_object_get_string(v);
 		} else {
@@ -61,7 +79,7 @@ struct dsfs_blob *dsfs_task_log(json_object *o, const struct dsfs_dialect *d)
 		return NULL;
 	if (!w->log_field) {
 		free(buf);
-		if (json_object_object_get_ex(o, w->error_field, &v) && json_object_is_type(v, json_type_string) &&
+		if ((v = dsfs_dialect_field(o, w->error_field)) && json_object_is_type(v, json_type_string) &&
 		    *json_object_get_string(v))
 			return line_of(o, w->error_field);
 		return dsfs_blob_new("", 0);

@@ -105,7 +105,7 @@ struct dsfs_paging {
 	const char *total_field; /* the answer's item count ("total", "count"), or NULL when the API gives none */
 };
 
-/* The words of a dialect's tasks (jobs), read from the task object. */
+/* The words of a dialect's tasks (jobs), read from the task object; a field may be dotted ("activity.status"). */
 struct dsfs_task_words {
 	const char *state_field;    /* "state" */
 	const char *progress_field; /* "progressPercent" */
@@ -201,6 +201,9 @@ void dsfs_dialect_names(char *buf, size_t len);
 
 /* The last segment of the body's taskUri or of the Location header: the default task_of's rule. */
 char *dsfs_dialect_task_uri(const struct dsfs_response *resp);
+
+/* The value at a dotted field path of o ("activity.status"), or NULL when absent or null. Borrowed. */
+json_object *dsfs_dialect_field(json_object *o, const char *path);
 
 /* True when state is one of words (a NULL-terminated list). */
 bool dsfs_dialect_state_in(const char *state, const char *const *words);

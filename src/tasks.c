@@ -92,9 +92,9 @@ static double now_s(void)
 
 static const char *string_field(json_object *o, const char *name)
 {
-	json_object *v;
+	json_object *v = dsfs_dialect_field(o, name);
 
-	if (o && json_object_object_get_ex(o, name, &v) && !json_object_is_type(v, json_type_null))
+	if (v)
 		return json_object_is_type(v, json_type_string) ? json_object_get_string(v)
 								: json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
 	return NULL;
@@ -159,7 +159,7 @@ int dsfs_tasks_wait(struct dsfs_tasks *t, const char *url, double timeout, bool 
 				ret = -EIO;
 				break;
 			}
-			if (d->task.poll_field && json_object_object_get_ex(o, d->task.poll_field, &v))
+			if (d->task.poll_field && (v = dsfs_dialect_field(o, d->task.poll_field)))
 				interval = json_object_get_double(v);
 			json_object_put(o);
 		}
