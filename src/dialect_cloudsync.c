@@ -2,8 +2,9 @@
 /*
  * The NetApp Cloud Sync API (under /api) as a table and its hooks: data
  * brokers, broker groups and sync relationships, with a relationship's
- * activity as a file of its own, sync and abort through its `action`, and
- * new relationships through `relationships/new`. A client trades a refresh
+ * activity as a file of its own and its sync as a task, sync and abort
+ * through its `action`, new relationships through `relationships/new`, and
+ * the brokers' bucket and export lists, which arrive as messages. A client trades a refresh
  * token for a user token (renewed before expires_in), and names its Cloud
  * Central account in x-account-id on every call. Lists come whole.
  */
@@ -227,10 +228,21 @@ static const struct dsfs_kind relationship = {
 	.create = &relationship_create, .deletable = true, .delete_target = "/relationships/{id}",
 };
 
+/*
+ * tasks/<relationship>/: the relationship's last or current sync, as a task
+ * (the API keeps no other): task.json is the relationship, state, progress
+ * and log come from its activity, and wait follows it to its end.
+ */
+static const struct dsfs_kind sync_task = {
+	.name = "sync", .dir_name = "tasks", .segment = "relationships-v2", .list_key = NULL,
+	.id_field = "relationshipId", .name_field = "relationshipId", .get_one = true,
+	.time_field = "createdAt", .files = dsfs_task_files, .nfiles = DSFS_TASK_NFILES, .is_task = true,
+};
+
 static const struct dsfs_file_desc root_files[] = {
 	{ .name = "accounts.json", .subpath = "/accounts" },
 };
-static const struct dsfs_kind *const root_children[] = { &broker, &group, &relationship };
+static const struct dsfs_kind *const root_children[] = { &broker, &group, &relationship, &sync_task };
 
 static const struct dsfs_kind root = {
 	.name = "root", DSFS_FILES(root_files), DSFS_CHILDREN(root_children),
@@ -321,13 +333,44 @@ static bool claims_url(const char *url)
 	return p && !strncmp(p + 3, "cloudsync.netapp.com", 20) && strchr(":/", p[23] ? p[23] : '/');
 }
 
+/*
+ * The task an action started: sync runs the relationship's sync, and a new
+ * relationship starts its first at once; abort starts none.
+ */
+static char *sync_of(struct dsfs_session *s, const struct dsfs_action *a, const char *url,
+		     const struct dsfs_response *resp)
+{
+	char id[128];
+	json_object *o;
+	char *out = NULL;
+
+	(void)s;
+	if (!a || resp->status < 200 || resp->status >= 300)
+		return NULL;
+	if (a->verb && !strcmp(a->verb, "sync") && sscanf(url, "/relationships/%127[^/]/sync", id) == 1)
+		return strdup(id);
+	if (!a->verb && (o = json_tokener_parse(resp->body ? resp->body : ""))) {
+		if (string_of(o, "relationshipId"))
+			out = strdup(string_of(o, "relationshipId"));
+		json_object_put(o);
+	}
+	return out;
+}
+
 const struct dsfs_dialect dsfs_dialect_cloudsync = {
 	.name = "cloudsync",
 	.summary = "NetApp Cloud Sync (https://cloudsync.netapp.com/api)",
 	.root = &root,
 	.auth = &auth,
 	.paging = { .limit_param = NULL }, /* lists come whole */
-	.tasks_dir = NULL,
+	.tasks_dir = "tasks",
+	.task = {
+		.state_field = "activity.status", .progress_field = "activity.progress",
+		.error_field = "activity.failureMessage",
+		.succeeded = (const char *const[]) { "DONE", NULL },
+		.failed = (const char *const[]) { "FAILED", "ABORTED", NULL },
+	},
+	.task_of = sync_of,
 	.error_fields = (const char *const[]) { "message", "error", NULL },
 	.claims_url = claims_url,
 };

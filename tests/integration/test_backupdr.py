@@ -340,19 +340,24 @@ def test_basic_login_on_premises_and_a_bad_token_refused(bdr, mount_bdr):
     assert "backupdr dialect's keys" in e.value.output
 
 
-def test_an_estate_of_three_dialects(server_factory, dsfs_mount, tmp_path):
+def test_an_estate_of_all_four_dialects(server_factory, dsfs_mount, tmp_path):
     sp = server_factory("--test-controls", "--volumes", "3", "--snapshots", "1", "--task-seconds", "0.3")
     dscc = server_factory("--dialect", "dscc", "--test-controls", "--volumes", "2", "--snapshots", "1")
     bdr = server_factory("--dialect", "backupdr", "--test-controls", "--servers", "1", "--volumes", "2",
                          "--task-seconds", "0.3")
+    cs = server_factory("--dialect", "cloudsync", "--test-controls", "--servers", "1", "--volumes", "1",
+                        "--heartbeat-seconds", "0")
     path = write_estate(tmp_path, [
         ("array", {"url": sp.url, "username": "admin", "password": "admin"}),
         ("console", {"url": dscc.url, "api": "dscc", "client_id": "dsfs-demo",
                      "client_secret": "dsfs-demo-secret", "token_url": dscc.root + "/oauth2/token"}),
         ("backup", {"url": bdr.url, "token": TOKEN}),  # recognised from the URL's /actifio
+        ("sync", {"url": cs.url, "api": "cloudsync", "refresh_token": "dsfs-demo-refresh-token",
+                  "client_id": "dsfs-demo", "token_url": cs.root + "/oauth/token"}),
     ])
     m = dsfs_mount(sp, "estate=" + path, estate=True)
-    assert sorted(entries(m.path)) == ["array", "backup", "console", "tasks"]
+    assert sorted(entries(m.path)) == ["array", "backup", "console", "sync", "tasks"]
+    assert entries(m.p("sync", "relationships"))
     assert "applications" in os.listdir(m.p("backup")) and "servers" in os.listdir(m.p("console"))
     assert os.readlink(m.p("tasks", "backup")) == "../backup/jobs"
     assert os.readlink(m.p("tasks", "array")) == "../array/tasks"

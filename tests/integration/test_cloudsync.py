@@ -4,6 +4,7 @@ the reference server's --dialect cloudsync mode: the tree equals the API
 relationship's sync and abort go through its action file (PUT), new
 relationships are created from JSON with brokers named by their entries,
 rmdir deletes with -o allow_delete only, tokens are renewed as they run out,
+a sync is followed through tasks/, the brokers' lists arrive as messages,
 and an estate holds a Cloud Sync member beside a storage array.
 """
 
@@ -70,7 +71,7 @@ def mount_cs(dsfs_mount, tmp_path):
 
 
 def check_tree(m, api):
-    assert sorted(os.listdir(m.path)) == ["accounts.json", "data-brokers", "groups", "relationships"]
+    assert sorted(os.listdir(m.path)) == ["accounts.json", "data-brokers", "groups", "relationships", "tasks"]
     with open(m.p("accounts.json")) as f:
         assert json.load(f) == api.accounts
     for d, path, objfile, name, ident in (("data-brokers", "/data-brokers", "data-broker.json", "name", "id"),
@@ -198,7 +199,8 @@ def test_an_estate_with_a_cloud_sync_member(cs, server_factory, dsfs_mount, tmp_
     m = dsfs_mount(sp, "estate=" + path, estate=True)
     assert sorted(entries(m.path)) == ["array", "sync", "tasks"]
     assert entries(m.p("sync", "relationships"))
-    assert sorted(entries(m.p("tasks"))) == ["array"]  # Cloud Sync has no tasks view yet
+    assert sorted(entries(m.p("tasks"))) == ["array", "sync"]
+    assert os.readlink(m.p("tasks", "sync")) == "../sync/tasks"
 
 
 # ---- answers that arrive as messages ----------------------------------------------------------
@@ -287,3 +289,25 @@ def test_a_crawl_while_message_files_are_read(server_factory, mount_cs):
     assert tar.returncode == 0 and int(tar.stdout) > 10000, tar.stderr
     for f in files:
         assert json.loads(open(f).read())
+
+
+def test_a_sync_is_a_task_followed_to_its_end(cs, mount_cs):
+    m = mount_cs(cs, ttl=0.2)
+    api = Api(cs)
+    rels = api.get("/relationships-v2")
+    good = [r for r in rels if "fail-" not in json.dumps(r["source"])][0]["relationshipId"]
+    bad = [r for r in rels if "fail-" in json.dumps(r["source"])][0]["relationshipId"]
+    assert write(m.p("relationships", good, "action"), "sync\n") == 0
+    assert os.readlink(m.p("tasks", "latest")) == good
+    assert open(m.p("tasks", "latest", "state")).read() == "RUNNING\n"
+    assert open(m.p("tasks", "latest", "wait")).read() == "DONE\n"
+    assert open(m.p("tasks", good, "progress")).read() == "100\n"
+    assert write(m.p("relationships", bad, "action"), "sync\n") == 0
+    r = subprocess.run(["cat", m.p("tasks", "latest", "wait")], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "Input/output error" in r.stderr
+    assert open(m.p("tasks", bad, "log")).read().strip()  # the failure message
+    # abort starts no task: latest names nothing after it
+    assert write(m.p("relationships", good, "action"), "sync\n") == 0
+    assert write(m.p("relationships", good, "action"), "abort\n") == 0
+    assert not os.path.lexists(m.p("tasks", "latest"))
+    assert open(m.p("tasks", good, "state")).read() == "ABORTED\n"
