@@ -311,3 +311,18 @@ def test_a_sync_is_a_task_followed_to_its_end(cs, mount_cs):
     assert write(m.p("relationships", good, "action"), "abort\n") == 0
     assert not os.path.lexists(m.p("tasks", "latest"))
     assert open(m.p("tasks", good, "state")).read() == "ABORTED\n"
+
+
+def test_503_is_retried_and_a_dropped_sync_is_sent_once(cs, mount_cs):
+    m = mount_cs(cs, ttl=0)
+    api = Api(cs)
+    assert entries(m.p("groups"))
+    reset_stats(cs)
+    cs.sim("POST", "/faults", {"method": "GET", "path": "/api/groups", "count": 2, "status": 503, "retry_after": 0})
+    assert entries(m.p("groups"))
+    assert sim_stats(cs)["GET /api/groups"] >= 3
+    rel = api.get("/relationships-v2")[0]["relationshipId"]
+    cs.sim("DELETE", "/requests")
+    cs.sim("POST", "/faults", {"method": "PUT", "path": "/api/relationships/", "count": 1, "drop": True})
+    assert write(m.p("relationships", rel, "action"), "sync\n") == errno.EIO
+    assert len(cs.sim("GET", "/requests").json()["requests"]) == 1
