@@ -17,12 +17,33 @@
 #include "errmap.h"
 #include "log.h"
 
+/*
+ * Polls are shared and few: readers waiting on one task take the answer of
+ * a poll at most POLL_SHARE seconds old (or the one in flight), and no more
+ * than MAX_POLLS polls are in flight at once, so waiting readers, however
+ * many, never take more than that many of the endpoint's connections.
+ */
+#define MAX_POLLS 4
+#define POLL_SHARE 0.5
+#define POLL_SLOTS 64
+
+struct poll {
+	char *url;   /* NULL: a free slot */
+	double at;   /* when its answer arrived */
+	int ret;     /* 0, or the poll's -errno */
+	char *body;  /* the answer */
+	bool busy;   /* a poll of url is in flight */
+};
+
 struct dsfs_tasks {
 	const struct dsfs_dialect *dialect;
 	struct dsfs_session *session;
 	pthread_mutex_t lock;
 	char *latest;
 	unsigned long latest_seq;
+	pthread_cond_t polled;           /* a poll ended */
+	struct poll polls[POLL_SLOTS];   /* under lock */
+	int in_flight;                   /* under lock */
 };
 
 /* Orders "latest" across the members of an estate. */
@@ -37,6 +58,7 @@ struct dsfs_tasks *dsfs_tasks_new(const struct dsfs_dialect *dialect, struct dsf
 	t->dialect = dialect;
 	t->session = session;
 	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->polled, NULL);
 	return t;
 }
 
@@ -45,6 +67,11 @@ void dsfs_tasks_free(struct dsfs_tasks *t)
 	if (!t)
 		return;
 	free(t->latest);
+	for (size_t i = 0; i < POLL_SLOTS; i++) {
+		free(t->polls[i].url);
+		free(t->polls[i].body);
+	}
+	pthread_cond_destroy(&t->polled);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
@@ -100,6 +127,98 @@ static const char *string_field(json_object *o, const char *name)
 	return NULL;
 }
 
+/* The slot of url, or a free (or the oldest idle) one claimed for it. Lock held. */
+static struct poll *poll_slot(struct dsfs_tasks *t, const char *url)
+{
+	struct poll *spare = NULL;
+
+	for (size_t i = 0; i < POLL_SLOTS; i++) {
+		struct poll *p = &t->polls[i];
+
+		if (p->url && !strcmp(p->url, url))
+			return p;
+		if (!p->busy && (!spare || !p->url || (spare->url && p->at < spare->at)))
+			spare = p;
+	}
+	if (!spare) /* every slot busy: cannot be, MAX_POLLS < POLL_SLOTS */
+		return NULL;
+	free(spare->url);
+	free(spare->body);
+	memset(spare, 0, sizeof(*spare));
+	spare->url = strdup(url);
+	return spare->url ? spare : NULL;
+}
+
+/*
+ * The task's answer: one shared with other readers of it when fresh enough,
+ * else a poll of our own once one of MAX_POLLS is free. 0 with *body
+ * (malloc'd), -EINTR when interrupted, or the poll's -errno.
+ */
+static int shared_poll(struct dsfs_tasks *t, const char *url, bool (*interrupted)(void), char **body)
+{
+	struct dsfs_request req = { .method = "GET", .path = url, .cancelled = interrupted };
+	struct dsfs_response resp = { 0 };
+	struct poll *p;
+	int ret;
+
+	*body = NULL;
+	pthread_mutex_lock(&t->lock);
+	for (;;) {
+		struct timespec ts;
+
+		p = poll_slot(t, url);
+		if (!p) {
+			pthread_mutex_unlock(&t->lock);
+			return -ENOMEM;
+		}
+		if (!p->busy && p->at > 0 && now_s() - p->at < POLL_SHARE) {
+			ret = p->ret;
+			if (ret == 0 && !(*body = strdup(p->body ? p->body : "")))
+				ret = -ENOMEM;
+			pthread_mutex_unlock(&t->lock);
+			return ret;
+		}
+		if (!p->busy && t->in_flight < MAX_POLLS)
+			break;
+		if (interrupted && interrupted()) {
+			pthread_mutex_unlock(&t->lock);
+			return -EINTR;
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&t->polled, &t->lock, &ts);
+	}
+	p->busy = true;
+	t->in_flight++;
+	pthread_mutex_unlock(&t->lock);
+
+	ret = dsfs_session_call(t->session, &req, &resp, false);
+	if (ret == 0 && !(*body = strdup(resp.body ? resp.body : "")))
+		ret = -ENOMEM;
+	dsfs_response_clear(&resp);
+
+	pthread_mutex_lock(&t->lock);
+	t->in_flight--;
+	p = poll_slot(t, url); /* the same slot: a busy one is never reused */
+	if (p) {
+		p->busy = false;
+		free(p->body);
+		p->body = NULL;
+		/* an interrupted poll answers for nobody else */
+		p->ret = ret == -EINTR ? -EIO : ret;
+		p->at = ret == -EINTR ? 0 : now_s();
+		if (ret == 0 && *body)
+			p->body = strdup(*body);
+	}
+	pthread_cond_broadcast(&t->polled);
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
 /* Failures of one poll that a later poll may not see: the wait goes on through them. */
 static bool transient(int err)
 {
@@ -115,19 +234,18 @@ int dsfs_tasks_wait(struct dsfs_tasks *t, const char *url, double timeout, bool 
 	int ret, failed_polls = 0;
 
 	for (;;) {
-		/* a poll in flight is abandoned as soon as its reader is interrupted or the mount ends */
-		struct dsfs_request req = { .method = "GET", .path = url, .cancelled = interrupted };
-		struct dsfs_response resp = { 0 };
 		json_object *o = NULL, *v;
 		double interval = 1, next;
 		const char *st;
+		char *body;
 
-		ret = dsfs_session_call(t->session, &req, &resp, false);
-		if (ret == 0 && !(o = json_tokener_parse(resp.body ? resp.body : ""))) {
+		/* a poll in flight is abandoned as soon as its reader is interrupted or the mount ends */
+		ret = shared_poll(t, url, interrupted, &body);
+		if (ret == 0 && !(o = json_tokener_parse(body))) {
 			dsfs_err_record("GET", url, 0, "task answer is not JSON");
 			ret = -EIO;
 		}
-		dsfs_response_clear(&resp);
+		free(body);
 		if (ret == -EINTR || (ret && interrupted && interrupted())) {
 			free(state);
 			return -EINTR;

@@ -193,3 +193,29 @@ def test_a_poll_in_flight_is_abandoned_for_a_killed_reader_and_at_sigterm(server
     assert time.monotonic() - t0 < 3, "the daemon waited for a hung poll"
     more.wait(timeout=10)
     server.sim("DELETE", "/faults")
+
+
+def test_many_waiters_on_a_slow_server_share_their_polls(server_factory, dsfs_mount, shared_base):
+    """100 waiters on 5 tasks while every task GET takes 1.5 s: they share their polls and at most 4
+    are in flight, so the polls take 4 of the 16 connections and another user's cat stays fast."""
+    server = server_factory("--test-controls", "--task-seconds", "120", "--volumes", "6")
+    m = dsfs_mount(server, "allow_other", ttl=0, base=shared_base)
+    os.chmod(m.tmp, 0o755)
+    vols = m.p("servers", entries(m.p("servers"))[0], "volumes")
+    tasks = []
+    for v in entries(vols)[:5]:
+        fd = os.open(os.path.join(vols, v, "action"), os.O_WRONLY | os.O_TRUNC)
+        os.write(fd, b"clone name=shared-poll-%s\n" % v.encode())
+        os.close(fd)
+        tasks.append(os.readlink(m.p("tasks", "latest")).rstrip("/").split("/")[-1])
+    server.sim("POST", "/faults", {"method": "GET", "path": "/tasks/", "latency_ms": 1500})
+    reset = server.sim("POST", "/stats/reset")
+    assert reset.status in (200, 204)
+    procs = [waiter(m.p("tasks", tasks[i % 5], "wait"), 65534 + (i % 3)) for i in range(100)]
+    time.sleep(3)
+    worst = max(timed_cat(m.p("servers", entries(m.p("servers"))[0], "system.json")) for _ in range(5))
+    assert worst < 1.0, worst
+    polls = sum(v for k, v in server.sim("GET", "/stats").json().items() if k.startswith("GET /tasks/"))
+    assert polls < 40, polls  # about 4 in flight per 1.5 s, not one per waiter per second
+    assert reap(procs, 5) == 0
+    server.sim("DELETE", "/faults")
