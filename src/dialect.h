@@ -25,10 +25,10 @@
 #define DSFS_FILE_ANONYMOUS 0x2 /* fetched without a session */
 #define DSFS_FILE_BINARY    0x4 /* served as received, not rendered as JSON */
 
-/* One file in a resource directory. */
 struct dsfs_dialect;
 struct dsfs_session;
 
+/* One file in a resource directory. */
 struct dsfs_file_desc {
 	const char *name;     /* entry name, e.g. "volume.json" */
 	const char *subpath;  /* appended to the resource URL; NULL: the resource object itself */
@@ -164,7 +164,7 @@ struct dsfs_dialect {
 	const struct dsfs_kind *root; /* the mount's root: files and top collections, URL "" */
 	const struct dsfs_auth *auth;
 	struct dsfs_paging paging;
-	const char *tasks_dir;        /* the root collection of tasks ("tasks") */
+	const char *tasks_dir;        /* the root collection of tasks ("tasks"); NULL: no tasks view */
 	struct dsfs_task_words task;
 	const char *const *error_fields; /* message fields of an error body, tried in order (NULL: "error") */
 	/* True when url is this dialect's by its look (a path or host); NULL: never sniffed. */
