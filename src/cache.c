@@ -979,6 +979,7 @@ static int fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 			json_object_put(m.all);
 		} else if (f->fetch) {
 			ret = f->fetch(c->session, url, &o);
+			at = mono_now(); /* an answer that took its time is as old as its arrival */
 		} else if (f->flags & DSFS_FILE_BINARY) {
 			struct dsfs_request req = { .method = "GET", .path = url, .accept = f->accept };
 			struct dsfs_response resp = { 0 };

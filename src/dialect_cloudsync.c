@@ -58,6 +58,24 @@ static json_object *get(struct dsfs_session *s, const char *path, int *err)
 	return o;
 }
 
+/* Undoes %XX escapes in place. */
+static void unescape(char *s)
+{
+	char *w = s;
+
+	for (; *s; s++) {
+		unsigned v;
+
+		if (s[0] == '%' && sscanf(s + 1, "%2x", &v) == 1 && s[1] && s[2]) {
+			*w++ = (char)v;
+			s += 2;
+		} else {
+			*w++ = *s;
+		}
+	}
+	*w = '\0';
+}
+
 /* The last id of a message array, copied into cursor; false when there is none. */
 static bool last_id(json_object *msgs, char *cursor, size_t len)
 {
@@ -82,7 +100,9 @@ static json_object *answer_in(json_object *msg, const char *op, const char *brok
 		return NULL;
 	agent = string_of(header, "agentId");
 	cid = string_of(header, "clientId");
-	return agent && cid && !strcmp(agent, broker) && !strcmp(cid, client) ? result : NULL;
+	/* a list answer is an array: anything else is not the answer, whoever it claims to be from */
+	return agent && cid && !strcmp(agent, broker) && !strcmp(cid, client) &&
+	       json_object_is_type(result, json_type_array) ? result : NULL;
 }
 
 /*
@@ -104,6 +124,7 @@ static int message_answer(struct dsfs_session *s, const char *url, json_object *
 	if (!op || sscanf(url, "/data-brokers/%127[^/]/", broker) != 1)
 		return -EINVAL;
 	op++;
+	unescape(broker); /* the URL carries the id percent-encoded; messages carry it as it is */
 	msgs = get(s, "/messages/client", &ret);
 	if (ret)
 		return ret;

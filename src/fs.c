@@ -985,9 +985,16 @@ int dsfs_fs_mkdir(struct dsfs_fs *fs, const char *path)
 	}
 	if (ret == 0) {
 		dsfs_cache_ctl_actions(&ctl, &create, &actions, &n);
-		body = json_object_new_object();
-		if (!body || json_object_object_add(body, create->bare_field, json_object_new_string(name)))
-			ret = -ENOMEM;
+		if (!create || !create->bare_field) {
+			/* what is created here takes more than a name (a JSON body): only `new` can */
+			dsfs_log(DSFS_LOG_WARN, "mkdir %s: refused: what is made here takes more than a name; write it "
+				 "to %s/new", path, parent);
+			ret = -EPERM;
+		} else {
+			body = json_object_new_object();
+			if (!body || json_object_object_add(body, create->bare_field, json_object_new_string(name)))
+				ret = -ENOMEM;
+		}
 	}
 	if (ret == 0) {
 		ret = dsfs_cache_post(fs->cache, &ctl, create, body, &res);

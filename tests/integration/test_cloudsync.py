@@ -326,3 +326,35 @@ def test_503_is_retried_and_a_dropped_sync_is_sent_once(cs, mount_cs):
     cs.sim("POST", "/faults", {"method": "PUT", "path": "/api/relationships/", "count": 1, "drop": True})
     assert write(m.p("relationships", rel, "action"), "sync\n") == errno.EIO
     assert len(cs.sim("GET", "/requests").json()["requests"]) == 1
+
+
+def test_mkdir_of_a_relationship_is_refused_and_the_daemon_lives(cs, mount_cs):
+    m = mount_cs(cs)
+    cs.sim("DELETE", "/requests")
+    with pytest.raises(OSError) as e:
+        os.mkdir(m.p("relationships", "made-by-mkdir"))
+    assert e.value.errno == errno.EPERM
+    assert cs.sim("GET", "/requests").json()["requests"] == []
+    assert entries(m.p("relationships"))  # still mounted, still answering
+
+
+def test_lists_of_brokers_with_hostile_ids_and_slow_answers(server_factory, mount_cs):
+    server = server_factory("--dialect", "cloudsync", "--test-controls", "--hostile-names", "--servers", "1",
+                            "--volumes", "1", "--message-delay", "0.3", "--heartbeat-seconds", "0")
+    m = mount_cs(server, "timeout=10")
+    api = Api(server)
+    odd = [b for b in api.get("/data-brokers") if b["id"] != b["id"].strip("/?#% .")
+           or any(ch in b["id"] for ch in "/?#% ")]
+    assert odd
+    names = dict(zip([b["id"] for b in api.get("/data-brokers")],
+                     assign_entries(named(api.get("/data-brokers"), "name", "id"))))
+    for b in odd:
+        assert json.loads(open(m.p("data-brokers", names[b["id"]], "s3-buckets.json")).read()), b["id"]
+    # an answer slower than cache_ttl costs one call, not one for the stat and one for the open
+    slow = server_factory("--dialect", "cloudsync", "--test-controls", "--servers", "1", "--volumes", "1",
+                          "--message-delay", "2.5", "--heartbeat-seconds", "0")
+    m2 = mount_cs(slow, "timeout=10")
+    broker = entries(m2.p("data-brokers"))[0]
+    reset_stats(slow)
+    assert json.loads(open(m2.p("data-brokers", broker, "s3-buckets.json")).read())
+    assert sim_stats(slow).get("GET /api/data-brokers/{id}/list-s3-buckets") == 1
