@@ -591,8 +591,13 @@ int dsfs_fs_read(struct dsfs_fs *fs, struct dsfs_handle *h, char *buf, size_t si
 		double age = fs->o.ttl < 1.0 ? fs->o.ttl : 1.0;
 
 		if (dsfs_cache_reread(fs->cache, &h->loc, age, &b) == 0) {
-			dsfs_blob_unref(h->content);
-			h->content = b;
+			/* only what was appended: a document that changed is not spliced onto the old one */
+			if (b->len > h->content->len && !memcmp(b->data, h->content->data, h->content->len)) {
+				dsfs_blob_unref(h->content);
+				h->content = b;
+			} else {
+				dsfs_blob_unref(b);
+			}
 		}
 	}
 	b = h->content;
