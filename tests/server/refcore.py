@@ -8,6 +8,7 @@ and error shapes) is a dialect: a subclass of Dialect in a dialect_*.py
 module, listed in refserver.py's DIALECTS. docs/refserver.md describes it all.
 """
 
+import abc
 import argparse
 import collections
 import heapq
@@ -392,7 +393,7 @@ class Req:
         self.answer = answer   # (status, body, headers): answer at once, no faults
 
 
-class Dialect:
+class Dialect(abc.ABC):
     """One API: its paths, login, estate, list and error shapes.
 
     A dialect module defines a subclass and the registry in refserver.py
@@ -424,11 +425,13 @@ class Dialect:
             sim.stats[key] += 1
             sim.total += 1
 
+    @abc.abstractmethod
     def route(self, method, path, qs, headers, body):
-        raise NotImplementedError
+        """The route of a request (counted in sim.stats), or an error; every dialect has its own."""
 
+    @abc.abstractmethod
     def handle(self, req, headers, body, host):
-        raise NotImplementedError
+        """Answers a routed request: (status, body, headers); every dialect has its own."""
 
     def sim_control(self, method, parts, body, qs):
         return None

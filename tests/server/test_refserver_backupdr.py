@@ -177,7 +177,6 @@ def _token(srv, assertion):
         "assertion": assertion}).encode(), content_type="application/x-www-form-urlencoded")
 
 
-@pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command")
 @pytest.mark.parametrize("form", ["pubkey", "json"])
 def test_service_account_token(tmp_path, form):
     key = tmp_path / "sa.pem"
