@@ -10,7 +10,6 @@ jobs, err_code bodies, faults and hostile names.
 import base64
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
