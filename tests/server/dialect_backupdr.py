@@ -25,6 +25,7 @@ import time
 from urllib.parse import parse_qsl, unquote
 
 from refcore import (
+    REQUESTS_KEPT, requests_control,
     BASE_EPOCH, GIB, HOST_ROLES, HOSTILE_NAMES, SIZES_GIB, ApiError, Dialect, Req, Task,
     TaskFailed, dumps, iso, mix, no_content, ok_json)
 
@@ -35,7 +36,6 @@ GOOGLE_TOKEN_AUD = "https://oauth2.googleapis.com/token"
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 DEMO_PRINCIPAL = "dsfs-demo@example.iam.gserviceaccount.com"
 LONG_TTL = 10 * 365 * 86400
-REQUESTS_KEPT = 500
 US = 1000000    # times are epoch microseconds
 
 # --------------------------------------------------------------------------
@@ -1071,17 +1071,5 @@ class BackupDR(Dialect):
             sim.event("password changed")
             return no_content()
         if parts == ["requests"]:
-            if method == "GET":
-                q = dict(parse_qsl(qs)) if qs else {}
-                try:
-                    n = int(q.get("limit", REQUESTS_KEPT))
-                except ValueError:
-                    raise ApiError(400, "'limit' must be an integer")
-                with sim.lock:
-                    reqs = list(self.requests)
-                return ok_json({"requests": reqs[-n:] if n > 0 else []})
-            if method == "DELETE":
-                with sim.lock:
-                    self.requests.clear()
-                return no_content()
+            return requests_control(sim, self.requests, method, parts, qs)
         return None

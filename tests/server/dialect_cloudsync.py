@@ -22,6 +22,7 @@ import uuid
 from urllib.parse import parse_qsl, unquote
 
 from refcore import (
+    REQUESTS_KEPT, requests_control,
     BASE_EPOCH, CATEGORIES, HOSTILE_NAMES, REASONS, ApiError, Dialect, Req, dumps,
     hostile_entries, iso, mix, ok_json)
 
@@ -29,7 +30,6 @@ CS_BASE = "/api"
 TOKEN_PATH = "/oauth/token"
 DEMO_REFRESH = "dsfs-demo-refresh-token"
 LONG_TTL = 10 * 365 * 86400
-REQUESTS_KEPT = 500
 MESSAGES_KEPT = 1000          # per account; a cursor older than that sees what is kept
 FIRST_MESSAGE_ID = 5800       # the seed's example cursor is "5802"
 HEARTBEAT_CATCH_UP = 20       # after a long quiet spell, at most this many heartbeats
@@ -775,19 +775,7 @@ class CloudSync(Dialect):
             sim.event("refresh token changed")
             return 204, b"", None
         if parts == ["requests"]:
-            if method == "GET":
-                q = dict(parse_qsl(qs)) if qs else {}
-                try:
-                    n = int(q.get("limit", REQUESTS_KEPT))
-                except ValueError:
-                    raise ApiError(400, "'limit' must be an integer")
-                with sim.lock:
-                    reqs = list(self.requests)
-                return ok_json({"requests": reqs[-n:] if n > 0 else []})
-            if method == "DELETE":
-                with sim.lock:
-                    self.requests.clear()
-                return 204, b"", None
+            return requests_control(sim, self.requests, method, parts, qs)
         if parts and parts[0] == "messages":
             return self.sim_messages(method, parts[1:], body)
         return None

@@ -24,13 +24,13 @@ import time
 from urllib.parse import parse_qsl, unquote
 
 from refcore import (
+    REQUESTS_KEPT, requests_control,
     BASE_EPOCH, CATEGORIES, HOST_ROLES, HOSTILE_NAMES, SIZES_GIB, ApiError, Dialect, Req,
     Task, TaskFailed, dumps, error_body, iso, mix, no_content, ok_json)
 
 DSCC_API = "/api/v1"
 DSCC_TOKEN_PATH = "/oauth2/token"
 DSCC_LONG_TTL = 10 * 365 * 86400
-DSCC_REQUESTS_KEPT = 500
 
 DEVICE_TYPES = {
     1: {"family": "deviceType1", "model": "HPE Alletra 9060", "version": "9.5.3",
@@ -139,7 +139,7 @@ class DsccEstate:
         self.task_by_id = {}
         self.pending = []
         self.tokens = {}       # access token -> expiry (epoch)
-        self.requests = collections.deque(maxlen=DSCC_REQUESTS_KEPT)
+        self.requests = collections.deque(maxlen=REQUESTS_KEPT)
         self.gen = 0           # bumped on every change: rendered JSON is cached per gen
         self.seq = 0
         self.hostile = opts.hostile_names
@@ -1548,19 +1548,7 @@ class Dscc(Dialect):
             sim.event("client secret changed")
             return no_content()
         if parts == ["requests"]:
-            if method == "GET":
-                q = dict(parse_qsl(qs)) if qs else {}
-                try:
-                    n = int(q.get("limit", DSCC_REQUESTS_KEPT))
-                except ValueError:
-                    raise ApiError(400, "'limit' must be an integer")
-                with sim.lock:
-                    reqs = list(est.requests)
-                return ok_json({"requests": reqs[-n:] if n > 0 else []})
-            if method == "DELETE":
-                with sim.lock:
-                    est.requests.clear()
-                return no_content()
+            return requests_control(sim, est.requests, method, parts, qs)
         return None
 
 

@@ -25,7 +25,7 @@ import time
 import traceback
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 VERSION = "1.0.0"
 MAX_BODY = 16 * 1024 * 1024
@@ -391,6 +391,30 @@ class Req:
         self.action = action
         self.entry = entry     # a dialect's record of the request, given the status
         self.answer = answer   # (status, body, headers): answer at once, no faults
+
+
+REQUESTS_KEPT = 500
+
+
+def requests_control(sim, log, method, parts, qs):
+    """/_sim/requests over log (a deque of entries, appended under sim.lock):
+    GET [?limit=N] lists the last N, DELETE forgets them; None for other calls."""
+    if parts != ["requests"]:
+        return None
+    if method == "GET":
+        q = dict(parse_qsl(qs)) if qs else {}
+        try:
+            n = int(q.get("limit", REQUESTS_KEPT))
+        except ValueError:
+            raise ApiError(400, "'limit' must be an integer")
+        with sim.lock:
+            reqs = list(log)
+        return ok_json({"requests": reqs[-n:] if n > 0 else []})
+    if method == "DELETE":
+        with sim.lock:
+            log.clear()
+        return no_content()
+    return None
 
 
 class Dialect(abc.ABC):
