@@ -507,6 +507,11 @@ int dsfs_estate_read(struct dsfs_ehandle *h, char *buf, size_t size, off_t off)
 	return (int)size;
 }
 
+int dsfs_estate_read_wait(struct dsfs_ehandle *h, dsfs_fs_done_fn fn, void *arg, struct dsfs_fs_wait **w)
+{
+	return h->fs ? dsfs_fs_read_wait(h->fs, h->h, fn, arg, w) : 0;
+}
+
 int dsfs_estate_write(struct dsfs_ehandle *h, const char *buf, size_t size, pid_t pid)
 {
 	return h->fs ? dsfs_fs_write(h->fs, h->h, buf, size, pid) : -EBADF;
@@ -582,9 +587,10 @@ int dsfs_estate_mkdir(struct dsfs_estate *e, const char *path)
 	MEMBER_ONLY(dsfs_fs_mkdir);
 }
 
-int dsfs_estate_rmdir(struct dsfs_estate *e, const char *path)
+int dsfs_estate_rmdir(struct dsfs_estate *e, const char *path, dsfs_fs_done_fn fn, void *arg,
+		      struct dsfs_fs_wait **w)
 {
-	MEMBER_ONLY(dsfs_fs_rmdir);
+	MEMBER_ONLY(dsfs_fs_rmdir, fn, arg, w);
 }
 
 int dsfs_estate_unlink(struct dsfs_estate *e, const char *path)

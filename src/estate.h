@@ -54,19 +54,24 @@ int dsfs_estate_add(struct dsfs_estate *e, const char *name, const char *url, st
 
 void dsfs_estate_free(struct dsfs_estate *e);
 
-/* The file-system calls, as in fs.h, dispatched to the member a path is in. */
+/*
+ * The file-system calls, as in fs.h, dispatched to the member a path is in;
+ * a wait they start is taken back with dsfs_fs_wait_cancel.
+ */
 int dsfs_estate_getattr(struct dsfs_estate *e, const char *path, struct stat *st);
 int dsfs_estate_readdir(struct dsfs_estate *e, const char *path, dsfs_fs_fill_fn fill, void *ctx);
 int dsfs_estate_open(struct dsfs_estate *e, const char *path, int flags, pid_t pid, struct dsfs_ehandle **h,
 		     bool *direct_io);
 int dsfs_estate_read(struct dsfs_ehandle *h, char *buf, size_t size, off_t off);
+int dsfs_estate_read_wait(struct dsfs_ehandle *h, dsfs_fs_done_fn fn, void *arg, struct dsfs_fs_wait **w);
 int dsfs_estate_write(struct dsfs_ehandle *h, const char *buf, size_t size, pid_t pid);
 int dsfs_estate_flush(struct dsfs_ehandle *h, pid_t pid, bool keeps_open);
 void dsfs_estate_release(struct dsfs_ehandle *h);
 int dsfs_estate_readlink(struct dsfs_estate *e, const char *path, char *buf, size_t size);
 int dsfs_estate_truncate(struct dsfs_estate *e, const char *path, off_t size);
 int dsfs_estate_mkdir(struct dsfs_estate *e, const char *path);
-int dsfs_estate_rmdir(struct dsfs_estate *e, const char *path);
+int dsfs_estate_rmdir(struct dsfs_estate *e, const char *path, dsfs_fs_done_fn fn, void *arg,
+		      struct dsfs_fs_wait **w);
 int dsfs_estate_unlink(struct dsfs_estate *e, const char *path);
 
 #endif

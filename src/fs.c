@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "caller.h"
 #include "ctl.h"
 #include "errmap.h"
 #include "log.h"
@@ -117,7 +118,7 @@ static int done(const char *op, const char *path, int ret)
 
 	if (ret < 0 && dsfs_err_describe(why, sizeof(why))) {
 		/* A GET answered 404 is a name that went away: routine. A refused change never is. */
-		quiet = ret == -ENOENT && !strncmp(why, "GET ", 4);
+		quiet = (ret == -ENOENT && !strncmp(why, "GET ", 4)) || ret == -EINTR; /* or a reader that went */
 		dsfs_log(quiet ? DSFS_LOG_DEBUG : DSFS_LOG_ERR, "%s %s: %s (%s)", op, path, why, strerror(-ret));
 	}
 	return ret;
@@ -531,48 +532,111 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, str
 	return 0;
 }
 
-/* Waits for the task of handle h, once; the outcome is its content. */
-/*
- * Waits for the task at url within the waiting bounds: a reader past its
- * user's or the mount's bound gets EAGAIN rather than a worker thread.
- */
-static uid_t caller(struct dsfs_fs *fs)
+/* ---- waiting for tasks --------------------------------------------------------- */
+
+struct dsfs_fs_wait {
+	struct dsfs_fs *fs;
+	struct dsfs_task_watch *watch;
+	struct dsfs_handle *h;   /* a read of tasks/<id>/wait, or NULL for an rmdir */
+	char *what;              /* the path (rmdir) or the task's URL (wait), for the log */
+	char *id;                /* rmdir: the object deleted */
+	uid_t uid;               /* holds a waiting place */
+	dsfs_fs_done_fn done;
+	void *arg;
+};
+
+static void wait_free(struct dsfs_fs_wait *w)
 {
-	return fs->o.caller_uid ? fs->o.caller_uid() : getuid();
+	dsfs_waiters_leave(w->fs->o.waiters, w->uid);
+	free(w->what);
+	free(w->id);
+	free(w);
 }
 
-static int bounded_wait(struct dsfs_fs *fs, const char *url, char **state)
+/* The task ended (on the tasks' poller thread): its effect shows, and the caller hears. */
+static void wait_ended(void *arg, int ret, const char *state, const char *why)
 {
-	uid_t uid = caller(fs);
-	int ret = dsfs_waiters_enter(fs->o.waiters, uid);
+	struct dsfs_fs_wait *w = arg;
+	struct dsfs_fs *fs = w->fs;
+	char line[64];
 
-	if (ret)
-		return ret;
-	ret = dsfs_tasks_wait(fs->tasks, url, fs->o.wait_timeout, fs->o.interrupted, state);
-	dsfs_waiters_leave(fs->o.waiters, uid);
-	return ret;
+	if (ret == 0 || ret == -EIO)
+		dsfs_cache_invalidate(fs->cache);
+	dsfs_err_clear();
+	if (ret && why)
+		dsfs_err_record("GET", w->what, 0, why);
+	if (w->h && ret == 0) {
+		snprintf(line, sizeof(line), "%s\n", state ? state : "SUCCEEDED");
+		pthread_mutex_lock(&w->h->lock);
+		if (!w->h->content && !(w->h->content = dsfs_blob_new(line, strlen(line))))
+			ret = -ENOMEM;
+		pthread_mutex_unlock(&w->h->lock);
+	}
+	if (!w->h && ret == 0)
+		dsfs_log(DSFS_LOG_INFO, "rmdir %s: deleted %s", w->what, w->id);
+	done(w->h ? "read" : "rmdir", w->what, ret);
+	w->done(w->arg, ret);
+	wait_free(w);
 }
 
-static int wait_task(struct dsfs_fs *fs, struct dsfs_handle *h)
+/* Starts watching the task at url for the caller, within the waiting bounds. */
+static int wait_start(struct dsfs_fs *fs, const char *url, struct dsfs_handle *h, const char *what,
+		      const char *id, dsfs_fs_done_fn fn, void *arg, struct dsfs_fs_wait **out)
 {
-	char *url = dsfs_cache_resource_url(fs->cache, &h->loc), *state = NULL, line[64];
+	struct dsfs_fs_wait *w = calloc(1, sizeof(*w));
+
+	if (!w || !(w->what = strdup(what)) || (id && !(w->id = strdup(id)))) {
+		if (w)
+			free(w->what);
+		free(w);
+		return -ENOMEM;
+	}
+	w->fs = fs;
+	w->h = h;
+	w->uid = dsfs_caller_uid();
+	w->done = fn;
+	w->arg = arg;
+	*out = w;
+	w->watch = dsfs_tasks_watch(fs->tasks, url, fs->o.wait_timeout, wait_ended, w);
+	if (!w->watch) {
+		free(w->what);
+		free(w->id);
+		free(w);
+		return -ENOMEM;
+	}
+	return DSFS_FS_WAITING;
+}
+
+int dsfs_fs_read_wait(struct dsfs_fs *fs, struct dsfs_handle *h, dsfs_fs_done_fn fn, void *arg,
+		      struct dsfs_fs_wait **out)
+{
+	char *url;
+	bool waits;
 	int ret;
 
-	if (!url)
-		return -ENOMEM;
-	ret = bounded_wait(fs, url, &state);
-	if (ret == 0 || ret == -EIO)
-		dsfs_cache_invalidate(fs->cache); /* the task's effect is visible now */
-	if (ret == 0) {
-		snprintf(line, sizeof(line), "%s\n", state ? state : "SUCCEEDED");
-		h->content = dsfs_blob_new(line, strlen(line));
-		if (!h->content)
-			ret = -ENOMEM;
-	}
-	free(state);
-	done("read", url, ret);
+	pthread_mutex_lock(&h->lock);
+	waits = h->type == H_WAIT && !h->content;
+	pthread_mutex_unlock(&h->lock);
+	if (!waits)
+		return 0;
+	/* a reader past its user's or the mount's bound gets EAGAIN */
+	ret = dsfs_waiters_enter(fs->o.waiters, dsfs_caller_uid());
+	if (ret)
+		return ret;
+	url = dsfs_cache_resource_url(fs->cache, &h->loc);
+	ret = url ? wait_start(fs, url, h, url, NULL, fn, arg, out) : -ENOMEM;
+	if (ret < 0)
+		dsfs_waiters_leave(fs->o.waiters, dsfs_caller_uid());
 	free(url);
 	return ret;
+}
+
+bool dsfs_fs_wait_cancel(struct dsfs_fs_wait *w)
+{
+	if (!dsfs_tasks_unwatch(w->fs->tasks, w->watch))
+		return false;
+	wait_free(w);
+	return true;
 }
 
 int dsfs_fs_read(struct dsfs_fs *fs, struct dsfs_handle *h, char *buf, size_t size, off_t off)
@@ -585,7 +649,7 @@ int dsfs_fs_read(struct dsfs_fs *fs, struct dsfs_handle *h, char *buf, size_t si
 	dsfs_err_clear();
 	pthread_mutex_lock(&h->lock);
 	if (h->type == H_WAIT && !h->content)
-		ret = wait_task(fs, h);
+		ret = -EAGAIN; /* dsfs_fs_read_wait comes first */
 	if (h->type == H_READ && h->direct && h->content && (size_t)off >= h->content->len) {
 		/* Past what it held: fetch what was added since (tail -f on a task's log). */
 		double age = fs->o.ttl < 1.0 ? fs->o.ttl : 1.0;
@@ -1013,7 +1077,7 @@ int dsfs_fs_mkdir(struct dsfs_fs *fs, const char *path)
 	return done("mkdir", path, ret);
 }
 
-int dsfs_fs_rmdir(struct dsfs_fs *fs, const char *path)
+int dsfs_fs_rmdir(struct dsfs_fs *fs, const char *path, dsfs_fs_done_fn fn, void *arg, struct dsfs_fs_wait **w)
 {
 	struct dsfs_loc loc;
 	int ret;
@@ -1032,30 +1096,28 @@ int dsfs_fs_rmdir(struct dsfs_fs *fs, const char *path)
 		} else if (!fs->o.allow_delete) {
 			dsfs_log(DSFS_LOG_WARN, "rmdir %s: refused: deleting needs the mount option allow_delete", path);
 			ret = -EPERM;
-		} else if ((ret = dsfs_waiters_enter(fs->o.waiters, caller(fs))) == 0) {
+		} else if ((ret = dsfs_waiters_enter(fs->o.waiters, dsfs_caller_uid())) == 0) {
 			/* the waiting place is taken first: a refusal must come before the DELETE */
-			char *task = NULL;
+			char *task = NULL, *url = NULL;
 
 			ret = dsfs_cache_delete(fs->cache, &loc, &task);
 			if (ret == 0 && task) {
 				/* deleted by a task: rmdir returns when it is gone, like rmdir(2) */
-				char *url = dsfs_cache_task_url(fs->cache, task);
-
 				dsfs_tasks_set_latest(fs->tasks, task);
-				ret = url ? dsfs_tasks_wait(fs->tasks, url, fs->o.wait_timeout, fs->o.interrupted, NULL)
-					  : -ENOMEM;
-				dsfs_cache_invalidate(fs->cache);
-				free(url);
-			}
-			if (ret == 0)
+				url = dsfs_cache_task_url(fs->cache, task);
+				ret = url ? wait_start(fs, url, NULL, path, id, fn, arg, w) : -ENOMEM;
+			} else if (ret == 0) {
 				dsfs_log(DSFS_LOG_INFO, "rmdir %s: deleted %s", path, id);
+			}
+			if (ret != DSFS_FS_WAITING)
+				dsfs_waiters_leave(fs->o.waiters, dsfs_caller_uid());
+			free(url);
 			free(task);
-			dsfs_waiters_leave(fs->o.waiters, caller(fs));
 		}
 		free(id);
 	}
 	dsfs_cache_put(fs->cache, &loc);
-	return done("rmdir", path, ret);
+	return ret == DSFS_FS_WAITING ? ret : done("rmdir", path, ret);
 }
 
 int dsfs_fs_unlink(struct dsfs_fs *fs, const char *path)

@@ -30,8 +30,6 @@ struct dsfs_fs_opts {
 	bool allow_delete;     /* rmdir deletes snapshots and volumes */
 	bool allow_other_actions; /* control files and creatable directories writable by all */
 	const char *tasks_dir; /* the dialect's tasks collection ("tasks") */
-	bool (*interrupted)(void); /* true when the calling operation was interrupted or the mount ends */
-	uid_t (*caller_uid)(void); /* the user of the calling operation */
 	struct dsfs_waiters *waiters; /* bounds on waiting readers, shared by the estate (borrowed) */
 };
 
@@ -41,6 +39,33 @@ struct dsfs_fs *dsfs_fs_new(struct dsfs_cache *cache, struct dsfs_http *http, st
 void dsfs_fs_free(struct dsfs_fs *fs);
 
 int dsfs_fs_getattr(struct dsfs_fs *fs, const char *path, struct stat *st);
+
+/*
+ * Waiting without a thread. A call that must wait for a task starts the
+ * wait, returns DSFS_FS_WAITING and sets *w; fn(arg, ret) then follows
+ * exactly once, from another thread, when the task ends (0, or -EIO,
+ * -ETIMEDOUT after wait_timeout, the poll's -errno), unless
+ * dsfs_fs_wait_cancel took the wait back first. Waits are bounded per
+ * user (EAGAIN past the bound, before anything is sent).
+ */
+#define DSFS_FS_WAITING 1
+struct dsfs_fs_wait;
+typedef void (*dsfs_fs_done_fn)(void *arg, int ret);
+
+/*
+ * Before reading h: when the read would wait for the server (tasks/<id>/wait
+ * of a task not known to have ended), starts the wait (DSFS_FS_WAITING);
+ * 0 when the read can go ahead now; or a negative errno.
+ */
+int dsfs_fs_read_wait(struct dsfs_fs *fs, struct dsfs_handle *h, dsfs_fs_done_fn fn, void *arg,
+		      struct dsfs_fs_wait **w);
+
+/*
+ * Takes back wait w unless it has ended: true when taken back (fn will
+ * never be called), false when fn has been or is being called. Never waits
+ * for fn, so it may be called under a lock fn takes.
+ */
+bool dsfs_fs_wait_cancel(struct dsfs_fs_wait *w);
 
 /*
  * fill gets each entry with its attributes; complete is false when only the
@@ -61,8 +86,9 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, str
 
 /*
  * Reads from an open handle; returns the byte count (0 at the end). A
- * read-through file read past what it held fetches what was added since;
- * tasks/<id>/wait blocks until the task ends.
+ * read-through file read past what it held fetches what was added since.
+ * tasks/<id>/wait reads its task's outcome once dsfs_fs_read_wait has
+ * waited for it (EAGAIN before).
  */
 int dsfs_fs_read(struct dsfs_fs *fs, struct dsfs_handle *h, char *buf, size_t size, off_t off);
 
@@ -94,8 +120,12 @@ int dsfs_fs_truncate(struct dsfs_fs *fs, const char *path, off_t size);
 /* mkdir in a collection with `new`: creates a resource of that name. */
 int dsfs_fs_mkdir(struct dsfs_fs *fs, const char *path);
 
-/* rmdir of a snapshot or volume: deletes it, only with allow_delete. */
-int dsfs_fs_rmdir(struct dsfs_fs *fs, const char *path);
+/*
+ * rmdir of a snapshot or volume: deletes it, only with allow_delete. When
+ * the server deletes it by a task, starts waiting for the task and returns
+ * DSFS_FS_WAITING; fn(arg, ret) follows as for dsfs_fs_read_wait.
+ */
+int dsfs_fs_rmdir(struct dsfs_fs *fs, const char *path, dsfs_fs_done_fn fn, void *arg, struct dsfs_fs_wait **w);
 
 /* unlink: never allowed (EPERM). */
 int dsfs_fs_unlink(struct dsfs_fs *fs, const char *path);

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * libfuse high-level callbacks. Each converts its arguments, calls one fs
- * function and returns; policy lives in fs.c. Kernel caching follows
- * cache_ttl, and readdir hands the kernel each entry's attributes where
- * they are known (READDIRPLUS) so `ls -l` needs no lookups.
+ * libfuse low-level callbacks. Each converts its arguments (node ids to
+ * paths through the node table), calls one estate function and replies;
+ * policy lives in fs.c. Operations that may wait for the server run within
+ * each user's fair share of threads (admit.h); a read of tasks/<id>/wait or
+ * an rmdir deleted by a task is answered later, from the task poller, and
+ * holds no thread while it waits.
  */
 #define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
 #include "fuse_ops.h"
@@ -11,9 +13,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,29 +24,55 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "admit.h"
+#include "caller.h"
 #include "log.h"
+#include "nodes.h"
 
-static double kernel_ttl;
-static char mount_dir[PATH_MAX]; /* the mountpoint, absolute; "" for "/" */
+/* A wait answered later: a read of tasks/<id>/wait, or an rmdir. */
+struct pending {
+	fuse_req_t req;
+	struct dsfs_ehandle *h;     /* read: the handle, and what was asked */
+	size_t size;
+	off_t off;
+	fuse_ino_t parent;          /* rmdir: the entry removed, and its path */
+	char *name, *path;
+	struct dsfs_fs_wait *w;     /* the wait, once started */
+	pthread_mutex_t lock;
+	bool interrupted, finished; /* finished: its reply is claimed */
+	int refs;
+	struct pending *prev, *next; /* in the mount's list */
+};
 
-static struct dsfs_estate *fs_of(void)
+static struct {
+	struct dsfs_estate *e;
+	struct dsfs_nodes *nodes;
+	struct dsfs_admit *admit;
+	struct fuse_session *se;
+	double entry_ttl, attr_ttl;
+	char mount_dir[PATH_MAX]; /* the mountpoint, absolute; "" for "/" */
+	/* -o uid=, gid=, umask= */
+	unsigned uid, gid, umask;
+	int set_uid, set_gid, set_umask;
+	pthread_mutex_t lock;     /* guards pending */
+	struct pending *pending;
+} g = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* ---- the caller ------------------------------------------------------------------ */
+
+static bool req_gone(void *req)
 {
-	return fuse_get_context()->private_data;
-}
-
-static struct dsfs_ehandle *handle_of(const struct fuse_file_info *fi)
-{
-	return (struct dsfs_ehandle *)(uintptr_t)fi->fh;
+	return fuse_req_interrupted(req) || fuse_session_exited(g.se);
 }
 
 /*
- * The process the calling thread belongs to: the kernel names the thread,
- * and the threads of one program are one writer. 0 when unknown (another
- * pid namespace).
+ * The process the request came from: the kernel names the thread, and the
+ * threads of one program are one writer. 0 when unknown (another pid
+ * namespace).
  */
-static pid_t caller_pid(void)
+static pid_t caller_pid(fuse_req_t req)
 {
-	pid_t tid = fuse_get_context()->pid, tgid = tid;
+	pid_t tid = fuse_req_ctx(req)->pid, tgid = tid;
 	char path[64], line[128];
 	FILE *f;
 
@@ -66,15 +95,15 @@ static pid_t caller_pid(void)
  * redirection), so this close is not its last. The descriptor being closed
  * is already gone from /proc/<pid>/fd. False when that cannot be read.
  */
-static bool caller_keeps_open(const char *path)
+static bool caller_keeps_open(fuse_req_t req, const char *path)
 {
-	pid_t tid = fuse_get_context()->pid;
+	pid_t tid = fuse_req_ctx(req)->pid;
 	char dir[64], link[320], want[PATH_MAX], got[PATH_MAX];
 	bool found = false;
 	struct dirent *d;
 	DIR *fds;
 
-	if (tid <= 0 || (size_t)snprintf(want, sizeof(want), "%s%s", mount_dir, path) >= sizeof(want))
+	if (tid <= 0 || (size_t)snprintf(want, sizeof(want), "%s%s", g.mount_dir, path) >= sizeof(want))
 		return false;
 	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)tid);
 	fds = opendir(dir);
@@ -96,168 +125,797 @@ static bool caller_keeps_open(const char *path)
 	return found;
 }
 
-static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+/* ---- attributes ------------------------------------------------------------------ */
+
+/* The -o uid, gid and umask overrides. */
+static void own(struct stat *st)
 {
-	(void)conn;
-	cfg->use_ino = 1;
-	cfg->readdir_ino = 1;
-	/*
-	 * Names change rarely and a stale one costs only an ENOENT at open, so
-	 * the kernel keeps them at least a second even with cache_ttl=0; sizes
-	 * and contents still follow cache_ttl.
-	 */
-	cfg->entry_timeout = kernel_ttl > 1.0 ? kernel_ttl : 1.0;
-	cfg->attr_timeout = kernel_ttl;
-	cfg->negative_timeout = 0; /* a name created through the mount must show at once */
-	return fs_of();
+	if (g.set_uid)
+		st->st_uid = g.uid;
+	if (g.set_gid)
+		st->st_gid = g.gid;
+	if (g.set_umask)
+		st->st_mode &= ~(mode_t)g.umask | S_IFMT;
 }
 
-static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+/* Resolves name in parent into e (counting one lookup); 0 or a negative errno. */
+static int entry_of(fuse_ino_t parent, const char *name, struct fuse_entry_param *e)
 {
-	(void)fi;
-	return dsfs_estate_getattr(fs_of(), path, st);
-}
+	char *path;
+	int ret;
 
-struct dir_fill {
-	void *buf;
-	fuse_fill_dir_t filler;
-	bool plus;
-};
-
-static int fill_entry(void *ctx, const char *name, const struct stat *st, bool complete)
-{
-	struct dir_fill *d = ctx;
-
-	return d->filler(d->buf, name, st, 0, d->plus && complete ? FUSE_FILL_DIR_PLUS : 0) ? -ENOMEM : 0;
-}
-
-static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
-		      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
-{
-	struct dir_fill d = { buf, filler, flags & FUSE_READDIR_PLUS };
-
-	(void)off;
-	(void)fi;
-	filler(buf, ".", NULL, 0, 0);
-	filler(buf, "..", NULL, 0, 0);
-	return dsfs_estate_readdir(fs_of(), path, fill_entry, &d);
-}
-
-static int op_open(const char *path, struct fuse_file_info *fi)
-{
-	struct dsfs_ehandle *h;
-	bool direct;
-	bool writing = (fi->flags & O_ACCMODE) != O_RDONLY;
-	int ret = dsfs_estate_open(fs_of(), path, fi->flags, writing ? caller_pid() : 0, &h, &direct);
-
+	memset(e, 0, sizeof(*e));
+	ret = dsfs_nodes_child_path(g.nodes, parent, name, &path);
 	if (ret)
 		return ret;
-	fi->fh = (uint64_t)(uintptr_t)h;
-	fi->direct_io = direct;
-	fi->keep_cache = 0;
-	/* a reader's close has nothing to send: spare the kernel the FLUSH round trip */
-	fi->noflush = !writing;
+	ret = dsfs_estate_getattr(g.e, path, &e->attr);
+	free(path);
+	if (ret)
+		return ret;
+	own(&e->attr);
+	e->ino = dsfs_nodes_lookup(g.nodes, parent, name);
+	if (!e->ino)
+		return -ENOMEM;
+	e->attr_timeout = g.attr_ttl;
+	e->entry_timeout = g.entry_ttl;
 	return 0;
 }
 
-static int op_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+/* ---- operations in fair shares --------------------------------------------------- */
+
+enum op_kind { OP_LOOKUP, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKDIR, OP_RMDIR, OP_UNLINK, OP_OPEN,
+	       OP_READ, OP_WRITE, OP_FLUSH, OP_OPENDIR, OP_READDIRPLUS };
+
+/* One operation, as the kernel asked for it, for running now or in its turn. */
+struct op {
+	enum op_kind kind;
+	fuse_req_t req;
+	fuse_ino_t ino;
+	struct fuse_file_info fi;
+	char *name;        /* LOOKUP, MKDIR, RMDIR, UNLINK */
+	size_t size;       /* READ, WRITE, READDIRPLUS, SETATTR's new size */
+	off_t off;
+	int to_set;        /* SETATTR */
+	char *data;        /* WRITE: a copy of the bytes */
+};
+
+static void run_op(struct op *o);
+
+static void op_free(struct op *o)
 {
-	(void)path;
-	return dsfs_estate_read(handle_of(fi), buf, size, off);
+	free(o->name);
+	free(o->data);
+	free(o);
 }
 
-static int op_write(const char *path, const char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+static void job(void *arg, bool run)
 {
-	(void)path;
-	(void)off; /* commands are appended: `>` and `>>` both work */
-	return dsfs_estate_write(handle_of(fi), buf, size, caller_pid());
+	struct op *o = arg;
+
+	/* from here on no interrupt callback can come for o (one running is waited for) */
+	fuse_req_interrupt_func(o->req, NULL, NULL);
+	if (run && !fuse_req_interrupted(o->req)) {
+		dsfs_caller_set(fuse_req_ctx(o->req)->uid, o->req);
+		run_op(o);
+		dsfs_caller_clear();
+	} else {
+		fuse_reply_err(o->req, EINTR);
+	}
+	op_free(o);
 }
 
-static int op_flush(const char *path, struct fuse_file_info *fi)
+/* A reader interrupted (or killed) while its operation waits its turn: it is answered at once. */
+static void queued_interrupt(fuse_req_t req, void *arg)
 {
-	return dsfs_estate_flush(handle_of(fi), caller_pid(), path && caller_keeps_open(path));
+	if (dsfs_admit_withdraw(g.admit, arg)) {
+		fuse_reply_err(req, EINTR);
+		op_free(arg);
+	}
 }
 
-static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+static void admit(struct op *o)
+{
+	fuse_req_interrupt_func(o->req, queued_interrupt, o);
+	dsfs_admit_run(g.admit, fuse_req_ctx(o->req)->uid, job, o);
+}
+
+static void submit(fuse_req_t req, enum op_kind kind, fuse_ino_t ino, const struct fuse_file_info *fi,
+		   const char *name)
+{
+	struct op *o = calloc(1, sizeof(*o));
+
+	if (!o || (name && !(o->name = strdup(name)))) {
+		free(o);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	o->kind = kind;
+	o->req = req;
+	o->ino = ino;
+	if (fi)
+		o->fi = *fi;
+	admit(o);
+}
+
+/* The same with a size and an offset (and for WRITE, the bytes, copied). */
+static void submit_io(fuse_req_t req, enum op_kind kind, fuse_ino_t ino, const struct fuse_file_info *fi,
+		      size_t size, off_t off, const char *data, int to_set)
+{
+	struct op *o = calloc(1, sizeof(*o));
+
+	if (!o || (data && !(o->data = malloc(size ? size : 1)))) {
+		free(o);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (data)
+		memcpy(o->data, data, size);
+	o->kind = kind;
+	o->req = req;
+	o->ino = ino;
+	o->size = size;
+	o->off = off;
+	o->to_set = to_set;
+	if (fi)
+		o->fi = *fi;
+	admit(o);
+}
+
+static struct dsfs_ehandle *handle_of(const struct fuse_file_info *fi)
+{
+	return (struct dsfs_ehandle *)(uintptr_t)fi->fh;
+}
+
+/* ---- waits answered later --------------------------------------------------------- */
+
+static void pending_unref(struct pending *p)
+{
+	bool last;
+
+	pthread_mutex_lock(&p->lock);
+	last = --p->refs == 0;
+	pthread_mutex_unlock(&p->lock);
+	if (!last)
+		return;
+	pthread_mutex_lock(&g.lock);
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		g.pending = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	pthread_mutex_unlock(&g.lock);
+	pthread_mutex_destroy(&p->lock);
+	free(p->name);
+	free(p->path);
+	free(p);
+}
+
+/*
+ * Replies to a pending request whose reply this thread claimed, from
+ * outside its interrupt callback: clearing the callback first waits for
+ * one that is running, so none can run once p is gone.
+ */
+static void pending_reply(struct pending *p, int ret)
+{
+	fuse_req_interrupt_func(p->req, NULL, NULL);
+	if (ret < 0) {
+		fuse_reply_err(p->req, -ret);
+	} else if (p->h) {
+		char *buf = malloc(p->size ? p->size : 1);
+		int n = buf ? dsfs_estate_read(p->h, buf, p->size, p->off) : -ENOMEM;
+
+		if (n < 0)
+			fuse_reply_err(p->req, -n);
+		else
+			fuse_reply_buf(p->req, buf, (size_t)n);
+		free(buf);
+	} else {
+		dsfs_nodes_unlink(g.nodes, p->parent, p->name);
+		fuse_reply_err(p->req, 0);
+	}
+}
+
+/* The wait ended (on the task poller's thread). */
+static void pending_done(void *arg, int ret)
+{
+	struct pending *p = arg;
+	bool mine;
+
+	pthread_mutex_lock(&p->lock);
+	mine = !p->finished;
+	p->finished = true;
+	pthread_mutex_unlock(&p->lock);
+	if (mine)
+		pending_reply(p, ret);
+	pending_unref(p); /* the wait's */
+}
+
+/* The reader was interrupted (under libfuse's lock of the request). */
+static void pending_interrupt(fuse_req_t req, void *arg)
+{
+	struct pending *p = arg;
+	bool mine = false;
+
+	pthread_mutex_lock(&p->lock);
+	p->interrupted = true;
+	if (!p->finished && p->w && dsfs_fs_wait_cancel(p->w))
+		mine = p->finished = true;
+	pthread_mutex_unlock(&p->lock);
+	if (mine) {
+		fuse_reply_err(req, EINTR);
+		pending_unref(p); /* the wait's: it will not end now */
+	}
+}
+
+static struct pending *pending_new(fuse_req_t req)
+{
+	struct pending *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->req = req;
+	p->refs = 1; /* the starter's */
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_mutex_lock(&g.lock);
+	p->next = g.pending;
+	if (g.pending)
+		g.pending->prev = p;
+	g.pending = p;
+	pthread_mutex_unlock(&g.lock);
+	return p;
+}
+
+/*
+ * Starts the wait start() begins for p, answering later when it does:
+ * returns true when the reply is taken care of, false when start found
+ * nothing to wait for (*ret says what to do now).
+ */
+static bool pending_start(struct pending *p, int (*start)(struct pending *p), int *ret)
+{
+	bool later = false;
+
+	fuse_req_interrupt_func(p->req, pending_interrupt, p); /* may run at once */
+	pthread_mutex_lock(&p->lock);
+	if (p->interrupted) {
+		*ret = -EINTR;
+	} else {
+		p->refs++; /* the wait's */
+		*ret = start(p);
+		later = *ret == DSFS_FS_WAITING;
+		if (!later)
+			p->refs--;
+	}
+	if (!later)
+		p->finished = true;
+	pthread_mutex_unlock(&p->lock);
+	if (!later)
+		fuse_req_interrupt_func(p->req, NULL, NULL);
+	pending_unref(p); /* the starter's */
+	return later;
+}
+
+static int start_read_wait(struct pending *p)
+{
+	return dsfs_estate_read_wait(p->h, pending_done, p, &p->w);
+}
+
+/* ---- the operations --------------------------------------------------------------- */
+
+static void do_lookup(struct op *o)
+{
+	struct fuse_entry_param e;
+	int ret = entry_of(o->ino, o->name, &e);
+
+	if (ret)
+		fuse_reply_err(o->req, -ret);
+	else
+		fuse_reply_entry(o->req, &e);
+}
+
+static int path_of(fuse_ino_t ino, char **path)
+{
+	return dsfs_nodes_path(g.nodes, ino, path);
+}
+
+static void do_getattr(struct op *o)
+{
+	struct stat st;
+	char *path;
+	int ret = path_of(o->ino, &path);
+
+	if (!ret)
+		ret = dsfs_estate_getattr(g.e, path, &st);
+	free(path);
+	if (ret) {
+		fuse_reply_err(o->req, -ret);
+		return;
+	}
+	own(&st);
+	fuse_reply_attr(o->req, &st, g.attr_ttl);
+}
+
+static void do_setattr(struct op *o)
+{
+	char *path;
+	int ret;
+
+	/* only a size can be set, and only on a control file (so that `>` and truncate work) */
+	if (o->to_set & ~(FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_CTIME)) {
+		fuse_reply_err(o->req, EPERM);
+		return;
+	}
+	ret = path_of(o->ino, &path);
+	if (!ret && (o->to_set & FUSE_SET_ATTR_SIZE))
+		ret = dsfs_estate_truncate(g.e, path, (off_t)o->size);
+	free(path);
+	if (ret)
+		fuse_reply_err(o->req, -ret);
+	else
+		do_getattr(o);
+}
+
+static void do_readlink(struct op *o)
+{
+	char *path, buf[PATH_MAX];
+	int ret = path_of(o->ino, &path);
+
+	if (!ret)
+		ret = dsfs_estate_readlink(g.e, path, buf, sizeof(buf));
+	free(path);
+	if (ret)
+		fuse_reply_err(o->req, -ret);
+	else
+		fuse_reply_readlink(o->req, buf);
+}
+
+static void do_mkdir(struct op *o)
+{
+	struct fuse_entry_param e;
+	char *path;
+	int ret = dsfs_nodes_child_path(g.nodes, o->ino, o->name, &path);
+
+	if (!ret)
+		ret = dsfs_estate_mkdir(g.e, path);
+	free(path);
+	if (!ret)
+		ret = entry_of(o->ino, o->name, &e);
+	if (ret)
+		fuse_reply_err(o->req, -ret);
+	else
+		fuse_reply_entry(o->req, &e);
+}
+
+static int start_rmdir(struct pending *p)
+{
+	return dsfs_estate_rmdir(g.e, p->path, pending_done, p, &p->w);
+}
+
+static void do_rmdir(struct op *o)
+{
+	struct pending *p = pending_new(o->req);
+	int ret = p ? dsfs_nodes_child_path(g.nodes, o->ino, o->name, &p->path) : -ENOMEM;
+
+	if (!ret && !(p->name = strdup(o->name)))
+		ret = -ENOMEM;
+	if (ret) {
+		if (p)
+			pending_unref(p);
+		fuse_reply_err(o->req, -ret);
+		return;
+	}
+	p->parent = o->ino;
+	if (!pending_start(p, start_rmdir, &ret)) {
+		if (!ret)
+			dsfs_nodes_unlink(g.nodes, o->ino, o->name);
+		fuse_reply_err(o->req, -ret);
+	}
+}
+
+static void do_unlink(struct op *o)
+{
+	char *path;
+	int ret = dsfs_nodes_child_path(g.nodes, o->ino, o->name, &path);
+
+	if (!ret)
+		ret = dsfs_estate_unlink(g.e, path);
+	free(path);
+	fuse_reply_err(o->req, -ret);
+}
+
+static void do_open(struct op *o)
+{
+	struct dsfs_ehandle *h;
+	bool direct, writing = (o->fi.flags & O_ACCMODE) != O_RDONLY;
+	char *path;
+	int ret = path_of(o->ino, &path);
+
+	if (!ret)
+		ret = dsfs_estate_open(g.e, path, o->fi.flags, writing ? caller_pid(o->req) : 0, &h, &direct);
+	free(path);
+	if (ret) {
+		fuse_reply_err(o->req, -ret);
+		return;
+	}
+	o->fi.fh = (uint64_t)(uintptr_t)h;
+	o->fi.direct_io = direct;
+	o->fi.keep_cache = 0;
+	/* a reader's close has nothing to send: spare the kernel the FLUSH round trip */
+	o->fi.noflush = !writing;
+	if (fuse_reply_open(o->req, &o->fi) != 0)
+		dsfs_estate_release(h); /* the opener is gone */
+}
+
+static void do_read(struct op *o)
+{
+	struct pending *p = pending_new(o->req);
+	char *buf;
+	int ret;
+
+	if (!p) {
+		fuse_reply_err(o->req, ENOMEM);
+		return;
+	}
+	p->h = handle_of(&o->fi);
+	p->size = o->size;
+	p->off = o->off;
+	if (pending_start(p, start_read_wait, &ret))
+		return;
+	if (ret) {
+		fuse_reply_err(o->req, -ret);
+		return;
+	}
+	buf = malloc(o->size ? o->size : 1);
+	ret = buf ? dsfs_estate_read(handle_of(&o->fi), buf, o->size, o->off) : -ENOMEM;
+	if (ret < 0)
+		fuse_reply_err(o->req, -ret);
+	else
+		fuse_reply_buf(o->req, buf, (size_t)ret);
+	free(buf);
+}
+
+static void do_write(struct op *o)
+{
+	int ret = dsfs_estate_write(handle_of(&o->fi), o->data, o->size, caller_pid(o->req));
+
+	if (ret < 0)
+		fuse_reply_err(o->req, -ret);
+	else
+		fuse_reply_write(o->req, (size_t)ret);
+}
+
+static void do_flush(struct op *o)
+{
+	char *path = NULL;
+	bool keeps;
+
+	keeps = path_of(o->ino, &path) == 0 && caller_keeps_open(o->req, path);
+	free(path);
+	fuse_reply_err(o->req, -dsfs_estate_flush(handle_of(&o->fi), caller_pid(o->req), keeps));
+}
+
+/* ---- directories ------------------------------------------------------------------ */
+
+/* A listing taken at opendir (or rewinddir) and handed out in pieces. */
+struct dir_entry {
+	struct stat st;
+	bool complete; /* st holds every attribute, not only the type and inode */
+	char *name;
+};
+
+struct dir {
+	struct dir_entry *e;
+	size_t n, cap;
+	bool listed;
+	int error;
+};
+
+static int collect(void *ctx, const char *name, const struct stat *st, bool complete)
+{
+	struct dir *d = ctx;
+
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 64;
+		struct dir_entry *e = realloc(d->e, cap * sizeof(*e));
+
+		if (!e)
+			return -ENOMEM;
+		d->e = e;
+		d->cap = cap;
+	}
+	d->e[d->n].name = strdup(name);
+	if (!d->e[d->n].name)
+		return -ENOMEM;
+	d->e[d->n].st = *st;
+	d->e[d->n].complete = complete;
+	own(&d->e[d->n].st);
+	d->n++;
+	return 0;
+}
+
+static void dir_clear(struct dir *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		free(d->e[i].name);
+	d->n = 0;
+	d->listed = false;
+}
+
+static void do_opendir(struct op *o)
+{
+	struct dir *d = calloc(1, sizeof(*d));
+
+	if (!d) {
+		fuse_reply_err(o->req, ENOMEM);
+		return;
+	}
+	o->fi.fh = (uint64_t)(uintptr_t)d;
+	o->fi.cache_readdir = 0;
+	if (fuse_reply_open(o->req, &o->fi) != 0)
+		free(d);
+}
+
+static void do_readdirplus(struct op *o)
+{
+	struct dir *d = (struct dir *)(uintptr_t)o->fi.fh;
+	char *buf, *path;
+	size_t used = 0;
+	int ret = 0;
+
+	if (o->off == 0 || !d->listed) { /* a first read, or rewinddir: list afresh */
+		dir_clear(d);
+		ret = path_of(o->ino, &path);
+		if (!ret)
+			ret = dsfs_estate_readdir(g.e, path, collect, d);
+		free(path);
+		if (ret) {
+			fuse_reply_err(o->req, -ret);
+			return;
+		}
+		d->listed = true;
+	}
+	buf = malloc(o->size);
+	if (!buf) {
+		fuse_reply_err(o->req, ENOMEM);
+		return;
+	}
+	for (size_t i = (size_t)o->off; i < d->n + 2; i++) {
+		struct fuse_entry_param e = { 0 };
+		const char *name;
+		size_t need;
+
+		if (i < 2) {
+			name = i ? ".." : ".";
+			e.attr.st_mode = S_IFDIR;
+		} else {
+			name = d->e[i - 2].name;
+			e.attr = d->e[i - 2].st;
+		}
+		need = fuse_add_direntry_plus(o->req, NULL, 0, name, &e, (off_t)i + 1);
+		if (need > o->size - used)
+			break;
+		/* an entry with all its attributes counts as a lookup the kernel will forget */
+		if (i >= 2 && d->e[i - 2].complete && (e.ino = dsfs_nodes_lookup(g.nodes, o->ino, name))) {
+			e.attr_timeout = g.attr_ttl;
+			e.entry_timeout = g.entry_ttl;
+		}
+		used += fuse_add_direntry_plus(o->req, buf + used, o->size - used, name, &e, (off_t)i + 1);
+	}
+	fuse_reply_buf(o->req, buf, used);
+	free(buf);
+}
+
+static void run_op(struct op *o)
+{
+	switch (o->kind) {
+	case OP_LOOKUP: do_lookup(o); break;
+	case OP_GETATTR: do_getattr(o); break;
+	case OP_SETATTR: do_setattr(o); break;
+	case OP_READLINK: do_readlink(o); break;
+	case OP_MKDIR: do_mkdir(o); break;
+	case OP_RMDIR: do_rmdir(o); break;
+	case OP_UNLINK: do_unlink(o); break;
+	case OP_OPEN: do_open(o); break;
+	case OP_READ: do_read(o); break;
+	case OP_WRITE: do_write(o); break;
+	case OP_FLUSH: do_flush(o); break;
+	case OP_OPENDIR: do_opendir(o); break;
+	case OP_READDIRPLUS: do_readdirplus(o); break;
+	}
+}
+
+/* ---- libfuse's entry points ------------------------------------------------------- */
+
+static void ll_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* READDIRPLUS always, so a listing brings every entry's attributes and `ls -l` needs no lookups */
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	/* exact writes: control files see each write(2) as it was made */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+}
+
+static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	submit(req, OP_LOOKUP, parent, NULL, name);
+}
+
+static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	dsfs_nodes_forget(g.nodes, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		dsfs_nodes_forget(g.nodes, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)fi;
-	return dsfs_estate_truncate(fs_of(), path, size);
+	submit(req, OP_GETATTR, ino, NULL, NULL);
 }
 
-static int op_mkdir(const char *path, mode_t mode)
+static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi)
+{
+	submit_io(req, OP_SETATTR, ino, fi, (size_t)attr->st_size, 0, NULL, to_set);
+}
+
+static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	submit(req, OP_READLINK, ino, NULL, NULL);
+}
+
+static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	(void)mode;
-	return dsfs_estate_mkdir(fs_of(), path);
+	submit(req, OP_MKDIR, parent, NULL, name);
 }
 
-static int op_rmdir(const char *path)
+static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	return dsfs_estate_rmdir(fs_of(), path);
+	submit(req, OP_RMDIR, parent, NULL, name);
 }
 
-static int op_unlink(const char *path)
+static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	return dsfs_estate_unlink(fs_of(), path);
+	submit(req, OP_UNLINK, parent, NULL, name);
 }
 
-bool dsfs_fuse_interrupted(void)
+static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fuse_context *ctx = fuse_get_context();
-
-	/* an interrupted reader, or the mount ending (unmount, SIGTERM): libfuse joins its workers */
-	return fuse_interrupted() || (ctx && ctx->fuse && fuse_session_exited(fuse_get_session(ctx->fuse)));
+	submit(req, OP_OPEN, ino, fi, NULL);
 }
 
-uid_t dsfs_fuse_caller_uid(void)
+static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	struct fuse_context *ctx = fuse_get_context();
-
-	return ctx ? ctx->uid : getuid();
+	submit_io(req, OP_READ, ino, fi, size, off, NULL, 0);
 }
 
-static int op_release(const char *path, struct fuse_file_info *fi)
+static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
 {
-	(void)path;
-	dsfs_estate_release(handle_of(fi));
-	return 0;
+	(void)off; /* commands are appended: `>` and `>>` both work */
+	submit_io(req, OP_WRITE, ino, fi, size, 0, buf, 0);
 }
 
-static int op_readlink(const char *path, char *buf, size_t size)
+static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	return dsfs_estate_readlink(fs_of(), path, buf, size);
+	submit(req, OP_FLUSH, ino, fi, NULL);
 }
 
-static int op_statfs(const char *path, struct statvfs *sv)
+static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)path;
-	memset(sv, 0, sizeof(*sv));
-	sv->f_bsize = sv->f_frsize = 4096;
-	sv->f_namemax = 255;
-	return 0;
+	(void)ino;
+	dsfs_estate_release(handle_of(fi)); /* sends nothing: a command without its newline is discarded */
+	fuse_reply_err(req, 0);
 }
 
-static const struct fuse_operations ops = {
-	.init = op_init,
-	.getattr = op_getattr,
-	.readdir = op_readdir,
-	.open = op_open,
-	.read = op_read,
-	.write = op_write,
-	.flush = op_flush,
-	.truncate = op_truncate,
-	.mkdir = op_mkdir,
-	.rmdir = op_rmdir,
-	.unlink = op_unlink,
-	.release = op_release,
-	.readlink = op_readlink,
-	.statfs = op_statfs,
+static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	submit(req, OP_OPENDIR, ino, fi, NULL);
+}
+
+static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	submit_io(req, OP_READDIRPLUS, ino, fi, size, off, NULL, 0);
+}
+
+static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct dir *d = (struct dir *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	dir_clear(d);
+	free(d->e);
+	free(d);
+	fuse_reply_err(req, 0);
+}
+
+static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv = { 0 };
+
+	(void)ino;
+	sv.f_bsize = sv.f_frsize = 4096;
+	sv.f_namemax = NAME_MAX;
+	fuse_reply_statfs(req, &sv);
+}
+
+static const struct fuse_lowlevel_ops ops = {
+	.init = ll_init,
+	.lookup = ll_lookup,
+	.forget = ll_forget,
+	.forget_multi = ll_forget_multi,
+	.getattr = ll_getattr,
+	.setattr = ll_setattr,
+	.readlink = ll_readlink,
+	.mkdir = ll_mkdir,
+	.rmdir = ll_rmdir,
+	.unlink = ll_unlink,
+	.open = ll_open,
+	.read = ll_read,
+	.write = ll_write,
+	.flush = ll_flush,
+	.release = ll_release,
+	.opendir = ll_opendir,
+	.readdirplus = ll_readdirplus,
+	.releasedir = ll_releasedir,
+	.statfs = ll_statfs,
+};
+
+/* ---- the mount --------------------------------------------------------------------- */
+
+/*
+ * Options of libfuse's high-level library that a low-level file system
+ * does not get: uid, gid and umask are applied here; the rest concern
+ * caches and inode handling dsfs does itself, and are accepted and
+ * ignored so that existing fstab lines keep working.
+ */
+#define GLUE_OPT(t, p) { t, offsetof(__typeof__(g), p), 1 }
+static const struct fuse_opt glue_opts[] = {
+	{ "uid=%u", offsetof(__typeof__(g), uid), 0 },
+	{ "gid=%u", offsetof(__typeof__(g), gid), 0 },
+	{ "umask=%o", offsetof(__typeof__(g), umask), 0 },
+	GLUE_OPT("uid=", set_uid),
+	GLUE_OPT("gid=", set_gid),
+	GLUE_OPT("umask=", set_umask),
+	FUSE_OPT_KEY("entry_timeout=", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("attr_timeout=", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("ac_attr_timeout=", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("negative_timeout=", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("kernel_cache", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("auto_cache", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("noauto_cache", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("no_rofd_flush", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("noforget", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("remember=", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("use_ino", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("readdir_ino", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("hard_remove", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("intr", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("intr_signal=", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_END
 };
 
 void dsfs_fuse_print_help(struct fuse_args *args)
 {
+	(void)args;
 	printf("\nFUSE options:\n");
 	fuse_cmdline_help();
-	fuse_lib_help(args);
+	fuse_lowlevel_help();
+	printf("    -o uid=N               owner of every file (default: the user who mounted)\n"
+	       "    -o gid=N               group of every file\n"
+	       "    -o umask=M             permission bits to clear (octal)\n"
+	       "    -o entry_timeout=T, -o attr_timeout=T, -o ac_attr_timeout=T, -o negative_timeout=T\n"
+	       "                           accepted; dsfs derives them from cache_ttl\n"
+	       "    -o kernel_cache, -o auto_cache, -o noauto_cache, -o no_rofd_flush, -o noforget, -o remember=T\n"
+	       "                           accepted; dsfs manages the kernel's caches and inodes itself\n");
 }
 
 const char *dsfs_fuse_version(void)
@@ -276,47 +934,91 @@ int dsfs_fuse_parse_cmdline(struct fuse_args *args, char **mountpoint, bool *for
 	*foreground = co.foreground || co.debug;
 	*debug = co.debug;
 	*single_thread = co.singlethread;
-	if (co.debug) /* fuse_parse_cmdline consumed -d; libfuse's lib wants it too */
+	if (co.debug) /* fuse_parse_cmdline consumed -d; the session wants it too */
 		fuse_opt_add_arg(args, "-odebug");
 	return co.mountpoint ? 0 : -EINVAL;
 }
 
-int dsfs_fuse_run(struct dsfs_estate *fs, struct fuse_args *args, const struct dsfs_mount_opts *mo)
+/* Answers every wait still pending: the mount is ending. */
+static void end_pending(void)
+{
+	for (;;) {
+		struct pending *p;
+		bool mine = false;
+
+		pthread_mutex_lock(&g.lock);
+		for (p = g.pending; p; p = p->next) {
+			pthread_mutex_lock(&p->lock);
+			if (!p->finished && p->w && dsfs_fs_wait_cancel(p->w))
+				mine = p->finished = true;
+			pthread_mutex_unlock(&p->lock);
+			if (mine)
+				break;
+		}
+		pthread_mutex_unlock(&g.lock);
+		if (!p)
+			return;
+		pending_reply(p, -EINTR);
+		pending_unref(p);
+	}
+}
+
+int dsfs_fuse_run(struct dsfs_estate *e, struct fuse_args *args, const struct dsfs_mount_opts *mo)
 {
 	struct fuse_loop_config *lc = NULL;
-	struct fuse *f;
 	int ret = 1;
 
-	kernel_ttl = mo->cache_ttl;
-	if (!realpath(mo->mountpoint, mount_dir) || !strcmp(mount_dir, "/"))
-		mount_dir[0] = '\0';
-	f = fuse_new(args, &ops, sizeof(ops), fs);
-	if (!f)
-		return 1; /* libfuse printed why */
-	if (fuse_mount(f, mo->mountpoint) != 0)
+	g.e = e;
+	/*
+	 * Names change rarely and a stale one costs only an ENOENT at open, so
+	 * the kernel keeps them at least a second even with cache_ttl=0; sizes
+	 * and contents still follow cache_ttl. No negative entries: a name
+	 * created through the mount must show at once.
+	 */
+	g.entry_ttl = mo->cache_ttl > 1.0 ? mo->cache_ttl : 1.0;
+	g.attr_ttl = mo->cache_ttl;
+	if (!realpath(mo->mountpoint, g.mount_dir) || !strcmp(g.mount_dir, "/"))
+		g.mount_dir[0] = '\0';
+	if (fuse_opt_parse(args, &g, glue_opts, NULL) != 0)
+		return 1;
+	g.nodes = dsfs_nodes_new();
+	g.admit = dsfs_admit_new(DSFS_FUSE_SHARE_PER_USER, DSFS_FUSE_SHARE_OTHERS, getuid());
+	if (!g.nodes || !g.admit) {
+		fprintf(stderr, "dsfs: out of memory\n");
+		goto out_free;
+	}
+	g.se = fuse_session_new(args, &ops, sizeof(ops), NULL);
+	if (!g.se)
+		goto out_free; /* libfuse printed why */
+	dsfs_caller_set_check(req_gone, getuid());
+	if (fuse_session_mount(g.se, mo->mountpoint) != 0)
 		goto out_destroy;
 	if (fuse_daemonize(mo->foreground) != 0)
 		goto out_unmount;
 	if (!mo->foreground)
 		dsfs_log_setup(true, mo->debug ? DSFS_LOG_DEBUG : DSFS_LOG_INFO);
-	if (fuse_set_signal_handlers(fuse_get_session(f)) != 0)
+	if (fuse_set_signal_handlers(g.se) != 0)
 		goto out_unmount;
 	if (mo->single_thread) {
-		ret = fuse_loop(f) < 0;
+		ret = fuse_session_loop(g.se) < 0;
 	} else {
 		lc = fuse_loop_cfg_create();
 		if (!lc)
 			goto out_signals;
 		fuse_loop_cfg_set_max_threads(lc, DSFS_FUSE_MAX_THREADS);
 		fuse_loop_cfg_set_idle_threads(lc, 10);
-		ret = fuse_loop_mt(f, lc) < 0;
+		ret = fuse_session_loop_mt(g.se, lc) < 0;
 		fuse_loop_cfg_destroy(lc);
 	}
+	end_pending();
 out_signals:
-	fuse_remove_signal_handlers(fuse_get_session(f));
+	fuse_remove_signal_handlers(g.se);
 out_unmount:
-	fuse_unmount(f);
+	fuse_session_unmount(g.se);
 out_destroy:
-	fuse_destroy(f);
+	fuse_session_destroy(g.se);
+out_free:
+	dsfs_admit_free(g.admit);
+	dsfs_nodes_free(g.nodes);
 	return ret;
 }

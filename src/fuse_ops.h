@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The FUSE glue: callbacks that convert arguments, call the fs layer and
- * return. The only module that includes fuse.h.
+ * The FUSE glue: low-level callbacks that convert arguments, call the
+ * estate and reply. The only module that includes libfuse's headers.
  */
 #ifndef DSFS_FUSE_OPS_H
 #define DSFS_FUSE_OPS_H
@@ -30,23 +30,20 @@ int dsfs_fuse_run(struct dsfs_estate *estate, struct fuse_args *args, const stru
 void dsfs_fuse_print_help(struct fuse_args *args);
 
 /*
- * Worker threads serving requests at most. Readers that wait for the server
- * may hold DSFS_FUSE_MAX_WAITERS of them, DSFS_FUSE_MAX_WAITERS_PER_USER of
- * those one user's (waiters.h): the rest always serve everyone else.
+ * Fair shares (admit.h): operations one user may have running at once, and
+ * all users but the mount's owner and root together; the threads allow
+ * both, with some to spare for reading the kernel's requests.
  */
-#define DSFS_FUSE_MAX_THREADS 256
-#define DSFS_FUSE_MAX_WAITERS_PER_USER 32
-/* others' waiters; the owner's 32 come on top, and 32 threads stay for everything else */
-#define DSFS_FUSE_MAX_WAITERS (DSFS_FUSE_MAX_THREADS - 2 * DSFS_FUSE_MAX_WAITERS_PER_USER)
+#define DSFS_FUSE_SHARE_PER_USER 32
+#define DSFS_FUSE_SHARE_OTHERS 48
+#define DSFS_FUSE_MAX_THREADS (DSFS_FUSE_SHARE_PER_USER + DSFS_FUSE_SHARE_OTHERS + 16)
 
 /*
- * True when the FUSE request the calling thread serves was interrupted
- * (Ctrl-C, or the reader killed), or when the mount is ending.
+ * Bounds on waits in progress (waiters.h): they hold no thread, only a
+ * little memory each, so these bound memory, not the threads.
  */
-bool dsfs_fuse_interrupted(void);
-
-/* The uid of the process whose request the calling thread serves. */
-uid_t dsfs_fuse_caller_uid(void);
+#define DSFS_FUSE_MAX_WAITERS_PER_USER 256
+#define DSFS_FUSE_MAX_WAITERS 2048
 
 /* libfuse's version string. */
 const char *dsfs_fuse_version(void);

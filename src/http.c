@@ -19,6 +19,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "caller.h"
 #include "log.h"
 
 struct dsfs_http {
@@ -30,6 +31,13 @@ struct dsfs_http {
 	pthread_cond_t pool_cond;
 	CURL **idle;
 	int nidle, created;
+	int others_busy;   /* connections held by callers other than the mount's owner (pool_lock) */
+	int others_max;    /* the most they may hold: the rest are kept for the owner */
+	int user_max;      /* the most one of them may hold, so that two users always share */
+	struct {
+		uid_t uid;
+		int busy;
+	} users[64];       /* connections each other user holds (pool_lock); busy 0 is a free slot */
 	struct dsfs_http_stats stats; /* updated atomically */
 };
 
@@ -116,6 +124,9 @@ struct dsfs_http *dsfs_http_new(const struct dsfs_http_opts *opts, const char **
 	h->o = *opts;
 	if (h->o.max_conns < 1)
 		h->o.max_conns = 1;
+	/* a quarter of the connections (at least one, when there are two) only the mount's owner uses */
+	h->others_max = h->o.max_conns - (h->o.max_conns >= 8 ? h->o.max_conns / 4 : h->o.max_conns >= 2);
+	h->user_max = h->others_max >= 2 ? h->others_max / 2 : 1;
 	h->base = strdup(opts->base_url);
 	h->cacert = dup_or_null(opts->cacert);
 	h->client_cert = dup_or_null(opts->client_cert);
@@ -205,15 +216,56 @@ static void count(unsigned long *c)
  * until cancel() says the caller gave up (then *cancelled); checked every
  * 100 ms.
  */
-static CURL *get_handle(struct dsfs_http *h, double deadline, bool (*cancel)(void), bool *timed_out,
-			bool *cancelled)
+/* A connection another user held is free again. pool_lock held. */
+static void give_back(struct dsfs_http *h, uid_t uid)
 {
+	h->others_busy--;
+	for (size_t i = 0; i < sizeof(h->users) / sizeof(h->users[0]); i++)
+		if (h->users[i].busy && h->users[i].uid == uid) {
+			h->users[i].busy--;
+			break;
+		}
+}
+
+/* The count of connections uid holds, or NULL when every slot is taken (then only the total bounds it). */
+static int *user_busy(struct dsfs_http *h, uid_t uid)
+{
+	int *spare = NULL;
+
+	for (size_t i = 0; i < sizeof(h->users) / sizeof(h->users[0]); i++) {
+		if (h->users[i].busy && h->users[i].uid == uid)
+			return &h->users[i].busy;
+		if (!h->users[i].busy && !spare) {
+			spare = &h->users[i].busy;
+			h->users[i].uid = uid;
+		}
+	}
+	return spare;
+}
+
+static bool may_connect(struct dsfs_http *h, bool owner, uid_t uid)
+{
+	int *busy;
+
+	if (h->nidle == 0 && h->created >= h->o.max_conns)
+		return false;
+	if (owner)
+		return true;
+	busy = user_busy(h, uid);
+	return h->others_busy < h->others_max && (!busy || *busy < h->user_max);
+}
+
+static CURL *get_handle(struct dsfs_http *h, double deadline, bool (*cancel)(void), bool owner,
+			bool *timed_out, bool *cancelled)
+{
+	uid_t uid = dsfs_caller_uid();
 	struct timespec ts;
 	CURL *c = NULL;
+	int *busy;
 
 	*timed_out = *cancelled = false;
 	pthread_mutex_lock(&h->pool_lock);
-	while (h->nidle == 0 && h->created >= h->o.max_conns) {
+	while (!may_connect(h, owner, uid)) {
 		/* condition variables wait on the real-time clock: convert the next check */
 		double wait = deadline - now_s(), abs_s;
 
@@ -229,22 +281,32 @@ static CURL *get_handle(struct dsfs_http *h, double deadline, bool (*cancel)(voi
 		ts.tv_nsec = (long)((abs_s - (double)ts.tv_sec) * 1e9);
 		pthread_cond_timedwait(&h->pool_cond, &h->pool_lock, &ts);
 	}
+	if (!owner) {
+		h->others_busy++;
+		if ((busy = user_busy(h, uid)))
+			++*busy;
+	}
 	if (h->nidle > 0) {
 		c = h->idle[--h->nidle];
 	} else {
 		c = curl_easy_init();
 		if (c)
 			h->created++;
+		else if (!owner)
+			give_back(h, uid);
 	}
 	pthread_mutex_unlock(&h->pool_lock);
 	return c;
 }
 
-static void put_handle(struct dsfs_http *h, CURL *c)
+static void put_handle(struct dsfs_http *h, CURL *c, bool owner)
 {
 	pthread_mutex_lock(&h->pool_lock);
 	h->idle[h->nidle++] = c;
-	pthread_cond_signal(&h->pool_cond);
+	if (!owner)
+		give_back(h, dsfs_caller_uid());
+	/* waiters differ (the owner's may take what others' may not): wake them all */
+	pthread_cond_broadcast(&h->pool_cond);
 	pthread_mutex_unlock(&h->pool_lock);
 }
 
@@ -404,7 +466,7 @@ static void set_options(struct dsfs_http *h, CURL *c, const struct dsfs_request 
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	if (req->cancelled) {
+	if (x->cancel) {
 		curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 		curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress_cb);
 		curl_easy_setopt(c, CURLOPT_XFERINFODATA, x);
@@ -486,7 +548,14 @@ static void count_method(struct dsfs_http *h, const char *m)
 
 int dsfs_http_do(struct dsfs_http *h, const struct dsfs_request *req, struct dsfs_response *resp)
 {
-	bool idempotent = !strcmp(req->method, "GET");
+	bool idempotent = !strcmp(req->method, "GET"), owner = dsfs_caller_is_owner();
+	/*
+	 * A request whose reader has gone is abandoned: before it is sent,
+	 * whatever it is; a GET also while it runs (whoever still needs the
+	 * answer asks again). A change once sent runs to its answer.
+	 */
+	bool (*queued_cancel)(void) = req->cancelled ? req->cancelled : dsfs_caller_gone;
+	bool (*in_flight_cancel)(void) = req->cancelled ? req->cancelled : idempotent ? dsfs_caller_gone : NULL;
 	double start = now_s(), deadline = start + h->o.timeout;
 	struct curl_slist *hdrs = NULL;
 	char *url = NULL, errbuf[CURL_ERROR_SIZE];
@@ -511,7 +580,7 @@ int dsfs_http_do(struct dsfs_http *h, const struct dsfs_request *req, struct dsf
 
 	for (attempt = 0;; attempt++) {
 		int tries = resp->attempts;
-		struct xfer x = { .resp = resp, .max = h->o.max_body, .retry_after = -1, .cancel = req->cancelled };
+		struct xfer x = { .resp = resp, .max = h->o.max_body, .retry_after = -1, .cancel = in_flight_cancel };
 		double remaining = deadline - now_s(), wait;
 		bool retryable, waited_out, gave_up;
 		CURLcode rc;
@@ -526,7 +595,7 @@ int dsfs_http_do(struct dsfs_http *h, const struct dsfs_request *req, struct dsf
 		}
 		dsfs_response_clear(resp);
 		resp->attempts = attempt;
-		c = get_handle(h, deadline, req->cancelled, &waited_out, &gave_up);
+		c = get_handle(h, deadline, queued_cancel, owner, &waited_out, &gave_up);
 		if (!c && gave_up) {
 			resp->net = DSFS_NET_CANCELLED;
 			snprintf(resp->message, sizeof(resp->message), "interrupted waiting for a connection");
@@ -554,7 +623,7 @@ int dsfs_http_do(struct dsfs_http *h, const struct dsfs_request *req, struct dsf
 		rc = curl_easy_perform(c);
 		if (rc == CURLE_OK)
 			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
-		put_handle(h, c);
+		put_handle(h, c, owner);
 		c = NULL;
 
 		resp->net = classify(rc, &x);

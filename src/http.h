@@ -3,7 +3,9 @@
  * HTTP transport: one client per API endpoint, a bounded pool of curl handles
  * sharing one connection cache (keep-alive across FUSE threads), whole-request
  * deadlines, TLS verification, and the retry policy that keeps every POST,
- * PUT and DELETE at most once. The only module that sees libcurl.
+ * PUT and DELETE at most once. A quarter of the connections are kept for the
+ * mount's owner and root, and no other user may hold more than half of the
+ * rest (caller.h says whose request it is). The only module that sees libcurl.
  */
 #ifndef DSFS_HTTP_H
 #define DSFS_HTTP_H

@@ -173,7 +173,6 @@ static int start_member(const struct dsfs_options *o, struct dsfs_credentials *c
 		.uid = getuid(), .gid = getgid(), .mounted = time(NULL), .ttl = o->cache_ttl,
 		.wait_timeout = o->wait_timeout, .allow_delete = o->allow_delete,
 		.allow_other_actions = o->allow_other_actions, .tasks_dir = dialect->tasks_dir,
-		.interrupted = dsfs_fuse_interrupted, .caller_uid = dsfs_fuse_caller_uid,
 		.waiters = waiters }) : NULL;
 	if (!m->fs) {
 		snprintf(why, whylen, "out of memory");

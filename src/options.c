@@ -64,8 +64,7 @@ static const char *const fuse_keys[] = {
 	"dev", "nodev", "exec", "noexec", "async", "sync", "dirsync", "atime", "noatime", "fsname",
 	"subtype", "debug", "kernel_cache", "auto_cache", "noauto_cache", "no_rofd_flush", "umask",
 	"uid", "gid", "entry_timeout", "attr_timeout", "ac_attr_timeout", "negative_timeout",
-	"noforget", "remember", "modules", "clone_fd", "max_idle_threads", "max_threads",
-	"subdir", "rellinks", "norellinks", "from_code", "to_code", /* the subdir and iconv modules */
+	"noforget", "remember", "clone_fd", "max_idle_threads", "max_threads",
 };
 
 /* Length of an option's key: "cache_ttl=%s" and "cache_ttl=5" both give 9. */

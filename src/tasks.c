@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * Waiting for tasks. A wait sleeps in short slices so an interrupt (Ctrl-C
- * on the waiting process) ends it within a fraction of a second, and polls
- * the task no faster than the server suggests.
+ * Task tracking and watching. One poller thread per tracker, started at
+ * the first watch, polls the watched tasks in turn: a task many readers
+ * wait on is polled once per round, at most one poll is in flight per
+ * tracker (one connection of the endpoint), and a poll nobody waits for
+ * any more is abandoned at once.
  */
 #include "tasks.h"
 
@@ -17,22 +19,13 @@
 #include "errmap.h"
 #include "log.h"
 
-/*
- * Polls are shared and few: readers waiting on one task take the answer of
- * a poll at most POLL_SHARE seconds old (or the one in flight), and no more
- * than MAX_POLLS polls are in flight at once, so waiting readers, however
- * many, never take more than that many of the endpoint's connections.
- */
-#define MAX_POLLS 4
-#define POLL_SHARE 0.5
-#define POLL_SLOTS 64
-
-struct poll {
-	char *url;   /* NULL: a free slot */
-	double at;   /* when its answer arrived */
-	int ret;     /* 0, or the poll's -errno */
-	char *body;  /* the answer */
-	bool busy;   /* a poll of url is in flight */
+struct dsfs_task_watch {
+	char *url;
+	double deadline;          /* wait_timeout passes */
+	double next;              /* the next poll is due */
+	dsfs_task_done_fn done;
+	void *arg;
+	struct dsfs_task_watch *next_w;
 };
 
 struct dsfs_tasks {
@@ -41,9 +34,12 @@ struct dsfs_tasks {
 	pthread_mutex_t lock;
 	char *latest;
 	unsigned long latest_seq;
-	pthread_cond_t polled;           /* a poll ended */
-	struct poll polls[POLL_SLOTS];   /* under lock */
-	int in_flight;                   /* under lock */
+	pthread_cond_t work;              /* a watch arrived, or the tracker is going */
+	struct dsfs_task_watch *watches;  /* under lock */
+	size_t nwatches;                  /* under lock */
+	const char *polling;              /* the URL of the poll in flight, or NULL (under lock) */
+	pthread_t poller;
+	bool started, stop;               /* under lock */
 };
 
 /* Orders "latest" across the members of an estate. */
@@ -58,20 +54,29 @@ struct dsfs_tasks *dsfs_tasks_new(const struct dsfs_dialect *dialect, struct dsf
 	t->dialect = dialect;
 	t->session = session;
 	pthread_mutex_init(&t->lock, NULL);
-	pthread_cond_init(&t->polled, NULL);
+	pthread_cond_init(&t->work, NULL);
 	return t;
 }
 
 void dsfs_tasks_free(struct dsfs_tasks *t)
 {
+	struct dsfs_task_watch *w, *next;
+
 	if (!t)
 		return;
-	free(t->latest);
-	for (size_t i = 0; i < POLL_SLOTS; i++) {
-		free(t->polls[i].url);
-		free(t->polls[i].body);
+	pthread_mutex_lock(&t->lock);
+	t->stop = true;
+	pthread_cond_broadcast(&t->work);
+	pthread_mutex_unlock(&t->lock);
+	if (t->started)
+		pthread_join(t->poller, NULL);
+	for (w = t->watches; w; w = next) { /* their callers have gone with the mount */
+		next = w->next_w;
+		free(w->url);
+		free(w);
 	}
-	pthread_cond_destroy(&t->polled);
+	free(t->latest);
+	pthread_cond_destroy(&t->work);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
@@ -127,186 +132,244 @@ static const char *string_field(json_object *o, const char *name)
 	return NULL;
 }
 
-/* The slot of url, or a free (or the oldest idle) one claimed for it. Lock held. */
-static struct poll *poll_slot(struct dsfs_tasks *t, const char *url)
-{
-	struct poll *spare = NULL;
-
-	for (size_t i = 0; i < POLL_SLOTS; i++) {
-		struct poll *p = &t->polls[i];
-
-		if (p->url && !strcmp(p->url, url))
-			return p;
-		if (!p->busy && (!spare || !p->url || (spare->url && p->at < spare->at)))
-			spare = p;
-	}
-	if (!spare) /* every slot busy: cannot be, MAX_POLLS < POLL_SLOTS */
-		return NULL;
-	free(spare->url);
-	free(spare->body);
-	memset(spare, 0, sizeof(*spare));
-	spare->url = strdup(url);
-	return spare->url ? spare : NULL;
-}
-
-/*
- * The task's answer: one shared with other readers of it when fresh enough,
- * else a poll of our own once one of MAX_POLLS is free. 0 with *body
- * (malloc'd), -EINTR when interrupted, or the poll's -errno.
- */
-static int shared_poll(struct dsfs_tasks *t, const char *url, bool (*interrupted)(void), char **body)
-{
-	struct dsfs_request req = { .method = "GET", .path = url, .cancelled = interrupted };
-	struct dsfs_response resp = { 0 };
-	struct poll *p;
-	int ret;
-
-	*body = NULL;
-	pthread_mutex_lock(&t->lock);
-	for (;;) {
-		struct timespec ts;
-
-		p = poll_slot(t, url);
-		if (!p) {
-			pthread_mutex_unlock(&t->lock);
-			return -ENOMEM;
-		}
-		if (!p->busy && p->at > 0 && now_s() - p->at < POLL_SHARE) {
-			ret = p->ret;
-			if (ret == 0 && !(*body = strdup(p->body ? p->body : "")))
-				ret = -ENOMEM;
-			pthread_mutex_unlock(&t->lock);
-			return ret;
-		}
-		if (!p->busy && t->in_flight < MAX_POLLS)
-			break;
-		if (interrupted && interrupted()) {
-			pthread_mutex_unlock(&t->lock);
-			return -EINTR;
-		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&t->polled, &t->lock, &ts);
-	}
-	p->busy = true;
-	t->in_flight++;
-	pthread_mutex_unlock(&t->lock);
-
-	ret = dsfs_session_call(t->session, &req, &resp, false);
-	if (ret == 0 && !(*body = strdup(resp.body ? resp.body : "")))
-		ret = -ENOMEM;
-	dsfs_response_clear(&resp);
-
-	pthread_mutex_lock(&t->lock);
-	t->in_flight--;
-	p = poll_slot(t, url); /* the same slot: a busy one is never reused */
-	if (p) {
-		p->busy = false;
-		free(p->body);
-		p->body = NULL;
-		/* an interrupted poll answers for nobody else */
-		p->ret = ret == -EINTR ? -EIO : ret;
-		p->at = ret == -EINTR ? 0 : now_s();
-		if (ret == 0 && *body)
-			p->body = strdup(*body);
-	}
-	pthread_cond_broadcast(&t->polled);
-	pthread_mutex_unlock(&t->lock);
-	return ret;
-}
-
 /* Failures of one poll that a later poll may not see: the wait goes on through them. */
 static bool transient(int err)
 {
 	return err == -EIO || err == -ETIMEDOUT || err == -EAGAIN;
 }
 
-int dsfs_tasks_wait(struct dsfs_tasks *t, const char *url, double timeout, bool (*interrupted)(void),
-		    char **state_out)
+/* The tracker whose poll the calling thread sends: its poll is abandoned when nobody waits for it. */
+static __thread struct dsfs_tasks *poller_of;
+
+static bool poll_unwanted(void)
+{
+	struct dsfs_tasks *t = poller_of;
+	bool unwanted = true;
+
+	if (!t)
+		return false;
+	pthread_mutex_lock(&t->lock);
+	if (!t->stop)
+		for (struct dsfs_task_watch *w = t->watches; w && unwanted; w = w->next_w)
+			unwanted = strcmp(w->url, t->polling);
+	pthread_mutex_unlock(&t->lock);
+	return unwanted;
+}
+
+/* One poll's outcome for every watch of its URL. */
+struct outcome {
+	int ret;         /* 0: polled; else the poll's -errno */
+	bool ended;      /* the task ended (or the wait must end): ret says how */
+	double interval; /* when it has not: seconds to the next poll */
+	char *state;     /* malloc'd or NULL */
+	char why[600];
+};
+
+/* Polls url once. Lock not held. */
+static void poll_task(struct dsfs_tasks *t, const char *url, struct outcome *out)
 {
 	const struct dsfs_dialect *d = t->dialect;
-	double deadline = now_s() + timeout;
-	char *state = NULL;
-	int ret, failed_polls = 0;
+	struct dsfs_request req = { .method = "GET", .path = url, .cancelled = poll_unwanted };
+	struct dsfs_response resp = { 0 };
+	json_object *o = NULL, *v;
+	const char *st;
 
-	for (;;) {
-		json_object *o = NULL, *v;
-		double interval = 1, next;
-		const char *st;
-		char *body;
-
-		/* a poll in flight is abandoned as soon as its reader is interrupted or the mount ends */
-		ret = shared_poll(t, url, interrupted, &body);
-		if (ret == 0 && !(o = json_tokener_parse(body))) {
-			dsfs_err_record("GET", url, 0, "task answer is not JSON");
-			ret = -EIO;
-		}
-		free(body);
-		if (ret == -EINTR || (ret && interrupted && interrupted())) {
-			free(state);
-			return -EINTR;
-		}
-		if (ret && !transient(ret))
-			break;
-		if (ret) {
-			/* the task has not ended because one poll failed: log it, and poll again */
-			char why[600];
-
-			if (failed_polls++ == 0 || failed_polls % 30 == 0)
-				dsfs_log(DSFS_LOG_WARN, "waiting for %s: a poll failed (%s); polling on until "
-					 "wait_timeout", url, dsfs_err_describe(why, sizeof(why)) ?: strerror(-ret));
-		} else {
-			st = string_field(o, d->task.state_field);
-			free(state);
-			state = strdup(st ? st : "UNSPECIFIED");
-			if (dsfs_dialect_state_in(st, d->task.succeeded)) {
-				json_object_put(o);
-				ret = 0;
-				break;
-			}
-			if (dsfs_dialect_state_in(st, d->task.failed)) {
-				const char *why = string_field(o, d->task.error_field);
-
-				dsfs_err_record("GET", url, 0, why ? why : st);
-				dsfs_log(DSFS_LOG_ERR, "task %s ended %s: %s", url, st, why ? why : "(no error given)");
-				json_object_put(o);
-				ret = -EIO;
-				break;
-			}
-			if (d->task.poll_field && (v = dsfs_dialect_field(o, d->task.poll_field)))
-				interval = json_object_get_double(v);
-			json_object_put(o);
-		}
-		if (interval < 0.2)
-			interval = 0.2;
-		if (interval > 30)
-			interval = 30;
-		next = now_s() + interval;
-		for (;;) {
-			struct timespec slice = { 0, 50 * 1000 * 1000 };
-
-			if (interrupted && interrupted()) {
-				free(state);
-				return -EINTR;
-			}
-			if (now_s() >= deadline) {
-				dsfs_err_record("GET", url, 0, "wait_timeout passed before the task ended");
-				ret = -ETIMEDOUT;
-				goto out;
-			}
-			if (now_s() >= next)
-				break;
-			nanosleep(&slice, NULL);
-		}
+	memset(out, 0, sizeof(*out));
+	out->interval = 1;
+	dsfs_err_clear();
+	out->ret = dsfs_session_call(t->session, &req, &resp, false);
+	if (out->ret == 0 && !(o = json_tokener_parse(resp.body ? resp.body : ""))) {
+		dsfs_err_record("GET", url, 0, "task answer is not JSON");
+		out->ret = -EIO;
 	}
-out:
-	if (state_out)
-		*state_out = state;
-	else
-		free(state);
-	return ret;
+	dsfs_response_clear(&resp);
+	if (out->ret) {
+		if (!dsfs_err_describe(out->why, sizeof(out->why)))
+			snprintf(out->why, sizeof(out->why), "%s", strerror(-out->ret));
+		/* abandoned (nobody waits any more): a watch that came since is polled afresh */
+		out->ended = !transient(out->ret) && out->ret != -EINTR;
+		return;
+	}
+	st = string_field(o, d->task.state_field);
+	out->state = strdup(st ? st : "UNSPECIFIED");
+	if (dsfs_dialect_state_in(st, d->task.succeeded)) {
+		out->ended = true;
+	} else if (dsfs_dialect_state_in(st, d->task.failed)) {
+		const char *why = string_field(o, d->task.error_field);
+
+		snprintf(out->why, sizeof(out->why), "%s", why ? why : st);
+		dsfs_log(DSFS_LOG_ERR, "task %s ended %s: %s", url, st, why ? why : "(no error given)");
+		out->ret = -EIO;
+		out->ended = true;
+	} else if (d->task.poll_field && (v = dsfs_dialect_field(o, d->task.poll_field))) {
+		out->interval = json_object_get_double(v);
+	}
+	json_object_put(o);
+	if (out->interval < 0.2)
+		out->interval = 0.2;
+	if (out->interval > 30)
+		out->interval = 30;
+}
+
+/* Calls done for each watch on list (taken off the tracker), then frees them. Lock not held. */
+static void finish(struct dsfs_task_watch *list, int ret, const char *state, const char *why)
+{
+	struct dsfs_task_watch *next;
+
+	for (; list; list = next) {
+		next = list->next_w;
+		list->done(list->arg, ret, state, why);
+		free(list->url);
+		free(list);
+	}
+}
+
+static void *poller(void *arg)
+{
+	struct dsfs_tasks *t = arg;
+	int failed_polls = 0;
+
+	poller_of = t;
+	pthread_mutex_lock(&t->lock);
+	while (!t->stop) {
+		struct dsfs_task_watch *due = NULL, *expired = NULL, *ended = NULL, **p;
+		double now = now_s(), wake = now + 3600;
+		struct outcome out;
+		struct timespec ts;
+		char *url;
+
+		for (p = &t->watches; *p;) {
+			struct dsfs_task_watch *w = *p;
+
+			if (now >= w->deadline) {
+				*p = w->next_w;
+				w->next_w = expired;
+				expired = w;
+				t->nwatches--;
+				continue;
+			}
+			if (w->next <= now && (!due || w->next < due->next))
+				due = w;
+			if (w->next < wake)
+				wake = w->next;
+			if (w->deadline < wake)
+				wake = w->deadline;
+			p = &w->next_w;
+		}
+		if (expired) {
+			pthread_mutex_unlock(&t->lock);
+			finish(expired, -ETIMEDOUT, NULL, "wait_timeout passed before the task ended");
+			pthread_mutex_lock(&t->lock);
+			continue;
+		}
+		if (!due) {
+			double abs_s;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			abs_s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + (wake - now);
+			ts.tv_sec = (time_t)abs_s;
+			ts.tv_nsec = (long)((abs_s - (double)ts.tv_sec) * 1e9);
+			pthread_cond_timedwait(&t->work, &t->lock, &ts);
+			continue;
+		}
+		url = strdup(due->url);
+		if (!url) {
+			due->next = now + 1;
+			continue;
+		}
+		t->polling = url;
+		pthread_mutex_unlock(&t->lock);
+		poll_task(t, url, &out);
+		pthread_mutex_lock(&t->lock);
+		t->polling = NULL;
+		now = now_s();
+		if (out.ret && out.ret != -EINTR && !out.ended && (failed_polls++ == 0 || failed_polls % 30 == 0))
+			dsfs_log(DSFS_LOG_WARN, "waiting for %s: a poll failed (%s); polling on until wait_timeout",
+				 url, out.why);
+		if (out.ret == 0)
+			failed_polls = 0;
+		for (p = &t->watches; *p;) {
+			struct dsfs_task_watch *w = *p;
+
+			if (strcmp(w->url, url)) {
+				p = &w->next_w;
+			} else if (out.ended) {
+				*p = w->next_w;
+				w->next_w = ended;
+				ended = w;
+				t->nwatches--;
+			} else {
+				w->next = now + out.interval;
+				p = &w->next_w;
+			}
+		}
+		pthread_mutex_unlock(&t->lock);
+		finish(ended, out.ret, out.state, out.why[0] ? out.why : NULL);
+		free(out.state);
+		free(url);
+		pthread_mutex_lock(&t->lock);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return NULL;
+}
+
+struct dsfs_task_watch *dsfs_tasks_watch(struct dsfs_tasks *t, const char *url, double timeout,
+					 dsfs_task_done_fn done, void *arg)
+{
+	struct dsfs_task_watch *w = calloc(1, sizeof(*w));
+
+	if (!w || !(w->url = strdup(url))) {
+		free(w);
+		return NULL;
+	}
+	w->done = done;
+	w->arg = arg;
+	w->next = now_s();
+	w->deadline = w->next + timeout;
+	pthread_mutex_lock(&t->lock);
+	if (!t->started) {
+		if (pthread_create(&t->poller, NULL, poller, t) != 0) {
+			pthread_mutex_unlock(&t->lock);
+			free(w->url);
+			free(w);
+			return NULL;
+		}
+		t->started = true;
+	}
+	w->next_w = t->watches;
+	t->watches = w;
+	t->nwatches++;
+	pthread_cond_signal(&t->work);
+	pthread_mutex_unlock(&t->lock);
+	return w;
+}
+
+bool dsfs_tasks_unwatch(struct dsfs_tasks *t, struct dsfs_task_watch *w)
+{
+	bool removed = false;
+
+	pthread_mutex_lock(&t->lock);
+	for (struct dsfs_task_watch **p = &t->watches; *p; p = &(*p)->next_w)
+		if (*p == w) {
+			*p = w->next_w;
+			t->nwatches--;
+			removed = true;
+			break;
+		}
+	pthread_mutex_unlock(&t->lock);
+	if (removed) {
+		free(w->url);
+		free(w);
+	}
+	return removed;
+}
+
+size_t dsfs_tasks_watching(struct dsfs_tasks *t)
+{
+	size_t n;
+
+	pthread_mutex_lock(&t->lock);
+	n = t->nwatches;
+	pthread_mutex_unlock(&t->lock);
+	return n;
 }

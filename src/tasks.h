@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Asynchronous tasks: which task this mount started last (tasks/latest),
- * and waiting for a task to end (tasks/<id>/wait), polling at the task's
- * own suggested interval, bounded by wait_timeout and by interruption.
+ * and watching tasks until they end (tasks/<id>/wait, rmdir), polling at
+ * each task's own suggested interval, bounded by wait_timeout; a watch
+ * holds no thread of its caller, so any number of readers can wait.
  */
 #ifndef DSFS_TASKS_H
 #define DSFS_TASKS_H
@@ -32,17 +33,35 @@ char *dsfs_tasks_latest(struct dsfs_tasks *t);
 /* When that task was started, as a sequence number across all task trackers (0: never). */
 unsigned long dsfs_tasks_latest_seq(struct dsfs_tasks *t);
 
+/* What a watch of a task ended with: called once, from the tasks' poller thread. */
+typedef void (*dsfs_task_done_fn)(void *arg, int ret, const char *state, const char *why);
+
+struct dsfs_task_watch;
+
 /*
- * Polls the task at url (its API path) until it ends. Returns 0 when it
- * ends in one of the dialect's succeeded states; -EIO in one of its failed
- * states (the task's error recorded for the log); -ETIMEDOUT after timeout
- * seconds; -EINTR as soon as interrupted() returns true, a poll in flight
- * included. A poll that fails for a reason a later one may not meet (EIO,
- * ETIMEDOUT, EAGAIN) is logged and polled again; another failure (ENOENT,
- * EACCES) ends the wait with its errno. *state gets the last state seen (malloc'd) when
- * non-NULL. Thread-safe.
+ * Watches the task at url (its API path) until it ends, without holding
+ * the caller: one poller thread per tracker polls every watched task, each
+ * URL once per round however many watch it, no faster than the task
+ * suggests. done(arg, ret, state, why) is called once, never from inside
+ * this call: ret 0 when the task ended in one of the dialect's succeeded
+ * states, -EIO in a failed one, -ETIMEDOUT after timeout seconds, or a
+ * poll's -errno that a later poll would not change (ENOENT, EACCES); a
+ * poll that fails for a reason a later one may not meet (EIO, ETIMEDOUT,
+ * EAGAIN) is logged and polled again. state is the last state seen (or
+ * NULL), why the failure's reason (or NULL). NULL on ENOMEM. Thread-safe.
  */
-int dsfs_tasks_wait(struct dsfs_tasks *t, const char *url, double timeout, bool (*interrupted)(void),
-		    char **state);
+struct dsfs_task_watch *dsfs_tasks_watch(struct dsfs_tasks *t, const char *url, double timeout,
+					 dsfs_task_done_fn done, void *arg);
+
+/*
+ * Stops watch w unless it has ended: true when it was removed (done will
+ * never be called), false when done has been or is being called. Never
+ * waits for done and never touches w itself, so it may be called under a
+ * lock done takes. Thread-safe.
+ */
+bool dsfs_tasks_unwatch(struct dsfs_tasks *t, struct dsfs_task_watch *w);
+
+/* Watches in progress, for .dsfs/stats. */
+size_t dsfs_tasks_watching(struct dsfs_tasks *t);
 
 #endif

@@ -16,7 +16,7 @@ struct dsfs_waiters;
 /*
  * At most total waiters at once, at most per_user of them one uid's. The
  * mount's owner is held only to per_user, so other users can never take
- * its waiting places (the threads must allow total + per_user). NULL on
+ * its waiting places. NULL on
  * ENOMEM. Thread-safe.
  */
 struct dsfs_waiters *dsfs_waiters_new(unsigned total, unsigned per_user, uid_t owner);

@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Two hash tables over one set of nodes: by id (every kernel request names
+ * one) and by parent and name (every LOOKUP). A node keeps its parent
+ * alive, so a path can always be rebuilt by walking up; it goes when the
+ * kernel has forgotten every lookup of it and it has no children left.
+ */
+#include "nodes.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct node {
+	uint64_t id;
+	uint64_t nlookup;
+	size_t children;
+	struct node *parent;    /* NULL for the root */
+	bool named;             /* in the name table (not unlinked) */
+	struct node *id_next, *name_next;
+	size_t len;
+	char name[];
+};
+
+struct dsfs_nodes {
+	pthread_mutex_t lock;
+	struct node **by_id, **by_name;
+	size_t buckets, count, bytes;
+	uint64_t next_id;
+	struct node *root;
+};
+
+static size_t id_hash(uint64_t id)
+{
+	id ^= id >> 33;
+	id *= 0xff51afd7ed558ccdULL;
+	id ^= id >> 33;
+	return (size_t)id;
+}
+
+static size_t name_hash(const struct node *parent, const char *name, size_t len)
+{
+	uint64_t h = 1469598103934665603ULL ^ parent->id;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)name[i]) * 1099511628211ULL;
+	return id_hash(h);
+}
+
+static struct node *find_id(struct dsfs_nodes *n, uint64_t id)
+{
+	struct node *x = n->by_id[id_hash(id) & (n->buckets - 1)];
+
+	while (x && x->id != id)
+		x = x->id_next;
+	return x;
+}
+
+static struct node **name_slot(struct dsfs_nodes *n, const struct node *parent, const char *name, size_t len)
+{
+	struct node **p = &n->by_name[name_hash(parent, name, len) & (n->buckets - 1)];
+
+	while (*p && !((*p)->parent == parent && (*p)->len == len && !memcmp((*p)->name, name, len)))
+		p = &(*p)->name_next;
+	return p;
+}
+
+static void insert(struct dsfs_nodes *n, struct node *x)
+{
+	struct node **b = &n->by_id[id_hash(x->id) & (n->buckets - 1)];
+
+	x->id_next = *b;
+	*b = x;
+	if (x->named) {
+		b = &n->by_name[name_hash(x->parent, x->name, x->len) & (n->buckets - 1)];
+		x->name_next = *b;
+		*b = x;
+	}
+}
+
+/* Doubles the tables when they fill; on ENOMEM they stay as they are, only slower. */
+static void grow(struct dsfs_nodes *n)
+{
+	size_t old = n->buckets;
+	struct node **oid = n->by_id, *next;
+	struct node **nid = calloc(old * 2, sizeof(*nid)), **nname = calloc(old * 2, sizeof(*nname));
+
+	if (!nid || !nname) {
+		free(nid);
+		free(nname);
+		return;
+	}
+	free(n->by_name);
+	n->by_id = nid;
+	n->by_name = nname;
+	n->buckets = old * 2;
+	for (size_t i = 0; i < old; i++)
+		for (struct node *y = oid[i]; y; y = next) {
+			next = y->id_next;
+			insert(n, y);
+		}
+	free(oid);
+}
+
+struct dsfs_nodes *dsfs_nodes_new(void)
+{
+	struct dsfs_nodes *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return NULL;
+	n->buckets = 1024;
+	n->by_id = calloc(n->buckets, sizeof(*n->by_id));
+	n->by_name = calloc(n->buckets, sizeof(*n->by_name));
+	n->root = calloc(1, sizeof(*n->root));
+	if (!n->by_id || !n->by_name || !n->root) {
+		free(n->by_id);
+		free(n->by_name);
+		free(n->root);
+		free(n);
+		return NULL;
+	}
+	n->root->id = DSFS_NODES_ROOT;
+	n->next_id = DSFS_NODES_ROOT + 1;
+	insert(n, n->root);
+	n->count = 1;
+	pthread_mutex_init(&n->lock, NULL);
+	return n;
+}
+
+void dsfs_nodes_free(struct dsfs_nodes *n)
+{
+	struct node *x, *next;
+
+	if (!n)
+		return;
+	for (size_t i = 0; i < n->buckets; i++)
+		for (x = n->by_id[i]; x; x = next) {
+			next = x->id_next;
+			free(x);
+		}
+	free(n->by_id);
+	free(n->by_name);
+	pthread_mutex_destroy(&n->lock);
+	free(n);
+}
+
+static void unname(struct dsfs_nodes *n, struct node *x)
+{
+	struct node **p;
+
+	if (!x->named)
+		return;
+	p = name_slot(n, x->parent, x->name, x->len);
+	while (*p && *p != x)
+		p = &(*p)->name_next;
+	if (*p)
+		*p = x->name_next;
+	x->named = false;
+}
+
+/* Removes x, and its parent in turn when x held it last. Lock held. */
+static void drop(struct dsfs_nodes *n, struct node *x)
+{
+	while (x && x != n->root && x->nlookup == 0 && x->children == 0) {
+		struct node **p = &n->by_id[id_hash(x->id) & (n->buckets - 1)], *parent = x->parent;
+
+		while (*p != x)
+			p = &(*p)->id_next;
+		*p = x->id_next;
+		unname(n, x);
+		n->count--;
+		n->bytes -= sizeof(*x) + x->len + 1;
+		free(x);
+		parent->children--;
+		x = parent;
+	}
+}
+
+uint64_t dsfs_nodes_lookup(struct dsfs_nodes *n, uint64_t parent_id, const char *name)
+{
+	size_t len = strlen(name);
+	struct node *parent, **slot, *x;
+	uint64_t id = 0;
+
+	pthread_mutex_lock(&n->lock);
+	parent = find_id(n, parent_id);
+	if (!parent)
+		goto out;
+	slot = name_slot(n, parent, name, len);
+	if (*slot) {
+		x = *slot;
+	} else {
+		x = calloc(1, sizeof(*x) + len + 1);
+		if (!x)
+			goto out;
+		memcpy(x->name, name, len);
+		x->len = len;
+		x->parent = parent;
+		x->named = true;
+		x->id = n->next_id++;
+		x->name_next = NULL;
+		*slot = x; /* the end of its chain */
+		x->id_next = n->by_id[id_hash(x->id) & (n->buckets - 1)];
+		n->by_id[id_hash(x->id) & (n->buckets - 1)] = x;
+		parent->children++;
+		n->count++;
+		n->bytes += sizeof(*x) + len + 1;
+		if (n->count > n->buckets)
+			grow(n);
+	}
+	x->nlookup++;
+	id = x->id;
+out:
+	pthread_mutex_unlock(&n->lock);
+	return id;
+}
+
+void dsfs_nodes_forget(struct dsfs_nodes *n, uint64_t id, uint64_t nlookup)
+{
+	struct node *x;
+
+	pthread_mutex_lock(&n->lock);
+	x = find_id(n, id);
+	if (x && x != n->root) {
+		x->nlookup = nlookup < x->nlookup ? x->nlookup - nlookup : 0;
+		drop(n, x);
+	}
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* The path of x followed by "/name" when name is non-NULL. Lock held. */
+static int build(struct node *x, const char *name, char **out)
+{
+	size_t len = name ? strlen(name) + 1 : 0, pos;
+	char *p;
+
+	for (struct node *y = x; y->parent; y = y->parent)
+		len += y->len + 1;
+	if (len > PATH_MAX)
+		return -ENAMETOOLONG;
+	p = malloc(len + 2);
+	if (!p)
+		return -ENOMEM;
+	pos = len;
+	p[pos] = '\0';
+	if (name) {
+		pos -= strlen(name);
+		memcpy(p + pos, name, strlen(name));
+		p[--pos] = '/';
+	}
+	for (struct node *y = x; y->parent; y = y->parent) {
+		pos -= y->len;
+		memcpy(p + pos, y->name, y->len);
+		p[--pos] = '/';
+	}
+	if (len == 0) {
+		p[0] = '/';
+		p[1] = '\0';
+	}
+	*out = p;
+	return 0;
+}
+
+int dsfs_nodes_path(struct dsfs_nodes *n, uint64_t id, char **path)
+{
+	struct node *x;
+	int ret;
+
+	*path = NULL;
+	pthread_mutex_lock(&n->lock);
+	x = find_id(n, id);
+	ret = x ? build(x, NULL, path) : -ESTALE;
+	pthread_mutex_unlock(&n->lock);
+	return ret;
+}
+
+int dsfs_nodes_child_path(struct dsfs_nodes *n, uint64_t parent, const char *name, char **path)
+{
+	struct node *x;
+	int ret;
+
+	*path = NULL;
+	if (strlen(name) > NAME_MAX)
+		return -ENAMETOOLONG;
+	pthread_mutex_lock(&n->lock);
+	x = find_id(n, parent);
+	ret = x ? build(x, name, path) : -ESTALE;
+	pthread_mutex_unlock(&n->lock);
+	return ret;
+}
+
+uint64_t dsfs_nodes_find(struct dsfs_nodes *n, uint64_t parent_id, const char *name)
+{
+	struct node *parent, *x;
+	uint64_t id = 0;
+
+	pthread_mutex_lock(&n->lock);
+	parent = find_id(n, parent_id);
+	if (parent && (x = *name_slot(n, parent, name, strlen(name))))
+		id = x->id;
+	pthread_mutex_unlock(&n->lock);
+	return id;
+}
+
+void dsfs_nodes_unlink(struct dsfs_nodes *n, uint64_t parent_id, const char *name)
+{
+	struct node *parent, *x;
+
+	pthread_mutex_lock(&n->lock);
+	parent = find_id(n, parent_id);
+	if (parent && (x = *name_slot(n, parent, name, strlen(name))))
+		unname(n, x);
+	pthread_mutex_unlock(&n->lock);
+}
+
+void dsfs_nodes_stats(struct dsfs_nodes *n, size_t *count, size_t *bytes)
+{
+	pthread_mutex_lock(&n->lock);
+	*count = n->count;
+	*bytes = n->bytes + 2 * n->buckets * sizeof(struct node *);
+	pthread_mutex_unlock(&n->lock);
+}

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The kernel's inodes: which node id the kernel holds for which name in
+ * which directory, and how many lookups it will FORGET. Node ids are never
+ * reused, so a stale one can only be unknown (ESTALE), never another file.
+ * Knows nothing of FUSE; thread-safe.
+ */
+#ifndef DSFS_NODES_H
+#define DSFS_NODES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DSFS_NODES_ROOT 1 /* the root's id; it is never forgotten */
+
+struct dsfs_nodes;
+
+/* An empty table holding the root. NULL on ENOMEM. */
+struct dsfs_nodes *dsfs_nodes_new(void);
+void dsfs_nodes_free(struct dsfs_nodes *n);
+
+/*
+ * Counts one lookup of name in directory parent and returns the node's id
+ * (the same id as long as the kernel holds it), or 0 on ENOMEM or when
+ * parent is unknown.
+ */
+uint64_t dsfs_nodes_lookup(struct dsfs_nodes *n, uint64_t parent, const char *name);
+
+/* The kernel forgot nlookup lookups of id; the node goes when it holds none and has no children. */
+void dsfs_nodes_forget(struct dsfs_nodes *n, uint64_t id, uint64_t nlookup);
+
+/*
+ * The path of id ("/" for the root, "/a/b" below it) in *path (malloc'd,
+ * caller frees). 0, -ESTALE for an id the table does not hold, or -ENOMEM.
+ */
+int dsfs_nodes_path(struct dsfs_nodes *n, uint64_t id, char **path);
+
+/*
+ * The path of name in directory parent, as dsfs_nodes_path. -ENAMETOOLONG
+ * for a name past NAME_MAX.
+ */
+int dsfs_nodes_child_path(struct dsfs_nodes *n, uint64_t parent, const char *name, char **path);
+
+/* Whether the node of name in parent exists, and its id (0 when none). */
+uint64_t dsfs_nodes_find(struct dsfs_nodes *n, uint64_t parent, const char *name);
+
+/*
+ * Detaches name from parent (after rmdir): the next lookup makes a new
+ * node, while the kernel's old one stays valid until forgotten.
+ */
+void dsfs_nodes_unlink(struct dsfs_nodes *n, uint64_t parent, const char *name);
+
+/* Nodes held, and the bytes they take. */
+void dsfs_nodes_stats(struct dsfs_nodes *n, size_t *count, size_t *bytes);
+
+#endif
