@@ -1560,9 +1560,8 @@ int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fi
 		ret = ensure_listing(c, n, true);
 		if (ret)
 			break;
-		dir_attr(&a, DSFS_LOC_BYID, hash_ino(n->url, BYID_DIR, NULL), n->mtime);
-		ret = fill(ctx, BYID_DIR, &a, true);
-		if (n->kind->create && !ret) {
+		/* .by-id is reachable, not listed: find, tar and rsync walk the objects once, not a link farm */
+		if (n->kind->create) {
 			dir_attr(&a, DSFS_LOC_CTL, hash_ino(n->url, CTL_ACTION, NULL), n->mtime);
 			ret = fill(ctx, CTL_NEW, &a, false);
 		}

@@ -11,6 +11,7 @@ and an estate holds a Cloud Sync member beside a storage array.
 import errno
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -80,7 +81,8 @@ def check_tree(m, api):
                                            "relationshipId", "relationshipId")):
         objs = api.get(path)
         names = assign_entries(named(objs, name, ident))
-        assert set(os.listdir(m.p(d))) == set(names) | {".by-id"} | ({"new"} if d == "relationships" else set()), d
+        assert set(os.listdir(m.p(d))) == set(names) | ({"new"} if d == "relationships" else set()), d
+        assert os.path.isdir(m.p(d, ".by-id")), d  # reachable, not listed
         for obj, entry in zip(objs, names):
             with open(m.p(d, entry, objfile)) as f:
                 assert json.load(f) == obj, (d, entry)
@@ -263,6 +265,33 @@ def test_an_answer_that_never_comes_is_etimedout_with_the_reason(server_factory,
     assert time.monotonic() - t0 < 6
     assert "no answer to list-s3-buckets arrived on /messages/client within 2 s" in m.log_text()
     assert json.loads(open(m.p("data-brokers", broker, "s3-buckets.json")).read())  # the next read works
+
+
+def test_a_reader_awaiting_an_answer_is_interruptible_and_sigterm_ends_the_wait(server_factory, mount_cs):
+    """The answer never comes (timeout=30): kill -9 of the reader ends its wait at once, and so
+    does SIGTERM of the daemon for another reader; neither waits out the 30 s."""
+    server = server_factory("--dialect", "cloudsync", "--test-controls", "--servers", "1", "--volumes", "1",
+                            "--message-delay", "0.3")
+    m = mount_cs(server, "timeout=30")
+    broker = entries(m.p("data-brokers"))[0]
+    path = m.p("data-brokers", broker, "s3-buckets.json")
+    server.sim("POST", "/messages/drop", {"count": 2})
+    reader = subprocess.Popen(["cat", path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.5)
+    assert reader.poll() is None
+    t0 = time.monotonic()
+    reader.kill()
+    reader.wait(timeout=10)
+    assert time.monotonic() - t0 < 2, "the killed reader was held until the answer's timeout"
+    other = subprocess.Popen(["cat", path], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    assert other.poll() is None
+    t0 = time.monotonic()
+    m.proc.send_signal(signal.SIGTERM)
+    m.proc.wait(timeout=20)
+    other.wait(timeout=10)
+    assert time.monotonic() - t0 < 3, "SIGTERM waited for the answer"
+    assert other.returncode != 0
 
 
 def test_a_token_that_expires_while_an_answer_is_awaited(server_factory, mount_cs):

@@ -83,7 +83,7 @@ def expected(api):
 
     def collection(rel, objs, objfile, children=(), new=False):
         names = assign_entries(objs)
-        dirs[rel] = set(names) | {".by-id"} | ({"new"} if new else set())
+        dirs[rel] = set(names) | ({"new"} if new else set())
         for obj, name in zip(objs, names):
             files[rel + "/" + name + "/" + objfile] = obj
             for child in children:
@@ -107,7 +107,7 @@ def expected(api):
     s1, c1 = system(1)
     s2, c2 = system(2)
     names = assign_entries(s1 + s2)
-    dirs["servers"] = set(names) | {".by-id"}
+    dirs["servers"] = set(names)
     for obj, name, kids in zip(s1 + s2, names, [c1] * len(s1) + [c2] * len(s2)):
         files["servers/%s/system.json" % name] = obj
         kids("servers/" + name, obj)
@@ -115,7 +115,7 @@ def expected(api):
     collection("hostgroups", api.items("/api/v1/host-initiator-groups"), "hostgroup.json")
     tasks = api.items("/api/v1/tasks")
     issues = api.items("/api/v1/issues")  # named by id
-    dirs["issues"] = {entry_name(o["id"], o["id"]) for o in issues} | {".by-id"}
+    dirs["issues"] = {entry_name(o["id"], o["id"]) for o in issues}
     for o in issues:
         files["issues/%s/issue.json" % entry_name(o["id"], o["id"])] = o
     return files, dirs, tasks
