@@ -21,7 +21,7 @@
 #include "names.h"
 #include "options.h"
 
-#define MAX_MEMBERS 64
+#define MAX_MEMBERS 256
 
 struct member {
 	char *name, *url;
@@ -367,16 +367,18 @@ static void own_stat(struct dsfs_estate *e, mode_t mode, size_t size, ino_t ino,
 	st->st_blksize = 4096;
 }
 
-int dsfs_estate_getattr(struct dsfs_estate *e, const char *path, struct stat *st)
+int dsfs_estate_getattr(struct dsfs_estate *e, const char *path, struct stat *st, unsigned *flags)
 {
 	struct member *m = NULL;
 	const char *rest;
 	char *t;
 	int ret;
 
+	if (flags)
+		*flags = 0;
 	switch (locate(e, path, &m, &rest)) {
 	case P_MEMBER:
-		ret = dsfs_fs_getattr(m->fs, rest, st);
+		ret = dsfs_fs_getattr(m->fs, rest, st, flags);
 		if (ret == 0 && e->estate && !strcmp(rest, "/"))
 			st->st_ino = 100 + (ino_t)(m - e->m); /* each member's root its own inode */
 		return ret;
@@ -394,6 +396,8 @@ int dsfs_estate_getattr(struct dsfs_estate *e, const char *path, struct stat *st
 
 		own_stat(e, S_IFREG | 0444, b ? b->len : 0, 3, st);
 		dsfs_blob_unref(b);
+		if (flags)
+			*flags = DSFS_FS_LIVE;
 		return 0;
 	}
 	case P_TASK_LINK:
@@ -425,26 +429,26 @@ int dsfs_estate_readdir(struct dsfs_estate *e, const char *path, dsfs_fs_fill_fn
 		for (size_t i = 0; i < e->n; i++) {
 			/* no request: the member may be down, and its entry must still show */
 			own_stat(e, S_IFDIR | 0555, 0, 100 + i, &st);
-			if (fill(ctx, e->m[i].name, &st, false))
+			if (fill(ctx, e->m[i].name, &st, 0))
 				return -ENOMEM;
 		}
 		own_stat(e, S_IFDIR | 0555, 0, 5, &st);
-		return fill(ctx, "tasks", &st, true) ? -ENOMEM : 0;
+		return fill(ctx, "tasks", &st, DSFS_FS_COMPLETE) ? -ENOMEM : 0;
 	case P_TASKS:
 		for (size_t i = 0; i < e->n; i++) {
 			if (!e->m[i].tasks_dir)
 				continue;
 			snprintf(p, sizeof(p), "/tasks/%s", e->m[i].name);
-			dsfs_estate_getattr(e, p, &st);
-			if (fill(ctx, e->m[i].name, &st, true))
+			dsfs_estate_getattr(e, p, &st, NULL);
+			if (fill(ctx, e->m[i].name, &st, DSFS_FS_COMPLETE))
 				return -ENOMEM;
 		}
-		if (dsfs_estate_getattr(e, "/tasks/latest", &st) == 0 && fill(ctx, "latest", &st, true))
+		if (dsfs_estate_getattr(e, "/tasks/latest", &st, NULL) == 0 && fill(ctx, "latest", &st, DSFS_FS_COMPLETE))
 			return -ENOMEM;
 		return 0;
 	case P_DSFS:
-		dsfs_estate_getattr(e, "/.dsfs/status", &st);
-		return fill(ctx, "status", &st, true) ? -ENOMEM : 0;
+		dsfs_estate_getattr(e, "/.dsfs/status", &st, NULL);
+		return fill(ctx, "status", &st, DSFS_FS_COMPLETE | DSFS_FS_LIVE) ? -ENOMEM : 0;
 	case P_NONE:
 		return -ENOENT;
 	default:

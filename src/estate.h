@@ -58,7 +58,7 @@ void dsfs_estate_free(struct dsfs_estate *e);
  * The file-system calls, as in fs.h, dispatched to the member a path is in;
  * a wait they start is taken back with dsfs_fs_wait_cancel.
  */
-int dsfs_estate_getattr(struct dsfs_estate *e, const char *path, struct stat *st);
+int dsfs_estate_getattr(struct dsfs_estate *e, const char *path, struct stat *st, unsigned *flags);
 int dsfs_estate_readdir(struct dsfs_estate *e, const char *path, dsfs_fs_fill_fn fill, void *ctx);
 int dsfs_estate_open(struct dsfs_estate *e, const char *path, int flags, pid_t pid, struct dsfs_ehandle **h,
 		     bool *direct_io);

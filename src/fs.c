@@ -388,14 +388,18 @@ static void record(struct dsfs_fs *fs, const char *path, const char *command, si
 
 /* ---- reading ------------------------------------------------------------------ */
 
-int dsfs_fs_getattr(struct dsfs_fs *fs, const char *path, struct stat *st)
+int dsfs_fs_getattr(struct dsfs_fs *fs, const char *path, struct stat *st, unsigned *flags)
 {
 	struct dsfs_loc loc;
 	struct dsfs_attr a;
 	int ret;
 
+	if (flags)
+		*flags = 0;
 	dsfs_err_clear();
 	ret = synthetic_stat(fs, path, st);
+	if (ret > 0 && flags && !strcmp(path, DSFS_STATS))
+		*flags = DSFS_FS_LIVE;
 	if (ret)
 		return ret < 0 ? ret : 0;
 	ret = resolve(fs, path, &loc);
@@ -411,6 +415,8 @@ int dsfs_fs_getattr(struct dsfs_fs *fs, const char *path, struct stat *st)
 	}
 	if (ret == 0)
 		fill_stat(fs, &a, st);
+	if (ret == 0 && flags && a.type == DSFS_LOC_FILE && a.direct)
+		*flags = DSFS_FS_LIVE;
 	return done("stat", path, ret);
 }
 
@@ -426,7 +432,8 @@ static int fill_one(void *ctx, const char *name, const struct dsfs_attr *attr, b
 	struct stat st;
 
 	fill_stat(f->fs, attr, &st);
-	return f->fill(f->ctx, name, &st, complete);
+	return f->fill(f->ctx, name, &st, (complete ? DSFS_FS_COMPLETE : 0) |
+					     (attr->type == DSFS_LOC_FILE && attr->direct ? DSFS_FS_LIVE : 0));
 }
 
 int dsfs_fs_readdir(struct dsfs_fs *fs, const char *path, dsfs_fs_fill_fn fill, void *ctx)
@@ -439,7 +446,7 @@ int dsfs_fs_readdir(struct dsfs_fs *fs, const char *path, dsfs_fs_fill_fn fill, 
 	dsfs_err_clear();
 	if (!strcmp(path, DSFS_DIR)) {
 		synthetic_stat(fs, DSFS_STATS, &st);
-		return fill(ctx, "stats", &st, true) ? -ENOMEM : 0;
+		return fill(ctx, "stats", &st, DSFS_FS_COMPLETE | DSFS_FS_LIVE) ? -ENOMEM : 0;
 	}
 	ret = resolve(fs, path, &loc);
 	if (ret == 0) {
@@ -448,7 +455,7 @@ int dsfs_fs_readdir(struct dsfs_fs *fs, const char *path, dsfs_fs_fill_fn fill, 
 	}
 	if (ret == 0 && fs->tasks_path && !strcmp(path, fs->tasks_path) &&
 	    synthetic_stat(fs, fs->latest_path, &st) == 1)
-		ret = fill(ctx, LATEST, &st, true) ? -ENOMEM : 0;
+		ret = fill(ctx, LATEST, &st, DSFS_FS_COMPLETE) ? -ENOMEM : 0;
 	return done("readdir", path, ret);
 }
 

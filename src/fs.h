@@ -38,7 +38,12 @@ struct dsfs_fs *dsfs_fs_new(struct dsfs_cache *cache, struct dsfs_http *http, st
 			    struct dsfs_tasks *tasks, const struct dsfs_fs_opts *opts);
 void dsfs_fs_free(struct dsfs_fs *fs);
 
-int dsfs_fs_getattr(struct dsfs_fs *fs, const char *path, struct stat *st);
+/* What a struct stat cannot say about an entry (flags of getattr and of readdir's fill). */
+#define DSFS_FS_COMPLETE 0x1 /* every attribute is known, not only the type and inode number */
+#define DSFS_FS_LIVE 0x2     /* its content and size change between reads (task files): not to be cached */
+
+/* Attributes of path; *flags (when non-NULL) gets DSFS_FS_LIVE for a live file. */
+int dsfs_fs_getattr(struct dsfs_fs *fs, const char *path, struct stat *st, unsigned *flags);
 
 /*
  * Waiting without a thread. A call that must wait for a task starts the
@@ -68,10 +73,11 @@ int dsfs_fs_read_wait(struct dsfs_fs *fs, struct dsfs_handle *h, dsfs_fs_done_fn
 bool dsfs_fs_wait_cancel(struct dsfs_fs_wait *w);
 
 /*
- * fill gets each entry with its attributes; complete is false when only the
- * file type is known (the rest would cost a request).
+ * fill gets each entry with its attributes and DSFS_FS_* flags: without
+ * DSFS_FS_COMPLETE only the file type is known (the rest would cost a
+ * request).
  */
-typedef int (*dsfs_fs_fill_fn)(void *ctx, const char *name, const struct stat *st, bool complete);
+typedef int (*dsfs_fs_fill_fn)(void *ctx, const char *name, const struct stat *st, unsigned flags);
 int dsfs_fs_readdir(struct dsfs_fs *fs, const char *path, dsfs_fs_fill_fn fill, void *ctx);
 
 /*

@@ -139,8 +139,18 @@ static void own(struct stat *st)
 }
 
 /* Resolves name in parent into e (counting one lookup); 0 or a negative errno. */
+/*
+ * How long the kernel may keep attributes: a live file's never, so that
+ * `tail -f tasks/<id>/log` sees its size grow as the server's log does.
+ */
+static double attr_ttl(unsigned flags)
+{
+	return flags & DSFS_FS_LIVE ? 0 : g.attr_ttl;
+}
+
 static int entry_of(fuse_ino_t parent, const char *name, struct fuse_entry_param *e)
 {
+	unsigned flags;
 	char *path;
 	int ret;
 
@@ -148,7 +158,7 @@ static int entry_of(fuse_ino_t parent, const char *name, struct fuse_entry_param
 	ret = dsfs_nodes_child_path(g.nodes, parent, name, &path);
 	if (ret)
 		return ret;
-	ret = dsfs_estate_getattr(g.e, path, &e->attr);
+	ret = dsfs_estate_getattr(g.e, path, &e->attr, &flags);
 	free(path);
 	if (ret)
 		return ret;
@@ -156,7 +166,7 @@ static int entry_of(fuse_ino_t parent, const char *name, struct fuse_entry_param
 	e->ino = dsfs_nodes_lookup(g.nodes, parent, name);
 	if (!e->ino)
 		return -ENOMEM;
-	e->attr_timeout = g.attr_ttl;
+	e->attr_timeout = attr_ttl(flags);
 	e->entry_timeout = g.entry_ttl;
 	return 0;
 }
@@ -420,19 +430,20 @@ static int path_of(fuse_ino_t ino, char **path)
 
 static void do_getattr(struct op *o)
 {
+	unsigned flags = 0;
 	struct stat st;
 	char *path;
 	int ret = path_of(o->ino, &path);
 
 	if (!ret)
-		ret = dsfs_estate_getattr(g.e, path, &st);
+		ret = dsfs_estate_getattr(g.e, path, &st, &flags);
 	free(path);
 	if (ret) {
 		fuse_reply_err(o->req, -ret);
 		return;
 	}
 	own(&st);
-	fuse_reply_attr(o->req, &st, g.attr_ttl);
+	fuse_reply_attr(o->req, &st, attr_ttl(flags));
 }
 
 static void do_setattr(struct op *o)
@@ -599,7 +610,7 @@ static void do_flush(struct op *o)
 /* A listing taken at opendir (or rewinddir) and handed out in pieces. */
 struct dir_entry {
 	struct stat st;
-	bool complete; /* st holds every attribute, not only the type and inode */
+	unsigned flags; /* DSFS_FS_COMPLETE: st holds every attribute, not only the type and inode */
 	char *name;
 };
 
@@ -610,7 +621,7 @@ struct dir {
 	int error;
 };
 
-static int collect(void *ctx, const char *name, const struct stat *st, bool complete)
+static int collect(void *ctx, const char *name, const struct stat *st, unsigned flags)
 {
 	struct dir *d = ctx;
 
@@ -627,7 +638,7 @@ static int collect(void *ctx, const char *name, const struct stat *st, bool comp
 	if (!d->e[d->n].name)
 		return -ENOMEM;
 	d->e[d->n].st = *st;
-	d->e[d->n].complete = complete;
+	d->e[d->n].flags = flags;
 	own(&d->e[d->n].st);
 	d->n++;
 	return 0;
@@ -695,8 +706,9 @@ static void do_readdirplus(struct op *o)
 		if (need > o->size - used)
 			break;
 		/* an entry with all its attributes counts as a lookup the kernel will forget */
-		if (i >= 2 && d->e[i - 2].complete && (e.ino = dsfs_nodes_lookup(g.nodes, o->ino, name))) {
-			e.attr_timeout = g.attr_ttl;
+		if (i >= 2 && (d->e[i - 2].flags & DSFS_FS_COMPLETE) &&
+		    (e.ino = dsfs_nodes_lookup(g.nodes, o->ino, name))) {
+			e.attr_timeout = attr_ttl(d->e[i - 2].flags);
 			e.entry_timeout = g.entry_ttl;
 		}
 		used += fuse_add_direntry_plus(o->req, buf + used, o->size - used, name, &e, (off_t)i + 1);

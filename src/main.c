@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,19 +122,34 @@ static void stop_member(struct member *m)
 	memset(m, 0, sizeof(*m));
 }
 
+/* Logs member m (of url) in: 0, or 1 with why saying why not. */
+static int login_member(struct member *m, const char *url, char *why, size_t whylen)
+{
+	char desc[1200];
+	int ret;
+
+	dsfs_err_clear();
+	ret = dsfs_session_login(m->session);
+	if (ret) {
+		snprintf(why, whylen, "cannot log in to %s: %s", url,
+			 dsfs_err_describe(desc, sizeof(desc)) ?: strerror(-ret));
+		return 1;
+	}
+	return 0;
+}
+
 /*
  * Builds a member for the API at url with credentials cred (loaded for
- * dialect), then logs in. Returns 0 when logged in, 1 when built but
- * the login failed (why says so), -1 when it could not be built (why says so).
+ * dialect), then logs in when login is set. Returns 0 when built (and
+ * logged in), 1 when built but the login failed (why says so), -1 when it
+ * could not be built (why says so).
  */
 static int start_member(const struct dsfs_options *o, struct dsfs_credentials *cred, const char *url,
 			const struct dsfs_dialect *dialect, const char *array, const char *cacert,
-			struct dsfs_http *shared, struct member *m, char *why, size_t whylen)
+			struct dsfs_http *shared, bool login, struct member *m, char *why, size_t whylen)
 {
 	char *host = NULL;
 	const char *herr;
-	char desc[1200];
-	int ret;
 
 	memset(m, 0, sizeof(*m));
 	m->dialect = dialect;
@@ -179,14 +195,69 @@ static int start_member(const struct dsfs_options *o, struct dsfs_credentials *c
 		stop_member(m);
 		return -1;
 	}
-	dsfs_err_clear();
-	ret = dsfs_session_login(m->session);
-	if (ret) {
-		snprintf(why, whylen, "cannot log in to %s: %s", url,
-			 dsfs_err_describe(desc, sizeof(desc)) ?: strerror(-ret));
-		return 1;
+	return login ? login_member(m, url, why, whylen) : 0;
+}
+
+struct login_job {
+	const struct dsfs_member_conf *confs;
+	struct member *members;
+	size_t n, next;     /* the next member to log in (under lock) */
+	size_t logged_in;   /* under lock */
+	char (*why)[1400];  /* each member's failure, "" when it logged in */
+	pthread_mutex_t lock;
+};
+
+static void *login_worker(void *arg)
+{
+	struct login_job *j = arg;
+
+	for (;;) {
+		size_t i;
+
+		pthread_mutex_lock(&j->lock);
+		i = j->next++;
+		pthread_mutex_unlock(&j->lock);
+		if (i >= j->n)
+			return NULL;
+		if (login_member(&j->members[i], j->confs[i].url, j->why[i], sizeof(j->why[i])) == 0) {
+			j->why[i][0] = '\0';
+			pthread_mutex_lock(&j->lock);
+			j->logged_in++;
+			pthread_mutex_unlock(&j->lock);
+		}
 	}
-	return 0;
+}
+
+/*
+ * Logs every member of an estate in, LOGIN_WORKERS at a time, so that
+ * mounting many members takes about as long as the slowest login, not the
+ * sum of them, and a member that hangs delays the mount by one timeout at
+ * most. Warns about each member that could not log in; returns how many did.
+ */
+#define LOGIN_WORKERS 16
+static size_t login_members(const struct dsfs_member_conf *confs, struct member *members, size_t n)
+{
+	struct login_job j = { .confs = confs, .members = members, .n = n };
+	pthread_t t[LOGIN_WORKERS];
+	size_t started = 0;
+
+	j.why = calloc(n ? n : 1, sizeof(*j.why));
+	if (!j.why)
+		return 0;
+	pthread_mutex_init(&j.lock, NULL);
+	while (started < LOGIN_WORKERS && started < n && pthread_create(&t[started], NULL, login_worker, &j) == 0)
+		started++;
+	if (!started)
+		login_worker(&j);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(t[i], NULL);
+	for (size_t i = 0; i < n; i++)
+		if (j.why[i][0])
+			fprintf(stderr, "dsfs: warning: estate member %s: %s; its directory will answer with "
+				"errors until it is back (see .dsfs/status)\n", confs[i].name, j.why[i]);
+	pthread_mutex_destroy(&j.lock);
+	free(j.why);
+	return j.logged_in;
 }
 
 /* Undoes /proc/self/mountinfo's octal escapes (\040 for a space) in place. */
@@ -373,7 +444,7 @@ int main(int argc, char *argv[])
 			fprintf(stderr, "dsfs: %s\n", err);
 			goto out_members;
 		}
-		r = start_member(&o, &o.cred, o.url, d, o.array, o.cacert, NULL, &members[0], why, sizeof(why));
+		r = start_member(&o, &o.cred, o.url, d, o.array, o.cacert, NULL, true, &members[0], why, sizeof(why));
 		if (r < 0 || r > 0) {
 			/* one array: a failed login ends it here, with nothing mounted */
 			fprintf(stderr, "dsfs: %s\n", why);
@@ -412,21 +483,18 @@ int main(int argc, char *argv[])
 			    !strcmp(confs[j].cacert ? confs[j].cacert : "", mc->cacert ? mc->cacert : ""))
 				shared = members[j].http;
 		r = start_member(&o, &cred.cred, mc->url, d, mc->array, mc->cacert ? mc->cacert : o.cacert, shared,
-				 &members[nmembers], why, sizeof(why));
+				 false, &members[nmembers], why, sizeof(why));
 		dsfs_options_free(&cred);
 		if (r < 0) {
 			fprintf(stderr, "dsfs: estate member %s: %s\n", mc->name, why);
 			goto out_members;
 		}
-		if (r > 0)
-			fprintf(stderr, "dsfs: warning: estate member %s: %s; its directory will answer with "
-				"errors until it is back (see .dsfs/status)\n", mc->name, why);
-		else
-			logged_in++;
 		dsfs_estate_add(estate, mc->name, mc->url, members[nmembers].fs, members[nmembers].session,
 				members[nmembers].tasks, d->tasks_dir);
 		nmembers++;
 	}
+	if (o.estate)
+		logged_in = login_members(confs, members, nmembers);
 	if (!logged_in) {
 		fprintf(stderr, "dsfs: no member of estate %s could be reached; nothing mounted\n", o.estate);
 		goto out_members;

@@ -190,3 +190,36 @@ def test_mount_helper_takes_an_estate_source(estate, tmp_path):
         assert sorted(os.listdir(mnt)) == ["a1", "a2", "b1", "console", "tasks"]
     finally:
         subprocess.run(["fusermount3", "-u", str(mnt)])
+
+
+def test_a_hundred_members_and_one_that_hangs(server_factory, dsfs_mount, tmp_path):
+    """100 arrays behind one endpoint plus a member whose server never answers: the logins run side
+    by side, so the mount waits one timeout for the hung member, not a sum; the top lists all 101;
+    a crawl of the 100 costs the sum of their trees and the hung member slows none of them."""
+    sp = {"username": "admin", "password": "admin"}
+    many = server_factory("--test-controls", "--arrays", "100", "--servers", "1", "--volumes", "3",
+                          "--snapshots", "1", "--hosts", "1", "--luns", "1")
+    hung = server_factory("--test-controls")
+    hung.sim("POST", "/faults", {"method": "*", "path": "/", "hang": True})
+    sections = [("m%03d" % k, dict(sp, url=many.url, array="array%d.example.com" % k)) for k in range(1, 101)]
+    sections.append(("stuck", dict(sp, url=hung.url)))
+    path = write_estate(tmp_path, sections)
+    t0 = time.monotonic()
+    m = dsfs_mount(many, "estate=" + path, "timeout=4", "connect_timeout=1", ttl=60, estate=True)
+    mount_time = time.monotonic() - t0
+    assert mount_time < 4 + 4, mount_time  # one timeout for the hung member's login, not 100 logins in turn
+    assert "warning: estate member stuck" in m.log_text()
+    top = set(os.listdir(m.p()))
+    assert {"m%03d" % k for k in range(1, 101)} | {"stuck", "tasks"} <= top, sorted(top)[:5]
+    t0 = time.monotonic()
+    found = subprocess.run(["find"] + [m.p("m%03d" % k) for k in range(1, 101)] + ["-name", "*.json"],
+                           capture_output=True, text=True, timeout=120)
+    crawl = time.monotonic() - t0
+    assert found.returncode == 0, found.stderr[:500]
+    per_member = {}
+    for line in found.stdout.splitlines():
+        member = os.path.relpath(line, m.path).split("/")[0]
+        per_member[member] = per_member.get(member, 0) + 1
+    assert len(per_member) == 100 and len(set(per_member.values())) == 1, per_member
+    assert crawl < 60, crawl
+    hung.sim("DELETE", "/faults")
