@@ -68,9 +68,15 @@ static bool privileged(const struct dsfs_admit *a, uid_t uid)
 	return uid == a->owner || uid == 0;
 }
 
+/*
+ * A user with nothing running may always run one job, past the others'
+ * share: so however many users flood the mount, each other user's next
+ * operation runs at once (the threads this takes are bounded by the
+ * number of users, not by what they do).
+ */
 static bool may_run(const struct dsfs_admit *a, const struct user *u)
 {
-	return u->running < a->per_user && (privileged(a, u->uid) || a->others_running < a->others);
+	return u->running < a->per_user && (privileged(a, u->uid) || a->others_running < a->others || !u->running);
 }
 
 static void take(struct dsfs_admit *a, struct user *u)

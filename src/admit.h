@@ -4,9 +4,10 @@
  * server runs at once while its user has fewer than per_user running and,
  * for users other than the mount's owner and root, while all of them
  * together have fewer than others; past that it is queued, holding no
- * thread, and runs in turn across users as soon as one ends. So however
- * many slow operations some users start, another user's operation waits
- * for none of them. Thread-safe.
+ * thread, and runs in turn across users as soon as one ends. A user with
+ * nothing running may always run one. So however many slow operations
+ * some users start, another user's operation waits for none of them.
+ * Thread-safe.
  */
 #ifndef DSFS_ADMIT_H
 #define DSFS_ADMIT_H

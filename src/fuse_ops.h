@@ -31,12 +31,14 @@ void dsfs_fuse_print_help(struct fuse_args *args);
 
 /*
  * Fair shares (admit.h): operations one user may have running at once, and
- * all users but the mount's owner and root together; the threads allow
- * both, with some to spare for reading the kernel's requests.
+ * all users but the mount's owner and root together (each further user
+ * may run one more); the threads allow both, and one more for each of a
+ * hundred further users, with some to spare for reading the kernel's
+ * requests. Threads start only as they are needed.
  */
 #define DSFS_FUSE_SHARE_PER_USER 32
 #define DSFS_FUSE_SHARE_OTHERS 48
-#define DSFS_FUSE_MAX_THREADS (DSFS_FUSE_SHARE_PER_USER + DSFS_FUSE_SHARE_OTHERS + 16)
+#define DSFS_FUSE_MAX_THREADS (DSFS_FUSE_SHARE_PER_USER + DSFS_FUSE_SHARE_OTHERS + 128)
 
 /*
  * Bounds on waits in progress (waiters.h): they hold no thread, only a

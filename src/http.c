@@ -252,6 +252,8 @@ static bool may_connect(struct dsfs_http *h, bool owner, uid_t uid)
 	if (owner)
 		return true;
 	busy = user_busy(h, uid);
+	if (busy && !*busy && h->others_busy < h->o.max_conns - 1)
+		return true; /* a user's first connection: one stays free for the owner */
 	return h->others_busy < h->others_max && (!busy || *busy < h->user_max);
 }
 

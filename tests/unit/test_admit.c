@@ -100,6 +100,12 @@ int main(void)
 	other_ran = 0;
 	dsfs_admit_run(a, OTHER, quick_job, &other_ran);
 	ok(other_ran == 0, "past the others' share, a job queues and the caller returns at once");
+	{
+		int third_ran = 0;
+
+		dsfs_admit_run(a, 777, quick_job, &third_ran);
+		ok(third_ran == 1, "a user with nothing running runs one job even past the others' share");
+	}
 	/* everything ends; queued jobs run in turn across users on the threads that end jobs */
 	pthread_mutex_lock(&s.lock);
 	s.release = true;
