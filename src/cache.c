@@ -52,6 +52,7 @@ struct slot {
 	size_t reported;    /* size last reported by getattr */
 	bool fetching;
 	bool fresh_for_open; /* fetched by getattr: the next open may use it */
+	bool kept;          /* the kernel may hold this very content from an earlier open */
 };
 
 struct dsfs_node {
@@ -240,6 +241,9 @@ static void set_slot(struct dsfs_cache *c, struct dsfs_node *n, int i, struct ds
 
 	if (s->blob)
 		account(c, n, -(ssize_t)s->blob->len);
+	/* a refetch that brought the same bytes leaves the kernel's copy good */
+	if (!s->blob || !b || s->blob->len != b->len || memcmp(s->blob->data, b->data, b->len))
+		s->kept = false;
 	dsfs_blob_unref(s->blob);
 	s->blob = b;
 	s->at = at;
@@ -1595,7 +1599,7 @@ int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fi
 }
 
 int dsfs_cache_open(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsfs_blob **content,
-		    bool *direct_io)
+		    bool *direct_io, bool *keep_cache)
 {
 	struct dsfs_node *r = loc->node;
 	struct slot *s;
@@ -1603,7 +1607,7 @@ int dsfs_cache_open(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsf
 	int ret = 0;
 
 	*content = NULL;
-	*direct_io = false;
+	*direct_io = *keep_cache = false;
 	if (loc->type != DSFS_LOC_FILE)
 		return -EISDIR;
 	pthread_mutex_lock(&c->lock);
@@ -1623,6 +1627,8 @@ int dsfs_cache_open(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsf
 		*content = dsfs_blob_ref(s->blob);
 		*direct_io = direct || s->blob->len != s->reported;
 		s->reported = s->blob->len;
+		*keep_cache = !*direct_io && s->kept;
+		s->kept = !*direct_io;
 	}
 	pthread_mutex_unlock(&c->lock);
 	return ret;

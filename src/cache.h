@@ -102,9 +102,12 @@ int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fi
  * *content gets a reference the caller drops. *direct_io is true when reads
  * must bypass the page cache: the file changes between reads, or its size
  * differs from what getattr last reported (the kernel may have cached it).
+ * *keep_cache is true when the content is byte for byte what an earlier
+ * open handed out, so the kernel's cached pages of it are still right;
+ * any change, eviction or refetch with other bytes clears it.
  */
 int dsfs_cache_open(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsfs_blob **content,
-		    bool *direct_io);
+		    bool *direct_io, bool *keep_cache);
 
 /* The target of symlink loc, NUL-terminated in buf. */
 int dsfs_cache_readlink(struct dsfs_cache *c, const struct dsfs_loc *loc, char *buf, size_t len);

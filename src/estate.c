@@ -457,7 +457,7 @@ int dsfs_estate_readdir(struct dsfs_estate *e, const char *path, dsfs_fs_fill_fn
 }
 
 int dsfs_estate_open(struct dsfs_estate *e, const char *path, int flags, pid_t pid, struct dsfs_ehandle **out,
-		     bool *direct_io)
+		     bool *direct_io, bool *keep_cache)
 {
 	struct dsfs_ehandle *h = calloc(1, sizeof(*h));
 	struct member *m = NULL;
@@ -470,11 +470,12 @@ int dsfs_estate_open(struct dsfs_estate *e, const char *path, int flags, pid_t p
 	switch (locate(e, path, &m, &rest)) {
 	case P_MEMBER:
 		h->fs = m->fs;
-		ret = dsfs_fs_open(m->fs, rest, flags, pid, &h->h, direct_io);
+		ret = dsfs_fs_open(m->fs, rest, flags, pid, &h->h, direct_io, keep_cache);
 		break;
 	case P_STATUS:
 		ret = (flags & O_ACCMODE) != O_RDONLY ? -EACCES : (h->own = status_blob(e)) ? 0 : -ENOMEM;
 		*direct_io = true;
+		*keep_cache = false;
 		break;
 	case P_NONE:
 		ret = -ENOENT;

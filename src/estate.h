@@ -61,7 +61,7 @@ void dsfs_estate_free(struct dsfs_estate *e);
 int dsfs_estate_getattr(struct dsfs_estate *e, const char *path, struct stat *st, unsigned *flags);
 int dsfs_estate_readdir(struct dsfs_estate *e, const char *path, dsfs_fs_fill_fn fill, void *ctx);
 int dsfs_estate_open(struct dsfs_estate *e, const char *path, int flags, pid_t pid, struct dsfs_ehandle **h,
-		     bool *direct_io);
+		     bool *direct_io, bool *keep_cache);
 int dsfs_estate_read(struct dsfs_ehandle *h, char *buf, size_t size, off_t off);
 int dsfs_estate_read_wait(struct dsfs_ehandle *h, dsfs_fs_done_fn fn, void *arg, struct dsfs_fs_wait **w);
 int dsfs_estate_write(struct dsfs_ehandle *h, const char *buf, size_t size, pid_t pid);

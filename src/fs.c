@@ -471,7 +471,7 @@ static struct dsfs_handle *handle_new(enum handle_type type)
 }
 
 int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, struct dsfs_handle **out,
-		 bool *direct_io)
+		 bool *direct_io, bool *keep_cache)
 {
 	struct dsfs_handle *h = NULL;
 	struct dsfs_loc loc = { 0 };
@@ -481,6 +481,7 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, str
 	dsfs_err_clear();
 	*out = NULL;
 	*direct_io = true;
+	*keep_cache = false;
 	if (!strcmp(path, DSFS_STATS)) {
 		if (writing)
 			return -EACCES;
@@ -508,7 +509,7 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, str
 			ret = -ENOMEM;
 			break;
 		}
-		ret = dsfs_cache_open(fs->cache, &loc, &h->content, &direct);
+		ret = dsfs_cache_open(fs->cache, &loc, &h->content, &direct, keep_cache);
 		*direct_io = direct;
 		h->direct = loc.node && direct;
 		break;

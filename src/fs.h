@@ -83,12 +83,13 @@ int dsfs_fs_readdir(struct dsfs_fs *fs, const char *path, dsfs_fs_fill_fn fill, 
 /*
  * Opens a file. Only control files open for writing. *direct_io is set when
  * reads must bypass the kernel's page cache (content that changes, or a
- * size the kernel may have cached wrongly). Freed by dsfs_fs_release.
- * pid is the opening process (0 when unknown: then every close counts as
- * its close).
+ * size the kernel may have cached wrongly); *keep_cache when the kernel's
+ * cached pages of the file are still its content (dsfs_cache_open). Freed
+ * by dsfs_fs_release. pid is the opening process (0 when unknown: then
+ * every close counts as its close).
  */
 int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, struct dsfs_handle **h,
-		 bool *direct_io);
+		 bool *direct_io, bool *keep_cache);
 
 /*
  * Reads from an open handle; returns the byte count (0 at the end). A

@@ -537,12 +537,12 @@ static void do_unlink(struct op *o)
 static void do_open(struct op *o)
 {
 	struct dsfs_ehandle *h;
-	bool direct, writing = (o->fi.flags & O_ACCMODE) != O_RDONLY;
+	bool direct = true, keep = false, writing = (o->fi.flags & O_ACCMODE) != O_RDONLY;
 	char *path;
 	int ret = path_of(o->ino, &path);
 
 	if (!ret)
-		ret = dsfs_estate_open(g.e, path, o->fi.flags, writing ? caller_pid(o->req) : 0, &h, &direct);
+		ret = dsfs_estate_open(g.e, path, o->fi.flags, writing ? caller_pid(o->req) : 0, &h, &direct, &keep);
 	free(path);
 	if (ret) {
 		fuse_reply_err(o->req, -ret);
@@ -550,7 +550,8 @@ static void do_open(struct op *o)
 	}
 	o->fi.fh = (uint64_t)(uintptr_t)h;
 	o->fi.direct_io = direct;
-	o->fi.keep_cache = 0;
+	/* the kernel's pages of an unchanged file serve the next reader: no READ at all */
+	o->fi.keep_cache = keep;
 	/* a reader's close has nothing to send: spare the kernel the FLUSH round trip */
 	o->fi.noflush = !writing;
 	if (fuse_reply_open(o->req, &o->fi) != 0)

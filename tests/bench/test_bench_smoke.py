@@ -34,7 +34,7 @@ EXPECTED = {
     "cost": (15, "requests: "),
     "latency": (5, ""),
     "concurrency": (3, "parallel reader"),
-    "crawl": (4, "crawl "),
+    "crawl": (6, "crawl "),
     "linear": (2, "ls -l of"),
     "memory": (6, "RSS after walking"),
 }

@@ -5,13 +5,15 @@ resources costs only its list pages, a `cat` of a file just listed costs
 nothing, and a stale or never-listed resource costs one GET.
 """
 
+import json
 import os
 import subprocess
 import time
+from urllib.parse import quote
 
 import pytest
 
-from conftest import entries, reset_stats, sim_stats
+from conftest import entries, entry_name, reset_stats, sim_stats
 
 
 def gets(stats, route):
@@ -159,3 +161,34 @@ def test_browsing_a_few_directories_prefetches_nothing(server, dsfs_mount):
     os.listdir(os.path.join(vols, names[0], "snapshots"))  # going back is browsing
     assert sim_stats(server)["total"] == 2
     assert m.stats()["cache"]["prefetched"] == 0
+
+
+def test_the_kernels_page_cache_serves_unchanged_files_and_never_changed_ones(server_factory, dsfs_mount):
+    """Files the kernel read once are served from its page cache while unchanged (keep_cache); a
+    change through the mount, or on the server once cache_ttl passed, shows at the next open, also
+    when the new content has the same length as the old."""
+    server = server_factory("--test-controls", "--volumes", "3")
+    m = dsfs_mount(server, ttl=1)
+    c = server.login()
+    srv = c.get("/server").json()["servers"][0]
+    sid = srv["id"]
+    vol = c.get("/server/%s/volume" % sid).json()["volumes"][0]
+    vdir = m.p("servers", entry_name(srv["name"], sid), "volumes", entry_name(vol["name"], vol["id"]))
+    path = os.path.join(vdir, "volume.json")
+
+    def mount_path():
+        with open(path) as f:
+            return json.load(f).get("mountPath")
+
+    for _ in range(3):
+        mount_path()
+    fd = os.open(os.path.join(vdir, "action"), os.O_WRONLY | os.O_TRUNC)
+    os.write(fd, b"mount path=/mnt/aaaa\n")
+    os.close(fd)
+    assert mount_path() == "/mnt/aaaa"  # read-your-writes through the mount
+    assert mount_path() == "/mnt/aaaa"
+    r = c.post("/server/%s/volume/%s?action=mount" % (sid, quote(vol["id"], safe="")), {"path": "/mnt/bbbb"})
+    assert r.status in (200, 202), r.body
+    time.sleep(1.5)  # past cache_ttl: the next open asks the server
+    assert mount_path() == "/mnt/bbbb"  # same length, other bytes: the kernel's pages were dropped
+    assert mount_path() == "/mnt/bbbb"
