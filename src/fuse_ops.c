@@ -141,11 +141,17 @@ static void own(struct stat *st)
 /* Resolves name in parent into e (counting one lookup); 0 or a negative errno. */
 /*
  * How long the kernel may keep attributes: a live file's never, so that
- * `tail -f tasks/<id>/log` sees its size grow as the server's log does.
+ * `tail -f tasks/<id>/log` sees its size grow as the server's log does;
+ * a directory's as long as its name (nothing in them a reader relies on
+ * changes), so that with cache_ttl=0 opening a file does not cost a
+ * GETATTR per path component; the rest for cache_ttl (a link such as
+ * tasks/latest can go or change at any action).
  */
-static double attr_ttl(unsigned flags)
+static double attr_ttl(const struct stat *st, unsigned flags)
 {
-	return flags & DSFS_FS_LIVE ? 0 : g.attr_ttl;
+	if (flags & DSFS_FS_LIVE)
+		return 0;
+	return S_ISDIR(st->st_mode) ? g.entry_ttl : g.attr_ttl;
 }
 
 static int entry_of(fuse_ino_t parent, const char *name, struct fuse_entry_param *e)
@@ -166,7 +172,7 @@ static int entry_of(fuse_ino_t parent, const char *name, struct fuse_entry_param
 	e->ino = dsfs_nodes_lookup(g.nodes, parent, name);
 	if (!e->ino)
 		return -ENOMEM;
-	e->attr_timeout = attr_ttl(flags);
+	e->attr_timeout = attr_ttl(&e->attr, flags);
 	e->entry_timeout = g.entry_ttl;
 	return 0;
 }
@@ -443,7 +449,7 @@ static void do_getattr(struct op *o)
 		return;
 	}
 	own(&st);
-	fuse_reply_attr(o->req, &st, attr_ttl(flags));
+	fuse_reply_attr(o->req, &st, attr_ttl(&st, flags));
 }
 
 static void do_setattr(struct op *o)
@@ -709,7 +715,7 @@ static void do_readdirplus(struct op *o)
 		/* an entry with all its attributes counts as a lookup the kernel will forget */
 		if (i >= 2 && (d->e[i - 2].flags & DSFS_FS_COMPLETE) &&
 		    (e.ino = dsfs_nodes_lookup(g.nodes, o->ino, name))) {
-			e.attr_timeout = attr_ttl(d->e[i - 2].flags);
+			e.attr_timeout = attr_ttl(&e.attr, d->e[i - 2].flags);
 			e.entry_timeout = g.entry_ttl;
 		}
 		used += fuse_add_direntry_plus(o->req, buf + used, o->size - used, name, &e, (off_t)i + 1);

@@ -2,9 +2,10 @@
 /*
  * The benchmark's floor: a minimal read-only passthrough over a local
  * directory with libfuse's low-level interface, the way libfuse's own
- * example/passthrough_ll.c serves one (an O_PATH descriptor per inode, the
- * kernel's READDIRPLUS chosen adaptively, one-second entry and attribute
- * timeouts). tests/bench/run mounts it over a tmpfs copy of the tree dsfs
+ * example/passthrough_ll.c serves one (an inode table keyed by the source's
+ * inode numbers, the kernel's READDIRPLUS chosen adaptively, one-second
+ * entry and attribute timeouts), except that an inode keeps its path, not
+ * an O_PATH descriptor, so a tree of any size fits the descriptor limit. tests/bench/run mounts it over a tmpfs copy of the tree dsfs
  * shows and times the same tar over both. Not part of dsfs.
  *
  *     floor [-s] SOURCE MOUNTPOINT
@@ -27,7 +28,7 @@
 #include <unistd.h>
 
 struct inode {
-	int fd;          /* O_PATH */
+	char *path;      /* relative to the source, "." for its root */
 	ino_t ino;
 	uint64_t nlookup;
 	struct inode *next;
@@ -35,7 +36,8 @@ struct inode {
 
 #define BUCKETS 65536
 static struct inode *table[BUCKETS];
-static struct inode root;
+static struct inode root = { .path = "." };
+static int root_fd;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static const double timeout = 1.0;
 
@@ -49,8 +51,20 @@ static fuse_ino_t id_of(struct inode *i)
 	return i == &root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)i;
 }
 
-/* The inode of the file fd (O_PATH) with attributes st, counted once more; fd is kept or closed. */
-static struct inode *hold(int fd, const struct stat *st)
+/* parent's path joined with name (malloc'd). */
+static char *join(struct inode *parent, const char *name)
+{
+	char *p;
+
+	if (parent == &root)
+		return strdup(name);
+	if (asprintf(&p, "%s/%s", parent->path, name) < 0)
+		return NULL;
+	return p;
+}
+
+/* The inode at path with attributes st, counted once more; path is kept or freed. */
+static struct inode *hold(char *path, const struct stat *st)
 {
 	struct inode *i;
 
@@ -58,10 +72,10 @@ static struct inode *hold(int fd, const struct stat *st)
 	for (i = table[st->st_ino % BUCKETS]; i && i->ino != st->st_ino; i = i->next)
 		;
 	if (i) {
-		close(fd);
+		free(path);
 	} else {
 		i = calloc(1, sizeof(*i));
-		i->fd = fd;
+		i->path = path;
 		i->ino = st->st_ino;
 		i->next = table[i->ino % BUCKETS];
 		table[i->ino % BUCKETS] = i;
@@ -74,19 +88,14 @@ static struct inode *hold(int fd, const struct stat *st)
 static void fl_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fuse_entry_param e = { .attr_timeout = timeout, .entry_timeout = timeout };
-	struct inode *i;
-	int fd = openat(inode_of(parent)->fd, name, O_PATH | O_NOFOLLOW);
+	char *path = join(inode_of(parent), name);
 
-	if (fd < 0 || fstatat(fd, "", &e.attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-		int err = errno;
-
-		if (fd >= 0)
-			close(fd);
-		fuse_reply_err(req, err);
+	if (!path || fstatat(root_fd, path, &e.attr, AT_SYMLINK_NOFOLLOW) < 0) {
+		fuse_reply_err(req, path ? errno : ENOMEM);
+		free(path);
 		return;
 	}
-	i = hold(fd, &e.attr);
-	e.ino = id_of(i);
+	e.ino = id_of(hold(path, &e.attr));
 	fuse_reply_entry(req, &e);
 }
 
@@ -102,7 +111,7 @@ static void forget_one(fuse_ino_t ino, uint64_t n)
 		for (p = &table[i->ino % BUCKETS]; *p != i; p = &(*p)->next)
 			;
 		*p = i->next;
-		close(i->fd);
+		free(i->path);
 		free(i);
 	}
 	pthread_mutex_unlock(&lock);
@@ -126,7 +135,7 @@ static void fl_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct stat st;
 
 	(void)fi;
-	if (fstatat(inode_of(ino)->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+	if (fstatat(root_fd, inode_of(ino)->path, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		fuse_reply_err(req, errno);
 	else
 		fuse_reply_attr(req, &st, timeout);
@@ -135,7 +144,7 @@ static void fl_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void fl_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	char buf[PATH_MAX + 1];
-	ssize_t n = readlinkat(inode_of(ino)->fd, "", buf, PATH_MAX);
+	ssize_t n = readlinkat(root_fd, inode_of(ino)->path, buf, PATH_MAX);
 
 	if (n < 0) {
 		fuse_reply_err(req, errno);
@@ -154,7 +163,7 @@ struct dir {
 static void fl_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct dir *d = calloc(1, sizeof(*d));
-	int fd = openat(inode_of(ino)->fd, ".", O_RDONLY | O_DIRECTORY);
+	int fd = openat(root_fd, inode_of(ino)->path, O_RDONLY | O_DIRECTORY);
 
 	if (fd < 0 || !(d->dp = fdopendir(fd))) {
 		fuse_reply_err(req, errno);
@@ -185,22 +194,19 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 			break;
 		if (plus && strcmp(d->entry->d_name, ".") && strcmp(d->entry->d_name, "..")) {
 			/* a lookup, as the kernel counts it */
-			int fd = openat(inode_of(ino)->fd, d->entry->d_name, O_PATH | O_NOFOLLOW);
-			struct inode *i;
+			char *path = join(inode_of(ino), d->entry->d_name);
 
-			if (fd < 0 || fstatat(fd, "", &e.attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-				if (fd >= 0)
-					close(fd);
+			if (!path || fstatat(root_fd, path, &e.attr, AT_SYMLINK_NOFOLLOW) < 0) {
+				free(path);
 				d->entry = NULL;
 				continue;
 			}
 			n = fuse_add_direntry_plus(req, NULL, 0, d->entry->d_name, &e, 0);
 			if (n > rem) {
-				close(fd);
+				free(path);
 				break;
 			}
-			i = hold(fd, &e.attr);
-			e.ino = id_of(i);
+			e.ino = id_of(hold(path, &e.attr));
 			e.attr_timeout = e.entry_timeout = timeout;
 			n = fuse_add_direntry_plus(req, p, rem, d->entry->d_name, &e, d->entry->d_off);
 		} else {
@@ -242,11 +248,8 @@ static void fl_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 static void fl_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	char path[64];
-	int fd;
+	int fd = openat(root_fd, inode_of(ino)->path, fi->flags & ~O_NOFOLLOW);
 
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", inode_of(ino)->fd);
-	fd = open(path, fi->flags & ~O_NOFOLLOW);
 	if (fd < 0) {
 		fuse_reply_err(req, errno);
 		return;
@@ -277,7 +280,8 @@ static void fl_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs sv;
 
-	if (fstatvfs(inode_of(ino)->fd, &sv) < 0)
+	(void)ino;
+	if (fstatvfs(root_fd, &sv) < 0)
 		fuse_reply_err(req, errno);
 	else
 		fuse_reply_statfs(req, &sv);
@@ -312,9 +316,9 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "usage: floor [-s] SOURCE MOUNTPOINT\n");
 		return 2;
 	}
-	root.fd = open(argv[1 + single], O_PATH);
+	root_fd = open(argv[1 + single], O_PATH | O_DIRECTORY);
 	root.nlookup = 2;
-	if (root.fd < 0) {
+	if (root_fd < 0) {
 		perror(argv[1 + single]);
 		return 1;
 	}
