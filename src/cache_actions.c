@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Actions: the control files' verbs and `new` (POST), rmdir (DELETE),
+ * the URLs they go to, and marking the cache stale after a change so the
+ * next read shows its effect. Each request is sent at most once.
+ */
+#include "cache_int.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void dsfs_cache_ctl_actions(const struct dsfs_loc *loc, const struct dsfs_action **create,
+			    const struct dsfs_action **actions, size_t *nactions)
+{
+	const struct dsfs_node *n = loc->node;
+
+	*create = NULL;
+	*actions = NULL;
+	*nactions = 0;
+	if (loc->type != DSFS_LOC_CTL)
+		return;
+	if (n->is_coll) {
+		*create = n->kind->create;
+	} else {
+		*actions = n->kind->actions;
+		*nactions = n->kind->nactions;
+	}
+}
+
+char *dsfs_cache_resource_id(struct dsfs_cache *c, const struct dsfs_loc *loc)
+{
+	char *id = NULL;
+
+	pthread_mutex_lock(&c->lock);
+	if (loc->type == DSFS_LOC_RESOURCE && loc->node->id)
+		id = strdup(loc->node->id);
+	pthread_mutex_unlock(&c->lock);
+	return id;
+}
+
+char *dsfs_cache_resource_url(struct dsfs_cache *c, const struct dsfs_loc *loc)
+{
+	(void)c;
+	return loc->node ? strdup(loc->node->url) : NULL; /* url never changes */
+}
+
+void dsfs_cache_invalidate(struct dsfs_cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->stale_before = mono_now();
+	pthread_mutex_unlock(&c->lock);
+}
+
+void dsfs_post_result_clear(struct dsfs_post_result *res)
+{
+	free(res->body);
+	free(res->error);
+	free(res->task_id);
+	memset(res, 0, sizeof(*res));
+}
+
+/* The URL of an action's target template: "{id}" is the acted-on resource's id (for `new`, the owner's). */
+char *cache_target_url(const struct dsfs_loc *loc, const char *tmpl)
+{
+	const struct dsfs_node *n = loc->node;
+
+	return cache_collection_url("", n->is_coll ? n->base_id : n->id, tmpl);
+}
+
+int dsfs_cache_post(struct dsfs_cache *c, const struct dsfs_loc *loc, const struct dsfs_action *action,
+		    json_object *body, struct dsfs_post_result *res)
+{
+	struct dsfs_response resp = { 0 };
+	struct dsfs_request req = { .method = action->method ? action->method : "POST" };
+	const char *url = loc->node->url;
+	char *path;
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	if (loc->type != DSFS_LOC_CTL)
+		return -EINVAL;
+	path = malloc(strlen(url) + (action->verb ? strlen(action->verb) : 0) +
+		      (action->subpath ? strlen(action->subpath) : 0) + 16);
+	if (!path)
+		return -ENOMEM;
+	if (action->target) {
+		free(path);
+		path = cache_target_url(loc, action->target);
+		if (!path)
+			return -ENOMEM;
+	} else if (action->subpath)
+		sprintf(path, "%s%s", url, action->subpath);
+	else if (action->verb)
+		sprintf(path, "%s?action=%s", url, action->verb);
+	else
+		strcpy(path, url);
+	req.path = path;
+	if (!action->no_body) {
+		req.body = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+		req.body_len = strlen(req.body);
+	}
+	ret = dsfs_session_call(c->session, &req, &resp, false);
+	res->status = resp.status;
+	if (resp.body)
+		res->body = strdup(resp.body);
+	if (resp.status >= 300) {
+		char msg[512];
+
+		dsfs_session_error_message(c->dialect, &resp, msg, sizeof(msg));
+		res->error = strdup(msg);
+	}
+	if (ret == 0)
+		res->task_id = c->dialect->task_of ? c->dialect->task_of(c->session, action, path, &resp)
+						   : dsfs_dialect_task_uri(&resp);
+	if (ret == 0 || resp.status)
+		dsfs_cache_invalidate(c); /* even a refusal can follow a change made elsewhere */
+	dsfs_response_clear(&resp);
+	free(path);
+	return ret;
+}
+
+int dsfs_cache_delete(struct dsfs_cache *c, const struct dsfs_loc *loc, char **task_id)
+{
+	struct dsfs_response resp = { 0 };
+	struct dsfs_request req = { .method = "DELETE", .path = loc->node->url };
+	char *target = NULL;
+	int ret;
+
+	*task_id = NULL;
+	if (loc->type != DSFS_LOC_RESOURCE || !loc->node->kind->deletable)
+		return -EPERM;
+	if (loc->node->kind->delete_target) {
+		target = cache_target_url(loc, loc->node->kind->delete_target);
+		if (!target)
+			return -ENOMEM;
+		req.path = target;
+	}
+	ret = dsfs_session_call(c->session, &req, &resp, false);
+	if (ret == 0)
+		*task_id = c->dialect->task_of ? c->dialect->task_of(c->session, NULL, req.path, &resp)
+					       : dsfs_dialect_task_uri(&resp);
+	dsfs_response_clear(&resp);
+	pthread_mutex_lock(&c->lock);
+	if (ret == 0 || ret == -ENOENT)
+		cache_forget_resource(c, loc->node);
+	if (ret == 0)
+		c->stale_before = mono_now();
+	pthread_mutex_unlock(&c->lock);
+	free(target);
+	return ret;
+}
+
+char *dsfs_cache_task_url(struct dsfs_cache *c, const char *id)
+{
+	const struct dsfs_kind *root = c->dialect->root;
+	char *coll, *url = NULL;
+
+	for (size_t i = 0; i < root->nchildren; i++) {
+		if (!root->children[i]->is_task)
+			continue;
+		coll = cache_collection_url("", NULL, root->children[i]->segment);
+		url = coll ? cache_join_url(coll, "", id) : NULL;
+		free(coll);
+		break;
+	}
+	return url;
+}

@@ -1,0 +1,685 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Fetching: GETs of one resource's files and of collections' listings,
+ * page by page (within the paging guard of pages.c), installed into the
+ * tree. Requests run with the lock dropped; a fetch in flight is marked on
+ * its node, and other threads wanting the same thing wait for it instead
+ * of sending their own.
+ */
+#include "cache_int.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "names.h"
+#include "pages.h"
+#include "render.h"
+
+/* Entry names a collection keeps for itself. */
+static const char *const reserved_entries[] = { BYID_DIR, CTL_NEW, "latest", NULL };
+
+struct item {
+	char *id, *name;
+	time_t mtime;
+	bool has_mtime;
+	struct dsfs_blob *blob;
+	const struct dsfs_kind *kind; /* the source it was listed from */
+	const char *list_url;         /* that source's list URL (owned by the collect state) */
+};
+
+static void item_clear(struct item *it)
+{
+	free(it->id);
+	free(it->name);
+	dsfs_blob_unref(it->blob);
+	memset(it, 0, sizeof(*it));
+}
+
+/* The kinds a collection of kind k lists: k, then the kinds listed alongside it. */
+static const struct dsfs_kind *source_kind(const struct dsfs_kind *k, size_t i)
+{
+	if (i == 0)
+		return k;
+	for (size_t j = 0; k->also && k->also[j]; j++)
+		if (j + 1 == i)
+			return k->also[j];
+	return NULL;
+}
+
+static void items_free(struct item *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		item_clear(&items[i]);
+	free(items);
+}
+
+static int protocol_error(const char *path, const char *what)
+{
+	dsfs_err_record("GET", path, 0, what);
+	return -EIO;
+}
+
+/* GETs path and parses the answer as JSON; *len (when not NULL) gets the answer's size. */
+static int get_json(struct dsfs_cache *c, const char *path, bool anonymous, json_object **out, size_t *len)
+{
+	struct dsfs_request req = { .method = "GET", .path = path };
+	struct dsfs_response resp = { 0 };
+	enum json_tokener_error jerr;
+	int ret;
+
+	*out = NULL;
+	ret = dsfs_session_call(c->session, &req, &resp, anonymous);
+	if (len)
+		*len = resp.len;
+	if (ret == 0) {
+		*out = json_tokener_parse_verbose(resp.body ? resp.body : "", &jerr);
+		if (!*out) {
+			char msg[160];
+
+			snprintf(msg, sizeof(msg), "answer is not JSON (%s)", json_tokener_error_desc(jerr));
+			ret = protocol_error(path, msg);
+		}
+	}
+	dsfs_response_clear(&resp);
+	return ret;
+}
+
+/* Reads one listed object into an item. */
+static int parse_item(const struct dsfs_kind *kind, json_object *o, struct item *it)
+{
+	json_object *v;
+
+	memset(it, 0, sizeof(*it));
+	if (!json_object_is_type(o, json_type_object))
+		return -EIO;
+	if (!json_object_object_get_ex(o, kind->id_field, &v) ||
+	    !(json_object_is_type(v, json_type_string) || json_object_is_type(v, json_type_int)))
+		return -EIO;
+	it->id = strdup(json_object_get_string(v));
+	if (json_object_object_get_ex(o, kind->name_field, &v) && json_object_is_type(v, json_type_string))
+		it->name = strdup(json_object_get_string(v));
+	else
+		it->name = strdup("");
+	if (kind->time_field && json_object_object_get_ex(o, kind->time_field, &v))
+		it->has_mtime = dsfs_render_time(v, &it->mtime) == 0;
+	it->blob = dsfs_render_json(o);
+	if (!it->id || !it->name || !it->blob)
+		return -ENOMEM;
+	return 0;
+}
+
+typedef int (*page_fn)(void *ctx, json_object *array);
+
+/*
+ * Asks for every page of a list. A page shorter than the largest page the
+ * server has ever answered proves the end (the server's cap is then known
+ * to be larger), as does an empty page. Items are identified by id_field
+ * (NULL: by their text); a guard ends the listing with EIO when the server
+ * is not paging or the list outgrows the memory bound (src/pages.h).
+ */
+static int each_page(struct dsfs_cache *c, const char *url, const char *key, const char *id_field,
+		     bool anonymous, page_fn fn, void *ctx)
+{
+	const struct dsfs_paging *pg = &c->dialect->paging;
+	struct dsfs_pages *guard = dsfs_pages_new(c->o.max_bytes, id_field);
+	unsigned long start = 0, cap;
+	long total = -1;
+	char *path = malloc(strlen(url) + 96);
+	int ret = 0;
+
+	if (!path || !guard) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		json_object *o, *arr;
+		char why[160];
+		size_t n, len;
+
+		if (!pg->limit_param)
+			strcpy(path, url); /* the whole list in one answer */
+		else /* a collection URL may carry a query of its own (a filter) */
+			sprintf(path, "%s%c%s=%u&%s=%lu", url, strchr(url, '?') ? '&' : '?', pg->limit_param,
+				c->o.page_size, pg->start_param, start);
+		ret = get_json(c, path, anonymous, &o, &len);
+		if (ret)
+			break;
+		arr = o;
+		if ((key && !json_object_object_get_ex(o, key, &arr)) || !json_object_is_type(arr, json_type_array)) {
+			char msg[128];
+
+			if (key)
+				snprintf(msg, sizeof(msg), "answer has no \"%s\" list", key);
+			else
+				snprintf(msg, sizeof(msg), "answer is not a list");
+			json_object_put(o);
+			ret = protocol_error(path, msg);
+			break;
+		}
+		n = json_object_array_length(arr);
+		if (pg->total_field) {
+			json_object *t;
+
+			if (json_object_object_get_ex(o, pg->total_field, &t) && json_object_is_type(t, json_type_int))
+				total = (long)json_object_get_int64(t);
+		}
+		/* what the listing costs once cached: the answer, and each node's overhead */
+		ret = dsfs_pages_add(guard, arr, len + n * NODE_OVERHEAD, total, why, sizeof(why));
+		if (ret == -EIO)
+			protocol_error(path, why);
+		if (ret == 0)
+			ret = fn(ctx, arr);
+		json_object_put(o);
+		if (ret || !pg->limit_param)
+			break; /* an unpaged list is whole */
+		pthread_mutex_lock(&c->lock);
+		cap = c->page_cap_seen;
+		if (n > c->page_cap_seen)
+			c->page_cap_seen = n;
+		pthread_mutex_unlock(&c->lock);
+		start += n;
+		if (n == 0 || (total >= 0 && start >= (unsigned long)total))
+			break; /* the answer said how many there are */
+		if (total < 0 && n < cap)
+			break;
+	}
+out:
+	dsfs_pages_free(guard);
+	free(path);
+	return ret;
+}
+
+struct collect {
+	const struct dsfs_kind *kind; /* of the source being listed */
+	struct item *items;
+	size_t n, cap;
+	const char *url;              /* of the source being listed */
+};
+
+static int collect_page(void *ctx, json_object *arr)
+{
+	struct collect *col = ctx;
+	size_t i, n = json_object_array_length(arr);
+
+	if (col->n + n > col->cap) {
+		size_t cap = col->cap ? col->cap : 64;
+		struct item *p;
+
+		while (cap < col->n + n)
+			cap *= 2;
+		p = realloc(col->items, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		col->items = p;
+		col->cap = cap;
+	}
+	for (i = 0; i < n; i++) {
+		int ret = parse_item(col->kind, json_object_array_get_idx(arr, i), &col->items[col->n]);
+
+		col->items[col->n].kind = col->kind;
+		col->items[col->n].list_url = col->url;
+		col->n++;
+		if (ret == -EIO) {
+			char msg[128];
+
+			snprintf(msg, sizeof(msg), "a listed %s has no usable \"%s\"", col->kind->name,
+				 col->kind->id_field);
+			return protocol_error(col->url, msg);
+		}
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+struct merge {
+	json_object *all;
+};
+
+static int merge_page(void *ctx, json_object *arr)
+{
+	struct merge *m = ctx;
+	size_t i, n = json_object_array_length(arr);
+
+	for (i = 0; i < n; i++)
+		if (json_object_array_add(m->all, json_object_get(json_object_array_get_idx(arr, i))))
+			return -ENOMEM;
+	return 0;
+}
+
+static int cmp_by_entry(const void *a, const void *b)
+{
+	return strcmp((*(struct dsfs_node *const *)a)->entry, (*(struct dsfs_node *const *)b)->entry);
+}
+
+static int cmp_by_id(const void *a, const void *b)
+{
+	return strcmp((*(struct dsfs_node *const *)a)->id, (*(struct dsfs_node *const *)b)->id);
+}
+
+struct dsfs_node *cache_find_by_id(struct dsfs_node *coll, const char *id)
+{
+	size_t lo = 0, hi = coll->nitems;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int r = strcmp(id, coll->by_id[mid]->id);
+
+		if (r == 0)
+			return coll->by_id[mid];
+		if (r < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+struct dsfs_node *cache_find_by_entry(struct dsfs_node *coll, const char *entry)
+{
+	size_t lo = 0, hi = coll->nitems;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int r = strcmp(entry, coll->items[mid]->entry);
+
+		if (r == 0)
+			return coll->items[mid];
+		if (r < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+/*
+ * base + "/" + the escaped id (or segment). A list URL's own query (a filter,
+ * as in "/backup?filter=appid:%3D7") is not part of its objects' URLs.
+ */
+char *cache_join_url(const char *base, const char *segment, const char *id)
+{
+	char *seg = id ? dsfs_names_url_segment(id) : NULL;
+	size_t len = strlen(base) + strlen(segment) + (seg ? strlen(seg) : 0) + 3;
+	int blen = (int)strcspn(base, "?");
+	char *url = (id && !seg) ? NULL : malloc(len);
+
+	if (url)
+		snprintf(url, len, "%.*s/%s", blen, base, seg ? seg : segment);
+	free(seg);
+	return url;
+}
+
+/*
+ * URL of the collection of segment under the resource at base (with id
+ * base_id). A segment starting with '/' hangs off the API root instead, with
+ * "{id}" standing for the resource's id (DSCC volume sets, say).
+ */
+char *cache_collection_url(const char *base, const char *base_id, const char *segment)
+{
+	const char *hole;
+	char *seg, *url;
+
+	if (segment[0] != '/')
+		return cache_join_url(base, segment, NULL);
+	hole = strstr(segment, "{id}");
+	if (!hole || !base_id)
+		return strdup(segment);
+	seg = dsfs_names_url_segment(base_id);
+	if (!seg || asprintf(&url, "%.*s%s%s", (int)(hole - segment), segment, seg, hole + 4) < 0)
+		url = NULL;
+	free(seg);
+	return url;
+}
+
+/*
+ * Replaces coll's listing by items (consumed). Nodes of resources still
+ * listed are kept, so their inodes, open handles and sub-listings survive.
+ * Ownership: the items array of a collection holds the tree's one reference
+ * to each attached resource; cache_detach() drops it.
+ */
+static int install_listing(struct dsfs_cache *c, struct dsfs_node *coll, struct item *items, size_t n, double at)
+{
+	size_t i, old_n = coll->nitems, alloc_n = n ? n : 1;
+	struct dsfs_node **nodes = calloc(alloc_n, sizeof(*nodes));
+	struct dsfs_node **by_id = calloc(alloc_n, sizeof(*by_id));
+	char **entries = calloc(alloc_n, sizeof(*entries));
+	char **ids = calloc(alloc_n, sizeof(*ids));
+	bool *created = calloc(alloc_n, sizeof(*created));
+	struct dsfs_node **old = coll->items;
+	int ret = -ENOMEM;
+
+	if (!nodes || !by_id || !entries || !ids || !created)
+		goto out;
+	for (i = 0; i < n; i++) {
+		struct dsfs_node *r = coll->listed ? cache_find_by_id(coll, items[i].id) : NULL;
+
+		if (r && r->kind != items[i].kind)
+			r = NULL; /* the same id from another source: not the same resource */
+		if (!r) {
+			r = cache_node_new(c, false, items[i].kind, cache_join_url(items[i].list_url, "", items[i].id));
+			if (!r)
+				goto out_nodes;
+			created[i] = true;
+			r->id = items[i].id;
+			items[i].id = NULL;
+			r->ino = hash_ino(r->url, NULL, NULL);
+			r->parent = coll;
+			r->attached = true;
+			cache_account(c, r, (ssize_t)strlen(r->id) + 1);
+		}
+		nodes[i] = r;
+		ids[i] = r->id;
+		entries[i] = dsfs_names_entry(items[i].name, r->id);
+		if (!entries[i])
+			goto out_nodes;
+	}
+	if (dsfs_names_dedupe(entries, ids, n, reserved_entries))
+		goto out_nodes;
+	for (i = 0; i < n; i++) {
+		struct dsfs_node *r = nodes[i];
+
+		if (items[i].has_mtime)
+			r->mtime = items[i].mtime;
+		if (r->kind->nfiles && !r->kind->files[0].subpath && !r->slots[0].fetching) {
+			cache_set_slot(c, r, 0, items[i].blob, at);
+			items[i].blob = NULL;
+		}
+		if (r->entry)
+			cache_account(c, r, -(ssize_t)strlen(r->entry) - 1);
+		free(r->entry);
+		r->entry = entries[i];
+		entries[i] = NULL;
+		cache_account(c, r, (ssize_t)strlen(r->entry) + 1);
+		by_id[i] = r;
+	}
+	qsort(nodes, n, sizeof(*nodes), cmp_by_entry);
+	qsort(by_id, n, sizeof(*by_id), cmp_by_id);
+
+	/* Swap in the new listing, then let go of resources no longer listed. */
+	free(coll->by_id);
+	cache_account(c, coll, (ssize_t)(2 * n * sizeof(void *)) - (ssize_t)(2 * old_n * sizeof(void *)));
+	coll->items = nodes;
+	coll->by_id = by_id;
+	coll->nitems = n;
+	coll->listed = true;
+	coll->listed_at = at;
+	cache_lru_touch(c, coll);
+	for (i = 0; i < old_n; i++) {
+		struct dsfs_node *r = old[i];
+
+		if (n == 0 || !bsearch(&r, by_id, n, sizeof(*by_id), cmp_by_id))
+			cache_detach(c, r);
+	}
+	free(old);
+	nodes = by_id = NULL;
+	ret = 0;
+	goto out;
+
+out_nodes:
+	for (i = 0; i < n; i++) {
+		if (created[i]) {
+			nodes[i]->attached = false;
+			cache_node_unref(c, nodes[i]);
+		}
+	}
+out:
+	for (i = 0; entries && i < n; i++)
+		free(entries[i]);
+	free(entries);
+	free(ids);
+	free(created);
+	free(nodes);
+	free(by_id);
+	items_free(items, n);
+	return ret;
+}
+
+/* Removes one resource from its collection's listing (it has vanished on the server). */
+void cache_forget_resource(struct dsfs_cache *c, struct dsfs_node *r)
+{
+	struct dsfs_node *coll = r->parent;
+	size_t i;
+
+	if (!r->attached || !coll)
+		return;
+	for (i = 0; i < coll->nitems; i++) {
+		if (coll->items[i] == r) {
+			memmove(&coll->items[i], &coll->items[i + 1], (coll->nitems - i - 1) * sizeof(r));
+			break;
+		}
+	}
+	for (i = 0; i < coll->nitems; i++) {
+		if (coll->by_id[i] == r) {
+			memmove(&coll->by_id[i], &coll->by_id[i + 1], (coll->nitems - i - 1) * sizeof(r));
+			break;
+		}
+	}
+	coll->nitems--;
+	cache_account(c, coll, -(ssize_t)(2 * sizeof(void *)));
+	cache_detach(c, r);
+}
+
+static int cmp_item_id(const void *a, const void *b)
+{
+	return strcmp(((const struct item *)a)->id, ((const struct item *)b)->id);
+}
+
+/* Drops items whose id repeats an earlier one: a listing maps ids to entries one to one. */
+static size_t unique_ids(struct item *items, size_t n, const char *url)
+{
+	size_t i, o = 0;
+
+	if (n == 0)
+		return 0;
+	qsort(items, n, sizeof(*items), cmp_item_id);
+	for (i = 0; i < n; i++) {
+		if (o && !strcmp(items[o - 1].id, items[i].id)) {
+			dsfs_log(DSFS_LOG_WARN, "GET %s: id \"%s\" listed twice; keeping the first", url, items[i].id);
+			item_clear(&items[i]);
+			continue;
+		}
+		items[o++] = items[i];
+	}
+	return o;
+}
+
+/*
+ * Makes coll's listing present (and fresh, when want_fresh), fetching it if
+ * needed. Called with the lock held; drops it while the requests run.
+ */
+int cache_ensure_listing(struct dsfs_cache *c, struct dsfs_node *coll, bool want_fresh)
+{
+	struct collect col = { 0 };
+	char *urls[8] = { 0 };
+	const struct dsfs_kind *k;
+	double at;
+	size_t i;
+	int ret = 0;
+
+	for (;;) {
+		if (coll->listed && (!want_fresh || fresh(c, coll->listed_at))) {
+			c->hits++;
+			cache_lru_touch(c, coll);
+			return 0;
+		}
+		if (!coll->listing)
+			break;
+		pthread_cond_wait(&c->done, &c->lock);
+		if (!coll->listing && coll->listed && mono_now() - coll->listed_at < 1.0 + c->o.ttl) {
+			/* Just listed by the thread we waited for: that answer is as new as ours would be. */
+			cache_lru_touch(c, coll);
+			return 0;
+		}
+	}
+	coll->listing = true;
+	cache_node_ref(coll);
+	c->misses++;
+	at = mono_now();
+	pthread_mutex_unlock(&c->lock);
+
+	for (i = 0; ret == 0 && i < 8 && (k = source_kind(coll->kind, i)); i++) {
+		/* one list per source: device types that share a directory, say */
+		urls[i] = i == 0 ? strdup(coll->url) : cache_collection_url(coll->base, coll->base_id, k->segment);
+		if (!urls[i]) {
+			ret = -ENOMEM;
+			break;
+		}
+		col.kind = k;
+		col.url = urls[i];
+		ret = each_page(c, urls[i], k->list_key, k->id_field, false, collect_page, &col);
+	}
+	if (ret == 0)
+		col.n = unique_ids(col.items, col.n, coll->url);
+
+	pthread_mutex_lock(&c->lock);
+	coll->listing = false;
+	if (ret == 0)
+		ret = install_listing(c, coll, col.items, col.n, at);
+	else
+		items_free(col.items, col.n);
+	for (i = 0; i < 8; i++)
+		free(urls[i]);
+	cache_enforce_bound(c, coll);
+	pthread_cond_broadcast(&c->done);
+	cache_node_unref(c, coll);
+	return ret;
+}
+
+/* True when a walk through collection coll's current listing has been noticed (see note_walk). */
+bool cache_walked(const struct dsfs_node *coll)
+{
+	if (!coll->is_coll || coll->walk_at != coll->listed_at)
+		return false;
+	if (coll->walk_dirs >= WALK_THRESHOLD)
+		return true;
+	for (int i = 0; i < WALK_FILES; i++)
+		if (coll->walk_files[i] >= WALK_THRESHOLD)
+			return true;
+	return false;
+}
+
+/* Fetches one file of resource r. Called with the lock held; drops it meanwhile. */
+int cache_fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
+{
+	const struct dsfs_file_desc *f = &r->kind->files[i];
+	bool anonymous = f->flags & DSFS_FILE_ANONYMOUS;
+	struct dsfs_blob *blob = NULL, *obj_blob = NULL;
+	struct slot *s = &r->slots[i];
+	json_object *o = NULL;
+	char *url;
+	double at;
+	int ret;
+
+	while (s->fetching) {
+		pthread_cond_wait(&c->done, &c->lock);
+		if (!s->fetching && s->blob && mono_now() - s->at < 1.0 + c->o.ttl)
+			return 0;
+	}
+	if (f->derive && i > 0 && r->slots[0].blob && direct_fresh(c, r->slots[0].at)) {
+		/* A view of the object: made from the copy just fetched, no request. */
+		json_object *obj = json_tokener_parse(r->slots[0].blob->data);
+		struct dsfs_blob *b = obj ? f->derive(obj, c->dialect) : NULL;
+
+		json_object_put(obj);
+		if (!b)
+			return obj ? -ENOMEM : -EIO;
+		cache_set_slot(c, r, i, b, r->slots[0].at);
+		return 0;
+	}
+	if (!f->subpath && (!r->kind->get_one || (r->parent && cache_walked(r->parent)))) {
+		/*
+		 * No GET of one: the listing is the only source. Or a walker is going
+		 * through the listing after it went stale: listing it again costs a
+		 * page per thousand resources, a GET each costs one per resource.
+		 */
+		struct dsfs_node *coll = r->parent;
+
+		if (!coll)
+			return -ENOENT;
+		cache_node_ref(coll);
+		coll->listed_at = 0;
+		ret = cache_ensure_listing(c, coll, true);
+		cache_node_unref(c, coll);
+		if (ret == 0 && !r->attached)
+			ret = -ENOENT;
+		return ret;
+	}
+
+	s->fetching = true;
+	cache_node_ref(r);
+	c->misses++;
+	at = mono_now();
+	pthread_mutex_unlock(&c->lock);
+
+	url = malloc(strlen(r->url) + (f->subpath ? strlen(f->subpath) : 0) + 1);
+	if (!url) {
+		ret = -ENOMEM;
+	} else {
+		strcpy(url, r->url);
+		if (f->subpath)
+			strcat(url, f->subpath);
+		if (f->list_key) {
+			struct merge m = { .all = json_object_new_array() };
+
+			ret = m.all ? each_page(c, url, f->list_key, NULL, anonymous, merge_page, &m) : -ENOMEM;
+			o = json_object_new_object();
+			if (ret == 0 && (!o || json_object_object_add(o, f->list_key, m.all)))
+				ret = -ENOMEM;
+			else if (ret == 0)
+				m.all = NULL;
+			json_object_put(m.all);
+		} else if (f->fetch) {
+			ret = f->fetch(c->session, url, &o);
+			at = mono_now(); /* an answer that took its time is as old as its arrival */
+		} else if (f->flags & DSFS_FILE_BINARY) {
+			struct dsfs_request req = { .method = "GET", .path = url, .accept = f->accept };
+			struct dsfs_response resp = { 0 };
+
+			ret = dsfs_session_call(c->session, &req, &resp, anonymous);
+			if (ret == 0 && !(blob = dsfs_blob_new(resp.body ? resp.body : "", resp.len)))
+				ret = -ENOMEM;
+			dsfs_response_clear(&resp);
+		} else {
+			ret = get_json(c, url, anonymous, &o, NULL);
+			if (ret == 0 && !f->subpath && !json_object_is_type(o, json_type_object))
+				ret = protocol_error(url, "answer is not a JSON object");
+		}
+		if (ret == 0 && f->derive) {
+			/* The object came with it: keep it as the object file too. */
+			obj_blob = dsfs_render_json(o);
+			blob = f->derive(o, c->dialect);
+			if (!blob || !obj_blob)
+				ret = -ENOMEM;
+		}
+		if (ret == 0 && !blob && !(blob = dsfs_render_json(o)))
+			ret = -ENOMEM;
+	}
+	json_object_put(o);
+	free(url);
+
+	pthread_mutex_lock(&c->lock);
+	s->fetching = false;
+	if (ret == 0) {
+		cache_set_slot(c, r, i, blob, at);
+		if (obj_blob && !r->slots[0].fetching)
+			cache_set_slot(c, r, 0, obj_blob, at);
+		else
+			dsfs_blob_unref(obj_blob);
+		if (r->parent)
+			cache_enforce_bound(c, r->parent);
+	} else {
+		dsfs_blob_unref(blob);
+		dsfs_blob_unref(obj_blob);
+		if (ret == -ENOENT && !f->subpath)
+			cache_forget_resource(c, r);
+	}
+	pthread_cond_broadcast(&c->done);
+	cache_node_unref(c, r);
+	return ret;
+}

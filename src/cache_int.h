@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The cache's insides, shared by its files and by nothing else: the node
+ * tree, its freshness and its memory bound (cache.c), fetching and paging
+ * (cache_fetch.c), the prefetcher (cache_prefetch.c) and actions
+ * (cache_actions.c). Every function here expects c->lock held unless it
+ * says otherwise.
+ */
+#ifndef DSFS_CACHE_INT_H
+#define DSFS_CACHE_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "cache.h"
+
+#define BYID_DIR ".by-id"
+
+/* Prefetching starts once a walker has gone into this many resources of a directory ... */
+#define WALK_THRESHOLD 3
+/* ... and stays at most this many resources ahead of it per worker. */
+#define WALK_LEAD 8
+/* File slots a walk can prefetch (kinds have fewer files than this). */
+#define WALK_FILES 8
+/*
+ * Bytes a node costs beyond what it holds: malloc's headers for its strings
+ * and arrays (measured with libfuse's high-level node table beside it: RSS
+ * grew about 2.2 times what the cache itself holds; the FUSE glue's own
+ * node table, nodes.c, is not counted here).
+ */
+#define NODE_OVERHEAD 512
+
+#define CTL_NEW "new"
+#define CTL_ACTION "action"
+#define TASK_WAIT "wait"
+
+
+struct slot {
+	struct dsfs_blob *blob;
+	double at;          /* monotonic time of the fetch */
+	size_t reported;    /* size last reported by getattr */
+	bool fetching;
+	bool fresh_for_open; /* fetched by getattr: the next open may use it */
+	bool kept;          /* the kernel may hold this very content from an earlier open */
+};
+
+struct dsfs_node {
+	int refs;
+	bool is_coll;
+	bool attached;
+	const struct dsfs_kind *kind; /* resource: its kind; collection: the kind listed */
+	struct dsfs_node *parent;     /* valid while attached */
+	char *url;                    /* resource URL, or collection list URL */
+	char *base, *base_id;         /* collection: its resource's URL and id (where other sources hang) */
+	uint64_t ino;
+	time_t mtime;
+	size_t bytes;                 /* accounted to the cache */
+
+	/* resource */
+	char *id, *entry;
+	struct slot *slots;           /* kind->nfiles */
+	struct dsfs_node **colls;     /* kind->nchildren, created on first lookup */
+
+	/* collection */
+	struct dsfs_node **items;     /* sorted by entry */
+	struct dsfs_node **by_id;     /* sorted by id */
+	size_t nitems;
+	double listed_at;
+	bool listed, listing;
+	struct dsfs_node *lru_prev, *lru_next;
+
+	/* collection: signs of a recursive walk through its resources (see note_walk) */
+	double walk_at;               /* the listing these counts are about */
+	size_t walk_pos;              /* furthest item the walker has reached */
+	unsigned walk_dirs;           /* distinct resources whose directory was listed */
+	unsigned walk_files[WALK_FILES]; /* distinct resources whose file i was fetched */
+	size_t walk_last_dir, walk_last_file[WALK_FILES]; /* index counted last, +1 (0: none yet) */
+	struct walk *walk;            /* the prefetch under way, or NULL */
+};
+
+/* A prefetch that runs ahead of a walker through one collection. */
+struct walk {
+	struct dsfs_node *coll;       /* referenced */
+	double listed_at;             /* the listing walked; another one ends the walk */
+	size_t next;                  /* next item to prefetch */
+	bool dirs;                    /* the items' child listings */
+	unsigned files;               /* bit i: the items' file i */
+	struct walk *next_walk;
+};
+
+struct dsfs_cache {
+	const struct dsfs_dialect *dialect;
+	struct dsfs_session *session;
+	struct dsfs_cache_opts o;
+	pthread_mutex_t lock;
+	pthread_cond_t done; /* broadcast when any fetch ends */
+	struct dsfs_node *root;
+	struct dsfs_node lru; /* sentinel: most recent after it */
+	size_t bytes, nodes;
+	unsigned long hits, misses, evictions;
+	unsigned long page_cap_seen; /* largest page any list answered */
+	double stale_before; /* anything fetched before this is stale (set by actions) */
+
+	struct walk *walks;  /* prefetches under way */
+	pthread_cond_t work; /* a walk started or a walker moved on */
+	pthread_t *workers;
+	unsigned nworkers;
+	bool stopping;
+	unsigned long prefetched;
+};
+static inline double mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static inline uint64_t hash_ino(const char *a, const char *b, const char *d)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	const char *parts[3] = { a, b, d };
+
+	for (int i = 0; i < 3; i++) {
+		for (const char *p = parts[i]; p && *p; p++) {
+			h ^= (unsigned char)*p;
+			h *= 0x100000001b3ull;
+		}
+		h ^= 0xff;
+		h *= 0x100000001b3ull;
+	}
+	/* splitmix64 finaliser: spread FNV's weak low bits */
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebull;
+	h ^= h >> 31;
+	return h < 2 ? h + 2 : h;
+}
+
+static inline bool fresh(const struct dsfs_cache *c, double at)
+{
+	return at > 0 && at > c->stale_before && mono_now() - at < c->o.ttl;
+}
+
+/*
+ * Read-through files (tasks, split status) show the server's state "now":
+ * an answer at most this old still counts, so the files of one task opened
+ * together, or a crawler right behind a listing, cost one request, not one
+ * per open.
+ */
+static inline double direct_window(const struct dsfs_cache *c)
+{
+	return c->o.ttl < 1.0 ? c->o.ttl : 1.0;
+}
+
+static inline bool direct_fresh(const struct dsfs_cache *c, double at)
+{
+	return at > 0 && at > c->stale_before && mono_now() - at < direct_window(c);
+}
+
+/* ---- across the cache's files (cache_ prefix: internal) ------------------- */
+
+void cache_account(struct dsfs_cache *c, struct dsfs_node *n, ssize_t delta);
+
+/* A node for url (taken), with one reference held by the caller; NULL on ENOMEM. */
+struct dsfs_node *cache_node_new(struct dsfs_cache *c, bool is_coll, const struct dsfs_kind *kind, char *url);
+
+/* Marks collection n as the most recently used listing. */
+void cache_lru_touch(struct dsfs_cache *c, struct dsfs_node *n);
+
+/* Puts blob b (taken), fetched at at, in file slot i of n, accounting its bytes. */
+void cache_set_slot(struct dsfs_cache *c, struct dsfs_node *n, int i, struct dsfs_blob *b, double at);
+
+/* Takes n out of the tree and drops the tree's reference. */
+void cache_detach(struct dsfs_cache *c, struct dsfs_node *n);
+
+/* Forgets a collection's listing and detaches every resource in it. */
+void cache_drop_listing(struct dsfs_cache *c, struct dsfs_node *coll);
+
+/* Drops a reference to n; the last one frees it. */
+void cache_node_unref(struct dsfs_cache *c, struct dsfs_node *n);
+
+/* Takes a reference to n; returns n. */
+struct dsfs_node *cache_node_ref(struct dsfs_node *n);
+
+/* Evicts least recently used listings until the cache fits its bound. */
+void cache_enforce_bound(struct dsfs_cache *c, struct dsfs_node *keep);
+
+/* The resource of collection coll with id id, or NULL (binary search of the listing). */
+struct dsfs_node *cache_find_by_id(struct dsfs_node *coll, const char *id);
+
+/* The resource of collection coll with entry name entry, or NULL. */
+struct dsfs_node *cache_find_by_entry(struct dsfs_node *coll, const char *entry);
+
+/*
+ * base + "/" + the escaped id (or segment). A list URL's own query (a filter,
+ * as in "/backup?filter=appid:%3D7") is not part of its objects' URLs.
+ */
+char *cache_join_url(const char *base, const char *segment, const char *id);
+
+/*
+ * URL of the collection of segment under the resource at base (with id
+ * base_id). A segment starting with '/' hangs off the API root instead, with
+ * "{id}" standing for the resource's id (DSCC volume sets, say).
+ */
+char *cache_collection_url(const char *base, const char *base_id, const char *segment);
+
+/* Removes one resource from its collection's listing (it has vanished on the server). */
+void cache_forget_resource(struct dsfs_cache *c, struct dsfs_node *r);
+
+/*
+ * Makes coll's listing present (and fresh, when want_fresh), fetching it if
+ * needed. Called with the lock held; drops it while the requests run.
+ */
+int cache_ensure_listing(struct dsfs_cache *c, struct dsfs_node *coll, bool want_fresh);
+
+/* True when a walk through collection coll's current listing has been noticed (see note_walk). */
+bool cache_walked(const struct dsfs_node *coll);
+
+/* Fetches one file of resource r. Called with the lock held; drops it meanwhile. */
+int cache_fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i);
+
+/*
+ * Notes that the walker went into resource r: listed one of its
+ * collections (file < 0) or had file `file` fetched. Once it has done so for WALK_THRESHOLD
+ * resources of one listing, workers fetch the same for the resources that
+ * follow, a few ahead of it, so a crawl over a distant API waits for
+ * several requests at once instead of one after another. A walker that
+ * stops early wastes at most the lead. Lock held.
+ */
+void cache_note_walk(struct dsfs_cache *c, struct dsfs_node *r, int file);
+
+/* Collection idx of resource r, made on first use; NULL on ENOMEM. */
+struct dsfs_node *cache_child_collection(struct dsfs_cache *c, struct dsfs_node *r, int idx);
+
+/* The URL of an action's target template: "{id}" is the acted-on resource's id (for `new`, the owner's). */
+char *cache_target_url(const struct dsfs_loc *loc, const char *tmpl);
+
+#endif
