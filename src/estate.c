@@ -512,6 +512,11 @@ int dsfs_estate_read(struct dsfs_ehandle *h, char *buf, size_t size, off_t off)
 	return (int)size;
 }
 
+bool dsfs_estate_read_waits(struct dsfs_ehandle *h)
+{
+	return h->fs && dsfs_fs_read_waits(h->h);
+}
+
 int dsfs_estate_read_wait(struct dsfs_ehandle *h, dsfs_fs_done_fn fn, void *arg, struct dsfs_fs_wait **w)
 {
 	return h->fs ? dsfs_fs_read_wait(h->fs, h->h, fn, arg, w) : 0;

@@ -63,6 +63,7 @@ int dsfs_estate_readdir(struct dsfs_estate *e, const char *path, dsfs_fs_fill_fn
 int dsfs_estate_open(struct dsfs_estate *e, const char *path, int flags, pid_t pid, struct dsfs_ehandle **h,
 		     bool *direct_io, bool *keep_cache);
 int dsfs_estate_read(struct dsfs_ehandle *h, char *buf, size_t size, off_t off);
+bool dsfs_estate_read_waits(struct dsfs_ehandle *h);
 int dsfs_estate_read_wait(struct dsfs_ehandle *h, dsfs_fs_done_fn fn, void *arg, struct dsfs_fs_wait **w);
 int dsfs_estate_write(struct dsfs_ehandle *h, const char *buf, size_t size, pid_t pid);
 int dsfs_estate_flush(struct dsfs_ehandle *h, pid_t pid, bool keeps_open);

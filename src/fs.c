@@ -615,17 +615,23 @@ static int wait_start(struct dsfs_fs *fs, const char *url, struct dsfs_handle *h
 	return DSFS_FS_WAITING;
 }
 
-int dsfs_fs_read_wait(struct dsfs_fs *fs, struct dsfs_handle *h, dsfs_fs_done_fn fn, void *arg,
-		      struct dsfs_fs_wait **out)
+bool dsfs_fs_read_waits(struct dsfs_handle *h)
 {
-	char *url;
 	bool waits;
-	int ret;
 
 	pthread_mutex_lock(&h->lock);
 	waits = h->type == H_WAIT && !h->content;
 	pthread_mutex_unlock(&h->lock);
-	if (!waits)
+	return waits;
+}
+
+int dsfs_fs_read_wait(struct dsfs_fs *fs, struct dsfs_handle *h, dsfs_fs_done_fn fn, void *arg,
+		      struct dsfs_fs_wait **out)
+{
+	char *url;
+	int ret;
+
+	if (!dsfs_fs_read_waits(h))
 		return 0;
 	/* a reader past its user's or the mount's bound gets EAGAIN */
 	ret = dsfs_waiters_enter(fs->o.waiters, dsfs_caller_uid());

@@ -57,6 +57,9 @@ int dsfs_fs_getattr(struct dsfs_fs *fs, const char *path, struct stat *st, unsig
 struct dsfs_fs_wait;
 typedef void (*dsfs_fs_done_fn)(void *arg, int ret);
 
+/* True when a read of h may have to wait for the server (then dsfs_fs_read_wait comes first). */
+bool dsfs_fs_read_waits(struct dsfs_handle *h);
+
 /*
  * Before reading h: when the read would wait for the server (tasks/<id>/wait
  * of a task not known to have ended), starts the wait (DSFS_FS_WAITING);

@@ -235,32 +235,15 @@ static void admit(struct op *o)
 	dsfs_admit_run(g.admit, fuse_req_ctx(o->req)->uid, job, o);
 }
 
-static void submit(fuse_req_t req, enum op_kind kind, fuse_ino_t ino, const struct fuse_file_info *fi,
-		   const char *name)
-{
-	struct op *o = calloc(1, sizeof(*o));
-
-	if (!o || (name && !(o->name = strdup(name)))) {
-		free(o);
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	o->kind = kind;
-	o->req = req;
-	o->ino = ino;
-	if (fi)
-		o->fi = *fi;
-	admit(o);
-}
-
-/* The same with a size and an offset (and for WRITE, the bytes, copied). */
+/* Runs or queues an operation; name, size, offset, bytes (copied) and to_set as it has them. */
 static void submit_io(fuse_req_t req, enum op_kind kind, fuse_ino_t ino, const struct fuse_file_info *fi,
-		      size_t size, off_t off, const char *data, int to_set)
+		      const char *name, size_t size, off_t off, const char *data, int to_set)
 {
 	struct op *o = calloc(1, sizeof(*o));
 
-	if (!o || (data && !(o->data = malloc(size ? size : 1)))) {
-		free(o);
+	if (!o || (name && !(o->name = strdup(name))) || (data && !(o->data = malloc(size ? size : 1)))) {
+		if (o)
+			op_free(o);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
@@ -275,6 +258,12 @@ static void submit_io(fuse_req_t req, enum op_kind kind, fuse_ino_t ino, const s
 	if (fi)
 		o->fi = *fi;
 	admit(o);
+}
+
+static void submit(fuse_req_t req, enum op_kind kind, fuse_ino_t ino, const struct fuse_file_info *fi,
+		   const char *name)
+{
+	submit_io(req, kind, ino, fi, name, 0, 0, NULL, 0);
 }
 
 static struct dsfs_ehandle *handle_of(const struct fuse_file_info *fi)
@@ -566,19 +555,23 @@ static void do_open(struct op *o)
 
 static void do_read(struct op *o)
 {
-	struct pending *p = pending_new(o->req);
+	struct pending *p;
 	char *buf;
-	int ret;
+	int ret = 0;
 
-	if (!p) {
-		fuse_reply_err(o->req, ENOMEM);
-		return;
+	/* only a read that may wait (tasks/<id>/wait) is answered later: others go straight on */
+	if (dsfs_estate_read_waits(handle_of(&o->fi))) {
+		p = pending_new(o->req);
+		if (!p) {
+			fuse_reply_err(o->req, ENOMEM);
+			return;
+		}
+		p->h = handle_of(&o->fi);
+		p->size = o->size;
+		p->off = o->off;
+		if (pending_start(p, start_read_wait, &ret))
+			return;
 	}
-	p->h = handle_of(&o->fi);
-	p->size = o->size;
-	p->off = o->off;
-	if (pending_start(p, start_read_wait, &ret))
-		return;
 	if (ret) {
 		fuse_reply_err(o->req, -ret);
 		return;
@@ -782,7 +775,7 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi)
 {
-	submit_io(req, OP_SETATTR, ino, fi, (size_t)attr->st_size, 0, NULL, to_set);
+	submit_io(req, OP_SETATTR, ino, fi, NULL, (size_t)attr->st_size, 0, NULL, to_set);
 }
 
 static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -813,14 +806,14 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	submit_io(req, OP_READ, ino, fi, size, off, NULL, 0);
+	submit_io(req, OP_READ, ino, fi, NULL, size, off, NULL, 0);
 }
 
 static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
 	(void)off; /* commands are appended: `>` and `>>` both work */
-	submit_io(req, OP_WRITE, ino, fi, size, 0, buf, 0);
+	submit_io(req, OP_WRITE, ino, fi, NULL, size, 0, buf, 0);
 }
 
 static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -842,7 +835,7 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	submit_io(req, OP_READDIRPLUS, ino, fi, size, off, NULL, 0);
+	submit_io(req, OP_READDIRPLUS, ino, fi, NULL, size, off, NULL, 0);
 }
 
 static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
