@@ -18,6 +18,7 @@ import collections
 import hashlib
 import heapq
 import hmac
+import ipaddress
 import json
 import re
 import secrets
@@ -142,8 +143,8 @@ KINDS = {
         ("backupid", "Long"), ("queuedate", "Date"), ("startdate", "Date"),
         ("enddate", "Date"), ("progress", "Long")]),
     "diskpool": ("disk pool", [("id", "Long"), ("name", "String"), ("pooltype", "String"),
-                               ("clusterid", "Long"), ("capacitymb", "Long"),
-                               ("usedmb", "Long")]),
+                               ("clusterid", "Long"), ("capacity_mb", "Long"),
+                               ("free_mb", "Long"), ("usage_mb", "Long")]),
     "slt": ("template", [("id", "Long"), ("name", "String"), ("description", "String"),
                          ("managedbyagm", "Boolean")]),
     "slp": ("profile", [("id", "Long"), ("name", "String"), ("clusterid", "Long"),
@@ -153,11 +154,32 @@ KINDS = {
     "consistencygroup": ("consistency group", [
         ("id", "Long"), ("groupname", "String"), ("name", "String"), ("hostid", "Long"),
         ("clusterid", "Long"), ("modifydate", "Date")]),
+    "localaudit": ("audit record", [
+        ("id", "Long"), ("issuedate", "Date"), ("username", "String"), ("command", "String"),
+        ("status", "Long"), ("ipaddress", "String")]),
 }
 ID_NAMES = {"cluster": "cluster_id", "host": "host_id", "application": "application_id",
             "backup": "backup_id", "jobstatus": "job_id", "diskpool": "diskpool_id",
             "slt": "slt_id", "slp": "slp_id", "sla": "sla_id",
-            "consistencygroup": "consistencygroup_id"}
+            "consistencygroup": "consistencygroup_id", "localaudit": "localaudit_id"}
+# PUT /<kind>/{id}: the attributes each kind lets a PUT change (seed 004 section 3.2:
+# an absent or null attribute keeps its value), with their types; every other
+# attribute of the body is refused
+EDITABLE = {
+    "host": [("name", "String"), ("hostname", "String"), ("friendlypath", "String"),
+             ("description", "String"), ("ipaddress", "String")],
+    "application": [("description", "String"), ("friendlytype", "String"),
+                    ("pathname", "String")],
+    "slt": [("name", "String"), ("description", "String")],
+    "slp": [("name", "String"), ("description", "String"), ("performancepool", "String")],
+}
+# the objects that refer to an edited one: (kind, reference attribute, its fields)
+DEPENDANTS = {"host": [("application", "host", ("hostname", "name")),
+                       ("consistencygroup", "host", ("hostname",))],
+              "slt": [("sla", "slt", ("name",))],
+              "slp": [("sla", "slp", ("name",))]}
+AUDIT_KEPT = 10000      # localaudit records kept (the oldest go first)
+SIM_USER = "dsfs-refserver"   # the username of records made by POST /_sim/events
 ACTIONS = {("application", "backup"): "snapshot", ("backup", "mount"): "mount",
            ("backup", "unmount"): "unmount", ("backup", "restore"): "restore",
            ("backup", "expire"): "expiration", ("backup", "clone"): "clone"}
@@ -289,7 +311,10 @@ class Estate:
         self.jobs = []
         self.pending = []
         self.policies = {}      # policy id -> (slt rec, policy dict)
+        self.audit_us = 0       # issuedate of the newest localaudit record
+        self.seeded = []        # (time, command) of the localaudit records build() makes
         self.build(opts)
+        self.build_audit(opts)
 
     def new_id(self):
         self.seq += 1
@@ -337,24 +362,25 @@ class Estate:
             for pi, (pname, ptype) in enumerate([("perf-pool-%d" % ci, "perf"),
                                                  ("onvault-%d" % ci, "vault")]):
                 cap = (20 + mix(seed, 78, ci, pi) % 80) * 1024 * 1024
+                usage = cap * (20 + mix(seed, 79, ci, pi) % 60) // 100
                 pools.append(self.add("diskpool", {
                     "name": pname, "pooltype": ptype, "clusterid": cl.id,
-                    "cluster": ref(cl, "name"), "capacitymb": cap,
-                    "usedmb": cap * (20 + mix(seed, 79, ci, pi) % 60) // 100,
-                    "warnpct": 80, "safepct": 90,
+                    "cluster": ref(cl, "name"), "capacity_mb": cap, "free_mb": cap - usage,
+                    "usage_mb": usage, "warnpct": 80, "safepct": 90,
                     "modifydate": us(t0 + 400 * 86400 + pi)}))
             slp = self.add("slp", {
                 "name": "profile-%s" % cname, "description": "Local snapshots on %s" % cname,
                 "clusterid": cl.id, "cluster": ref(cl, "name"),
                 "performancepool": pools[0].pub["name"], "localnode": cname,
                 "createdate": us(t0 + 300 * 86400 + ci), "modifydate": us(t0 + 300 * 86400)})
+            self.seeded.append((t0 + 300 * 86400 + ci, "POST /slp"))
             if hostile and ci == 0:
                 for name in HOSTILE_NAMES:
                     self.add("diskpool", {"name": pools[0].pub["name"] if name is None else name,
                                           "pooltype": "perf", "clusterid": cl.id,
-                                          "cluster": ref(cl, "name"), "capacitymb": 1024,
-                                          "usedmb": 0, "warnpct": 80, "safepct": 90,
-                                          "modifydate": us(t0)})
+                                          "cluster": ref(cl, "name"), "capacity_mb": 1024,
+                                          "free_mb": 1024, "usage_mb": 0, "warnpct": 80,
+                                          "safepct": 90, "modifydate": us(t0)})
                     self.add("slp", {"name": slp.pub["name"] if name is None else name,
                                      "description": "", "clusterid": cl.id,
                                      "cluster": ref(cl, "name"),
@@ -402,6 +428,34 @@ class Estate:
                     "members": [ref(a, "appname") for a in members],
                     "modifydate": us(t0 + 450 * 86400)})
 
+    def build_audit(self, opts):
+        """A few localaudit records from before the server started (deterministic)."""
+        t0 = BASE_EPOCH
+        seeded = [(t0 + 100 * 86400 + k * 600, "POST /slt") for k in range(len(TEMPLATES))]
+        seeded += self.seeded
+        sla = next(iter(self.kinds["sla"].values()), None)
+        if sla is not None:
+            seeded.append((sla.pub["modifydate"] // US, "POST /sla"))
+        host = next(iter(self.kinds["host"].values()), None)
+        if host is not None:
+            seeded.append((t0 + 450 * 86400, "PUT /host/%s" % host.id))
+        seeded.sort()
+        for k, (t, command) in enumerate(seeded):
+            self.add_audit(us(t) + mix(self.seed, 83, k) % US, opts.user, command,
+                           "192.0.2.%d" % (100 + mix(self.seed, 84, k) % 50), None)
+
+    def add_audit(self, t_us, username, command, ip, session):
+        """Append a localaudit record; issuedate grows strictly (1 µs after the last at least)."""
+        t_us = max(int(t_us), self.audit_us + 1)
+        self.audit_us = t_us
+        recs = self.kinds["localaudit"]
+        rec = self.add("localaudit", {"issuedate": t_us, "username": username,
+                                      "command": command, "status": 0, "ipaddress": ip,
+                                      "sessionid": session})
+        while len(recs) > AUDIT_KEPT:
+            recs.popitem(last=False)
+        return rec
+
     def add_host(self, cl, name, role, h, ct):
         isvm = role in ("esx", "web", "app", "k8s-node")
         return self.add("host", {
@@ -410,7 +464,7 @@ class Estate:
             "ostype": "Linux" if role in ("web", "app", "k8s-node", "oracle") else "Win32",
             "ipaddress": "10.%d.%d.%d" % (1 + h % 200, (h >> 8) % 256, 1 + (h >> 16) % 250),
             "clusterid": cl.id, "cluster": ref(cl, "name"), "isvm": isvm,
-            "friendlypath": "/%s/%s" % (cl.pub["name"], name),
+            "friendlypath": "/%s/%s" % (cl.pub["name"], name), "description": "",
             "modifydate": us(ct), "syncdate": us(ct + 86400)})
 
     def build_app(self, cl, host, slts, slp, i, name, nbackups, hostile_backups):
@@ -665,7 +719,7 @@ class BackupDR(Dialect):
                                "GET, HEAD, OPTIONS")
             elif len(rest) == 2 and rest[0] in KINDS:
                 route = BRoute("%s/%s/{%s}" % (BDR_BASE, rest[0], ID_NAMES[rest[0]]),
-                               rest[0], "one", "GET")
+                               rest[0], "one", "GET, PUT" if rest[0] in EDITABLE else "GET")
             elif len(rest) == 3 and (rest[0], rest[2]) in ACTIONS:
                 route = BRoute("%s/%s/{%s}/%s" % (BDR_BASE, rest[0], ID_NAMES[rest[0]],
                                                   rest[2]), rest[0], rest[2], "POST")
@@ -718,11 +772,12 @@ class BackupDR(Dialect):
                 if method == "DELETE":
                     del self.sessions[sid]
                     self.sim.event("logout user=%s" % sess["user"])
+                    self.audit(req, sess, now)
                     return no_content()
                 return ok_json(self.session_rest(sid, sess))
             if route.action == "list":
                 return self.listing(method, route.kind, req.query, now)
-            if route.action == "one":
+            if route.action == "one" and method == "GET":
                 return self.one(route.kind, req.segs[2], now)
             if body:
                 ctype = headers.get("content-type", "").split(";")[0].strip().lower()
@@ -730,7 +785,17 @@ class BackupDR(Dialect):
                     raise ApiError(415, "request bodies must be application/json (got %r)"
                                    % ctype)
             b = self.sim.parse_json(body)
-            return self.action(route.kind, route.action, req.segs[2], b, sess, now)
+            if route.action == "one":
+                out = self.update(route.kind, req.segs[2], b, now)
+            else:
+                out = self.action(route.kind, route.action, req.segs[2], b, sess, now)
+            self.audit(req, sess, now)
+            return out
+
+    def audit(self, req, sess, now):
+        """The localaudit record of an accepted change (lock held)."""
+        self.est.add_audit(us(now), sess["user"], "%s %s" % (
+            req.method, req.path[len(BDR_BASE):]), req.peer, sess["id"])
 
     # -- sessions and tokens
     def bearer(self, headers, now):
@@ -932,6 +997,77 @@ class BackupDR(Dialect):
             raise ApiError(404, "%s '%s' not found" % (KINDS[kind][0], rid))
         return 200, rec.json(), None
 
+    # -- PUT: incremental updates
+    def update(self, kind, rid, body, now):
+        """PUT /<kind>/{id}: the EDITABLE attributes the body names (null: absent) take
+        the body's values; answers the object as GET does."""
+        est = self.est
+        rec = est.kinds[kind].get(rid)
+        if rec is None:
+            raise ApiError(404, "%s '%s' not found" % (KINDS[kind][0], rid))
+        types = dict(EDITABLE[kind])
+        vals = {k: v for k, v in body.items() if v is not None}   # null is absent
+        for attr in vals:
+            if attr not in types:
+                raise ApiError(400, "%r is not an attribute a PUT can change on a %s (%s; "
+                               "editable: %s)" % (attr, KINDS[kind][0], "read-only"
+                                                  if attr in rec.pub else "unknown",
+                                                  ", ".join(types)))
+        for attr, v in vals.items():
+            if types[attr] == "String" and not isinstance(v, str):
+                raise ApiError(400, "%s must be a string" % attr)
+        for attr in ("name", "hostname"):
+            if attr in vals and not vals[attr].strip():
+                raise ApiError(400, "%s must not be empty" % attr)
+        if "ipaddress" in vals:
+            try:
+                ipaddress.ip_address(vals["ipaddress"])
+            except ValueError:
+                raise ApiError(400, "ipaddress must be an IPv4 or IPv6 address, got %r"
+                               % vals["ipaddress"])
+        if "performancepool" in vals:
+            pool = next((p for p in est.kinds["diskpool"].values()
+                         if p.pub["name"] == vals["performancepool"]
+                         and p.pub["clusterid"] == rec.pub["clusterid"]
+                         and p.pub["pooltype"] == "perf"), None)
+            if pool is None:
+                raise ApiError(404, "performancepool: no perf disk pool named %r on appliance "
+                               "'%s'" % (vals["performancepool"], rec.pub["clusterid"]))
+        name = vals.get("name")
+        if name is not None and name != rec.pub["name"]:
+            # names are unique among templates, among profiles, among an appliance's hosts
+            same = [o for o in est.kinds[kind].values() if o.pub["name"] == name and
+                    o.id != rid and (kind != "host" or
+                                     o.pub["clusterid"] == rec.pub["clusterid"])]
+            if same:
+                raise ApiError(409, "name: %s '%s' is already named %r" % (
+                    KINDS[kind][0], same[0].id, name))
+        changed = {k: v for k, v in vals.items() if rec.pub.get(k) != v}
+        if changed:
+            t = us(now)
+            rec.pub.update(changed)
+            if "modifydate" in rec.pub:
+                rec.pub["modifydate"] = t
+            rec.touch()
+            self.propagate(kind, rec, t)
+            self.sim.event("%s %s updated: %s" % (kind, rid, ", ".join(sorted(changed))))
+        return 200, rec.json(), None
+
+    def propagate(self, kind, rec, t):
+        """Refresh the references to rec in the objects that name it now (not in
+        backups and jobs, which record what was)."""
+        est = self.est
+        for other, attr, fields in DEPENDANTS.get(kind, ()):
+            for o in est.kinds[other].values():
+                if o.pub.get(attr + "id") != rec.id:
+                    continue
+                o.pub[attr] = ref(rec, *fields)
+                if kind == "host" and other == "application":
+                    o.pub["hostname"] = rec.pub["hostname"]
+                if "modifydate" in o.pub:
+                    o.pub["modifydate"] = t
+                o.touch()
+
     # -- actions
     def action(self, kind, name, rid, body, sess, now):
         est = self.est
@@ -1072,4 +1208,13 @@ class BackupDR(Dialect):
             return no_content()
         if parts == ["requests"]:
             return requests_control(sim, self.requests, method, parts, qs)
+        if parts == ["events"] and method == "POST":
+            command = sim.parse_json(body).get("command")
+            if not isinstance(command, str) or not command:
+                raise ApiError(422, "field 'command' must be a non-empty string")
+            with sim.lock:
+                rec = self.est.add_audit(us(time.time()), SIM_USER, command, None, None)
+                out = rec.json()
+            sim.event("localaudit record %s added" % rec.id)
+            return 201, out, None
         return None

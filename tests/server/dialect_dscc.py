@@ -11,7 +11,9 @@ refcore's. docs/refserver.md, "DSCC mode", describes it.
 """
 
 import base64
+import calendar
 import collections
+import functools
 import heapq
 import hmac
 import json
@@ -53,7 +55,9 @@ HOST_OS = {"esx": ("VMware ESXi", "VMware"), "sql": ("Windows Server", "WINDOWS_
 MIB_PER_GIB = 1024
 # kinds mixed into generated ids
 K_SYS, K_POOL, K_VOL, K_SNAP, K_VSET, K_HOST, K_GROUP, K_INIT, K_ISSUE, K_CUST, K_NEW, \
-    K_WWN = range(1, 13)
+    K_WWN, K_AUDIT = range(1, 14)
+AUDIT_KEPT = 10000      # audit events kept (the oldest go first)
+SEED_USER = "storage-admin@example.com"   # who made the seeded audit events
 
 
 def hexid(n, *vals):
@@ -73,6 +77,11 @@ def uuid_of(h):
 
 def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def iso_ms(ms):
+    """ISO-8601 UTC time with milliseconds from epoch milliseconds (audit events)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + ".%03dZ" % (ms % 1000)
 
 
 def cal(t):
@@ -140,6 +149,9 @@ class DsccEstate:
         self.pending = []
         self.tokens = {}       # access token -> expiry (epoch)
         self.requests = collections.deque(maxlen=REQUESTS_KEPT)
+        self.audit = []        # audit events, oldest first
+        self.audit_seq = 0
+        self.audit_ms = 0      # occurredAt of the newest event (epoch ms)
         self.gen = 0           # bumped on every change: rendered JSON is cached per gen
         self.seq = 0
         self.hostile = opts.hostile_names
@@ -192,6 +204,7 @@ class DsccEstate:
             s = self.build_system(i, dts[i % len(dts)], opts, gids[0] if gids else None)
             self.systems[s.id] = s
         self.build_issues()
+        self.build_audit()
 
     def add_host(self, hid, name, ct, h, role, user_created=True, os_name=None,
                  with_initiator=True):
@@ -299,7 +312,12 @@ class DsccEstate:
                    exports=collections.OrderedDict(), parent=parent, base_snap=None,
                    snaps=None, nsnaps=nsnaps, seq=0, hostile=False,
                    wwn="60002AC%025X" % (h & ((1 << 100) - 1)),
-                   serial="%032x" % (mix(h, 1) << 64 | mix(h, 2)), gen=1)
+                   serial="%032x" % (mix(h, 1) << 64 | mix(h, 2)), gen=1,
+                   # what PUT .../volumes/{id} edits (dt1: conv .. dr; dt2: online ..)
+                   conv="CONVERSIONTYPE_THIN" if thin else None, warn_user=None,
+                   warn_snap=None, dr=thin, dedupe=s.dt == 2, online=True, caching=True,
+                   limit_iops=-1, limit_mbps=-1, limit=100, app_uuid=None, perfpolicy=None,
+                   mtime=None)
         s.vols[vid] = rec
         self.vol_index[vid] = (s, rec)
         return rec
@@ -368,6 +386,41 @@ class DsccEstate:
                     "Volume %s on %s has less than 10%% free space." % (v.x["name"], s.name),
                     "CRITICAL", "capacity", t0 + n * 3600, (v.x["name"], uri, "volume"),
                     (s.name, "/api/v1/storage-systems/%s" % s.id, "storage-system"))
+
+    def build_audit(self):
+        """A few audit events from before the server started (deterministic)."""
+        seeded = []
+        for s in self.systems.values():
+            seeded.append((s.ct, "storage-system.register", "Register storage system %s" % s.name,
+                           (s.id, s.name, "storage-system"), u_sys_fleet(s)))
+        for g in list(self.groups.values())[:3]:
+            seeded.append((g.x["ct"], "host-initiator-group.create",
+                           "Create host group %s" % g.x["name"],
+                           (g.id, g.x["name"], "host-initiator-group"),
+                           u_top("host-initiator-groups", g.id)))
+        for s in self.systems.values():
+            for v in list(s.vols.values())[:1]:
+                seeded.append((v.x["ct"], "volume.create", "Create volume %s" % v.x["name"],
+                               (v.id, v.x["name"], "volume"), u_vol(s, v.id)))
+        seeded.sort(key=lambda e: e[0])
+        for k, (t, code, msg, res, scope) in enumerate(seeded):
+            h = mix(self.seed, K_AUDIT, k)
+            self.add_audit(t * 1000 + h % 1000, code, msg, res, scope, SEED_USER,
+                           "192.0.2.%d" % (100 + h % 50))
+
+    def add_audit(self, ms, code, message, resource, scope, user, ip, task=None):
+        """Append one audit event; occurredAt grows strictly (ms after the last at least)."""
+        self.audit_seq += 1
+        n = self.audit_seq
+        ms = max(int(ms), self.audit_ms + 1)
+        self.audit_ms = ms
+        rec = DRec(uuid_of(hexid(32, self.seed, K_AUDIT, n)), n=n, ms=ms, code=code,
+                   message=message, resource=resource, scope=scope, user=user, ip=ip,
+                   task=task, context=uuid_of(hexid(32, self.seed, K_AUDIT, n, 1)), gen=1)
+        self.audit.append(rec)
+        if len(self.audit) > AUDIT_KEPT:
+            del self.audit[:len(self.audit) - AUDIT_KEPT]
+        return rec
 
     def add_issue(self, n, title, body, severity, category, ct, resource, owner=None):
         iid = uuid_of(hexid(32, self.seed, K_ISSUE, n))
@@ -577,14 +630,17 @@ def r_vol1(est, vrec):
                 "totalRawReservedMiB": used * 3 // 2,
                 "userCpgName": pname, "userCpgID": pk, "snapshotCpgName": pname,
                 "snapshotCpgID": pk, "thinProvisioned": x["thin"],
-                "fullyProvisioned": not x["thin"], "provType": "TPVV" if x["thin"] else "FULL",
+                "fullyProvisioned": not x["thin"], "provType": prov_type(x),
+                "conversionType": x["conv"], "userAllocWarning": x["warn_user"],
+                "snapshotAllocWarning": x["warn_snap"],
                 "creationTime": cal(x["ct"]), "wwn": x["wwn"], "volumeType": "VVTYPE_BASE",
                 "readOnly": x["ro"], "comment": x["comment"], "domain": "",
                 "state": {"overall": "STATE_NORMAL", "detailed": []}, "healthState": 1,
                 "started": True, "hidden": False, "copyOfID": pidx, "physParentID": pidx,
-                "parentID": 0, "dataReduction": "ON" if x["thin"] else "OFF",
-                "dedup": "OFF", "userSpace": {"totalMiB": size, "usedMiB": used,
-                                              "reservedMiB": used, "freeMiB": size - used},
+                "parentID": 0, "dataReduction": "ON" if x["dr"] else "OFF",
+                "dedup": "ON" if x["dedupe"] else "OFF",
+                "userSpace": {"totalMiB": size, "usedMiB": used, "reservedMiB": used,
+                              "freeMiB": size - used},
                 "hostWrittenToVirtualPercent": round(100.0 * used / size, 2) if size else 0.0,
                 "userUsedToVirtualPercent": round(100.0 * used / size, 2) if size else 0.0,
                 "initiators": host_refs(est, vrec),
@@ -593,6 +649,13 @@ def r_vol1(est, vrec):
                                     link("storage-pools", u_pool(s, x["pool"])),
                                     link("systems", u_sys(s))]})
     return out
+
+
+def prov_type(x):
+    """A device-type1 volume's provisioning: FULL, TPVV (thin) or TDVV (thin, deduplicated)."""
+    if not x["thin"]:
+        return "FULL"
+    return "TDVV" if x["conv"] == "CONVERSIONTYPE_DDS" else "TPVV"
 
 
 def acl_records(est, vrec):
@@ -629,8 +692,12 @@ def r_vol2(est, vrec):
                 "vol_usage_compressed_bytes": x["used"] * MIB * 2 // 3,
                 "pool_id": x["pool"], "pool_name": pname, "dest_pool_id": x["pool"],
                 "dest_pool_name": pname, "folder_id": None, "folder_name": None,
-                "creation_time": x["ct"], "last_modified": x["ct"], "online": True,
-                "vol_state": "online", "read_only": x["ro"], "num_snaps": est.snap_count(vrec),
+                "creation_time": x["ct"], "last_modified": x["mtime"] or x["ct"],
+                "online": x["online"], "vol_state": "online" if x["online"] else "offline",
+                "offline_reason": None if x["online"] else "user",
+                "caching_enabled": x["caching"], "dedupe_enabled": x["dedupe"],
+                "limit_iops": x["limit_iops"], "limit_mbps": x["limit_mbps"],
+                "limit": x["limit"], "read_only": x["ro"], "num_snaps": est.snap_count(vrec),
                 "serial_number": x["serial"],
                 "target_name": "iqn.2007-11.com.nimblestorage:%s-v%s" % (x["name"][:32],
                                                                           x["serial"][:16]),
@@ -646,6 +713,11 @@ def r_vol2(est, vrec):
                 "associated_links": [link("snapshots", uri + "/snapshots"),
                                      link("storage-pools", u_pool(s, x["pool"])),
                                      link("storage-systems", u_sys(s))]})
+    # unset, these keep the spec's example values
+    if x["app_uuid"] is not None:
+        out["app_uuid"] = x["app_uuid"]
+    if x["perfpolicy"] is not None:
+        out["perfpolicy_id"] = x["perfpolicy"]
     return out
 
 
@@ -664,7 +736,8 @@ def r_vol_fleet(est, vrec):
                 "usedCapacityPercent": round(100.0 * x["used"] / x["size"], 4)
                 if x["size"] else 0.0,
                 "healthState": "NORMAL", "isInternal": False, "isSystemVolume": False,
-                "subType": "PROVTYPE_TPVV" if x["thin"] else "PROVTYPE_FULL",
+                "subType": "PROVTYPE_" + ("DDS" if prov_type(x) == "TDVV" else
+                                          "TPVV" if x["thin"] else "FULL"),
                 "thinSavings": "1.5:1" if x["thin"] else "1:1", "spaceWarning": None,
                 "volumeSetId": x["vset"], "volumeType": "VVTYPE_BASE",
                 "wwn": x["wwn"] if s.dt == 1 else x["serial"],
@@ -868,6 +941,22 @@ def r_issue(est, i):
     return out
 
 
+def r_audit(est, a):
+    x = a.x
+    out = {"id": a.id, "customerId": est.customer, "occurredAt": iso_ms(x["ms"]),
+           "code": x["code"], "permission": x["code"], "message": x["message"],
+           "scope": x["scope"], "source": "audit", "state": "Success",
+           "uniqueId": "audit.event+%d+%d" % (x["n"], x["ms"]), "userEmail": x["user"],
+           "version": 1, "contextId": x["context"],
+           "sourceIpAddress": x["ip"] if x["ip"] else DROP,
+           "taskId": x["task"] if x["task"] else DROP,
+           "associatedResource": DROP}
+    if x["resource"] is not None:
+        rid, name, kind = x["resource"]
+        out["associatedResource"] = {"id": rid, "name": name, "type": kind}
+    return out
+
+
 # -- tasks
 
 class DTask(Task):
@@ -917,11 +1006,37 @@ _FOPS = {"eq": lambda a, b: a == b, "ne": lambda a, b: a != b,
 _FLIT = {"true": True, "false": False, "null": None}
 
 
+_ISO_TIME = re.compile(r"^(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d+))?"
+                       r"(?:([Zz])|([+-])(\d\d):?(\d\d))$")
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_time(s):
+    """Epoch microseconds of an ISO-8601 date-time string, or None if it is not one."""
+    m = _ISO_TIME.match(s)
+    if m is None:
+        return None
+    y, mo, d, hh, mi, ss, frac, _, sign, oh, om = m.groups()
+    try:
+        t = calendar.timegm((int(y), int(mo), int(d), int(hh), int(mi), int(ss), 0, 0, 0))
+    except (ValueError, OverflowError):
+        return None
+    usec = int(((frac or "") + "000000")[:6])
+    if sign:
+        t -= (1 if sign == "+" else -1) * (int(oh) * 3600 + int(om) * 60)
+    return t * 1000000 + usec
+
+
 def _cmp(a, b):
     if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None:
         return -2 if a != b else 0
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) or \
-            isinstance(a, str) and isinstance(b, str):
+    if isinstance(a, str) and isinstance(b, str):
+        # two date-times compare as instants, whatever their precision or zone
+        ta, tb = _iso_time(a), _iso_time(b)
+        if ta is not None and tb is not None:
+            return (ta > tb) - (ta < tb)
+        return (a > b) - (a < b)
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return (a > b) - (a < b)
     return -2
 
@@ -1123,11 +1238,36 @@ def overlay(base, over):
     return base
 
 
+# -- audit events of requests
+
+def audit_kind(template, method):
+    """(kind, verb) of a change, from its path template: POST .../volumes is
+    ("volume", "create"), PUT .../volumes/{id} ("volume", "update"), POST
+    .../volumes/{id}/clone ("volume", "clone"), DELETE .../snapshots/{snapshotId}
+    ("snapshot", "delete"), POST .../snapshots/{snapshotId} ("snapshot", "promote")."""
+    segs = [x for x in template.split("/") if x and x != "actions"]
+    last = segs[-1]
+    if last.startswith("{"):
+        kind = segs[-2][:-1]
+        verb = {"PUT": "update", "DELETE": "delete"}.get(
+            method, "promote" if kind == "snapshot" else "action")
+    elif last in ("volumes", "snapshots", "host-initiators", "host-initiator-groups"):
+        kind, verb = last[:-1], "create"
+    else:
+        kind, verb = segs[-3][:-1], last
+    return kind, verb
+
+
+def audit_user(client_id):
+    """The userEmail of the audit events of an API client."""
+    return client_id if "@" in client_id else "%s@clients.example.com" % client_id
+
+
 # -- request context and the dialect itself
 
 class DCtx:
     __slots__ = ("d", "est", "method", "p", "query", "headers", "body", "now", "base",
-                 "route", "path")
+                 "route", "path", "peer", "task", "audit")
 
 
 class DRoute:
@@ -1241,7 +1381,7 @@ class Dscc(Dialect):
 
     def handle(self, req, headers, body, host):
         return self.handle_request(req.method, req.path, req.route, req.segs, req.query,
-                                   headers, body, host)
+                                   headers, body, host, req.peer)
 
     # -- routing and stats
     def classify(self, method, path):
@@ -1434,7 +1574,8 @@ class Dscc(Dialect):
         return entry
 
     # -- one API request
-    def handle_request(self, method, path, route, segs, query, headers, body, host):
+    def handle_request(self, method, path, route, segs, query, headers, body, host,
+                       peer=None):
         if route is None:
             raise ApiError(404, "no such resource: %s" % path)
         if route.template == DSCC_TOKEN_PATH:
@@ -1454,6 +1595,9 @@ class Dscc(Dialect):
         ctx.p = {t[1:-1]: v for t, v in zip(route.template.split("/")[1:], segs)
                  if t.startswith("{")}
         ctx.body = None
+        ctx.peer = peer
+        ctx.task = None
+        ctx.audit = None
         with self.sim.lock:
             now = ctx.now = time.time()
             auth = headers.get("authorization", "")
@@ -1488,7 +1632,29 @@ class Dscc(Dialect):
                 errs = self.oc.validate(schema, ctx.body, self.spec, strict=True)
                 if errs:
                     raise ApiError(400, "invalid request body: %s" % "; ".join(errs[:5]))
-            return fn(ctx)
+            out = fn(ctx)
+            if method != "GET" and 200 <= out[0] < 300:
+                self.audit_request(ctx)
+            return out
+
+    # -- audit events
+    def audit_request(self, ctx):
+        """Append the audit event of an accepted change (lock held)."""
+        kind, verb = audit_kind(ctx.route.template, ctx.method)
+        task = ctx.task
+        message, res = ctx.audit if ctx.audit is not None else (None, None)
+        if message is None:
+            message = task.display if task is not None else "%s %s" % (ctx.method, ctx.path)
+        if res is None and task is not None and task.resources:
+            typed = [r for r in task.resources if r["type"] == kind] or task.resources[:1]
+            pick = typed[-1] if verb == "create" else typed[0]
+            res = (unquote(pick["resourceUri"].rsplit("/", 1)[1]), pick["name"], pick["type"])
+        if res is None and ctx.route.template.endswith("}"):
+            rid = list(ctx.p.values())[-1]
+            res = (rid, rid, kind)
+        self.est.add_audit(ctx.now * 1000, "%s.%s" % (kind, verb), message, res, ctx.path,
+                           audit_user(self.client_id), ctx.peer,
+                           task.id if task is not None else None)
 
     # -- tasks
     def settle(self, now):
@@ -1511,6 +1677,7 @@ class Dscc(Dialect):
         sim.task_seq += 1
         heapq.heappush(est.pending, (task.end, sim.task_seq, task))
         sim.last_task = task
+        ctx.task = task
         sim.event("task %s started: %s" % (tid, display))
         if dur == 0:
             self.settle(ctx.now)
@@ -1549,6 +1716,17 @@ class Dscc(Dialect):
             return no_content()
         if parts == ["requests"]:
             return requests_control(sim, est.requests, method, parts, qs)
+        if parts == ["events"] and method == "POST":
+            desc = sim.parse_json(body).get("description")
+            if not isinstance(desc, str) or not desc:
+                raise ApiError(422, "field 'description' must be a non-empty string")
+            with sim.lock:
+                rec = est.add_audit(time.time() * 1000, "sim.event", desc, None, "/_sim/events",
+                                    SEED_USER, None)
+                out = overlay(self.skeleton({"$ref": "#/components/schemas/AuditData"}),
+                              r_audit(est, rec))
+            sim.event("audit event %s added" % rec.id)
+            return ok_json(out, 201)
         return None
 
 
@@ -1881,6 +2059,143 @@ def h_d_vol_delete(dt):
     return handler
 
 
+def edit_volume(ctx, s, vrec, changes, pool, fail_name):
+    """Run the task of a volume edit: changes (record fields) and a move to pool
+    (or staying in it) are applied when the task succeeds. A new size and a move
+    are charged to the pool as creation is. Other tasks on the volume do not
+    block an edit; the edit's task blocks a deletion as they do."""
+    est = ctx.est
+    new_name = changes.get("name")
+    if new_name is not None and new_name != vrec.x["name"]:
+        unique_volume_name(s, new_name)
+    cur = vrec.x["size"]
+    grow = changes.get("size", cur) - (cur if pool.id == vrec.x["pool"] else 0)
+    if grow > 0:
+        free_pool(s, pool, grow)
+    vid, pid = vrec.id, pool.id
+
+    def effect():
+        v = s.vols.get(vid)
+        if v is None:
+            raise TaskFailed("volume '%s' was deleted" % vid)
+        if new_name is not None and any(o.x["name"] == new_name and o.id != vid
+                                        for o in s.vols.values()):
+            raise TaskFailed("a volume named %r appeared meanwhile" % new_name)
+        if pid not in s.pools:
+            raise TaskFailed("storage pool '%s' is gone" % pid)
+        need = changes.get("size", v.x["size"]) - (v.x["size"] if v.x["pool"] == pid else 0)
+        if need > 0 and s.pool_used(pid) + need > s.pools[pid].x["capacity"]:
+            raise TaskFailed("storage pool '%s' has not enough free space"
+                             % s.pools[pid].x["name"])
+        diff = {k: val for k, val in changes.items() if v.x[k] != val}
+        if v.x["pool"] != pid:
+            diff["pool"] = pid
+        if not diff:
+            return
+        v.x.update(diff)
+        v.x["mtime"] = int(time.time())
+        est.changed(v)
+        ctx.d.sim.event("volume %s updated on %s: %s" % (vid, s.id, ", ".join(sorted(diff))))
+
+    name = vrec.x["name"]
+    return ctx.d.run_task(ctx, "Update volume %s" % name, [vol_ref(s, vrec)],
+                          ["Validating parameters", "Updating volume %s" % name,
+                           "Refreshing volume %s" % name],
+                          effect, fail_if(fail_name, "update volume"), [(s, vid)])
+
+
+def edit_size(vrec, field, size, changes):
+    """A new size (MiB) into changes; 400 on shrinking."""
+    cur = vrec.x["size"]
+    if size is not None and size < cur:
+        raise ApiError(400, "invalid request body: %s: volumes only grow: %d MiB is less than "
+                       "the current %d MiB" % (field, size, cur))
+    if size is not None and size != cur:
+        changes["size"] = size
+
+
+def edit_name(b, field="name"):
+    name = b.get(field)
+    if name is not None and not name:
+        raise ApiError(400, "invalid request body: %s: must not be empty" % field)
+    return name
+
+
+def edit_range(b, field, low, high, also=()):
+    v = b.get(field)
+    if v is not None and v not in also and not low <= v <= high:
+        raise ApiError(400, "invalid request body: %s: must be %s%d to %d" % (
+            field, "".join("%d or " % a for a in also), low, high))
+    return v
+
+
+def h_d_vol1_edit(ctx):
+    """PUT .../device-type1/{systemId}/volumes/{id}: volumePut; null fields are absent."""
+    s = d_system(ctx, "systemId", 1)
+    vrec = d_volume(ctx, s, "id")
+    b = {k: v for k, v in ctx.body.items() if v is not None}
+    changes = {}
+    name = edit_name(b)
+    if name is not None:
+        changes["name"] = name
+    size = b.get("sizeMib")
+    if size is not None:
+        if size != int(size):
+            raise ApiError(400, "invalid request body: sizeMib: must be a whole number of MiB, "
+                           "got %r" % size)
+        size = int(size)
+    edit_size(vrec, "sizeMib", size, changes)
+    for field, key in (("userAllocWarning", "warn_user"), ("snapshotAllocWarning", "warn_snap")):
+        v = edit_range(b, field, 0, 100)
+        if v is not None:
+            changes[key] = v
+    pool = s.pools[vrec.x["pool"]]
+    if "userCpgName" in b:
+        pool = s.pool_by_name(b["userCpgName"])
+        if pool is None:
+            raise ApiError(422, "userCpgName: storage system '%s' has no CPG named %r (known: "
+                           "%s)" % (s.id, b["userCpgName"],
+                                    ", ".join(p.x["name"] for p in s.pools.values())))
+    conv = b.get("conversionType")
+    if conv is not None:
+        changes["conv"] = conv
+        if conv in ("CONVERSIONTYPE_THIN", "CONVERSIONTYPE_DDS"):
+            changes["thin"] = True
+        if conv == "CONVERSIONTYPE_DDS":
+            changes["dedupe"] = True
+    if "dataReduction" in b:
+        changes["dr"] = b["dataReduction"]
+    return edit_volume(ctx, s, vrec, changes, pool, name or vrec.x["name"])
+
+
+def h_d_vol2_edit(ctx):
+    """PUT .../device-type2/{systemId}/volumes/{volumeId}: NimbleEditVolumeInput."""
+    s = d_system(ctx, "systemId", 2)
+    vrec = d_volume(ctx, s, "volumeId")
+    b = {k: v for k, v in ctx.body.items() if v is not None}
+    changes = {}
+    name = edit_name(b)
+    if name is not None:
+        changes["name"] = name
+    edit_range(b, "limit_iops", 256, 4294967294, also=(-1,))
+    edit_range(b, "limit_mbps", 1, 4294967294, also=(-1,))
+    edit_range(b, "limit", 0, 100)
+    edit_size(vrec, "size", b.get("size"), changes)
+    for field, key in (("description", "comment"), ("online", "online"),
+                       ("caching_enabled", "caching"), ("dedupe_enabled", "dedupe"),
+                       ("limit_iops", "limit_iops"), ("limit_mbps", "limit_mbps"),
+                       ("limit", "limit"), ("app_uuid", "app_uuid"),
+                       ("perfpolicy_id", "perfpolicy")):
+        if field in b:
+            changes[key] = b[field]
+    # folder_id, owned_by_group_id: accepted and ignored (no folders, one group per system)
+    if b.get("online") is False and vrec.x["online"] and vrec.x["exports"] and \
+            not b.get("force"):
+        raise ApiError(409, "volume '%s' is exported to %d host group(s): taking it offline "
+                       "needs force=true" % (vrec.id, len(vrec.x["exports"])))
+    return edit_volume(ctx, s, vrec, changes, s.pools[vrec.x["pool"]], name or vrec.x["name"])
+
+
 def next_lun(est, vrec, hosts=None):
     hosts = hosts if hosts is not None else vol_hosts(est, vrec)
     used = set()
@@ -2177,6 +2492,7 @@ def h_d_host_create(ctx):
     est = ctx.est
     check_host_input(est, ctx.body)
     h = make_host(est, ctx.body, ctx.now)
+    ctx.audit = ("Create host %s" % h.x["name"], (h.id, h.x["name"], "host-initiator"))
     ctx.d.sim.event("host %s created" % h.id)
     return 200, ctx.d.render(h, ctx.d.response_schema(ctx), r_host), None
 
@@ -2243,6 +2559,7 @@ def h_d_group_create(ctx):
         if h.id not in g.x["hosts"]:
             g.x["hosts"].append(h.id)
     est.changed(*(est.hosts[h] for h in members))
+    ctx.audit = ("Create host group %s" % g.x["name"], (gid, g.x["name"], "host-initiator-group"))
     ctx.d.sim.event("host group %s created" % gid)
     return 200, ctx.d.render(g, ctx.d.response_schema(ctx), r_group), None
 
@@ -2302,6 +2619,10 @@ def h_d_task(ctx):
     return ok_json(t.drender(ctx.now))
 
 
+def h_d_audit_events(ctx):
+    return ctx.d.listing(ctx, list(ctx.est.audit), r_audit)
+
+
 def h_d_issues(ctx):
     return ctx.d.listing(ctx, list(ctx.est.issues.values()), r_issue)
 
@@ -2330,6 +2651,7 @@ DSCC_ROUTES = [
     (DT1 + "/{systemId}/storage-pools/{id}/volumes", {"GET": h_d_pool_volumes(1)}),
     (DT1 + "/{systemId}/volumes", {"GET": h_d_volumes_dt(1), "POST": h_d_vol1_create}),
     (DT1 + "/{systemId}/volumes/{id}", {"GET": h_d_volume_dt(1, "id"),
+                                        "PUT": h_d_vol1_edit,
                                         "DELETE": h_d_vol_delete(1)}),
     (DT1 + "/{systemId}/volumes/{id}/clone", {"POST": h_d_vol_clone(1)}),
     (DT1 + "/{systemId}/volumes/{id}/export", {"POST": h_d_vol_export(1, False)}),
@@ -2346,6 +2668,7 @@ DSCC_ROUTES = [
     (DT2 + "/{systemId}/storage-pools/{storagePoolId}", {"GET": h_d_pool(2, "storagePoolId")}),
     (DT2 + "/{systemId}/volumes", {"GET": h_d_volumes_dt(2), "POST": h_d_vol2_create}),
     (DT2 + "/{systemId}/volumes/{volumeId}", {"GET": h_d_volume_dt(2, "volumeId"),
+                                              "PUT": h_d_vol2_edit,
                                               "DELETE": h_d_vol_delete(2)}),
     (DT2 + "/{systemId}/volumes/{volumeId}/clone", {"POST": h_d_vol_clone(2)}),
     (DT2 + "/{systemId}/volumes/{volumeId}/export", {"POST": h_d_vol_export(2, False)}),
@@ -2370,6 +2693,7 @@ DSCC_ROUTES = [
     ("/api/v1/initiators/{initiatorId}", {"GET": h_d_initiator}),
     ("/api/v1/tasks", {"GET": h_d_tasks}),
     ("/api/v1/tasks/{id}", {"GET": h_d_task}),
+    ("/api/v1/audit-events", {"GET": h_d_audit_events}),
     ("/api/v1/issues", {"GET": h_d_issues}),
     ("/api/v1/issues/{id}", {"GET": h_d_issue}),
 ]

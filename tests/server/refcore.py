@@ -378,7 +378,7 @@ def with_total(body, total):
 class Req:
     """One API request as a dialect routed it (Dialect.route)."""
     __slots__ = ("method", "path", "rel", "route", "segs", "query", "action", "entry",
-                 "answer")
+                 "answer", "peer")
 
     def __init__(self, method, path, rel=None, route=None, segs=(), query=None,
                  action=None, entry=None, answer=None):
@@ -391,6 +391,7 @@ class Req:
         self.action = action
         self.entry = entry     # a dialect's record of the request, given the status
         self.answer = answer   # (status, body, headers): answer at once, no faults
+        self.peer = None       # the client's address (set by the handler)
 
 
 REQUESTS_KEPT = 500
@@ -775,6 +776,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send(status, rbody, rhead)
         else:
             req = sim.dialect.route(method, path, qs, headers, body)
+            req.peer = self.client_address[0]
             if req.answer is not None:
                 status = req.answer[0]
                 self.send(*req.answer)

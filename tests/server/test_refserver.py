@@ -523,6 +523,35 @@ def test_volume_delete_and_pool_space(srv, c):
     assert_error(c.delete("/server/1/volume/" + lun["volumeId"]), 409, lun["id"])
 
 
+def test_system_capacity_is_the_pools_capacity(refserver_factory):
+    """capacityInBytes is the sum of the server's pools' capacities: each pool's
+    freeSpace plus the sizes of the volumes in it, before and after changes."""
+    s = refserver_factory("--volumes", "6", "--task-seconds", "0.2", "--hostile-names")
+
+    def check(c, sid):
+        pools = c.get("/server/%s/pool" % seg(sid)).json()["pools"]
+        vols = all_items(c, "/server/%s/volume" % seg(sid), "volumes")
+        assert pools and all(isinstance(p["freeSpace"], int) and p["freeSpace"] >= 0
+                             for p in pools)
+        assert {v["poolId"] for v in vols} <= {p["id"] for p in pools}
+        system = c.get("/server/%s/system" % seg(sid)).json()
+        assert system["capacityInBytes"] == sum(p["freeSpace"] for p in pools) + \
+            sum(v["stats"]["size"] for v in vols)
+        assert system["provisionedSizeInBytes"] == sum(v["stats"]["size"] for v in vols)
+
+    c = s.login()
+    for srv_obj in c.get("/server").json()["servers"]:
+        check(c, srv_obj["id"])
+    wait_task(c, task_of(c, c.post("/server/0/volume/vol-0-2?action=clone",
+                                   {"name": "capacity-clone"})))
+    check(c, "0")
+    clone = next(v for v in all_items(c, "/server/0/volume", "volumes")
+                 if v["name"] == "capacity-clone")
+    assert c.delete("/server/0/volume/" + seg(clone["id"])).status == 200
+    check(c, "0")
+    c.close()
+
+
 def test_snapshot_lifecycle(srv, c):
     base = "/server/1/volume/vol-1-14/snapshot"
     before = c.get(base).json()["snapshots"]

@@ -524,3 +524,174 @@ def test_minted_tokens_and_password():
         Api(s, basic=("admin", "new")).get("/cluster")
     finally:
         s.stop()
+
+
+# --------------------------------------------------------------------------
+# disk pools, PUT, localaudit
+
+def test_diskpool_capacity_fields(srv, api):
+    pools = api.all("/diskpool")
+    assert pools
+    for p in pools:
+        for k in ("capacity_mb", "free_mb", "usage_mb"):
+            assert isinstance(p[k], int) and not isinstance(p[k], bool) and p[k] >= 0, (k, p)
+        assert p["usage_mb"] == p["capacity_mb"] - p["free_mb"]
+        assert "capacitymb" not in p and "usedmb" not in p
+    o = api.req("OPTIONS", "/diskpool", status=200).json()["GET(list)"]
+    types = {f["field"]: f["type"] for f in o["filterablefields"]}
+    assert {k: types[k] for k in ("capacity_mb", "free_mb", "usage_mb")} == {
+        "capacity_mb": "Long", "free_mb": "Long", "usage_mb": "Long"}
+    assert "capacitymb" not in types and "usedmb" not in types
+    frees = sorted(p["free_mb"] for p in pools)
+    mid = frees[len(frees) // 2]
+    got = api.all("/diskpool?" + flt("free_mb", ">=%d" % mid))
+    assert len(got) == sum(1 for f in frees if f >= mid)
+    by_usage = [p["usage_mb"] for p in api.all("/diskpool?sort=usage_mb:desc")]
+    assert by_usage == sorted(by_usage, reverse=True)
+
+
+def test_put_host_application_slt_slp(srv, api):
+    srv.sim("POST", "/stats/reset")
+    srv.sim("DELETE", "/requests")
+    clusters = api.all("/cluster")
+    hosts = api.all("/host?" + flt("clusterid", "=" + clusters[0]["id"]))
+    h, h2 = hosts[2], hosts[3]
+    other = api.all("/host?" + flt("clusterid", "=" + clusters[1]["id"]))[0]
+    # incremental: what is absent or null keeps its value
+    r = api.req("PUT", "/host/" + h["id"], {"name": "db-host", "hostname": "db-host",
+                                            "description": "the database host",
+                                            "ipaddress": "10.9.8.7", "friendlypath": None},
+                status=200)
+    got = r.json()
+    assert got == api.get("/host/" + h["id"]).json()
+    assert (got["name"], got["hostname"], got["description"], got["ipaddress"]) == (
+        "db-host", "db-host", "the database host", "10.9.8.7")
+    assert got["friendlypath"] == h["friendlypath"] and got["ostype"] == h["ostype"]
+    assert got["modifydate"] > h["modifydate"]
+    # the objects that refer to the host name it anew
+    for a in api.all("/application?" + flt("hostid", "=" + h["id"])):
+        assert a["hostname"] == "db-host" and a["host"]["hostname"] == "db-host"
+    # an empty body, or only nulls, changes nothing (not even modifydate)
+    assert api.req("PUT", "/host/" + h["id"], {}, status=200).json() == got
+    assert api.req("PUT", "/host/" + h["id"], {"name": None, "id": None},
+                   status=200).json() == got
+    # a host name may repeat on another appliance, not on its own
+    api.req("PUT", "/host/" + h["id"], {"name": other["name"]}, status=200)
+    r = api.req("PUT", "/host/" + h["id"], {"name": h2["name"]}, status=409)
+    assert r.json()["err_code"] == 409 and h2["name"] in r.json()["err_message"]
+    for body, word in (({"id": "1"}, "id"), ({"href": "/x"}, "href"),
+                       ({"modifydate": 1}, "modifydate"), ({"nosuch": 1}, "nosuch"),
+                       ({"name": 5}, "name"), ({"hostname": ["x"]}, "hostname"),
+                       ({"name": ""}, "name"), ({"ipaddress": "not-an-ip"}, "ipaddress")):
+        r = api.req("PUT", "/host/" + h["id"], body, status=400)
+        assert word in r.json()["err_message"], (body, r.json())
+    r = api.c.request("PUT", "/host/" + h["id"], raw=b"[1]", headers=api.headers())
+    assert r.status == 400
+    r = api.c.request("PUT", "/host/" + h["id"], raw=b"x", content_type="text/plain",
+                      headers=api.headers())
+    assert r.status == 415
+    api.req("PUT", "/host/99999999", {"name": "x"}, status=404)
+    # applications: description, friendlytype, pathname
+    app = api.all("/application")[5]
+    got = api.req("PUT", "/application/" + app["id"], {
+        "description": "orders database", "pathname": "/srv/orders"}, status=200).json()
+    assert got == api.get("/application/" + app["id"]).json()
+    assert got["description"] == "orders database" and got["pathname"] == "/srv/orders"
+    assert got["friendlytype"] == app["friendlytype"] and got["modifydate"] > app["modifydate"]
+    r = api.req("PUT", "/application/" + app["id"], {"appname": "x"}, status=400)
+    assert "appname" in r.json()["err_message"]
+    # templates: name (unique), description; no modifydate
+    slts = api.items("/slt")
+    got = api.req("PUT", "/slt/" + slts[1]["id"], {"name": "silver-plus",
+                                                   "description": "better"},
+                  status=200).json()
+    assert (got["name"], got["description"]) == ("silver-plus", "better")
+    assert "modifydate" not in got and got["policies"] == slts[1]["policies"]
+    for sla in api.all("/sla?" + flt("sltid", "=" + slts[1]["id"])):
+        assert sla["slt"]["name"] == "silver-plus"
+    api.req("PUT", "/slt/" + slts[1]["id"], {"name": slts[0]["name"]}, status=409)
+    api.req("PUT", "/slt/" + slts[1]["id"], {"managedbyagm": False}, status=400)
+    # profiles: name (unique), description, performancepool (a perf pool of its appliance)
+    slps = api.all("/slp")
+    slp = slps[0]
+    pools = api.all("/diskpool?" + flt("clusterid", "=" + slp["clusterid"]))
+    vault = next(p for p in pools if p["pooltype"] == "vault")
+    api.req("PUT", "/slp/" + slp["id"], {"performancepool": vault["name"]}, status=404)
+    got = api.req("PUT", "/slp/" + slp["id"], {"description": "edited",
+                                               "performancepool": slp["performancepool"]},
+                  status=200).json()
+    assert got["description"] == "edited" and got["modifydate"] > slp["modifydate"]
+    api.req("PUT", "/slp/" + slp["id"], {"name": slps[1]["name"]}, status=409)
+    # other kinds take no PUT
+    r = api.req("PUT", "/backup/" + api.items("/backup")[0]["id"], {}, status=405)
+    assert r.headers["allow"] == "GET"
+    api.req("PUT", "/host", {}, status=405)
+    stats = srv.sim("GET", "/stats").json()
+    assert stats["PUT /actifio/host/{host_id}"] == 16
+    assert stats["PUT /actifio/slp/{slp_id}"] == 3
+    reqs = srv.sim("GET", "/requests").json()["requests"]
+    assert reqs[0]["method"] == "PUT" and reqs[0]["template"] == "/actifio/host/{host_id}"
+    assert reqs[0]["status"] == 200 and reqs[0]["body"]["name"] == "db-host"
+
+
+def test_localaudit_seeded_appended_and_polled():
+    s = bdr("--task-seconds", "0.2")
+    try:
+        api = Api(s)
+        seeded = api.all("/localaudit")
+        assert len(seeded) == 7          # 3 templates, 2 profiles, an SLA, a host edit
+        assert int(api.req("HEAD", "/localaudit", status=204).headers["actifio-count"]) == 7
+        for rec in seeded:
+            assert set(rec) == {"id", "href", "issuedate", "username", "command", "status",
+                                "ipaddress", "sessionid"}
+            assert rec["href"] == "/actifio/localaudit/" + rec["id"] and rec["status"] == 0
+            assert isinstance(rec["issuedate"], int) and rec["issuedate"] > 10 ** 15
+            assert api.get("/localaudit/" + rec["id"]).json() == rec
+        dates = [r["issuedate"] for r in seeded]
+        assert dates == sorted(dates)                       # oldest first
+        last = int(seeded[-1]["id"])
+        o = api.req("OPTIONS", "/localaudit", status=200).json()["GET(list)"]
+        types = {f["field"]: f["type"] for f in o["filterablefields"]}
+        assert types["id"] == "Long" and types["issuedate"] == "Date"
+        newer = "/localaudit?" + flt("id", ">=%d" % (last + 1))
+        assert api.all(newer) == []
+        # accepted changes append one record each; refusals, reads and logins do not
+        host = api.items("/host")[0]
+        app = api.items("/application")[0]
+        api.req("PUT", "/host/" + host["id"], {"description": "audited"}, status=200)
+        api.req("PUT", "/host/" + host["id"], {"id": "1"}, status=400)
+        api.post("/application/%s/backup" % app["id"], {"policy": {"id": _policy(api)}})
+        api.post("/application/%s/backup" % app["id"], {}, status=400)
+        basic = Api(s, basic=("admin", "admin"))
+        basic.get("/localaudit")
+        made = s.sim("POST", "/events", {"command": "udstask mkhost -hostname x"})
+        assert made.status == 201
+        basic.req("DELETE", "/session/current", status=204)
+        new = api.all(newer)
+        assert [r["command"] for r in new] == [
+            "PUT /host/" + host["id"], "POST /application/%s/backup" % app["id"],
+            "udstask mkhost -hostname x", "DELETE /session/current"]
+        assert new[2] == made.json() and new[2]["username"] == "dsfs-refserver"
+        assert [r["username"] for r in new[:2]] == [
+            "dsfs-demo@example.iam.gserviceaccount.com"] * 2
+        assert new[3]["username"] == "admin"
+        assert all(r["status"] == 0 for r in new)
+        assert new[0]["ipaddress"] == "127.0.0.1" and new[0]["sessionid"]
+        ids = [int(r["id"]) for r in new]
+        stamps = [r["issuedate"] for r in new]
+        assert ids == sorted(ids) and stamps == sorted(stamps)
+        assert len(set(stamps)) == len(stamps)              # strictly rising
+        # a range of issuedate, a sort, a count
+        rng = api.all("/localaudit?%s&%s" % (flt("issuedate", ">=%d" % stamps[1]),
+                                             flt("issuedate", "<=%d" % stamps[2])))
+        assert [r["id"] for r in rng] == [r["id"] for r in new[1:3]]
+        desc = api.all("/localaudit?sort=issuedate:desc")
+        assert [r["id"] for r in desc] == [r["id"] for r in seeded + new][::-1]
+        r = api.req("HEAD", newer, status=204)
+        assert r.headers["actifio-count"] == "4"
+        api.get("/localaudit?" + flt("issuedate", "=|x"), status=400)
+        assert s.sim("POST", "/events", {}).status == 422
+        assert s.sim("POST", "/events", {"command": 1}).status == 422
+        assert s.sim("GET", "/stats").json()["GET /actifio/localaudit"] >= 5
+    finally:
+        s.stop()

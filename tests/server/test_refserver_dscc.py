@@ -85,6 +85,9 @@ class Api:
     def delete(self, path, status=None, **kw):
         return self.req("DELETE", path, status=status, **kw)
 
+    def put(self, path, body=None, status=None, **kw):
+        return self.req("PUT", path, body, status=status, **kw)
+
     def items(self, path, **kw):
         return self.get(path, **kw).json()["items"]
 
@@ -380,6 +383,8 @@ def test_every_get_endpoint_matches_the_spec(srv, api):
     assert api.get("/api/v1/issues/" + issues[0]["id"]).json()["title"] == issues[0]["title"]
     api.get("/api/v1/tasks")
     api.get("/api/v1/tasks/00000000-0000-4000-8000-000000000000", status=404)
+    events = api.items("/api/v1/audit-events")
+    assert events and all(UUID.match(e["id"]) for e in events)
     # every GET route was used
     import dialect_dscc
     gets = {t for t, hs in dialect_dscc.DSCC_ROUTES if "GET" in hs}
@@ -733,6 +738,243 @@ def test_hosts_and_host_groups(srv, api):
     api.delete("/api/v1/host-initiator-groups/" + cluster_a["id"], status=409)  # exports
 
 
+# --------------------------------------------------------------------------
+# volume edits (PUT)
+
+def pool_free(api, base, name):
+    """freeSizeMiB of the device-type1 CPG named name."""
+    return next(p["freeSizeMiB"] for p in api.items(base + "/storage-pools")
+                if p["name"] == name)
+
+
+def test_dt1_volume_put(srv, api, ids):
+    base = ids[1]["base"]
+    vols = base + "/volumes"
+    vid, other = ids[1]["vols"][6], ids[1]["vols"][7]
+    path = "%s/%s" % (vols, vid)
+    v = api.get(path).json()
+    cpg = v["userCpgName"]
+    free = pool_free(api, base, cpg)
+    srv.sim("DELETE", "/requests")
+    srv.sim("POST", "/stats/reset")
+    r = api.put(path, {"name": "db-renamed", "sizeMib": v["sizeMiB"] + 1024,
+                       "userAllocWarning": 70, "snapshotAllocWarning": 60,
+                       "conversionType": "CONVERSIONTYPE_DDS", "dataReduction": False,
+                       "userCpgName": None}, status=202)
+    assert set(r.json()) == {"taskUri", "status", "message"}
+    t = api.wait(r)
+    assert t["state"] == "SUCCEEDED" and t["displayName"] == "Update volume " + v["name"]
+    assert [x["type"] for x in t["associatedResources"]] == ["volume"]
+    got = api.get(path).json()
+    assert got["name"] == "db-renamed" and got["sizeMiB"] == v["sizeMiB"] + 1024
+    assert (got["userAllocWarning"], got["snapshotAllocWarning"]) == (70, 60)
+    assert got["conversionType"] == "CONVERSIONTYPE_DDS" and got["dataReduction"] == "OFF"
+    assert got["provType"] == "TDVV" and got["dedup"] == "ON" and got["thinProvisioned"]
+    assert got["userCpgName"] == cpg and got["userSpace"]["totalMiB"] == got["sizeMiB"]
+    assert pool_free(api, base, cpg) == free - 1024         # the growth is charged
+    fleet = api.get("/api/v1/volumes/" + vid).json()
+    assert fleet["name"] == "db-renamed" and fleet["sizeMiB"] == got["sizeMiB"]
+    assert fleet["subType"] == "PROVTYPE_DDS"
+    # null fields and an empty body change nothing
+    for body in ({"name": None, "sizeMib": None, "userCpgName": None}, {}):
+        assert api.wait(api.put(path, body, status=202))["state"] == "SUCCEEDED"
+    assert api.get(path).json() == got
+    # a move to another CPG charges the whole volume there
+    target = next(p["name"] for p in api.items(base + "/storage-pools") if p["name"] != cpg)
+    free_to = pool_free(api, base, target)
+    free = pool_free(api, base, cpg)
+    assert api.wait(api.put(path, {"userCpgName": target, "dataReduction": True},
+                            status=202))["state"] == "SUCCEEDED"
+    got = api.get(path).json()
+    assert got["userCpgName"] == target and got["dataReduction"] == "ON"
+    assert pool_free(api, base, target) == free_to - got["sizeMiB"]
+    assert pool_free(api, base, cpg) == free + got["sizeMiB"]
+    assert vid in [x["id"] for x in api.items("%s/storage-pools/%s/volumes" % (
+        base, next(p["id"] for p in api.items(base + "/storage-pools")
+                   if p["name"] == target)))]
+    # refusals, answered at once and changing nothing
+    oname = api.get("%s/%s" % (vols, other)).json()["name"]
+    for body, status, words in [
+            ({"nmae": "x"}, 400, ["nmae", "unknown property"]),
+            ({"sizeMib": "big"}, 400, ["sizeMib", "number"]),
+            ({"name": 7}, 400, ["name", "string"]),
+            ({"dataReduction": "yes"}, 400, ["dataReduction", "boolean"]),
+            ({"conversionType": "FAT"}, 400, ["conversionType"]),
+            ({"sizeMib": got["sizeMiB"] - 1}, 400, ["sizeMib", "grow"]),
+            ({"sizeMib": got["sizeMiB"] + 0.5}, 400, ["sizeMib", "whole"]),
+            ({"userAllocWarning": 101}, 400, ["userAllocWarning"]),
+            ({"name": ""}, 400, ["name", "empty"]),
+            ({"name": oname}, 409, [oname]),
+            ({"userCpgName": "NO_SUCH"}, 422, ["userCpgName", "NO_SUCH"]),
+            ({"sizeMib": 10 ** 12}, 422, ["free space"])]:
+        assert_error(api.put(path, body, status=None), status, *words)
+    assert_error(api.put(path, raw=b"", status=None), 400, "body")
+    assert_error(api.put("%s/%s" % (vols, "0" * 32), {"name": "x"}, status=None), 404)
+    assert_error(api.put("%s/%s/volumes/%s" % (DT1, ids[2]["sys"], vid), {"name": "x"},
+                         status=None), 404)
+    assert api.get(path).json() == got
+    # a fail- name makes the task fail, without effect
+    t = api.wait(api.put(path, {"name": "fail-rename"}, status=202))
+    assert t["state"] == "FAILED" and "fail-rename" in t["error"]["error"]
+    assert api.get(path).json()["name"] == "db-renamed"
+    # counted and recorded like every call
+    stats = srv.sim("GET", "/stats").json()
+    assert stats["PUT " + DT1 + "/{systemId}/volumes/{id}"] == 20
+    reqs = srv.sim("GET", "/requests").json()["requests"]
+    assert len(reqs) == 20 and reqs[0]["method"] == "PUT" and reqs[0]["status"] == 202
+    assert reqs[0]["template"] == DT1 + "/{systemId}/volumes/{id}"
+    assert oc.check_request("PUT", reqs[0]["path"], reqs[0]["body"]) == []
+
+
+def test_dt2_volume_put(srv, api, ids):
+    base = ids[2]["base"]
+    vols = base + "/volumes"
+    vid, other, exported = ids[2]["vols"][6], ids[2]["vols"][7], ids[2]["vols"][8]
+    path = "%s/%s" % (vols, vid)
+    v = api.get(path).json()
+    t0 = int(time.time())
+    body = {"name": "web-renamed", "size": v["size"] + 512, "description": "edited",
+            "online": False, "caching_enabled": False, "dedupe_enabled": False,
+            "limit_iops": 5000, "limit_mbps": 200, "limit": 90,
+            "app_uuid": "rfc4122.00000000-0000-4000-8000-000000000001",
+            "perfpolicy_id": "0" * 42, "folder_id": None, "owned_by_group_id": ids[2]["sys"],
+            "force": False}
+    t = api.wait(api.put(path, body, status=202))
+    assert t["state"] == "SUCCEEDED" and t["displayName"] == "Update volume " + v["name"]
+    got = api.get(path).json()
+    for k in ("name", "size", "online", "caching_enabled", "dedupe_enabled", "limit_iops",
+              "limit_mbps", "limit", "app_uuid", "perfpolicy_id"):
+        assert got[k] == body[k], k
+    assert got["description"] == "edited" and got["vol_state"] == "offline"
+    assert got["last_modified"] >= t0 and got["creation_time"] == v["creation_time"]
+    assert got["full_name"].endswith(":/web-renamed")
+    assert api.get("/api/v1/volumes/" + vid).json()["sizeMiB"] == v["size"] + 512
+    # incremental: only what is given changes
+    assert api.wait(api.put(path, {"online": True, "description": None},
+                            status=202))["state"] == "SUCCEEDED"
+    got2 = api.get(path).json()
+    assert got2["online"] is True and got2["vol_state"] == "online"
+    assert got2["description"] == "edited" and got2["limit_iops"] == 5000
+    oname = api.get("%s/%s" % (vols, other)).json()["name"]
+    for body, status, words in [
+            ({"size": "big"}, 400, ["size", "integer"]),
+            ({"size": got2["size"] - 1}, 400, ["size", "grow"]),
+            ({"limit_iops": 5}, 400, ["limit_iops"]),
+            ({"limit_mbps": 0}, 400, ["limit_mbps"]),
+            ({"limit": 101}, 400, ["limit"]),
+            ({"bogus": 1}, 400, ["bogus"]),
+            ({"online": "no"}, 400, ["online", "boolean"]),
+            ({"name": oname}, 409, [oname]),
+            ({"size": 10 ** 12}, 422, ["free space"])]:
+        assert_error(api.put(path, body, status=None), status, *words)
+    assert api.get(path).json() == got2
+    # an exported volume goes offline only with force
+    epath = "%s/%s" % (vols, exported)
+    assert api.get(epath).json()["access_control_records"]
+    assert_error(api.put(epath, {"online": False}, status=None), 409, "force")
+    assert api.wait(api.put(epath, {"online": False, "force": True},
+                            status=202))["state"] == "SUCCEEDED"
+    assert api.get(epath).json()["online"] is False
+    assert api.wait(api.put(epath, {"online": True}, status=202))["state"] == "SUCCEEDED"
+
+
+# --------------------------------------------------------------------------
+# audit events
+
+ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def test_audit_events_seeded_and_appended(refserver_factory):
+    s = refserver_factory("--dialect", "dscc", "--test-controls", "--task-seconds", "0.2",
+                          "--volumes", "3")
+    api = Api(s)
+    page = api.get("/api/v1/audit-events").json()
+    assert set(page) == {"items", "total", "pageLimit", "pageOffset"}
+    seeded = page["items"]
+    # two systems, three host groups, the first volume of each system
+    assert page["total"] == len(seeded) == 7
+    assert [e["code"] for e in seeded].count("storage-system.register") == 2
+    assert [e["code"] for e in seeded].count("host-initiator-group.create") == 3
+    times = [e["occurredAt"] for e in seeded]
+    assert all(ISO_MS.match(t) for t in times) and times == sorted(times)   # oldest first
+    for e in seeded:
+        assert UUID.match(e["id"]) and e["state"] == "Success" and e["version"] == 1
+        assert set(e["associatedResource"]) == {"id", "name", "type"}
+        assert e["message"] and e["userEmail"] and e["customerId"]
+    last = times[-1]
+    # what a client does: poll for events after the last it saw
+    newer = "/api/v1/audit-events?filter=" + q("occurredAt gt '%s'" % last)
+    assert api.get(newer).json()["total"] == 0
+    s1 = systems_of(api, 1)[0]["id"]
+    vid = api.items("%s/%s/volumes" % (DT1, s1))[1]["id"]
+    snap_task = api.task(api.post("%s/%s/volumes/%s/snapshots" % (DT1, s1, vid),
+                                  {"namePattern": "CUSTOM", "customName": "audited"},
+                                  status=202))
+    put_task = api.task(api.put("%s/%s/volumes/%s" % (DT1, s1, vid), {"sizeMib": None},
+                                status=None))
+    api.put("%s/%s/volumes/%s" % (DT1, s1, vid), {"sizeMib": 1}, status=400)   # refused
+    api.get("%s/%s/volumes/%s" % (DT1, s1, vid))                               # a GET
+    token_request(s.client(), "grant_type=client_credentials",
+                  basic("dsfs-demo", "dsfs-demo-secret"))                      # a token
+    host = api.post("/api/v1/host-initiators", {
+        "name": "audited-host", "operatingSystem": "Linux", "userCreated": True},
+        status=200).json()
+    api.wait(snap_task)
+    api.wait(put_task)
+    del_task = api.task(api.delete("/api/v1/host-initiators/" + host["id"], status=202))
+    made = s.sim("POST", "/events", {"description": "maintenance window starts"})
+    assert made.status == 201
+    ev = made.json()
+    assert not oc.validate("AuditData", ev, strict=True)
+    assert ev["message"] == "maintenance window starts" and ev["code"] == "sim.event"
+    new = api.get(newer).json()["items"]
+    assert [e["code"] for e in new] == ["snapshot.create", "volume.update",
+                                        "host-initiator.create", "host-initiator.delete",
+                                        "sim.event"]
+    assert new[-1] == ev
+    snap, put, hc, hd = new[:4]
+    assert snap["taskId"] == snap_task.rsplit("/", 1)[1]
+    assert snap["associatedResource"]["type"] == "snapshot"
+    assert snap["associatedResource"]["name"] == "audited"
+    assert snap["message"].startswith("Create snapshot audited")
+    assert put["taskId"] == put_task.rsplit("/", 1)[1]
+    assert put["associatedResource"]["id"] == vid
+    assert put["scope"] == "%s/%s/volumes/%s" % (DT1, s1, vid)
+    assert hc["associatedResource"] == {"id": host["id"], "name": "audited-host",
+                                        "type": "host-initiator"}
+    assert "taskId" not in hc and hc["message"] == "Create host audited-host"
+    assert hd["taskId"] == del_task.rsplit("/", 1)[1]
+    assert all(e["userEmail"] == "dsfs-demo@clients.example.com" for e in new[:4])
+    assert all(e["sourceIpAddress"] == "127.0.0.1" for e in new[:4])
+    stamps = [e["occurredAt"] for e in new]
+    assert all(ISO_MS.match(t) for t in stamps)
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)    # strictly rising
+    # ge includes the event itself; times compare as instants, whatever their form
+    ge = api.items("/api/v1/audit-events?filter=" + q("occurredAt ge '%s'" % stamps[2]))
+    assert [e["id"] for e in ge] == [e["id"] for e in new[2:]]
+    whole = stamps[1][:19] + "Z"                   # the same second, without milliseconds
+    assert api.get("/api/v1/audit-events?filter=" + q(
+        "occurredAt ge '%s'" % whole)).json()["total"] >= 4
+    assert api.get("/api/v1/audit-events?filter=" + q(
+        "occurredAt lt '2000-01-01T01:00:00+01:00'")).json()["total"] == 0
+    assert api.get("/api/v1/audit-events?filter=" + q(
+        "occurredAt gt '%s' and code eq 'volume.update'" % last)).json()["total"] == 1
+    # sort, select, paging as the other lists
+    desc = api.items("/api/v1/audit-events?sort=" + q("occurredAt desc"))
+    assert [e["id"] for e in desc] == [e["id"] for e in seeded + new][::-1]
+    sel = api.get("/api/v1/audit-events?select=id,occurredAt&limit=2&offset=1",
+                  check=False).json()
+    assert sel["total"] == 12 and sel["pageOffset"] == 1
+    assert sel["items"] == [{"id": e["id"], "occurredAt": e["occurredAt"]}
+                            for e in seeded[1:3]]
+    assert_error(api.get("/api/v1/audit-events?filter=" + q("nosuch eq 1"), status=None),
+                 400, "nosuch")
+    assert s.sim("POST", "/events", {}).status == 422
+    assert s.sim("POST", "/events", {"description": 5}).status == 422
+    assert "GET /api/v1/audit-events" in s.sim("GET", "/stats").json()
+    api.close()
+
+
 def test_sync_mode_and_stats_and_faults(refserver_factory):
     s = refserver_factory("--dialect", "dscc", "--test-controls", "--sync", "--volumes", "2",
                           "--device-types", "2", "--servers", "1")
@@ -782,7 +1024,7 @@ def test_estate_is_deterministic_and_options_apply(refserver_factory):
             "--hosts", "2", "--seed", "7", "--device-types", "2,1")
     a, b = Api(refserver_factory(*args)), Api(refserver_factory(*args))
     for path in ["/api/v1/storage-systems", "/api/v1/volumes", "/api/v1/host-initiators",
-                 "/api/v1/issues"]:
+                 "/api/v1/issues", "/api/v1/audit-events"]:
         assert a.get(path).body == b.get(path).body, path
     systems = a.items("/api/v1/storage-systems")
     assert [s["productFamily"] for s in systems] == ["deviceType2", "deviceType1",
