@@ -15,9 +15,11 @@
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "names.h"
 
 /* ---- nodes -------------------------------------------------------------- */
@@ -295,6 +297,7 @@ void dsfs_cache_put(struct dsfs_cache *c, struct dsfs_loc *loc)
 	cache_node_unref(c, loc->node);
 	cache_node_unref(c, loc->target);
 	pthread_mutex_unlock(&c->lock);
+	free(loc->where);
 	memset(loc, 0, sizeof(*loc));
 }
 
@@ -399,6 +402,32 @@ static int find_listed(struct dsfs_cache *c, struct dsfs_node *coll, const char 
 	return ret;
 }
 
+/* where + "/" + cond (either may be NULL), malloc'd; NULL on ENOMEM. */
+static char *where_join(const char *where, const char *cond)
+{
+	char *s;
+
+	if (!cond)
+		return where ? strdup(where) : NULL;
+	if (!where)
+		return strdup(cond);
+	if ((s = malloc(strlen(where) + strlen(cond) + 2)))
+		sprintf(s, "%s/%s", where, cond);
+	return s;
+}
+
+/* .where and .count of collection n, in a view filtered by where: 1 when name is one of them, else 0 or -errno. */
+static int lookup_query(struct dsfs_node *n, const char *where, const char *name, struct dsfs_loc *out)
+{
+	if (strcmp(name, WHERE_DIR) && strcmp(name, COUNT_FILE))
+		return 0;
+	out->type = strcmp(name, WHERE_DIR) ? DSFS_LOC_COUNT : DSFS_LOC_WHERE_DIR;
+	if (where && !(out->where = strdup(where)))
+		return -ENOMEM;
+	out->node = cache_node_ref(n);
+	return 1;
+}
+
 int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const char *name,
 		      struct dsfs_loc *out)
 {
@@ -438,6 +467,10 @@ int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const ch
 			out->node = cache_node_ref(n);
 			break;
 		}
+		if ((ret = lookup_query(n, NULL, name, out)) != 0) {
+			ret = ret < 0 ? ret : 0;
+			break;
+		}
 		if (n->kind->create && !strcmp(name, CTL_NEW)) {
 			out->type = DSFS_LOC_CTL;
 			out->node = cache_node_ref(n);
@@ -457,8 +490,38 @@ int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const ch
 			out->target = cache_node_ref(found);
 		}
 		break;
+	case DSFS_LOC_WHERE_DIR:
+		if (!cache_where_valid(name)) {
+			dsfs_log(DSFS_LOG_ERR, "%s/%s: not a condition: write <field><op><value>, op one of "
+				 "= != >= <= > < (docs/tree.md)", WHERE_DIR, name);
+			ret = -EINVAL;
+			break;
+		}
+		out->type = DSFS_LOC_WHERE;
+		out->node = cache_node_ref(n);
+		if (!(out->where = where_join(dir->where, name)))
+			ret = -ENOMEM;
+		break;
+	case DSFS_LOC_WHERE:
+		if ((ret = lookup_query(n, dir->where, name, out)) != 0) {
+			ret = ret < 0 ? ret : 0;
+			break;
+		}
+		ret = find_listed(c, n, name, false, &found);
+		if (ret == 0 && !cache_where_match(found, dir->where))
+			ret = -ENOENT;
+		if (ret == 0) {
+			out->type = DSFS_LOC_RESOURCE;
+			out->node = cache_node_ref(found);
+		}
+		break;
 	default:
 		ret = -ENOTDIR;
+	}
+	if (ret && (out->node || out->where)) {
+		cache_node_unref(c, out->node);
+		free(out->where);
+		memset(out, 0, sizeof(*out));
 	}
 	pthread_mutex_unlock(&c->lock);
 	return ret;
@@ -498,6 +561,25 @@ static bool file_attr_cached(struct dsfs_cache *c, struct dsfs_node *r, int i, s
 	return true;
 }
 
+static uint64_t query_ino(const struct dsfs_loc *loc)
+{
+	const char *what = loc->type == DSFS_LOC_COUNT ? COUNT_FILE :
+			   loc->type == DSFS_LOC_WHERE ? WHERE_DIR : WHERE_DIR "/";
+
+	return hash_ino(loc->node->url, what, loc->where);
+}
+
+/* The text of .count: the number and a newline. Lock held (dropped while asking). */
+static int count_text(struct dsfs_cache *c, const struct dsfs_loc *loc, char *buf, size_t len, size_t *n)
+{
+	long count;
+	int ret = cache_count(c, loc->node, loc->where, &count);
+
+	if (ret == 0)
+		*n = (size_t)snprintf(buf, len, "%ld\n", count);
+	return ret;
+}
+
 int dsfs_cache_getattr(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsfs_attr *out)
 {
 	struct dsfs_node *n = loc->node;
@@ -513,6 +595,20 @@ int dsfs_cache_getattr(struct dsfs_cache *c, const struct dsfs_loc *loc, struct 
 	case DSFS_LOC_BYID:
 		dir_attr(out, loc->type, hash_ino(n->url, BYID_DIR, NULL), n->mtime);
 		break;
+	case DSFS_LOC_WHERE_DIR:
+	case DSFS_LOC_WHERE:
+		dir_attr(out, loc->type, query_ino(loc), n->mtime);
+		break;
+	case DSFS_LOC_COUNT: {
+		char buf[32];
+		size_t len = 0;
+
+		ret = count_text(c, loc, buf, sizeof(buf), &len);
+		dir_attr(out, loc->type, query_ino(loc), n->mtime);
+		out->size = len;
+		out->direct = true; /* a count changes between reads */
+		break;
+	}
 	case DSFS_LOC_LINK:
 		link_attr(n, loc->target, out);
 		break;
@@ -596,6 +692,17 @@ int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fi
 			ret = fill(ctx, n->items[i]->entry, &a, true);
 		}
 		break;
+	case DSFS_LOC_WHERE_DIR:
+		break; /* conditions are named, not listed */
+	case DSFS_LOC_WHERE:
+		ret = cache_ensure_listing(c, n, true);
+		for (i = 0; i < n->nitems && !ret; i++) {
+			if (!cache_where_match(n->items[i], dir->where))
+				continue;
+			dir_attr(&a, DSFS_LOC_RESOURCE, n->items[i]->ino, n->items[i]->mtime);
+			ret = fill(ctx, n->items[i]->entry, &a, true);
+		}
+		break;
 	case DSFS_LOC_BYID:
 		ret = cache_ensure_listing(c, n, true);
 		for (i = 0; i < n->nitems && !ret; i++) {
@@ -630,6 +737,18 @@ int dsfs_cache_open(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsf
 
 	*content = NULL;
 	*direct_io = *keep_cache = false;
+	if (loc->type == DSFS_LOC_COUNT) {
+		char buf[32];
+		size_t len;
+
+		pthread_mutex_lock(&c->lock);
+		ret = count_text(c, loc, buf, sizeof(buf), &len);
+		pthread_mutex_unlock(&c->lock);
+		if (ret == 0 && !(*content = dsfs_blob_new(buf, len)))
+			ret = -ENOMEM;
+		*direct_io = true;
+		return ret;
+	}
 	if (loc->type != DSFS_LOC_FILE)
 		return -EISDIR;
 	pthread_mutex_lock(&c->lock);

@@ -39,6 +39,9 @@ enum dsfs_loc_type {
 	DSFS_LOC_LINK,       /* a symlink in .by-id */
 	DSFS_LOC_CTL,        /* a control file: `action` of a resource, `new` of a collection */
 	DSFS_LOC_WAIT,       /* a task's hidden `wait` file */
+	DSFS_LOC_WHERE_DIR,  /* a collection's .where directory (of a filtered view too) */
+	DSFS_LOC_WHERE,      /* .where/<condition>: the collection's entries that meet where */
+	DSFS_LOC_COUNT,      /* a collection's .count file (of a filtered view too) */
 };
 
 /* A located entry. Holds references: release with dsfs_cache_put(). */
@@ -47,6 +50,7 @@ struct dsfs_loc {
 	struct dsfs_node *node;   /* the resource (RESOURCE, FILE) or collection (COLLECTION, BYID, LINK) */
 	struct dsfs_node *target; /* LINK: the resource it points to */
 	int file;                 /* FILE: index into the kind's files */
+	char *where;              /* WHERE_DIR, WHERE, COUNT: the conditions so far, '/'-separated, or NULL (owned) */
 };
 
 struct dsfs_attr {
@@ -159,6 +163,25 @@ void dsfs_cache_invalidate(struct dsfs_cache *c);
  */
 int dsfs_cache_reread(struct dsfs_cache *c, const struct dsfs_loc *loc, double max_age,
 		      struct dsfs_blob **content);
+
+/* What statfs reports: byte counts, and the API's own unit for them. */
+struct dsfs_space {
+	uint64_t total, free;  /* bytes */
+	unsigned long unit;    /* bytes per unit of the API's figures (1 when parts differ); 0: nothing known */
+	bool has_total, has_free;
+};
+
+/* Adds a part's space to s: byte counts add up; a unit the parts do not share becomes 1. */
+void dsfs_space_add(struct dsfs_space *s, const struct dsfs_space *add);
+
+/*
+ * The capacity of the nearest thing at or above loc that has one: a pool's
+ * own figures, a server's sum of its pools, the root's sum over everything
+ * (the dialect's capacity tables). Costs listings the cache holds within
+ * cache_ttl, and fetches them otherwise. A zeroed *out when nothing states
+ * a capacity.
+ */
+int dsfs_cache_space(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsfs_space *out);
 
 /* Counters for .dsfs/stats. */
 void dsfs_cache_stats(struct dsfs_cache *c, struct dsfs_cache_stats *out);

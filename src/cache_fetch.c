@@ -21,7 +21,7 @@
 #include "render.h"
 
 /* Entry names a collection keeps for itself. */
-static const char *const reserved_entries[] = { BYID_DIR, CTL_NEW, "latest", NULL };
+static const char *const reserved_entries[] = { BYID_DIR, WHERE_DIR, COUNT_FILE, CTL_NEW, "latest", NULL };
 
 struct item {
 	char *id, *name;

@@ -34,6 +34,8 @@
  */
 #define NODE_OVERHEAD 512
 
+#define WHERE_DIR ".where"
+#define COUNT_FILE ".count"
 #define CTL_NEW "new"
 #define CTL_ACTION "action"
 #define TASK_WAIT "wait"
@@ -71,6 +73,8 @@ struct dsfs_node {
 	size_t nitems;
 	double listed_at;
 	bool listed, listing;
+	long count;                   /* the server's count of the items (.count), when count_at */
+	double count_at;
 	struct dsfs_node *lru_prev, *lru_next;
 
 	/* collection: signs of a recursive walk through its resources (see note_walk) */
@@ -237,6 +241,19 @@ void cache_note_walk(struct dsfs_cache *c, struct dsfs_node *r, int file);
 
 /* Collection idx of resource r, made on first use; NULL on ENOMEM. */
 struct dsfs_node *cache_child_collection(struct dsfs_cache *c, struct dsfs_node *r, int idx);
+
+/* True when text is one condition of .where ("<field><op><value>"). */
+bool cache_where_valid(const char *text);
+
+/* True when resource r's object meets every condition of where ('/'-separated; NULL: none). */
+bool cache_where_match(const struct dsfs_node *r, const char *where);
+
+/*
+ * How many entries of coll meet where (NULL: all): from a fresh listing,
+ * else (with no conditions) from the server's count where the API gives
+ * one, else from the listing. Lock held (dropped while asking).
+ */
+int cache_count(struct dsfs_cache *c, struct dsfs_node *coll, const char *where, long *out);
 
 /* The URL of an action's target template: "{id}" is the acted-on resource's id (for `new`, the owner's). */
 char *cache_target_url(const struct dsfs_loc *loc, const char *tmpl);

@@ -66,6 +66,21 @@ struct dsfs_action {
 	const char *defaults;        /* JSON object merged under the user's fields ({"namePattern": ...}) */
 };
 
+/*
+ * Where a kind's objects state their capacity (for statfs, so `df` works):
+ * dotted fields of the object, or of one of its files, in the API's unit.
+ * A kind may list several shapes (device types); the first whose fields
+ * the object has counts. A figure not given here is the sum of the
+ * resources below (a server's free space is its pools').
+ */
+struct dsfs_capacity {
+	const char *file;        /* the resource's file holding the fields ("system.json"); NULL: the object */
+	const char *total_field; /* NULL: not stated here */
+	const char *free_field;  /* NULL: total less used_field, or not stated */
+	const char *used_field;
+	unsigned long unit;      /* bytes per unit of the fields: 1, 1048576 */
+};
+
 /* A kind of resource and the collection directory that lists it. */
 struct dsfs_kind {
 	const char *name;        /* for logs: "volume" */
@@ -89,6 +104,8 @@ struct dsfs_kind {
 	bool is_task;                       /* resources are API tasks (tasks/ semantics) */
 	/* Other kinds listed into the same directory from their own segment (DSCC device types). */
 	const struct dsfs_kind *const *also;
+	const struct dsfs_capacity *capacity; /* shapes of its capacity, or NULL (df sums what is below) */
+	size_t ncapacity;
 };
 
 /*
@@ -102,7 +119,8 @@ struct dsfs_kind {
 struct dsfs_paging {
 	const char *limit_param; /* "limit"; NULL: lists are not paged */
 	const char *start_param; /* "start" or "offset" */
-	const char *total_field; /* the answer's item count ("total", "count"), or NULL when the API gives none */
+	const char *total_field; /* the answer's count of all items ("total"), or NULL when the API gives none */
+	const char *count_header; /* a HEAD of a list answers its item count in this header ("Actifio-Count") */
 };
 
 /* The words of a dialect's tasks (jobs), read from the task object; a field may be dotted ("activity.status"). */
@@ -115,6 +133,22 @@ struct dsfs_task_words {
 	const char *log_time_field, *log_message_field;
 	const char *const *succeeded; /* states of a task that succeeded, NULL-terminated */
 	const char *const *failed;    /* states of a task that failed */
+};
+
+/*
+ * Where a dialect's events come from (MOUNT/events/log): a list of objects
+ * with an id and a time. The first question asks for its newest page, the
+ * later ones for what came since the newest time seen.
+ */
+struct dsfs_events_desc {
+	const char *url;          /* the list, from the API root: "/api/v1/audit-events" */
+	const char *list_key;     /* the array in an answer; NULL: the answer is the array */
+	const char *id_field;
+	const char *time_field;   /* orders the events: an ISO-8601 string or a number */
+	const char *newest_query; /* the first question's query: the newest page, in any order */
+	/* later questions' query, "{since}" standing for the newest time seen (percent-encoded); NULL: newest_query */
+	const char *since_query;
+	const char *state_field;  /* an object seen again is shown again when this has changed (tasks); NULL: never */
 };
 
 /* The task words of the storage APIs (the storage plugin's and DSCC's tasks). */
@@ -165,6 +199,7 @@ struct dsfs_dialect {
 	const struct dsfs_auth *auth;
 	struct dsfs_paging paging;
 	const char *tasks_dir;        /* the root collection of tasks ("tasks"); NULL: no tasks view */
+	const struct dsfs_events_desc *events; /* MOUNT/events/log; NULL: no events/ */
 	struct dsfs_task_words task;
 	const char *const *error_fields; /* message fields of an error body, tried in order (NULL: "error") */
 	/* True when url is this dialect's by its look (a path or host); NULL: never sniffed. */
@@ -183,6 +218,7 @@ struct dsfs_dialect {
 #define DSFS_FILES(a) .files = (a), .nfiles = DSFS_ARRAY_LEN(a)
 #define DSFS_CHILDREN(a) .children = (a), .nchildren = DSFS_ARRAY_LEN(a)
 #define DSFS_ACTIONS(a) .actions = (a), .nactions = DSFS_ARRAY_LEN(a)
+#define DSFS_CAPACITY(a) .capacity = (a), .ncapacity = DSFS_ARRAY_LEN(a)
 #define DSFS_OBJECT_FILE(fname) { .name = fname }
 #define DSFS_REQUIRE(...) (const char *const[]) { __VA_ARGS__, NULL }
 #define DSFS_REFS(...) (const struct dsfs_ref[]) { __VA_ARGS__, { NULL, NULL } }

@@ -82,9 +82,13 @@ static const struct dsfs_kind host = {
 };
 
 static const struct dsfs_file_desc diskpool_files[] = { DSFS_OBJECT_FILE("diskpool.json") };
+static const struct dsfs_capacity diskpool_capacity[] = {
+	{ .total_field = "capacity_mb", .free_field = "free_mb", .unit = 1024 * 1024 },
+};
 static const struct dsfs_kind diskpool = {
 	.name = "disk pool", .dir_name = "diskpools", .segment = "diskpool", BDR_LIST,
 	.name_field = "name", .time_field = "modifydate", DSFS_FILES(diskpool_files),
+	DSFS_CAPACITY(diskpool_capacity),
 };
 
 static const struct dsfs_file_desc template_files[] = { DSFS_OBJECT_FILE("template.json") };
@@ -122,6 +126,13 @@ static const struct dsfs_kind job = {
 
 static const struct dsfs_kind *const root_children[] = {
 	&appliance, &host, &application, &diskpool, &template, &profile, &sla, &job,
+};
+
+/* The console's own audit records; dates are microseconds, filtered as numbers. */
+static const struct dsfs_events_desc events = {
+	.url = "/localaudit", .list_key = "items", .id_field = "id", .time_field = "issuedate",
+	.newest_query = "sort=issuedate:desc&limit=100&offset=0",
+	.since_query = "filter=issuedate:%3E%3D{since}&sort=issuedate:asc&limit=1000&offset=0",
 };
 
 static const struct dsfs_kind root = {
@@ -497,8 +508,10 @@ const struct dsfs_dialect dsfs_dialect_backupdr = {
 	.summary = "Google Cloud Backup and DR management console (https://bmc-...googleusercontent.com/actifio)",
 	.root = &root,
 	.auth = &auth,
-	.paging = { .limit_param = "limit", .start_param = "offset" },
+	/* "count" is the page's length; HEAD answers the list's (seed 004, 3.3) */
+	.paging = { .limit_param = "limit", .start_param = "offset", .count_header = "Actifio-Count" },
 	.tasks_dir = "jobs",
+	.events = &events,
 	.task = {
 		.state_field = "status", .progress_field = "progress", .error_field = "message",
 		.succeeded = (const char *const[]) { "succeeded", NULL },

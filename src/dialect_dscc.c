@@ -65,9 +65,15 @@ static const struct dsfs_kind volume1 = {
 
 static const struct dsfs_file_desc pool_files[] = { DSFS_OBJECT_FILE("pool.json") };
 
+/* Device-type1 pools count in MiB, device-type2 pools in bytes. */
+static const struct dsfs_capacity pool_capacity[] = {
+	{ .total_field = "totalSizeMiB", .free_field = "freeSizeMiB", .unit = 1024 * 1024 },
+	{ .total_field = "capacity", .free_field = "free_space", .unit = 1 },
+};
+
 static const struct dsfs_kind pool = {
 	.name = "storage pool", .dir_name = "pools", .segment = "storage-pools", DSCC_LIST,
-	.get_one = true, DSFS_FILES(pool_files),
+	.get_one = true, DSFS_FILES(pool_files), DSFS_CAPACITY(pool_capacity),
 };
 
 static const struct dsfs_file_desc volumeset_files[] = { DSFS_OBJECT_FILE("volumeset.json") };
@@ -164,6 +170,13 @@ static const struct dsfs_kind task = {
 	.files = dsfs_task_files, .nfiles = DSFS_TASK_NFILES, .is_task = true,
 };
 
+/* The console's audit log; a filter's time is a quoted literal. */
+static const struct dsfs_events_desc events = {
+	.url = "/api/v1/audit-events", .list_key = "items", .id_field = "id", .time_field = "occurredAt",
+	.newest_query = "sort=occurredAt%20desc&limit=100&offset=0",
+	.since_query = "filter=occurredAt%20ge%20%27{since}%27&sort=occurredAt%20asc&limit=1000&offset=0",
+};
+
 static const struct dsfs_kind *const root_children[] = { &system1, &host, &hostgroup, &task, &issue };
 
 static const struct dsfs_kind root = {
@@ -253,6 +266,7 @@ const struct dsfs_dialect dsfs_dialect_dscc = {
 	.auth = &auth,
 	.paging = { .limit_param = "limit", .start_param = "offset", .total_field = "total" },
 	.tasks_dir = "tasks",
+	.events = &events,
 	.task = DSFS_TASK_WORDS_STORAGE,
 	.claims_url = claims_url,
 };

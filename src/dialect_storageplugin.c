@@ -113,10 +113,13 @@ static const struct dsfs_kind network = {
 
 static const struct dsfs_file_desc pool_files[] = { DSFS_OBJECT_FILE("pool.json") };
 
+/* A pool states only its free space; the server's system states its capacity. */
+static const struct dsfs_capacity pool_capacity[] = { { .free_field = "freeSpace", .unit = 1 } };
+
 static const struct dsfs_kind pool = {
 	.name = "pool", .dir_name = "pools", .segment = "pool", .list_key = "pools",
 	.id_field = "id", .name_field = "name", .time_field = "creationTime", .get_one = true,
-	DSFS_FILES(pool_files),
+	DSFS_FILES(pool_files), DSFS_CAPACITY(pool_capacity),
 };
 
 static const struct dsfs_kind cg_snapshot = {
@@ -153,10 +156,14 @@ static const struct dsfs_kind *const server_children[] = {
 	&volume, &lun, &host, &hostgroup, &network, &pool, &consistencygroup,
 };
 
+static const struct dsfs_capacity server_capacity[] = {
+	{ .file = "system.json", .total_field = "capacityInBytes", .unit = 1 },
+};
+
 static const struct dsfs_kind server = {
 	.name = "server", .dir_name = "servers", .segment = "server", .list_key = "servers",
 	.id_field = "id", .name_field = "name", .time_field = "creationTime", .get_one = true,
-	DSFS_FILES(server_files), DSFS_CHILDREN(server_children),
+	DSFS_FILES(server_files), DSFS_CHILDREN(server_children), DSFS_CAPACITY(server_capacity),
 };
 
 
@@ -172,6 +179,12 @@ static const struct dsfs_file_desc root_files[] = {
 	{ .name = "log.zip", .subpath = "/log", .accept = "application/zip", .flags = DSFS_FILE_BINARY },
 };
 static const struct dsfs_kind *const root_children[] = { &server, &task };
+
+/* The API keeps no audit log: its events are its tasks, each shown again when its state changes. */
+static const struct dsfs_events_desc events = {
+	.url = "/tasks", .list_key = "tasks", .id_field = "id", .time_field = "updatedAt",
+	.newest_query = "limit=1000&start=0", .state_field = "state",
+};
 
 static const struct dsfs_kind root = {
 	.name = "root", DSFS_FILES(root_files), DSFS_CHILDREN(root_children),
@@ -267,6 +280,7 @@ const struct dsfs_dialect dsfs_dialect_storageplugin = {
 	.auth = &auth,
 	.paging = { .limit_param = "limit", .start_param = "start" },
 	.tasks_dir = "tasks",
+	.events = &events,
 	.task = DSFS_TASK_WORDS_STORAGE,
 	.claims_url = claims_url,
 };

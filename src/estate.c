@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -606,4 +607,31 @@ int dsfs_estate_rmdir(struct dsfs_estate *e, const char *path, dsfs_fs_done_fn f
 int dsfs_estate_unlink(struct dsfs_estate *e, const char *path)
 {
 	MEMBER_ONLY(dsfs_fs_unlink);
+}
+
+int dsfs_estate_statfs(struct dsfs_estate *e, const char *path, struct statvfs *out)
+{
+	struct dsfs_space sum = { 0 }, s;
+	struct member *m = NULL;
+	const char *rest;
+	unsigned long unit;
+	int ret = 0;
+
+	if (locate(e, path, &m, &rest) == P_MEMBER) {
+		ret = dsfs_fs_statfs(m->fs, rest, &sum);
+	} else {
+		for (size_t i = 0; i < e->n; i++) /* a member that cannot say is left out (its failure is logged) */
+			if (dsfs_fs_statfs(e->m[i].fs, "/", &s) == 0 && s.unit)
+				dsfs_space_add(&sum, &s);
+	}
+	if (ret)
+		return ret;
+	unit = sum.unit ? sum.unit : 4096;
+	memset(out, 0, sizeof(*out));
+	out->f_bsize = 4096;
+	out->f_frsize = unit; /* df's blocks are the API's units: no rounding between df and the JSON */
+	out->f_blocks = (fsblkcnt_t)(sum.total / unit);
+	out->f_bfree = out->f_bavail = (fsblkcnt_t)(sum.free / unit);
+	out->f_namemax = NAME_MAX;
+	return 0;
 }

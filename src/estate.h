@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "fs.h"
 #include "session.h"
@@ -74,5 +75,13 @@ int dsfs_estate_mkdir(struct dsfs_estate *e, const char *path);
 int dsfs_estate_rmdir(struct dsfs_estate *e, const char *path, dsfs_fs_done_fn fn, void *arg,
 		      struct dsfs_fs_wait **w);
 int dsfs_estate_unlink(struct dsfs_estate *e, const char *path);
+
+/*
+ * What df shows at path: a member's capacity (dsfs_fs_statfs), or at the
+ * estate's own entries the sum over every member that answers (one that
+ * fails is left out and logged). Blocks are the API's unit where every
+ * part shares it, else bytes.
+ */
+int dsfs_estate_statfs(struct dsfs_estate *e, const char *path, struct statvfs *out);
 
 #endif

@@ -7,8 +7,9 @@
  * one command per line and send it inside write(); a line is ended by its
  * newline or by the close of the process that wrote it, never by another
  * process closing an inherited copy. .dsfs/ and tasks/latest
- * are the mount's own state, resolved here before the cache; .dsfs/ is
- * left out of the root listing so crawlers see only the estate.
+ * are the mount's own state, resolved here before the cache, and so is
+ * events/log (events.h); .dsfs/ and events/ are left out of the root
+ * listing so crawlers see only the estate.
  */
 #include "fs.h"
 
@@ -23,6 +24,7 @@
 #include "caller.h"
 #include "ctl.h"
 #include "errmap.h"
+#include "events.h"
 #include "log.h"
 #include "names.h"
 #include "waiters.h"
@@ -30,6 +32,8 @@
 #define DSFS_DIR "/.dsfs"
 #define DSFS_STATS DSFS_DIR "/stats"
 #define LATEST "latest"
+#define EVENTS_DIR "/events"
+#define EVENTS_LOG EVENTS_DIR "/log"
 #define MAX_RESULTS 1024
 
 struct result {
@@ -51,7 +55,7 @@ struct dsfs_fs {
 	size_t nresults;
 };
 
-enum handle_type { H_READ, H_CTL, H_WAIT };
+enum handle_type { H_READ, H_CTL, H_WAIT, H_EVENTS };
 
 struct dsfs_handle {
 	enum handle_type type;
@@ -171,6 +175,8 @@ static void fill_stat(const struct dsfs_fs *fs, const struct dsfs_attr *a, struc
 	case DSFS_LOC_RESOURCE:
 	case DSFS_LOC_COLLECTION:
 	case DSFS_LOC_BYID:
+	case DSFS_LOC_WHERE_DIR:
+	case DSFS_LOC_WHERE:
 		/* writable where mkdir or rmdir acts, so that default_permissions lets the owner act */
 		st->st_mode = S_IFDIR | (a->writable ? (fs->o.allow_other_actions ? 0777 : 0755) : 0555);
 		st->st_nlink = 2;
@@ -180,6 +186,7 @@ static void fill_stat(const struct dsfs_fs *fs, const struct dsfs_attr *a, struc
 		break;
 	case DSFS_LOC_FILE:
 	case DSFS_LOC_WAIT:
+	case DSFS_LOC_COUNT:
 		st->st_mode = S_IFREG | 0444;
 		break;
 	case DSFS_LOC_CTL:
@@ -244,6 +251,16 @@ static int synthetic_stat(struct dsfs_fs *fs, const char *path, struct stat *st)
 
 		a.type = DSFS_LOC_FILE;
 		a.ino = 3;
+		a.size = b ? b->len : 0;
+		dsfs_blob_unref(b);
+	} else if (fs->o.events && !strcmp(path, EVENTS_DIR)) {
+		a.type = DSFS_LOC_BYID; /* any directory type */
+		a.ino = 5;
+	} else if (fs->o.events && !strcmp(path, EVENTS_LOG)) {
+		struct dsfs_blob *b = dsfs_events_text(fs->o.events, true);
+
+		a.type = DSFS_LOC_FILE;
+		a.ino = 6;
 		a.size = b ? b->len : 0;
 		dsfs_blob_unref(b);
 	} else if (is_latest(fs, path)) {
@@ -398,7 +415,7 @@ int dsfs_fs_getattr(struct dsfs_fs *fs, const char *path, struct stat *st, unsig
 		*flags = 0;
 	dsfs_err_clear();
 	ret = synthetic_stat(fs, path, st);
-	if (ret > 0 && flags && !strcmp(path, DSFS_STATS))
+	if (ret > 0 && flags && (!strcmp(path, DSFS_STATS) || !strcmp(path, EVENTS_LOG)))
 		*flags = DSFS_FS_LIVE;
 	if (ret)
 		return ret < 0 ? ret : 0;
@@ -415,7 +432,7 @@ int dsfs_fs_getattr(struct dsfs_fs *fs, const char *path, struct stat *st, unsig
 	}
 	if (ret == 0)
 		fill_stat(fs, &a, st);
-	if (ret == 0 && flags && a.type == DSFS_LOC_FILE && a.direct)
+	if (ret == 0 && flags && (a.type == DSFS_LOC_FILE || a.type == DSFS_LOC_COUNT) && a.direct)
 		*flags = DSFS_FS_LIVE;
 	return done("stat", path, ret);
 }
@@ -447,6 +464,10 @@ int dsfs_fs_readdir(struct dsfs_fs *fs, const char *path, dsfs_fs_fill_fn fill, 
 	if (!strcmp(path, DSFS_DIR)) {
 		synthetic_stat(fs, DSFS_STATS, &st);
 		return fill(ctx, "stats", &st, DSFS_FS_COMPLETE | DSFS_FS_LIVE) ? -ENOMEM : 0;
+	}
+	if (fs->o.events && !strcmp(path, EVENTS_DIR)) {
+		synthetic_stat(fs, EVENTS_LOG, &st);
+		return fill(ctx, "log", &st, DSFS_FS_COMPLETE | DSFS_FS_LIVE) ? -ENOMEM : 0;
 	}
 	ret = resolve(fs, path, &loc);
 	if (ret == 0) {
@@ -493,10 +514,27 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, str
 		*out = h;
 		return 0;
 	}
+	if (fs->o.events && !strcmp(path, EVENTS_LOG)) {
+		if (writing)
+			return -EACCES;
+		if (!(h = handle_new(H_EVENTS)))
+			return -ENOMEM;
+		dsfs_events_open(fs->o.events);
+		if (!(h->content = dsfs_events_text(fs->o.events, true))) {
+			dsfs_fs_release(fs, h);
+			return -ENOMEM;
+		}
+		*out = h;
+		return 0;
+	}
 	ret = resolve(fs, path, &loc);
 	if (ret)
 		return done("open", path, ret);
 	switch (loc.type) {
+	case DSFS_LOC_COUNT:
+		h = handle_new(H_READ);
+		ret = !h ? -ENOMEM : writing ? -EACCES : dsfs_cache_open(fs->cache, &loc, &h->content, direct_io, keep_cache);
+		break;
 	case DSFS_LOC_FILE: {
 		bool direct;
 
@@ -676,6 +714,16 @@ int dsfs_fs_read(struct dsfs_fs *fs, struct dsfs_handle *h, char *buf, size_t si
 			} else {
 				dsfs_blob_unref(b);
 			}
+		}
+	}
+	if (h->type == H_EVENTS && (size_t)off >= h->content->len &&
+	    (b = dsfs_events_text(fs->o.events, true))) {
+		/* past what it held: what the feed has gained since (tail -f) */
+		if (b->len > h->content->len && !memcmp(b->data, h->content->data, h->content->len)) {
+			dsfs_blob_unref(h->content);
+			h->content = b;
+		} else {
+			dsfs_blob_unref(b);
 		}
 	}
 	b = h->content;
@@ -948,12 +996,31 @@ void dsfs_fs_release(struct dsfs_fs *fs, struct dsfs_handle *h)
 		dsfs_log(DSFS_LOG_WARN, "close %s: %s ('%.*s')", h->path, why, h->len < 80 ? (int)h->len : 80, h->buf);
 		record(fs, h->path, h->buf, h->len, NULL, why);
 	}
+	if (h->type == H_EVENTS)
+		dsfs_events_close(fs->o.events);
 	dsfs_cache_put(fs->cache, &h->loc);
 	dsfs_blob_unref(h->content);
 	free(h->path);
 	free(h->buf);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
+}
+
+int dsfs_fs_statfs(struct dsfs_fs *fs, const char *path, struct dsfs_space *out)
+{
+	struct dsfs_loc loc;
+	int ret;
+
+	dsfs_err_clear();
+	if (!strncmp(path, DSFS_DIR, strlen(DSFS_DIR)) || is_latest(fs, path) ||
+	    (fs->o.events && !strncmp(path, EVENTS_DIR, strlen(EVENTS_DIR))))
+		path = "/";
+	ret = resolve(fs, path, &loc);
+	if (ret == 0) {
+		ret = dsfs_cache_space(fs->cache, &loc, out);
+		dsfs_cache_put(fs->cache, &loc);
+	}
+	return done("statfs", path, ret);
 }
 
 int dsfs_fs_readlink(struct dsfs_fs *fs, const char *path, char *buf, size_t size)

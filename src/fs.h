@@ -31,6 +31,7 @@ struct dsfs_fs_opts {
 	bool allow_other_actions; /* control files and creatable directories writable by all */
 	const char *tasks_dir; /* the dialect's tasks collection ("tasks") */
 	struct dsfs_waiters *waiters; /* bounds on waiting readers, shared by the estate (borrowed) */
+	struct dsfs_events *events;   /* the feed of events/log (borrowed), or NULL: no events/ */
 };
 
 /* A file system over the given parts (all borrowed). NULL on ENOMEM. */
@@ -123,6 +124,13 @@ int dsfs_fs_flush(struct dsfs_fs *fs, struct dsfs_handle *h, pid_t pid, bool kee
 void dsfs_fs_release(struct dsfs_fs *fs, struct dsfs_handle *h);
 
 int dsfs_fs_readlink(struct dsfs_fs *fs, const char *path, char *buf, size_t size);
+
+/*
+ * The capacity df shows at path: that of the nearest pool, server or
+ * member at or above it (dsfs_cache_space); the mount's own entries
+ * (.dsfs/, tasks/latest) count as the root.
+ */
+int dsfs_fs_statfs(struct dsfs_fs *fs, const char *path, struct dsfs_space *out);
 
 /* Truncation: accepted on control files (so `>` works), refused elsewhere. */
 int dsfs_fs_truncate(struct dsfs_fs *fs, const char *path, off_t size);

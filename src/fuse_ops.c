@@ -180,7 +180,7 @@ static int entry_of(fuse_ino_t parent, const char *name, struct fuse_entry_param
 /* ---- operations in fair shares --------------------------------------------------- */
 
 enum op_kind { OP_LOOKUP, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKDIR, OP_RMDIR, OP_UNLINK, OP_OPEN,
-	       OP_READ, OP_WRITE, OP_FLUSH, OP_OPENDIR, OP_READDIRPLUS };
+	       OP_READ, OP_WRITE, OP_FLUSH, OP_OPENDIR, OP_READDIRPLUS, OP_STATFS };
 
 /* One operation, as the kernel asked for it, for running now or in its turn. */
 struct op {
@@ -717,6 +717,21 @@ static void do_readdirplus(struct op *o)
 	free(buf);
 }
 
+static void do_statfs(struct op *o)
+{
+	struct statvfs sv;
+	char *path;
+	int ret = path_of(o->ino, &path);
+
+	if (!ret)
+		ret = dsfs_estate_statfs(g.e, path, &sv);
+	free(path);
+	if (ret)
+		fuse_reply_err(o->req, -ret);
+	else
+		fuse_reply_statfs(o->req, &sv);
+}
+
 static void run_op(struct op *o)
 {
 	switch (o->kind) {
@@ -733,6 +748,7 @@ static void run_op(struct op *o)
 	case OP_FLUSH: do_flush(o); break;
 	case OP_OPENDIR: do_opendir(o); break;
 	case OP_READDIRPLUS: do_readdirplus(o); break;
+	case OP_STATFS: do_statfs(o); break;
 	}
 }
 
@@ -851,12 +867,7 @@ static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
 {
-	struct statvfs sv = { 0 };
-
-	(void)ino;
-	sv.f_bsize = sv.f_frsize = 4096;
-	sv.f_namemax = NAME_MAX;
-	fuse_reply_statfs(req, &sv);
+	submit(req, OP_STATFS, ino, NULL, NULL);
 }
 
 static const struct fuse_lowlevel_ops ops = {

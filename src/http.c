@@ -47,6 +47,7 @@ struct xfer {
 	bool toobig, failed, cancelled;
 	bool (*cancel)(void);
 	double retry_after; /* seconds, <0 when absent */
+	const char *capture; /* a header the answer keeps (the request's), or NULL */
 };
 
 static double now_s(void)
@@ -186,6 +187,7 @@ void dsfs_response_clear(struct dsfs_response *resp)
 	free(resp->body);
 	free(resp->location);
 	free(resp->content_type);
+	free(resp->captured);
 	memset(resp, 0, sizeof(*resp));
 }
 
@@ -367,8 +369,12 @@ static size_t header_cb(char *line, size_t size, size_t nmemb, void *userp)
 		/* A new status line (after a 100 Continue, say): forget earlier headers. */
 		free(x->resp->location);
 		free(x->resp->content_type);
-		x->resp->location = x->resp->content_type = NULL;
+		free(x->resp->captured);
+		x->resp->location = x->resp->content_type = x->resp->captured = NULL;
 		x->retry_after = -1;
+	} else if (x->capture && (v = header_value(line, n, x->capture))) {
+		free(x->resp->captured);
+		x->resp->captured = v;
 	} else if ((v = header_value(line, n, "location"))) {
 		free(x->resp->location);
 		x->resp->location = v;
@@ -492,7 +498,10 @@ static void set_options(struct dsfs_http *h, CURL *c, const struct dsfs_request 
 	}
 	if (!strcmp(req->method, "GET")) {
 		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+	} else if (!strcmp(req->method, "HEAD")) {
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
 	} else {
+		curl_easy_setopt(c, CURLOPT_NOBODY, 0L); /* a handle that sent a HEAD before */
 		if (strcmp(req->method, "POST"))
 			curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
 		if (req->body || !strcmp(req->method, "POST") || !strcmp(req->method, "PUT")) {
@@ -512,7 +521,7 @@ static struct curl_slist *build_headers(const struct dsfs_request *req)
 	if (!(t = curl_slist_append(l, accept)))
 		goto fail;
 	l = t;
-	if (strcmp(req->method, "GET")) {
+	if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) {
 		char ct[128];
 
 		snprintf(ct, sizeof(ct), "Content-Type: %s", req->content_type ? req->content_type : "application/json");
@@ -550,7 +559,7 @@ static void count_method(struct dsfs_http *h, const char *m)
 
 int dsfs_http_do(struct dsfs_http *h, const struct dsfs_request *req, struct dsfs_response *resp)
 {
-	bool idempotent = !strcmp(req->method, "GET"), owner = dsfs_caller_is_owner();
+	bool idempotent = !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD"), owner = dsfs_caller_is_owner();
 	/*
 	 * A request whose reader has gone is abandoned: before it is sent,
 	 * whatever it is; a GET also while it runs (whoever still needs the
@@ -582,7 +591,8 @@ int dsfs_http_do(struct dsfs_http *h, const struct dsfs_request *req, struct dsf
 
 	for (attempt = 0;; attempt++) {
 		int tries = resp->attempts;
-		struct xfer x = { .resp = resp, .max = h->o.max_body, .retry_after = -1, .cancel = in_flight_cancel };
+		struct xfer x = { .resp = resp, .max = h->o.max_body, .retry_after = -1, .cancel = in_flight_cancel,
+				  .capture = req->capture };
 		double remaining = deadline - now_s(), wait;
 		bool retryable, waited_out, gave_up;
 		CURLcode rc;

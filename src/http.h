@@ -31,7 +31,7 @@ struct dsfs_http_opts {
 };
 
 struct dsfs_request {
-	const char *method;         /* "GET", "POST", "PUT", "DELETE" */
+	const char *method;         /* "GET", "HEAD", "POST", "PUT", "DELETE" */
 	const char *path;           /* relative to the base (or an absolute http(s) URL), escaped, may carry a query */
 	const char *body;           /* request body or NULL */
 	size_t body_len;
@@ -40,6 +40,7 @@ struct dsfs_request {
 	const char *const *headers; /* extra "Name: value" lines, NULL-terminated, or NULL */
 	const char *username;       /* HTTP Basic credentials, or NULL */
 	const char *password;
+	const char *capture;        /* a header whose value the answer keeps in captured, or NULL */
 	/* Polled while the request runs (about once a second); true abandons it (EINTR), never retried. */
 	bool (*cancelled)(void);
 };
@@ -51,6 +52,7 @@ struct dsfs_response {
 	size_t len;
 	char *location;               /* Location header or NULL; owned */
 	char *content_type;           /* Content-Type header or NULL; owned */
+	char *captured;               /* the value of the request's capture header, or NULL; owned */
 	char message[256];            /* transport reason when status is 0 */
 	int attempts;                 /* how many times the request was sent */
 };

@@ -23,6 +23,7 @@
 
 #include "cache.h"
 #include "errmap.h"
+#include "events.h"
 #include "fs.h"
 #include "fuse_ops.h"
 #include "http.h"
@@ -108,12 +109,14 @@ struct member {
 	struct dsfs_session *session;
 	struct dsfs_cache *cache;
 	struct dsfs_tasks *tasks;
+	struct dsfs_events *events;
 	struct dsfs_fs *fs;
 };
 
 static void stop_member(struct member *m)
 {
 	dsfs_fs_free(m->fs);
+	dsfs_events_free(m->events);
 	dsfs_tasks_free(m->tasks);
 	dsfs_cache_free(m->cache);
 	dsfs_session_free(m->session); /* logs out */
@@ -185,12 +188,13 @@ static int start_member(const struct dsfs_options *o, struct dsfs_credentials *c
 		.ttl = o->cache_ttl, .max_bytes = o->cache_size, .page_size = o->page_size,
 		.prefetch = o->prefetch }) : NULL;
 	m->tasks = m->session ? dsfs_tasks_new(dialect, m->session) : NULL;
+	m->events = m->session && dialect->events ? dsfs_events_new(m->session, dialect->events, o->cache_ttl) : NULL;
 	m->fs = m->cache && m->tasks ? dsfs_fs_new(m->cache, m->http, m->session, m->tasks, &(struct dsfs_fs_opts){
 		.uid = getuid(), .gid = getgid(), .mounted = time(NULL), .ttl = o->cache_ttl,
 		.wait_timeout = o->wait_timeout, .allow_delete = o->allow_delete,
 		.allow_other_actions = o->allow_other_actions, .tasks_dir = dialect->tasks_dir,
-		.waiters = waiters }) : NULL;
-	if (!m->fs) {
+		.waiters = waiters, .events = m->events }) : NULL;
+	if (!m->fs || (dialect->events && !m->events)) {
 		snprintf(why, whylen, "out of memory");
 		stop_member(m);
 		return -1;

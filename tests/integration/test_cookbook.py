@@ -26,7 +26,8 @@ DOCS = os.path.join(REPO, "docs")
 COOKBOOK = os.path.join(DOCS, "cookbook.md")
 EXAMPLES = os.path.join(DOCS, "examples")
 
-TESTED = {"snapshot-all", "clone-newest", "map-lun", "over-90", "luns-online", "estate-to-git",
+TESTED = {"snapshot-all", "clone-newest", "map-lun", "over-90", "capacity", "count-and-select", "follow-events",
+          "luns-online", "estate-to-git",
           "start-task", "watch-progress", "follow-log", "follow-log-until-done"}
 
 
@@ -195,6 +196,51 @@ def test_volumes_over_90_percent(server_factory, dsfs_mount):
     stats = server.sim("GET", "/stats").json()
     # the volume listings only: nothing per volume, no snapshot listing
     assert not [k for k in stats if "snapshot" in k or k.startswith("GET /server/{sid}/volume/")], stats
+
+
+def test_capacity_of_each_server(server, dsfs_mount):
+    m = dsfs_mount(server, ttl=60)
+    c = server.login()
+    want = {}
+    for srv in list_all(c, "/server", "servers"):
+        cap = c.get("/server/%s/system" % srv["id"]).json()["capacityInBytes"]
+        free = sum(p["freeSpace"] for p in list_all(c, "/server/%s/pool" % srv["id"], "pools"))
+        want[srv["name"]] = math.ceil(100 * (cap - free) / cap)  # df rounds the percentage up
+    out = ok(run_recipe("capacity", m))
+    got = {}
+    for line in out.splitlines():
+        name, figures = line.split("\t")
+        got[name] = int(figures.split()[-1].rstrip("%"))
+    assert got == want
+    server.sim("POST", "/stats/reset")
+    ok(run_recipe("capacity", m))
+    assert server.sim("GET", "/stats").json().get("total", 0) == 0
+
+
+def test_count_and_select(server_factory, dsfs_mount):
+    server = server_factory("--test-controls", "--volumes", "60")
+    m = dsfs_mount(server)
+    c = server.login()
+    srv = [s for s in list_all(c, "/server", "servers") if s["name"] == "svm-prod-0"][0]
+    vols = volumes(c, srv["id"])
+    big = [v for v in vols if v["config"]["thinProvisioned"] and v["stats"]["size"] >= 1 << 40]
+    dp = sorted(v["name"] for v in vols if v["volumeType"] == "dp")
+    assert big and dp, "the estate should have such volumes"
+    out = ok(run_recipe("count-and-select", m)).splitlines()
+    assert out[:2] == ["volumes: %d" % len(vols), "thin, 1 TiB or more: %d" % len(big)]
+    assert out[2:] == dp
+
+
+def test_follow_events(server, dsfs_mount):
+    m = dsfs_mount(server, ttl=1)
+    out = ok(run_recipe("follow-events", m, timeout=30))
+    lines = [line.split("\t") for line in out.splitlines()]
+    mine = [state for state, name in lines if "followed-clone" in name]
+    assert mine and mine[-1] == "SUCCEEDED" and len(mine) == len(set(mine)), out
+    c = server.login()
+    assert [v for v in list_all(c, "/server/%s/volume" % [s["id"] for s in list_all(c, "/server", "servers")
+                                                           if s["name"] == "svm-prod-0"][0], "volumes")
+            if v["name"] == "followed-clone"]
 
 
 def test_bring_offline_luns_online(server, dsfs_mount):

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from conftest import entry_name, list_all
 
-RESERVED = {".by-id", "new"}
+RESERVED = {".by-id", ".where", ".count", "new"}
 NAME_MAX = 255
 
 

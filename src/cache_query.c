@@ -1,0 +1,447 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Questions asked of a collection without listing it by hand: `.count`
+ * (how many entries; a HEAD or a one-item page where the API answers it),
+ * `.where/<condition>` (the entries whose object meets a condition, the
+ * same resource nodes the collection holds, filtered from its listing),
+ * and the capacity statfs reports (the pools' figures, summed up the
+ * tree). Conditions are "<field><op><value>" with op one of = != >= <= > <,
+ * the value escaped like an entry name.
+ */
+#include "cache_int.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* ---- conditions ------------------------------------------------------------ */
+
+enum op { OP_EQ, OP_NE, OP_GE, OP_LE, OP_GT, OP_LT };
+
+struct cond {
+	char *field, *value; /* malloc'd: one buffer, field first */
+	enum op op;
+};
+
+/* %XX back to the byte (entry names' escaping, docs/tree.md). */
+static void unescape_in_place(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++) {
+		unsigned hi, lo;
+
+		if (*s == '%' && s[1] && s[2] && sscanf(s + 1, "%1x%1x", &hi, &lo) == 2) {
+			*o++ = (char)(hi * 16 + lo);
+			s += 2;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+}
+
+/* Splits one condition; false when it is not one (nothing allocated then). */
+static bool cond_parse(const char *text, struct cond *c)
+{
+	size_t at = strcspn(text, "=!<>"), oplen = 1;
+	char *buf;
+
+	if (at == 0 || !text[at])
+		return false;
+	switch (text[at]) {
+	case '=':
+		c->op = OP_EQ;
+		break;
+	case '!':
+		if (text[at + 1] != '=')
+			return false;
+		c->op = OP_NE;
+		oplen = 2;
+		break;
+	case '>':
+		c->op = text[at + 1] == '=' ? OP_GE : OP_GT;
+		oplen = text[at + 1] == '=' ? 2 : 1;
+		break;
+	default:
+		c->op = text[at + 1] == '=' ? OP_LE : OP_LT;
+		oplen = text[at + 1] == '=' ? 2 : 1;
+		break;
+	}
+	buf = strdup(text);
+	if (!buf)
+		return false;
+	buf[at] = '\0';
+	c->field = buf;
+	c->value = buf + at + oplen;
+	unescape_in_place(c->value);
+	return true;
+}
+
+bool cache_where_valid(const char *text)
+{
+	struct cond c;
+
+	if (!cond_parse(text, &c))
+		return false;
+	free(c.field);
+	return true;
+}
+
+static bool ordered(int cmp, enum op op)
+{
+	switch (op) {
+	case OP_EQ:
+		return cmp == 0;
+	case OP_NE:
+		return cmp != 0;
+	case OP_GE:
+		return cmp >= 0;
+	case OP_LE:
+		return cmp <= 0;
+	case OP_GT:
+		return cmp > 0;
+	default:
+		return cmp < 0;
+	}
+}
+
+/* Does value v (NULL: absent or null) meet c? An array meets it when one of its elements does. */
+static bool value_meets(json_object *v, const struct cond *c)
+{
+	char *end;
+
+	switch (json_object_get_type(v)) {
+	case json_type_null:
+		return ordered(strcmp(c->value, "null") ? 1 : 0, c->op) && (c->op == OP_EQ || c->op == OP_NE);
+	case json_type_string:
+		return ordered(strcmp(json_object_get_string(v), c->value), c->op);
+	case json_type_boolean: {
+		const char *s = json_object_get_boolean(v) ? "true" : "false";
+
+		return (c->op == OP_EQ || c->op == OP_NE) && ordered(strcmp(s, c->value), c->op);
+	}
+	case json_type_int: {
+		long long want;
+
+		errno = 0;
+		want = strtoll(c->value, &end, 10);
+		if (!errno && *c->value && !*end) { /* whole numbers compare exactly */
+			int64_t have = json_object_get_int64(v);
+
+			return ordered(have < want ? -1 : have > want, c->op);
+		}
+		/* a value with a fraction: compare as real numbers */
+	}
+	/* fall through */
+	case json_type_double: {
+		double want = strtod(c->value, &end), have = json_object_get_double(v);
+
+		if (!*c->value || *end || isnan(want))
+			return c->op == OP_NE;
+		return ordered(have < want ? -1 : have > want, c->op);
+	}
+	case json_type_array:
+		for (size_t i = 0; i < json_object_array_length(v); i++)
+			if (value_meets(json_object_array_get_idx(v, i), c))
+				return true;
+		return false;
+	default:
+		return c->op == OP_NE;
+	}
+}
+
+/* The object of resource r as JSON (a new reference), or NULL. */
+static json_object *object_of(const struct dsfs_node *r)
+{
+	const struct dsfs_blob *b;
+
+	if (!r->kind->nfiles || r->kind->files[0].subpath || r->kind->files[0].derive)
+		return NULL;
+	b = r->slots[0].blob;
+	return b ? json_tokener_parse(b->data) : NULL;
+}
+
+bool cache_where_match(const struct dsfs_node *r, const char *where)
+{
+	json_object *o;
+	bool ok = true;
+	char *all, *part, *save = NULL;
+
+	if (!where)
+		return true;
+	if (!(o = object_of(r)) || !(all = strdup(where))) {
+		json_object_put(o);
+		return false;
+	}
+	for (part = strtok_r(all, "/", &save); part && ok; part = strtok_r(NULL, "/", &save)) {
+		struct cond cd;
+
+		if (!cond_parse(part, &cd)) {
+			ok = false;
+			break;
+		}
+		ok = value_meets(dsfs_dialect_field(o, cd.field), &cd);
+		free(cd.field);
+	}
+	free(all);
+	json_object_put(o);
+	return ok;
+}
+
+/* ---- .count ---------------------------------------------------------------- */
+
+/* Asks the server how many items coll's listing has; -ENOTSUP when the API cannot say. Lock dropped. */
+static int server_count(struct dsfs_cache *c, struct dsfs_node *coll, long *out)
+{
+	const struct dsfs_paging *pg = &c->dialect->paging;
+	struct dsfs_request req = { .method = "GET" };
+	struct dsfs_response resp = { 0 };
+	char *path, *end;
+	int ret;
+
+	if (coll->kind->also || (!pg->count_header && !(pg->total_field && pg->limit_param)))
+		return -ENOTSUP;
+	if (!(path = malloc(strlen(coll->url) + 64)))
+		return -ENOMEM;
+	if (pg->count_header) {
+		strcpy(path, coll->url);
+		req.method = "HEAD";
+		req.capture = pg->count_header;
+	} else {
+		sprintf(path, "%s%c%s=1&%s=0", coll->url, strchr(coll->url, '?') ? '&' : '?', pg->limit_param,
+			pg->start_param);
+	}
+	req.path = path;
+	pthread_mutex_unlock(&c->lock);
+	ret = dsfs_session_call(c->session, &req, &resp, false);
+	pthread_mutex_lock(&c->lock);
+	if (ret == 0 && pg->count_header) {
+		errno = 0;
+		*out = resp.captured ? strtol(resp.captured, &end, 10) : -1;
+		if (!resp.captured || errno || end == resp.captured || *end || *out < 0)
+			ret = -ENOTSUP; /* no usable count: list instead */
+	} else if (ret == 0) {
+		json_object *o = json_tokener_parse(resp.body ? resp.body : ""), *t;
+
+		if (o && json_object_object_get_ex(o, pg->total_field, &t) && json_object_is_type(t, json_type_int) &&
+		    json_object_get_int64(t) >= 0)
+			*out = (long)json_object_get_int64(t);
+		else
+			ret = -ENOTSUP;
+		json_object_put(o);
+	}
+	if (ret == -ENOTSUP)
+		dsfs_log(DSFS_LOG_DEBUG, "%s %s: no count in the answer; listing instead", req.method, path);
+	dsfs_response_clear(&resp);
+	free(path);
+	return ret;
+}
+
+int cache_count(struct dsfs_cache *c, struct dsfs_node *coll, const char *where, long *out)
+{
+	int ret;
+
+	if (!where && !(coll->listed && fresh(c, coll->listed_at))) {
+		if (fresh(c, coll->count_at)) {
+			*out = coll->count;
+			c->hits++;
+			return 0;
+		}
+		ret = server_count(c, coll, out);
+		if (ret == 0) {
+			coll->count = *out;
+			coll->count_at = mono_now();
+			return 0;
+		}
+		if (ret != -ENOTSUP)
+			return ret;
+	}
+	ret = cache_ensure_listing(c, coll, true);
+	if (ret)
+		return ret;
+	*out = 0;
+	for (size_t i = 0; i < coll->nitems; i++)
+		*out += cache_where_match(coll->items[i], where);
+	return 0;
+}
+
+/* ---- capacity ---------------------------------------------------------------- */
+
+/* Does kind k, or a kind below it within depth levels, state a capacity? */
+static bool leads_to_capacity(const struct dsfs_kind *k, int depth)
+{
+	if (k->ncapacity)
+		return true;
+	for (size_t i = 0; depth > 0 && i < k->nchildren; i++) {
+		const struct dsfs_kind *ck = k->children[i];
+
+		if (leads_to_capacity(ck, depth - 1))
+			return true;
+		for (size_t j = 0; ck->also && ck->also[j]; j++)
+			if (leads_to_capacity(ck->also[j], depth - 1))
+				return true;
+	}
+	return false;
+}
+
+/* The value of field in o in bytes (unit per unit); false when absent or not a number >= 0. */
+static bool figure(json_object *o, const char *field, unsigned long unit, uint64_t *out)
+{
+	json_object *v = field ? dsfs_dialect_field(o, field) : NULL;
+
+	if (json_object_is_type(v, json_type_int) && json_object_get_int64(v) >= 0) {
+		*out = (uint64_t)json_object_get_int64(v) * unit;
+		return true;
+	}
+	if (json_object_is_type(v, json_type_double) && json_object_get_double(v) >= 0) {
+		*out = (uint64_t)llround(json_object_get_double(v) * (double)unit);
+		return true;
+	}
+	return false;
+}
+
+void dsfs_space_add(struct dsfs_space *s, const struct dsfs_space *add)
+{
+	if (!add->unit)
+		return;
+	s->unit = !s->unit || s->unit == add->unit ? add->unit : 1;
+	s->total += add->total;
+	s->free += add->free;
+	s->has_total |= add->has_total;
+	s->has_free |= add->has_free;
+}
+
+/* What resource r's own figures state (fetching the file they are in when needed). Lock held. */
+static int own_space(struct dsfs_cache *c, struct dsfs_node *r, struct dsfs_space *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < r->kind->ncapacity; i++) {
+		const struct dsfs_capacity *cap = &r->kind->capacity[i];
+		int f = cap->file ? dsfs_kind_file(r->kind, cap->file) : 0;
+		uint64_t used;
+		json_object *o;
+		int ret;
+
+		if (f < 0)
+			continue;
+		if (!r->slots[f].blob || !fresh(c, r->slots[f].at)) {
+			ret = cache_fetch_slot(c, r, f);
+			if (ret)
+				return ret;
+		}
+		if (!r->slots[f].blob || !(o = json_tokener_parse(r->slots[f].blob->data)))
+			continue;
+		out->has_total = figure(o, cap->total_field, cap->unit, &out->total);
+		out->has_free = figure(o, cap->free_field, cap->unit, &out->free);
+		if (!out->has_free && out->has_total && figure(o, cap->used_field, cap->unit, &used)) {
+			out->free = used < out->total ? out->total - used : 0;
+			out->has_free = true;
+		}
+		json_object_put(o);
+		if (out->has_total || out->has_free) {
+			out->unit = cap->unit;
+			return 0;
+		}
+	}
+	return 0;
+}
+
+static int resource_space(struct dsfs_cache *c, struct dsfs_node *r, int depth, struct dsfs_space *out);
+
+/* The sum over every resource of collection coll. Lock held (dropped while listing). */
+static int collection_space(struct dsfs_cache *c, struct dsfs_node *coll, int depth, struct dsfs_space *out)
+{
+	struct dsfs_node **items;
+	size_t n;
+	int ret = cache_ensure_listing(c, coll, true);
+
+	if (ret)
+		return ret;
+	n = coll->nitems;
+	if (!(items = malloc((n ? n : 1) * sizeof(*items))))
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		items[i] = cache_node_ref(coll->items[i]); /* the listing may change while a figure is fetched */
+	for (size_t i = 0; i < n && !ret; i++) {
+		struct dsfs_space s;
+
+		ret = resource_space(c, items[i], depth, &s);
+		if (ret == 0)
+			dsfs_space_add(out, &s);
+	}
+	for (size_t i = 0; i < n; i++)
+		cache_node_unref(c, items[i]);
+	free(items);
+	return ret;
+}
+
+static int resource_space(struct dsfs_cache *c, struct dsfs_node *r, int depth, struct dsfs_space *out)
+{
+	struct dsfs_space below = { 0 };
+	bool direct = false;
+	int ret = own_space(c, r, out);
+
+	if (ret || (out->has_total && out->has_free) || depth <= 0)
+		goto done;
+	/* a figure not stated here: the sum of the nearest kinds below that state it */
+	for (size_t i = 0; i < r->kind->nchildren; i++)
+		direct |= r->kind->children[i]->ncapacity > 0;
+	for (size_t i = 0; i < r->kind->nchildren && !ret; i++) {
+		const struct dsfs_kind *k = r->kind->children[i];
+		struct dsfs_node *coll;
+
+		if (direct ? !k->ncapacity : !leads_to_capacity(k, depth - 1))
+			continue;
+		if (!(coll = cache_child_collection(c, r, (int)i)))
+			return -ENOMEM;
+		cache_node_ref(coll);
+		ret = collection_space(c, coll, depth - 1, &below);
+		cache_node_unref(c, coll);
+	}
+	if (ret)
+		return ret;
+	if (!below.unit)
+		goto done;
+	out->unit = !out->unit || out->unit == below.unit ? below.unit : 1;
+	if (!out->has_total && below.has_total) {
+		out->total = below.total;
+		out->has_total = true;
+	}
+	if (!out->has_free && below.has_free) {
+		out->free = below.free;
+		out->has_free = true;
+	}
+done:
+	if (out->has_free && !out->has_total) { /* only free space is known: say that much */
+		out->total = out->free;
+		out->has_total = true;
+	}
+	return ret;
+}
+
+int dsfs_cache_space(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsfs_space *out)
+{
+	struct dsfs_node *r = loc->node;
+	int ret = 0;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&c->lock);
+	if (r && r->is_coll)
+		r = r->attached ? r->parent : NULL;
+	/* the nearest resource at or above loc whose tree states a capacity: a pool, a server, the root */
+	while (r && !leads_to_capacity(r->kind, 3))
+		r = r->attached && r->parent && r->parent->attached ? r->parent->parent : NULL;
+	if (r) {
+		cache_node_ref(r);
+		ret = resource_space(c, r, 3, out);
+		cache_node_unref(c, r);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}

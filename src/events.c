@@ -1,0 +1,296 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The event feed of MOUNT/events/log: asks the dialect's event list when a
+ * reader wants more, shows each event once (an object seen again only when
+ * its state changed), oldest first, and keeps the text it has shown so
+ * that every reader's offsets stay valid.
+ */
+#include "events.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "errmap.h"
+#include "http.h"
+#include "log.h"
+#include "names.h"
+
+/* Ids shown are remembered as 64-bit hashes; past this many the set starts again from the last answer. */
+#define SEEN_MAX (1u << 18)
+#define SINCE "{since}"
+
+struct dsfs_events {
+	struct dsfs_session *session;
+	const struct dsfs_events_desc *d;
+	double interval;
+	pthread_mutex_t lock;
+	pthread_cond_t asked;   /* broadcast when a question ends */
+	struct dsfs_blob *text; /* what the feed holds */
+	unsigned readers;
+	bool asking;
+	double asked_at;        /* monotonic time of the last question (0: none yet) */
+	char *newest;           /* the newest time seen, as text, or NULL */
+	uint64_t *seen;         /* open addressing, 0 = empty */
+	size_t nseen, cap;
+};
+
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct dsfs_events *dsfs_events_new(struct dsfs_session *session, const struct dsfs_events_desc *desc,
+				    double interval)
+{
+	struct dsfs_events *ev = calloc(1, sizeof(*ev));
+
+	if (!ev)
+		return NULL;
+	ev->session = session;
+	ev->d = desc;
+	ev->interval = interval < 1.0 ? 1.0 : interval;
+	ev->text = dsfs_blob_new("", 0);
+	if (!ev->text) {
+		free(ev);
+		return NULL;
+	}
+	pthread_mutex_init(&ev->lock, NULL);
+	pthread_cond_init(&ev->asked, NULL);
+	return ev;
+}
+
+void dsfs_events_free(struct dsfs_events *ev)
+{
+	if (!ev)
+		return;
+	dsfs_blob_unref(ev->text);
+	free(ev->newest);
+	free(ev->seen);
+	pthread_cond_destroy(&ev->asked);
+	pthread_mutex_destroy(&ev->lock);
+	free(ev);
+}
+
+void dsfs_events_open(struct dsfs_events *ev)
+{
+	pthread_mutex_lock(&ev->lock);
+	ev->readers++;
+	pthread_mutex_unlock(&ev->lock);
+}
+
+void dsfs_events_close(struct dsfs_events *ev)
+{
+	pthread_mutex_lock(&ev->lock);
+	if (ev->readers)
+		ev->readers--;
+	pthread_mutex_unlock(&ev->lock);
+}
+
+/* ---- what has been shown ------------------------------------------------------- */
+
+static uint64_t key_of(json_object *o, const struct dsfs_events_desc *d)
+{
+	const char *parts[2] = { json_object_get_string(dsfs_dialect_field(o, d->id_field)),
+				 d->state_field ? json_object_get_string(dsfs_dialect_field(o, d->state_field)) : NULL };
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (int i = 0; i < 2; i++) {
+		for (const char *p = parts[i]; p && *p; p++) {
+			h ^= (unsigned char)*p;
+			h *= 0x100000001b3ull;
+		}
+		h ^= 0xff;
+		h *= 0x100000001b3ull;
+	}
+	return h ? h : 1;
+}
+
+/* Adds key; false when it was there already (or on ENOMEM: then it is shown, never lost). */
+static bool seen_add(struct dsfs_events *ev, uint64_t key)
+{
+	size_t i;
+
+	if (ev->nseen * 2 >= ev->cap) {
+		size_t cap = ev->cap ? ev->cap * 2 : 1024;
+		uint64_t *old = ev->seen, *t;
+
+		if (cap > SEEN_MAX * 2) { /* forget the oldest: only the newest time's events can come again */
+			cap = ev->cap;
+			memset(ev->seen, 0, cap * sizeof(*ev->seen));
+			ev->nseen = 0;
+		} else if ((t = calloc(cap, sizeof(*t)))) {
+			ev->seen = t;
+			for (size_t j = 0; j < ev->cap; j++) {
+				if (!old[j])
+					continue;
+				for (i = old[j] & (cap - 1); t[i]; i = (i + 1) & (cap - 1))
+					;
+				t[i] = old[j];
+			}
+			free(old);
+			ev->cap = cap;
+		} else if (!ev->cap) {
+			return true;
+		}
+	}
+	for (i = key & (ev->cap - 1); ev->seen[i]; i = (i + 1) & (ev->cap - 1))
+		if (ev->seen[i] == key)
+			return false;
+	ev->seen[i] = key;
+	ev->nseen++;
+	return true;
+}
+
+/* ---- asking ----------------------------------------------------------------------- */
+
+/* Orders two events by their time field (ctx): numbers as numbers, text as text. */
+static int cmp_time(const void *a, const void *b, void *ctx)
+{
+	json_object *x = dsfs_dialect_field(*(json_object *const *)a, ctx);
+	json_object *y = dsfs_dialect_field(*(json_object *const *)b, ctx);
+
+	if (json_object_is_type(x, json_type_string) && json_object_is_type(y, json_type_string))
+		return strcmp(json_object_get_string(x), json_object_get_string(y));
+	if (x && y) {
+		double p = json_object_get_double(x), q = json_object_get_double(y);
+
+		return p < q ? -1 : p > q;
+	}
+	return !x - !y;
+}
+
+static char *question(struct dsfs_events *ev)
+{
+	const struct dsfs_events_desc *d = ev->d;
+	char *path = NULL, *t;
+	const char *at;
+
+	if (!ev->newest || !d->since_query) {
+		if (asprintf(&path, "%s?%s", d->url, d->newest_query) < 0)
+			return NULL;
+		return path;
+	}
+	if (!(t = dsfs_names_url_segment(ev->newest)))
+		return NULL;
+	at = strstr(d->since_query, SINCE);
+	if (!at || asprintf(&path, "%s?%.*s%s%s", d->url, (int)(at - d->since_query), d->since_query, t,
+			    at + strlen(SINCE)) < 0)
+		path = NULL;
+	free(t);
+	return path;
+}
+
+/* Asks the server for what is new and appends it. Called with the lock held; drops it meanwhile. */
+static void ask(struct dsfs_events *ev)
+{
+	const struct dsfs_events_desc *d = ev->d;
+	struct dsfs_response resp = { 0 };
+	json_object *o = NULL, *arr, **items = NULL;
+	char *path = question(ev), *add = NULL, why[1200];
+	size_t n = 0, addlen = 0;
+	int ret;
+
+	ev->asking = true;
+	pthread_mutex_unlock(&ev->lock);
+	ret = path ? dsfs_session_call(ev->session, &(struct dsfs_request){ .method = "GET", .path = path },
+				       &resp, false) : -ENOMEM;
+	if (ret == 0) {
+		o = json_tokener_parse(resp.body ? resp.body : "");
+		arr = o;
+		if (d->list_key && !json_object_object_get_ex(o, d->list_key, &arr))
+			arr = NULL;
+		if (!json_object_is_type(arr, json_type_array)) {
+			ret = -EIO;
+			dsfs_err_record("GET", path, resp.status, "answer has no list of events");
+		} else if ((n = json_object_array_length(arr)) && !(items = calloc(n, sizeof(*items)))) {
+			ret = -ENOMEM;
+		}
+		for (size_t i = 0; ret == 0 && i < n; i++)
+			items[i] = json_object_array_get_idx(arr, i);
+	}
+	if (ret == 0)
+		qsort_r(items, n, sizeof(*items), cmp_time, (void *)d->time_field);
+	pthread_mutex_lock(&ev->lock);
+	for (size_t i = 0; ret == 0 && i < n; i++) {
+		const char *line;
+		size_t len;
+		char *grown;
+
+		if (!json_object_is_type(items[i], json_type_object) || !seen_add(ev, key_of(items[i], d)))
+			continue;
+		line = json_object_to_json_string_ext(items[i], JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+		len = strlen(line);
+		if (!(grown = realloc(add, addlen + len + 2)))
+			break;
+		add = grown;
+		memcpy(add + addlen, line, len);
+		add[addlen + len] = '\n';
+		addlen += len + 1;
+	}
+	if (ret == 0 && n) { /* the next question asks from the newest time of this answer on */
+		json_object *t = dsfs_dialect_field(items[n - 1], d->time_field);
+		char *nt = t ? strdup(json_object_get_string(t)) : NULL;
+
+		if (nt) {
+			free(ev->newest);
+			ev->newest = nt;
+		}
+	}
+	if (addlen) {
+		const struct dsfs_blob *old = ev->text;
+		size_t keep = old->len, from = 0;
+		char *buf;
+
+		if (keep + addlen > DSFS_EVENTS_MAX) { /* drop the oldest half, at a line's start */
+			const char *nl = memchr(old->data + keep / 2, '\n', keep - keep / 2);
+
+			from = nl ? (size_t)(nl - old->data) + 1 : keep;
+			keep -= from;
+		}
+		if ((buf = malloc(keep + addlen))) {
+			struct dsfs_blob *b;
+
+			memcpy(buf, old->data + from, keep);
+			memcpy(buf + keep, add, addlen);
+			if ((b = dsfs_blob_new(buf, keep + addlen))) {
+				dsfs_blob_unref(ev->text);
+				ev->text = b;
+			}
+			free(buf);
+		}
+	}
+	if (ret && dsfs_err_describe(why, sizeof(why)))
+		dsfs_log(DSFS_LOG_ERR, "events/log: %s (%s)", why, strerror(-ret));
+	ev->asked_at = mono();
+	ev->asking = false;
+	pthread_cond_broadcast(&ev->asked);
+	free(add);
+	free(items);
+	json_object_put(o);
+	dsfs_response_clear(&resp);
+	free(path);
+}
+
+struct dsfs_blob *dsfs_events_text(struct dsfs_events *ev, bool want)
+{
+	struct dsfs_blob *b;
+
+	pthread_mutex_lock(&ev->lock);
+	if (want && ev->readers && !ev->asking && (!ev->asked_at || mono() - ev->asked_at >= ev->interval))
+		ask(ev);
+	else if (want && ev->readers && ev->asking && !ev->asked_at)
+		while (ev->asking) /* the first answer: wait for it rather than show an empty feed */
+			pthread_cond_wait(&ev->asked, &ev->lock);
+	b = dsfs_blob_ref(ev->text);
+	pthread_mutex_unlock(&ev->lock);
+	return b;
+}

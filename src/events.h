@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * A member's event feed, the content of MOUNT/events/log: the API's audit
+ * events (or, for an API without them, its tasks), one JSON object a line,
+ * oldest first, growing as the server has more. It asks the server only
+ * while someone has the file open, at most once per interval: first for
+ * the newest page, then for what came since the newest time seen. Owns its
+ * text (bounded: past DSFS_EVENTS_MAX bytes the oldest half is dropped, as
+ * a log rotation would) and the ids it has shown. Thread-safe.
+ */
+#ifndef DSFS_EVENTS_H
+#define DSFS_EVENTS_H
+
+#include <stdbool.h>
+
+#include "blob.h"
+#include "dialect.h"
+#include "session.h"
+
+#define DSFS_EVENTS_MAX (16u << 20)
+
+struct dsfs_events;
+
+/* A feed of desc's list on session (borrowed), asking at most every interval seconds (at least 1). */
+struct dsfs_events *dsfs_events_new(struct dsfs_session *session, const struct dsfs_events_desc *desc,
+				    double interval);
+void dsfs_events_free(struct dsfs_events *ev);
+
+/* A reader opens and closes the feed: it is followed only while one has it open. */
+void dsfs_events_open(struct dsfs_events *ev);
+void dsfs_events_close(struct dsfs_events *ev);
+
+/*
+ * The feed's text now (a reference the caller drops; NULL on ENOMEM). With
+ * ask, and a reader open, and the last question an interval old, it asks
+ * the server first; a failure is logged and what is held is returned.
+ */
+struct dsfs_blob *dsfs_events_text(struct dsfs_events *ev, bool ask);
+
+#endif

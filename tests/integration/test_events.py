@@ -1,0 +1,150 @@
+"""Following what happens (issue 15, part 3): `tail -f MOUNT/events/log`
+shows each dialect's events as they arrive, one JSON object a line,
+asking the server only while a reader has the file open and at most once
+per cache_ttl; a dialect with nothing to show has no events/.
+"""
+
+import json
+import os
+import subprocess
+import time
+
+from conftest import reset_stats, sim_stats
+from test_cloudsync import cs, mount_cs  # noqa: F401  (fixtures)
+from test_backupdr import TOKEN, Api as BdrApi, credentials as bdr_credentials
+from test_dscc import Api as DsccApi, dscc_credentials
+
+
+class Tail:
+    """`tail -f` of a file, its lines collected as they come."""
+
+    def __init__(self, path):
+        self.p = subprocess.Popen(["tail", "-n", "+1", "-f", path], stdout=subprocess.PIPE, text=True)
+        os.set_blocking(self.p.stdout.fileno(), False)
+        self.buf = ""
+
+    def lines(self):
+        while True:
+            try:
+                chunk = os.read(self.p.stdout.fileno(), 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            self.buf += chunk.decode()
+        return [json.loads(line) for line in self.buf.splitlines()]
+
+    def wait_for(self, pred, timeout):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            found = [e for e in self.lines() if pred(e)]
+            if found:
+                return found, time.monotonic()
+            time.sleep(0.05)
+        raise AssertionError("no such event within %.1f s; got %r" % (timeout, self.lines()[-3:]))
+
+    def stop(self):
+        self.p.kill()
+        self.p.wait()
+
+
+def event_gets(server, fragment):
+    return sum(v for k, v in sim_stats(server).items() if k.startswith("GET ") and fragment in k)
+
+
+def check_follow(server, m, fragment, make_event, is_it, ttl):
+    """Nothing asked without a reader; a reader sees an event within 2 x ttl of the server having it."""
+    reset_stats(server)
+    time.sleep(ttl + 0.5)
+    os.stat(m.p("events", "log"))
+    os.listdir(m.p("events"))
+    assert event_gets(server, fragment) == 0, "asked with no reader"
+    t = Tail(m.p("events", "log"))
+    try:
+        time.sleep(1.0)
+        before = len(t.lines())
+        made = time.monotonic()
+        key = make_event()
+        found, seen = t.wait_for(lambda e: is_it(e, key), 2 * ttl + 1.0)
+        assert seen - made <= 2 * ttl + 0.5, seen - made
+        assert len(found) == 1, found  # shown once
+        assert len(t.lines()) > before
+        # while it follows, at most one question per cache_ttl
+        reset_stats(server)
+        time.sleep(3 * ttl)
+        assert event_gets(server, fragment) <= 3 + 1, sim_stats(server)
+    finally:
+        t.stop()
+    time.sleep(0.5)
+    reset_stats(server)
+    time.sleep(ttl + 1.0)
+    assert event_gets(server, fragment) == 0, "asked after the reader went"
+
+
+def sim_event(server, field):
+    """A maker of events through the reference server's /_sim/events: each call one new text."""
+    n = [0]
+
+    def make():
+        n[0] += 1
+        text = "dsfs follow test %d" % n[0]
+        assert server.sim("POST", "/events", {field: text}).status == 201
+        return text
+    return make
+
+
+def test_storage_plugin_events_are_the_tasks(server, dsfs_mount):
+    m = dsfs_mount(server, ttl=1)
+    assert "events" not in os.listdir(m.path)  # reachable, not listed: crawls never read it
+    assert os.listdir(m.p("events")) == ["log"]
+    s = sorted(os.listdir(m.p("servers")))[0]
+    v = sorted(os.listdir(m.p("servers", s, "volumes")))[0]
+    n = [0]
+
+    def make():
+        n[0] += 1
+        name = "followed-%d" % n[0]
+        with open(m.p("servers", s, "volumes", v, "action"), "w") as f:
+            f.write("clone name=%s\n" % name)
+        return name
+
+    check_follow(server, m, "/tasks", make, lambda e, name: name in e.get("name", "")
+                 and e.get("state") not in ("SUCCEEDED",), ttl=1)
+    # the task's end is a line of its own
+    with open(m.p("events", "log")) as f:
+        states = [e["state"] for e in map(json.loads, f) if "followed-1" in e.get("name", "")]
+    assert states and len(states) == len(set(states)), states  # a line per state it was seen in
+
+
+def test_dscc_events_are_the_audit_log(server_factory, dsfs_mount, tmp_path):
+    dscc = server_factory("--dialect", "dscc", "--test-controls", "--volumes", "2", "--snapshots", "1",
+                          "--hosts", "2")
+    m = dsfs_mount(dscc, "api=dscc", ttl=1, credentials=dscc_credentials(tmp_path, dscc))
+    api = DsccApi(dscc)
+    with open(m.p("events", "log")) as f:
+        first = [json.loads(line) for line in f]
+    audit = api.get("/api/v1/audit-events?limit=1000")["items"]
+    assert first and all(e in audit for e in first)
+    assert [e["occurredAt"] for e in first] == sorted(e["occurredAt"] for e in first)
+    check_follow(dscc, m, "audit-events", sim_event(dscc, "description"),
+                 lambda e, text: e.get("message") == text, ttl=1)
+
+
+def test_backupdr_events_are_the_local_audit(server_factory, dsfs_mount, tmp_path):
+    bdr = server_factory("--dialect", "backupdr", "--test-controls", "--servers", "1", "--volumes", "2",
+                         "--snapshots", "1", "--hosts", "2")
+    m = dsfs_mount(bdr, "api=backupdr", ttl=1, credentials=bdr_credentials(tmp_path, "token=%s\n" % TOKEN))
+    api = BdrApi(bdr)
+    with open(m.p("events", "log")) as f:
+        first = [json.loads(line) for line in f]
+    audit = api.items("/localaudit")
+    assert first and all(e in audit for e in first)
+    check_follow(bdr, m, "localaudit", sim_event(bdr, "command"), lambda e, cmd: e.get("command") == cmd, ttl=1)
+
+
+def test_cloudsync_has_no_events_and_no_capacity(cs, mount_cs):
+    m = mount_cs(cs)
+    assert "events" not in os.listdir(m.path)
+    assert not os.path.exists(m.p("events", "log"))
+    st = os.statvfs(m.path)
+    assert (st.f_blocks, st.f_bfree) == (0, 0)
