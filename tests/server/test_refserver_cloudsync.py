@@ -555,7 +555,8 @@ def test_sim_messages_drop_duplicate_inject(srv, api):
     assert m["payload"]["list-s3-buckets"] == "oops"
     cur = api.cursor()
     srv.sim("POST", "/messages/inject", {"raw": {"no": "header"}})
-    assert {"no": "header"}.items() <= api.get("/messages/client?last=" + cur).json()[0].items()
+    # the raw message, whatever heartbeats arrived beside it
+    assert any({"no": "header"}.items() <= m.items() for m in api.get("/messages/client?last=" + cur).json())
     for bad in ({"count": -1}, {"count": "2"}):
         assert srv.sim("POST", "/messages/drop", bad).status == 422
     assert srv.sim("POST", "/messages/inject", {"account": "nope"}).status == 404
