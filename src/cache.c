@@ -557,6 +557,7 @@ static bool file_attr_cached(struct dsfs_cache *c, struct dsfs_node *r, int i, s
 	dir_attr(a, DSFS_LOC_FILE, file_ino(r, i), r->mtime);
 	a->size = s->blob->len;
 	a->direct = f->flags & DSFS_FILE_DIRECT;
+	a->editable = i == 0 && r->kind->nedit;
 	s->reported = a->size;
 	return true;
 }
@@ -591,6 +592,7 @@ int dsfs_cache_getattr(struct dsfs_cache *c, const struct dsfs_loc *loc, struct 
 	case DSFS_LOC_COLLECTION:
 		dir_attr(out, loc->type, n->ino, n->mtime);
 		out->writable = loc->type == DSFS_LOC_COLLECTION && (n->kind->create || n->kind->deletable);
+		out->editable = loc->type == DSFS_LOC_RESOURCE && n->kind->nedit;
 		break;
 	case DSFS_LOC_BYID:
 		dir_attr(out, loc->type, hash_ino(n->url, BYID_DIR, NULL), n->mtime);
@@ -631,6 +633,7 @@ int dsfs_cache_getattr(struct dsfs_cache *c, const struct dsfs_loc *loc, struct 
 		if (ret == 0) {
 			n->slots[loc->file].fresh_for_open = true;
 			dir_attr(out, DSFS_LOC_FILE, file_ino(n, loc->file), n->mtime);
+			out->editable = loc->file == 0 && n->kind->nedit;
 			out->size = n->slots[loc->file].blob->len;
 			out->direct = n->kind->files[loc->file].flags & DSFS_FILE_DIRECT;
 			n->slots[loc->file].reported = out->size;
@@ -654,8 +657,10 @@ int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fi
 		for (i = 0; i < n->kind->nfiles && !ret; i++) {
 			bool complete = file_attr_cached(c, n, (int)i, &a);
 
-			if (!complete)
+			if (!complete) {
 				dir_attr(&a, DSFS_LOC_FILE, file_ino(n, (int)i), n->mtime);
+				a.editable = i == 0 && n->kind->nedit;
+			}
 			ret = fill(ctx, n->kind->files[i].name, &a, complete);
 		}
 		if (n->kind->nactions && !ret) {
@@ -689,6 +694,7 @@ int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fi
 		}
 		for (i = 0; i < n->nitems && !ret; i++) {
 			dir_attr(&a, DSFS_LOC_RESOURCE, n->items[i]->ino, n->items[i]->mtime);
+			a.editable = n->items[i]->kind->nedit;
 			ret = fill(ctx, n->items[i]->entry, &a, true);
 		}
 		break;
@@ -700,6 +706,7 @@ int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fi
 			if (!cache_where_match(n->items[i], dir->where))
 				continue;
 			dir_attr(&a, DSFS_LOC_RESOURCE, n->items[i]->ino, n->items[i]->mtime);
+			a.editable = n->items[i]->kind->nedit;
 			ret = fill(ctx, n->items[i]->entry, &a, true);
 		}
 		break;
@@ -773,6 +780,20 @@ int dsfs_cache_open(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsf
 	}
 	pthread_mutex_unlock(&c->lock);
 	return ret;
+}
+
+int dsfs_cache_shown(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsfs_blob **content)
+{
+	bool direct, keep;
+
+	*content = NULL;
+	if (loc->type != DSFS_LOC_FILE)
+		return -EISDIR;
+	pthread_mutex_lock(&c->lock);
+	if (loc->node->slots[loc->file].blob)
+		*content = dsfs_blob_ref(loc->node->slots[loc->file].blob);
+	pthread_mutex_unlock(&c->lock);
+	return *content ? 0 : dsfs_cache_open(c, loc, content, &direct, &keep);
 }
 
 int dsfs_cache_readlink(struct dsfs_cache *c, const struct dsfs_loc *loc, char *buf, size_t len)

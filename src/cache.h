@@ -60,6 +60,7 @@ struct dsfs_attr {
 	size_t size;
 	bool direct; /* FILE: content may change between reads */
 	bool writable; /* directory: mkdir (a collection with `new`) or rmdir of entries (deletable kind) act in it */
+	bool editable; /* FILE: an object file an edit may change (dsfs_cache_editable); RESOURCE: it has one */
 };
 
 struct dsfs_cache_stats {
@@ -113,6 +114,12 @@ int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fi
 int dsfs_cache_open(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsfs_blob **content,
 		    bool *direct_io, bool *keep_cache);
 
+/*
+ * The content of file loc as dsfs last showed it (what an editor read),
+ * fetched only when it holds none: the base an edit is compared with.
+ */
+int dsfs_cache_shown(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsfs_blob **content);
+
 /* The target of symlink loc, NUL-terminated in buf. */
 int dsfs_cache_readlink(struct dsfs_cache *c, const struct dsfs_loc *loc, char *buf, size_t len);
 
@@ -144,6 +151,25 @@ struct dsfs_post_result {
 int dsfs_cache_post(struct dsfs_cache *c, const struct dsfs_loc *loc, const struct dsfs_action *action,
 		    json_object *body, struct dsfs_post_result *res);
 void dsfs_post_result_clear(struct dsfs_post_result *res);
+
+/* True when file loc is an object file an edit may change (its kind has an edit table). */
+bool dsfs_cache_editable(const struct dsfs_loc *loc);
+
+/* The object file of resource dir when an edit may change it (references held): 0, or -EPERM. */
+int dsfs_cache_edit_target(struct dsfs_cache *c, const struct dsfs_loc *dir, struct dsfs_loc *out);
+
+/*
+ * Edits object file loc from base (the bytes the writer started from) to
+ * text (len bytes): asks the server for the object as it is now, then
+ * sends one PUT of the fields that changed (src/edit.h), or nothing when
+ * none did. A refusal sends nothing: -EINVAL (invalid JSON, a field the API
+ * does not let one edit, a wrong type) or -EBUSY (an editable field changed
+ * on the server since it was read), the reason recorded and in res->error.
+ * A PUT that reached the server marks the cache stale. res as for
+ * dsfs_cache_post.
+ */
+int dsfs_cache_edit(struct dsfs_cache *c, const struct dsfs_loc *loc, const struct dsfs_blob *base,
+		    const char *text, size_t len, struct dsfs_post_result *res);
 
 /*
  * Sends DELETE for resource loc (once); on success it leaves the tree. When

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Actions: the control files' verbs and `new` (POST), rmdir (DELETE),
- * the URLs they go to, and marking the cache stale after a change so the
- * next read shows its effect. Each request is sent at most once.
+ * edits of object files (PUT), the URLs they go to, and marking the cache
+ * stale after a change so the next read shows its effect. Each request is
+ * sent at most once.
  */
 #include "cache_int.h"
 
@@ -12,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "edit.h"
+#include "errmap.h"
 
 void dsfs_cache_ctl_actions(const struct dsfs_loc *loc, const struct dsfs_action **create,
 			    const struct dsfs_action **actions, size_t *nactions)
@@ -71,10 +75,38 @@ char *cache_target_url(const struct dsfs_loc *loc, const char *tmpl)
 	return cache_collection_url("", n->is_coll ? n->base_id : n->id, tmpl);
 }
 
+/*
+ * Sends a change (once) and fills res from its answer: status, body, the
+ * server's message of a refusal, the task it started. Any answer marks the
+ * cache stale: even a refusal can follow a change made elsewhere.
+ */
+static int send_change(struct dsfs_cache *c, const struct dsfs_request *req, const struct dsfs_action *action,
+		       struct dsfs_post_result *res)
+{
+	struct dsfs_response resp = { 0 };
+	int ret = dsfs_session_call(c->session, req, &resp, false);
+
+	res->status = resp.status;
+	if (resp.body)
+		res->body = strdup(resp.body);
+	if (resp.status >= 300) {
+		char msg[512];
+
+		dsfs_session_error_message(c->dialect, &resp, msg, sizeof(msg));
+		res->error = strdup(msg);
+	}
+	if (ret == 0)
+		res->task_id = c->dialect->task_of ? c->dialect->task_of(c->session, action, req->path, &resp)
+						   : dsfs_dialect_task_uri(&resp);
+	if (ret == 0 || resp.status)
+		dsfs_cache_invalidate(c);
+	dsfs_response_clear(&resp);
+	return ret;
+}
+
 int dsfs_cache_post(struct dsfs_cache *c, const struct dsfs_loc *loc, const struct dsfs_action *action,
 		    json_object *body, struct dsfs_post_result *res)
 {
-	struct dsfs_response resp = { 0 };
 	struct dsfs_request req = { .method = action->method ? action->method : "POST" };
 	const char *url = loc->node->url;
 	char *path;
@@ -103,23 +135,67 @@ int dsfs_cache_post(struct dsfs_cache *c, const struct dsfs_loc *loc, const stru
 		req.body = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 		req.body_len = strlen(req.body);
 	}
-	ret = dsfs_session_call(c->session, &req, &resp, false);
-	res->status = resp.status;
-	if (resp.body)
-		res->body = strdup(resp.body);
-	if (resp.status >= 300) {
-		char msg[512];
-
-		dsfs_session_error_message(c->dialect, &resp, msg, sizeof(msg));
-		res->error = strdup(msg);
-	}
-	if (ret == 0)
-		res->task_id = c->dialect->task_of ? c->dialect->task_of(c->session, action, path, &resp)
-						   : dsfs_dialect_task_uri(&resp);
-	if (ret == 0 || resp.status)
-		dsfs_cache_invalidate(c); /* even a refusal can follow a change made elsewhere */
-	dsfs_response_clear(&resp);
+	ret = send_change(c, &req, action, res);
 	free(path);
+	return ret;
+}
+
+bool dsfs_cache_editable(const struct dsfs_loc *loc)
+{
+	return loc->type == DSFS_LOC_FILE && loc->file == 0 && loc->node->kind->nedit &&
+	       !loc->node->kind->files[0].subpath && !loc->node->kind->files[0].derive;
+}
+
+int dsfs_cache_edit_target(struct dsfs_cache *c, const struct dsfs_loc *dir, struct dsfs_loc *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (dir->type != DSFS_LOC_RESOURCE || !dir->node->kind->nedit)
+		return -EPERM;
+	pthread_mutex_lock(&c->lock);
+	out->type = DSFS_LOC_FILE;
+	out->node = cache_node_ref(dir->node);
+	out->file = 0;
+	pthread_mutex_unlock(&c->lock);
+	return dsfs_cache_editable(out) ? 0 : (dsfs_cache_put(c, out), -EPERM);
+}
+
+int dsfs_cache_edit(struct dsfs_cache *c, const struct dsfs_loc *loc, const struct dsfs_blob *base,
+		    const char *text, size_t len, struct dsfs_post_result *res)
+{
+	const char *url = loc->node->url;
+	struct dsfs_request get = { .method = "GET", .path = url }, put = { .method = "PUT", .path = url };
+	struct dsfs_response resp = { 0 };
+	json_object *was = NULL, *now = NULL, *body = NULL;
+	char why[600];
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	if (!dsfs_cache_editable(loc))
+		return -EPERM;
+	if (!base || !(was = json_tokener_parse(base->data)))
+		return -EIO;
+	/* the object as the server has it now: an edit never lands on someone else's */
+	ret = dsfs_session_call(c->session, &get, &resp, false);
+	if (ret == 0 && !(now = json_tokener_parse(resp.body ? resp.body : ""))) {
+		dsfs_err_record("GET", url, resp.status, "the answer is not JSON");
+		ret = -EIO;
+	}
+	dsfs_response_clear(&resp);
+	if (ret == 0) {
+		ret = dsfs_edit_body(loc->node->kind, was, text, len, now, &body, why, sizeof(why));
+		if (ret == -EINVAL || ret == -EBUSY) {
+			dsfs_err_record("PUT", url, 0, why);
+			res->error = strdup(why);
+		}
+	}
+	if (ret == 0 && body) {
+		put.body = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+		put.body_len = strlen(put.body);
+		ret = send_change(c, &put, NULL, res);
+	}
+	json_object_put(body);
+	json_object_put(now);
+	json_object_put(was);
 	return ret;
 }
 

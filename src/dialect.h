@@ -81,6 +81,16 @@ struct dsfs_capacity {
 	unsigned long unit;      /* bytes per unit of the fields: 1, 1048576 */
 };
 
+/*
+ * A top-level field of an object file that an edit may change (-o
+ * allow_edit), and how the API's update (PUT to the object's URL) names it.
+ */
+struct dsfs_edit_field {
+	const char *field;    /* in the object file: "sizeMiB" */
+	const char *put_as;   /* in the PUT body: "sizeMib"; NULL: the same */
+	const char *yes, *no; /* a text the API shows as these words and takes as true/false ("ON", "OFF"); NULL: none */
+};
+
 /* A kind of resource and the collection directory that lists it. */
 struct dsfs_kind {
 	const char *name;        /* for logs: "volume" */
@@ -106,6 +116,8 @@ struct dsfs_kind {
 	const struct dsfs_kind *const *also;
 	const struct dsfs_capacity *capacity; /* shapes of its capacity, or NULL (df sums what is below) */
 	size_t ncapacity;
+	const struct dsfs_edit_field *edit; /* what editing files[0] may change (a PUT); NULL: not editable */
+	size_t nedit;
 };
 
 /*
@@ -219,6 +231,7 @@ struct dsfs_dialect {
 #define DSFS_CHILDREN(a) .children = (a), .nchildren = DSFS_ARRAY_LEN(a)
 #define DSFS_ACTIONS(a) .actions = (a), .nactions = DSFS_ARRAY_LEN(a)
 #define DSFS_CAPACITY(a) .capacity = (a), .ncapacity = DSFS_ARRAY_LEN(a)
+#define DSFS_EDIT(a) .edit = (a), .nedit = DSFS_ARRAY_LEN(a)
 #define DSFS_OBJECT_FILE(fname) { .name = fname }
 #define DSFS_REQUIRE(...) (const char *const[]) { __VA_ARGS__, NULL }
 #define DSFS_REFS(...) (const struct dsfs_ref[]) { __VA_ARGS__, { NULL, NULL } }

@@ -63,10 +63,14 @@ static const struct dsfs_kind backup = {
 static const struct dsfs_file_desc application_files[] = { DSFS_OBJECT_FILE("application.json") };
 static const struct dsfs_kind *const application_children[] = { &backup };
 
+static const struct dsfs_edit_field application_edit[] = {
+	{ .field = "description" }, { .field = "friendlytype" }, { .field = "pathname" },
+};
+
 static const struct dsfs_kind application = {
 	.name = "application", .dir_name = "applications", .segment = "application", BDR_LIST,
 	.name_field = "appname", .time_field = "modifydate", DSFS_FILES(application_files),
-	DSFS_CHILDREN(application_children),
+	DSFS_CHILDREN(application_children), DSFS_EDIT(application_edit),
 };
 
 static const struct dsfs_file_desc appliance_files[] = { DSFS_OBJECT_FILE("appliance.json") };
@@ -76,9 +80,14 @@ static const struct dsfs_kind appliance = {
 };
 
 static const struct dsfs_file_desc host_files[] = { DSFS_OBJECT_FILE("host.json") };
+/* PUT is an incremental update (seed 004, 3.2): the body carries only what changed. */
+static const struct dsfs_edit_field host_edit[] = {
+	{ .field = "name" }, { .field = "hostname" }, { .field = "friendlypath" }, { .field = "description" },
+	{ .field = "ipaddress" },
+};
 static const struct dsfs_kind host = {
 	.name = "host", .dir_name = "hosts", .segment = "host", BDR_LIST,
-	.name_field = "name", .time_field = "modifydate", DSFS_FILES(host_files),
+	.name_field = "name", .time_field = "modifydate", DSFS_FILES(host_files), DSFS_EDIT(host_edit),
 };
 
 static const struct dsfs_file_desc diskpool_files[] = { DSFS_OBJECT_FILE("diskpool.json") };
@@ -92,15 +101,19 @@ static const struct dsfs_kind diskpool = {
 };
 
 static const struct dsfs_file_desc template_files[] = { DSFS_OBJECT_FILE("template.json") };
+static const struct dsfs_edit_field template_edit[] = { { .field = "name" }, { .field = "description" } };
 static const struct dsfs_kind template = {
 	.name = "template", .dir_name = "templates", .segment = "slt", BDR_LIST,
-	.name_field = "name", DSFS_FILES(template_files),
+	.name_field = "name", DSFS_FILES(template_files), DSFS_EDIT(template_edit),
 };
 
 static const struct dsfs_file_desc profile_files[] = { DSFS_OBJECT_FILE("profile.json") };
+static const struct dsfs_edit_field profile_edit[] = {
+	{ .field = "name" }, { .field = "description" }, { .field = "performancepool" },
+};
 static const struct dsfs_kind profile = {
 	.name = "profile", .dir_name = "profiles", .segment = "slp", BDR_LIST,
-	.name_field = "name", .time_field = "modifydate", DSFS_FILES(profile_files),
+	.name_field = "name", .time_field = "modifydate", DSFS_FILES(profile_files), DSFS_EDIT(profile_edit),
 };
 
 /* An SLA has no name of its own: it is named by its id. */

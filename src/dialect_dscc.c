@@ -57,10 +57,17 @@ static const struct dsfs_action volume1_create = {
 	.required = DSFS_REQUIRE("name", "userCpg", "sizeMib"), .bare_field = "name",
 };
 
+/* volumePut: the object's names for its fields differ from the body's in two places. */
+static const struct dsfs_edit_field volume1_edit[] = {
+	{ .field = "name" }, { .field = "sizeMiB", .put_as = "sizeMib" }, { .field = "userCpgName" },
+	{ .field = "snapshotAllocWarning" }, { .field = "userAllocWarning" }, { .field = "conversionType" },
+	{ .field = "dataReduction", .yes = "ON", .no = "OFF" },
+};
+
 static const struct dsfs_kind volume1 = {
 	.name = "volume", .dir_name = "volumes", .segment = "volumes", DSCC_LIST,
 	.time_field = "creationTime", .get_one = true, DSFS_FILES(volume_files), DSFS_CHILDREN(volume1_children),
-	DSFS_ACTIONS(volume1_actions), .create = &volume1_create, .deletable = true,
+	DSFS_ACTIONS(volume1_actions), .create = &volume1_create, .deletable = true, DSFS_EDIT(volume1_edit),
 };
 
 static const struct dsfs_file_desc pool_files[] = { DSFS_OBJECT_FILE("pool.json") };
@@ -113,10 +120,17 @@ static const struct dsfs_action volume2_create = {
 	.refs = DSFS_REFS({ "pool_id", "../pools" }),
 };
 
+/* NimbleEditVolumeInput: the fields an array volume's edit may change (size in MiB). */
+static const struct dsfs_edit_field volume2_edit[] = {
+	{ .field = "name" }, { .field = "size" }, { .field = "description" }, { .field = "online" },
+	{ .field = "caching_enabled" }, { .field = "dedupe_enabled" }, { .field = "limit_iops" },
+	{ .field = "limit_mbps" }, { .field = "limit" },
+};
+
 static const struct dsfs_kind volume2 = {
 	.name = "volume", .dir_name = "volumes", .segment = "volumes", DSCC_LIST,
 	.time_field = "creation_time", .get_one = true, DSFS_FILES(volume_files), DSFS_CHILDREN(volume2_children),
-	DSFS_ACTIONS(volume2_actions), .create = &volume2_create, .deletable = true,
+	DSFS_ACTIONS(volume2_actions), .create = &volume2_create, .deletable = true, DSFS_EDIT(volume2_edit),
 };
 
 static const struct dsfs_kind *const system2_children[] = { &volume2, &pool, &volumeset };

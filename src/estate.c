@@ -457,8 +457,9 @@ int dsfs_estate_readdir(struct dsfs_estate *e, const char *path, dsfs_fs_fill_fn
 	}
 }
 
-int dsfs_estate_open(struct dsfs_estate *e, const char *path, int flags, pid_t pid, struct dsfs_ehandle **out,
-		     bool *direct_io, bool *keep_cache)
+/* An open, or with create a new editor's file (dsfs_fs_create), wrapped in an estate handle. */
+static int open_or_create(struct dsfs_estate *e, const char *path, int flags, pid_t pid, bool create,
+			  struct dsfs_ehandle **out, bool *direct_io, bool *keep_cache)
 {
 	struct dsfs_ehandle *h = calloc(1, sizeof(*h));
 	struct member *m = NULL;
@@ -471,7 +472,8 @@ int dsfs_estate_open(struct dsfs_estate *e, const char *path, int flags, pid_t p
 	switch (locate(e, path, &m, &rest)) {
 	case P_MEMBER:
 		h->fs = m->fs;
-		ret = dsfs_fs_open(m->fs, rest, flags, pid, &h->h, direct_io, keep_cache);
+		ret = create ? dsfs_fs_create(m->fs, rest, flags, &h->h)
+			     : dsfs_fs_open(m->fs, rest, flags, pid, &h->h, direct_io, keep_cache);
 		break;
 	case P_STATUS:
 		ret = (flags & O_ACCMODE) != O_RDONLY ? -EACCES : (h->own = status_blob(e)) ? 0 : -ENOMEM;
@@ -499,6 +501,19 @@ int dsfs_estate_open(struct dsfs_estate *e, const char *path, int flags, pid_t p
 	return 0;
 }
 
+int dsfs_estate_open(struct dsfs_estate *e, const char *path, int flags, pid_t pid, struct dsfs_ehandle **out,
+		     bool *direct_io, bool *keep_cache)
+{
+	return open_or_create(e, path, flags, pid, false, out, direct_io, keep_cache);
+}
+
+int dsfs_estate_create(struct dsfs_estate *e, const char *path, int flags, pid_t pid, struct dsfs_ehandle **out)
+{
+	bool direct, keep;
+
+	return open_or_create(e, path, flags, pid, true, out, &direct, &keep);
+}
+
 int dsfs_estate_read(struct dsfs_ehandle *h, char *buf, size_t size, off_t off)
 {
 	if (h->fs)
@@ -523,9 +538,9 @@ int dsfs_estate_read_wait(struct dsfs_ehandle *h, dsfs_fs_done_fn fn, void *arg,
 	return h->fs ? dsfs_fs_read_wait(h->fs, h->h, fn, arg, w) : 0;
 }
 
-int dsfs_estate_write(struct dsfs_ehandle *h, const char *buf, size_t size, pid_t pid)
+int dsfs_estate_write(struct dsfs_ehandle *h, const char *buf, size_t size, off_t off, pid_t pid)
 {
-	return h->fs ? dsfs_fs_write(h->fs, h->h, buf, size, pid) : -EBADF;
+	return h->fs ? dsfs_fs_write(h->fs, h->h, buf, size, off, pid) : -EBADF;
 }
 
 int dsfs_estate_flush(struct dsfs_ehandle *h, pid_t pid, bool keeps_open)
@@ -607,6 +622,28 @@ int dsfs_estate_rmdir(struct dsfs_estate *e, const char *path, dsfs_fs_done_fn f
 int dsfs_estate_unlink(struct dsfs_estate *e, const char *path)
 {
 	MEMBER_ONLY(dsfs_fs_unlink);
+}
+
+int dsfs_estate_chmeta(struct dsfs_estate *e, const char *path)
+{
+	MEMBER_ONLY(dsfs_fs_chmeta);
+}
+
+int dsfs_estate_rename(struct dsfs_estate *e, const char *from, const char *to, unsigned flags)
+{
+	struct member *m = NULL, *n = NULL;
+	const char *rf, *rt;
+
+	if (locate(e, from, &m, &rf) != P_MEMBER || locate(e, to, &n, &rt) != P_MEMBER)
+		return -EPERM;
+	if (m != n)
+		return -EXDEV; /* mv copies across members, as across file systems */
+	return dsfs_fs_rename(m->fs, rf, rt, flags);
+}
+
+int dsfs_estate_ftruncate(struct dsfs_ehandle *h, off_t size)
+{
+	return h->fs ? dsfs_fs_ftruncate(h->fs, h->h, size) : -EACCES;
 }
 
 int dsfs_estate_statfs(struct dsfs_estate *e, const char *path, struct statvfs *out)

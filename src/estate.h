@@ -66,7 +66,7 @@ int dsfs_estate_open(struct dsfs_estate *e, const char *path, int flags, pid_t p
 int dsfs_estate_read(struct dsfs_ehandle *h, char *buf, size_t size, off_t off);
 bool dsfs_estate_read_waits(struct dsfs_ehandle *h);
 int dsfs_estate_read_wait(struct dsfs_ehandle *h, dsfs_fs_done_fn fn, void *arg, struct dsfs_fs_wait **w);
-int dsfs_estate_write(struct dsfs_ehandle *h, const char *buf, size_t size, pid_t pid);
+int dsfs_estate_write(struct dsfs_ehandle *h, const char *buf, size_t size, off_t off, pid_t pid);
 int dsfs_estate_flush(struct dsfs_ehandle *h, pid_t pid, bool keeps_open);
 void dsfs_estate_release(struct dsfs_ehandle *h);
 int dsfs_estate_readlink(struct dsfs_estate *e, const char *path, char *buf, size_t size);
@@ -75,6 +75,10 @@ int dsfs_estate_mkdir(struct dsfs_estate *e, const char *path);
 int dsfs_estate_rmdir(struct dsfs_estate *e, const char *path, dsfs_fs_done_fn fn, void *arg,
 		      struct dsfs_fs_wait **w);
 int dsfs_estate_unlink(struct dsfs_estate *e, const char *path);
+int dsfs_estate_create(struct dsfs_estate *e, const char *path, int flags, pid_t pid, struct dsfs_ehandle **h);
+int dsfs_estate_rename(struct dsfs_estate *e, const char *from, const char *to, unsigned flags);
+int dsfs_estate_ftruncate(struct dsfs_ehandle *h, off_t size);
+int dsfs_estate_chmeta(struct dsfs_estate *e, const char *path);
 
 /*
  * What df shows at path: a member's capacity (dsfs_fs_statfs), or at the

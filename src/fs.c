@@ -25,6 +25,7 @@
 #include "ctl.h"
 #include "errmap.h"
 #include "events.h"
+#include "scratch.h"
 #include "log.h"
 #include "names.h"
 #include "waiters.h"
@@ -53,9 +54,10 @@ struct dsfs_fs {
 	pthread_mutex_t lock; /* guards results */
 	struct result *results; /* last command's result per control file, newest first */
 	size_t nresults;
+	struct dsfs_scratch *scratch; /* editors' files beside object files (allow_edit) */
 };
 
-enum handle_type { H_READ, H_CTL, H_WAIT, H_EVENTS };
+enum handle_type { H_READ, H_CTL, H_WAIT, H_EVENTS, H_EDIT };
 
 struct dsfs_handle {
 	enum handle_type type;
@@ -69,6 +71,10 @@ struct dsfs_handle {
 	pid_t opener;              /* CTL: the process that opened the file */
 	pid_t writer;              /* CTL: the process that wrote the last bytes of buf */
 	bool opener_closed;        /* CTL: the opener has made its last close */
+	struct dsfs_scratch_file *file; /* EDIT: the bytes written: an editor's file, or an object's own buffer */
+	bool object;               /* EDIT: file is the buffer of the object file at loc (sent at close) */
+	bool dirty;                /* EDIT: written since it was opened or last sent */
+	int failed;                /* EDIT: -errno of a write that failed: the edit is never sent */
 	pthread_mutex_t lock;      /* a handle can be used by several threads (dup, fork) */
 };
 
@@ -93,6 +99,10 @@ struct dsfs_fs *dsfs_fs_new(struct dsfs_cache *cache, struct dsfs_http *http, st
 		}
 	}
 	pthread_mutex_init(&fs->lock, NULL);
+	if (!(fs->scratch = dsfs_scratch_new())) {
+		dsfs_fs_free(fs);
+		return NULL;
+	}
 	return fs;
 }
 
@@ -108,6 +118,7 @@ void dsfs_fs_free(struct dsfs_fs *fs)
 		dsfs_blob_unref(r->blob);
 		free(r);
 	}
+	dsfs_scratch_free(fs->scratch);
 	free(fs->tasks_path);
 	free(fs->latest_path);
 	pthread_mutex_destroy(&fs->lock);
@@ -177,8 +188,9 @@ static void fill_stat(const struct dsfs_fs *fs, const struct dsfs_attr *a, struc
 	case DSFS_LOC_BYID:
 	case DSFS_LOC_WHERE_DIR:
 	case DSFS_LOC_WHERE:
-		/* writable where mkdir or rmdir acts, so that default_permissions lets the owner act */
-		st->st_mode = S_IFDIR | (a->writable ? (fs->o.allow_other_actions ? 0777 : 0755) : 0555);
+		/* writable where mkdir, rmdir or an editor acts, so that default_permissions lets the owner act */
+		st->st_mode = S_IFDIR | (a->writable ? (fs->o.allow_other_actions ? 0777 : 0755) :
+					 a->editable && fs->o.allow_edit ? 0755 : 0555);
 		st->st_nlink = 2;
 		return;
 	case DSFS_LOC_LINK:
@@ -187,7 +199,7 @@ static void fill_stat(const struct dsfs_fs *fs, const struct dsfs_attr *a, struc
 	case DSFS_LOC_FILE:
 	case DSFS_LOC_WAIT:
 	case DSFS_LOC_COUNT:
-		st->st_mode = S_IFREG | 0444;
+		st->st_mode = S_IFREG | (a->editable && fs->o.allow_edit ? 0644 : 0444);
 		break;
 	case DSFS_LOC_CTL:
 		st->st_mode = S_IFREG | (fs->o.allow_other_actions ? 0666 : 0600); /* by default only the owner acts */
@@ -403,6 +415,57 @@ static void record(struct dsfs_fs *fs, const char *path, const char *command, si
 	json_object_put(o);
 }
 
+/* ---- editors' files ------------------------------------------------------------- */
+
+/* Inode numbers of editors' files: apart from the cache's hashes and the synthetic entries. */
+#define SCRATCH_INO_BASE 0x5c5c000000000000ull
+
+static void scratch_fill_stat(const struct dsfs_fs *fs, struct dsfs_scratch_file *f, struct stat *st)
+{
+	size_t size;
+	time_t mtime;
+	uint64_t ino;
+
+	dsfs_scratch_stat(f, &size, &mtime, &ino);
+	memset(st, 0, sizeof(*st));
+	st->st_ino = SCRATCH_INO_BASE | ino;
+	st->st_uid = fs->o.uid;
+	st->st_gid = fs->o.gid;
+	st->st_mtime = st->st_ctime = st->st_atime = mtime;
+	st->st_nlink = 1;
+	st->st_blksize = 4096;
+	st->st_mode = S_IFREG | 0644;
+	st->st_size = (off_t)size;
+	st->st_blocks = (blkcnt_t)((size + 511) / 512);
+}
+
+/* True (with *st filled) when path is an editor's file. */
+static bool scratch_stat(struct dsfs_fs *fs, const char *path, struct stat *st)
+{
+	struct dsfs_scratch_file *f = fs->o.allow_edit ? dsfs_scratch_get(fs->scratch, path) : NULL;
+
+	if (!f)
+		return false;
+	scratch_fill_stat(fs, f, st);
+	dsfs_scratch_put(f);
+	return true;
+}
+
+struct scratch_fill {
+	struct dsfs_fs *fs;
+	dsfs_fs_fill_fn fill;
+	void *ctx;
+};
+
+static int scratch_fill_one(void *ctx, const char *name, struct dsfs_scratch_file *f)
+{
+	struct scratch_fill *sf = ctx;
+	struct stat st;
+
+	scratch_fill_stat(sf->fs, f, &st);
+	return sf->fill(sf->ctx, name, &st, DSFS_FS_COMPLETE);
+}
+
 /* ---- reading ------------------------------------------------------------------ */
 
 int dsfs_fs_getattr(struct dsfs_fs *fs, const char *path, struct stat *st, unsigned *flags)
@@ -419,6 +482,8 @@ int dsfs_fs_getattr(struct dsfs_fs *fs, const char *path, struct stat *st, unsig
 		*flags = DSFS_FS_LIVE;
 	if (ret)
 		return ret < 0 ? ret : 0;
+	if (scratch_stat(fs, path, st))
+		return 0;
 	ret = resolve(fs, path, &loc);
 	if (ret == 0) {
 		ret = dsfs_cache_getattr(fs->cache, &loc, &a);
@@ -477,6 +542,11 @@ int dsfs_fs_readdir(struct dsfs_fs *fs, const char *path, dsfs_fs_fill_fn fill, 
 	if (ret == 0 && fs->tasks_path && !strcmp(path, fs->tasks_path) &&
 	    synthetic_stat(fs, fs->latest_path, &st) == 1)
 		ret = fill(ctx, LATEST, &st, DSFS_FS_COMPLETE) ? -ENOMEM : 0;
+	if (ret == 0 && fs->o.allow_edit) {
+		struct scratch_fill sf = { fs, fill, ctx };
+
+		ret = dsfs_scratch_list(fs->scratch, path, scratch_fill_one, &sf) ? -ENOMEM : 0;
+	}
 	return done("readdir", path, ret);
 }
 
@@ -491,9 +561,41 @@ static struct dsfs_handle *handle_new(enum handle_type type)
 	return h;
 }
 
+/*
+ * An object file opened for writing (-o allow_edit): its handle holds a
+ * buffer that starts as the object was shown (empty with O_TRUNC) and is
+ * sent as an edit at its writer's close.
+ */
+static int open_edit(struct dsfs_fs *fs, const struct dsfs_loc *loc, int flags, struct dsfs_handle **out)
+{
+	struct dsfs_blob *base = NULL;
+	struct dsfs_handle *h = NULL;
+	int ret;
+
+	*out = NULL;
+	if (!fs->o.allow_edit || !dsfs_cache_editable(loc))
+		return -EPERM; /* the API has no update for it, or the mount does not allow edits */
+	ret = dsfs_cache_shown(fs->cache, loc, &base);
+	if (ret == 0 && !(h = handle_new(H_EDIT)))
+		ret = -ENOMEM;
+	if (ret == 0)
+		ret = dsfs_scratch_create(NULL, NULL, base, &h->file);
+	if (ret == 0 && !(flags & O_TRUNC))
+		ret = dsfs_scratch_fill(h->file, base);
+	dsfs_blob_unref(base);
+	if (ret) {
+		dsfs_fs_release(fs, h);
+		return ret;
+	}
+	h->object = true;
+	*out = h;
+	return 0;
+}
+
 int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, struct dsfs_handle **out,
 		 bool *direct_io, bool *keep_cache)
 {
+	struct dsfs_scratch_file *f;
 	struct dsfs_handle *h = NULL;
 	struct dsfs_loc loc = { 0 };
 	bool writing = (flags & O_ACCMODE) != O_RDONLY;
@@ -527,6 +629,19 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, str
 		*out = h;
 		return 0;
 	}
+	if (fs->o.allow_edit && (f = dsfs_scratch_get(fs->scratch, path))) {
+		if (!(h = handle_new(H_EDIT))) {
+			dsfs_scratch_put(f);
+			return -ENOMEM;
+		}
+		h->file = f;
+		ret = !(h->path = strdup(path)) ? -ENOMEM : writing && (flags & O_TRUNC) ? dsfs_scratch_truncate(f, 0) : 0;
+		if (ret)
+			dsfs_fs_release(fs, h);
+		else
+			*out = h;
+		return ret;
+	}
 	ret = resolve(fs, path, &loc);
 	if (ret)
 		return done("open", path, ret);
@@ -539,7 +654,9 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, str
 		bool direct;
 
 		if (writing) {
-			ret = -EACCES;
+			ret = open_edit(fs, &loc, flags, &h);
+			if (ret == 0 && !(h->path = strdup(path)))
+				ret = -ENOMEM;
 			break;
 		}
 		h = handle_new(H_READ);
@@ -698,6 +815,8 @@ int dsfs_fs_read(struct dsfs_fs *fs, struct dsfs_handle *h, char *buf, size_t si
 
 	if (off < 0)
 		return -EINVAL;
+	if (h->type == H_EDIT)
+		return dsfs_scratch_read(h->file, buf, size, off);
 	dsfs_err_clear();
 	pthread_mutex_lock(&h->lock);
 	if (h->type == H_WAIT && !h->content)
@@ -907,12 +1026,21 @@ static int append(struct dsfs_handle *h, const char *p, size_t n)
 	return 0;
 }
 
-int dsfs_fs_write(struct dsfs_fs *fs, struct dsfs_handle *h, const char *buf, size_t size, pid_t pid)
+int dsfs_fs_write(struct dsfs_fs *fs, struct dsfs_handle *h, const char *buf, size_t size, off_t off, pid_t pid)
 {
 	const char *p = buf, *end = buf + size, *nl;
 	int ret = 0;
 
 	dsfs_err_clear();
+	if (h->type == H_EDIT) {
+		ret = dsfs_scratch_write(h->file, buf, size, off);
+		pthread_mutex_lock(&h->lock);
+		h->dirty |= ret > 0;
+		if (ret < 0 && h->object)
+			h->failed = ret; /* a file missing part of what was written is never sent */
+		pthread_mutex_unlock(&h->lock);
+		return ret;
+	}
 	if (h->type != H_CTL)
 		return -EBADF;
 	pthread_mutex_lock(&h->lock);
@@ -956,10 +1084,77 @@ out:
 	return ret ? ret : (int)size;
 }
 
+/* An edit's task has ended: what the server now holds shows at the next read. */
+static void edit_task_ended(void *arg, int ret, const char *state, const char *why)
+{
+	(void)ret;
+	(void)state;
+	(void)why;
+	dsfs_cache_invalidate(arg);
+}
+
+/*
+ * Sends an edit: base (what the writer started from) to now, for object
+ * file loc (path for the log). 0 when sent or when nothing changed. An
+ * edit the server carries out in a task marks the cache stale again when
+ * the task ends (tasks/latest/wait waits for it).
+ */
+static int edit_object(struct dsfs_fs *fs, const char *path, const struct dsfs_loc *loc, struct dsfs_blob *base,
+		       struct dsfs_blob *now)
+{
+	struct dsfs_post_result res;
+	int ret;
+
+	if (!base || !now)
+		return -ENOMEM;
+	ret = dsfs_cache_edit(fs->cache, loc, base, now->data, now->len, &res);
+	if (ret == 0 && res.status) {
+		dsfs_log(DSFS_LOG_INFO, "edit %s: sent (HTTP %ld)%s%s", path, res.status,
+			 res.task_id ? ", task " : "", res.task_id ? res.task_id : "");
+		dsfs_tasks_set_latest(fs->tasks, res.task_id); /* tasks/latest never shows an older action's */
+	}
+	if (ret == 0 && res.task_id) {
+		char *url = dsfs_cache_task_url(fs->cache, res.task_id);
+
+		if (!url || !dsfs_tasks_watch(fs->tasks, url, fs->o.wait_timeout, edit_task_ended, fs->cache))
+			dsfs_log(DSFS_LOG_WARN, "edit %s: cannot follow task %s: read the file again once it has "
+				 "ended", path, res.task_id);
+		free(url);
+	}
+	dsfs_post_result_clear(&res);
+	return done("edit", path, ret);
+}
+
+/* An object file's buffer at its writer's close: sent once, unless nothing was written. */
+static int send_edit(struct dsfs_fs *fs, struct dsfs_handle *h)
+{
+	struct dsfs_blob *base, *now;
+	int ret = 0;
+
+	pthread_mutex_lock(&h->lock);
+	if (h->object && h->dirty && h->failed) {
+		dsfs_log(DSFS_LOG_ERR, "edit %s: a write failed (%s): nothing sent", h->path, strerror(-h->failed));
+		ret = h->failed;
+		h->dirty = false;
+	} else if (h->object && h->dirty) {
+		base = dsfs_scratch_base(h->file);
+		now = dsfs_scratch_bytes(h->file);
+		ret = edit_object(fs, h->path, &h->loc, base, now);
+		dsfs_blob_unref(base);
+		dsfs_blob_unref(now);
+		if (ret != -EINTR)
+			h->dirty = false; /* sent or refused: another close sends nothing again */
+	}
+	pthread_mutex_unlock(&h->lock);
+	return ret;
+}
+
 int dsfs_fs_flush(struct dsfs_fs *fs, struct dsfs_handle *h, pid_t pid, bool keeps_open)
 {
 	int ret = 0;
 
+	if (h->type == H_EDIT)
+		return keeps_open ? 0 : send_edit(fs, h);
 	if (h->type != H_CTL)
 		return 0;
 	dsfs_err_clear();
@@ -998,6 +1193,9 @@ void dsfs_fs_release(struct dsfs_fs *fs, struct dsfs_handle *h)
 	}
 	if (h->type == H_EVENTS)
 		dsfs_events_close(fs->o.events);
+	if (h->type == H_EDIT && h->object && h->dirty)
+		dsfs_log(DSFS_LOG_WARN, "edit discarded: its writer never closed the file; nothing sent");
+	dsfs_scratch_put(h->file);
 	dsfs_cache_put(fs->cache, &h->loc);
 	dsfs_blob_unref(h->content);
 	free(h->path);
@@ -1048,10 +1246,16 @@ int dsfs_fs_readlink(struct dsfs_fs *fs, const char *path, char *buf, size_t siz
 
 int dsfs_fs_truncate(struct dsfs_fs *fs, const char *path, off_t size)
 {
+	struct dsfs_scratch_file *f = fs->o.allow_edit ? dsfs_scratch_get(fs->scratch, path) : NULL;
 	struct dsfs_loc loc;
 	int ret;
 
 	dsfs_err_clear();
+	if (f) {
+		ret = dsfs_scratch_truncate(f, size);
+		dsfs_scratch_put(f);
+		return ret;
+	}
 	ret = resolve(fs, path, &loc);
 	if (ret == 0) {
 		ret = loc.type == DSFS_LOC_CTL && size == 0 ? 0 : -EACCES;
@@ -1203,7 +1407,136 @@ int dsfs_fs_rmdir(struct dsfs_fs *fs, const char *path, dsfs_fs_done_fn fn, void
 
 int dsfs_fs_unlink(struct dsfs_fs *fs, const char *path)
 {
+	/* only an editor's file goes: everything else is the server's */
+	return fs->o.allow_edit && dsfs_scratch_unlink(fs->scratch, path) == 0 ? 0 : -EPERM;
+}
+
+/* The object file an editor's file at path would edit, i.e. of path's directory (references held). */
+static int edit_target_of(struct dsfs_fs *fs, const char *path, struct dsfs_loc *obj)
+{
+	struct dsfs_loc dir;
+	const char *name;
+	char *parent = split_parent(path, &name);
+	int ret;
+
+	memset(obj, 0, sizeof(*obj));
+	if (!parent)
+		return -ENOMEM;
+	ret = fs->o.allow_edit ? resolve(fs, parent, &dir) : -EPERM;
+	free(parent);
+	if (ret == 0) {
+		ret = dsfs_cache_edit_target(fs->cache, &dir, obj);
+		dsfs_cache_put(fs->cache, &dir);
+	}
+	return ret == -ENOENT ? -ENOENT : ret ? -EPERM : 0;
+}
+
+int dsfs_fs_create(struct dsfs_fs *fs, const char *path, int flags, struct dsfs_handle **out)
+{
+	struct dsfs_loc obj, there;
+	struct dsfs_blob *base = NULL;
+	struct dsfs_handle *h = NULL;
+	int ret;
+
+	dsfs_err_clear();
+	*out = NULL;
+	(void)flags;
+	ret = edit_target_of(fs, path, &obj);
+	if (ret == 0 && resolve(fs, path, &there) == 0) {
+		dsfs_cache_put(fs->cache, &there);
+		ret = -EEXIST; /* the server's entries are never replaced by a new file */
+	}
+	/* the object as it was shown: what the editor read, and what its edit is compared with */
+	if (ret == 0)
+		ret = dsfs_cache_shown(fs->cache, &obj, &base);
+	dsfs_cache_put(fs->cache, &obj);
+	if (ret == 0 && (!(h = handle_new(H_EDIT)) || !(h->path = strdup(path))))
+		ret = -ENOMEM;
+	if (ret == 0)
+		ret = dsfs_scratch_create(fs->scratch, path, base, &h->file);
+	dsfs_blob_unref(base);
+	if (ret) {
+		dsfs_fs_release(fs, h);
+		return done("create", path, ret);
+	}
+	*out = h;
+	return 0;
+}
+
+int dsfs_fs_rename(struct dsfs_fs *fs, const char *from, const char *to, unsigned flags)
+{
+	struct dsfs_scratch_file *f = fs->o.allow_edit ? dsfs_scratch_get(fs->scratch, from) : NULL;
+	struct dsfs_blob *base, *now;
+	struct dsfs_loc obj, there;
+	int ret;
+
+	dsfs_err_clear();
+	if (!f)
+		return -EPERM; /* only an editor's file moves: the server's entries are named by the server */
+	if (flags & ~RENAME_NOREPLACE) {
+		dsfs_scratch_put(f);
+		return -EINVAL;
+	}
+	ret = edit_target_of(fs, to, &obj);
+	if (ret == 0 && resolve(fs, to, &there) == 0) {
+		/* onto the object file: the edit, sent now */
+		if (flags & RENAME_NOREPLACE)
+			ret = -EEXIST;
+		else if (there.type != DSFS_LOC_FILE || !dsfs_cache_editable(&there))
+			ret = -EPERM;
+		if (ret == 0) {
+			base = dsfs_scratch_base(f);
+			now = dsfs_scratch_bytes(f);
+			ret = edit_object(fs, to, &there, base, now);
+			dsfs_blob_unref(base);
+			dsfs_blob_unref(now);
+		}
+		if (ret == 0)
+			dsfs_scratch_unlink(fs->scratch, from);
+		dsfs_cache_put(fs->cache, &there);
+	} else if (ret == 0) {
+		/* to another editor's name */
+		struct dsfs_scratch_file *g = dsfs_scratch_get(fs->scratch, to);
+
+		ret = g && (flags & RENAME_NOREPLACE) ? -EEXIST : dsfs_scratch_rename(fs->scratch, from, to);
+		dsfs_scratch_put(g);
+	}
+	dsfs_cache_put(fs->cache, &obj);
+	dsfs_scratch_put(f);
+	return ret;
+}
+
+int dsfs_fs_ftruncate(struct dsfs_fs *fs, struct dsfs_handle *h, off_t size)
+{
+	int ret;
+
 	(void)fs;
-	(void)path;
-	return -EPERM;
+	if (h->type == H_CTL)
+		return size == 0 ? 0 : -EACCES;
+	if (h->type != H_EDIT)
+		return -EACCES;
+	ret = dsfs_scratch_truncate(h->file, size);
+	pthread_mutex_lock(&h->lock);
+	h->dirty |= ret == 0;
+	pthread_mutex_unlock(&h->lock);
+	return ret;
+}
+
+int dsfs_fs_chmeta(struct dsfs_fs *fs, const char *path)
+{
+	struct dsfs_scratch_file *f;
+	struct dsfs_loc loc;
+	int ret = -EPERM;
+
+	if (!fs->o.allow_edit)
+		return -EPERM;
+	if ((f = dsfs_scratch_get(fs->scratch, path))) {
+		dsfs_scratch_put(f);
+		return 0;
+	}
+	if (resolve(fs, path, &loc) == 0) {
+		ret = dsfs_cache_editable(&loc) ? 0 : -EPERM;
+		dsfs_cache_put(fs->cache, &loc);
+	}
+	return ret;
 }

@@ -28,6 +28,7 @@ struct dsfs_fs_opts {
 	double ttl;     /* cache_ttl: how stale a read-through file may be for a reader */
 	double wait_timeout;   /* bound on tasks/<id>/wait */
 	bool allow_delete;     /* rmdir deletes snapshots and volumes */
+	bool allow_edit;       /* object files whose API has an update can be edited */
 	bool allow_other_actions; /* control files and creatable directories writable by all */
 	const char *tasks_dir; /* the dialect's tasks collection ("tasks") */
 	struct dsfs_waiters *waiters; /* bounds on waiting readers, shared by the estate (borrowed) */
@@ -110,7 +111,7 @@ int dsfs_fs_read(struct dsfs_fs *fs, struct dsfs_handle *h, char *buf, size_t si
  * past DSFS_CTL_MAX; the request's errno). A refused line's rest, up to
  * its newline, is discarded; a write holding nothing else fails the same.
  */
-int dsfs_fs_write(struct dsfs_fs *fs, struct dsfs_handle *h, const char *buf, size_t size, pid_t pid);
+int dsfs_fs_write(struct dsfs_fs *fs, struct dsfs_handle *h, const char *buf, size_t size, off_t off, pid_t pid);
 
 /*
  * A close() by process pid; keeps_open when that process still holds
@@ -145,7 +146,25 @@ int dsfs_fs_mkdir(struct dsfs_fs *fs, const char *path);
  */
 int dsfs_fs_rmdir(struct dsfs_fs *fs, const char *path, dsfs_fs_done_fn fn, void *arg, struct dsfs_fs_wait **w);
 
-/* unlink: never allowed (EPERM). */
+/* unlink: of an editor's file only (EPERM for everything else). */
 int dsfs_fs_unlink(struct dsfs_fs *fs, const char *path);
+
+/*
+ * Editing (-o allow_edit; EPERM without it). An object file whose API has
+ * an update opens for writing: its buffer is sent as one PUT of the
+ * changed fields at its writer's close (dsfs_fs_flush returns the edit's
+ * errno: EINVAL, EBUSY, the request's). Beside it an editor may create,
+ * write, rename and unlink files of its own (held in memory, src/scratch.h);
+ * renaming one over the object file sends the edit, compared with the
+ * object as it was shown when that file was created.
+ */
+int dsfs_fs_create(struct dsfs_fs *fs, const char *path, int flags, struct dsfs_handle **h);
+int dsfs_fs_rename(struct dsfs_fs *fs, const char *from, const char *to, unsigned flags);
+
+/* ftruncate of an open file: an edit's buffer, or a control file (to 0). */
+int dsfs_fs_ftruncate(struct dsfs_fs *fs, struct dsfs_handle *h, off_t size);
+
+/* chmod, chown, utimes: accepted, and ignored, on editors' and editable files; EPERM elsewhere. */
+int dsfs_fs_chmeta(struct dsfs_fs *fs, const char *path);
 
 #endif

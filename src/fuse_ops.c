@@ -180,7 +180,7 @@ static int entry_of(fuse_ino_t parent, const char *name, struct fuse_entry_param
 /* ---- operations in fair shares --------------------------------------------------- */
 
 enum op_kind { OP_LOOKUP, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKDIR, OP_RMDIR, OP_UNLINK, OP_OPEN,
-	       OP_READ, OP_WRITE, OP_FLUSH, OP_OPENDIR, OP_READDIRPLUS, OP_STATFS };
+	       OP_READ, OP_WRITE, OP_FLUSH, OP_OPENDIR, OP_READDIRPLUS, OP_STATFS, OP_CREATE, OP_RENAME };
 
 /* One operation, as the kernel asked for it, for running now or in its turn. */
 struct op {
@@ -188,7 +188,9 @@ struct op {
 	fuse_req_t req;
 	fuse_ino_t ino;
 	struct fuse_file_info fi;
-	char *name;        /* LOOKUP, MKDIR, RMDIR, UNLINK */
+	char *name;        /* LOOKUP, MKDIR, RMDIR, UNLINK, CREATE, RENAME */
+	fuse_ino_t newparent; /* RENAME */
+	char *newname;     /* RENAME */
 	size_t size;       /* READ, WRITE, READDIRPLUS, SETATTR's new size */
 	off_t off;
 	int to_set;        /* SETATTR */
@@ -200,6 +202,7 @@ static void run_op(struct op *o);
 static void op_free(struct op *o)
 {
 	free(o->name);
+	free(o->newname);
 	free(o->data);
 	free(o);
 }
@@ -446,14 +449,17 @@ static void do_setattr(struct op *o)
 	char *path;
 	int ret;
 
-	/* only a size can be set, and only on a control file (so that `>` and truncate work) */
-	if (o->to_set & ~(FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_CTIME)) {
-		fuse_reply_err(o->req, EPERM);
-		return;
-	}
+	/*
+	 * A size can be set on a control file (so that `>` works) and on a file
+	 * being edited; mode, owner and times only on editors' and editable
+	 * files, where they are accepted and ignored (sed -i copies them).
+	 */
 	ret = path_of(o->ino, &path);
+	if (!ret && (o->to_set & ~(FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_CTIME)))
+		ret = dsfs_estate_chmeta(g.e, path);
 	if (!ret && (o->to_set & FUSE_SET_ATTR_SIZE))
-		ret = dsfs_estate_truncate(g.e, path, (off_t)o->size);
+		ret = o->fi.fh ? dsfs_estate_ftruncate(handle_of(&o->fi), (off_t)o->size)
+			       : dsfs_estate_truncate(g.e, path, (off_t)o->size);
 	free(path);
 	if (ret)
 		fuse_reply_err(o->req, -ret);
@@ -526,6 +532,50 @@ static void do_unlink(struct op *o)
 	if (!ret)
 		ret = dsfs_estate_unlink(g.e, path);
 	free(path);
+	if (!ret)
+		dsfs_nodes_unlink(g.nodes, o->ino, o->name);
+	fuse_reply_err(o->req, -ret);
+}
+
+static void do_create(struct op *o)
+{
+	struct fuse_entry_param e;
+	struct dsfs_ehandle *h = NULL;
+	char *path;
+	int ret = dsfs_nodes_child_path(g.nodes, o->ino, o->name, &path);
+
+	if (!ret)
+		ret = dsfs_estate_create(g.e, path, o->fi.flags, caller_pid(o->req), &h);
+	free(path);
+	if (!ret)
+		ret = entry_of(o->ino, o->name, &e);
+	if (ret) {
+		if (h)
+			dsfs_estate_release(h);
+		fuse_reply_err(o->req, -ret);
+		return;
+	}
+	o->fi.fh = (uint64_t)(uintptr_t)h;
+	o->fi.direct_io = 1;
+	if (fuse_reply_create(o->req, &e, &o->fi) != 0) {
+		dsfs_estate_release(h); /* the creator is gone; the file stays until unlinked */
+		dsfs_nodes_forget(g.nodes, e.ino, 1);
+	}
+}
+
+static void do_rename(struct op *o)
+{
+	char *from = NULL, *to = NULL;
+	int ret = dsfs_nodes_child_path(g.nodes, o->ino, o->name, &from);
+
+	if (!ret)
+		ret = dsfs_nodes_child_path(g.nodes, o->newparent, o->newname, &to);
+	if (!ret)
+		ret = dsfs_estate_rename(g.e, from, to, (unsigned)o->to_set);
+	free(from);
+	free(to);
+	if (!ret)
+		dsfs_nodes_rename(g.nodes, o->ino, o->name, o->newparent, o->newname);
 	fuse_reply_err(o->req, -ret);
 }
 
@@ -587,7 +637,7 @@ static void do_read(struct op *o)
 
 static void do_write(struct op *o)
 {
-	int ret = dsfs_estate_write(handle_of(&o->fi), o->data, o->size, caller_pid(o->req));
+	int ret = dsfs_estate_write(handle_of(&o->fi), o->data, o->size, o->off, caller_pid(o->req));
 
 	if (ret < 0)
 		fuse_reply_err(o->req, -ret);
@@ -749,6 +799,8 @@ static void run_op(struct op *o)
 	case OP_OPENDIR: do_opendir(o); break;
 	case OP_READDIRPLUS: do_readdirplus(o); break;
 	case OP_STATFS: do_statfs(o); break;
+	case OP_CREATE: do_create(o); break;
+	case OP_RENAME: do_rename(o); break;
 	}
 }
 
@@ -763,6 +815,9 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	/* exact writes: control files see each write(2) as it was made */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* `>` of an edited object file arrives as an open with O_TRUNC, not a truncate before it */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 }
 
 static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -815,6 +870,31 @@ static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	submit(req, OP_UNLINK, parent, NULL, name);
 }
 
+static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi)
+{
+	(void)mode; /* editors' files are the owner's, 0644 */
+	submit(req, OP_CREATE, parent, fi, name);
+}
+
+static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	struct op *o = calloc(1, sizeof(*o));
+
+	if (!o || !(o->name = strdup(name)) || !(o->newname = strdup(newname))) {
+		if (o)
+			op_free(o);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	o->kind = OP_RENAME;
+	o->req = req;
+	o->ino = parent;
+	o->newparent = newparent;
+	o->to_set = (int)flags;
+	admit(o);
+}
+
 static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	submit(req, OP_OPEN, ino, fi, NULL);
@@ -829,7 +909,7 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		     struct fuse_file_info *fi)
 {
 	(void)off; /* commands are appended: `>` and `>>` both work */
-	submit_io(req, OP_WRITE, ino, fi, NULL, size, 0, buf, 0);
+	submit_io(req, OP_WRITE, ino, fi, NULL, size, off, buf, 0);
 }
 
 static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -890,6 +970,8 @@ static const struct fuse_lowlevel_ops ops = {
 	.readdirplus = ll_readdirplus,
 	.releasedir = ll_releasedir,
 	.statfs = ll_statfs,
+	.create = ll_create,
+	.rename = ll_rename,
 };
 
 /* ---- the mount --------------------------------------------------------------------- */

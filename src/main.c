@@ -75,6 +75,8 @@ static void usage(const char *prog)
 	       "    -o insecure            do not verify the server's TLS certificate (unsafe)\n"
 	       "    -o wait_timeout=SECONDS  bound on reading tasks/<id>/wait (default 3600)\n"
 	       "    -o allow_delete        let rmdir delete snapshots and volumes (otherwise EPERM)\n"
+	       "    -o allow_edit          let a write of an object file (volume.json) update the\n"
+	       "                           object: one PUT of the changed fields (otherwise EPERM)\n"
 	       "    -o allow_other_actions with allow_other: other users may also write control\n"
 	       "                           files and mkdir/rmdir (default: only the owner acts)\n"
 	       "    -o ro                  mount read-only: every change fails with EROFS\n"
@@ -191,7 +193,7 @@ static int start_member(const struct dsfs_options *o, struct dsfs_credentials *c
 	m->events = m->session && dialect->events ? dsfs_events_new(m->session, dialect->events, o->cache_ttl) : NULL;
 	m->fs = m->cache && m->tasks ? dsfs_fs_new(m->cache, m->http, m->session, m->tasks, &(struct dsfs_fs_opts){
 		.uid = getuid(), .gid = getgid(), .mounted = time(NULL), .ttl = o->cache_ttl,
-		.wait_timeout = o->wait_timeout, .allow_delete = o->allow_delete,
+		.wait_timeout = o->wait_timeout, .allow_delete = o->allow_delete, .allow_edit = o->allow_edit,
 		.allow_other_actions = o->allow_other_actions, .tasks_dir = dialect->tasks_dir,
 		.waiters = waiters, .events = m->events }) : NULL;
 	if (!m->fs || (dialect->events && !m->events)) {

@@ -316,6 +316,41 @@ void dsfs_nodes_unlink(struct dsfs_nodes *n, uint64_t parent_id, const char *nam
 	pthread_mutex_unlock(&n->lock);
 }
 
+void dsfs_nodes_rename(struct dsfs_nodes *n, uint64_t parent_id, const char *name, uint64_t newparent_id,
+		       const char *newname)
+{
+	struct node *parent, *newparent, *x, *y, *moved, **p;
+	size_t len = strlen(newname);
+
+	pthread_mutex_lock(&n->lock);
+	parent = find_id(n, parent_id);
+	newparent = find_id(n, newparent_id);
+	x = parent ? *name_slot(n, parent, name, strlen(name)) : NULL;
+	if (!x || !newparent)
+		goto out;
+	if ((y = *name_slot(n, newparent, newname, len)) && y != x)
+		unname(n, y); /* the replaced file: its open descriptors live on, unnamed */
+	unname(n, x);
+	if (x->children || !(moved = malloc(sizeof(*x) + len + 1)))
+		goto out; /* a directory is never renamed here; on ENOMEM the next lookup makes a new node */
+	/* x's id stays (the kernel's inode), at its new name */
+	for (p = &n->by_id[id_hash(x->id) & (n->buckets - 1)]; *p != x; p = &(*p)->id_next)
+		;
+	*p = x->id_next;
+	*moved = *x;
+	memcpy(moved->name, newname, len + 1);
+	moved->len = len;
+	moved->parent = newparent;
+	moved->named = true;
+	parent->children--;
+	newparent->children++;
+	n->bytes += len - x->len;
+	free(x);
+	insert(n, moved);
+out:
+	pthread_mutex_unlock(&n->lock);
+}
+
 void dsfs_nodes_stats(struct dsfs_nodes *n, size_t *count, size_t *bytes)
 {
 	pthread_mutex_lock(&n->lock);

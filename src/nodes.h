@@ -50,6 +50,13 @@ uint64_t dsfs_nodes_find(struct dsfs_nodes *n, uint64_t parent, const char *name
  */
 void dsfs_nodes_unlink(struct dsfs_nodes *n, uint64_t parent, const char *name);
 
+/*
+ * After a rename: the node of name in parent (a file) is now newname in
+ * newparent, keeping its id; a node that had that name is detached.
+ */
+void dsfs_nodes_rename(struct dsfs_nodes *n, uint64_t parent, const char *name, uint64_t newparent,
+		       const char *newname);
+
 /* Nodes held, and the bytes they take. */
 void dsfs_nodes_stats(struct dsfs_nodes *n, size_t *count, size_t *bytes);
 

@@ -31,6 +31,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("client_key=%s", client_key),
 	OPT("insecure", insecure),
 	OPT("allow_delete", allow_delete),
+	OPT("allow_edit", allow_edit),
 	OPT("allow_other_actions", allow_other_actions),
 	OPT("username=%s", username_opt),
 	OPT("api=%s", api),

@@ -23,6 +23,7 @@ struct dsfs_options {
 	char *cacert, *client_cert, *client_key;
 	double cache_ttl, timeout, connect_timeout, wait_timeout;
 	int allow_delete;   /* set through fuse_opt */
+	int allow_edit;
 	int allow_other_actions; /* others may write control files and mkdir/rmdir (with allow_other) */
 	char *username_opt; /* -o username=NAME */
 	unsigned page_size;

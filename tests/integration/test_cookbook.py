@@ -27,6 +27,7 @@ COOKBOOK = os.path.join(DOCS, "cookbook.md")
 EXAMPLES = os.path.join(DOCS, "examples")
 
 TESTED = {"snapshot-all", "clone-newest", "map-lun", "over-90", "capacity", "count-and-select", "follow-events",
+          "edit-volume",
           "luns-online", "estate-to-git",
           "start-task", "watch-progress", "follow-log", "follow-log-until-done"}
 
@@ -241,6 +242,21 @@ def test_follow_events(server, dsfs_mount):
     assert [v for v in list_all(c, "/server/%s/volume" % [s["id"] for s in list_all(c, "/server", "servers")
                                                            if s["name"] == "svm-prod-0"][0], "volumes")
             if v["name"] == "followed-clone"]
+
+
+def test_edit_a_volume(server_factory, dsfs_mount, tmp_path):
+    from test_dscc import Api, dscc_credentials
+
+    dscc = server_factory("--dialect", "dscc", "--test-controls", "--task-seconds", "0.5")
+    m = dsfs_mount(dscc, "api=dscc", "allow_edit", credentials=dscc_credentials(tmp_path, dscc))
+    api = Api(dscc)
+    sysobj = [s for s in api.items("/api/v1/storage-systems/device-type1") if s["name"] == "alletra9k-prod-0"][0]
+    url = "/api/v1/storage-systems/device-type1/%s/volumes" % sysobj["id"]
+    vol = [v for v in api.items(url) if v["name"] == "vol-app-0004"][0]
+    out = ok(run_recipe("edit-volume", m)).split()
+    assert out == ["SUCCEEDED", str(vol["sizeMiB"] + 10240)]
+    sent = [r["body"] for r in dscc.sim("GET", "/requests").json()["requests"] if r["method"] == "PUT"]
+    assert sent == [{"sizeMib": vol["sizeMiB"] + 10240}, {"userAllocWarning": 85}]
 
 
 def test_bring_offline_luns_online(server, dsfs_mount):

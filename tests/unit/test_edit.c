@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* Unit tests for src/edit.c: which edits become which PUT body, and which are refused. */
+#include <errno.h>
+#include <string.h>
+
+#include "edit.h"
+#include "tap.h"
+
+static const struct dsfs_edit_field fields[] = {
+	{ .field = "name" }, { .field = "sizeMiB", .put_as = "sizeMib" },
+	{ .field = "dataReduction", .yes = "ON", .no = "OFF" },
+};
+static const struct dsfs_kind kind = { .name = "volume", DSFS_EDIT(fields) };
+
+#define BASE "{\"id\": \"v1\", \"name\": \"db\", \"sizeMiB\": 1024, \"dataReduction\": \"OFF\", " \
+	     "\"stats\": {\"used\": 5}}"
+
+/* The body for text as a compact string ("" for none), or the errno as "-N"; why gets the reason. */
+static const char *edit(const char *text, const char *server, char *why)
+{
+	static char out[512];
+	json_object *base = json_tokener_parse(BASE), *srv = server ? json_tokener_parse(server) : NULL, *body;
+	int ret = dsfs_edit_body(&kind, base, text, strlen(text), srv, &body, why, 256);
+
+	if (ret)
+		snprintf(out, sizeof(out), "%d", ret);
+	else
+		snprintf(out, sizeof(out), "%s", body ? json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN) : "");
+	json_object_put(body);
+	json_object_put(base);
+	json_object_put(srv);
+	return out;
+}
+
+int main(void)
+{
+	char why[256], minus_inval[8], minus_busy[8];
+
+	snprintf(minus_inval, sizeof(minus_inval), "%d", -EINVAL);
+	snprintf(minus_busy, sizeof(minus_busy), "%d", -EBUSY);
+	is_str(edit(BASE, NULL, why), "", "an unchanged object sends nothing");
+	is_str(edit("{\"id\": \"v1\", \"name\": \"db\", \"sizeMiB\": 2048, \"dataReduction\": \"OFF\", "
+		    "\"stats\": {\"used\": 5}}\n\n", NULL, why), "{\"sizeMib\":2048}",
+	       "a changed field goes alone, under the PUT's name; white space after it is fine");
+	is_str(edit("{\"id\": \"v1\", \"name\": \"web\", \"sizeMiB\": 1024, \"dataReduction\": \"ON\", "
+		    "\"stats\": {\"used\": 5}}", BASE, why), "{\"name\":\"web\",\"dataReduction\":true}",
+	       "two fields, a word turned into the boolean the API takes");
+	is_str(edit("{\"id\": \"v1\", \"name\": \"db\", \"sizeMiB\": 1024.0, \"dataReduction\": \"OFF\", "
+		    "\"stats\": {\"used\": 5.0}}", NULL, why), "", "numbers spelt otherwise (jq's 5 for 5.0) are no change");
+	is_str(edit("{\"id\": \"v1\", \"name\": \"db\", \"sizeMiB\": 1024, \"dataReduction\": \"OFF\", "
+		    "\"stats\": {\"used\": 6}}", NULL, why), minus_inval, "a nested field the API does not edit");
+	ok(strstr(why, "field 'stats' cannot be edited (editable: name, sizeMiB, dataReduction)"), "named: %s", why);
+	is_str(edit("{\"id\": \"v1\", \"name\": \"db\", \"sizeMiB\": 1024, \"dataReduction\": \"OFF\"}", NULL, why),
+	       minus_inval, "a field taken away");
+	is_str(edit("{\"id\": \"v1\", \"name\": \"db\", \"sizeMiB\": 1024, \"dataReduction\": \"OFF\", "
+		    "\"stats\": {\"used\": 5}, \"x\": 1}", NULL, why), minus_inval, "a field added");
+	ok(strstr(why, "'x' is not one of the object's"), "named: %s", why);
+	is_str(edit("{\"id\": \"v1\", \"name\": \"db\", \"sizeMiB\": \"big\", \"dataReduction\": \"OFF\", "
+		    "\"stats\": {\"used\": 5}}", NULL, why), minus_inval, "a wrong type");
+	ok(strstr(why, "'sizeMiB' must be a number, as it was, not a string"), "said: %s", why);
+	is_str(edit("{\"id\": \"v1\", \"name\": null, \"sizeMiB\": 1024, \"dataReduction\": \"OFF\", "
+		    "\"stats\": {\"used\": 5}}", NULL, why), minus_inval, "null cannot unset a field");
+	is_str(edit("{\"id\": \"v1\", \"name\": \"db\", \"sizeMiB\": 1024, \"dataReduction\": \"MAYBE\", "
+		    "\"stats\": {\"used\": 5}}", NULL, why), minus_inval, "a word the field does not take");
+	is_str(edit("{\"id\": \"v1\", \"name\": \"db\"", NULL, why), minus_inval, "cut short: not JSON");
+	is_str(edit(BASE "x", NULL, why), minus_inval, "text after the object");
+	is_str(edit("[1]", NULL, why), minus_inval, "not an object");
+	is_str(edit("{\"id\": \"v1\", \"name\": \"web\", \"sizeMiB\": 1024, \"dataReduction\": \"OFF\", "
+		    "\"stats\": {\"used\": 5}}",
+		    "{\"id\": \"v1\", \"name\": \"db\", \"sizeMiB\": 4096, \"dataReduction\": \"OFF\", "
+		    "\"stats\": {\"used\": 9}}", why), minus_busy, "an editable field changed on the server meanwhile");
+	ok(strstr(why, "'sizeMiB' changed on the server"), "named: %s", why);
+	is_str(edit("{\"id\": \"v1\", \"name\": \"web\", \"sizeMiB\": 1024, \"dataReduction\": \"OFF\", "
+		    "\"stats\": {\"used\": 5}}",
+		    "{\"id\": \"v1\", \"name\": \"db\", \"sizeMiB\": 1024, \"dataReduction\": \"OFF\", "
+		    "\"stats\": {\"used\": 9}}", why), "{\"name\":\"web\"}", "a counter the API moves is no conflict");
+	return done_testing();
+}
