@@ -657,6 +657,8 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, str
 			ret = open_edit(fs, &loc, flags, &h);
 			if (ret == 0 && !(h->path = strdup(path)))
 				ret = -ENOMEM;
+			if (ret == 0)
+				h->opener = pid; /* its close, not a child's that inherited the file, sends the edit */
 			break;
 		}
 		h = handle_new(H_READ);
@@ -1036,6 +1038,7 @@ int dsfs_fs_write(struct dsfs_fs *fs, struct dsfs_handle *h, const char *buf, si
 		ret = dsfs_scratch_write(h->file, buf, size, off);
 		pthread_mutex_lock(&h->lock);
 		h->dirty |= ret > 0;
+		h->writer = pid;
 		if (ret < 0 && h->object)
 			h->failed = ret; /* a file missing part of what was written is never sent */
 		pthread_mutex_unlock(&h->lock);
@@ -1153,9 +1156,7 @@ int dsfs_fs_flush(struct dsfs_fs *fs, struct dsfs_handle *h, pid_t pid, bool kee
 {
 	int ret = 0;
 
-	if (h->type == H_EDIT)
-		return keeps_open ? 0 : send_edit(fs, h);
-	if (h->type != H_CTL)
+	if (h->type != H_CTL && h->type != H_EDIT)
 		return 0;
 	dsfs_err_clear();
 	pthread_mutex_lock(&h->lock);
@@ -1171,6 +1172,10 @@ int dsfs_fs_flush(struct dsfs_fs *fs, struct dsfs_handle *h, pid_t pid, bool kee
 		h->opener_closed = true;
 	if (pid != h->opener && !(h->opener_closed && pid == h->writer))
 		goto out;
+	if (h->type == H_EDIT) {
+		pthread_mutex_unlock(&h->lock);
+		return send_edit(fs, h);
+	}
 	h->refused = 0;
 	if (h->len && !blank(h->buf, h->len))
 		ret = run_command(fs, h, h->buf, h->len);
@@ -1463,6 +1468,13 @@ int dsfs_fs_create(struct dsfs_fs *fs, const char *path, int flags, struct dsfs_
 	return 0;
 }
 
+static bool same_dir(const char *a, const char *b)
+{
+	const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
+
+	return sa - a == sb - b && !strncmp(a, b, (size_t)(sa - a));
+}
+
 int dsfs_fs_rename(struct dsfs_fs *fs, const char *from, const char *to, unsigned flags)
 {
 	struct dsfs_scratch_file *f = fs->o.allow_edit ? dsfs_scratch_get(fs->scratch, from) : NULL;
@@ -1476,6 +1488,11 @@ int dsfs_fs_rename(struct dsfs_fs *fs, const char *from, const char *to, unsigne
 	if (flags & ~RENAME_NOREPLACE) {
 		dsfs_scratch_put(f);
 		return -EINVAL;
+	}
+	if (!same_dir(from, to)) {
+		/* its edit is of the object beside it: mv elsewhere copies, and the copy is an edit of that object */
+		dsfs_scratch_put(f);
+		return -EXDEV;
 	}
 	ret = edit_target_of(fs, to, &obj);
 	if (ret == 0 && resolve(fs, to, &there) == 0) {

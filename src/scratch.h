@@ -22,7 +22,7 @@
 #include "blob.h"
 
 #define DSFS_SCRATCH_FILES 256
-#define DSFS_SCRATCH_MAX (4u << 20)
+#define DSFS_SCRATCH_MAX (1u << 20)
 
 struct dsfs_scratch;
 struct dsfs_scratch_file;
