@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "blob.h"
+#include "events.h"
 #include "names.h"
 #include "options.h"
 
@@ -30,6 +31,7 @@ struct member {
 	struct dsfs_session *session;
 	struct dsfs_tasks *tasks;
 	const char *tasks_dir;  /* its dialect's tasks collection ("tasks", "jobs") */
+	struct dsfs_events *events; /* its events/log, or NULL */
 };
 
 struct dsfs_estate {
@@ -45,12 +47,14 @@ struct dsfs_estate {
 	 */
 	pthread_mutex_t lock;
 	struct dsfs_ehandle *open;
+	struct dsfs_events_merge *feed; /* events/log of an estate: every member's, or NULL */
 };
 
 struct dsfs_ehandle {
 	struct dsfs_fs *fs;       /* the member's, or NULL for the estate's own file */
 	struct dsfs_handle *h;
-	struct dsfs_blob *own;    /* .dsfs/status */
+	struct dsfs_blob *own;    /* .dsfs/status, events/log */
+	bool feed;                /* events/log: read past its end asks for more */
 	struct dsfs_estate *e;
 	struct dsfs_ehandle *prev, *next;
 };
@@ -61,7 +65,7 @@ static bool valid_member_name(const char *n)
 {
 	return *n && !strchr(n, '/') && strcmp(n, ".") && strcmp(n, "..") && strcmp(n, "tasks") &&
 	       strcmp(n, "latest") && /* tasks/<member> sits beside tasks/latest */
-	       strcmp(n, ".dsfs") && strlen(n) < 200;
+	       strcmp(n, ".dsfs") && strcmp(n, "events") && strlen(n) < 200;
 }
 
 /* True when some dialect's auth reads key: it may stand inline in a member's section. */
@@ -130,7 +134,7 @@ int dsfs_estate_parse(const char *path, struct dsfs_member_conf **out, size_t *n
 			l = dsfs_options_trim(l + 1);
 			if (!valid_member_name(l)) {
 				snprintf(err, errlen, "estate file %s, line %d: '%s' cannot name a member (it becomes a "
-					 "directory: no '/', not tasks, latest or .dsfs)", path, lineno, l);
+					 "directory: no '/', not tasks, latest, events or .dsfs)", path, lineno, l);
 				goto out;
 			}
 			for (i = 0; i < n; i++)
@@ -222,7 +226,8 @@ struct dsfs_estate *dsfs_estate_new(bool estate, time_t mounted, uid_t uid, gid_
 }
 
 int dsfs_estate_add(struct dsfs_estate *e, const char *name, const char *url, struct dsfs_fs *fs,
-		    struct dsfs_session *session, struct dsfs_tasks *tasks, const char *tasks_dir)
+		    struct dsfs_session *session, struct dsfs_tasks *tasks, const char *tasks_dir,
+		    struct dsfs_events *events)
 {
 	struct member *m;
 
@@ -240,6 +245,13 @@ int dsfs_estate_add(struct dsfs_estate *e, const char *name, const char *url, st
 	m->session = session;
 	m->tasks = tasks;
 	m->tasks_dir = tasks_dir;
+	m->events = events;
+	if (e->estate && events && ((!e->feed && !(e->feed = dsfs_events_merge_new())) ||
+				    dsfs_events_merge_add(e->feed, m->name, events))) {
+		free(m->name);
+		free(m->url);
+		return -ENOMEM;
+	}
 	e->n++;
 	return 0;
 }
@@ -251,6 +263,7 @@ void dsfs_estate_free(struct dsfs_estate *e)
 	while (e->open)
 		dsfs_estate_release(e->open);
 	pthread_mutex_destroy(&e->lock);
+	dsfs_events_merge_free(e->feed);
 	for (size_t i = 0; i < e->n; i++) {
 		free(e->m[i].name);
 		free(e->m[i].url);
@@ -258,7 +271,7 @@ void dsfs_estate_free(struct dsfs_estate *e)
 	free(e);
 }
 
-enum place { P_MEMBER, P_ROOT, P_TASKS, P_TASK_LINK, P_LATEST, P_DSFS, P_STATUS, P_NONE };
+enum place { P_MEMBER, P_ROOT, P_TASKS, P_TASK_LINK, P_LATEST, P_DSFS, P_STATUS, P_EVENTS, P_EVENTS_LOG, P_NONE };
 
 /*
  * Where a path is: in a member (*m and *rest, the path inside it) or one of
@@ -282,6 +295,11 @@ static enum place locate(struct dsfs_estate *e, const char *path, struct member 
 		if (!slash)
 			return P_DSFS;
 		return !strcmp(slash, "/status") ? P_STATUS : P_NONE;
+	}
+	if (len == 6 && !strncmp(p, "events", 6) && e->feed) {
+		if (!slash)
+			return P_EVENTS;
+		return !strcmp(slash, "/log") ? P_EVENTS_LOG : P_NONE;
 	}
 	if (len == 5 && !strncmp(p, "tasks", 5)) {
 		if (!slash)
@@ -404,6 +422,18 @@ int dsfs_estate_getattr(struct dsfs_estate *e, const char *path, struct stat *st
 	case P_TASK_LINK:
 		own_stat(e, S_IFLNK | 0777, strlen(m->name) + 9, 200 + (ino_t)(m - e->m), st);
 		return 0;
+	case P_EVENTS:
+		own_stat(e, S_IFDIR | 0555, 0, 6, st);
+		return 0;
+	case P_EVENTS_LOG: {
+		struct dsfs_blob *b = dsfs_events_merge_text(e->feed, true);
+
+		own_stat(e, S_IFREG | 0444, b ? b->len : 0, 7, st);
+		dsfs_blob_unref(b);
+		if (flags)
+			*flags = DSFS_FS_LIVE;
+		return 0;
+	}
 	case P_LATEST:
 		t = latest_target(e);
 		if (!t)
@@ -450,6 +480,9 @@ int dsfs_estate_readdir(struct dsfs_estate *e, const char *path, dsfs_fs_fill_fn
 	case P_DSFS:
 		dsfs_estate_getattr(e, "/.dsfs/status", &st, NULL);
 		return fill(ctx, "status", &st, DSFS_FS_COMPLETE | DSFS_FS_LIVE) ? -ENOMEM : 0;
+	case P_EVENTS:
+		dsfs_estate_getattr(e, "/events/log", &st, NULL);
+		return fill(ctx, "log", &st, DSFS_FS_COMPLETE | DSFS_FS_LIVE) ? -ENOMEM : 0;
 	case P_NONE:
 		return -ENOENT;
 	default:
@@ -477,6 +510,19 @@ static int open_or_create(struct dsfs_estate *e, const char *path, int flags, pi
 		break;
 	case P_STATUS:
 		ret = (flags & O_ACCMODE) != O_RDONLY ? -EACCES : (h->own = status_blob(e)) ? 0 : -ENOMEM;
+		*direct_io = true;
+		*keep_cache = false;
+		break;
+	case P_EVENTS_LOG:
+		ret = (flags & O_ACCMODE) != O_RDONLY || create ? -EACCES : 0;
+		if (ret == 0) {
+			dsfs_events_merge_open(e->feed);
+			h->feed = true;
+			if (!(h->own = dsfs_events_merge_text(e->feed, true)))
+				ret = -ENOMEM;
+		}
+		if (ret && h->feed)
+			dsfs_events_merge_close(e->feed);
 		*direct_io = true;
 		*keep_cache = false;
 		break;
@@ -520,6 +566,17 @@ int dsfs_estate_read(struct dsfs_ehandle *h, char *buf, size_t size, off_t off)
 		return dsfs_fs_read(h->fs, h->h, buf, size, off);
 	if (off < 0)
 		return -EINVAL;
+	if (h->feed && h->own && (size_t)off >= h->own->len) {
+		/* past what it held: what the members' feeds have gained since (tail -f) */
+		struct dsfs_blob *b = dsfs_events_merge_text(h->e->feed, true);
+
+		if (b && b->len > h->own->len && !memcmp(b->data, h->own->data, h->own->len)) {
+			dsfs_blob_unref(h->own);
+			h->own = b;
+		} else {
+			dsfs_blob_unref(b);
+		}
+	}
 	if (!h->own || (size_t)off >= h->own->len)
 		return 0;
 	if (size > h->own->len - (size_t)off)
@@ -562,6 +619,8 @@ void dsfs_estate_release(struct dsfs_ehandle *h)
 	pthread_mutex_unlock(&h->e->lock);
 	if (h->fs)
 		dsfs_fs_release(h->fs, h->h);
+	if (h->feed)
+		dsfs_events_merge_close(h->e->feed);
 	dsfs_blob_unref(h->own);
 	free(h);
 }

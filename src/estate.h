@@ -48,10 +48,11 @@ struct dsfs_estate *dsfs_estate_new(bool estate, time_t mounted, uid_t uid, gid_
 /*
  * Adds a member (its parts are borrowed: the caller frees them after the
  * estate); tasks_dir is its dialect's tasks collection, where tasks/<member>
- * points.
+ * points; events its feed (NULL: none), merged into an estate's events/log.
  */
 int dsfs_estate_add(struct dsfs_estate *e, const char *name, const char *url, struct dsfs_fs *fs,
-		    struct dsfs_session *session, struct dsfs_tasks *tasks, const char *tasks_dir);
+		    struct dsfs_session *session, struct dsfs_tasks *tasks, const char *tasks_dir,
+		    struct dsfs_events *events);
 
 void dsfs_estate_free(struct dsfs_estate *e);
 

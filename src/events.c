@@ -150,6 +150,28 @@ static bool seen_add(struct dsfs_events *ev, uint64_t key)
 	return true;
 }
 
+/* old's text with add after it, the oldest half dropped (at a line's start) past DSFS_EVENTS_MAX; NULL on ENOMEM. */
+static struct dsfs_blob *appended(const struct dsfs_blob *old, const char *add, size_t addlen)
+{
+	size_t keep = old->len, from = 0;
+	struct dsfs_blob *b = NULL;
+	char *buf;
+
+	if (keep + addlen > DSFS_EVENTS_MAX) {
+		const char *nl = memchr(old->data + keep / 2, '\n', keep - keep / 2);
+
+		from = nl ? (size_t)(nl - old->data) + 1 : keep;
+		keep -= from;
+	}
+	if ((buf = malloc(keep + addlen))) {
+		memcpy(buf, old->data + from, keep);
+		memcpy(buf + keep, add, addlen);
+		b = dsfs_blob_new(buf, keep + addlen);
+		free(buf);
+	}
+	return b;
+}
+
 /* ---- asking ----------------------------------------------------------------------- */
 
 /* Orders two events by their time field (ctx): numbers as numbers, text as text. */
@@ -246,26 +268,11 @@ static void ask(struct dsfs_events *ev)
 		}
 	}
 	if (addlen) {
-		const struct dsfs_blob *old = ev->text;
-		size_t keep = old->len, from = 0;
-		char *buf;
+		struct dsfs_blob *b = appended(ev->text, add, addlen);
 
-		if (keep + addlen > DSFS_EVENTS_MAX) { /* drop the oldest half, at a line's start */
-			const char *nl = memchr(old->data + keep / 2, '\n', keep - keep / 2);
-
-			from = nl ? (size_t)(nl - old->data) + 1 : keep;
-			keep -= from;
-		}
-		if ((buf = malloc(keep + addlen))) {
-			struct dsfs_blob *b;
-
-			memcpy(buf, old->data + from, keep);
-			memcpy(buf + keep, add, addlen);
-			if ((b = dsfs_blob_new(buf, keep + addlen))) {
-				dsfs_blob_unref(ev->text);
-				ev->text = b;
-			}
-			free(buf);
+		if (b) {
+			dsfs_blob_unref(ev->text);
+			ev->text = b;
 		}
 	}
 	if (ret && dsfs_err_describe(why, sizeof(why)))
@@ -292,5 +299,126 @@ struct dsfs_blob *dsfs_events_text(struct dsfs_events *ev, bool want)
 			pthread_cond_wait(&ev->asked, &ev->lock);
 	b = dsfs_blob_ref(ev->text);
 	pthread_mutex_unlock(&ev->lock);
+	return b;
+}
+
+/* ---- an estate's feed ------------------------------------------------------------ */
+
+struct merge_member {
+	char *name;               /* JSON-escaped, quoted */
+	struct dsfs_events *ev;
+	size_t taken;             /* bytes of its text already merged */
+};
+
+struct dsfs_events_merge {
+	pthread_mutex_t lock;
+	struct merge_member *m;
+	size_t n;
+	struct dsfs_blob *text;
+};
+
+struct dsfs_events_merge *dsfs_events_merge_new(void)
+{
+	struct dsfs_events_merge *mg = calloc(1, sizeof(*mg));
+
+	if (!mg || !(mg->text = dsfs_blob_new("", 0))) {
+		free(mg);
+		return NULL;
+	}
+	pthread_mutex_init(&mg->lock, NULL);
+	return mg;
+}
+
+void dsfs_events_merge_free(struct dsfs_events_merge *mg)
+{
+	if (!mg)
+		return;
+	for (size_t i = 0; i < mg->n; i++)
+		free(mg->m[i].name);
+	free(mg->m);
+	dsfs_blob_unref(mg->text);
+	pthread_mutex_destroy(&mg->lock);
+	free(mg);
+}
+
+int dsfs_events_merge_add(struct dsfs_events_merge *mg, const char *name, struct dsfs_events *ev)
+{
+	struct merge_member *m = realloc(mg->m, (mg->n + 1) * sizeof(*m));
+	json_object *s = json_object_new_string(name);
+
+	if (m)
+		mg->m = m;
+	if (!m || !s) {
+		json_object_put(s);
+		return -ENOMEM;
+	}
+	m[mg->n].name = strdup(json_object_to_json_string_ext(s, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(s);
+	if (!m[mg->n].name)
+		return -ENOMEM;
+	m[mg->n].ev = ev;
+	m[mg->n].taken = 0;
+	mg->n++;
+	return 0;
+}
+
+void dsfs_events_merge_open(struct dsfs_events_merge *mg)
+{
+	for (size_t i = 0; i < mg->n; i++)
+		dsfs_events_open(mg->m[i].ev);
+}
+
+void dsfs_events_merge_close(struct dsfs_events_merge *mg)
+{
+	for (size_t i = 0; i < mg->n; i++)
+		dsfs_events_close(mg->m[i].ev);
+}
+
+/* Appends member m's lines from text (after what was taken) to buf, each as {"member":NAME,...}. */
+static int merge_lines(struct merge_member *m, const struct dsfs_blob *text, char **buf, size_t *len)
+{
+	const char *p = text->data + m->taken, *end = text->data + text->len, *nl;
+
+	for (; p < end && (nl = memchr(p, '\n', (size_t)(end - p))); p = nl + 1) {
+		size_t line = (size_t)(nl - p), need = *len + line + strlen(m->name) + 16;
+		char *grown;
+
+		if (line < 2 || p[0] != '{')
+			continue;
+		if (!(grown = realloc(*buf, need)))
+			return -ENOMEM;
+		*buf = grown;
+		*len += (size_t)sprintf(*buf + *len, "{\"member\":%s%s", m->name, p[1] == '}' ? "" : ",");
+		memcpy(*buf + *len, p + 1, line - 1);
+		*len += line - 1;
+		(*buf)[(*len)++] = '\n';
+	}
+	m->taken = (size_t)(p - text->data);
+	return 0;
+}
+
+struct dsfs_blob *dsfs_events_merge_text(struct dsfs_events_merge *mg, bool want)
+{
+	char *add = NULL;
+	size_t addlen = 0;
+	struct dsfs_blob *b;
+
+	pthread_mutex_lock(&mg->lock);
+	for (size_t i = 0; i < mg->n; i++) {
+		struct dsfs_blob *t = dsfs_events_text(mg->m[i].ev, want);
+
+		if (t && mg->m[i].taken > t->len)
+			mg->m[i].taken = t->len; /* its oldest half was dropped: go on from its end */
+		if (t)
+			merge_lines(&mg->m[i], t, &add, &addlen);
+		dsfs_blob_unref(t);
+	}
+	if (addlen && (b = appended(mg->text, add, addlen))) {
+		dsfs_blob_unref(mg->text);
+		mg->text = b;
+	}
+	free(add);
+	b = dsfs_blob_ref(mg->text);
+	pthread_mutex_unlock(&mg->lock);
 	return b;
 }

@@ -37,4 +37,23 @@ void dsfs_events_close(struct dsfs_events *ev);
  */
 struct dsfs_blob *dsfs_events_text(struct dsfs_events *ev, bool ask);
 
+/*
+ * An estate's feed (MOUNT/events/log): the lines of its members' feeds as
+ * they arrive, each object gaining "member": its member's name first.
+ * Opening it opens every member's feed. Bounded like a member's feed.
+ */
+struct dsfs_events_merge;
+
+struct dsfs_events_merge *dsfs_events_merge_new(void);
+void dsfs_events_merge_free(struct dsfs_events_merge *mg);
+
+/* Adds member name's feed ev (borrowed): 0, or -ENOMEM. */
+int dsfs_events_merge_add(struct dsfs_events_merge *mg, const char *name, struct dsfs_events *ev);
+
+void dsfs_events_merge_open(struct dsfs_events_merge *mg);
+void dsfs_events_merge_close(struct dsfs_events_merge *mg);
+
+/* As dsfs_events_text, over every member. */
+struct dsfs_blob *dsfs_events_merge_text(struct dsfs_events_merge *mg, bool ask);
+
 #endif

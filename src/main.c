@@ -459,7 +459,8 @@ int main(int argc, char *argv[])
 			goto out_members;
 		}
 		nmembers = logged_in = 1;
-		dsfs_estate_add(estate, NULL, o.url, members[0].fs, members[0].session, members[0].tasks, d->tasks_dir);
+		dsfs_estate_add(estate, NULL, o.url, members[0].fs, members[0].session, members[0].tasks, d->tasks_dir,
+				members[0].events);
 	}
 	for (size_t i = 0; o.estate && i < nconfs; i++) {
 		/* an estate: every member is its own failure domain, so one that is down now is mounted anyway */
@@ -496,7 +497,7 @@ int main(int argc, char *argv[])
 			goto out_members;
 		}
 		dsfs_estate_add(estate, mc->name, mc->url, members[nmembers].fs, members[nmembers].session,
-				members[nmembers].tasks, d->tasks_dir);
+				members[nmembers].tasks, d->tasks_dir, members[nmembers].events);
 		nmembers++;
 	}
 	if (o.estate)

@@ -148,3 +148,32 @@ def test_cloudsync_has_no_events_and_no_capacity(cs, mount_cs):
     assert not os.path.exists(m.p("events", "log"))
     st = os.statvfs(m.path)
     assert (st.f_blocks, st.f_bfree) == (0, 0)
+
+
+def test_an_estates_events_are_every_members(server_factory, dsfs_mount, tmp_path):
+    from test_estate import write_estate
+
+    sp = server_factory("--test-controls", "--task-seconds", "0.3")
+    dscc = server_factory("--dialect", "dscc", "--test-controls", "--volumes", "2", "--snapshots", "1")
+    path = write_estate(tmp_path, [
+        ("array", {"url": sp.url, "username": "admin", "password": "admin"}),
+        ("console", {"url": dscc.url, "api": "dscc", "client_id": "dsfs-demo",
+                     "client_secret": "dsfs-demo-secret", "token_url": dscc.root + "/oauth2/token"})])
+    m = dsfs_mount(sp, "estate=" + path, ttl=1, estate=True)
+    assert "events" not in os.listdir(m.path) and os.listdir(m.p("events")) == ["log"]
+    t = Tail(m.p("events", "log"))
+    try:
+        found, _ = t.wait_for(lambda e: e.get("member") == "console", 5)  # the console's audit log so far
+        assert list(found[0])[0] == "member" and "occurredAt" in found[0]
+        text = sim_event(dscc, "description")()
+        s = sorted(os.listdir(m.p("array", "servers")))[0]
+        v = sorted(os.listdir(m.p("array", "servers", s, "volumes")))[0]
+        with open(m.p("array", "servers", s, "volumes", v, "action"), "w") as f:
+            f.write("clone name=estate-followed\n")
+        t.wait_for(lambda e: e.get("member") == "console" and e.get("message") == text, 4)
+        t.wait_for(lambda e: e.get("member") == "array" and "estate-followed" in e.get("name", ""), 4)
+        # each member's own feed still has its lines as the API gives them
+        with open(m.p("console", "events", "log")) as f:
+            assert any(json.loads(line).get("message") == text and "member" not in json.loads(line) for line in f)
+    finally:
+        t.stop()
