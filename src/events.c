@@ -239,7 +239,7 @@ static void ask(struct dsfs_events *ev)
 		for (size_t i = 0; ret == 0 && i < n; i++)
 			items[i] = json_object_array_get_idx(arr, i);
 	}
-	if (ret == 0)
+	if (ret == 0 && n)
 		qsort_r(items, n, sizeof(*items), cmp_time, (void *)d->time_field);
 	pthread_mutex_lock(&ev->lock);
 	for (size_t i = 0; ret == 0 && i < n; i++) {
