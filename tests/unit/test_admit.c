@@ -133,6 +133,7 @@ int main(void)
 		pthread_join(t[i], NULL);
 	dsfs_admit_free(a);
 	a = dsfs_admit_new(1, 1, OWNER);
+	nobody.a = a; /* the submitter works on the new shares, not the freed ones */
 	s.release = false;
 	pthread_create(&t[0], NULL, submit, &nobody);
 	usleep(100 * 1000);
