@@ -701,6 +701,8 @@ int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fi
 	case DSFS_LOC_WHERE_DIR:
 		break; /* conditions are named, not listed */
 	case DSFS_LOC_WHERE:
+		if ((ret = cache_where_readdir(c, n, dir->where, fill, ctx)) != -ENOTSUP)
+			break; /* the server filtered it */
 		ret = cache_ensure_listing(c, n, true);
 		for (i = 0; i < n->nitems && !ret; i++) {
 			if (!cache_where_match(n->items[i], dir->where))

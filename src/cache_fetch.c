@@ -683,3 +683,126 @@ int cache_fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 	cache_node_unref(c, r);
 	return ret;
 }
+
+/* ---- lists the server filters (.where) --------------------------------------------- */
+
+void cache_found_free(struct cache_found *f, size_t n)
+{
+	for (size_t i = 0; f && i < n; i++) {
+		free(f[i].entry);
+		dsfs_blob_unref(f[i].blob);
+	}
+	free(f);
+}
+
+/* Lists coll's URL with query into col (its items' URLs are coll's). Lock held, dropped meanwhile. */
+static int list_filtered(struct dsfs_cache *c, struct dsfs_node *coll, const char *query, struct collect *col)
+{
+	const struct dsfs_kind *k = coll->kind;
+	char *url;
+	int ret;
+
+	if (asprintf(&url, "%s%c%s", coll->url, strchr(coll->url, '?') ? '&' : '?', query) < 0)
+		return -ENOMEM;
+	col->kind = k;
+	col->url = coll->url;
+	c->misses++;
+	pthread_mutex_unlock(&c->lock);
+	ret = each_page(c, url, k->list_key, k->id_field, false, collect_page, col);
+	pthread_mutex_lock(&c->lock);
+	if (ret == 0)
+		col->n = unique_ids(col->items, col->n, url);
+	if (ret == -EINVAL) {
+		dsfs_log(DSFS_LOG_DEBUG, "GET %s: the server cannot filter so; filtering its listing", url);
+		ret = -ENOTSUP;
+	}
+	free(url);
+	return ret;
+}
+
+/* Names beyond which the objects sharing them are not asked for: the listing is cheaper then. */
+#define FOUND_NAMES_MAX 64
+
+int cache_fetch_filtered(struct dsfs_cache *c, struct dsfs_node *coll, const char *query, bool named,
+			 struct cache_found **out, size_t *n)
+{
+	struct collect col = { 0 }, same = { 0 };
+	const char *names[FOUND_NAMES_MAX];
+	char **entries = NULL, **ids = NULL, buf[8192];
+	size_t nnames = 0, all = 0, i, j;
+	int ret;
+
+	*out = NULL;
+	*n = 0;
+	ret = list_filtered(c, coll, query, &col);
+	/* the entry of an object depends on its siblings of the same name: ask for those too */
+	for (i = 0; ret == 0 && named && i < col.n; i++) {
+		for (j = 0; j < nnames && strcmp(names[j], col.items[i].name); j++)
+			;
+		if (j < nnames)
+			continue;
+		if (nnames == FOUND_NAMES_MAX)
+			ret = -ENOTSUP;
+		else
+			names[nnames++] = col.items[i].name;
+	}
+	if (ret == 0 && nnames) {
+		if (!c->dialect->filter || !coll->kind->name_field ||
+		    !c->dialect->filter(coll->kind->name_field, "=", names, nnames, buf, sizeof(buf)))
+			ret = -ENOTSUP;
+		else
+			ret = list_filtered(c, coll, buf, &same);
+	}
+	all = col.n + same.n;
+	if (ret == 0 && (!(*out = calloc(col.n ? col.n : 1, sizeof(**out))) ||
+			 !(entries = calloc(all ? all : 1, sizeof(*entries))) || !(ids = calloc(all ? all : 1, sizeof(*ids)))))
+		ret = -ENOMEM;
+	for (i = 0; ret == 0 && i < all; i++) {
+		struct item *it = i < col.n ? &col.items[i] : &same.items[i - col.n];
+
+		ids[i] = it->id;
+		if (!(entries[i] = dsfs_names_entry(it->name, it->id)))
+			ret = -ENOMEM;
+	}
+	/* the same object in both answers is one sibling, not two */
+	for (i = col.n; ret == 0 && i < all; i++)
+		for (j = 0; j < col.n; j++)
+			if (ids[i] && !strcmp(ids[i], ids[j])) {
+				free(entries[i]);
+				entries[i] = entries[--all];
+				ids[i] = ids[all];
+				entries[all] = NULL;
+				i--;
+				break;
+			}
+	if (ret == 0 && named && dsfs_names_dedupe(entries, ids, all, reserved_entries))
+		ret = -ENOMEM;
+	for (i = 0; ret == 0 && i < col.n; i++) {
+		char *url = cache_join_url(coll->url, "", col.items[i].id);
+
+		if (!url) {
+			ret = -ENOMEM;
+			break;
+		}
+		(*out)[i].ino = hash_ino(url, NULL, NULL);
+		free(url);
+		(*out)[i].entry = entries[i];
+		entries[i] = NULL;
+		(*out)[i].mtime = col.items[i].has_mtime ? col.items[i].mtime : coll->mtime;
+		(*out)[i].blob = col.items[i].blob;
+		col.items[i].blob = NULL;
+		(*n)++;
+	}
+	for (i = 0; entries && i < all; i++)
+		free(entries[i]);
+	free(entries);
+	free(ids);
+	items_free(col.items, col.n);
+	items_free(same.items, same.n);
+	if (ret) {
+		cache_found_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
+	return ret;
+}

@@ -242,8 +242,37 @@ void cache_note_walk(struct dsfs_cache *c, struct dsfs_node *r, int file);
 /* Collection idx of resource r, made on first use; NULL on ENOMEM. */
 struct dsfs_node *cache_child_collection(struct dsfs_cache *c, struct dsfs_node *r, int idx);
 
+/* An entry a filtered list answered (.where), named as the collection's listing names it. */
+struct cache_found {
+	char *entry;
+	uint64_t ino;
+	time_t mtime;
+	struct dsfs_blob *blob; /* the object */
+};
+void cache_found_free(struct cache_found *f, size_t n);
+
+/*
+ * The items the server lists for coll's URL with query (a filter), in
+ * *out (n of them). With named, each gets the entry coll's listing would
+ * give it: the objects sharing their names are asked for too (one more
+ * filtered list, through the dialect's filter). -ENOTSUP when the server
+ * refuses the filter (400) or the names cannot be asked for. Lock held
+ * (dropped while asking).
+ */
+int cache_fetch_filtered(struct dsfs_cache *c, struct dsfs_node *coll, const char *query, bool named,
+			 struct cache_found **out, size_t *n);
+
 /* True when text is one condition of .where ("<field><op><value>"). */
 bool cache_where_valid(const char *text);
+
+/*
+ * fill with the entries of coll meeting where, asked of the server (a
+ * filtered list) because coll's listing is not fresh; -ENOTSUP when the
+ * dialect's filter cannot say it or the server refuses it (the listing
+ * answers then). Lock held (dropped while asking).
+ */
+int cache_where_readdir(struct dsfs_cache *c, struct dsfs_node *coll, const char *where, dsfs_fill_fn fill,
+			void *ctx);
 
 /* True when resource r's object meets every condition of where ('/'-separated; NULL: none). */
 bool cache_where_match(const struct dsfs_node *r, const char *where);

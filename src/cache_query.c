@@ -2,8 +2,10 @@
 /*
  * Questions asked of a collection without listing it by hand: `.count`
  * (how many entries; a HEAD or a one-item page where the API answers it),
- * `.where/<condition>` (the entries whose object meets a condition, the
- * same resource nodes the collection holds, filtered from its listing),
+ * `.where/<condition>` (the entries whose object meets a condition: a
+ * filtered list where the dialect's filter can say it and the listing is
+ * not fresh, named as the listing names them; else the collection's own
+ * nodes, filtered from its listing),
  * and the capacity statfs reports (the pools' figures, summed up the
  * tree). Conditions are "<field><op><value>" with op one of = != >= <= > <,
  * the value escaped like an entry name.
@@ -156,18 +158,8 @@ static bool value_meets(json_object *v, const struct cond *c)
 	}
 }
 
-/* The object of resource r as JSON (a new reference), or NULL. */
-static json_object *object_of(const struct dsfs_node *r)
-{
-	const struct dsfs_blob *b;
-
-	if (!r->kind->nfiles || r->kind->files[0].subpath || r->kind->files[0].derive)
-		return NULL;
-	b = r->slots[0].blob;
-	return b ? json_tokener_parse(b->data) : NULL;
-}
-
-bool cache_where_match(const struct dsfs_node *r, const char *where)
+/* Does the object b (its JSON text) meet every condition of where? */
+static bool blob_meets(const struct dsfs_blob *b, const char *where)
 {
 	json_object *o;
 	bool ok = true;
@@ -175,7 +167,9 @@ bool cache_where_match(const struct dsfs_node *r, const char *where)
 
 	if (!where)
 		return true;
-	if (!(o = object_of(r)) || !(all = strdup(where))) {
+	if (!b || !(o = json_tokener_parse(b->data)))
+		return false;
+	if (!(all = strdup(where))) {
 		json_object_put(o);
 		return false;
 	}
@@ -192,6 +186,104 @@ bool cache_where_match(const struct dsfs_node *r, const char *where)
 	free(all);
 	json_object_put(o);
 	return ok;
+}
+
+bool cache_where_match(const struct dsfs_node *r, const char *where)
+{
+	if (!r->kind->nfiles || r->kind->files[0].subpath || r->kind->files[0].derive)
+		return !where;
+	return blob_meets(r->slots[0].blob, where);
+}
+
+/* ---- asking the server to filter ------------------------------------------------------ */
+
+static const char *const op_words[] = { "=", "!=", ">=", "<=", ">", "<" };
+
+/*
+ * The query asking coll's list for the first condition of where the
+ * dialect's filter can say (malloc'd), or NULL when it can say none. The
+ * others, and that one again, are checked here on what comes back: APIs
+ * differ in how several filters combine.
+ */
+static char *where_query(const struct dsfs_dialect *d, const char *where)
+{
+	char *all = strdup(where), *part, *save = NULL, *q = NULL, buf[4096];
+
+	if (!all || !d->filter) {
+		free(all);
+		return NULL;
+	}
+	for (part = strtok_r(all, "/", &save); part && !q; part = strtok_r(NULL, "/", &save)) {
+		struct cond cd;
+		const char *value;
+
+		if (!cond_parse(part, &cd))
+			break;
+		value = cd.value;
+		if (d->filter(cd.field, op_words[cd.op], &value, 1, buf, sizeof(buf)))
+			q = strdup(buf);
+		free(cd.field);
+	}
+	free(all);
+	return q;
+}
+
+/*
+ * The entries of coll meeting where, asked of the server when its listing
+ * is not fresh (a filtered list, checked here against every condition too).
+ * -ENOTSUP when the server is not to be asked: the listing then answers.
+ */
+static int where_fetch(struct dsfs_cache *c, struct dsfs_node *coll, const char *where, bool named,
+		       struct cache_found **out, size_t *n)
+{
+	char *q;
+	size_t o = 0;
+	int ret;
+
+	*out = NULL;
+	*n = 0;
+	if ((coll->listed && fresh(c, coll->listed_at)) || coll->kind->also || !(q = where_query(c->dialect, where)))
+		return -ENOTSUP;
+	ret = cache_fetch_filtered(c, coll, q, named, out, n);
+	free(q);
+	for (size_t i = 0; ret == 0 && i < *n; i++) {
+		if (blob_meets((*out)[i].blob, where)) {
+			(*out)[o++] = (*out)[i];
+			continue;
+		}
+		free((*out)[i].entry);
+		dsfs_blob_unref((*out)[i].blob);
+	}
+	if (ret == 0)
+		*n = o;
+	return ret;
+}
+
+static int cmp_found(const void *a, const void *b)
+{
+	return strcmp(((const struct cache_found *)a)->entry, ((const struct cache_found *)b)->entry);
+}
+
+int cache_where_readdir(struct dsfs_cache *c, struct dsfs_node *coll, const char *where, dsfs_fill_fn fill, void *ctx)
+{
+	struct cache_found *f;
+	struct dsfs_attr a;
+	size_t n;
+	int ret = where_fetch(c, coll, where, true, &f, &n);
+
+	if (ret)
+		return ret;
+	qsort(f, n, sizeof(*f), cmp_found);
+	for (size_t i = 0; i < n && !ret; i++) {
+		memset(&a, 0, sizeof(a));
+		a.type = DSFS_LOC_RESOURCE;
+		a.ino = f[i].ino;
+		a.mtime = f[i].mtime;
+		a.editable = coll->kind->nedit;
+		ret = fill(ctx, f[i].entry, &a, true);
+	}
+	cache_found_free(f, n);
+	return ret;
 }
 
 /* ---- .count ---------------------------------------------------------------- */
@@ -259,6 +351,17 @@ int cache_count(struct dsfs_cache *c, struct dsfs_node *coll, const char *where,
 			coll->count_at = mono_now();
 			return 0;
 		}
+		if (ret != -ENOTSUP)
+			return ret;
+	}
+	if (where) {
+		struct cache_found *f;
+		size_t n;
+
+		ret = where_fetch(c, coll, where, false, &f, &n);
+		cache_found_free(f, n);
+		if (ret == 0)
+			*out = (long)n;
 		if (ret != -ENOTSUP)
 			return ret;
 	}

@@ -214,6 +214,15 @@ struct dsfs_dialect {
 	const struct dsfs_events_desc *events; /* MOUNT/events/log; NULL: no events/ */
 	struct dsfs_task_words task;
 	const char *const *error_fields; /* message fields of an error body, tried in order (NULL: "error") */
+	/*
+	 * Writes into buf the query parameter (percent-encoded: "filter=...")
+	 * that asks a list for the items whose field op value holds (op one of
+	 * "=", "!=", ">=", "<=", ">", "<"), or, with n > 1 and op "=", whose
+	 * field is any of values. False when its filter cannot say it (dsfs
+	 * then filters the listing itself); NULL: lists are never filtered by
+	 * the server.
+	 */
+	bool (*filter)(const char *field, const char *op, const char *const *values, size_t n, char *buf, size_t len);
 	/* True when url is this dialect's by its look (a path or host); NULL: never sniffed. */
 	bool (*claims_url)(const char *url);
 	/*

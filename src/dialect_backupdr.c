@@ -21,6 +21,7 @@
 
 #include "errmap.h"
 #include "log.h"
+#include "names.h"
 #include "options.h"
 #include "session.h"
 
@@ -502,6 +503,38 @@ out:
 	return out;
 }
 
+/*
+ * filter= (seed 004, section 5): "field:=value" (several of one field are
+ * any of them), "field:>=value", "field:<=value"; the server says which
+ * fields it filters (400 for others: dsfs lists instead). A value starting
+ * with '=', '|' or 'b' would read as another operator: not asked.
+ */
+static bool filter(const char *field, const char *op, const char *const *values, size_t n, char *buf, size_t len)
+{
+	const char *sep = !strcmp(op, "=") ? ":=" : !strcmp(op, ">=") ? ":>=" : !strcmp(op, "<=") ? ":<=" : NULL;
+	size_t o = 0;
+
+	if (!sep || !*field || strchr(field, ':') || (n > 1 && strcmp(op, "=")))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char *text, *enc;
+		int w;
+
+		if (strchr("=|b", values[i][0]) && values[i][0])
+			return false;
+		if (asprintf(&text, "%s%s%s", field, sep, values[i]) < 0)
+			return false;
+		enc = dsfs_names_url_segment(text);
+		free(text);
+		w = enc ? snprintf(buf + o, len - o, "%sfilter=%s", i ? "&" : "", enc) : -1;
+		free(enc);
+		if (w < 0 || (size_t)w >= len - o)
+			return false;
+		o += (size_t)w;
+	}
+	return n > 0;
+}
+
 static bool claims_url(const char *url)
 {
 	const char *p = strstr(url, "://"), *end;
@@ -532,5 +565,6 @@ const struct dsfs_dialect dsfs_dialect_backupdr = {
 	},
 	.error_fields = (const char *const[]) { "err_message", "err_code", NULL },
 	.claims_url = claims_url,
+	.filter = filter,
 	.task_of = job_of,
 };

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "errmap.h"
+#include "names.h"
 #include "session.h"
 
 
@@ -260,6 +261,63 @@ static const struct dsfs_auth auth = {
 	.keys = auth_keys, .check = check_credentials, .login = login, .headers = headers,
 };
 
+/* A value whose JSON type a filter literal would have to know (a number, true, false, null). */
+static bool typed_literal(const char *v)
+{
+	char *end;
+
+	if (!strcmp(v, "true") || !strcmp(v, "false") || !strcmp(v, "null"))
+		return true;
+	strtod(v, &end);
+	return *v && !*end;
+}
+
+/*
+ * filter= (OData-like): "field eq 'text'", "field in ('a','b')". Only text
+ * values are asked for: a number's or a boolean's literal depends on the
+ * field's type, which dsfs does not know before listing.
+ */
+static bool filter(const char *field, const char *op, const char *const *values, size_t n, char *buf, size_t len)
+{
+	static const char *const ops[][2] = {
+		{ "=", "eq" }, { "!=", "ne" }, { ">=", "ge" }, { "<=", "le" }, { ">", "gt" }, { "<", "lt" },
+	};
+	const char *word = NULL;
+	char expr[4096], *enc;
+	size_t o;
+	int w;
+
+	for (size_t i = 0; i < DSFS_ARRAY_LEN(ops); i++)
+		if (!strcmp(op, ops[i][0]))
+			word = ops[i][1];
+	if (!word || !*field || strspn(field, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") <
+	    strlen(field) || (n > 1 && strcmp(word, "eq")))
+		return false;
+	w = snprintf(expr, sizeof(expr), n > 1 ? "%s in (" : "%s %s ", field, word);
+	o = (size_t)w;
+	for (size_t i = 0; i < n; i++) {
+		if (typed_literal(values[i]) || o + 2 * strlen(values[i]) + 4 >= sizeof(expr))
+			return false;
+		if (i)
+			expr[o++] = ',';
+		expr[o++] = '\'';
+		for (const char *p = values[i]; *p; p++) {
+			if (*p == '\'')
+				expr[o++] = '\''; /* a quote inside a literal is doubled */
+			expr[o++] = *p;
+		}
+		expr[o++] = '\'';
+	}
+	if (n > 1)
+		expr[o++] = ')';
+	expr[o] = '\0';
+	if (!(enc = dsfs_names_url_segment(expr)))
+		return false;
+	w = snprintf(buf, len, "filter=%s", enc);
+	free(enc);
+	return w > 0 && (size_t)w < len;
+}
+
 static bool claims_url(const char *url)
 {
 	const char *p = strstr(url, "://"), *end;
@@ -283,4 +341,5 @@ const struct dsfs_dialect dsfs_dialect_dscc = {
 	.events = &events,
 	.task = DSFS_TASK_WORDS_STORAGE,
 	.claims_url = claims_url,
+	.filter = filter,
 };

@@ -10,13 +10,14 @@ own units.
 import errno
 import json
 import os
+import re
 import subprocess
 
 import pytest
 
 from conftest import reset_stats, sim_stats
 from test_backupdr import TOKEN, Api as BdrApi, credentials as bdr_credentials, named
-from test_dscc import Api as DsccApi, dscc, mount_dscc  # noqa: F401  (fixtures)
+from test_dscc import Api as DsccApi, dscc, dscc_credentials, mount_dscc  # noqa: F401  (fixtures)
 from test_estate import write_estate
 from tree_model import assign_entries, entry_name
 
@@ -294,3 +295,80 @@ def test_df_of_an_estate_is_the_sum_of_its_members(server_factory, dsfs_mount, t
     assert statvfs_bytes(m.path) == (1, parts[0][1] + parts[1][1], parts[0][2] + parts[1][2],
                                      parts[0][3] + parts[1][3])
     assert statvfs_bytes(m.p("array", "servers")) == parts[0]
+
+
+def gets_of(server, fragment):
+    """The GET targets dsfs sent that the server logged (--verbose) and contain fragment
+    (the tests' own clients ask for pages of 100, dsfs for pages of 1000)."""
+    out = []
+    for line in server.stderr_text().splitlines():
+        parts = line.split()
+        if "GET" in parts and fragment in line:
+            target = parts[parts.index("GET") + 1]
+            if not re.search(r"[?&]limit=100(&|$)", target):
+                out.append(target)
+    return out
+
+
+def test_where_is_asked_of_dscc_and_named_as_the_listing(server_factory, dsfs_mount, tmp_path):
+    dscc = server_factory("--dialect", "dscc", "--test-controls", "--verbose", "--hostile-names",
+                          "--volumes", "4", "--snapshots", "1", "--hosts", "3")
+    m = dsfs_mount(dscc, "api=dscc", ttl=60, credentials=dscc_credentials(tmp_path, dscc))
+    api = DsccApi(dscc)
+    hosts = api.items("/api/v1/host-initiators")
+    names = assign_entries(hosts)
+    before = len(gets_of(dscc, "host-initiators"))
+    for h in hosts:
+        value = entry_name(h["name"], h["id"]) if h.get("name") else ""
+        cond = "name=" + value
+        if not value or len(cond.encode()) > 255 or value.lstrip("-").replace(".", "", 1).isdigit():
+            continue
+        want = sorted(e for o, e in zip(hosts, names) if o.get("name") == h["name"])
+        got = where_entries(m.p("hosts"), cond)
+        assert got == want, cond  # the same names as the listing, hostile ones and twins included
+    asked = gets_of(dscc, "host-initiators")[before:]
+    assert asked and all("filter=" in a for a in asked), asked  # never the whole list
+    assert read(m.p("hosts", ".where", "name=" + names[0].split("@")[0], ".count")).strip().isdigit()
+    # once the listing is fresh it answers, with no request
+    listing(m.p("hosts"))
+    n = len(gets_of(dscc, "host-initiators"))
+    cond = "name=" + entry_name(hosts[0]["name"], hosts[0]["id"])
+    assert where_entries(m.p("hosts"), cond)
+    assert len(gets_of(dscc, "host-initiators")) == n
+
+
+def test_where_asked_of_backupdr_falls_back_where_it_cannot_filter(server_factory, dsfs_mount, tmp_path):
+    bdr = server_factory("--dialect", "backupdr", "--test-controls", "--verbose", "--hostile-names",
+                         "--servers", "1", "--volumes", "3", "--snapshots", "2", "--hosts", "3")
+    m = dsfs_mount(bdr, "api=backupdr", ttl=60, credentials=bdr_credentials(tmp_path, "token=%s\n" % TOKEN))
+    api = BdrApi(bdr)
+    pools = api.items("/diskpool")
+    entries = assign_entries(named(pools, "name"))
+    before = len(gets_of(bdr, "/diskpool"))
+    assert before == 0
+    for p in pools:
+        cond = "name=" + entry_name(p["name"], p["id"]) if p.get("name") else None
+        if not cond or len(cond.encode()) > 255 or p["name"][0] in "=|b":
+            continue
+        want = sorted(e for o, e in zip(pools, entries) if o.get("name") == p["name"])
+        assert where_entries(m.p("diskpools"), cond) == want, cond
+    asked = gets_of(bdr, "/diskpool")[before:]
+    assert asked and all("filter=" in a for a in asked), asked
+    # a field the server does not filter on (400): the listing answers
+    big = sorted(e for o, e in zip(pools, entries) if o["capacity_mb"] >= 40 * 1024 * 1024)
+    assert where_entries(m.p("diskpools"), "capacity_mb>=%d" % (40 * 1024 * 1024)) == big
+    assert where_entries(m.p("diskpools"), "warnpct!=80") == sorted(
+        e for o, e in zip(pools, entries) if o.get("warnpct") != 80)
+    assert any("filter=" not in a for a in gets_of(bdr, "/diskpool")[before:])
+
+
+def test_nested_where_asked_of_dscc_is_still_an_and(dscc, mount_dscc):
+    m = mount_dscc(dscc)
+    api = DsccApi(dscc)
+    hosts = api.items("/api/v1/host-initiators")
+    names = assign_entries(hosts)
+    h = hosts[0]
+    other = [x for x in hosts if x["name"] != h["name"]][0]
+    # name=A AND name=B is empty, however the server combines filters
+    assert where_entries(m.p("hosts"), "name=" + h["name"], "name=" + other["name"]) == []
+    assert where_entries(m.p("hosts"), "name=" + h["name"], "id=" + h["id"]) == [names[0]]
