@@ -165,17 +165,22 @@ int dsfs_cache_edit_target(struct dsfs_cache *c, const struct dsfs_loc *dir, str
  * none did. A refusal sends nothing: -EINVAL (invalid JSON, a field the API
  * does not let one edit, a wrong type) or -EBUSY (an editable field changed
  * on the server since it was read), the reason recorded and in res->error.
- * A PUT that reached the server marks the cache stale. res as for
- * dsfs_cache_post.
+ * before_put (when set) may still refuse a PUT there is to send: its
+ * -errno is returned, nothing sent. A PUT that reached the server marks
+ * the cache stale. res as for dsfs_cache_post.
  */
 int dsfs_cache_edit(struct dsfs_cache *c, const struct dsfs_loc *loc, const struct dsfs_blob *base,
-		    const char *text, size_t len, struct dsfs_post_result *res);
+		    const char *text, size_t len, int (*before_put)(void *ctx), void *ctx,
+		    struct dsfs_post_result *res);
 
 /*
  * Sends DELETE for resource loc (once); on success it leaves the tree. When
  * the server answers 202, *task_id gets the task doing it (malloc'd), else NULL.
  */
 int dsfs_cache_delete(struct dsfs_cache *c, const struct dsfs_loc *loc, char **task_id);
+
+/* Whether task id has ended (in a succeeded or failed state, or gone), asked of the server. 0 or -errno. */
+int dsfs_cache_task_ended(struct dsfs_cache *c, const char *id, bool *ended);
 
 /* The API path of task id (malloc'd), or NULL when the dialect has no tasks or on ENOMEM. */
 char *dsfs_cache_task_url(struct dsfs_cache *c, const char *id);

@@ -160,7 +160,8 @@ int dsfs_cache_edit_target(struct dsfs_cache *c, const struct dsfs_loc *dir, str
 }
 
 int dsfs_cache_edit(struct dsfs_cache *c, const struct dsfs_loc *loc, const struct dsfs_blob *base,
-		    const char *text, size_t len, struct dsfs_post_result *res)
+		    const char *text, size_t len, int (*before_put)(void *ctx), void *ctx,
+		    struct dsfs_post_result *res)
 {
 	const char *url = loc->node->url;
 	struct dsfs_request get = { .method = "GET", .path = url }, put = { .method = "PUT", .path = url };
@@ -188,6 +189,8 @@ int dsfs_cache_edit(struct dsfs_cache *c, const struct dsfs_loc *loc, const stru
 			res->error = strdup(why);
 		}
 	}
+	if (ret == 0 && body && before_put)
+		ret = before_put(ctx);
 	if (ret == 0 && body) {
 		put.body = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 		put.body_len = strlen(put.body);
@@ -227,6 +230,30 @@ int dsfs_cache_delete(struct dsfs_cache *c, const struct dsfs_loc *loc, char **t
 		c->stale_before = mono_now();
 	pthread_mutex_unlock(&c->lock);
 	free(target);
+	return ret;
+}
+
+int dsfs_cache_task_ended(struct dsfs_cache *c, const char *id, bool *ended)
+{
+	const struct dsfs_task_words *w = &c->dialect->task;
+	struct dsfs_response resp = { 0 };
+	char *url = dsfs_cache_task_url(c, id);
+	json_object *o = NULL, *s;
+	int ret;
+
+	*ended = true;
+	if (!url)
+		return c->dialect->tasks_dir ? -ENOMEM : 0;
+	ret = dsfs_session_call(c->session, &(struct dsfs_request){ .method = "GET", .path = url }, &resp, false);
+	if (ret == 0 && (o = json_tokener_parse(resp.body ? resp.body : "")) &&
+	    json_object_is_type(s = dsfs_dialect_field(o, w->state_field), json_type_string))
+		*ended = dsfs_dialect_state_in(json_object_get_string(s), w->succeeded) ||
+			 dsfs_dialect_state_in(json_object_get_string(s), w->failed);
+	if (ret == -ENOENT)
+		ret = 0; /* a task the server no longer has has ended */
+	json_object_put(o);
+	dsfs_response_clear(&resp);
+	free(url);
 	return ret;
 }
 

@@ -12,6 +12,7 @@
  */
 #include "cache_int.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <math.h>
@@ -113,6 +114,30 @@ static bool ordered(int cmp, enum op op)
 	}
 }
 
+/* Is s a number as JSON writes one (no hex, no inf, no leading '+')? */
+static bool json_number(const char *s)
+{
+	if (*s == '-')
+		s++;
+	if (!isdigit((unsigned char)*s))
+		return false;
+	s += *s == '0' ? 1 : strspn(s, "0123456789");
+	if (*s == '.') {
+		if (!isdigit((unsigned char)*++s))
+			return false;
+		s += strspn(s, "0123456789");
+	}
+	if (*s == 'e' || *s == 'E') {
+		s++;
+		if (*s == '+' || *s == '-')
+			s++;
+		if (!isdigit((unsigned char)*s))
+			return false;
+		s += strspn(s, "0123456789");
+	}
+	return !*s;
+}
+
 /* Does value v (NULL: absent or null) meet c? An array meets it when one of its elements does. */
 static bool value_meets(json_object *v, const struct cond *c)
 {
@@ -131,6 +156,8 @@ static bool value_meets(json_object *v, const struct cond *c)
 	case json_type_int: {
 		long long want;
 
+		if (!json_number(c->value))
+			return c->op == OP_NE; /* a number is never equal to, or ordered with, a text */
 		errno = 0;
 		want = strtoll(c->value, &end, 10);
 		if (!errno && *c->value && !*end) { /* whole numbers compare exactly */
@@ -144,7 +171,7 @@ static bool value_meets(json_object *v, const struct cond *c)
 	case json_type_double: {
 		double want = strtod(c->value, &end), have = json_object_get_double(v);
 
-		if (!*c->value || *end || isnan(want))
+		if (!json_number(c->value) || *end)
 			return c->op == OP_NE;
 		return ordered(have < want ? -1 : have > want, c->op);
 	}
@@ -393,20 +420,34 @@ static bool leads_to_capacity(const struct dsfs_kind *k, int depth)
 	return false;
 }
 
-/* The value of field in o in bytes (unit per unit); false when absent or not a number >= 0. */
+/* Byte counts past this are a server's nonsense (an exbibyte is 2^60). */
+#define FIGURE_MAX (UINT64_C(1) << 62)
+
+/*
+ * The value of field in o in bytes (unit per unit); false when absent, or
+ * not a number from 0 to FIGURE_MAX (logged: the figure is left out).
+ */
 static bool figure(json_object *o, const char *field, unsigned long unit, uint64_t *out)
 {
 	json_object *v = field ? dsfs_dialect_field(o, field) : NULL;
+	double d;
 
-	if (json_object_is_type(v, json_type_int) && json_object_get_int64(v) >= 0) {
-		*out = (uint64_t)json_object_get_int64(v) * unit;
-		return true;
+	if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
+		return false;
+	d = json_object_get_double(v) * (double)unit;
+	if (!(d >= 0 && d <= (double)FIGURE_MAX)) {
+		dsfs_log(DSFS_LOG_WARN, "statfs: %s = %s is not a capacity; left out", field,
+			 json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+		return false;
 	}
-	if (json_object_is_type(v, json_type_double) && json_object_get_double(v) >= 0) {
-		*out = (uint64_t)llround(json_object_get_double(v) * (double)unit);
-		return true;
-	}
-	return false;
+	*out = json_object_is_type(v, json_type_int) ? (uint64_t)json_object_get_int64(v) * unit : (uint64_t)llround(d);
+	return true;
+}
+
+/* a + b, at most UINT64_MAX */
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
 void dsfs_space_add(struct dsfs_space *s, const struct dsfs_space *add)
@@ -414,8 +455,8 @@ void dsfs_space_add(struct dsfs_space *s, const struct dsfs_space *add)
 	if (!add->unit)
 		return;
 	s->unit = !s->unit || s->unit == add->unit ? add->unit : 1;
-	s->total += add->total;
-	s->free += add->free;
+	s->total = sat_add(s->total, add->total);
+	s->free = sat_add(s->free, add->free);
 	s->has_total |= add->has_total;
 	s->has_free |= add->has_free;
 }
@@ -525,6 +566,8 @@ done:
 		out->total = out->free;
 		out->has_total = true;
 	}
+	if (out->free > out->total) /* more free than there is: df would show a negative use */
+		out->free = out->total;
 	return ret;
 }
 

@@ -20,6 +20,7 @@
 #include "http.h"
 #include "log.h"
 #include "names.h"
+#include "render.h"
 
 /* Ids shown are remembered as 64-bit hashes; past this many the set starts again from the last answer. */
 #define SEEN_MAX (1u << 18)
@@ -99,7 +100,9 @@ void dsfs_events_close(struct dsfs_events *ev)
 
 static uint64_t key_of(json_object *o, const struct dsfs_events_desc *d)
 {
-	const char *parts[2] = { json_object_get_string(dsfs_dialect_field(o, d->id_field)),
+	json_object *id = dsfs_dialect_field(o, d->id_field);
+	/* an event without an id is known by its whole text */
+	const char *parts[2] = { id ? json_object_get_string(id) : json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
 				 d->state_field ? json_object_get_string(dsfs_dialect_field(o, d->state_field)) : NULL };
 	uint64_t h = 0xcbf29ce484222325ull;
 
@@ -258,14 +261,20 @@ static void ask(struct dsfs_events *ev)
 		add[addlen + len] = '\n';
 		addlen += len + 1;
 	}
-	if (ret == 0 && n) { /* the next question asks from the newest time of this answer on */
-		json_object *t = dsfs_dialect_field(items[n - 1], d->time_field);
-		char *nt = t ? strdup(json_object_get_string(t)) : NULL;
+	/* the next question asks from the newest time of this answer on; a time in the future (a server's
+	 * clock or a bad event) would blind the feed, so the cursor never goes past a day from now */
+	for (size_t i = n; ret == 0 && i > 0; i--) {
+		json_object *t = dsfs_dialect_field(items[i - 1], d->time_field);
+		time_t when;
+		char *nt;
 
-		if (nt) {
+		if (!t || (dsfs_render_time(t, &when) == 0 && when > time(NULL) + 86400))
+			continue;
+		if ((nt = strdup(json_object_get_string(t)))) {
 			free(ev->newest);
 			ev->newest = nt;
 		}
+		break;
 	}
 	if (addlen) {
 		struct dsfs_blob *b = appended(ev->text, add, addlen);

@@ -55,7 +55,18 @@ struct dsfs_fs {
 	struct result *results; /* last command's result per control file, newest first */
 	size_t nresults;
 	struct dsfs_scratch *scratch; /* editors' files beside object files (allow_edit) */
+	pthread_mutex_t edit_lock;    /* one edit at a time: each sees the one before it */
+	struct edit_record *edits;    /* edits whose task may still run, newest first */
 };
+
+/* An edit the server carries out in a task: until it ends, the object's next edit would land on a guess. */
+struct edit_record {
+	char *url, *task;
+	struct edit_record *next;
+};
+
+/* Edit records kept at most; an older one is forgotten (its task has long ended in practice). */
+#define EDIT_RECORDS 256
 
 enum handle_type { H_READ, H_CTL, H_WAIT, H_EVENTS, H_EDIT };
 
@@ -99,6 +110,7 @@ struct dsfs_fs *dsfs_fs_new(struct dsfs_cache *cache, struct dsfs_http *http, st
 		}
 	}
 	pthread_mutex_init(&fs->lock, NULL);
+	pthread_mutex_init(&fs->edit_lock, NULL);
 	if (!(fs->scratch = dsfs_scratch_new())) {
 		dsfs_fs_free(fs);
 		return NULL;
@@ -119,6 +131,15 @@ void dsfs_fs_free(struct dsfs_fs *fs)
 		free(r);
 	}
 	dsfs_scratch_free(fs->scratch);
+	while (fs->edits) {
+		struct edit_record *e = fs->edits;
+
+		fs->edits = e->next;
+		free(e->url);
+		free(e->task);
+		free(e);
+	}
+	pthread_mutex_destroy(&fs->edit_lock);
 	free(fs->tasks_path);
 	free(fs->latest_path);
 	pthread_mutex_destroy(&fs->lock);
@@ -1087,6 +1108,43 @@ out:
 	return ret ? ret : (int)size;
 }
 
+struct edit_check {
+	struct dsfs_fs *fs;
+	const char *url;
+};
+
+/*
+ * Before a PUT: an earlier edit of the object whose task still runs is not
+ * yet in what the server shows, so the edit would land on a guess: EBUSY.
+ * fs->edit_lock held.
+ */
+static int earlier_edit_ended(void *ctx)
+{
+	struct edit_check *ck = ctx;
+	struct edit_record **pp, *e;
+	char why[300];
+	bool ended;
+	int ret;
+
+	for (pp = &ck->fs->edits; *pp && strcmp((*pp)->url, ck->url); pp = &(*pp)->next)
+		;
+	if (!(e = *pp))
+		return 0;
+	ret = dsfs_cache_task_ended(ck->fs->cache, e->task, &ended);
+	if (ret == 0 && ended) {
+		*pp = e->next;
+		free(e->url);
+		free(e->task);
+		free(e);
+	} else if (ret == 0) {
+		snprintf(why, sizeof(why), "an earlier edit of this object (task %s) is still being carried out: "
+			 "edit it again once that task has ended", e->task);
+		dsfs_err_record("PUT", ck->url, 0, why);
+		ret = -EBUSY;
+	}
+	return ret;
+}
+
 /* An edit's task has ended: what the server now holds shows at the next read. */
 static void edit_task_ended(void *arg, int ret, const char *state, const char *why)
 {
@@ -1105,24 +1163,55 @@ static void edit_task_ended(void *arg, int ret, const char *state, const char *w
 static int edit_object(struct dsfs_fs *fs, const char *path, const struct dsfs_loc *loc, struct dsfs_blob *base,
 		       struct dsfs_blob *now)
 {
-	struct dsfs_post_result res;
-	int ret;
+	struct dsfs_post_result res = { 0 };
+	struct edit_record **pp, *e;
+	char *url = dsfs_cache_resource_url(fs->cache, loc);
+	size_t kept = 0;
+	int ret = 0;
 
-	if (!base || !now)
+	if (!base || !now || !url) {
+		free(url);
 		return -ENOMEM;
-	ret = dsfs_cache_edit(fs->cache, loc, base, now->data, now->len, &res);
+	}
+	pthread_mutex_lock(&fs->edit_lock);
+	ret = dsfs_cache_edit(fs->cache, loc, base, now->data, now->len, earlier_edit_ended,
+			      &(struct edit_check){ fs, url }, &res);
+	if (ret == 0 && res.task_id && (e = calloc(1, sizeof(*e)))) {
+		e->url = url;
+		url = NULL;
+		if (!(e->task = strdup(res.task_id))) {
+			free(e->url);
+			free(e);
+		} else {
+			e->next = fs->edits;
+			fs->edits = e;
+		}
+	}
+	for (pp = &fs->edits; *pp; kept++) { /* a bounded memory of them */
+		if (kept < EDIT_RECORDS) {
+			pp = &(*pp)->next;
+			continue;
+		}
+		e = *pp;
+		*pp = e->next;
+		free(e->url);
+		free(e->task);
+		free(e);
+	}
+	pthread_mutex_unlock(&fs->edit_lock);
+	free(url);
 	if (ret == 0 && res.status) {
 		dsfs_log(DSFS_LOG_INFO, "edit %s: sent (HTTP %ld)%s%s", path, res.status,
 			 res.task_id ? ", task " : "", res.task_id ? res.task_id : "");
 		dsfs_tasks_set_latest(fs->tasks, res.task_id); /* tasks/latest never shows an older action's */
 	}
 	if (ret == 0 && res.task_id) {
-		char *url = dsfs_cache_task_url(fs->cache, res.task_id);
+		char *task_url = dsfs_cache_task_url(fs->cache, res.task_id);
 
-		if (!url || !dsfs_tasks_watch(fs->tasks, url, fs->o.wait_timeout, edit_task_ended, fs->cache))
+		if (!task_url || !dsfs_tasks_watch(fs->tasks, task_url, fs->o.wait_timeout, edit_task_ended, fs->cache))
 			dsfs_log(DSFS_LOG_WARN, "edit %s: cannot follow task %s: read the file again once it has "
 				 "ended", path, res.task_id);
-		free(url);
+		free(task_url);
 	}
 	dsfs_post_result_clear(&res);
 	return done("edit", path, ret);
@@ -1135,10 +1224,11 @@ static int send_edit(struct dsfs_fs *fs, struct dsfs_handle *h)
 	int ret = 0;
 
 	pthread_mutex_lock(&h->lock);
-	if (h->object && h->dirty && h->failed) {
+	if (h->object && h->failed) {
 		dsfs_log(DSFS_LOG_ERR, "edit %s: a write failed (%s): nothing sent", h->path, strerror(-h->failed));
 		ret = h->failed;
 		h->dirty = false;
+		h->failed = 0;
 	} else if (h->object && h->dirty) {
 		base = dsfs_scratch_base(h->file);
 		now = dsfs_scratch_bytes(h->file);
@@ -1166,7 +1256,8 @@ int dsfs_fs_flush(struct dsfs_fs *fs, struct dsfs_handle *h, pid_t pid, bool kee
 	 * the last close of the process that opened the file, or, once it has
 	 * gone, of the process that wrote the pending bytes, ends the line.
 	 */
-	if (keeps_open)
+	/* an edit's handle is its own buffer: another descriptor of the file is another edit */
+	if (keeps_open && h->type != H_EDIT)
 		goto out;
 	if (pid == h->opener)
 		h->opener_closed = true;
@@ -1427,7 +1518,8 @@ static int edit_target_of(struct dsfs_fs *fs, const char *path, struct dsfs_loc 
 	memset(obj, 0, sizeof(*obj));
 	if (!parent)
 		return -ENOMEM;
-	ret = fs->o.allow_edit ? resolve(fs, parent, &dir) : -EPERM;
+	/* one name for each editor's file: beside the object in its collection, not under a .where view of it */
+	ret = fs->o.allow_edit && !strstr(parent, "/.where/") ? resolve(fs, parent, &dir) : -EPERM;
 	free(parent);
 	if (ret == 0) {
 		ret = dsfs_cache_edit_target(fs->cache, &dir, obj);
@@ -1535,6 +1627,8 @@ int dsfs_fs_ftruncate(struct dsfs_fs *fs, struct dsfs_handle *h, off_t size)
 	ret = dsfs_scratch_truncate(h->file, size);
 	pthread_mutex_lock(&h->lock);
 	h->dirty |= ret == 0;
+	if (ret && h->object)
+		h->failed = ret;
 	pthread_mutex_unlock(&h->lock);
 	return ret;
 }

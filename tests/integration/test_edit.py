@@ -293,3 +293,37 @@ def test_an_editors_file_edits_only_the_object_beside_it(dscc, dscc_edit):
     os.close(fd)
     assert [p["body"] for p in puts(dscc)] == [{"userAllocWarning": 33}]
     os.unlink(tmp)
+
+
+def test_edits_one_after_another_never_overwrite_each_other(dscc, dscc_edit):
+    m, api, vdir, url = dscc_edit
+    path = os.path.join(vdir, "volume.json")
+    vol = read_json(path)
+    forget_requests(dscc)
+    # two editors' files made from the same reading, renamed over it one after the other
+    for name, value in (("A", 20), ("B", 21)):
+        with open(os.path.join(vdir, name), "w") as f:
+            f.write(dump(dict(vol, userAllocWarning=value)))
+    os.rename(os.path.join(vdir, "A"), path)
+    with pytest.raises(OSError) as e:
+        os.rename(os.path.join(vdir, "B"), path)  # A's task runs, or has changed the field: B would undo it
+    assert e.value.errno == errno.EBUSY
+    assert [p["body"] for p in puts(dscc)] == [{"userAllocWarning": 20}]
+    os.unlink(os.path.join(vdir, "B"))
+    # two descriptors of one process: each close sends its own edit
+    assert wait_latest(m) == "SUCCEEDED"
+    vol = read_json(path)
+    forget_requests(dscc)
+    a = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    b = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    os.write(a, dump(dict(vol, snapshotAllocWarning=11)).encode())
+    os.write(b, dump(vol).encode())
+    os.close(a)
+    os.close(b)
+    assert [p["body"] for p in puts(dscc)] == [{"snapshotAllocWarning": 11}]
+    # editors' files are made beside the object, not under a .where view of it
+    view = os.path.join(os.path.dirname(vdir), ".where", "name!=zzz", os.path.basename(vdir))
+    assert os.stat(view).st_ino == os.stat(vdir).st_ino
+    with pytest.raises(OSError) as e:
+        open(os.path.join(view, "tmp"), "w")
+    assert e.value.errno == errno.EPERM

@@ -177,3 +177,26 @@ def test_an_estates_events_are_every_members(server_factory, dsfs_mount, tmp_pat
             assert any(json.loads(line).get("message") == text and "member" not in json.loads(line) for line in f)
     finally:
         t.stop()
+
+
+def test_odd_events_from_the_server_neither_vanish_nor_blind_the_feed(server_factory, dsfs_mount, tmp_path):
+    dscc = server_factory("--dialect", "dscc", "--test-controls", "--volumes", "2", "--snapshots", "1",
+                          "--hosts", "2")
+    m = dsfs_mount(dscc, "api=dscc", ttl=1, credentials=dscc_credentials(tmp_path, dscc))
+    t = Tail(m.p("events", "log"))
+    try:
+        t.wait_for(lambda e: "occurredAt" in e, 5)
+        # one answer with events without ids, and one from a clock in the far future
+        odd = {"items": [{"message": "no id C"}, {"message": "no id D"},
+                         {"id": "future", "message": "future", "occurredAt": "9999-12-31T23:59:59.000Z"}],
+               "total": 3, "pageLimit": 1000, "pageOffset": 0}
+        r = dscc.sim("POST", "/faults", {"method": "GET", "path": "/api/v1/audit-events", "count": 1,
+                                         "body": json.dumps(odd)})
+        assert r.status == 201, r.body
+        t.wait_for(lambda e: e.get("message") == "no id D", 4)
+        assert [e.get("message") for e in t.lines()].count("no id C") == 1
+        # what comes after is still shown
+        text = sim_event(dscc, "description")()
+        t.wait_for(lambda e: e.get("message") == text, 4)
+    finally:
+        t.stop()

@@ -372,3 +372,19 @@ def test_nested_where_asked_of_dscc_is_still_an_and(dscc, mount_dscc):
     # name=A AND name=B is empty, however the server combines filters
     assert where_entries(m.p("hosts"), "name=" + h["name"], "name=" + other["name"]) == []
     assert where_entries(m.p("hosts"), "name=" + h["name"], "id=" + h["id"]) == [names[0]]
+
+
+def test_df_leaves_out_figures_that_are_not_capacities(server, dsfs_mount):
+    m = dsfs_mount(server, ttl=0)
+    client = server.login()
+    sid = client.get("/server?limit=1000&start=0").json()["servers"][0]["id"]
+    e = server_entry(m, sid)
+    pfree = sum(p["freeSpace"] for p in client.get("/server/%s/pool?limit=1000&start=0" % sid).json()["pools"])
+    for bad in ("1e30", "-1", '"big"'):
+        r = server.sim("POST", "/faults", {"method": "GET", "path": "/server/%s/system" % sid, "count": 1,
+                                           "body": '{"capacityInBytes": %s}' % bad})
+        assert r.status == 201, r.body
+        # the server's capacity is unknown then: df shows what its pools say is free
+        assert statvfs_bytes(m.p("servers", e)) == (1, pfree, pfree, pfree), bad
+    assert "capacityInBytes = 1e30 is not a capacity" in m.log_text() or \
+        "capacityInBytes = 1.0e+30 is not a capacity" in m.log_text(), m.log_text()
