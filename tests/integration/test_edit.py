@@ -327,3 +327,34 @@ def test_edits_one_after_another_never_overwrite_each_other(dscc, dscc_edit):
     with pytest.raises(OSError) as e:
         open(os.path.join(view, "tmp"), "w")
     assert e.value.errno == errno.EPERM
+
+
+def test_array_volumes_and_backupdr_templates_edit_too(dscc, bdr, dsfs_mount, tmp_path):
+    # DSCC device-type2: NimbleEditVolumeInput
+    m = dsfs_mount(dscc, "api=dscc", "allow_edit", ttl=60, credentials=dscc_credentials(tmp_path, dscc))
+    api = DsccApi(dscc)
+    sysobj = api.items("/api/v1/storage-systems/device-type2")[0]
+    entry = [e for e in os.listdir(m.p("servers")) if read_json(m.p("servers", e, "system.json"))["id"] == sysobj["id"]][0]
+    vols = api.items("/api/v1/storage-systems/device-type2/%s/volumes" % sysobj["id"])
+    path = m.p("servers", entry, "volumes", assign_entries(vols)[0], "volume.json")
+    vol = read_json(path)
+    forget_requests(dscc)
+    assert write_file(path, dump(dict(vol, description="tier-1 database", size=vol["size"] + 1024))) == 0
+    assert [p["body"] for p in puts(dscc)] == [{"description": "tier-1 database", "size": vol["size"] + 1024}]
+    assert wait_latest(m) == "SUCCEEDED"
+    got = read_json(path)
+    assert (got["description"], got["size"]) == ("tier-1 database", vol["size"] + 1024)
+    # Backup and DR: a template's name, by sed -i
+    mb = dsfs_mount(bdr, "api=backupdr", "allow_edit", ttl=60,
+                    credentials=bdr_credentials(tmp_path, "token=%s\n" % TOKEN))
+    bapi = BdrApi(bdr)
+    slts = bapi.items("/slt")
+    tpath = mb.p("templates", assign_entries(named(slts, "name"))[0], "template.json")
+    forget_requests(bdr)
+    subprocess.run(["sed", "-i", 's/"name": "%s"/"name": "%s-renamed"/' % (slts[0]["name"], slts[0]["name"]), tpath],
+                   check=True)
+    assert [(p["path"], p["body"]) for p in puts(bdr)] == [("/actifio/slt/%s" % slts[0]["id"],
+                                                            {"name": slts[0]["name"] + "-renamed"})]
+    assert bapi.get("/slt/%s" % slts[0]["id"])["name"] == slts[0]["name"] + "-renamed"
+    # the template's entry follows its new name
+    assert slts[0]["name"] + "-renamed" in os.listdir(mb.p("templates"))
