@@ -19,6 +19,15 @@ static const struct dsfs_edit_field *edit_field(const struct dsfs_kind *k, const
 	return NULL;
 }
 
+/* The field whose PUT name is name where it differs from the file's ("sizeMib" for "sizeMiB"), or NULL. */
+static const struct dsfs_edit_field *put_alias(const struct dsfs_kind *k, const char *name)
+{
+	for (size_t i = 0; i < k->nedit; i++)
+		if (k->edit[i].put_as && !strcmp(k->edit[i].put_as, name))
+			return &k->edit[i];
+	return NULL;
+}
+
 static json_object *get(json_object *o, const char *key)
 {
 	json_object *v = NULL;
@@ -164,7 +173,7 @@ int dsfs_edit_body(const struct dsfs_kind *k, json_object *base, const char *tex
 	}
 	json_object_object_foreach(now, nk, nv) {
 		(void)nv;
-		if (!edit_field(k, nk) && !json_object_object_get_ex(base, nk, NULL)) {
+		if (!edit_field(k, nk) && !put_alias(k, nk) && !json_object_object_get_ex(base, nk, NULL)) {
 			snprintf(why, whylen, "field '%s' is not one of the object's (editable: %s)", nk, list);
 			ret = -EINVAL;
 			goto out;
@@ -177,7 +186,17 @@ int dsfs_edit_body(const struct dsfs_kind *k, json_object *base, const char *tex
 	for (size_t i = 0; i < k->nedit; i++) {
 		const struct dsfs_edit_field *f = &k->edit[i];
 		json_object *b = get(base, f->field), *n = get(now, f->field), *v;
+		json_object *alias = f->put_as && !get(base, f->put_as) ? get(now, f->put_as) : NULL;
 
+		/* the field added under the API's own name (jq '.sizeMib = N') is the same edit */
+		if (alias && same(b, n))
+			n = alias;
+		else if (alias && !same(alias, n)) {
+			snprintf(why, whylen, "fields '%s' and '%s' are the same field with two values", f->field,
+				 f->put_as);
+			ret = -EINVAL;
+			goto out;
+		}
 		if (same(b, n))
 			continue;
 		if (!n || json_object_is_type(n, json_type_null)) {

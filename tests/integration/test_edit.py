@@ -82,6 +82,14 @@ def test_an_in_place_edit_is_one_put_of_the_changed_field(dscc, dscc_edit):
     assert len(sent) == 1 and sent[0]["path"] == url and sent[0]["body"] == {"sizeMib": vol["sizeMiB"]}
     assert wait_latest(m) == "SUCCEEDED"
     assert read_json(path)["sizeMiB"] == vol["sizeMiB"] == api.get(url)["sizeMiB"]
+    # the issue's own example: the field set under the API's name, by jq
+    forget_requests(dscc)
+    new = subprocess.run(["jq", ".sizeMib = %d" % (vol["sizeMiB"] + 2048), path], check=True,
+                         capture_output=True, text=True).stdout
+    assert write_file(path, new) == 0
+    assert [p["body"] for p in puts(dscc)] == [{"sizeMib": vol["sizeMiB"] + 2048}]
+    assert wait_latest(m) == "SUCCEEDED"
+    assert read_json(path)["sizeMiB"] == vol["sizeMiB"] + 2048
     # nothing changed, nothing sent
     forget_requests(dscc)
     with open(path) as f:

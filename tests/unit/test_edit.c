@@ -48,6 +48,12 @@ int main(void)
 	is_str(edit("{\"id\": \"v1\", \"name\": \"db\", \"sizeMiB\": 1024.0, \"dataReduction\": \"OFF\", "
 		    "\"stats\": {\"used\": 5.0}}", NULL, why), "", "numbers spelt otherwise (jq's 5 for 5.0) are no change");
 	is_str(edit("{\"id\": \"v1\", \"name\": \"db\", \"sizeMiB\": 1024, \"dataReduction\": \"OFF\", "
+		    "\"stats\": {\"used\": 5}, \"sizeMib\": 4096}", NULL, why), "{\"sizeMib\":4096}",
+	       "the field added under the PUT's name (jq '.sizeMib = N') is that edit");
+	is_str(edit("{\"id\": \"v1\", \"name\": \"db\", \"sizeMiB\": 2048, \"dataReduction\": \"OFF\", "
+		    "\"stats\": {\"used\": 5}, \"sizeMib\": 4096}", NULL, why), minus_inval,
+	       "both names with two values: refused");
+	is_str(edit("{\"id\": \"v1\", \"name\": \"db\", \"sizeMiB\": 1024, \"dataReduction\": \"OFF\", "
 		    "\"stats\": {\"used\": 6}}", NULL, why), minus_inval, "a nested field the API does not edit");
 	ok(strstr(why, "field 'stats' cannot be edited (editable: name, sizeMiB, dataReduction)"), "named: %s", why);
 	is_str(edit("{\"id\": \"v1\", \"name\": \"db\", \"sizeMiB\": 1024, \"dataReduction\": \"OFF\"}", NULL, why),
