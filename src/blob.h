@@ -46,4 +46,19 @@ static inline void dsfs_blob_unref(struct dsfs_blob *b)
 		free(b);
 }
 
+/*
+ * A reader past the end of *held (tail -f): newer (a reference, taken;
+ * NULL is fine) replaces it only when it is *held with bytes appended, so
+ * a document that changed is never spliced onto the old one.
+ */
+static inline void dsfs_blob_take_grown(struct dsfs_blob **held, struct dsfs_blob *newer)
+{
+	if (newer && newer->len > (*held)->len && !memcmp(newer->data, (*held)->data, (*held)->len)) {
+		dsfs_blob_unref(*held);
+		*held = newer;
+	} else {
+		dsfs_blob_unref(newer);
+	}
+}
+
 #endif

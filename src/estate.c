@@ -566,17 +566,8 @@ int dsfs_estate_read(struct dsfs_ehandle *h, char *buf, size_t size, off_t off)
 		return dsfs_fs_read(h->fs, h->h, buf, size, off);
 	if (off < 0)
 		return -EINVAL;
-	if (h->feed && h->own && (size_t)off >= h->own->len) {
-		/* past what it held: what the members' feeds have gained since (tail -f) */
-		struct dsfs_blob *b = dsfs_events_merge_text(h->e->feed, true);
-
-		if (b && b->len > h->own->len && !memcmp(b->data, h->own->data, h->own->len)) {
-			dsfs_blob_unref(h->own);
-			h->own = b;
-		} else {
-			dsfs_blob_unref(b);
-		}
-	}
+	if (h->feed && h->own && (size_t)off >= h->own->len) /* what the members' feeds have gained since */
+		dsfs_blob_take_grown(&h->own, dsfs_events_merge_text(h->e->feed, true));
 	if (!h->own || (size_t)off >= h->own->len)
 		return 0;
 	if (size > h->own->len - (size_t)off)

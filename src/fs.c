@@ -68,6 +68,13 @@ struct edit_record {
 /* Edit records kept at most; an older one is forgotten (its task has long ended in practice). */
 #define EDIT_RECORDS 256
 
+static void edit_record_free(struct edit_record *e)
+{
+	free(e->url);
+	free(e->task);
+	free(e);
+}
+
 enum handle_type { H_READ, H_CTL, H_WAIT, H_EVENTS, H_EDIT };
 
 struct dsfs_handle {
@@ -135,9 +142,7 @@ void dsfs_fs_free(struct dsfs_fs *fs)
 		struct edit_record *e = fs->edits;
 
 		fs->edits = e->next;
-		free(e->url);
-		free(e->task);
-		free(e);
+		edit_record_free(e);
 	}
 	pthread_mutex_destroy(&fs->edit_lock);
 	free(fs->tasks_path);
@@ -848,26 +853,11 @@ int dsfs_fs_read(struct dsfs_fs *fs, struct dsfs_handle *h, char *buf, size_t si
 		/* Past what it held: fetch what was added since (tail -f on a task's log). */
 		double age = fs->o.ttl < 1.0 ? fs->o.ttl : 1.0;
 
-		if (dsfs_cache_reread(fs->cache, &h->loc, age, &b) == 0) {
-			/* only what was appended: a document that changed is not spliced onto the old one */
-			if (b->len > h->content->len && !memcmp(b->data, h->content->data, h->content->len)) {
-				dsfs_blob_unref(h->content);
-				h->content = b;
-			} else {
-				dsfs_blob_unref(b);
-			}
-		}
+		if (dsfs_cache_reread(fs->cache, &h->loc, age, &b) == 0)
+			dsfs_blob_take_grown(&h->content, b);
 	}
-	if (h->type == H_EVENTS && (size_t)off >= h->content->len &&
-	    (b = dsfs_events_text(fs->o.events, true))) {
-		/* past what it held: what the feed has gained since (tail -f) */
-		if (b->len > h->content->len && !memcmp(b->data, h->content->data, h->content->len)) {
-			dsfs_blob_unref(h->content);
-			h->content = b;
-		} else {
-			dsfs_blob_unref(b);
-		}
-	}
+	if (h->type == H_EVENTS && (size_t)off >= h->content->len) /* what the feed has gained since */
+		dsfs_blob_take_grown(&h->content, dsfs_events_text(fs->o.events, true));
 	b = h->content;
 	if (ret == 0 && b && (size_t)off < b->len) {
 		if (size > b->len - (size_t)off)
@@ -1133,9 +1123,7 @@ static int earlier_edit_ended(void *ctx)
 	ret = dsfs_cache_task_ended(ck->fs->cache, e->task, &ended);
 	if (ret == 0 && ended) {
 		*pp = e->next;
-		free(e->url);
-		free(e->task);
-		free(e);
+		edit_record_free(e);
 	} else if (ret == 0) {
 		snprintf(why, sizeof(why), "an earlier edit of this object (task %s) is still being carried out: "
 			 "edit it again once that task has ended", e->task);
@@ -1166,7 +1154,7 @@ static int edit_object(struct dsfs_fs *fs, const char *path, const struct dsfs_l
 	struct dsfs_post_result res = { 0 };
 	struct edit_record **pp, *e;
 	char *url = dsfs_cache_resource_url(fs->cache, loc);
-	size_t kept = 0;
+	size_t kept;
 	int ret = 0;
 
 	if (!base || !now || !url) {
@@ -1179,24 +1167,18 @@ static int edit_object(struct dsfs_fs *fs, const char *path, const struct dsfs_l
 	if (ret == 0 && res.task_id && (e = calloc(1, sizeof(*e)))) {
 		e->url = url;
 		url = NULL;
+		e->next = fs->edits;
+		fs->edits = e;
 		if (!(e->task = strdup(res.task_id))) {
-			free(e->url);
-			free(e);
-		} else {
-			e->next = fs->edits;
-			fs->edits = e;
+			fs->edits = e->next;
+			edit_record_free(e);
 		}
 	}
-	for (pp = &fs->edits; *pp; kept++) { /* a bounded memory of them */
-		if (kept < EDIT_RECORDS) {
-			pp = &(*pp)->next;
-			continue;
-		}
-		e = *pp;
+	for (pp = &fs->edits, kept = 0; *pp && kept < EDIT_RECORDS; pp = &(*pp)->next, kept++)
+		;
+	while ((e = *pp)) { /* a bounded memory of them */
 		*pp = e->next;
-		free(e->url);
-		free(e->task);
-		free(e);
+		edit_record_free(e);
 	}
 	pthread_mutex_unlock(&fs->edit_lock);
 	free(url);
