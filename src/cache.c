@@ -737,7 +737,7 @@ int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fi
 }
 
 int dsfs_cache_open(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsfs_blob **content,
-		    bool *direct_io, bool *keep_cache)
+		    enum dsfs_caching *caching)
 {
 	struct dsfs_node *r = loc->node;
 	struct slot *s;
@@ -745,7 +745,7 @@ int dsfs_cache_open(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsf
 	int ret = 0;
 
 	*content = NULL;
-	*direct_io = *keep_cache = false;
+	*caching = DSFS_CACHING_DIRECT;
 	if (loc->type == DSFS_LOC_COUNT) {
 		char buf[32];
 		size_t len;
@@ -755,7 +755,6 @@ int dsfs_cache_open(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsf
 		pthread_mutex_unlock(&c->lock);
 		if (ret == 0 && !(*content = dsfs_blob_new(buf, len)))
 			ret = -ENOMEM;
-		*direct_io = true;
 		return ret;
 	}
 	if (loc->type != DSFS_LOC_FILE)
@@ -775,10 +774,10 @@ int dsfs_cache_open(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsf
 	if (ret == 0) {
 		s->fresh_for_open = false;
 		*content = dsfs_blob_ref(s->blob);
-		*direct_io = direct || s->blob->len != s->reported;
+		*caching = direct ? DSFS_CACHING_DIRECT : s->blob->len != s->reported ? DSFS_CACHING_RESIZED :
+			 s->kept ? DSFS_CACHING_KEPT : DSFS_CACHING_NEW;
 		s->reported = s->blob->len;
-		*keep_cache = !*direct_io && s->kept;
-		s->kept = !*direct_io;
+		s->kept = *caching >= DSFS_CACHING_NEW;
 	}
 	pthread_mutex_unlock(&c->lock);
 	return ret;
@@ -786,7 +785,7 @@ int dsfs_cache_open(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsf
 
 int dsfs_cache_shown(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsfs_blob **content)
 {
-	bool direct, keep;
+	enum dsfs_caching caching;
 
 	*content = NULL;
 	if (loc->type != DSFS_LOC_FILE)
@@ -795,7 +794,7 @@ int dsfs_cache_shown(struct dsfs_cache *c, const struct dsfs_loc *loc, struct ds
 	if (loc->node->slots[loc->file].blob)
 		*content = dsfs_blob_ref(loc->node->slots[loc->file].blob);
 	pthread_mutex_unlock(&c->lock);
-	return *content ? 0 : dsfs_cache_open(c, loc, content, &direct, &keep);
+	return *content ? 0 : dsfs_cache_open(c, loc, content, &caching);
 }
 
 int dsfs_cache_readlink(struct dsfs_cache *c, const struct dsfs_loc *loc, char *buf, size_t len)

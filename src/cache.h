@@ -102,17 +102,23 @@ int dsfs_cache_getattr(struct dsfs_cache *c, const struct dsfs_loc *loc, struct 
 typedef int (*dsfs_fill_fn)(void *ctx, const char *name, const struct dsfs_attr *attr, bool complete);
 int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fill_fn fill, void *ctx);
 
+/* What the kernel's page cache may do with an opened file's content. */
+enum dsfs_caching {
+	DSFS_CACHING_DIRECT,  /* bypass it: the content changes between reads */
+	DSFS_CACHING_RESIZED, /* bypass it: the size the kernel was last told is no longer the content's */
+	DSFS_CACHING_NEW,     /* cache it: content its pages (if any) do not hold */
+	DSFS_CACHING_KEPT,    /* its pages are this content, byte for byte */
+};
+
 /*
  * The content of file loc for a new open handle, fetched unless fresh.
- * *content gets a reference the caller drops. *direct_io is true when reads
- * must bypass the page cache: the file changes between reads, or its size
- * differs from what getattr last reported (the kernel may have cached it).
- * *keep_cache is true when the content is byte for byte what an earlier
- * open handed out, so the kernel's cached pages of it are still right;
- * any change, eviction or refetch with other bytes clears it.
+ * *content gets a reference the caller drops. *caching says how the kernel
+ * may cache it: KEPT when it is what an earlier open handed out (any
+ * change, eviction or refetch with other bytes ends that), RESIZED when a
+ * refetch changed its size since getattr last reported one.
  */
 int dsfs_cache_open(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsfs_blob **content,
-		    bool *direct_io, bool *keep_cache);
+		    enum dsfs_caching *caching);
 
 /*
  * The content of file loc as dsfs last showed it (what an editor read),

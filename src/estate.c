@@ -492,7 +492,7 @@ int dsfs_estate_readdir(struct dsfs_estate *e, const char *path, dsfs_fs_fill_fn
 
 /* An open, or with create a new editor's file (dsfs_fs_create), wrapped in an estate handle. */
 static int open_or_create(struct dsfs_estate *e, const char *path, int flags, pid_t pid, bool create,
-			  struct dsfs_ehandle **out, bool *direct_io, bool *keep_cache)
+			  struct dsfs_ehandle **out, enum dsfs_caching *caching)
 {
 	struct dsfs_ehandle *h = calloc(1, sizeof(*h));
 	struct member *m = NULL;
@@ -500,18 +500,18 @@ static int open_or_create(struct dsfs_estate *e, const char *path, int flags, pi
 	int ret;
 
 	*out = NULL;
+	*caching = DSFS_CACHING_DIRECT;
 	if (!h)
 		return -ENOMEM;
 	switch (locate(e, path, &m, &rest)) {
 	case P_MEMBER:
 		h->fs = m->fs;
 		ret = create ? dsfs_fs_create(m->fs, rest, flags, &h->h)
-			     : dsfs_fs_open(m->fs, rest, flags, pid, &h->h, direct_io, keep_cache);
+			     : dsfs_fs_open(m->fs, rest, flags, pid, &h->h, caching);
 		break;
 	case P_STATUS:
 		ret = (flags & O_ACCMODE) != O_RDONLY ? -EACCES : (h->own = status_blob(e)) ? 0 : -ENOMEM;
-		*direct_io = true;
-		*keep_cache = false;
+		*caching = DSFS_CACHING_DIRECT;
 		break;
 	case P_EVENTS_LOG:
 		ret = (flags & O_ACCMODE) != O_RDONLY || create ? -EACCES : 0;
@@ -523,8 +523,7 @@ static int open_or_create(struct dsfs_estate *e, const char *path, int flags, pi
 		}
 		if (ret && h->feed)
 			dsfs_events_merge_close(e->feed);
-		*direct_io = true;
-		*keep_cache = false;
+		*caching = DSFS_CACHING_DIRECT;
 		break;
 	case P_NONE:
 		ret = -ENOENT;
@@ -548,16 +547,16 @@ static int open_or_create(struct dsfs_estate *e, const char *path, int flags, pi
 }
 
 int dsfs_estate_open(struct dsfs_estate *e, const char *path, int flags, pid_t pid, struct dsfs_ehandle **out,
-		     bool *direct_io, bool *keep_cache)
+		     enum dsfs_caching *caching)
 {
-	return open_or_create(e, path, flags, pid, false, out, direct_io, keep_cache);
+	return open_or_create(e, path, flags, pid, false, out, caching);
 }
 
 int dsfs_estate_create(struct dsfs_estate *e, const char *path, int flags, pid_t pid, struct dsfs_ehandle **out)
 {
-	bool direct, keep;
+	enum dsfs_caching caching;
 
-	return open_or_create(e, path, flags, pid, true, out, &direct, &keep);
+	return open_or_create(e, path, flags, pid, true, out, &caching);
 }
 
 int dsfs_estate_read(struct dsfs_ehandle *h, char *buf, size_t size, off_t off)
@@ -574,6 +573,11 @@ int dsfs_estate_read(struct dsfs_ehandle *h, char *buf, size_t size, off_t off)
 		size = h->own->len - (size_t)off;
 	memcpy(buf, h->own->data + off, size);
 	return (int)size;
+}
+
+struct dsfs_blob *dsfs_estate_content(struct dsfs_ehandle *h)
+{
+	return h->fs ? dsfs_fs_content(h->h) : NULL;
 }
 
 bool dsfs_estate_read_waits(struct dsfs_ehandle *h)

@@ -523,30 +523,57 @@ int dsfs_fs_getattr(struct dsfs_fs *fs, const char *path, struct stat *st, unsig
 	}
 	if (ret == 0)
 		fill_stat(fs, &a, st);
-	if (ret == 0 && flags && (a.type == DSFS_LOC_FILE || a.type == DSFS_LOC_COUNT) && a.direct)
-		*flags = DSFS_FS_LIVE;
+	if (ret == 0 && flags && (a.type == DSFS_LOC_FILE || a.type == DSFS_LOC_COUNT))
+		*flags = a.direct ? DSFS_FS_LIVE : a.type == DSFS_LOC_FILE ? DSFS_FS_FETCHED : 0;
 	return done("stat", path, ret);
 }
 
 struct fill_ctx {
 	struct dsfs_fs *fs;
+	const char *dir;
 	dsfs_fs_fill_fn fill;
 	void *ctx;
 };
 
+/* The size of control file name in dir: its last result's, or 0. */
+static size_t ctl_size(struct dsfs_fs *fs, const char *dir, const char *name)
+{
+	struct dsfs_blob *b;
+	size_t size;
+	char *path;
+
+	pthread_mutex_lock(&fs->lock);
+	size = fs->nresults;
+	pthread_mutex_unlock(&fs->lock);
+	if (!size || asprintf(&path, "%s/%s", strcmp(dir, "/") ? dir : "", name) < 0)
+		return 0;
+	b = result_get(fs, path);
+	size = b ? b->len : 0;
+	dsfs_blob_unref(b);
+	free(path);
+	return size;
+}
+
 static int fill_one(void *ctx, const char *name, const struct dsfs_attr *attr, bool complete)
 {
 	struct fill_ctx *f = ctx;
+	struct dsfs_attr ctl;
 	struct stat st;
 
+	if (attr->type == DSFS_LOC_CTL) { /* its size is dsfs's own: a listing gives it whole */
+		ctl = *attr;
+		ctl.size = ctl_size(f->fs, f->dir, name);
+		attr = &ctl;
+		complete = true;
+	}
 	fill_stat(f->fs, attr, &st);
 	return f->fill(f->ctx, name, &st, (complete ? DSFS_FS_COMPLETE : 0) |
-					     (attr->type == DSFS_LOC_FILE && attr->direct ? DSFS_FS_LIVE : 0));
+					     (attr->type != DSFS_LOC_FILE ? 0 : attr->direct ? DSFS_FS_LIVE : DSFS_FS_FETCHED));
 }
 
 int dsfs_fs_readdir(struct dsfs_fs *fs, const char *path, dsfs_fs_fill_fn fill, void *ctx)
 {
-	struct fill_ctx f = { fs, fill, ctx };
+	struct fill_ctx f = { fs, path, fill, ctx };
 	struct dsfs_loc loc;
 	struct stat st;
 	int ret;
@@ -619,7 +646,7 @@ static int open_edit(struct dsfs_fs *fs, const struct dsfs_loc *loc, int flags, 
 }
 
 int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, struct dsfs_handle **out,
-		 bool *direct_io, bool *keep_cache)
+		 enum dsfs_caching *caching)
 {
 	struct dsfs_scratch_file *f;
 	struct dsfs_handle *h = NULL;
@@ -629,8 +656,7 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, str
 
 	dsfs_err_clear();
 	*out = NULL;
-	*direct_io = true;
-	*keep_cache = false;
+	*caching = DSFS_CACHING_DIRECT;
 	if (!strcmp(path, DSFS_STATS)) {
 		if (writing)
 			return -EACCES;
@@ -674,11 +700,9 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, str
 	switch (loc.type) {
 	case DSFS_LOC_COUNT:
 		h = handle_new(H_READ);
-		ret = !h ? -ENOMEM : writing ? -EACCES : dsfs_cache_open(fs->cache, &loc, &h->content, direct_io, keep_cache);
+		ret = !h ? -ENOMEM : writing ? -EACCES : dsfs_cache_open(fs->cache, &loc, &h->content, caching);
 		break;
-	case DSFS_LOC_FILE: {
-		bool direct;
-
+	case DSFS_LOC_FILE:
 		if (writing) {
 			ret = open_edit(fs, &loc, flags, &h);
 			if (ret == 0 && !(h->path = strdup(path)))
@@ -692,11 +716,9 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, str
 			ret = -ENOMEM;
 			break;
 		}
-		ret = dsfs_cache_open(fs->cache, &loc, &h->content, &direct, keep_cache);
-		*direct_io = direct;
-		h->direct = loc.node && direct;
+		ret = dsfs_cache_open(fs->cache, &loc, &h->content, caching);
+		h->direct = loc.node && *caching < DSFS_CACHING_NEW;
 		break;
-	}
 	case DSFS_LOC_CTL:
 		h = handle_new(H_CTL);
 		if (!h || !(h->path = strdup(path))) {
@@ -867,6 +889,18 @@ int dsfs_fs_read(struct dsfs_fs *fs, struct dsfs_handle *h, char *buf, size_t si
 	}
 	pthread_mutex_unlock(&h->lock);
 	return ret;
+}
+
+struct dsfs_blob *dsfs_fs_content(struct dsfs_handle *h)
+{
+	struct dsfs_blob *b = NULL;
+
+	if (h->type != H_READ || h->direct)
+		return NULL;
+	pthread_mutex_lock(&h->lock);
+	b = dsfs_blob_ref(h->content);
+	pthread_mutex_unlock(&h->lock);
+	return b;
 }
 
 /* ---- control files ------------------------------------------------------------ */

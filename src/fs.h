@@ -43,6 +43,7 @@ void dsfs_fs_free(struct dsfs_fs *fs);
 /* What a struct stat cannot say about an entry (flags of getattr and of readdir's fill). */
 #define DSFS_FS_COMPLETE 0x1 /* every attribute is known, not only the type and inode number */
 #define DSFS_FS_LIVE 0x2     /* its content and size change between reads (task files): not to be cached */
+#define DSFS_FS_FETCHED 0x4  /* an object's file: its size changes only by a fetch, and an open says when */
 
 /* Attributes of path; *flags (when non-NULL) gets DSFS_FS_LIVE for a live file. */
 int dsfs_fs_getattr(struct dsfs_fs *fs, const char *path, struct stat *st, unsigned *flags);
@@ -86,15 +87,13 @@ typedef int (*dsfs_fs_fill_fn)(void *ctx, const char *name, const struct stat *s
 int dsfs_fs_readdir(struct dsfs_fs *fs, const char *path, dsfs_fs_fill_fn fill, void *ctx);
 
 /*
- * Opens a file. Only control files open for writing. *direct_io is set when
- * reads must bypass the kernel's page cache (content that changes, or a
- * size the kernel may have cached wrongly); *keep_cache when the kernel's
- * cached pages of the file are still its content (dsfs_cache_open). Freed
- * by dsfs_fs_release. pid is the opening process (0 when unknown: then
- * every close counts as its close).
+ * Opens a file. Only control files open for writing. *caching says how the
+ * kernel may cache what it reads (dsfs_cache_open; DSFS_CACHING_DIRECT for
+ * everything but object files). Freed by dsfs_fs_release. pid is the
+ * opening process (0 when unknown: then every close counts as its close).
  */
 int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, struct dsfs_handle **h,
-		 bool *direct_io, bool *keep_cache);
+		 enum dsfs_caching *caching);
 
 /*
  * Reads from an open handle; returns the byte count (0 at the end). A
@@ -103,6 +102,13 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, str
  * waited for it (EAGAIN before).
  */
 int dsfs_fs_read(struct dsfs_fs *fs, struct dsfs_handle *h, char *buf, size_t size, off_t off);
+
+/*
+ * What a handle opened without direct I/O reads, whole and fixed (a
+ * reference the caller drops), so that it can be handed to the kernel's
+ * page cache at open; NULL for other handles.
+ */
+struct dsfs_blob *dsfs_fs_content(struct dsfs_handle *h);
 
 /*
  * Writes to a control file, for process pid: every complete line is a

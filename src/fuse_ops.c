@@ -144,14 +144,17 @@ static void own(struct stat *st)
  * `tail -f tasks/<id>/log` sees its size grow as the server's log does;
  * a directory's as long as its name (nothing in them a reader relies on
  * changes), so that with cache_ttl=0 opening a file does not cost a
- * GETATTR per path component; the rest for cache_ttl (a link such as
- * tasks/latest can go or change at any action).
+ * GETATTR per path component; an object's file's as long too, since its
+ * size changes only when it is fetched, and an open that fetched another
+ * size tells the kernel at once (do_open) as does a listing (do_opendir);
+ * the rest for cache_ttl (a link such as tasks/latest can go or change at
+ * any action, a control file's result at any write).
  */
 static double attr_ttl(const struct stat *st, unsigned flags)
 {
 	if (flags & DSFS_FS_LIVE)
 		return 0;
-	return S_ISDIR(st->st_mode) ? g.entry_ttl : g.attr_ttl;
+	return S_ISDIR(st->st_mode) || (flags & DSFS_FS_FETCHED) ? g.entry_ttl : g.attr_ttl;
 }
 
 static int entry_of(fuse_ino_t parent, const char *name, struct fuse_entry_param *e)
@@ -579,24 +582,48 @@ static void do_rename(struct op *o)
 	fuse_reply_err(o->req, -ret);
 }
 
+/*
+ * Hands a file's whole content to the kernel's page cache before its open
+ * is answered, so that reading it costs no READ (and on a read-write
+ * mount no GETATTR after one, which a read's atime update would cause).
+ * Whether the kernel now holds it.
+ */
+static bool store(fuse_ino_t ino, struct dsfs_ehandle *h)
+{
+	struct dsfs_blob *b = dsfs_estate_content(h);
+	struct fuse_bufvec v = FUSE_BUFVEC_INIT(b ? b->len : 0);
+	bool held;
+
+	if (!b)
+		return false;
+	v.buf[0].mem = b->data;
+	held = fuse_lowlevel_notify_store(g.se, ino, 0, &v, 0) == 0;
+	dsfs_blob_unref(b);
+	return held;
+}
+
 static void do_open(struct op *o)
 {
 	struct dsfs_ehandle *h;
-	bool direct = true, keep = false, writing = (o->fi.flags & O_ACCMODE) != O_RDONLY;
+	enum dsfs_caching caching;
+	bool writing = (o->fi.flags & O_ACCMODE) != O_RDONLY;
 	char *path;
 	int ret = path_of(o->ino, &path);
 
 	if (!ret)
-		ret = dsfs_estate_open(g.e, path, o->fi.flags, writing ? caller_pid(o->req) : 0, &h, &direct, &keep);
+		ret = dsfs_estate_open(g.e, path, o->fi.flags, writing ? caller_pid(o->req) : 0, &h, &caching);
 	free(path);
 	if (ret) {
 		fuse_reply_err(o->req, -ret);
 		return;
 	}
+	/* a size the kernel holds that a refetch changed: its next stat asks again */
+	if (caching == DSFS_CACHING_RESIZED)
+		fuse_lowlevel_notify_inval_inode(g.se, o->ino, -1, 0);
 	o->fi.fh = (uint64_t)(uintptr_t)h;
-	o->fi.direct_io = direct;
+	o->fi.direct_io = caching < DSFS_CACHING_NEW;
 	/* the kernel's pages of an unchanged file serve the next reader: no READ at all */
-	o->fi.keep_cache = keep;
+	o->fi.keep_cache = caching == DSFS_CACHING_KEPT || (caching == DSFS_CACHING_NEW && store(o->ino, h));
 	/* a reader's close has nothing to send: spare the kernel the FLUSH round trip */
 	o->fi.noflush = !writing;
 	if (fuse_reply_open(o->req, &o->fi) != 0)
@@ -668,7 +695,7 @@ struct dir {
 	struct dir_entry *e;
 	size_t n, cap;
 	bool listed;
-	int error;
+	bool opened;  /* listed at opendir, not yet read: the first read hands that listing out */
 };
 
 static int collect(void *ctx, const char *name, const struct stat *st, unsigned flags)
@@ -702,39 +729,95 @@ static void dir_clear(struct dir *d)
 	d->listed = false;
 }
 
+static void dir_free(struct dir *d)
+{
+	if (!d)
+		return;
+	dir_clear(d);
+	free(d->e);
+	free(d);
+}
+
+/*
+ * FNV-1a over a listing as the kernel caches it (names, inode numbers and
+ * types, in order) and the attributes a READDIRPLUS of it would give: a
+ * listing whose entries changed size is handed out again. Never 0.
+ */
+static uint64_t listing_digest(const struct dir *d)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (size_t i = 0; i < d->n; i++) {
+		const struct dir_entry *x = &d->e[i];
+		uint64_t words[5] = { (uint64_t)x->st.st_ino, (uint64_t)x->st.st_mode, (uint64_t)x->st.st_size,
+				      (uint64_t)x->st.st_mtime, x->flags };
+		const unsigned char *p = (const unsigned char *)x->name;
+
+		for (; *p; p++)
+			h = (h ^ *p) * 1099511628211ULL;
+		p = (const unsigned char *)words;
+		for (size_t j = 0; j <= sizeof(words); j++) /* the words and a separator */
+			h = (h ^ (j < sizeof(words) ? p[j] : 0xff)) * 1099511628211ULL;
+	}
+	return h ? h : 1;
+}
+
+static int list(struct op *o, struct dir *d)
+{
+	char *path;
+	int ret;
+
+	dir_clear(d);
+	ret = path_of(o->ino, &path);
+	if (!ret)
+		ret = dsfs_estate_readdir(g.e, path, collect, d);
+	free(path);
+	d->listed = ret == 0;
+	return ret;
+}
+
+/*
+ * A directory is listed when it is opened, so that the kernel may keep
+ * the listing it cached (cache_readdir) exactly when dsfs would hand out
+ * the same one: a repeated walk then reads no directory at all, while a
+ * listing that changed (or went stale and was fetched again) is handed
+ * out afresh.
+ */
 static void do_opendir(struct op *o)
 {
 	struct dir *d = calloc(1, sizeof(*d));
+	int ret = d ? list(o, d) : -ENOMEM;
 
-	if (!d) {
-		fuse_reply_err(o->req, ENOMEM);
+	if (ret) {
+		dir_free(d);
+		fuse_reply_err(o->req, -ret);
 		return;
 	}
+	d->opened = true;
 	o->fi.fh = (uint64_t)(uintptr_t)d;
-	o->fi.cache_readdir = 0;
+	o->fi.cache_readdir = 1;
+	o->fi.keep_cache = dsfs_nodes_listed(g.nodes, o->ino, listing_digest(d));
 	if (fuse_reply_open(o->req, &o->fi) != 0)
-		free(d);
+		dir_free(d);
 }
 
 static void do_readdirplus(struct op *o)
 {
 	struct dir *d = (struct dir *)(uintptr_t)o->fi.fh;
-	char *buf, *path;
+	char *buf;
 	size_t used = 0;
 	int ret = 0;
 
-	if (o->off == 0 || !d->listed) { /* a first read, or rewinddir: list afresh */
-		dir_clear(d);
-		ret = path_of(o->ino, &path);
-		if (!ret)
-			ret = dsfs_estate_readdir(g.e, path, collect, d);
-		free(path);
+	if ((o->off == 0 && !d->opened) || !d->listed) { /* rewinddir: list afresh */
+		ret = list(o, d);
 		if (ret) {
 			fuse_reply_err(o->req, -ret);
 			return;
 		}
-		d->listed = true;
+		/* what the kernel caches from here on is this listing */
+		dsfs_nodes_listed(g.nodes, o->ino, listing_digest(d));
 	}
+	d->opened = false;
 	buf = malloc(o->size);
 	if (!buf) {
 		fuse_reply_err(o->req, ENOMEM);
@@ -939,9 +1022,7 @@ static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	struct dir *d = (struct dir *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	dir_clear(d);
-	free(d->e);
-	free(d);
+	dir_free(d);
 	fuse_reply_err(req, 0);
 }
 

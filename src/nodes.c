@@ -20,6 +20,7 @@ struct node {
 	size_t children;
 	struct node *parent;    /* NULL for the root */
 	bool named;             /* in the name table (not unlinked) */
+	uint64_t listed;        /* a directory: digest of the listing the kernel may cache (0: none) */
 	struct node *id_next, *name_next;
 	size_t len;
 	char name[];
@@ -303,6 +304,21 @@ uint64_t dsfs_nodes_find(struct dsfs_nodes *n, uint64_t parent_id, const char *n
 		id = x->id;
 	pthread_mutex_unlock(&n->lock);
 	return id;
+}
+
+bool dsfs_nodes_listed(struct dsfs_nodes *n, uint64_t id, uint64_t digest)
+{
+	struct node *x;
+	bool same = false;
+
+	pthread_mutex_lock(&n->lock);
+	x = find_id(n, id);
+	if (x) {
+		same = digest && x->listed == digest;
+		x->listed = digest;
+	}
+	pthread_mutex_unlock(&n->lock);
+	return same;
 }
 
 void dsfs_nodes_unlink(struct dsfs_nodes *n, uint64_t parent_id, const char *name)

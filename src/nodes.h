@@ -8,6 +8,7 @@
 #ifndef DSFS_NODES_H
 #define DSFS_NODES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,14 @@ int dsfs_nodes_child_path(struct dsfs_nodes *n, uint64_t parent, const char *nam
 
 /* Whether the node of name in parent exists, and its id (0 when none). */
 uint64_t dsfs_nodes_find(struct dsfs_nodes *n, uint64_t parent, const char *name);
+
+/*
+ * Records digest as the listing of directory id the kernel is about to be
+ * given (and may cache); true when it is the one recorded before, so the
+ * kernel's cached listing is still right. A digest of 0 says the kernel
+ * must not keep what it has.
+ */
+bool dsfs_nodes_listed(struct dsfs_nodes *n, uint64_t id, uint64_t digest);
 
 /*
  * Detaches name from parent (after rmdir): the next lookup makes a new

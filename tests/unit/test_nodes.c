@@ -90,6 +90,13 @@ int main(void)
 		dsfs_nodes_stats(n, &count, &bytes);
 		ok(count < 10, "forgotten: %zu nodes left", count);
 	}
+
+	/* listings the kernel may keep: the same digest again says so, another one or 0 does not */
+	ok(!dsfs_nodes_listed(n, servers, 42), "a first listing is not the kernel's yet");
+	ok(dsfs_nodes_listed(n, servers, 42), "the same listing again: the kernel's copy is right");
+	ok(!dsfs_nodes_listed(n, servers, 43), "another listing: it is not");
+	ok(!dsfs_nodes_listed(n, servers, 0) && !dsfs_nodes_listed(n, servers, 0), "0 is never the kernel's");
+	ok(!dsfs_nodes_listed(n, 999999, 42) && !dsfs_nodes_listed(n, 999999, 42), "an unknown directory");
 	dsfs_nodes_free(n);
 	dsfs_nodes_free(NULL);
 	return done_testing();
