@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "admit.h"
@@ -56,7 +57,14 @@ static struct {
 	int set_uid, set_gid, set_umask;
 	pthread_mutex_t lock;     /* guards pending */
 	struct pending *pending;
-} g = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	/* the pruner: keeps the kernel's inodes within node_bytes */
+	size_t node_bytes;
+	pthread_t pruner;
+	bool pruning, prune_stop;
+	pthread_mutex_t prune_lock;
+	pthread_cond_t prune_cond;
+} g = { .lock = PTHREAD_MUTEX_INITIALIZER, .prune_lock = PTHREAD_MUTEX_INITIALIZER,
+	.prune_cond = PTHREAD_COND_INITIALIZER };
 
 /* ---- the caller ------------------------------------------------------------------ */
 
@@ -1149,6 +1157,76 @@ static void end_pending(void)
 	}
 }
 
+/* ---- the kernel's inodes within the memory bound ------------------------------------ */
+
+#define PRUNE_BATCH 256
+#define PRUNE_MAX 16384 /* names asked for at most per round (10 rounds a second) */
+
+/*
+ * The kernel holds an inode, and dsfs a node, for every name it looked up
+ * until it forgets it, which it does only under its own memory pressure.
+ * Past node_bytes, the names looked up longest ago are invalidated
+ * (notify_inval_entry, a directory with everything below it): the kernel
+ * then drops what is not in use and FORGETs it, and a later path lookup
+ * asks again. Runs on its own thread, as invalidating a name waits for
+ * lookups in its directory, which worker threads answer.
+ */
+static void *prune(void *arg)
+{
+	struct dsfs_nodes_entry *batch = malloc(PRUNE_BATCH * sizeof(*batch));
+
+	(void)arg;
+	pthread_mutex_lock(&g.prune_lock);
+	while (batch && !g.prune_stop) {
+		struct timespec until;
+		size_t count, bytes, want, got;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 100 * 1000 * 1000;
+		if (until.tv_nsec >= 1000 * 1000 * 1000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000 * 1000 * 1000;
+		}
+		pthread_cond_timedwait(&g.prune_cond, &g.prune_lock, &until);
+		if (g.prune_stop)
+			break;
+		pthread_mutex_unlock(&g.prune_lock);
+		dsfs_nodes_stats(g.nodes, &count, &bytes);
+		/* down to 7/8 of the bound, so that one round lasts a while */
+		want = bytes > g.node_bytes && count ? (bytes - g.node_bytes / 8 * 7) / (bytes / count) + 1 : 0;
+		if (want > PRUNE_MAX)
+			want = PRUNE_MAX;
+		while (want && (got = dsfs_nodes_oldest(g.nodes, batch, want < PRUNE_BATCH ? want : PRUNE_BATCH))) {
+			for (size_t i = 0; i < got; i++)
+				fuse_lowlevel_notify_inval_entry(g.se, batch[i].parent, batch[i].name,
+								 strlen(batch[i].name));
+			want -= got;
+		}
+		pthread_mutex_lock(&g.prune_lock);
+	}
+	pthread_mutex_unlock(&g.prune_lock);
+	free(batch);
+	return NULL;
+}
+
+static void prune_start(void)
+{
+	if (g.node_bytes)
+		g.pruning = pthread_create(&g.pruner, NULL, prune, NULL) == 0;
+}
+
+static void prune_stop(void)
+{
+	if (!g.pruning)
+		return;
+	pthread_mutex_lock(&g.prune_lock);
+	g.prune_stop = true;
+	pthread_cond_signal(&g.prune_cond);
+	pthread_mutex_unlock(&g.prune_lock);
+	pthread_join(g.pruner, NULL);
+	g.pruning = false;
+}
+
 int dsfs_fuse_run(struct dsfs_estate *e, struct fuse_args *args, const struct dsfs_mount_opts *mo)
 {
 	struct fuse_loop_config *lc = NULL;
@@ -1157,9 +1235,9 @@ int dsfs_fuse_run(struct dsfs_estate *e, struct fuse_args *args, const struct ds
 	g.e = e;
 	/*
 	 * Names change rarely and a stale one costs only an ENOENT at open, so
-	 * the kernel keeps them at least a second even with cache_ttl=0; sizes
-	 * and contents still follow cache_ttl. No negative entries: a name
-	 * created through the mount must show at once.
+	 * the kernel keeps them at least a second even with cache_ttl=0 (and
+	 * objects' sizes, see attr_ttl); contents still follow cache_ttl. No
+	 * negative entries: a name created through the mount must show at once.
 	 */
 	g.entry_ttl = mo->cache_ttl > 1.0 ? mo->cache_ttl : 1.0;
 	g.attr_ttl = mo->cache_ttl;
@@ -1185,6 +1263,8 @@ int dsfs_fuse_run(struct dsfs_estate *e, struct fuse_args *args, const struct ds
 		dsfs_log_setup(true, mo->debug ? DSFS_LOG_DEBUG : DSFS_LOG_INFO);
 	if (fuse_set_signal_handlers(g.se) != 0)
 		goto out_unmount;
+	g.node_bytes = mo->node_bytes;
+	prune_start();
 	if (mo->single_thread) {
 		ret = fuse_session_loop(g.se) < 0;
 	} else {
@@ -1198,6 +1278,7 @@ int dsfs_fuse_run(struct dsfs_estate *e, struct fuse_args *args, const struct ds
 	}
 	end_pending();
 out_signals:
+	prune_stop();
 	fuse_remove_signal_handlers(g.se);
 out_unmount:
 	fuse_session_unmount(g.se);

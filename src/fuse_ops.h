@@ -16,6 +16,7 @@ struct dsfs_mount_opts {
 	bool foreground;
 	bool single_thread;
 	bool debug;           /* keep debug lines in the log */
+	size_t node_bytes;    /* the kernel's inodes may take this much of dsfs's memory (0: no bound) */
 };
 
 /*
@@ -39,6 +40,12 @@ void dsfs_fuse_print_help(struct fuse_args *args);
 #define DSFS_FUSE_SHARE_PER_USER 32
 #define DSFS_FUSE_SHARE_OTHERS 48
 #define DSFS_FUSE_MAX_THREADS (DSFS_FUSE_SHARE_PER_USER + DSFS_FUSE_SHARE_OTHERS + 128)
+
+/*
+ * The share of cache_size the kernel's inodes may take (1/N), the cache
+ * the rest: the node table counts in the bound.
+ */
+#define DSFS_FUSE_NODE_SHARE 8
 
 /*
  * Bounds on waits in progress (waiters.h): they hold no thread, only a

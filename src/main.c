@@ -68,7 +68,7 @@ static void usage(const char *prog)
 	       "    -o prefetch=N          workers that fetch ahead of find, tar, rsync and the\n"
 	       "                           like once they walk a directory (default: max_conns;\n"
 	       "                           0 turns it off; needs cache_ttl of 1 s or more)\n"
-	       "    -o cache_size=MIB      memory bound of the cache in MiB (default 512; 0: none)\n"
+	       "    -o cache_size=MIB      memory bound in MiB: the cache and the kernel's inodes (default 512; 0: none)\n"
 	       "    -o max_body=MIB        largest answer accepted, in MiB (default 64)\n"
 	       "    -o cacert=FILE         also trust the CA certificates in FILE (PEM)\n"
 	       "    -o client_cert=FILE,client_key=FILE  mutual TLS with this certificate and key\n"
@@ -187,7 +187,9 @@ static int start_member(const struct dsfs_options *o, struct dsfs_credentials *c
 	free(host);
 	m->session = dsfs_session_new(m->http, dialect, cred);
 	m->cache = m->session ? dsfs_cache_new(dialect, m->session, &(struct dsfs_cache_opts){
-		.ttl = o->cache_ttl, .max_bytes = o->cache_size, .page_size = o->page_size,
+		.ttl = o->cache_ttl, .page_size = o->page_size,
+		/* the kernel's inodes take the rest of cache_size (dsfs_mount_opts.node_bytes) */
+		.max_bytes = o->cache_size - o->cache_size / DSFS_FUSE_NODE_SHARE,
 		.prefetch = o->prefetch }) : NULL;
 	m->tasks = m->session ? dsfs_tasks_new(dialect, m->session) : NULL;
 	m->events = m->session && dialect->events ? dsfs_events_new(m->session, dialect->events, o->cache_ttl) : NULL;
@@ -524,6 +526,7 @@ int main(int argc, char *argv[])
 	mo.foreground = foreground;
 	mo.single_thread = single;
 	mo.debug = debug;
+	mo.node_bytes = o.cache_size / DSFS_FUSE_NODE_SHARE;
 	ret = dsfs_fuse_run(estate, &args, &mo);
 
 out_members:

@@ -22,6 +22,7 @@ struct node {
 	bool named;             /* in the name table (not unlinked) */
 	uint64_t listed;        /* a directory: digest of the listing the kernel may cache (0: none) */
 	struct node *id_next, *name_next;
+	struct node *older, *newer; /* in the table's recency list (not the root) */
 	size_t len;
 	char name[];
 };
@@ -32,6 +33,7 @@ struct dsfs_nodes {
 	size_t buckets, count, bytes;
 	uint64_t next_id;
 	struct node *root;
+	struct node *newest, *oldest; /* looked up last, and longest ago */
 };
 
 static size_t id_hash(uint64_t id)
@@ -80,6 +82,31 @@ static void insert(struct dsfs_nodes *n, struct node *x)
 		x->name_next = *b;
 		*b = x;
 	}
+}
+
+/* Recency: a node looked up goes to the new end. Lock held. */
+static void unlist(struct dsfs_nodes *n, struct node *x)
+{
+	if (x->older)
+		x->older->newer = x->newer;
+	else if (n->oldest == x)
+		n->oldest = x->newer;
+	if (x->newer)
+		x->newer->older = x->older;
+	else if (n->newest == x)
+		n->newest = x->older;
+	x->older = x->newer = NULL;
+}
+
+static void make_newest(struct dsfs_nodes *n, struct node *x)
+{
+	unlist(n, x);
+	x->older = n->newest;
+	if (n->newest)
+		n->newest->newer = x;
+	else
+		n->oldest = x;
+	n->newest = x;
 }
 
 /* Doubles the tables when they fill; on ENOMEM they stay as they are, only slower. */
@@ -172,6 +199,7 @@ static void drop(struct dsfs_nodes *n, struct node *x)
 			p = &(*p)->id_next;
 		*p = x->id_next;
 		unname(n, x);
+		unlist(n, x);
 		n->count--;
 		n->bytes -= sizeof(*x) + x->len + 1;
 		free(x);
@@ -213,6 +241,7 @@ uint64_t dsfs_nodes_lookup(struct dsfs_nodes *n, uint64_t parent_id, const char 
 			grow(n);
 	}
 	x->nlookup++;
+	make_newest(n, x);
 	id = x->id;
 out:
 	pthread_mutex_unlock(&n->lock);
@@ -321,6 +350,26 @@ bool dsfs_nodes_listed(struct dsfs_nodes *n, uint64_t id, uint64_t digest)
 	return same;
 }
 
+size_t dsfs_nodes_oldest(struct dsfs_nodes *n, struct dsfs_nodes_entry *out, size_t max)
+{
+	size_t got = 0;
+
+	pthread_mutex_lock(&n->lock);
+	for (size_t seen = 0, listed = n->count - 1; got < max && seen < listed && n->oldest; seen++) { /* all but the root */
+		struct node *x = n->oldest;
+
+		make_newest(n, x); /* asked once: one the kernel cannot drop (in use) is not asked again at once */
+		if (!x->named || !x->nlookup || x->parent->nlookup + (x->parent == n->root) == 0)
+			continue;
+		out[got].parent = x->parent->id;
+		memcpy(out[got].name, x->name, x->len);
+		out[got].name[x->len] = '\0';
+		got++;
+	}
+	pthread_mutex_unlock(&n->lock);
+	return got;
+}
+
 void dsfs_nodes_unlink(struct dsfs_nodes *n, uint64_t parent_id, const char *name)
 {
 	struct node *parent, *x;
@@ -353,6 +402,7 @@ void dsfs_nodes_rename(struct dsfs_nodes *n, uint64_t parent_id, const char *nam
 	for (p = &n->by_id[id_hash(x->id) & (n->buckets - 1)]; *p != x; p = &(*p)->id_next)
 		;
 	*p = x->id_next;
+	unlist(n, x);
 	*moved = *x;
 	memcpy(moved->name, newname, len + 1);
 	moved->len = len;
@@ -363,6 +413,7 @@ void dsfs_nodes_rename(struct dsfs_nodes *n, uint64_t parent_id, const char *nam
 	n->bytes += len - x->len;
 	free(x);
 	insert(n, moved);
+	make_newest(n, moved);
 out:
 	pthread_mutex_unlock(&n->lock);
 }

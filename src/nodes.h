@@ -8,6 +8,7 @@
 #ifndef DSFS_NODES_H
 #define DSFS_NODES_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -65,6 +66,20 @@ void dsfs_nodes_unlink(struct dsfs_nodes *n, uint64_t parent, const char *name);
  */
 void dsfs_nodes_rename(struct dsfs_nodes *n, uint64_t parent, const char *name, uint64_t newparent,
 		       const char *newname);
+
+/* A name the kernel holds: the directory's id and the name in it. */
+struct dsfs_nodes_entry {
+	uint64_t parent;
+	char name[NAME_MAX + 1];
+};
+
+/*
+ * Up to max of the names the kernel holds that were looked up longest ago,
+ * into out, for asking the kernel to let go of them; each counts as looked
+ * up now, so names the kernel keeps (in use) are not asked for again at
+ * once. Returns how many.
+ */
+size_t dsfs_nodes_oldest(struct dsfs_nodes *n, struct dsfs_nodes_entry *out, size_t max);
 
 /* Nodes held, and the bytes they take. */
 void dsfs_nodes_stats(struct dsfs_nodes *n, size_t *count, size_t *bytes);

@@ -6,6 +6,7 @@ API behind dsfs's back and must show through the mount as docs/tree.md
 says; the kernel's copies must never hide it.
 """
 
+import json
 import os
 import time
 
@@ -127,3 +128,23 @@ def test_a_stale_listing_is_fetched_again_even_when_the_kernel_keeps_it(server, 
     assert c.post("/server/%s/host" % sid, {"name": "kernel-cache-later"}).status == 201
     time.sleep(0.6)
     assert entries(hosts) == sorted(before + ["kernel-cache-later"])
+
+
+def walk(root):
+    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+
+
+def test_names_the_kernel_was_made_to_forget_resolve_again(server_factory, dsfs_mount):
+    # cache_size=2: the kernel's inodes may take 256 KiB, about 2,000 names; the tree has ~6,000
+    server = server_factory("--test-controls", "--servers", "1", "--volumes", "300", "--snapshots", "3")
+    m = dsfs_mount(server, "cache_size=2", ttl=60)
+    first = walk(m.path)
+    assert len(first) > 3000
+    time.sleep(0.5)  # rounds of the pruner: the first names walked are forgotten
+    assert walk(m.path) == first
+    c = server.login()
+    sid, sdir = first_server(m, c)
+    for vol in c.get("/server/%s/volume?limit=5&start=0" % sid).json()["volumes"]:
+        got = read(os.path.join(sdir, "volumes", entry_name(vol["name"], vol["id"]), "volume.json"))
+        assert json.loads(got)["id"] == vol["id"]
+    assert "error" not in m.log_text().lower(), m.log_text()[-2000:]

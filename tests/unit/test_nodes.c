@@ -91,6 +91,30 @@ int main(void)
 		ok(count < 10, "forgotten: %zu nodes left", count);
 	}
 
+	/* the names looked up longest ago, for the kernel to let go of; each once, then the next ones */
+	{
+		struct dsfs_nodes *t = dsfs_nodes_new();
+		struct dsfs_nodes_entry e[8];
+		uint64_t a = dsfs_nodes_lookup(t, DSFS_NODES_ROOT, "old-a");
+		size_t got;
+
+		dsfs_nodes_lookup(t, a, "old-b");
+		dsfs_nodes_lookup(t, DSFS_NODES_ROOT, "newer");
+		got = dsfs_nodes_oldest(t, e, 2);
+		ok(got == 2 && e[0].parent == DSFS_NODES_ROOT && !strcmp(e[0].name, "old-a") && e[1].parent == a &&
+			   !strcmp(e[1].name, "old-b"),
+		   "the two oldest names, oldest first (%zu: %s, %s)", got, got ? e[0].name : "", got > 1 ? e[1].name : "");
+		got = dsfs_nodes_oldest(t, e, 1);
+		ok(got == 1 && !strcmp(e[0].name, "newer"), "then the next: %s", got ? e[0].name : "");
+		dsfs_nodes_forget(t, a, 1);
+		dsfs_nodes_forget(t, dsfs_nodes_find(t, a, "old-b"), 1);
+		got = dsfs_nodes_oldest(t, e, 8);
+		ok(got == 1 && !strcmp(e[0].name, "newer"), "forgotten names are not asked for (%zu)", got);
+		dsfs_nodes_forget(t, dsfs_nodes_find(t, DSFS_NODES_ROOT, "newer"), 1);
+		ok(dsfs_nodes_oldest(t, e, 8) == 0, "none held: none asked for");
+		dsfs_nodes_free(t);
+	}
+
 	/* listings the kernel may keep: the same digest again says so, another one or 0 does not */
 	ok(!dsfs_nodes_listed(n, servers, 42), "a first listing is not the kernel's yet");
 	ok(dsfs_nodes_listed(n, servers, 42), "the same listing again: the kernel's copy is right");
