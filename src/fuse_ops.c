@@ -57,12 +57,14 @@ static struct {
 	int set_uid, set_gid, set_umask;
 	pthread_mutex_t lock;     /* guards pending */
 	struct pending *pending;
-	/* the pruner: keeps the kernel's inodes within node_bytes */
+	/* the pruner: keeps the kernel's inodes within node_bytes, and drops names listings lost */
 	size_t node_bytes;
 	pthread_t pruner;
 	bool pruning, prune_stop;
 	pthread_mutex_t prune_lock;
 	pthread_cond_t prune_cond;
+	struct dsfs_nodes_entry *lost; /* names to drop (prune_lock) */
+	size_t nlost;
 } g = { .lock = PTHREAD_MUTEX_INITIALIZER, .prune_lock = PTHREAD_MUTEX_INITIALIZER,
 	.prune_cond = PTHREAD_COND_INITIALIZER };
 
@@ -770,6 +772,51 @@ static uint64_t listing_digest(const struct dir *d)
 	return h ? h : 1;
 }
 
+/* Names one listing may drop at once; more lost in one go wait for their entry timeout. */
+#define LOST_AT_ONCE 512
+
+static void lost_queue(const struct dsfs_nodes_entry *e, size_t n);
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+struct names {
+	char **v;
+	size_t n;
+};
+
+static bool listed(void *ctx, const char *name)
+{
+	const struct names *s = ctx;
+
+	return bsearch(&name, s->v, s->n, sizeof(*s->v), name_cmp) != NULL;
+}
+
+/*
+ * A listing that changed may have lost names the kernel still holds (it
+ * would go on finding them until their entry timeout, up to cache_ttl):
+ * they are queued for the pruner thread to drop.
+ */
+static void drop_lost(fuse_ino_t ino, const struct dir *d)
+{
+	struct dsfs_nodes_entry *out = malloc(LOST_AT_ONCE * sizeof(*out));
+	struct names s = { malloc((d->n ? d->n : 1) * sizeof(char *)), d->n };
+	size_t got;
+
+	if (out && s.v) { /* else the names expire by themselves */
+		for (size_t i = 0; i < d->n; i++)
+			s.v[i] = d->e[i].name;
+		qsort(s.v, s.n, sizeof(*s.v), name_cmp);
+		got = dsfs_nodes_held_except(g.nodes, ino, listed, &s, out, LOST_AT_ONCE);
+		if (got)
+			lost_queue(out, got);
+	}
+	free(out);
+	free(s.v);
+}
+
 static int list(struct op *o, struct dir *d)
 {
 	char *path;
@@ -805,6 +852,8 @@ static void do_opendir(struct op *o)
 	o->fi.fh = (uint64_t)(uintptr_t)d;
 	o->fi.cache_readdir = 1;
 	o->fi.keep_cache = dsfs_nodes_listed(g.nodes, o->ino, listing_digest(d));
+	if (!o->fi.keep_cache)
+		drop_lost(o->ino, d);
 	if (fuse_reply_open(o->req, &o->fi) != 0)
 		dir_free(d);
 }
@@ -823,7 +872,8 @@ static void do_readdirplus(struct op *o)
 			return;
 		}
 		/* what the kernel caches from here on is this listing */
-		dsfs_nodes_listed(g.nodes, o->ino, listing_digest(d));
+		if (!dsfs_nodes_listed(g.nodes, o->ino, listing_digest(d)))
+			drop_lost(o->ino, d);
 	}
 	d->opened = false;
 	buf = malloc(o->size);
@@ -1157,29 +1207,51 @@ static void end_pending(void)
 	}
 }
 
-/* ---- the kernel's inodes within the memory bound ------------------------------------ */
+/* ---- names the kernel is asked to drop ---------------------------------------------- */
 
 #define PRUNE_BATCH 256
 #define PRUNE_MAX 16384 /* names asked for at most per round (10 rounds a second) */
+#define LOST_MAX 4096   /* lost names waiting to be dropped; more wait for their entry timeout */
+
+static void lost_queue(const struct dsfs_nodes_entry *e, size_t n)
+{
+	pthread_mutex_lock(&g.prune_lock);
+	if (g.pruning && g.lost) {
+		if (n > LOST_MAX - g.nlost)
+			n = LOST_MAX - g.nlost;
+		memcpy(g.lost + g.nlost, e, n * sizeof(*e));
+		g.nlost += n;
+		pthread_cond_signal(&g.prune_cond);
+	}
+	pthread_mutex_unlock(&g.prune_lock);
+}
+
+static void inval_entries(const struct dsfs_nodes_entry *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fuse_lowlevel_notify_inval_entry(g.se, e[i].parent, e[i].name, strlen(e[i].name));
+}
 
 /*
  * The kernel holds an inode, and dsfs a node, for every name it looked up
- * until it forgets it, which it does only under its own memory pressure.
- * Past node_bytes, the names looked up longest ago are invalidated
- * (notify_inval_entry, a directory with everything below it): the kernel
- * then drops what is not in use and FORGETs it, and a later path lookup
- * asks again. Runs on its own thread, as invalidating a name waits for
- * lookups in its directory, which worker threads answer.
+ * until it forgets it, which it does only under its own memory pressure,
+ * and it goes on finding a name until its entry timeout. This thread asks
+ * it to drop names (notify_inval_entry; a directory with everything below
+ * it): those a listing lost, at once, and past node_bytes the names looked
+ * up longest ago; the kernel FORGETs what it drops, and a later path
+ * lookup asks again. Its own thread, as dropping a name waits for lookups
+ * in its directory, which worker threads answer.
  */
 static void *prune(void *arg)
 {
 	struct dsfs_nodes_entry *batch = malloc(PRUNE_BATCH * sizeof(*batch));
+	struct dsfs_nodes_entry *lost = malloc(LOST_MAX * sizeof(*lost));
 
 	(void)arg;
 	pthread_mutex_lock(&g.prune_lock);
-	while (batch && !g.prune_stop) {
+	while (batch && lost && !g.prune_stop) {
 		struct timespec until;
-		size_t count, bytes, want, got;
+		size_t count, bytes, want, got, nlost;
 
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_nsec += 100 * 1000 * 1000;
@@ -1187,44 +1259,55 @@ static void *prune(void *arg)
 			until.tv_sec++;
 			until.tv_nsec -= 1000 * 1000 * 1000;
 		}
-		pthread_cond_timedwait(&g.prune_cond, &g.prune_lock, &until);
+		if (!g.nlost)
+			pthread_cond_timedwait(&g.prune_cond, &g.prune_lock, &until);
 		if (g.prune_stop)
 			break;
+		nlost = g.nlost;
+		memcpy(lost, g.lost, nlost * sizeof(*lost));
+		g.nlost = 0;
 		pthread_mutex_unlock(&g.prune_lock);
+		inval_entries(lost, nlost);
 		dsfs_nodes_stats(g.nodes, &count, &bytes);
 		/* down to 7/8 of the bound, so that one round lasts a while */
-		want = bytes > g.node_bytes && count ? (bytes - g.node_bytes / 8 * 7) / (bytes / count) + 1 : 0;
+		want = g.node_bytes && bytes > g.node_bytes && count ?
+			       (bytes - g.node_bytes / 8 * 7) / (bytes / count) + 1 : 0;
 		if (want > PRUNE_MAX)
 			want = PRUNE_MAX;
 		while (want && (got = dsfs_nodes_oldest(g.nodes, batch, want < PRUNE_BATCH ? want : PRUNE_BATCH))) {
-			for (size_t i = 0; i < got; i++)
-				fuse_lowlevel_notify_inval_entry(g.se, batch[i].parent, batch[i].name,
-								 strlen(batch[i].name));
+			inval_entries(batch, got);
 			want -= got;
 		}
 		pthread_mutex_lock(&g.prune_lock);
 	}
 	pthread_mutex_unlock(&g.prune_lock);
 	free(batch);
+	free(lost);
 	return NULL;
 }
 
 static void prune_start(void)
 {
-	if (g.node_bytes)
-		g.pruning = pthread_create(&g.pruner, NULL, prune, NULL) == 0;
+	g.lost = malloc(LOST_MAX * sizeof(*g.lost));
+	pthread_mutex_lock(&g.prune_lock);
+	g.pruning = g.lost && pthread_create(&g.pruner, NULL, prune, NULL) == 0;
+	pthread_mutex_unlock(&g.prune_lock);
 }
 
 static void prune_stop(void)
 {
-	if (!g.pruning)
-		return;
 	pthread_mutex_lock(&g.prune_lock);
+	if (!g.pruning) {
+		pthread_mutex_unlock(&g.prune_lock);
+		return;
+	}
 	g.prune_stop = true;
 	pthread_cond_signal(&g.prune_cond);
 	pthread_mutex_unlock(&g.prune_lock);
 	pthread_join(g.pruner, NULL);
+	pthread_mutex_lock(&g.prune_lock);
 	g.pruning = false;
+	pthread_mutex_unlock(&g.prune_lock);
 }
 
 int dsfs_fuse_run(struct dsfs_estate *e, struct fuse_args *args, const struct dsfs_mount_opts *mo)
@@ -1285,6 +1368,7 @@ out_unmount:
 out_destroy:
 	fuse_session_destroy(g.se);
 out_free:
+	free(g.lost);
 	dsfs_admit_free(g.admit);
 	dsfs_nodes_free(g.nodes);
 	return ret;

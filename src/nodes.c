@@ -23,6 +23,7 @@ struct node {
 	uint64_t listed;        /* a directory: digest of the listing the kernel may cache (0: none) */
 	struct node *id_next, *name_next;
 	struct node *older, *newer; /* in the table's recency list (not the root) */
+	struct node *kids, *next_kid, *prev_kid; /* its children; its siblings */
 	size_t len;
 	char name[];
 };
@@ -107,6 +108,29 @@ static void make_newest(struct dsfs_nodes *n, struct node *x)
 	else
 		n->oldest = x;
 	n->newest = x;
+}
+
+static void adopt(struct node *parent, struct node *x)
+{
+	x->parent = parent;
+	x->prev_kid = NULL;
+	x->next_kid = parent->kids;
+	if (parent->kids)
+		parent->kids->prev_kid = x;
+	parent->kids = x;
+	parent->children++;
+}
+
+static void disown(struct node *x)
+{
+	if (x->prev_kid)
+		x->prev_kid->next_kid = x->next_kid;
+	else
+		x->parent->kids = x->next_kid;
+	if (x->next_kid)
+		x->next_kid->prev_kid = x->prev_kid;
+	x->next_kid = x->prev_kid = NULL;
+	x->parent->children--;
 }
 
 /* Doubles the tables when they fill; on ENOMEM they stay as they are, only slower. */
@@ -200,10 +224,10 @@ static void drop(struct dsfs_nodes *n, struct node *x)
 		*p = x->id_next;
 		unname(n, x);
 		unlist(n, x);
+		disown(x);
 		n->count--;
 		n->bytes -= sizeof(*x) + x->len + 1;
 		free(x);
-		parent->children--;
 		x = parent;
 	}
 }
@@ -227,14 +251,13 @@ uint64_t dsfs_nodes_lookup(struct dsfs_nodes *n, uint64_t parent_id, const char 
 			goto out;
 		memcpy(x->name, name, len);
 		x->len = len;
-		x->parent = parent;
+		adopt(parent, x);
 		x->named = true;
 		x->id = n->next_id++;
 		x->name_next = NULL;
 		*slot = x; /* the end of its chain */
 		x->id_next = n->by_id[id_hash(x->id) & (n->buckets - 1)];
 		n->by_id[id_hash(x->id) & (n->buckets - 1)] = x;
-		parent->children++;
 		n->count++;
 		n->bytes += sizeof(*x) + len + 1;
 		if (n->count > n->buckets)
@@ -370,6 +393,25 @@ size_t dsfs_nodes_oldest(struct dsfs_nodes *n, struct dsfs_nodes_entry *out, siz
 	return got;
 }
 
+size_t dsfs_nodes_held_except(struct dsfs_nodes *n, uint64_t dir, bool (*listed)(void *ctx, const char *name),
+			      void *ctx, struct dsfs_nodes_entry *out, size_t max)
+{
+	struct node *parent, *x;
+	size_t got = 0;
+
+	pthread_mutex_lock(&n->lock);
+	parent = find_id(n, dir);
+	for (x = parent ? parent->kids : NULL; x && got < max; x = x->next_kid) {
+		if (!x->named || !x->nlookup || x->name[0] == '.' || listed(ctx, x->name))
+			continue;
+		out[got].parent = dir;
+		memcpy(out[got].name, x->name, x->len + 1);
+		got++;
+	}
+	pthread_mutex_unlock(&n->lock);
+	return got;
+}
+
 void dsfs_nodes_unlink(struct dsfs_nodes *n, uint64_t parent_id, const char *name)
 {
 	struct node *parent, *x;
@@ -403,13 +445,12 @@ void dsfs_nodes_rename(struct dsfs_nodes *n, uint64_t parent_id, const char *nam
 		;
 	*p = x->id_next;
 	unlist(n, x);
+	disown(x);
 	*moved = *x;
 	memcpy(moved->name, newname, len + 1);
 	moved->len = len;
-	moved->parent = newparent;
 	moved->named = true;
-	parent->children--;
-	newparent->children++;
+	adopt(newparent, moved);
 	n->bytes += len - x->len;
 	free(x);
 	insert(n, moved);

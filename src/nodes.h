@@ -81,6 +81,15 @@ struct dsfs_nodes_entry {
  */
 size_t dsfs_nodes_oldest(struct dsfs_nodes *n, struct dsfs_nodes_entry *out, size_t max);
 
+/*
+ * Up to max of the names the kernel holds in directory dir that listed()
+ * says a listing no longer has, into out (for asking the kernel to drop
+ * them); names beginning with '.' (reachable, never listed: .by-id, .where)
+ * are left out. listed is called under the table's lock. Returns how many.
+ */
+size_t dsfs_nodes_held_except(struct dsfs_nodes *n, uint64_t dir, bool (*listed)(void *ctx, const char *name),
+			      void *ctx, struct dsfs_nodes_entry *out, size_t max);
+
 /* Nodes held, and the bytes they take. */
 void dsfs_nodes_stats(struct dsfs_nodes *n, size_t *count, size_t *bytes);
 

@@ -148,3 +148,24 @@ def test_names_the_kernel_was_made_to_forget_resolve_again(server_factory, dsfs_
         got = read(os.path.join(sdir, "volumes", entry_name(vol["name"], vol["id"]), "volume.json"))
         assert json.loads(got)["id"] == vol["id"]
     assert "error" not in m.log_text().lower(), m.log_text()[-2000:]
+
+
+def test_a_name_a_listing_lost_is_dropped_at_once(server, dsfs_mount):
+    # cache_ttl=60: the kernel would go on finding a lost name for a minute
+    m = dsfs_mount(server, ttl=60)
+    c = server.login()
+    vol, vdir = volume_dir(m, c)
+    snaps = os.path.join(vdir, "snapshots")
+    api = "/server/%s/volume/%s/snapshot" % (vol["sid"], vol["id"])
+    snap = c.get(api + "?limit=1&start=0").json()["snapshots"][0]
+    gone = os.path.join(snaps, entry_name(snap["name"], snap["id"]))
+    assert os.path.isdir(gone) and os.path.isfile(os.path.join(gone, "snapshot.json"))
+    assert c.delete("%s/%s" % (api, snap["id"])).status == 204
+
+    os.mkdir(os.path.join(snaps, "after-the-delete"))  # read-your-writes: the listing is fetched again
+    names = entries(snaps)
+    assert "after-the-delete" in names and os.path.basename(gone) not in names
+    deadline = time.monotonic() + 2
+    while os.path.exists(gone) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(gone), "the kernel still finds a name its listing lost"

@@ -17,6 +17,12 @@ static void is_path(struct dsfs_nodes *n, uint64_t id, const char *want, const c
 	free(p);
 }
 
+static bool listed_kept(void *ctx, const char *name)
+{
+	(void)ctx;
+	return !strcmp(name, "kept");
+}
+
 int main(void)
 {
 	struct dsfs_nodes *n = dsfs_nodes_new();
@@ -112,6 +118,28 @@ int main(void)
 		ok(got == 1 && !strcmp(e[0].name, "newer"), "forgotten names are not asked for (%zu)", got);
 		dsfs_nodes_forget(t, dsfs_nodes_find(t, DSFS_NODES_ROOT, "newer"), 1);
 		ok(dsfs_nodes_oldest(t, e, 8) == 0, "none held: none asked for");
+		dsfs_nodes_free(t);
+	}
+
+	/* the names the kernel holds that a listing lost; hidden names are never listed, so never lost */
+	{
+		struct dsfs_nodes *t = dsfs_nodes_new();
+		struct dsfs_nodes_entry e[8];
+		uint64_t d = dsfs_nodes_lookup(t, DSFS_NODES_ROOT, "d");
+		uint64_t x = dsfs_nodes_lookup(t, d, "x");
+		size_t got;
+
+		dsfs_nodes_lookup(t, d, "kept");
+		dsfs_nodes_lookup(t, d, ".by-id");
+		got = dsfs_nodes_held_except(t, d, listed_kept, NULL, e, 8);
+		ok(got == 1 && e[0].parent == d && !strcmp(e[0].name, "x"), "x is lost (%zu)", got);
+		dsfs_nodes_rename(t, d, "x", DSFS_NODES_ROOT, "moved");
+		ok(dsfs_nodes_held_except(t, d, listed_kept, NULL, e, 8) == 0, "renamed away: not lost here");
+		got = dsfs_nodes_held_except(t, DSFS_NODES_ROOT, listed_kept, NULL, e, 8);
+		ok(got == 2, "but in its new directory, beside d (%zu)", got);
+		dsfs_nodes_forget(t, x, 1);
+		got = dsfs_nodes_held_except(t, DSFS_NODES_ROOT, listed_kept, NULL, e, 8);
+		ok(got == 1 && !strcmp(e[0].name, "d"), "forgotten: gone (%zu)", got);
 		dsfs_nodes_free(t);
 	}
 
