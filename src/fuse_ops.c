@@ -1236,10 +1236,10 @@ static void inval_entries(const struct dsfs_nodes_entry *e, size_t n)
  * The kernel holds an inode, and dsfs a node, for every name it looked up
  * until it forgets it, which it does only under its own memory pressure,
  * and it goes on finding a name until its entry timeout. This thread asks
- * it to drop names (notify_inval_entry; a directory with everything below
- * it): those a listing lost, at once, and past node_bytes the names looked
- * up longest ago; the kernel FORGETs what it drops, and a later path
- * lookup asks again. Its own thread, as dropping a name waits for lookups
+ * it to drop names (notify_inval_entry): those a listing lost, at once (a
+ * directory with everything below it), and past node_bytes the names
+ * looked up longest ago that hold none below them; the kernel FORGETs what
+ * it drops, and a later path lookup asks again. Its own thread, as dropping a name waits for lookups
  * in its directory, which worker threads answer.
  */
 static void *prune(void *arg)

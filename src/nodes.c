@@ -382,7 +382,12 @@ size_t dsfs_nodes_oldest(struct dsfs_nodes *n, struct dsfs_nodes_entry *out, siz
 		struct node *x = n->oldest;
 
 		make_newest(n, x); /* asked once: one the kernel cannot drop (in use) is not asked again at once */
-		if (!x->named || !x->nlookup || x->parent->nlookup + (x->parent == n->root) == 0)
+		/*
+		 * Leaves only: a directory's last lookup says nothing of how recently
+		 * the names below it were used, and dropping it drops them all; it
+		 * becomes a leaf once they are forgotten.
+		 */
+		if (!x->named || !x->nlookup || x->children || x->parent->nlookup + (x->parent == n->root) == 0)
 			continue;
 		out[got].parent = x->parent->id;
 		memcpy(out[got].name, x->name, x->len);

@@ -74,10 +74,10 @@ struct dsfs_nodes_entry {
 };
 
 /*
- * Up to max of the names the kernel holds that were looked up longest ago,
- * into out, for asking the kernel to let go of them; each counts as looked
- * up now, so names the kernel keeps (in use) are not asked for again at
- * once. Returns how many.
+ * Up to max of the names the kernel holds that were looked up longest ago
+ * and have none held below them, into out, for asking the kernel to let go
+ * of them; each counts as looked up now, so names the kernel keeps (in
+ * use) are not asked for again at once. Returns how many.
  */
 size_t dsfs_nodes_oldest(struct dsfs_nodes *n, struct dsfs_nodes_entry *out, size_t max);
 
