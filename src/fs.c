@@ -895,7 +895,7 @@ struct dsfs_blob *dsfs_fs_content(struct dsfs_handle *h)
 {
 	struct dsfs_blob *b = NULL;
 
-	if (h->type != H_READ || h->direct)
+	if (h->type != H_READ)
 		return NULL;
 	pthread_mutex_lock(&h->lock);
 	b = dsfs_blob_ref(h->content);

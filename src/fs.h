@@ -104,9 +104,9 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, str
 int dsfs_fs_read(struct dsfs_fs *fs, struct dsfs_handle *h, char *buf, size_t size, off_t off);
 
 /*
- * What a handle opened without direct I/O reads, whole and fixed (a
- * reference the caller drops), so that it can be handed to the kernel's
- * page cache at open; NULL for other handles.
+ * What a read-only handle reads, whole (a reference the caller drops), so
+ * that content opened DSFS_CACHING_NEW can be handed to the kernel's page
+ * cache at open; NULL for other handles.
  */
 struct dsfs_blob *dsfs_fs_content(struct dsfs_handle *h);
 

@@ -1239,8 +1239,8 @@ static void inval_entries(const struct dsfs_nodes_entry *e, size_t n)
  * it to drop names (notify_inval_entry): those a listing lost, at once (a
  * directory with everything below it), and past node_bytes the names
  * looked up longest ago that hold none below them; the kernel FORGETs what
- * it drops, and a later path lookup asks again. Its own thread, as dropping a name waits for lookups
- * in its directory, which worker threads answer.
+ * it drops, and a later path lookup asks again. Its own thread, as dropping
+ * a name waits for lookups in its directory, which worker threads answer.
  */
 static void *prune(void *arg)
 {

@@ -4,6 +4,9 @@
  * one) and by parent and name (every LOOKUP). A node keeps its parent
  * alive, so a path can always be rebuilt by walking up; it goes when the
  * kernel has forgotten every lookup of it and it has no children left.
+ * Each node also sits in its parent's list of children and in one list by
+ * last LOOKUP, which say what to ask the kernel to drop (dsfs_nodes_oldest,
+ * dsfs_nodes_held_except).
  */
 #include "nodes.h"
 
@@ -17,7 +20,6 @@
 struct node {
 	uint64_t id;
 	uint64_t nlookup;
-	size_t children;
 	struct node *parent;    /* NULL for the root */
 	bool named;             /* in the name table (not unlinked) */
 	uint64_t listed;        /* a directory: digest of the listing the kernel may cache (0: none) */
@@ -118,7 +120,6 @@ static void adopt(struct node *parent, struct node *x)
 	if (parent->kids)
 		parent->kids->prev_kid = x;
 	parent->kids = x;
-	parent->children++;
 }
 
 static void disown(struct node *x)
@@ -130,7 +131,6 @@ static void disown(struct node *x)
 	if (x->next_kid)
 		x->next_kid->prev_kid = x->prev_kid;
 	x->next_kid = x->prev_kid = NULL;
-	x->parent->children--;
 }
 
 /* Doubles the tables when they fill; on ENOMEM they stay as they are, only slower. */
@@ -216,7 +216,7 @@ static void unname(struct dsfs_nodes *n, struct node *x)
 /* Removes x, and its parent in turn when x held it last. Lock held. */
 static void drop(struct dsfs_nodes *n, struct node *x)
 {
-	while (x && x != n->root && x->nlookup == 0 && x->children == 0) {
+	while (x && x != n->root && x->nlookup == 0 && !x->kids) {
 		struct node **p = &n->by_id[id_hash(x->id) & (n->buckets - 1)], *parent = x->parent;
 
 		while (*p != x)
@@ -378,7 +378,8 @@ size_t dsfs_nodes_oldest(struct dsfs_nodes *n, struct dsfs_nodes_entry *out, siz
 	size_t got = 0;
 
 	pthread_mutex_lock(&n->lock);
-	for (size_t seen = 0, listed = n->count - 1; got < max && seen < listed && n->oldest; seen++) { /* all but the root */
+	/* each node once at most: all but the root are in the recency list */
+	for (size_t seen = 0, listed = n->count - 1; got < max && seen < listed && n->oldest; seen++) {
 		struct node *x = n->oldest;
 
 		make_newest(n, x); /* asked once: one the kernel cannot drop (in use) is not asked again at once */
@@ -387,7 +388,7 @@ size_t dsfs_nodes_oldest(struct dsfs_nodes *n, struct dsfs_nodes_entry *out, siz
 		 * the names below it were used, and dropping it drops them all; it
 		 * becomes a leaf once they are forgotten.
 		 */
-		if (!x->named || !x->nlookup || x->children || x->parent->nlookup + (x->parent == n->root) == 0)
+		if (!x->named || !x->nlookup || x->kids || x->parent->nlookup + (x->parent == n->root) == 0)
 			continue;
 		out[got].parent = x->parent->id;
 		memcpy(out[got].name, x->name, x->len);
@@ -443,7 +444,7 @@ void dsfs_nodes_rename(struct dsfs_nodes *n, uint64_t parent_id, const char *nam
 	if ((y = *name_slot(n, newparent, newname, len)) && y != x)
 		unname(n, y); /* the replaced file: its open descriptors live on, unnamed */
 	unname(n, x);
-	if (x->children || !(moved = malloc(sizeof(*x) + len + 1)))
+	if (x->kids || !(moved = malloc(sizeof(*x) + len + 1)))
 		goto out; /* a directory is never renamed here; on ENOMEM the next lookup makes a new node */
 	/* x's id stays (the kernel's inode), at its new name */
 	for (p = &n->by_id[id_hash(x->id) & (n->buckets - 1)]; *p != x; p = &(*p)->id_next)
