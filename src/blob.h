@@ -7,11 +7,13 @@
 #ifndef DSFS_BLOB_H
 #define DSFS_BLOB_H
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct dsfs_blob {
 	int refs;   /* atomic */
+	uint64_t version; /* the order in which the cache took it in (larger: newer); 0 for other content */
 	size_t len;
 	char data[]; /* len bytes, then a NUL for convenience */
 };
@@ -24,6 +26,7 @@ static inline struct dsfs_blob *dsfs_blob_new(const void *data, size_t len)
 	if (!b)
 		return NULL;
 	b->refs = 1;
+	b->version = 0;
 	b->len = len;
 	if (len)
 		memcpy(b->data, data, len);

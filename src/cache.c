@@ -90,11 +90,12 @@ void cache_set_slot(struct dsfs_cache *c, struct dsfs_node *n, int i, struct dsf
 {
 	struct slot *s = &n->slots[i];
 
+	static uint64_t taken_in; /* every cache's: versions order contents across evictions and members */
+
 	if (s->blob)
 		cache_account(c, n, -(ssize_t)s->blob->len);
-	/* a refetch that brought the same bytes leaves the kernel's copy good */
-	if (!s->blob || !b || s->blob->len != b->len || memcmp(s->blob->data, b->data, b->len))
-		s->kept = false;
+	if (b)
+		b->version = __atomic_add_fetch(&taken_in, 1, __ATOMIC_RELAXED);
 	dsfs_blob_unref(s->blob);
 	s->blob = b;
 	s->at = at;
@@ -775,9 +776,8 @@ int dsfs_cache_open(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsf
 		s->fresh_for_open = false;
 		*content = dsfs_blob_ref(s->blob);
 		*caching = direct ? DSFS_CACHING_DIRECT : s->blob->len != s->reported ? DSFS_CACHING_RESIZED :
-			 s->kept ? DSFS_CACHING_KEPT : DSFS_CACHING_NEW;
+			 DSFS_CACHING_PAGED;
 		s->reported = s->blob->len;
-		s->kept = *caching >= DSFS_CACHING_NEW;
 	}
 	pthread_mutex_unlock(&c->lock);
 	return ret;

@@ -106,16 +106,14 @@ int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fi
 enum dsfs_caching {
 	DSFS_CACHING_DIRECT,  /* bypass it: the content changes between reads */
 	DSFS_CACHING_RESIZED, /* bypass it: the size the kernel was last told is no longer the content's */
-	DSFS_CACHING_NEW,     /* cache it: content its pages (if any) do not hold */
-	DSFS_CACHING_KEPT,    /* its pages are this content, byte for byte */
+	DSFS_CACHING_PAGED,   /* cache it (whether its pages already hold it is the kernel glue's to tell) */
 };
 
 /*
  * The content of file loc for a new open handle, fetched unless fresh.
- * *content gets a reference the caller drops. *caching says how the kernel
- * may cache it: KEPT when it is what an earlier open handed out (any
- * change, eviction or refetch with other bytes ends that), RESIZED when a
- * refetch changed its size since getattr last reported one.
+ * *content gets a reference the caller drops; its version orders it among
+ * every content the cache took in. *caching says how the kernel may cache
+ * it: RESIZED when a refetch changed its size since getattr last reported one.
  */
 int dsfs_cache_open(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsfs_blob **content,
 		    enum dsfs_caching *caching);

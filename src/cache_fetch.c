@@ -386,7 +386,9 @@ static int install_listing(struct dsfs_cache *c, struct dsfs_node *coll, struct 
 
 		if (items[i].has_mtime)
 			r->mtime = items[i].mtime;
-		if (r->kind->nfiles && !r->kind->files[0].subpath && !r->slots[0].fetching) {
+		/* an object fetched since this listing was asked for is newer than the listing's copy */
+		if (r->kind->nfiles && !r->kind->files[0].subpath && !r->slots[0].fetching &&
+		    !(r->slots[0].blob && r->slots[0].at > at)) {
 			cache_set_slot(c, r, 0, items[i].blob, at);
 			items[i].blob = NULL;
 		}

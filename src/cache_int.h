@@ -47,7 +47,6 @@ struct slot {
 	size_t reported;    /* size last reported by getattr */
 	bool fetching;
 	bool fresh_for_open; /* fetched by getattr: the next open may use it */
-	bool kept;          /* the kernel may hold this very content from an earlier open */
 };
 
 struct dsfs_node {

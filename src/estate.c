@@ -559,10 +559,10 @@ int dsfs_estate_create(struct dsfs_estate *e, const char *path, int flags, pid_t
 	return open_or_create(e, path, flags, pid, true, out, &caching);
 }
 
-int dsfs_estate_read(struct dsfs_ehandle *h, char *buf, size_t size, off_t off)
+int dsfs_estate_read(struct dsfs_ehandle *h, struct dsfs_blob *newest, char *buf, size_t size, off_t off)
 {
 	if (h->fs)
-		return dsfs_fs_read(h->fs, h->h, buf, size, off);
+		return dsfs_fs_read(h->fs, h->h, newest, buf, size, off);
 	if (off < 0)
 		return -EINVAL;
 	if (h->feed && h->own && (size_t)off >= h->own->len) /* what the members' feeds have gained since */

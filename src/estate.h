@@ -64,7 +64,7 @@ int dsfs_estate_getattr(struct dsfs_estate *e, const char *path, struct stat *st
 int dsfs_estate_readdir(struct dsfs_estate *e, const char *path, dsfs_fs_fill_fn fill, void *ctx);
 int dsfs_estate_open(struct dsfs_estate *e, const char *path, int flags, pid_t pid, struct dsfs_ehandle **h,
 		     enum dsfs_caching *caching);
-int dsfs_estate_read(struct dsfs_ehandle *h, char *buf, size_t size, off_t off);
+int dsfs_estate_read(struct dsfs_ehandle *h, struct dsfs_blob *newest, char *buf, size_t size, off_t off);
 struct dsfs_blob *dsfs_estate_content(struct dsfs_ehandle *h);
 bool dsfs_estate_read_waits(struct dsfs_ehandle *h);
 int dsfs_estate_read_wait(struct dsfs_ehandle *h, dsfs_fs_done_fn fn, void *arg, struct dsfs_fs_wait **w);

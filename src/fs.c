@@ -717,7 +717,7 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, str
 			break;
 		}
 		ret = dsfs_cache_open(fs->cache, &loc, &h->content, caching);
-		h->direct = loc.node && *caching < DSFS_CACHING_NEW;
+		h->direct = loc.node && *caching != DSFS_CACHING_PAGED;
 		break;
 	case DSFS_LOC_CTL:
 		h = handle_new(H_CTL);
@@ -858,7 +858,8 @@ bool dsfs_fs_wait_cancel(struct dsfs_fs_wait *w)
 	return true;
 }
 
-int dsfs_fs_read(struct dsfs_fs *fs, struct dsfs_handle *h, char *buf, size_t size, off_t off)
+int dsfs_fs_read(struct dsfs_fs *fs, struct dsfs_handle *h, struct dsfs_blob *newest, char *buf, size_t size,
+		 off_t off)
 {
 	struct dsfs_blob *b;
 	int ret = 0;
@@ -877,6 +878,10 @@ int dsfs_fs_read(struct dsfs_fs *fs, struct dsfs_handle *h, char *buf, size_t si
 
 		if (dsfs_cache_reread(fs->cache, &h->loc, age, &b) == 0)
 			dsfs_blob_take_grown(&h->content, b);
+	}
+	if (h->type == H_READ && !h->direct && newest && h->content && newest->version > h->content->version) {
+		dsfs_blob_unref(h->content); /* the kernel's shared pages never go back to older bytes */
+		h->content = dsfs_blob_ref(newest);
 	}
 	if (h->type == H_EVENTS && (size_t)off >= h->content->len) /* what the feed has gained since */
 		dsfs_blob_take_grown(&h->content, dsfs_events_text(fs->o.events, true));

@@ -99,13 +99,17 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, str
  * Reads from an open handle; returns the byte count (0 at the end). A
  * read-through file read past what it held fetches what was added since.
  * tasks/<id>/wait reads its task's outcome once dsfs_fs_read_wait has
- * waited for it (EAGAIN before).
+ * waited for it (EAGAIN before). newest (may be NULL) is the newest content
+ * any open of the file handed out (dsfs_nodes_newest): a handle the kernel
+ * caches reads it rather than its own older copy, because what it reads
+ * fills pages every descriptor of the file shares.
  */
-int dsfs_fs_read(struct dsfs_fs *fs, struct dsfs_handle *h, char *buf, size_t size, off_t off);
+int dsfs_fs_read(struct dsfs_fs *fs, struct dsfs_handle *h, struct dsfs_blob *newest, char *buf, size_t size,
+		 off_t off);
 
 /*
  * What a read-only handle reads, whole (a reference the caller drops), so
- * that content opened DSFS_CACHING_NEW can be handed to the kernel's page
+ * that content opened DSFS_CACHING_PAGED can be handed to the kernel's page
  * cache at open; NULL for other handles.
  */
 struct dsfs_blob *dsfs_fs_content(struct dsfs_handle *h);

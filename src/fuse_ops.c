@@ -324,7 +324,7 @@ static void pending_reply(struct pending *p, int ret)
 		fuse_reply_err(p->req, -ret);
 	} else if (p->h) {
 		char *buf = malloc(p->size ? p->size : 1);
-		int n = buf ? dsfs_estate_read(p->h, buf, p->size, p->off) : -ENOMEM;
+		int n = buf ? dsfs_estate_read(p->h, NULL, buf, p->size, p->off) : -ENOMEM; /* a wait file: never paged */
 
 		if (n < 0)
 			fuse_reply_err(p->req, -n);
@@ -593,23 +593,65 @@ static void do_rename(struct op *o)
 }
 
 /*
- * Hands a file's whole content to the kernel's page cache before its open
- * is answered, so that reading it costs no READ (and on a read-write
- * mount no GETATTR after one, which a read's atime update would cause).
- * Whether the kernel now holds it.
+ * Hands content b to the kernel's page cache of ino before its open is
+ * answered, so that reading it costs no READ (and on a read-write mount no
+ * GETATTR after one, which a read's atime update would cause). Whether the
+ * kernel now holds it.
  */
-static bool store(fuse_ino_t ino, struct dsfs_ehandle *h)
+static bool store(fuse_ino_t ino, struct dsfs_blob *b)
+{
+	struct fuse_bufvec v = FUSE_BUFVEC_INIT(b->len);
+
+	v.buf[0].mem = b->data;
+	return fuse_lowlevel_notify_store(g.se, ino, 0, &v, 0) == 0;
+}
+
+/*
+ * Whether the kernel may keep ino's pages for an open of content b: they
+ * are shared by every descriptor, so they only ever get the newest content
+ * an open showed (nodes.h), whatever older descriptors, evictions and
+ * concurrent opens do.
+ */
+static bool keep_pages(fuse_ino_t ino, struct dsfs_blob *b)
+{
+	switch (dsfs_nodes_opened(g.nodes, ino, b, true)) {
+	case DSFS_PAGES_KEEP:
+		return true;
+	case DSFS_PAGES_STORE:
+		return store(ino, b);
+	default:
+		return false; /* the kernel drops what it has: reads come here, and get the newest */
+	}
+}
+
+/* Counts h's open of ino (a handle with content: what reads fill pages from); the release uncounts it. */
+static bool opened(fuse_ino_t ino, struct dsfs_ehandle *h, enum dsfs_caching caching)
 {
 	struct dsfs_blob *b = dsfs_estate_content(h);
-	struct fuse_bufvec v = FUSE_BUFVEC_INIT(b ? b->len : 0);
-	bool held;
+	bool keep = false;
 
 	if (!b)
 		return false;
-	v.buf[0].mem = b->data;
-	held = fuse_lowlevel_notify_store(g.se, ino, 0, &v, 0) == 0;
+	if (caching == DSFS_CACHING_PAGED) {
+		keep = keep_pages(ino, b);
+	} else if (caching == DSFS_CACHING_RESIZED) {
+		/* the newest, though this handle bypasses the pages; the size and the pages the kernel holds go */
+		dsfs_nodes_opened(g.nodes, ino, b, false);
+		fuse_lowlevel_notify_inval_inode(g.se, ino, 0, 0);
+	} else {
+		dsfs_nodes_opened(g.nodes, ino, NULL, false);
+	}
 	dsfs_blob_unref(b);
-	return held;
+	return keep;
+}
+
+static void closed(fuse_ino_t ino, struct dsfs_ehandle *h)
+{
+	struct dsfs_blob *b = dsfs_estate_content(h);
+
+	if (b)
+		dsfs_nodes_closed(g.nodes, ino);
+	dsfs_blob_unref(b);
 }
 
 static void do_open(struct op *o)
@@ -627,21 +669,21 @@ static void do_open(struct op *o)
 		fuse_reply_err(o->req, -ret);
 		return;
 	}
-	/* a size the kernel holds that a refetch changed: its next stat asks again */
-	if (caching == DSFS_CACHING_RESIZED)
-		fuse_lowlevel_notify_inval_inode(g.se, o->ino, -1, 0);
 	o->fi.fh = (uint64_t)(uintptr_t)h;
-	o->fi.direct_io = caching < DSFS_CACHING_NEW;
+	o->fi.direct_io = caching != DSFS_CACHING_PAGED;
 	/* the kernel's pages of an unchanged file serve the next reader: no READ at all */
-	o->fi.keep_cache = caching == DSFS_CACHING_KEPT || (caching == DSFS_CACHING_NEW && store(o->ino, h));
+	o->fi.keep_cache = opened(o->ino, h, caching);
 	/* a reader's close has nothing to send: spare the kernel the FLUSH round trip */
 	o->fi.noflush = !writing;
-	if (fuse_reply_open(o->req, &o->fi) != 0)
+	if (fuse_reply_open(o->req, &o->fi) != 0) {
+		closed(o->ino, h);
 		dsfs_estate_release(h); /* the opener is gone */
+	}
 }
 
 static void do_read(struct op *o)
 {
+	struct dsfs_blob *newest;
 	struct pending *p;
 	char *buf;
 	int ret = 0;
@@ -664,7 +706,9 @@ static void do_read(struct op *o)
 		return;
 	}
 	buf = malloc(o->size ? o->size : 1);
-	ret = buf ? dsfs_estate_read(handle_of(&o->fi), buf, o->size, o->off) : -ENOMEM;
+	newest = dsfs_nodes_newest(g.nodes, o->ino);
+	ret = buf ? dsfs_estate_read(handle_of(&o->fi), newest, buf, o->size, o->off) : -ENOMEM;
+	dsfs_blob_unref(newest);
 	if (ret < 0)
 		fuse_reply_err(o->req, -ret);
 	else
@@ -1060,7 +1104,7 @@ static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
+	closed(ino, handle_of(fi));
 	dsfs_estate_release(handle_of(fi)); /* sends nothing: a command without its newline is discarded */
 	fuse_reply_err(req, 0);
 }

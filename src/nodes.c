@@ -6,7 +6,9 @@
  * kernel has forgotten every lookup of it and it has no children left.
  * Each node also sits in its parent's list of children and in one list by
  * last LOOKUP, which say what to ask the kernel to drop (dsfs_nodes_oldest,
- * dsfs_nodes_held_except).
+ * dsfs_nodes_held_except). A file's node also says what its pages in the
+ * kernel were given (dsfs_nodes_opened): a digest always, the content
+ * itself while a descriptor is open.
  */
 #include "nodes.h"
 
@@ -17,6 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
+#define DIGEST_LEN 32 /* SHA-256: a hostile server cannot make two versions look alike */
+
 struct node {
 	uint64_t id;
 	uint64_t nlookup;
@@ -26,6 +32,10 @@ struct node {
 	struct node *id_next, *name_next;
 	struct node *older, *newer; /* in the table's recency list (not the root) */
 	struct node *kids, *next_kid, *prev_kid; /* its children; its siblings */
+	unsigned opens;         /* a file: open descriptors counted by dsfs_nodes_opened */
+	struct dsfs_blob *newest; /* while opens: the newest content an open handed out */
+	bool paged;             /* the kernel's pages may hold content: the one digest names */
+	unsigned char digest[DIGEST_LEN];
 	size_t len;
 	char name[];
 };
@@ -191,6 +201,7 @@ void dsfs_nodes_free(struct dsfs_nodes *n)
 	for (size_t i = 0; i < n->buckets; i++)
 		for (x = n->by_id[i]; x; x = next) {
 			next = x->id_next;
+			dsfs_blob_unref(x->newest);
 			free(x);
 		}
 	free(n->by_id);
@@ -227,6 +238,7 @@ static void drop(struct dsfs_nodes *n, struct node *x)
 		disown(x);
 		n->count--;
 		n->bytes -= sizeof(*x) + x->len + 1;
+		dsfs_blob_unref(x->newest);
 		free(x);
 		x = parent;
 	}
@@ -463,6 +475,73 @@ void dsfs_nodes_rename(struct dsfs_nodes *n, uint64_t parent_id, const char *nam
 	make_newest(n, moved);
 out:
 	pthread_mutex_unlock(&n->lock);
+}
+
+static bool digest_of(const struct dsfs_blob *b, unsigned char *out)
+{
+	unsigned int len = 0;
+
+	return EVP_Digest(b->data, b->len, out, &len, EVP_sha256(), NULL) == 1 && len == DIGEST_LEN;
+}
+
+enum dsfs_nodes_pages dsfs_nodes_opened(struct dsfs_nodes *n, uint64_t id, struct dsfs_blob *content, bool paged)
+{
+	enum dsfs_nodes_pages verdict = DSFS_PAGES_DROP;
+	unsigned char d[DIGEST_LEN];
+	bool digested = content && paged && digest_of(content, d);
+	struct node *x;
+
+	pthread_mutex_lock(&n->lock);
+	x = find_id(n, id);
+	if (!x)
+		goto out;
+	x->opens++;
+	if (!content)
+		goto out;
+	if (x->newest && x->newest->version > content->version) {
+		x->paged = false; /* a concurrent open showed newer bytes: neither may stay */
+		goto out;
+	}
+	dsfs_blob_unref(x->newest);
+	x->newest = dsfs_blob_ref(content);
+	if (!digested) {
+		x->paged = false;
+		goto out;
+	}
+	verdict = x->paged && !memcmp(x->digest, d, DIGEST_LEN) ? DSFS_PAGES_KEEP : DSFS_PAGES_STORE;
+	memcpy(x->digest, d, DIGEST_LEN);
+	x->paged = true;
+out:
+	pthread_mutex_unlock(&n->lock);
+	return verdict;
+}
+
+void dsfs_nodes_closed(struct dsfs_nodes *n, uint64_t id)
+{
+	struct dsfs_blob *old = NULL;
+	struct node *x;
+
+	pthread_mutex_lock(&n->lock);
+	x = find_id(n, id);
+	if (x && x->opens && --x->opens == 0) {
+		old = x->newest; /* the digest stays: it says what the pages hold */
+		x->newest = NULL;
+	}
+	pthread_mutex_unlock(&n->lock);
+	dsfs_blob_unref(old);
+}
+
+struct dsfs_blob *dsfs_nodes_newest(struct dsfs_nodes *n, uint64_t id)
+{
+	struct dsfs_blob *b = NULL;
+	struct node *x;
+
+	pthread_mutex_lock(&n->lock);
+	x = find_id(n, id);
+	if (x)
+		b = dsfs_blob_ref(x->newest);
+	pthread_mutex_unlock(&n->lock);
+	return b;
 }
 
 void dsfs_nodes_stats(struct dsfs_nodes *n, size_t *count, size_t *bytes)

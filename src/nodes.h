@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "blob.h"
+
 #define DSFS_NODES_ROOT 1 /* the root's id; it is never forgotten */
 
 struct dsfs_nodes;
@@ -89,6 +91,40 @@ size_t dsfs_nodes_oldest(struct dsfs_nodes *n, struct dsfs_nodes_entry *out, siz
  */
 size_t dsfs_nodes_held_except(struct dsfs_nodes *n, uint64_t dir, bool (*listed)(void *ctx, const char *name),
 			      void *ctx, struct dsfs_nodes_entry *out, size_t max);
+
+/*
+ * The kernel's page cache of a file. Its pages are shared by every
+ * descriptor of the inode, so the rule "once an open has shown version N,
+ * no later open shows an older one" is kept here, per inode: pages are
+ * only ever given the newest content any open of the inode handed out
+ * (blob versions order them), and an open may let the kernel keep its
+ * pages only when they hold exactly what it hands out.
+ */
+enum dsfs_nodes_pages {
+	DSFS_PAGES_KEEP,  /* the pages (if any) hold exactly this content: keep them */
+	DSFS_PAGES_STORE, /* this content is the newest: hand it to the pages, then keep them */
+	DSFS_PAGES_DROP,  /* an open already showed newer content: the kernel must drop its pages */
+};
+
+/*
+ * Counts an open of file id; content (may be NULL: content that changes
+ * between reads) is what the open hands out, and becomes the newest unless
+ * an open already handed out newer. paged: the open goes through the
+ * pages (false: it bypasses them, and they are not known to hold anything
+ * until an open stores again). Says what the kernel's pages may do.
+ * Thread-safe.
+ */
+enum dsfs_nodes_pages dsfs_nodes_opened(struct dsfs_nodes *n, uint64_t id, struct dsfs_blob *content, bool paged);
+
+/* The close of an open counted by dsfs_nodes_opened; the last one lets go of the content. */
+void dsfs_nodes_closed(struct dsfs_nodes *n, uint64_t id);
+
+/*
+ * The newest content an open of file id handed out, while it is open (a
+ * reference the caller drops), or NULL: what a read that fills the
+ * kernel's pages must serve rather than an older descriptor's copy.
+ */
+struct dsfs_blob *dsfs_nodes_newest(struct dsfs_nodes *n, uint64_t id);
 
 /* Nodes held, and the bytes they take. */
 void dsfs_nodes_stats(struct dsfs_nodes *n, size_t *count, size_t *bytes);

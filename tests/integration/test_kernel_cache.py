@@ -169,3 +169,45 @@ def test_a_name_a_listing_lost_is_dropped_at_once(server, dsfs_mount):
     while os.path.exists(gone) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not os.path.exists(gone), "the kernel still finds a name its listing lost"
+
+
+def evict_pages(path, how):
+    """Makes the kernel drop the file's pages, as any reader (or memory pressure) may."""
+    if how == "fadvise":
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+    else:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("1\n")
+
+
+@pytest.mark.parametrize("how", ["fadvise", "drop_caches"])
+def test_an_old_descriptor_never_brings_old_bytes_back(server, dsfs_mount, how):
+    # Two same-size versions, a descriptor opened on the first and kept open: once an open has
+    # shown the second, no later open shows the first, whatever that descriptor reads after the
+    # kernel dropped the pages (issue: its READ used to refill the shared pages with old bytes).
+    m = dsfs_mount(server, ttl=1)
+    c = server.login()
+    vol, vdir = volume_dir(m, c)
+    path = os.path.join(vdir, "volume.json")
+    mount_path(c, vol, "/d1d1")
+    time.sleep(1.2)
+    assert b'"/d1d1"' in read(path)
+    old = os.open(path, os.O_RDONLY)
+    try:
+        mount_path(c, vol, "/d2d2")
+        time.sleep(1.2)
+        assert b'"/d2d2"' in read(path)
+        for _ in range(3):
+            evict_pages(path, how)
+            got = os.pread(old, 1 << 16, 0)
+            for _ in range(2):
+                now = read(path)
+                assert b'"/d2d2"' in now and b"/d1d1" not in now
+            assert b'"/d2d2"' in got  # the pages every descriptor shares hold only the newest
+    finally:
+        os.close(old)
+    assert b'"/d2d2"' in read(path)
