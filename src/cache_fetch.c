@@ -394,10 +394,15 @@ static int install_listing(struct dsfs_cache *c, struct dsfs_node *coll, struct 
 		}
 		if (r->entry)
 			cache_account(c, r, -(ssize_t)strlen(r->entry) - 1);
+		if (r->name)
+			cache_account(c, r, -(ssize_t)strlen(r->name) - 1);
 		free(r->entry);
+		free(r->name);
 		r->entry = entries[i];
 		entries[i] = NULL;
-		cache_account(c, r, (ssize_t)strlen(r->entry) + 1);
+		r->name = items[i].name; /* what an object fetched for this entry must still be called */
+		items[i].name = NULL;
+		cache_account(c, r, (ssize_t)strlen(r->entry) + strlen(r->name) + 2);
 		by_id[i] = r;
 	}
 	qsort(nodes, n, sizeof(*nodes), cmp_by_entry);
@@ -566,6 +571,18 @@ bool cache_walked(const struct dsfs_node *coll)
 	return false;
 }
 
+/* The name object o of kind k has, as a listing would read it ("" when none), or NULL when k names none. */
+static char *name_of(const struct dsfs_kind *k, json_object *o)
+{
+	json_object *v;
+
+	if (!k->name_field)
+		return NULL;
+	if (!json_object_object_get_ex(o, k->name_field, &v) || !json_object_is_type(v, json_type_string))
+		return strdup("");
+	return strdup(json_object_get_string(v));
+}
+
 /* Fetches one file of resource r. Called with the lock held; drops it meanwhile. */
 int cache_fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 {
@@ -574,7 +591,7 @@ int cache_fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 	struct dsfs_blob *blob = NULL, *obj_blob = NULL;
 	struct slot *s = &r->slots[i];
 	json_object *o = NULL;
-	char *url;
+	char *url, *got_name = NULL;
 	double at;
 	int ret;
 
@@ -651,6 +668,8 @@ int cache_fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 			ret = get_json(c, url, anonymous, &o, NULL);
 			if (ret == 0 && !f->subpath && !json_object_is_type(o, json_type_object))
 				ret = protocol_error(url, "answer is not a JSON object");
+			if (ret == 0 && !f->subpath)
+				got_name = name_of(r->kind, o);
 		}
 		if (ret == 0 && f->derive) {
 			/* The object came with it: keep it as the object file too. */
@@ -667,6 +686,25 @@ int cache_fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 
 	pthread_mutex_lock(&c->lock);
 	s->fetching = false;
+	if (ret == 0 && got_name && r->name && strcmp(got_name, r->name)) {
+		/*
+		 * The object no longer has the name its entry was made from: the
+		 * listing is stale, and the entry may now be another object's.
+		 * The object is kept (it is this node's); the listing is taken
+		 * again, and the caller resolves its path again.
+		 */
+		struct dsfs_node *coll = r->parent;
+
+		cache_set_slot(c, r, i, blob, at);
+		blob = NULL;
+		if (coll) {
+			cache_node_ref(coll);
+			coll->listed_at = 0;
+			ret = cache_ensure_listing(c, coll, true);
+			cache_node_unref(c, coll);
+		}
+		ret = ret ? ret : -ESTALE;
+	}
 	if (ret == 0) {
 		cache_set_slot(c, r, i, blob, at);
 		if (obj_blob && !r->slots[0].fetching)
@@ -683,6 +721,7 @@ int cache_fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 	}
 	pthread_cond_broadcast(&c->done);
 	cache_node_unref(c, r);
+	free(got_name);
 	return ret;
 }
 

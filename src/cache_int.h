@@ -63,6 +63,7 @@ struct dsfs_node {
 
 	/* resource */
 	char *id, *entry;
+	char *name;                   /* the name the listing gave it (before entry escaping), or NULL */
 	struct slot *slots;           /* kind->nfiles */
 	struct dsfs_node **colls;     /* kind->nchildren, created on first lookup */
 

@@ -199,6 +199,24 @@ static int resolve(struct dsfs_fs *fs, const char *path, struct dsfs_loc *out)
 	return 0;
 }
 
+/*
+ * After a cache call answered -ESTALE for *loc (the object its name was
+ * made from is now called otherwise, and the listing was taken again):
+ * resolves path anew into *loc. -ESTALE when it resolved (try the call
+ * again on the new location), or the lookup's errno; *loc is always one
+ * to put.
+ */
+static int resolve_again(struct dsfs_fs *fs, const char *path, struct dsfs_loc *loc)
+{
+	int ret;
+
+	dsfs_cache_put(fs->cache, loc);
+	ret = resolve(fs, path, loc);
+	if (ret)
+		memset(loc, 0, sizeof(*loc));
+	return ret ? ret : -ESTALE;
+}
+
 static void fill_stat(const struct dsfs_fs *fs, const struct dsfs_attr *a, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -465,10 +483,46 @@ static void scratch_fill_stat(const struct dsfs_fs *fs, struct dsfs_scratch_file
 	st->st_blocks = (blkcnt_t)((size + 511) / 512);
 }
 
+static int edit_target_of(struct dsfs_fs *fs, const char *path, struct dsfs_loc *obj);
+
+/* The API URL of the object an editor's file at path would edit now (malloc'd), or NULL. */
+static char *object_beside(struct dsfs_fs *fs, const char *path)
+{
+	struct dsfs_loc obj;
+	char *url = NULL;
+
+	if (edit_target_of(fs, path, &obj) == 0)
+		url = dsfs_cache_resource_url(fs->cache, &obj);
+	dsfs_cache_put(fs->cache, &obj);
+	return url;
+}
+
+/*
+ * The editor's file at path (a reference), or NULL. A file made beside one
+ * object is not there once its directory's name is another object's (the
+ * server renamed them): it never shows in, or edits, another object's
+ * directory.
+ */
+static struct dsfs_scratch_file *scratch_find(struct dsfs_fs *fs, const char *path)
+{
+	struct dsfs_scratch_file *f = fs->o.allow_edit ? dsfs_scratch_get(fs->scratch, path) : NULL;
+	char *url;
+
+	if (!f)
+		return NULL;
+	url = object_beside(fs, path);
+	if (!url || !dsfs_scratch_object(f) || strcmp(url, dsfs_scratch_object(f))) {
+		dsfs_scratch_put(f);
+		f = NULL;
+	}
+	free(url);
+	return f;
+}
+
 /* True (with *st filled) when path is an editor's file. */
 static bool scratch_stat(struct dsfs_fs *fs, const char *path, struct stat *st)
 {
-	struct dsfs_scratch_file *f = fs->o.allow_edit ? dsfs_scratch_get(fs->scratch, path) : NULL;
+	struct dsfs_scratch_file *f = scratch_find(fs, path);
 
 	if (!f)
 		return false;
@@ -479,6 +533,7 @@ static bool scratch_stat(struct dsfs_fs *fs, const char *path, struct stat *st)
 
 struct scratch_fill {
 	struct dsfs_fs *fs;
+	const char *object; /* the API URL of the directory's object */
 	dsfs_fs_fill_fn fill;
 	void *ctx;
 };
@@ -487,6 +542,9 @@ static int scratch_fill_one(void *ctx, const char *name, struct dsfs_scratch_fil
 {
 	struct scratch_fill *sf = ctx;
 	struct stat st;
+
+	if (!dsfs_scratch_object(f) || strcmp(dsfs_scratch_object(f), sf->object))
+		return 0; /* made beside the object that had this directory's name before */
 
 	scratch_fill_stat(sf->fs, f, &st);
 	return sf->fill(sf->ctx, name, &st, DSFS_FS_COMPLETE);
@@ -513,6 +571,12 @@ int dsfs_fs_getattr(struct dsfs_fs *fs, const char *path, struct stat *st, unsig
 	ret = resolve(fs, path, &loc);
 	if (ret == 0) {
 		ret = dsfs_cache_getattr(fs->cache, &loc, &a);
+		if (ret == -ESTALE) /* the name is now another object's (the listing was taken again) */
+			ret = resolve_again(fs, path, &loc);
+		if (ret == -ESTALE)
+			ret = dsfs_cache_getattr(fs->cache, &loc, &a);
+		if (ret == -ESTALE)
+			ret = -ENOENT; /* renamed under us twice: the name is not to be trusted now */
 		if (ret == 0 && loc.type == DSFS_LOC_CTL) {
 			struct dsfs_blob *b = result_get(fs, path);
 
@@ -574,6 +638,7 @@ static int fill_one(void *ctx, const char *name, const struct dsfs_attr *attr, b
 int dsfs_fs_readdir(struct dsfs_fs *fs, const char *path, dsfs_fs_fill_fn fill, void *ctx)
 {
 	struct fill_ctx f = { fs, path, fill, ctx };
+	char *object = NULL;
 	struct dsfs_loc loc;
 	struct stat st;
 	int ret;
@@ -590,16 +655,19 @@ int dsfs_fs_readdir(struct dsfs_fs *fs, const char *path, dsfs_fs_fill_fn fill, 
 	ret = resolve(fs, path, &loc);
 	if (ret == 0) {
 		ret = dsfs_cache_readdir(fs->cache, &loc, fill_one, &f);
+		if (fs->o.allow_edit && loc.type == DSFS_LOC_RESOURCE && !(object = dsfs_cache_resource_url(fs->cache, &loc)))
+			ret = -ENOMEM;
 		dsfs_cache_put(fs->cache, &loc);
 	}
 	if (ret == 0 && fs->tasks_path && !strcmp(path, fs->tasks_path) &&
 	    synthetic_stat(fs, fs->latest_path, &st) == 1)
 		ret = fill(ctx, LATEST, &st, DSFS_FS_COMPLETE) ? -ENOMEM : 0;
-	if (ret == 0 && fs->o.allow_edit) {
-		struct scratch_fill sf = { fs, fill, ctx };
+	if (ret == 0 && object) {
+		struct scratch_fill sf = { fs, object, fill, ctx };
 
 		ret = dsfs_scratch_list(fs->scratch, path, scratch_fill_one, &sf) ? -ENOMEM : 0;
 	}
+	free(object);
 	return done("readdir", path, ret);
 }
 
@@ -632,7 +700,7 @@ static int open_edit(struct dsfs_fs *fs, const struct dsfs_loc *loc, int flags, 
 	if (ret == 0 && !(h = handle_new(H_EDIT)))
 		ret = -ENOMEM;
 	if (ret == 0)
-		ret = dsfs_scratch_create(NULL, NULL, base, &h->file);
+		ret = dsfs_scratch_create(NULL, NULL, base, NULL, &h->file);
 	if (ret == 0 && !(flags & O_TRUNC))
 		ret = dsfs_scratch_fill(h->file, base);
 	dsfs_blob_unref(base);
@@ -681,7 +749,7 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, str
 		*out = h;
 		return 0;
 	}
-	if (fs->o.allow_edit && (f = dsfs_scratch_get(fs->scratch, path))) {
+	if ((f = scratch_find(fs, path))) {
 		if (!(h = handle_new(H_EDIT))) {
 			dsfs_scratch_put(f);
 			return -ENOMEM;
@@ -717,6 +785,12 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, str
 			break;
 		}
 		ret = dsfs_cache_open(fs->cache, &loc, &h->content, caching);
+		if (ret == -ESTALE) /* the name is now another object's (the listing was taken again) */
+			ret = resolve_again(fs, path, &loc);
+		if (ret == -ESTALE)
+			ret = loc.type == DSFS_LOC_FILE ? dsfs_cache_open(fs->cache, &loc, &h->content, caching) : -ENOENT;
+		if (ret == -ESTALE)
+			ret = -ENOENT;
 		h->direct = loc.node && *caching != DSFS_CACHING_PAGED;
 		break;
 	case DSFS_LOC_CTL:
@@ -1363,7 +1437,7 @@ int dsfs_fs_readlink(struct dsfs_fs *fs, const char *path, char *buf, size_t siz
 
 int dsfs_fs_truncate(struct dsfs_fs *fs, const char *path, off_t size)
 {
-	struct dsfs_scratch_file *f = fs->o.allow_edit ? dsfs_scratch_get(fs->scratch, path) : NULL;
+	struct dsfs_scratch_file *f = scratch_find(fs, path);
 	struct dsfs_loc loc;
 	int ret;
 
@@ -1554,6 +1628,7 @@ int dsfs_fs_create(struct dsfs_fs *fs, const char *path, int flags, struct dsfs_
 	struct dsfs_loc obj, there;
 	struct dsfs_blob *base = NULL;
 	struct dsfs_handle *h = NULL;
+	char *object = NULL;
 	int ret;
 
 	dsfs_err_clear();
@@ -1567,18 +1642,31 @@ int dsfs_fs_create(struct dsfs_fs *fs, const char *path, int flags, struct dsfs_
 	/* the object as it was shown: what the editor read, and what its edit is compared with */
 	if (ret == 0)
 		ret = dsfs_cache_shown(fs->cache, &obj, &base);
+	if (ret == 0 && !(object = dsfs_cache_resource_url(fs->cache, &obj)))
+		ret = -ENOMEM;
 	dsfs_cache_put(fs->cache, &obj);
 	if (ret == 0 && (!(h = handle_new(H_EDIT)) || !(h->path = strdup(path))))
 		ret = -ENOMEM;
 	if (ret == 0)
-		ret = dsfs_scratch_create(fs->scratch, path, base, &h->file);
+		ret = dsfs_scratch_create(fs->scratch, path, base, object, &h->file);
 	dsfs_blob_unref(base);
+	free(object);
 	if (ret) {
 		dsfs_fs_release(fs, h);
 		return done("create", path, ret);
 	}
 	*out = h;
 	return 0;
+}
+
+/* Whether editor's file f was made beside the object of object file loc. */
+static bool made_for(struct dsfs_fs *fs, struct dsfs_scratch_file *f, const struct dsfs_loc *loc)
+{
+	char *url = dsfs_cache_resource_url(fs->cache, loc);
+	bool same = url && dsfs_scratch_object(f) && !strcmp(url, dsfs_scratch_object(f));
+
+	free(url);
+	return same;
 }
 
 static bool same_dir(const char *a, const char *b)
@@ -1590,7 +1678,7 @@ static bool same_dir(const char *a, const char *b)
 
 int dsfs_fs_rename(struct dsfs_fs *fs, const char *from, const char *to, unsigned flags)
 {
-	struct dsfs_scratch_file *f = fs->o.allow_edit ? dsfs_scratch_get(fs->scratch, from) : NULL;
+	struct dsfs_scratch_file *f = scratch_find(fs, from);
 	struct dsfs_blob *base, *now;
 	struct dsfs_loc obj, there;
 	int ret;
@@ -1614,6 +1702,8 @@ int dsfs_fs_rename(struct dsfs_fs *fs, const char *from, const char *to, unsigne
 			ret = -EEXIST;
 		else if (there.type != DSFS_LOC_FILE || !dsfs_cache_editable(&there))
 			ret = -EPERM;
+		else if (!made_for(fs, f, &there))
+			ret = -EXDEV; /* the name is now another object's: its edit is of the one it was made beside */
 		if (ret == 0) {
 			base = dsfs_scratch_base(f);
 			now = dsfs_scratch_bytes(f);
@@ -1662,7 +1752,7 @@ int dsfs_fs_chmeta(struct dsfs_fs *fs, const char *path)
 
 	if (!fs->o.allow_edit)
 		return -EPERM;
-	if ((f = dsfs_scratch_get(fs->scratch, path))) {
+	if ((f = scratch_find(fs, path))) {
 		dsfs_scratch_put(f);
 		return 0;
 	}

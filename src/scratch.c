@@ -18,6 +18,7 @@ struct dsfs_scratch_file {
 	time_t mtime;
 	uint64_t ino;
 	struct dsfs_blob *base;
+	char *object;           /* the API URL of the object it was made beside (immutable), or NULL */
 };
 
 struct entry {
@@ -55,6 +56,7 @@ void dsfs_scratch_put(struct dsfs_scratch_file *f)
 	if (left)
 		return;
 	dsfs_blob_unref(f->base);
+	free(f->object);
 	free(f->data);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
@@ -88,19 +90,22 @@ static ssize_t find(struct dsfs_scratch *st, const char *path)
 	return -1;
 }
 
-int dsfs_scratch_create(struct dsfs_scratch *st, const char *path, struct dsfs_blob *base,
+int dsfs_scratch_create(struct dsfs_scratch *st, const char *path, struct dsfs_blob *base, const char *object,
 			struct dsfs_scratch_file **out)
 {
 	struct dsfs_scratch_file *f = calloc(1, sizeof(*f));
 	char *p = st ? strdup(path) : NULL;
+	char *obj = object ? strdup(object) : NULL;
 	int ret = 0;
 
 	*out = NULL;
-	if (!f || (st && !p)) {
+	if (!f || (st && !p) || (object && !obj)) {
 		free(f);
 		free(p);
+		free(obj);
 		return -ENOMEM;
 	}
+	f->object = obj;
 	pthread_mutex_init(&f->lock, NULL);
 	f->refs = 1;
 	f->mtime = time(NULL);
@@ -307,4 +312,9 @@ struct dsfs_blob *dsfs_scratch_base(struct dsfs_scratch_file *f)
 	b = f->base ? dsfs_blob_ref(f->base) : NULL;
 	pthread_mutex_unlock(&f->lock);
 	return b;
+}
+
+const char *dsfs_scratch_object(const struct dsfs_scratch_file *f)
+{
+	return f->object;
 }

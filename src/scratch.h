@@ -4,8 +4,9 @@
  * and an atomic save's temporary file, vim's swap and backup files. They
  * live in memory only, under the path they were created at, until they
  * are unlinked, renamed over the object file (which sends the edit) or
- * the mount ends; each remembers the object as it was shown when it was
- * created (the base its edit is compared with). A file can also be
+ * the mount ends; each remembers the object it was made beside (its API
+ * URL) and that object as it was shown when it was created (the base its
+ * edit is compared with). A file can also be
  * private: the buffer of an object file open for writing, in no table.
  * Bounded: DSFS_SCRATCH_FILES files, each at most DSFS_SCRATCH_MAX bytes.
  * Thread-safe; files are reference-counted.
@@ -32,11 +33,14 @@ void dsfs_scratch_free(struct dsfs_scratch *st);
 
 /*
  * A new empty file; at path in st's table (st NULL: private). base is the
- * object as shown (a reference is taken; NULL: none). -EEXIST, -ENOSPC past
- * the bound, -ENOMEM.
+ * object as shown (a reference is taken; NULL: none), object its API URL
+ * (copied; NULL: none). -EEXIST, -ENOSPC past the bound, -ENOMEM.
  */
-int dsfs_scratch_create(struct dsfs_scratch *st, const char *path, struct dsfs_blob *base,
+int dsfs_scratch_create(struct dsfs_scratch *st, const char *path, struct dsfs_blob *base, const char *object,
 			struct dsfs_scratch_file **out);
+
+/* The API URL of the object f was made beside (NULL: none); it never changes. */
+const char *dsfs_scratch_object(const struct dsfs_scratch_file *f);
 
 /* The file at path (a reference), or NULL. */
 struct dsfs_scratch_file *dsfs_scratch_get(struct dsfs_scratch *st, const char *path);

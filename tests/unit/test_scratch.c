@@ -22,8 +22,8 @@ int main(void)
 	char buf[16], path[64];
 	int n = 0;
 
-	is_int(dsfs_scratch_create(st, "/v/a", base, &f), 0, "a file is made");
-	is_int(dsfs_scratch_create(st, "/v/a", NULL, &g), -EEXIST, "not twice");
+	is_int(dsfs_scratch_create(st, "/v/a", base, "/vol/1", &f), 0, "a file is made");
+	is_int(dsfs_scratch_create(st, "/v/a", NULL, NULL, &g), -EEXIST, "not twice");
 	is_int(dsfs_scratch_write(f, "hello", 5, 3), 5, "a write past the end");
 	is_int(dsfs_scratch_read(f, buf, sizeof(buf), 0), 8, "the gap reads as zeros");
 	ok(!memcmp(buf, "\0\0\0hello", 8), "zeros, then the bytes");
@@ -35,8 +35,9 @@ int main(void)
 	b = dsfs_scratch_base(f);
 	ok(b == base, "the base is the object as shown");
 	dsfs_blob_unref(b);
+	ok(!strcmp(dsfs_scratch_object(f), "/vol/1"), "it knows the object it was made beside");
 
-	is_int(dsfs_scratch_create(st, "/v/b", NULL, &g), 0, "a second file");
+	is_int(dsfs_scratch_create(st, "/v/b", NULL, NULL, &g), 0, "a second file");
 	is_int(dsfs_scratch_rename(st, "/v/a", "/v/b"), 0, "renamed over the second");
 	dsfs_scratch_put(g);
 	g = dsfs_scratch_get(st, "/v/b");
@@ -51,10 +52,10 @@ int main(void)
 
 	for (int i = 1; i < DSFS_SCRATCH_FILES; i++) {
 		snprintf(path, sizeof(path), "/w/%d", i);
-		if (dsfs_scratch_create(st, path, NULL, &files[i]))
+		if (dsfs_scratch_create(st, path, NULL, NULL, &files[i]))
 			break;
 	}
-	is_int(dsfs_scratch_create(st, "/w/one-too-many", NULL, &g), -ENOSPC, "bounded in number");
+	is_int(dsfs_scratch_create(st, "/w/one-too-many", NULL, NULL, &g), -ENOSPC, "bounded in number");
 	for (int i = 1; i < DSFS_SCRATCH_FILES; i++)
 		dsfs_scratch_put(files[i]);
 	is_int(dsfs_scratch_unlink(st, "/v/b"), 0, "unlinked");
