@@ -668,8 +668,11 @@ int cache_fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 			ret = get_json(c, url, anonymous, &o, NULL);
 			if (ret == 0 && !f->subpath && !json_object_is_type(o, json_type_object))
 				ret = protocol_error(url, "answer is not a JSON object");
-			if (ret == 0 && !f->subpath)
+			if (ret == 0 && !f->subpath) {
 				got_name = name_of(r->kind, o);
+				for (const char *const *g = r->kind->get_only; g && *g; g++)
+					json_object_object_del(o, *g); /* the file has the listing's shape */
+			}
 		}
 		if (ret == 0 && f->derive) {
 			/* The object came with it: keep it as the object file too. */

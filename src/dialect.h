@@ -101,6 +101,13 @@ struct dsfs_kind {
 	const char *name_field;  /* "name" */
 	const char *time_field;  /* field giving mtime, or NULL */
 	bool get_one;            /* GET <segment>/<id> exists (else refresh by listing) */
+	/*
+	 * One shape per kind: an object file shows the listing's shape however
+	 * it was fetched, so fields only a GET of one object carries are left
+	 * out of its answer (NULL-terminated, or NULL: the shapes agree). A kind
+	 * whose listing carries fields a GET lacks has no get_one.
+	 */
+	const char *const *get_only;
 	const struct dsfs_file_desc *files; /* files[0] is the object itself when its subpath is NULL */
 	size_t nfiles;
 	const struct dsfs_kind *const *children; /* collections inside each resource */
@@ -243,6 +250,7 @@ struct dsfs_dialect {
 #define DSFS_EDIT(a) .edit = (a), .nedit = DSFS_ARRAY_LEN(a)
 #define DSFS_OBJECT_FILE(fname) { .name = fname }
 #define DSFS_REQUIRE(...) (const char *const[]) { __VA_ARGS__, NULL }
+#define DSFS_GET_ONLY(...) .get_only = (const char *const[]) { __VA_ARGS__, NULL }
 #define DSFS_REFS(...) (const struct dsfs_ref[]) { __VA_ARGS__, { NULL, NULL } }
 
 /* Every dialect dsfs speaks, NULL-terminated, in the order --help lists them (src/dialects.c). */

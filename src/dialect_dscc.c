@@ -67,7 +67,8 @@ static const struct dsfs_edit_field volume1_edit[] = {
 
 static const struct dsfs_kind volume1 = {
 	.name = "volume", .dir_name = "volumes", .segment = "volumes", DSCC_LIST,
-	.time_field = "creationTime", .get_one = true, DSFS_FILES(volume_files), DSFS_CHILDREN(volume1_children),
+	.time_field = "creationTime", .get_one = true, DSFS_GET_ONLY("consoleUri", "requestUri", "volumePerformance"),
+	DSFS_FILES(volume_files), DSFS_CHILDREN(volume1_children),
 	DSFS_ACTIONS(volume1_actions), .create = &volume1_create, .deletable = true, DSFS_EDIT(volume1_edit),
 };
 
@@ -81,15 +82,20 @@ static const struct dsfs_capacity pool_capacity[] = {
 
 static const struct dsfs_kind pool = {
 	.name = "storage pool", .dir_name = "pools", .segment = "storage-pools", DSCC_LIST,
-	.get_one = true, DSFS_FILES(pool_files), DSFS_CAPACITY(pool_capacity),
+	.get_one = true, DSFS_GET_ONLY("associatedLinks", "requestUri"), DSFS_FILES(pool_files),
+	DSFS_CAPACITY(pool_capacity),
 };
 
 static const struct dsfs_file_desc volumeset_files[] = { DSFS_OBJECT_FILE("volumeset.json") };
 
-/* Volume sets hang off the device-independent storage-systems path. */
+/*
+ * Volume sets hang off the device-independent storage-systems path. Their
+ * listing carries members and application, which a GET of one lacks: the
+ * listing is their only source, so the file has one shape.
+ */
 static const struct dsfs_kind volumeset = {
 	.name = "volume set", .dir_name = "volumesets", .segment = "/api/v1/storage-systems/{id}/volume-sets",
-	DSCC_LIST, .get_one = true, DSFS_FILES(volumeset_files),
+	DSCC_LIST, .get_one = false, DSFS_FILES(volumeset_files),
 };
 
 static const struct dsfs_file_desc system_files[] = { DSFS_OBJECT_FILE("system.json") };
@@ -101,7 +107,7 @@ static const struct dsfs_action snapshot2_create = { .required = DSFS_REQUIRE("n
 
 static const struct dsfs_kind snapshot2 = {
 	.name = "snapshot", .dir_name = "snapshots", .segment = "snapshots", DSCC_LIST,
-	.time_field = "creation_time", .get_one = true, DSFS_FILES(snapshot_files),
+	.time_field = "creation_time", .get_one = true, DSFS_GET_ONLY("requestUri"), DSFS_FILES(snapshot_files),
 	.create = &snapshot2_create, .deletable = true,
 };
 
@@ -130,7 +136,8 @@ static const struct dsfs_edit_field volume2_edit[] = {
 
 static const struct dsfs_kind volume2 = {
 	.name = "volume", .dir_name = "volumes", .segment = "volumes", DSCC_LIST,
-	.time_field = "creation_time", .get_one = true, DSFS_FILES(volume_files), DSFS_CHILDREN(volume2_children),
+	.time_field = "creation_time", .get_one = true, DSFS_GET_ONLY("requestUri"), DSFS_FILES(volume_files),
+	DSFS_CHILDREN(volume2_children),
 	DSFS_ACTIONS(volume2_actions), .create = &volume2_create, .deletable = true, DSFS_EDIT(volume2_edit),
 };
 
@@ -143,9 +150,10 @@ static const struct dsfs_kind system2 = {
 
 static const struct dsfs_kind *const system_also[] = { &system2, NULL };
 
+/* Its listing carries overallState, which a GET of one lacks: the listing is its only source. */
 static const struct dsfs_kind system1 = {
 	.name = "storage system", .dir_name = "servers", .segment = "api/v1/storage-systems/device-type1",
-	DSCC_LIST, .get_one = true, DSFS_FILES(system_files), DSFS_CHILDREN(system1_children), .also = system_also,
+	DSCC_LIST, .get_one = false, DSFS_FILES(system_files), DSFS_CHILDREN(system1_children), .also = system_also,
 };
 
 /* ---- console-wide resources --------------------------------------------------------------- */
@@ -160,14 +168,15 @@ static const struct dsfs_action host_create = {
 
 static const struct dsfs_kind host = {
 	.name = "host initiator", .dir_name = "hosts", .segment = "api/v1/host-initiators", DSCC_LIST,
-	.get_one = true, DSFS_FILES(host_files), .create = &host_create, .deletable = true,
+	.get_one = true, DSFS_GET_ONLY("requestUri"), DSFS_FILES(host_files), .create = &host_create,
+	.deletable = true,
 };
 
 static const struct dsfs_file_desc hostgroup_files[] = { DSFS_OBJECT_FILE("hostgroup.json") };
 
 static const struct dsfs_kind hostgroup = {
 	.name = "host initiator group", .dir_name = "hostgroups", .segment = "api/v1/host-initiator-groups",
-	DSCC_LIST, .get_one = true, DSFS_FILES(hostgroup_files),
+	DSCC_LIST, .get_one = true, DSFS_GET_ONLY("requestUri"), DSFS_FILES(hostgroup_files),
 };
 
 static const struct dsfs_file_desc issue_files[] = { DSFS_OBJECT_FILE("issue.json") };

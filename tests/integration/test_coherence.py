@@ -106,3 +106,22 @@ def test_an_editors_file_never_edits_the_object_that_took_its_directorys_name(ds
     assert e.value.errno in (errno.ENOENT, errno.EXDEV)
     assert puts(dscc) == []  # nothing sent, to Y or anyone
     assert v.api.get(v.url(y["id"]))["sizeMiB"] == y["sizeMiB"]
+
+
+def test_a_file_has_one_shape_however_it_was_fetched(dscc, dsfs_mount, tmp_path):
+    # DSCC answers a GET of one volume with fields its listing lacks (consoleUri, requestUri,
+    # volumePerformance for device-type1): the file is the listing's shape either way, so
+    # nothing changed on the server means nothing changes in the file.
+    m = dsfs_mount(dscc, "api=dscc", ttl=1, credentials=dscc_credentials(tmp_path, dscc))
+    v = Volumes(dscc, m)
+    files = [os.path.join(v.dir, e, "volume.json") for e in assign_entries(v.all())]
+    hosts = [m.p("hosts", e, "host.json") for e in os.listdir(m.p("hosts")) if e != "new"]
+    listed = {}
+    for f in files + hosts:
+        with open(f, "rb") as fh:
+            listed[f] = fh.read()
+    time.sleep(1.2)  # stale: each open now asks for its one object
+    for f in files + hosts:
+        with open(f, "rb") as fh:
+            got = fh.read()
+        assert got == listed[f], (f, sorted(set(json.loads(got)) ^ set(json.loads(listed[f]))))
