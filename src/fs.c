@@ -953,7 +953,7 @@ int dsfs_fs_read(struct dsfs_fs *fs, struct dsfs_handle *h, struct dsfs_blob *ne
 		if (dsfs_cache_reread(fs->cache, &h->loc, age, &b) == 0)
 			dsfs_blob_take_grown(&h->content, b);
 	}
-	if (h->type == H_READ && !h->direct && newest && h->content && newest->version > h->content->version) {
+	if (h->type == H_READ && newest && h->content && newest->version > h->content->version) {
 		dsfs_blob_unref(h->content); /* the kernel's shared pages never go back to older bytes */
 		h->content = dsfs_blob_ref(newest);
 	}

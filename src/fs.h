@@ -100,9 +100,10 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, str
  * read-through file read past what it held fetches what was added since.
  * tasks/<id>/wait reads its task's outcome once dsfs_fs_read_wait has
  * waited for it (EAGAIN before). newest (may be NULL) is the newest content
- * any open of the file handed out (dsfs_nodes_newest): a handle the kernel
- * caches reads it rather than its own older copy, because what it reads
- * fills pages every descriptor of the file shares.
+ * any open of the object file handed out (dsfs_nodes_newest): an older
+ * handle reads it rather than its own copy, because what it reads may fill
+ * pages every descriptor of the file shares, and because no read shows a
+ * version older than one an open has shown.
  */
 int dsfs_fs_read(struct dsfs_fs *fs, struct dsfs_handle *h, struct dsfs_blob *newest, char *buf, size_t size,
 		 off_t off);
