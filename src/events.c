@@ -67,7 +67,15 @@ struct dsfs_events *dsfs_events_new(struct dsfs_session *session, const struct d
 		return NULL;
 	}
 	pthread_mutex_init(&ev->lock, NULL);
-	pthread_cond_init(&ev->asked, NULL);
+	/* an estate's feed waits for a question with a deadline on the monotonic clock */
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&ev->asked, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	return ev;
 }
 
@@ -75,6 +83,10 @@ void dsfs_events_free(struct dsfs_events *ev)
 {
 	if (!ev)
 		return;
+	pthread_mutex_lock(&ev->lock);
+	while (ev->asking) /* a question asked in the background: it uses ev to its end */
+		pthread_cond_wait(&ev->asked, &ev->lock);
+	pthread_mutex_unlock(&ev->lock);
 	dsfs_blob_unref(ev->text);
 	free(ev->newest);
 	free(ev->seen);
@@ -352,6 +364,56 @@ struct dsfs_blob *dsfs_events_text(struct dsfs_events *ev, bool want)
 	return b;
 }
 
+static void *ask_in_background(void *arg)
+{
+	struct dsfs_events *ev = arg;
+
+	pthread_mutex_lock(&ev->lock);
+	ask(ev);
+	pthread_mutex_unlock(&ev->lock);
+	return NULL;
+}
+
+/*
+ * Starts a question in the background when one is due (as dsfs_events_text
+ * would ask), so that an estate asks its members side by side.
+ */
+static void start(struct dsfs_events *ev)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int ret;
+
+	pthread_mutex_lock(&ev->lock);
+	if (!ev->readers || ev->asking || (ev->asked_at && mono() - ev->asked_at < ev->interval)) {
+		pthread_mutex_unlock(&ev->lock);
+		return;
+	}
+	ev->asking = true; /* from now: dsfs_events_free waits for it */
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	ret = pthread_create(&t, &attr, ask_in_background, ev);
+	pthread_attr_destroy(&attr);
+	if (ret) {
+		dsfs_log(DSFS_LOG_WARN, "events/log: no thread to ask in the background (%s): asking here",
+			 strerror(ret));
+		ask(ev);
+	}
+	pthread_mutex_unlock(&ev->lock);
+}
+
+/* Waits for ev's question in flight until the monotonic time deadline at the latest. */
+static void settle(struct dsfs_events *ev, double deadline)
+{
+	struct timespec until = { (time_t)deadline, (long)((deadline - (double)(time_t)deadline) * 1e9) };
+
+	pthread_mutex_lock(&ev->lock);
+	while (ev->asking && mono() < deadline)
+		if (pthread_cond_timedwait(&ev->asked, &ev->lock, &until) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&ev->lock);
+}
+
 /* ---- an estate's feed ------------------------------------------------------------ */
 
 struct merge_member {
@@ -453,9 +515,20 @@ struct dsfs_blob *dsfs_events_merge_text(struct dsfs_events_merge *mg, bool want
 	size_t addlen = 0;
 	struct dsfs_blob *b;
 
+	if (want) {
+		/* every member is asked at once, and a member that does not answer within its timeout
+		 * (one that hangs) is left for the next read: it delays the estate's feed by one timeout
+		 * at most, and no lock is held meanwhile */
+		double from = mono();
+
+		for (size_t i = 0; i < mg->n; i++)
+			start(mg->m[i].ev);
+		for (size_t i = 0; i < mg->n; i++)
+			settle(mg->m[i].ev, from + dsfs_session_timeout(mg->m[i].ev->session));
+	}
 	pthread_mutex_lock(&mg->lock);
 	for (size_t i = 0; i < mg->n; i++) {
-		struct dsfs_blob *t = dsfs_events_text(mg->m[i].ev, want);
+		struct dsfs_blob *t = dsfs_events_text(mg->m[i].ev, false);
 
 		if (t && mg->m[i].taken > t->len)
 			mg->m[i].taken = t->len; /* its oldest half was dropped: go on from its end */

@@ -241,3 +241,41 @@ def test_backupdr_events_page_through_a_time_that_fills_pages(server_factory, ds
     check_burst(bdr, m, "command", lambda e: e.get("command"))
     audit = BdrApi(bdr).items("/localaudit")
     assert len({a["issuedate"] for a in audit if a["command"].startswith("burst ")}) == 1
+
+
+def test_an_estates_feed_waits_one_timeout_for_hung_members(server_factory, dsfs_mount, tmp_path):
+    """Four members hang (timeout=3): `cat MOUNT/events/log` asks every member at once and waits one
+    timeout for them, not one per member per question (36 s on 0b549a2); two readers at once do not
+    wait for each other (no lock is held across a request); the live member's events are shown."""
+    from test_estate import estate_beside_hung_members
+
+    live, path, hang, release = estate_beside_hung_members(server_factory, tmp_path)
+    m = dsfs_mount(live, "estate=" + path, "timeout=3", "connect_timeout=1", ttl=1, estate=True)
+    s = sorted(os.listdir(m.p("live", "servers")))[0]
+    v = sorted(os.listdir(m.p("live", "servers", s, "volumes")))[0]
+    action = m.p("live", "servers", s, "volumes", v, "action")
+    try:
+        with open(action, "w") as f:  # a task: an event of the live member
+            f.write("clone name=before-the-hang\n")
+        hang()
+        t0 = time.monotonic()
+        cats = [subprocess.Popen(["cat", m.p("events", "log")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                for _ in range(2)]
+        outs = [c.communicate(timeout=120) for c in cats]
+        took = time.monotonic() - t0
+        assert all(c.returncode == 0 for c in cats), [o[1] for o in outs]
+        assert took < 3 + 5, took  # one timeout and slack
+        for out, _ in outs:
+            lines = [json.loads(line) for line in out.decode().splitlines()]
+            assert any("before-the-hang" in e.get("name", "") for e in lines), lines[:3]
+            assert all(e["member"] == "live" for e in lines), lines[:3]
+        # a later read still shows what the live member does
+        with open(action, "w") as f:
+            f.write("clone name=beside-the-hung\n")
+        t = Tail(m.p("events", "log"))
+        try:
+            t.wait_for(lambda e: e.get("member") == "live" and "beside-the-hung" in e.get("name", ""), 3 + 5)
+        finally:
+            t.stop()
+    finally:
+        release()
