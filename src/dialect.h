@@ -165,8 +165,13 @@ struct dsfs_events_desc {
 	const char *id_field;
 	const char *time_field;   /* orders the events: an ISO-8601 string or a number */
 	const char *newest_query; /* the first question's query: the newest page, in any order */
-	/* later questions' query, "{since}" standing for the newest time seen (percent-encoded); NULL: newest_query */
+	/*
+	 * Later questions' query, "{since}" standing for the newest time seen
+	 * (percent-encoded) and "{offset}" for how many events at that time to
+	 * skip; NULL: newest_query. since_page is its page size (its limit).
+	 */
 	const char *since_query;
+	unsigned since_page;
 	const char *state_field;  /* an object seen again is shown again when this has changed (tasks); NULL: never */
 };
 

@@ -146,7 +146,8 @@ static const struct dsfs_kind *const root_children[] = {
 static const struct dsfs_events_desc events = {
 	.url = "/localaudit", .list_key = "items", .id_field = "id", .time_field = "issuedate",
 	.newest_query = "sort=issuedate:desc&limit=100&offset=0",
-	.since_query = "filter=issuedate:%3E%3D{since}&sort=issuedate:asc&limit=1000&offset=0",
+	.since_query = "filter=issuedate:%3E%3D{since}&sort=issuedate:asc&limit=1000&offset={offset}",
+	.since_page = 1000,
 };
 
 static const struct dsfs_kind root = {

@@ -76,16 +76,46 @@ static void unescape(char *s)
 	*w = '\0';
 }
 
-/* The last id of a message array, copied into cursor; false when there is none. */
-static bool last_id(json_object *msgs, char *cursor, size_t len)
-{
-	size_t n = msgs && json_object_is_type(msgs, json_type_array) ? json_object_array_length(msgs) : 0;
-	json_object *id;
+/*
+ * The stream's cursor is a message id: a decimal number that grows along
+ * the stream (../shared CONTRACT-cloudsync: "its id is a cursor"; the
+ * reference server's ids are 1, 2, ...). An id that is not one cannot be
+ * placed in the stream: it is never sent back as a cursor (it would be
+ * pasted into the query) and the message is never taken as an answer.
+ */
+#define ID_MAX 128
 
-	if (!n || !json_object_object_get_ex(json_object_array_get_idx(msgs, n - 1), "id", &id))
-		return false;
-	snprintf(cursor, len, "%s", json_object_get_string(id));
-	return true;
+/* msg's id copied into buf, when it is a decimal number shorter than ID_MAX; NULL otherwise. */
+static const char *id_of(json_object *msg, char *buf)
+{
+	json_object *id;
+	const char *s;
+	size_t len;
+
+	if (!json_object_object_get_ex(msg, "id", &id) ||
+	    !(json_object_is_type(id, json_type_string) || json_object_is_type(id, json_type_int)))
+		return NULL;
+	s = json_object_get_string(id);
+	len = strspn(s, "0123456789");
+	if (!len || s[len] || len >= ID_MAX)
+		return NULL;
+	memcpy(buf, s, len + 1);
+	return buf;
+}
+
+/* <0, 0, >0 as decimal id a is below, equal to, above b ("" below every id). */
+static int id_cmp(const char *a, const char *b)
+{
+	size_t la, lb;
+
+	while (a[0] == '0' && a[1])
+		a++;
+	while (b[0] == '0' && b[1])
+		b++;
+	la = strlen(a);
+	lb = strlen(b);
+
+	return la != lb ? (la < lb ? -1 : 1) : strcmp(a, b);
 }
 
 /* The result in msg, when it answers op on broker for client; NULL otherwise (not ours, or malformed). */
@@ -111,14 +141,19 @@ static json_object *answer_in(json_object *msg, const char *op, const char *brok
  * then the messages after the cursor are read until the one naming this
  * operation, this broker and this client arrives, within the mount's
  * timeout. Other messages are left where they are, for their own readers:
- * reading the stream takes nothing from it.
+ * reading the stream takes nothing from it. Only a message whose id is a
+ * decimal number above the cursor taken before the call can be its answer
+ * (a stream replayed from its start holds the answers to earlier calls),
+ * and the cursor only grows.
  */
 static int message_answer(struct dsfs_session *s, const char *url, json_object **out)
 {
 	const char *op = strrchr(url, '/'), *client = dsfs_session_credential(s, "client_id");
 	double timeout = dsfs_session_timeout(s), deadline = now_s() + timeout;
-	char broker[128], cursor[64] = "", path[128];
+	char broker[128], cursor[ID_MAX] = "", floor[ID_MAX], id[ID_MAX], path[ID_MAX + 32];
+	unsigned ignored = 0;
 	json_object *msgs;
+	size_t n;
 	int ret;
 
 	if (!op || sscanf(url, "/data-brokers/%127[^/]/", broker) != 1)
@@ -128,8 +163,17 @@ static int message_answer(struct dsfs_session *s, const char *url, json_object *
 	msgs = get(s, "/messages/client", &ret);
 	if (ret)
 		return ret;
-	last_id(msgs, cursor, sizeof(cursor)); /* an empty stream: every message is after it */
+	/* an empty stream: every message is after it */
+	n = json_object_is_type(msgs, json_type_array) ? json_object_array_length(msgs) : 0;
+	if (n && !id_of(json_object_array_get_idx(msgs, n - 1), cursor)) {
+		json_object_put(msgs);
+		dsfs_err_record("GET", "/messages/client", 200,
+				"the newest message's id is not a decimal number: the stream has no cursor to follow");
+		return -EIO;
+	}
 	json_object_put(msgs);
+	/* the answer to this call comes after the cursor: nothing at or before it is taken */
+	memcpy(floor, cursor, sizeof(floor));
 	{
 		struct dsfs_request req = { .method = "GET", .path = url };
 		struct dsfs_response resp = { 0 };
@@ -146,6 +190,7 @@ static int message_answer(struct dsfs_session *s, const char *url, json_object *
 	for (;;) {
 		struct timespec pause = { 0, 200 * 1000 * 1000 };
 
+		/* digits only (id_of), so the cursor needs no escaping and cannot add a parameter */
 		if (cursor[0])
 			snprintf(path, sizeof(path), "/messages/client?last=%s", cursor);
 		else
@@ -153,21 +198,34 @@ static int message_answer(struct dsfs_session *s, const char *url, json_object *
 		msgs = get(s, path, &ret);
 		if (ret)
 			return ret;
-		for (size_t i = 0; json_object_is_type(msgs, json_type_array) && i < json_object_array_length(msgs); i++) {
-			json_object *result = answer_in(json_object_array_get_idx(msgs, i), op, broker, client ? client : "");
+		n = json_object_is_type(msgs, json_type_array) ? json_object_array_length(msgs) : 0;
+		for (size_t i = 0; i < n; i++) {
+			json_object *msg = json_object_array_get_idx(msgs, i), *result;
 
+			/* a message without a place in the stream, or at or before the cursor taken before
+			 * the call (a replay), is not this call's answer, whatever it says */
+			if (!id_of(msg, id) || id_cmp(id, floor) <= 0) {
+				ignored++;
+				continue;
+			}
+			if (id_cmp(id, cursor) > 0)
+				memcpy(cursor, id, sizeof(cursor));
+			result = answer_in(msg, op, broker, client ? client : "");
 			if (result) {
 				*out = json_object_get(result);
 				json_object_put(msgs);
 				return 0;
 			}
 		}
-		last_id(msgs, cursor, sizeof(cursor));
 		json_object_put(msgs);
 		if (now_s() >= deadline) {
-			char why[160];
+			char why[240];
 
 			snprintf(why, sizeof(why), "no answer to %s arrived on /messages/client within %.0f s", op, timeout);
+			if (ignored)
+				snprintf(why + strlen(why), sizeof(why) - strlen(why),
+					 " (%u messages ignored: ids not decimal or not after the cursor %s)", ignored,
+					 floor[0] ? floor : "(none)");
 			dsfs_err_record("GET", url, 0, why);
 			return -ETIMEDOUT;
 		}

@@ -198,7 +198,8 @@ static const struct dsfs_kind task = {
 static const struct dsfs_events_desc events = {
 	.url = "/api/v1/audit-events", .list_key = "items", .id_field = "id", .time_field = "occurredAt",
 	.newest_query = "sort=occurredAt%20desc&limit=100&offset=0",
-	.since_query = "filter=occurredAt%20ge%20%27{since}%27&sort=occurredAt%20asc&limit=1000&offset=0",
+	.since_query = "filter=occurredAt%20ge%20%27{since}%27&sort=occurredAt%20asc&limit=1000&offset={offset}",
+	.since_page = 1000,
 };
 
 static const struct dsfs_kind *const root_children[] = { &system1, &host, &hostgroup, &task, &issue };

@@ -25,6 +25,7 @@
 /* Ids shown are remembered as 64-bit hashes; past this many the set starts again from the last answer. */
 #define SEEN_MAX (1u << 18)
 #define SINCE "{since}"
+#define OFFSET "{offset}"
 
 struct dsfs_events {
 	struct dsfs_session *session;
@@ -37,6 +38,7 @@ struct dsfs_events {
 	bool asking;
 	double asked_at;        /* monotonic time of the last question (0: none yet) */
 	char *newest;           /* the newest time seen, as text, or NULL */
+	size_t ties;            /* events at the newest time taken, from its first on (a since question's) */
 	uint64_t *seen;         /* open addressing, 0 = empty */
 	size_t nseen, cap;
 };
@@ -65,7 +67,15 @@ struct dsfs_events *dsfs_events_new(struct dsfs_session *session, const struct d
 		return NULL;
 	}
 	pthread_mutex_init(&ev->lock, NULL);
-	pthread_cond_init(&ev->asked, NULL);
+	/* an estate's feed waits for a question with a deadline on the monotonic clock */
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&ev->asked, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	return ev;
 }
 
@@ -73,6 +83,10 @@ void dsfs_events_free(struct dsfs_events *ev)
 {
 	if (!ev)
 		return;
+	pthread_mutex_lock(&ev->lock);
+	while (ev->asking) /* a question asked in the background: it uses ev to its end */
+		pthread_cond_wait(&ev->asked, &ev->lock);
+	pthread_mutex_unlock(&ev->lock);
 	dsfs_blob_unref(ev->text);
 	free(ev->newest);
 	free(ev->seen);
@@ -193,23 +207,49 @@ static int cmp_time(const void *a, const void *b, void *ctx)
 	return !x - !y;
 }
 
-static char *question(struct dsfs_events *ev)
+/*
+ * The next question: the newest page first, then what came since the
+ * newest time seen. A since question skips the events at that time it has
+ * taken already only when they fill a page (a full page of one time would
+ * otherwise be asked again forever); below that it starts at the time's
+ * first event, and the ids seen keep each from showing twice. *offset: the
+ * events skipped.
+ */
+static char *question(struct dsfs_events *ev, size_t *offset)
 {
 	const struct dsfs_events_desc *d = ev->d;
-	char *path = NULL, *t;
-	const char *at;
+	char *path = NULL, *t, num[24];
+	const char *p;
+	size_t len, cap;
 
+	*offset = 0;
 	if (!ev->newest || !d->since_query) {
 		if (asprintf(&path, "%s?%s", d->url, d->newest_query) < 0)
 			return NULL;
 		return path;
 	}
+	if (d->since_page && ev->ties >= d->since_page)
+		*offset = ev->ties;
+	snprintf(num, sizeof(num), "%zu", *offset);
 	if (!(t = dsfs_names_url_segment(ev->newest)))
 		return NULL;
-	at = strstr(d->since_query, SINCE);
-	if (!at || asprintf(&path, "%s?%.*s%s%s", d->url, (int)(at - d->since_query), d->since_query, t,
-			    at + strlen(SINCE)) < 0)
-		path = NULL;
+	cap = strlen(d->url) + strlen(d->since_query) + 2 * (strlen(t) + sizeof(num)) + 2;
+	if ((path = malloc(cap))) {
+		len = (size_t)sprintf(path, "%s?", d->url);
+		for (p = d->since_query; *p;) {
+			const char *v = !strncmp(p, SINCE, strlen(SINCE)) ? t : !strncmp(p, OFFSET, strlen(OFFSET)) ? num : NULL;
+
+			if (v && len + strlen(v) < cap) {
+				len += (size_t)sprintf(path + len, "%s", v);
+				p += v == t ? strlen(SINCE) : strlen(OFFSET);
+			} else if (len + 1 < cap) {
+				path[len++] = *p++;
+			} else {
+				break;
+			}
+		}
+		path[len] = '\0';
+	}
 	free(t);
 	return path;
 }
@@ -220,8 +260,9 @@ static void ask(struct dsfs_events *ev)
 	const struct dsfs_events_desc *d = ev->d;
 	struct dsfs_response resp = { 0 };
 	json_object *o = NULL, *arr, **items = NULL;
-	char *path = question(ev), *add = NULL, why[1200];
-	size_t n = 0, addlen = 0;
+	bool since = ev->newest && d->since_query;
+	size_t n = 0, addlen = 0, offset;
+	char *path = question(ev, &offset), *add = NULL, why[1200];
 	int ret;
 
 	ev->asking = true;
@@ -268,12 +309,24 @@ static void ask(struct dsfs_events *ev)
 		time_t when;
 		char *nt;
 
+		size_t ties = 0;
+
 		if (!t || (dsfs_render_time(t, &when) == 0 && when > time(NULL) + 86400))
 			continue;
-		if ((nt = strdup(json_object_get_string(t)))) {
-			free(ev->newest);
-			ev->newest = nt;
+		if (!(nt = strdup(json_object_get_string(t))))
+			break;
+		/* how far into that time's events the next question may start: a since answer holds them
+		 * from the first it did not skip; the newest page (in the other order) tells nothing */
+		for (size_t k = 0; since && k < i; k++) {
+			json_object *tk = dsfs_dialect_field(items[k], d->time_field);
+
+			ties += tk && !strcmp(json_object_get_string(tk), nt);
 		}
+		if (since && ev->newest && !strcmp(ev->newest, nt))
+			ties += offset;
+		free(ev->newest);
+		ev->newest = nt;
+		ev->ties = since ? ties : 0;
 		break;
 	}
 	if (addlen) {
@@ -309,6 +362,56 @@ struct dsfs_blob *dsfs_events_text(struct dsfs_events *ev, bool want)
 	b = dsfs_blob_ref(ev->text);
 	pthread_mutex_unlock(&ev->lock);
 	return b;
+}
+
+static void *ask_in_background(void *arg)
+{
+	struct dsfs_events *ev = arg;
+
+	pthread_mutex_lock(&ev->lock);
+	ask(ev);
+	pthread_mutex_unlock(&ev->lock);
+	return NULL;
+}
+
+/*
+ * Starts a question in the background when one is due (as dsfs_events_text
+ * would ask), so that an estate asks its members side by side.
+ */
+static void start(struct dsfs_events *ev)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int ret;
+
+	pthread_mutex_lock(&ev->lock);
+	if (!ev->readers || ev->asking || (ev->asked_at && mono() - ev->asked_at < ev->interval)) {
+		pthread_mutex_unlock(&ev->lock);
+		return;
+	}
+	ev->asking = true; /* from now: dsfs_events_free waits for it */
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	ret = pthread_create(&t, &attr, ask_in_background, ev);
+	pthread_attr_destroy(&attr);
+	if (ret) {
+		dsfs_log(DSFS_LOG_WARN, "events/log: no thread to ask in the background (%s): asking here",
+			 strerror(ret));
+		ask(ev);
+	}
+	pthread_mutex_unlock(&ev->lock);
+}
+
+/* Waits for ev's question in flight until the monotonic time deadline at the latest. */
+static void settle(struct dsfs_events *ev, double deadline)
+{
+	struct timespec until = { (time_t)deadline, (long)((deadline - (double)(time_t)deadline) * 1e9) };
+
+	pthread_mutex_lock(&ev->lock);
+	while (ev->asking && mono() < deadline)
+		if (pthread_cond_timedwait(&ev->asked, &ev->lock, &until) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&ev->lock);
 }
 
 /* ---- an estate's feed ------------------------------------------------------------ */
@@ -412,9 +515,20 @@ struct dsfs_blob *dsfs_events_merge_text(struct dsfs_events_merge *mg, bool want
 	size_t addlen = 0;
 	struct dsfs_blob *b;
 
+	if (want) {
+		/* every member is asked at once, and a member that does not answer within its timeout
+		 * (one that hangs) is left for the next read: it delays the estate's feed by one timeout
+		 * at most, and no lock is held meanwhile */
+		double from = mono();
+
+		for (size_t i = 0; i < mg->n; i++)
+			start(mg->m[i].ev);
+		for (size_t i = 0; i < mg->n; i++)
+			settle(mg->m[i].ev, from + dsfs_session_timeout(mg->m[i].ev->session));
+	}
 	pthread_mutex_lock(&mg->lock);
 	for (size_t i = 0; i < mg->n; i++) {
-		struct dsfs_blob *t = dsfs_events_text(mg->m[i].ev, want);
+		struct dsfs_blob *t = dsfs_events_text(mg->m[i].ev, false);
 
 		if (t && mg->m[i].taken > t->len)
 			mg->m[i].taken = t->len; /* its oldest half was dropped: go on from its end */

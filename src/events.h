@@ -53,7 +53,13 @@ int dsfs_events_merge_add(struct dsfs_events_merge *mg, const char *name, struct
 void dsfs_events_merge_open(struct dsfs_events_merge *mg);
 void dsfs_events_merge_close(struct dsfs_events_merge *mg);
 
-/* As dsfs_events_text, over every member. */
+/*
+ * As dsfs_events_text, over every member: with ask, the members due a
+ * question are asked side by side in the background and waited for one
+ * timeout (their session's) at most; a member still asking then shows what
+ * it has, and its answer joins a later read. No lock is held across a
+ * request.
+ */
 struct dsfs_blob *dsfs_events_merge_text(struct dsfs_events_merge *mg, bool ask);
 
 #endif

@@ -387,3 +387,72 @@ def test_lists_of_brokers_with_hostile_ids_and_slow_answers(server_factory, moun
     reset_stats(slow)
     assert json.loads(open(m2.p("data-brokers", broker, "s3-buckets.json")).read())
     assert sim_stats(slow).get("GET /api/data-brokers/{id}/list-s3-buckets") == 1
+
+
+def message_queries(server):
+    return server.sim("GET", "/messages").json()["queries"]
+
+
+def test_a_message_id_that_is_not_a_number_is_never_pasted_into_the_query(server_factory, mount_cs):
+    """The newest message's id is `1&last=0`: sent as it is, the query became ?last=1&last=0 and the
+    server replayed the whole stream, whose older answer to the same call was taken though the new
+    answer never came. The id cannot be a cursor: the read fails (EIO, the reason logged), no such
+    query is sent, and the next message with a proper id puts the stream right."""
+    server = server_factory("--dialect", "cloudsync", "--test-controls", "--servers", "1", "--volumes", "1",
+                            "--message-delay", "0.3", "--heartbeat-seconds", "0")
+    m = mount_cs(server, "timeout=2", ttl=1)
+    broker = entries(m.p("data-brokers"))[0]
+    path = m.p("data-brokers", broker, "s3-buckets.json")
+    assert json.loads(open(path).read())  # an answer to this call is now in the stream
+    time.sleep(1.2)
+    assert server.sim("POST", "/messages/inject", {"raw": {"id": "1&last=0", "payload": {"heartbeat": {}},
+                                                            "header": {"agentId": None}}}).status == 201
+    server.sim("POST", "/messages/drop", {"count": 1})  # the new call's answer never comes
+    with pytest.raises(OSError) as e:
+        open(path).read()
+    assert e.value.errno == errno.EIO, os.strerror(e.value.errno)
+    assert "not a decimal number" in m.log_text()
+    queries = message_queries(server)
+    assert queries and all("&" not in q and q.count("last=") <= 1 for q in queries), queries
+    server.sim("POST", "/messages/drop", {"count": 0})
+    server.sim("POST", "/messages/inject", {"payload": {"heartbeat": {}}})
+    assert json.loads(open(path).read())
+
+
+def test_a_long_message_id_is_sent_whole(server_factory, mount_cs):
+    """An id of 68 digits was cut to 63 (here: to 0, a replay of the whole stream)."""
+    server = server_factory("--dialect", "cloudsync", "--test-controls", "--servers", "1", "--volumes", "1",
+                            "--message-delay", "0.3", "--heartbeat-seconds", "0")
+    m = mount_cs(server, "timeout=2", ttl=1)
+    broker = entries(m.p("data-brokers"))[0]
+    path = m.p("data-brokers", broker, "s3-buckets.json")
+    assert json.loads(open(path).read())
+    time.sleep(1.2)
+    long_id = "0" * 63 + "99999"
+    server.sim("POST", "/messages/inject", {"raw": {"id": long_id, "payload": {"heartbeat": {}},
+                                                    "header": {"agentId": None}}})
+    server.sim("POST", "/messages/drop", {"count": 1})
+    with pytest.raises(OSError) as e:  # the old answer is before the cursor: it is not taken
+        open(path).read()
+    assert e.value.errno == errno.ETIMEDOUT, os.strerror(e.value.errno)
+    queries = message_queries(server)
+    assert "last=" + long_id in queries, queries
+    assert "last=" + "0" * 63 not in queries, queries
+
+
+def test_an_older_answer_replayed_by_the_server_is_not_taken(server_factory, mount_cs):
+    """The stream answers with a message from before the call (its id at the cursor taken before
+    the call): whatever it claims, it is not this call's answer; the real one is."""
+    server = server_factory("--dialect", "cloudsync", "--test-controls", "--servers", "1", "--volumes", "1",
+                            "--message-delay", "0.5", "--heartbeat-seconds", "0")
+    m = mount_cs(server, "timeout=5")
+    broker = entries(m.p("data-brokers"))[0]
+    bid = Api(server).get("/data-brokers")[0]["id"]
+    stale = [{"id": "1", "payload": {"list-s3-buckets": [{"name": "replayed-stale"}]},
+              "header": {"requestId": "old", "clientId": "dsfs-demo", "agentId": bid}}]
+    # the cursor's question and the first look after the call both get the old message
+    r = server.sim("POST", "/faults", {"method": "GET", "path": "/api/messages/client", "count": 2,
+                                       "body": json.dumps(stale)})
+    assert r.status == 201, r.body
+    text = open(m.p("data-brokers", broker, "s3-buckets.json")).read()
+    assert "replayed-stale" not in text and json.loads(text), text

@@ -223,3 +223,46 @@ def test_a_hundred_members_and_one_that_hangs(server_factory, dsfs_mount, tmp_pa
     assert len(per_member) == 100 and len(set(per_member.values())) == 1, per_member
     assert crawl < 60, crawl
     hung.sim("DELETE", "/faults")
+
+
+def estate_beside_hung_members(server_factory, tmp_path, hung_members=4):
+    """One live array and hung_members arrays of a server that then stops answering (it accepts and
+    never answers: `hang`). The caller mounts with the returned estate file and calls hang() when the
+    mount is up; the hung server's requests are released at the end with release()."""
+    sp = {"username": "admin", "password": "admin"}
+    live = server_factory("--test-controls", "--volumes", "3", "--snapshots", "1", "--task-seconds", "0.3")
+    hung = server_factory("--test-controls", "--arrays", str(hung_members), "--volumes", "2")
+    sections = [("live", dict(sp, url=live.url))]
+    sections += [("h%d" % k, dict(sp, url=hung.url, array="array%d.example.com" % k))
+                 for k in range(1, hung_members + 1)]
+    path = write_estate(tmp_path, sections)
+
+    def hang():
+        assert hung.sim("POST", "/faults", {"method": "*", "path": "/", "hang": True}).status == 201
+
+    def release():
+        hung.sim("DELETE", "/faults")
+    return live, path, hang, release
+
+
+def test_df_of_an_estate_waits_one_timeout_for_hung_members(server_factory, dsfs_mount, tmp_path):
+    """Four members hang (timeout=3): a df of the estate asks every member at once and waits one
+    timeout, not four in turn (12 s on 0b549a2); the members that did not answer are left out of
+    the sum and logged, the live one is counted."""
+    live, path, hang, release = estate_beside_hung_members(server_factory, tmp_path)
+    m = dsfs_mount(live, "estate=" + path, "timeout=3", "connect_timeout=1", ttl=1, estate=True)
+    try:
+        whole = os.statvfs(m.path)
+        alone = os.statvfs(m.p("live"))
+        assert whole.f_blocks * whole.f_frsize > alone.f_blocks * alone.f_frsize > 0  # the hung ones count while up
+        hang()
+        time.sleep(1.3)  # past cache_ttl: every member must be asked again
+        t0 = time.monotonic()
+        st = os.statvfs(m.path)
+        took = time.monotonic() - t0
+        assert took < 3 + 4, took  # one timeout and slack; the members in turn take 4 x 3 s
+        assert st.f_blocks * st.f_frsize == alone.f_blocks * alone.f_frsize  # the live member alone
+        assert "df: member h1 did not answer within 3 s" in m.log_text() or \
+            "df: member h1 left out" in m.log_text(), m.log_text()[-2000:]
+    finally:
+        release()

@@ -33,7 +33,8 @@ class Tail:
             if not chunk:
                 break
             self.buf += chunk.decode()
-        return [json.loads(line) for line in self.buf.splitlines()]
+        done = self.buf[:self.buf.rfind("\n") + 1]  # a line still being written is not parsed yet
+        return [json.loads(line) for line in done.splitlines()]
 
     def wait_for(self, pred, timeout):
         end = time.monotonic() + timeout
@@ -202,3 +203,79 @@ def test_odd_events_from_the_server_neither_vanish_nor_blind_the_feed(server_fac
         t.wait_for(lambda e: e.get("message") == text, 4)
     finally:
         t.stop()
+
+
+def check_burst(server, m, field, text_of):
+    """1,500 events with one time (more than the feed's page of 1,000), then one more later: every
+    one is shown, each once. (On 0b549a2 the feed asked `ge T ... offset=0` forever and never
+    showed the events past the first page of that time, nor any later one.)"""
+    t = Tail(m.p("events", "log"))
+    try:
+        t.wait_for(lambda e: True, 5)
+        r = server.sim("POST", "/events", {field: "burst", "count": 1500})
+        assert r.status == 201, r.body
+        t.wait_for(lambda e: text_of(e) == "burst 1500", 20)
+        after = sim_event(server, field)()
+        t.wait_for(lambda e: text_of(e) == after, 10)
+        shown = [text_of(e) for e in t.lines()]
+    finally:
+        t.stop()
+    burst = [s for s in shown if s and s.startswith("burst ")]
+    assert len(burst) == 1500 and set(burst) == {"burst %d" % k for k in range(1, 1501)}, len(burst)
+    assert shown.count(after) == 1
+
+
+def test_dscc_events_page_through_a_time_that_fills_pages(server_factory, dsfs_mount, tmp_path):
+    dscc = server_factory("--dialect", "dscc", "--test-controls", "--volumes", "2", "--snapshots", "1")
+    m = dsfs_mount(dscc, "api=dscc", ttl=1, credentials=dscc_credentials(tmp_path, dscc))
+    check_burst(dscc, m, "description", lambda e: e.get("message"))
+    audit = DsccApi(dscc).get("/api/v1/audit-events?filter=message%20eq%20%27burst%201%27")["items"]
+    assert audit and audit[0]["occurredAt"] == DsccApi(dscc).get(
+        "/api/v1/audit-events?filter=message%20eq%20%27burst%201500%27")["items"][0]["occurredAt"]
+
+
+def test_backupdr_events_page_through_a_time_that_fills_pages(server_factory, dsfs_mount, tmp_path):
+    bdr = server_factory("--dialect", "backupdr", "--test-controls", "--servers", "1", "--volumes", "2",
+                         "--snapshots", "1", "--hosts", "2")
+    m = dsfs_mount(bdr, "api=backupdr", ttl=1, credentials=bdr_credentials(tmp_path, "token=%s\n" % TOKEN))
+    check_burst(bdr, m, "command", lambda e: e.get("command"))
+    audit = BdrApi(bdr).items("/localaudit")
+    assert len({a["issuedate"] for a in audit if a["command"].startswith("burst ")}) == 1
+
+
+def test_an_estates_feed_waits_one_timeout_for_hung_members(server_factory, dsfs_mount, tmp_path):
+    """Four members hang (timeout=3): `cat MOUNT/events/log` asks every member at once and waits one
+    timeout for them, not one per member per question (36 s on 0b549a2); two readers at once do not
+    wait for each other (no lock is held across a request); the live member's events are shown."""
+    from test_estate import estate_beside_hung_members
+
+    live, path, hang, release = estate_beside_hung_members(server_factory, tmp_path)
+    m = dsfs_mount(live, "estate=" + path, "timeout=3", "connect_timeout=1", ttl=1, estate=True)
+    s = sorted(os.listdir(m.p("live", "servers")))[0]
+    v = sorted(os.listdir(m.p("live", "servers", s, "volumes")))[0]
+    action = m.p("live", "servers", s, "volumes", v, "action")
+    try:
+        with open(action, "w") as f:  # a task: an event of the live member
+            f.write("clone name=before-the-hang\n")
+        hang()
+        t0 = time.monotonic()
+        cats = [subprocess.Popen(["cat", m.p("events", "log")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                for _ in range(2)]
+        outs = [c.communicate(timeout=120) for c in cats]
+        took = time.monotonic() - t0
+        assert all(c.returncode == 0 for c in cats), [o[1] for o in outs]
+        assert took < 3 + 5, took  # one timeout and slack
+        for out, _ in outs:
+            lines = [json.loads(line) for line in out.decode().splitlines()]
+            assert any("before-the-hang" in e.get("name", "") for e in lines), lines[:3]
+            assert all(e["member"] == "live" for e in lines), lines[:3]
+        # a later read still shows what the live member does
+        with open(action, "w") as f:
+            f.write("clone name=beside-the-hung\n")
+        t = Tail(m.p("events", "log"))
+        try:
+            t.wait_for(lambda e: e.get("member") == "live" and "beside-the-hung" in e.get("name", ""), 3 + 5)
+        finally:
+            t.stop()
+    finally:
+        release()

@@ -444,9 +444,10 @@ class Estate:
             self.add_audit(us(t) + mix(self.seed, 83, k) % US, opts.user, command,
                            "192.0.2.%d" % (100 + mix(self.seed, 84, k) % 50), None)
 
-    def add_audit(self, t_us, username, command, ip, session):
-        """Append a localaudit record; issuedate grows strictly (1 µs after the last at least)."""
-        t_us = max(int(t_us), self.audit_us + 1)
+    def add_audit(self, t_us, username, command, ip, session, same=False):
+        """Append a localaudit record; issuedate grows strictly (1 µs after the last at least),
+        or with same, is the last one's (a burst stamped with one time)."""
+        t_us = self.audit_us if same and self.audit_us else max(int(t_us), self.audit_us + 1)
         self.audit_us = t_us
         recs = self.kinds["localaudit"]
         rec = self.add("localaudit", {"issuedate": t_us, "username": username,
@@ -1209,12 +1210,19 @@ class BackupDR(Dialect):
         if parts == ["requests"]:
             return requests_control(sim, self.requests, method, parts, qs)
         if parts == ["events"] and method == "POST":
-            command = sim.parse_json(body).get("command")
+            spec = sim.parse_json(body)
+            command, count = spec.get("command"), spec.get("count", 1)
             if not isinstance(command, str) or not command:
                 raise ApiError(422, "field 'command' must be a non-empty string")
+            if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 5000:
+                raise ApiError(422, "field 'count' must be an integer from 1 to 5000")
             with sim.lock:
-                rec = self.est.add_audit(us(time.time()), SIM_USER, command, None, None)
+                # count > 1: one burst, every record at the first one's issuedate
+                for k in range(count):
+                    rec = self.est.add_audit(us(time.time()), SIM_USER,
+                                             command if count == 1 else "%s %d" % (command, k + 1),
+                                             None, None, same=k > 0)
                 out = rec.json()
-            sim.event("localaudit record %s added" % rec.id)
+            sim.event("%d localaudit record(s) added, the last %s" % (count, rec.id))
             return 201, out, None
         return None

@@ -395,6 +395,7 @@ class CloudSync(Dialect):
         self.drop_next = 0        # /_sim/messages: answers that never arrive
         self.dup_next = 0         # answers that arrive twice
         self.answers = 0          # list answers scheduled, for /_sim/messages
+        self.queries = collections.deque(maxlen=100)  # of GET /messages/client, as sent
         now = time.time()
         for acct in self.accounts.values():
             # a first heartbeat, so GET /messages/client has a last message at once
@@ -459,6 +460,9 @@ class CloudSync(Dialect):
             route, rid = classify(segs[1:])
         self.count((method, route.template if route else "<unknown>"))
         query = dict(parse_qsl(qs, keep_blank_values=True)) if qs else {}
+        if route is not None and route.template.endswith("/messages/client"):
+            with self.sim.lock:
+                self.queries.append(qs or "")
         entry = self.record(method, path, qs, headers, body, route)
         return Req(method, path, path, route, (rid,), query, None, entry)
 
@@ -786,6 +790,7 @@ class CloudSync(Dialect):
             with sim.lock:
                 return ok_json({"dropNext": self.drop_next, "duplicateNext": self.dup_next,
                                 "answers": self.answers, "lastId": str(self.msg_seq),
+                                "queries": list(self.queries),
                                 "pending": sum(len(a.pending)
                                                for a in self.accounts.values())})
         if rest in (["drop"], ["duplicate"]) and method == "POST":

@@ -408,11 +408,12 @@ class DsccEstate:
             self.add_audit(t * 1000 + h % 1000, code, msg, res, scope, SEED_USER,
                            "192.0.2.%d" % (100 + h % 50))
 
-    def add_audit(self, ms, code, message, resource, scope, user, ip, task=None):
-        """Append one audit event; occurredAt grows strictly (ms after the last at least)."""
+    def add_audit(self, ms, code, message, resource, scope, user, ip, task=None, same=False):
+        """Append one audit event; occurredAt grows strictly (ms after the last at least), or
+        with same, is the last one's (a burst the console stamps with one time)."""
         self.audit_seq += 1
         n = self.audit_seq
-        ms = max(int(ms), self.audit_ms + 1)
+        ms = self.audit_ms if same and self.audit_ms else max(int(ms), self.audit_ms + 1)
         self.audit_ms = ms
         rec = DRec(uuid_of(hexid(32, self.seed, K_AUDIT, n)), n=n, ms=ms, code=code,
                    message=message, resource=resource, scope=scope, user=user, ip=ip,
@@ -1717,15 +1718,21 @@ class Dscc(Dialect):
         if parts == ["requests"]:
             return requests_control(sim, est.requests, method, parts, qs)
         if parts == ["events"] and method == "POST":
-            desc = sim.parse_json(body).get("description")
+            spec = sim.parse_json(body)
+            desc, count = spec.get("description"), spec.get("count", 1)
             if not isinstance(desc, str) or not desc:
                 raise ApiError(422, "field 'description' must be a non-empty string")
+            if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 5000:
+                raise ApiError(422, "field 'count' must be an integer from 1 to 5000")
             with sim.lock:
-                rec = est.add_audit(time.time() * 1000, "sim.event", desc, None, "/_sim/events",
-                                    SEED_USER, None)
+                # count > 1: one burst, every event at the first one's occurredAt
+                for k in range(count):
+                    rec = est.add_audit(time.time() * 1000, "sim.event",
+                                        desc if count == 1 else "%s %d" % (desc, k + 1), None,
+                                        "/_sim/events", SEED_USER, None, same=k > 0)
                 out = overlay(self.skeleton({"$ref": "#/components/schemas/AuditData"}),
                               r_audit(est, rec))
-            sim.event("audit event %s added" % rec.id)
+            sim.event("%d audit event(s) added, the last %s" % (count, rec.id))
             return ok_json(out, 201)
         return None
 
