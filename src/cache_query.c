@@ -230,9 +230,11 @@ static const char *const op_words[] = { "=", "!=", ">=", "<=", ">", "<" };
  * The query asking coll's list for the first condition of where the
  * dialect's filter can say (malloc'd), or NULL when it can say none. The
  * others, and that one again, are checked here on what comes back: APIs
- * differ in how several filters combine.
+ * differ in how several filters combine. A condition on the kind's scope
+ * field is never asked: the collection's URL already filters on it, and a
+ * server that ORs two filters on one field would widen the list.
  */
-static char *where_query(const struct dsfs_dialect *d, const char *where)
+static char *where_query(const struct dsfs_dialect *d, const struct dsfs_kind *k, const char *where)
 {
 	char *all = strdup(where), *part, *save = NULL, *q = NULL, buf[4096];
 
@@ -247,7 +249,8 @@ static char *where_query(const struct dsfs_dialect *d, const char *where)
 		if (!cond_parse(part, &cd))
 			break;
 		value = cd.value;
-		if (d->filter(cd.field, op_words[cd.op], &value, 1, buf, sizeof(buf)))
+		if ((!k->scope_field || strcmp(cd.field, k->scope_field)) &&
+		    d->filter(cd.field, op_words[cd.op], &value, 1, buf, sizeof(buf)))
 			q = strdup(buf);
 		free(cd.field);
 	}
@@ -269,7 +272,7 @@ static int where_fetch(struct dsfs_cache *c, struct dsfs_node *coll, const char 
 
 	*out = NULL;
 	*n = 0;
-	if ((coll->listed && fresh(c, coll->listed_at)) || coll->kind->also || !(q = where_query(c->dialect, where)))
+	if ((coll->listed && fresh(c, coll->listed_at)) || coll->kind->also || !(q = where_query(c->dialect, coll->kind, where)))
 		return -ENOTSUP;
 	ret = cache_fetch_filtered(c, coll, q, named, out, n);
 	free(q);
