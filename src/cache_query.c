@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "names.h"
 
 /* ---- conditions ------------------------------------------------------------ */
 
@@ -31,39 +32,26 @@ struct cond {
 	enum op op;
 };
 
-/* %XX back to the byte (entry names' escaping, docs/tree.md). */
-static void unescape_in_place(char *s)
-{
-	char *o = s;
-
-	for (; *s; s++) {
-		unsigned hi, lo;
-
-		if (*s == '%' && s[1] && s[2] && sscanf(s + 1, "%1x%1x", &hi, &lo) == 2) {
-			*o++ = (char)(hi * 16 + lo);
-			s += 2;
-		} else {
-			*o++ = *s;
-		}
-	}
-	*o = '\0';
-}
-
-/* Splits one condition; false when it is not one (nothing allocated then). */
-static bool cond_parse(const char *text, struct cond *c)
+/*
+ * Splits one condition into c (one malloc'd buffer: free(c->field)). 0, or
+ * -EINVAL with *why saying what is wrong (nothing allocated then), or -ENOMEM.
+ */
+static int cond_parse(const char *text, struct cond *c, const char **why)
 {
 	size_t at = strcspn(text, "=!<>"), oplen = 1;
-	char *buf;
+	char *value;
+	int ret;
 
+	*why = "not a condition: write <field><op><value>, op one of = != >= <= > < (docs/tree.md)";
 	if (at == 0 || !text[at])
-		return false;
+		return -EINVAL;
 	switch (text[at]) {
 	case '=':
 		c->op = OP_EQ;
 		break;
 	case '!':
 		if (text[at + 1] != '=')
-			return false;
+			return -EINVAL;
 		c->op = OP_NE;
 		oplen = 2;
 		break;
@@ -76,24 +64,32 @@ static bool cond_parse(const char *text, struct cond *c)
 		oplen = text[at + 1] == '=' ? 2 : 1;
 		break;
 	}
-	buf = strdup(text);
-	if (!buf)
-		return false;
-	buf[at] = '\0';
-	c->field = buf;
-	c->value = buf + at + oplen;
-	unescape_in_place(c->value);
-	return true;
+	/* the value escaped like an entry name; a %00 would cut it short and ask for less than was written */
+	ret = dsfs_names_unescape(text + at + oplen, &value);
+	if (ret == -EINVAL)
+		*why = "the value holds %00, a byte no field's text can be compared with";
+	if (ret)
+		return ret;
+	if (!(c->field = malloc(at + 1 + strlen(value) + 1))) {
+		free(value);
+		return -ENOMEM;
+	}
+	memcpy(c->field, text, at);
+	c->field[at] = '\0';
+	c->value = c->field + at + 1;
+	strcpy(c->value, value);
+	free(value);
+	return 0;
 }
 
-bool cache_where_valid(const char *text)
+int cache_where_check(const char *text, const char **why)
 {
 	struct cond c;
+	int ret = cond_parse(text, &c, why);
 
-	if (!cond_parse(text, &c))
-		return false;
-	free(c.field);
-	return true;
+	if (ret == 0)
+		free(c.field);
+	return ret;
 }
 
 static bool ordered(int cmp, enum op op)
@@ -202,8 +198,9 @@ static bool blob_meets(const struct dsfs_blob *b, const char *where)
 	}
 	for (part = strtok_r(all, "/", &save); part && ok; part = strtok_r(NULL, "/", &save)) {
 		struct cond cd;
+		const char *why;
 
-		if (!cond_parse(part, &cd)) {
+		if (cond_parse(part, &cd, &why)) {
 			ok = false;
 			break;
 		}
@@ -244,9 +241,9 @@ static char *where_query(const struct dsfs_dialect *d, const struct dsfs_kind *k
 	}
 	for (part = strtok_r(all, "/", &save); part && !q; part = strtok_r(NULL, "/", &save)) {
 		struct cond cd;
-		const char *value;
+		const char *value, *why;
 
-		if (!cond_parse(part, &cd))
+		if (cond_parse(part, &cd, &why))
 			break;
 		value = cd.value;
 		if ((!k->scope_field || strcmp(cd.field, k->scope_field)) &&

@@ -433,3 +433,32 @@ def test_where_never_widens_a_backupdr_collection_beyond_its_application(server_
     assert listing(bk) == assign_entries(named([mine], "backupname"))
     assert "outside its collection" in mb.log_text(), mb.log_text()[-2000:]
     bdr.sim("DELETE", "/faults", None)
+
+
+def test_a_nul_escape_in_a_where_value_is_refused_and_nothing_is_asked(server_factory, dsfs_mount, tmp_path):
+    """`%00` would cut the value short in C: `name=X%00zzz` asked for `name eq 'X'`. It is EINVAL."""
+    dscc = server_factory("--dialect", "dscc", "--test-controls", "--volumes", "4", "--snapshots", "1",
+                          "--hosts", "3")
+    m = dsfs_mount(dscc, "api=dscc", ttl=60, credentials=dscc_credentials(tmp_path, dscc))
+    hosts = DsccApi(dscc).items("/api/v1/host-initiators")
+    name = hosts[0]["name"]
+    assert where_entries(m.p("hosts"), "name=" + name)  # the condition without the cut answers
+    reset_stats(dscc)
+    for cond in ("name=%s%%00zzz" % name, "name=%s%%00" % name, "name!=%s%%00x" % name):
+        for path in (m.p("hosts", ".where", cond), m.p("hosts", ".where", cond, ".count"),
+                     m.p("hosts", ".where", "name=" + name, ".where", cond)):
+            with pytest.raises(OSError) as e:
+                os.listdir(path) if not path.endswith(".count") else read(path)
+            assert e.value.errno == errno.EINVAL, (cond, path)
+    assert not [k for k in sim_stats(dscc) if "host-initiators" in k], sim_stats(dscc)
+    assert "%00" in m.log_text()
+    # the storage plugin filters its listing here: the same refusal
+    sp = server_factory("--test-controls", "--servers", "1", "--volumes", "3", "--snapshots", "1")
+    ms = dsfs_mount(sp, ttl=60)
+    s = os.listdir(ms.p("servers"))[0]
+    vol = sorted(listing(ms.p("servers", s, "volumes")))[0]
+    with pytest.raises(OSError) as e:
+        os.listdir(ms.p("servers", s, "volumes", ".where", "name=%s%%00zzz" % vol))
+    assert e.value.errno == errno.EINVAL
+    # .by-id: no id has a byte 0, so no entry either
+    assert not os.path.exists(ms.p("servers", s, "volumes", ".by-id", "x%00y"))
