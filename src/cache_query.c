@@ -12,7 +12,6 @@
  */
 #include "cache_int.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <math.h>
@@ -22,6 +21,7 @@
 
 #include "log.h"
 #include "names.h"
+#include "numbers.h"
 
 /* ---- conditions ------------------------------------------------------------ */
 
@@ -110,30 +110,6 @@ static bool ordered(int cmp, enum op op)
 	}
 }
 
-/* Is s a number as JSON writes one (no hex, no inf, no leading '+')? */
-static bool json_number(const char *s)
-{
-	if (*s == '-')
-		s++;
-	if (!isdigit((unsigned char)*s))
-		return false;
-	s += *s == '0' ? 1 : strspn(s, "0123456789");
-	if (*s == '.') {
-		if (!isdigit((unsigned char)*++s))
-			return false;
-		s += strspn(s, "0123456789");
-	}
-	if (*s == 'e' || *s == 'E') {
-		s++;
-		if (*s == '+' || *s == '-')
-			s++;
-		if (!isdigit((unsigned char)*s))
-			return false;
-		s += strspn(s, "0123456789");
-	}
-	return !*s;
-}
-
 /* Does value v (NULL: absent or null) meet c? An array meets it when one of its elements does. */
 static bool value_meets(json_object *v, const struct cond *c)
 {
@@ -152,7 +128,7 @@ static bool value_meets(json_object *v, const struct cond *c)
 	case json_type_int: {
 		long long want;
 
-		if (!json_number(c->value))
+		if (!dsfs_numbers_is_json(c->value, strlen(c->value)))
 			return c->op == OP_NE; /* a number is never equal to, or ordered with, a text */
 		errno = 0;
 		want = strtoll(c->value, &end, 10);
@@ -167,7 +143,7 @@ static bool value_meets(json_object *v, const struct cond *c)
 	case json_type_double: {
 		double want = strtod(c->value, &end), have = json_object_get_double(v);
 
-		if (!json_number(c->value) || *end)
+		if (!dsfs_numbers_is_json(c->value, strlen(c->value)) || *end)
 			return c->op == OP_NE;
 		return ordered(have < want ? -1 : have > want, c->op);
 	}
