@@ -303,27 +303,6 @@ void dsfs_cache_put(struct dsfs_cache *c, struct dsfs_loc *loc)
 	memset(loc, 0, sizeof(*loc));
 }
 
-static char *unescape(const char *s)
-{
-	size_t i, o = 0, len = strlen(s);
-	char *out = malloc(len + 1);
-
-	if (!out)
-		return NULL;
-	for (i = 0; i < len; i++) {
-		unsigned hi, lo;
-
-		if (s[i] == '%' && i + 2 < len && sscanf(s + i + 1, "%1x%1x", &hi, &lo) == 2) {
-			out[o++] = (char)(hi * 16 + lo);
-			i += 2;
-		} else {
-			out[o++] = s[i];
-		}
-	}
-	out[o] = '\0';
-	return out;
-}
-
 struct dsfs_node *cache_child_collection(struct dsfs_cache *c, struct dsfs_node *r, int idx)
 {
 	const struct dsfs_kind *k = r->kind->children[idx];
@@ -376,11 +355,11 @@ static struct dsfs_node *find_by_id_entry(struct dsfs_node *coll, const char *na
 static int find_listed(struct dsfs_cache *c, struct dsfs_node *coll, const char *name, bool by_id,
 		       struct dsfs_node **out)
 {
-	char *id = by_id ? unescape(name) : NULL;
-	int ret = 0, pass;
+	char *id = NULL;
+	int ret = by_id ? dsfs_names_unescape(name, &id) : 0, pass;
 
-	if (by_id && !id)
-		return -ENOMEM;
+	if (ret)
+		return ret == -EINVAL ? -ENOENT : ret; /* "%00" is no id's entry */
 	for (pass = 0; pass < 2; pass++) {
 		if (coll->listed) {
 			*out = by_id ? find_by_id_entry(coll, name, id) : cache_find_by_entry(coll, name);
@@ -434,6 +413,7 @@ int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const ch
 		      struct dsfs_loc *out)
 {
 	struct dsfs_node *n = dir->node, *found = NULL;
+	const char *why;
 	int ret = 0, idx;
 
 	memset(out, 0, sizeof(*out));
@@ -493,10 +473,9 @@ int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const ch
 		}
 		break;
 	case DSFS_LOC_WHERE_DIR:
-		if (!cache_where_valid(name)) {
-			dsfs_log(DSFS_LOG_ERR, "%s/%s: not a condition: write <field><op><value>, op one of "
-				 "= != >= <= > < (docs/tree.md)", WHERE_DIR, name);
-			ret = -EINVAL;
+		if ((ret = cache_where_check(name, &why)) != 0) {
+			if (ret == -EINVAL)
+				dsfs_log(DSFS_LOG_ERR, "%s/%s: %s", WHERE_DIR, name, why);
 			break;
 		}
 		out->type = DSFS_LOC_WHERE;

@@ -199,7 +199,30 @@ struct collect {
 	struct item *items;
 	size_t n, cap;
 	const char *url;              /* of the source being listed */
+	const char *scope;            /* the id every item's kind->scope_field must equal (the parent's) */
 };
+
+/*
+ * Is o an item of the collection col lists? One whose scope field names
+ * another parent came from a server that widened the list: it is left
+ * out (logged), never shown under this parent.
+ */
+static bool in_scope(const struct collect *col, json_object *o)
+{
+	const char *field = col->kind->scope_field;
+	json_object *v;
+
+	if (!field || !col->scope || !json_object_is_type(o, json_type_object))
+		return true;
+	v = dsfs_dialect_field(o, field);
+	if ((json_object_is_type(v, json_type_string) || json_object_is_type(v, json_type_int)) &&
+	    !strcmp(json_object_get_string(v), col->scope))
+		return true;
+	dsfs_log(DSFS_LOG_WARN, "GET %s: a listed %s is outside its collection (%s %s, not %s); left out",
+		 col->url, col->kind->name, field, v ? json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN) :
+		 "absent", col->scope);
+	return false;
+}
 
 static int collect_page(void *ctx, json_object *arr)
 {
@@ -219,7 +242,12 @@ static int collect_page(void *ctx, json_object *arr)
 		col->cap = cap;
 	}
 	for (i = 0; i < n; i++) {
-		int ret = parse_item(col->kind, json_object_array_get_idx(arr, i), &col->items[col->n]);
+		json_object *o = json_object_array_get_idx(arr, i);
+		int ret;
+
+		if (!in_scope(col, o))
+			continue;
+		ret = parse_item(col->kind, o, &col->items[col->n]);
 
 		col->items[col->n].kind = col->kind;
 		col->items[col->n].list_url = col->url;
@@ -539,6 +567,7 @@ int cache_ensure_listing(struct dsfs_cache *c, struct dsfs_node *coll, bool want
 		}
 		col.kind = k;
 		col.url = urls[i];
+		col.scope = coll->base_id;
 		ret = each_page(c, urls[i], k->list_key, k->id_field, false, collect_page, &col);
 	}
 	if (ret == 0)
@@ -750,6 +779,7 @@ static int list_filtered(struct dsfs_cache *c, struct dsfs_node *coll, const cha
 		return -ENOMEM;
 	col->kind = k;
 	col->url = coll->url;
+	col->scope = coll->base_id;
 	c->misses++;
 	pthread_mutex_unlock(&c->lock);
 	ret = each_page(c, url, k->list_key, k->id_field, false, collect_page, col);

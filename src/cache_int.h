@@ -262,8 +262,8 @@ void cache_found_free(struct cache_found *f, size_t n);
 int cache_fetch_filtered(struct dsfs_cache *c, struct dsfs_node *coll, const char *query, bool named,
 			 struct cache_found **out, size_t *n);
 
-/* True when text is one condition of .where ("<field><op><value>"). */
-bool cache_where_valid(const char *text);
+/* 0 when text is one condition of .where ("<field><op><value>"); else -EINVAL (*why says why) or -ENOMEM. */
+int cache_where_check(const char *text, const char **why);
 
 /*
  * fill with the entries of coll meeting where, asked of the server (a

@@ -12,7 +12,6 @@
  */
 #include "cache_int.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <math.h>
@@ -21,6 +20,8 @@
 #include <string.h>
 
 #include "log.h"
+#include "names.h"
+#include "numbers.h"
 
 /* ---- conditions ------------------------------------------------------------ */
 
@@ -31,39 +32,26 @@ struct cond {
 	enum op op;
 };
 
-/* %XX back to the byte (entry names' escaping, docs/tree.md). */
-static void unescape_in_place(char *s)
-{
-	char *o = s;
-
-	for (; *s; s++) {
-		unsigned hi, lo;
-
-		if (*s == '%' && s[1] && s[2] && sscanf(s + 1, "%1x%1x", &hi, &lo) == 2) {
-			*o++ = (char)(hi * 16 + lo);
-			s += 2;
-		} else {
-			*o++ = *s;
-		}
-	}
-	*o = '\0';
-}
-
-/* Splits one condition; false when it is not one (nothing allocated then). */
-static bool cond_parse(const char *text, struct cond *c)
+/*
+ * Splits one condition into c (one malloc'd buffer: free(c->field)). 0, or
+ * -EINVAL with *why saying what is wrong (nothing allocated then), or -ENOMEM.
+ */
+static int cond_parse(const char *text, struct cond *c, const char **why)
 {
 	size_t at = strcspn(text, "=!<>"), oplen = 1;
-	char *buf;
+	char *value;
+	int ret;
 
+	*why = "not a condition: write <field><op><value>, op one of = != >= <= > < (docs/tree.md)";
 	if (at == 0 || !text[at])
-		return false;
+		return -EINVAL;
 	switch (text[at]) {
 	case '=':
 		c->op = OP_EQ;
 		break;
 	case '!':
 		if (text[at + 1] != '=')
-			return false;
+			return -EINVAL;
 		c->op = OP_NE;
 		oplen = 2;
 		break;
@@ -76,24 +64,32 @@ static bool cond_parse(const char *text, struct cond *c)
 		oplen = text[at + 1] == '=' ? 2 : 1;
 		break;
 	}
-	buf = strdup(text);
-	if (!buf)
-		return false;
-	buf[at] = '\0';
-	c->field = buf;
-	c->value = buf + at + oplen;
-	unescape_in_place(c->value);
-	return true;
+	/* the value escaped like an entry name; a %00 would cut it short and ask for less than was written */
+	ret = dsfs_names_unescape(text + at + oplen, &value);
+	if (ret == -EINVAL)
+		*why = "the value holds %00, a byte no field's text can be compared with";
+	if (ret)
+		return ret;
+	if (!(c->field = malloc(at + 1 + strlen(value) + 1))) {
+		free(value);
+		return -ENOMEM;
+	}
+	memcpy(c->field, text, at);
+	c->field[at] = '\0';
+	c->value = c->field + at + 1;
+	strcpy(c->value, value);
+	free(value);
+	return 0;
 }
 
-bool cache_where_valid(const char *text)
+int cache_where_check(const char *text, const char **why)
 {
 	struct cond c;
+	int ret = cond_parse(text, &c, why);
 
-	if (!cond_parse(text, &c))
-		return false;
-	free(c.field);
-	return true;
+	if (ret == 0)
+		free(c.field);
+	return ret;
 }
 
 static bool ordered(int cmp, enum op op)
@@ -114,30 +110,6 @@ static bool ordered(int cmp, enum op op)
 	}
 }
 
-/* Is s a number as JSON writes one (no hex, no inf, no leading '+')? */
-static bool json_number(const char *s)
-{
-	if (*s == '-')
-		s++;
-	if (!isdigit((unsigned char)*s))
-		return false;
-	s += *s == '0' ? 1 : strspn(s, "0123456789");
-	if (*s == '.') {
-		if (!isdigit((unsigned char)*++s))
-			return false;
-		s += strspn(s, "0123456789");
-	}
-	if (*s == 'e' || *s == 'E') {
-		s++;
-		if (*s == '+' || *s == '-')
-			s++;
-		if (!isdigit((unsigned char)*s))
-			return false;
-		s += strspn(s, "0123456789");
-	}
-	return !*s;
-}
-
 /* Does value v (NULL: absent or null) meet c? An array meets it when one of its elements does. */
 static bool value_meets(json_object *v, const struct cond *c)
 {
@@ -156,7 +128,7 @@ static bool value_meets(json_object *v, const struct cond *c)
 	case json_type_int: {
 		long long want;
 
-		if (!json_number(c->value))
+		if (!dsfs_numbers_is_json(c->value, strlen(c->value)))
 			return c->op == OP_NE; /* a number is never equal to, or ordered with, a text */
 		errno = 0;
 		want = strtoll(c->value, &end, 10);
@@ -171,7 +143,7 @@ static bool value_meets(json_object *v, const struct cond *c)
 	case json_type_double: {
 		double want = strtod(c->value, &end), have = json_object_get_double(v);
 
-		if (!json_number(c->value) || *end)
+		if (!dsfs_numbers_is_json(c->value, strlen(c->value)) || *end)
 			return c->op == OP_NE;
 		return ordered(have < want ? -1 : have > want, c->op);
 	}
@@ -202,8 +174,9 @@ static bool blob_meets(const struct dsfs_blob *b, const char *where)
 	}
 	for (part = strtok_r(all, "/", &save); part && ok; part = strtok_r(NULL, "/", &save)) {
 		struct cond cd;
+		const char *why;
 
-		if (!cond_parse(part, &cd)) {
+		if (cond_parse(part, &cd, &why)) {
 			ok = false;
 			break;
 		}
@@ -230,9 +203,11 @@ static const char *const op_words[] = { "=", "!=", ">=", "<=", ">", "<" };
  * The query asking coll's list for the first condition of where the
  * dialect's filter can say (malloc'd), or NULL when it can say none. The
  * others, and that one again, are checked here on what comes back: APIs
- * differ in how several filters combine.
+ * differ in how several filters combine. A condition on the kind's scope
+ * field is never asked: the collection's URL already filters on it, and a
+ * server that ORs two filters on one field would widen the list.
  */
-static char *where_query(const struct dsfs_dialect *d, const char *where)
+static char *where_query(const struct dsfs_dialect *d, const struct dsfs_kind *k, const char *where)
 {
 	char *all = strdup(where), *part, *save = NULL, *q = NULL, buf[4096];
 
@@ -242,12 +217,13 @@ static char *where_query(const struct dsfs_dialect *d, const char *where)
 	}
 	for (part = strtok_r(all, "/", &save); part && !q; part = strtok_r(NULL, "/", &save)) {
 		struct cond cd;
-		const char *value;
+		const char *value, *why;
 
-		if (!cond_parse(part, &cd))
+		if (cond_parse(part, &cd, &why))
 			break;
 		value = cd.value;
-		if (d->filter(cd.field, op_words[cd.op], &value, 1, buf, sizeof(buf)))
+		if ((!k->scope_field || strcmp(cd.field, k->scope_field)) &&
+		    d->filter(cd.field, op_words[cd.op], &value, 1, buf, sizeof(buf)))
 			q = strdup(buf);
 		free(cd.field);
 	}
@@ -269,7 +245,7 @@ static int where_fetch(struct dsfs_cache *c, struct dsfs_node *coll, const char 
 
 	*out = NULL;
 	*n = 0;
-	if ((coll->listed && fresh(c, coll->listed_at)) || coll->kind->also || !(q = where_query(c->dialect, where)))
+	if ((coll->listed && fresh(c, coll->listed_at)) || coll->kind->also || !(q = where_query(c->dialect, coll->kind, where)))
 		return -ENOTSUP;
 	ret = cache_fetch_filtered(c, coll, q, named, out, n);
 	free(q);

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "numbers.h"
+
 static const char *skip_space(const char *p, const char *end)
 {
 	while (p < end && isspace((unsigned char)*p))
@@ -169,6 +171,31 @@ bad:
 	return -EINVAL;
 }
 
+/*
+ * The numbers in the JSON value [p, p + n) json-c read into *v must be the
+ * ones written (json-c clamps 99999999999999999999, reads 1e400 as an
+ * infinity): else -EINVAL, nothing sent. With json (a key=value's value),
+ * a lone word JSON does not spell as a number ("01", "NaN", json-c's
+ * leniencies) is text: *v is dropped and *json cleared.
+ */
+static int exact_numbers(const char *p, size_t n, json_object **v, bool *json, char *err, size_t errlen)
+{
+	char why[192];
+
+	if (dsfs_numbers_check_text(p, n, NULL, why, sizeof(why)) == 0)
+		return 0;
+	if (json && *p != '[' && *p != '{' && *p != '"' && !dsfs_numbers_is_json(p, n)) {
+		json_object_put(*v);
+		*v = NULL;
+		*json = false;
+		return 0;
+	}
+	json_object_put(*v);
+	*v = NULL;
+	snprintf(err, errlen, "%s", why);
+	return -EINVAL;
+}
+
 /* key=value pairs in [p, end) into a new object. */
 static int parse_pairs(const char *p, const char *end, json_object **out, char *err, size_t errlen)
 {
@@ -180,6 +207,7 @@ static int parse_pairs(const char *p, const char *end, json_object **out, char *
 	for (p = skip_space(p, end); p < end; p = skip_space(p, end)) {
 		const char *key = p, *eq, *vend;
 		json_object *v;
+		bool json;
 
 		while (p < end && *p != '=' && !isspace((unsigned char)*p))
 			p++;
@@ -190,7 +218,12 @@ static int parse_pairs(const char *p, const char *end, json_object **out, char *
 		}
 		eq = p;
 		vend = value_end(eq + 1, end);
-		if (!parse_exact(eq + 1, (size_t)(vend - eq - 1), &v)) {
+		json = parse_exact(eq + 1, (size_t)(vend - eq - 1), &v);
+		if (json && (ret = exact_numbers(eq + 1, (size_t)(vend - eq - 1), &v, &json, err, errlen)) != 0) {
+			json_object_put(body);
+			return ret;
+		}
+		if (!json) {
 			v = json_object_new_string_len(eq + 1, (int)(vend - eq - 1));
 			if (!v) {
 				json_object_put(body);
@@ -290,6 +323,8 @@ int dsfs_ctl_parse(const char *line, size_t len, const struct dsfs_action *creat
 				snprintf(err, errlen, "not a valid JSON object");
 				return -EINVAL;
 			}
+			if ((ret = exact_numbers(p, (size_t)(end - p), &b, NULL, err, errlen)) != 0)
+				return ret;
 		} else if (memchr(p, '=', (size_t)(end - p)) && create->bare_field) {
 			ret = parse_pairs(p, end, &b, err, errlen);
 			if (ret)
@@ -329,6 +364,8 @@ int dsfs_ctl_parse(const char *line, size_t len, const struct dsfs_action *creat
 				snprintf(err, errlen, "'%s': not a valid JSON object", a->verb);
 				return -EINVAL;
 			}
+			if ((ret = exact_numbers(p, (size_t)(end - p), &b, NULL, err, errlen)) != 0)
+				return ret;
 		} else {
 			ret = parse_pairs(p, end, &b, err, errlen);
 			if (ret)

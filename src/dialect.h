@@ -108,6 +108,13 @@ struct dsfs_kind {
 	 * whose listing carries fields a GET lacks has no get_one.
 	 */
 	const char *const *get_only;
+	/*
+	 * The field every item carries equal to its parent resource's id when the
+	 * segment's query selects the items by it (a backup's "appid"), or NULL. A
+	 * listed item not carrying it is not the collection's; a condition on it
+	 * is never asked of the server, whose filters on one field may be OR-ed.
+	 */
+	const char *scope_field;
 	const struct dsfs_file_desc *files; /* files[0] is the object itself when its subpath is NULL */
 	size_t nfiles;
 	const struct dsfs_kind *const *children; /* collections inside each resource */

@@ -57,6 +57,7 @@ static const struct dsfs_action backup_create = {
 
 static const struct dsfs_kind backup = {
 	.name = "backup", .dir_name = "backups", .segment = "/backup?filter=appid:%3D{id}", BDR_LIST,
+	.scope_field = "appid",
 	.name_field = "backupname", .time_field = "backupdate", DSFS_FILES(backup_files), DSFS_ACTIONS(backup_actions),
 	.create = &backup_create,
 };

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "numbers.h"
+
 static const struct dsfs_edit_field *edit_field(const struct dsfs_kind *k, const char *name)
 {
 	for (size_t i = 0; i < k->nedit; i++)
@@ -44,11 +46,8 @@ static bool is_number(json_object *v);
  */
 static bool same(json_object *a, json_object *b)
 {
-	if (is_number(a) && is_number(b)) {
-		if (json_object_is_type(a, json_type_int) && json_object_is_type(b, json_type_int))
-			return json_object_get_int64(a) == json_object_get_int64(b);
-		return json_object_get_double(a) == json_object_get_double(b);
-	}
+	if (is_number(a) && is_number(b))
+		return dsfs_numbers_same(a, b);
 	if (json_object_get_type(a) != json_object_get_type(b))
 		return false;
 	if (json_object_is_type(a, json_type_object)) {
@@ -162,6 +161,9 @@ int dsfs_edit_body(const struct dsfs_kind *k, json_object *base, const char *tex
 		ret = -EINVAL;
 		goto out;
 	}
+	/* a number json-c would carry as another one (clamped, rounded, NaN) is refused, not sent */
+	if ((ret = dsfs_numbers_check_text(text, len, base, why, whylen)) != 0)
+		goto out;
 	editable_list(k, list, sizeof(list));
 	/* every field the API does not let one edit reads back as it was */
 	json_object_object_foreach(base, bk, bv) {

@@ -43,6 +43,44 @@ static char *escape(const char *s, const char *also)
 	return out;
 }
 
+/* The value of hex digit c, or -1 (sscanf's %x would also take a space or a sign). */
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int dsfs_names_unescape(const char *s, char **out)
+{
+	char *o = malloc(strlen(s) + 1), *w = o;
+
+	*out = NULL;
+	if (!o)
+		return -ENOMEM;
+	for (; *s; s++) {
+		int hi = *s == '%' ? hex_value(s[1]) : -1, lo = hi >= 0 ? hex_value(s[2]) : -1;
+
+		if (lo < 0) {
+			*w++ = *s;
+			continue;
+		}
+		if (hi == 0 && lo == 0) {
+			free(o);
+			return -EINVAL;
+		}
+		*w++ = (char)(hi * 16 + lo);
+		s += 2;
+	}
+	*w = '\0';
+	*out = o;
+	return 0;
+}
+
 /* Escaped ids longer than this are represented by a hash in suffixes (rule 5 of docs/tree.md). */
 #define ID_TAG_MAX 128
 

@@ -27,6 +27,14 @@ char *dsfs_names_entry(const char *name, const char *id);
  */
 char *dsfs_names_by_id(const char *id);
 
+/*
+ * Undoes what escaping did: each '%' followed by two hex digits becomes
+ * that byte (any other '%' stays as it is: "%~" in shortened entries). A
+ * byte 0 ("%00") has no place in a C string and would cut the text short:
+ * -EINVAL. 0 with *out malloc'd, or -EINVAL or -ENOMEM (*out NULL).
+ */
+int dsfs_names_unescape(const char *s, char **out);
+
 /* Percent-encodes s for one URL path segment (only A-Z a-z 0-9 - _ ~ stay; '.' too unless s is "." or ".."). */
 char *dsfs_names_url_segment(const char *s);
 

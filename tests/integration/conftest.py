@@ -14,8 +14,10 @@ Environment: DSFS_BIN (the dsfs binary; default build/src/dsfs or src/dsfs),
 DSFS_SANITIZED=1 (the binary is an ASan/UBSan build).
 """
 
+import codecs
 import json
 import os
+import select
 import stat
 import subprocess
 import sys
@@ -91,23 +93,142 @@ class Mount:
 
     def unmount(self, timeout=60):
         """Unmounts, waits for the daemon and returns its exit status.
-        A daemon that died leaves a dead mount behind: that is unmounted too."""
+        A daemon that died leaves a dead mount behind: that is unmounted too.
+        A mount a process still holds a file open on is busy, and fusermount3 -u
+        refuses it at once: a reader this test started and left behind (a `tail -f`
+        whose test failed) is ended first; a holder that is not ours (this process
+        itself) is left, and the daemon is asked to go with SIGTERM, its own clean
+        way out (it unmounts lazily). The daemon is killed only if it hangs."""
         if self.proc.poll() is None or os.path.ismount(self.path):
-            subprocess.run(["fusermount3", "-u", self.path], stderr=subprocess.DEVNULL)
+            r = self._fusermount("-u")
+            if r.returncode != 0 and os.path.ismount(self.path):
+                leftovers = [pid for pid in holders(self.path) if is_descendant(pid)]
+                for pid in leftovers:
+                    stop_process(pid)
+                if leftovers:
+                    r = self._fusermount("-u")
+                if r.returncode != 0 and self.proc.poll() is None:
+                    self.proc.terminate()
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
             if os.path.ismount(self.path):
-                subprocess.run(["fusermount3", "-uz", self.path], stderr=subprocess.DEVNULL)
+                self._fusermount("-uz")
         return self.proc.returncode
+
+    def _fusermount(self, flag):
+        try:
+            return subprocess.run(["fusermount3", flag, self.path], capture_output=True, text=True, timeout=30)
+        except subprocess.TimeoutExpired as e:
+            return subprocess.CompletedProcess(e.cmd, 1, "", "fusermount3 %s timed out" % flag)
 
     def check_clean(self):
         text = self.log_text()
         bad = [m for m in SANITIZER_MARKERS if m in text]
         assert not bad, "dsfs reported %s:\n%s" % (bad, text[-8000:])
         assert self.proc.returncode == 0, "dsfs exited with %s:\n%s" % (self.proc.returncode, text[-8000:])
+
+
+def holders(path):
+    """Pids of the processes with a file, cwd or root under path (from /proc)."""
+    path = os.path.realpath(path)
+    out = []
+    for pid in (int(d) for d in os.listdir("/proc") if d.isdigit()):
+        try:
+            links = [os.readlink("/proc/%d/%s" % (pid, n)) for n in ("cwd", "root")]
+            links += [os.readlink("/proc/%d/fd/%s" % (pid, fd)) for fd in os.listdir("/proc/%d/fd" % pid)]
+        except OSError:
+            continue
+        if any(link == path or link.startswith(path + "/") for link in links):
+            out.append(pid)
+    return out
+
+
+def is_descendant(pid):
+    """Is pid a process this test process started (a child, or a child's child), not itself?"""
+    me = os.getpid()
+    while pid > 1 and pid != me:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+        if pid == me:
+            return True
+    return False
+
+
+def stop_process(pid):
+    """Ends a process this test started (by its id), and reaps it when it is a child."""
+    try:
+        os.kill(pid, 9)
+    except OSError:
+        return
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        deadline = time.monotonic() + 5
+        while os.path.exists("/proc/%d" % pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+class Tail:
+    """`tail -f` of a file (tail polling every 0.2 s, so what is measured is dsfs's lag), its output
+    collected as it comes. The pipe is read as bytes with select and decoded incrementally: a
+    non-blocking text pipe's read() can return None in the middle of a character (TypeError).
+    Use it as a context manager, so tail is stopped even when the test fails: a reader left
+    holding a file open keeps the mount busy."""
+
+    def __init__(self, path, *args):
+        self.p = subprocess.Popen(["tail", *args, "-s", "0.2", "-f", path], stdout=subprocess.PIPE)
+        self.fd = self.p.stdout.fileno()
+        os.set_blocking(self.fd, False)
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+        self.text = ""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def read(self, wait=0.0):
+        """What tail has written so far, waiting up to wait seconds for more."""
+        if wait > 0:
+            select.select([self.fd], [], [], wait)
+        while True:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            self.text += self.decoder.decode(chunk)
+        return self.text
+
+    def lines(self):
+        """The complete lines so far (a line tail is still writing is not one yet)."""
+        text = self.read()
+        return text[:text.rfind("\n") + 1].splitlines()
+
+    def wait_until(self, pred, timeout):
+        """The monotonic time at which pred(tail's text) first held, or None after timeout seconds."""
+        end = time.monotonic() + timeout
+        while True:
+            if pred(self.read()):
+                return time.monotonic()
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            self.read(min(left, 0.05))
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait()
+        self.p.stdout.close()
 
 
 class MountFailed(Exception):

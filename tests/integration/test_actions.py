@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import entries, entry_name, list_all, reset_stats, sim_stats
+from conftest import Tail, entries, entry_name, list_all, reset_stats, sim_stats
 
 
 def write(path, text):
@@ -360,33 +360,24 @@ def test_tail_f_follows_a_running_task_log(server_factory, dsfs_mount):
 
 def test_tail_f_of_a_task_log_is_live_with_a_long_cache_ttl(server_factory, dsfs_mount):
     """cache_ttl=600: task files are live all the same (the kernel keeps no size for them), so
-    `tail -f log` shows the task's last line within a second or so of the server having it."""
+    `tail -f log` shows the task's last line within seconds of the server having it, not after
+    the 600 s a cached file would take. (The bound leaves room for a loaded machine and a
+    sanitizer build: a file served from the cache would miss it by minutes.)"""
     server = server_factory("--test-controls", "--task-seconds", "4")
     m = dsfs_mount(server, ttl=600)
     e = Estate(server, m)
     assert write(os.path.join(e.dir_of("volumes", e.volume()), "action"), "clone name=tailed-live\n") == 0
     task = os.path.basename(os.path.realpath(m.p("tasks", "latest")))
-    log = m.p("tasks", task, "log")
-    tail = subprocess.Popen(["tail", "-f", "-s", "0.2", log], stdout=subprocess.PIPE, text=True)
-    api = server.login()
-    deadline = time.monotonic() + 20
-    while api.get("/tasks/" + task).json()["state"] not in ("SUCCEEDED", "FAILED"):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    ended = time.monotonic()
-    seen = None
-    os.set_blocking(tail.stdout.fileno(), False)
-    buf = ""
-    while time.monotonic() < ended + 5 and seen is None:
-        chunk = tail.stdout.read() or ""
-        buf += chunk
-        if "succeeded" in buf.lower():
-            seen = time.monotonic()
-        time.sleep(0.05)
-    tail.terminate()
-    tail.communicate(timeout=5)
-    assert seen is not None, buf
-    assert seen - ended < 1.5, seen - ended
+    with Tail(m.p("tasks", task, "log")) as tail:
+        api = server.login()
+        deadline = time.monotonic() + 60
+        while api.get("/tasks/" + task).json()["state"] not in ("SUCCEEDED", "FAILED"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        ended = time.monotonic()
+        seen = tail.wait_until(lambda text: "succeeded" in text.lower(), 30)
+        assert seen is not None, tail.read()
+        assert seen - ended < 5, seen - ended
 
 
 def test_wait_times_out_and_is_interrupted(server_factory, dsfs_mount):

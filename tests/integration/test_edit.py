@@ -366,3 +366,43 @@ def test_array_volumes_and_backupdr_templates_edit_too(dscc, bdr, dsfs_mount, tm
     assert bapi.get("/slt/%s" % slts[0]["id"])["name"] == slts[0]["name"] + "-renamed"
     # the template's entry follows its new name
     assert slts[0]["name"] + "-renamed" in os.listdir(mb.p("templates"))
+
+
+def posts(server):
+    return [r for r in server.sim("GET", "/requests").json()["requests"] if r["method"] == "POST"]
+
+
+def test_a_number_that_cannot_be_sent_as_written_is_refused(dscc, dsfs_mount, tmp_path):
+    """json-c clamps 99999999999999999999 to 18446744073709551615, reads 01 as 1 and NaN as a number:
+    an edit or a command carrying a number the server would not get as written sends nothing."""
+    m = dsfs_mount(dscc, "api=dscc", "allow_edit", ttl=60, credentials=dscc_credentials(tmp_path, dscc))
+    api = DsccApi(dscc)
+    sysobj = api.items("/api/v1/storage-systems/device-type2")[0]
+    entry = [e for e in os.listdir(m.p("servers")) if read_json(m.p("servers", e, "system.json"))["id"] == sysobj["id"]][0]
+    vols = api.items("/api/v1/storage-systems/device-type2/%s/volumes" % sysobj["id"])
+    vdir = m.p("servers", entry, "volumes", assign_entries(vols)[0])
+    path = os.path.join(vdir, "volume.json")
+    vol = read_json(path)
+    with open(path) as f:
+        before = f.read()
+    assert '"limit_iops": ' in before
+    forget_requests(dscc)
+    for bad in ("99999999999999999999", "-99999999999999999999", "18446744073709551616", "1e400", "-1e400",
+                "1e-400", "NaN", "Infinity", "01", "1.00000000000000000001", "9007199254740993.0"):
+        text = dump(dict(vol, limit_iops=0)).replace('"limit_iops": 0', '"limit_iops": ' + bad)
+        assert write_file(path, text) == errno.EINVAL, bad
+        assert bad in m.log_text(), bad
+    # a command's value too: key=value and JSON alike
+    new = os.path.join(os.path.dirname(vdir), "new")
+    for line in ("name=big size=99999999999999999999", '{"name": "big", "size": 1e400}'):
+        fd = os.open(new, os.O_WRONLY | os.O_TRUNC)
+        with pytest.raises(OSError) as e:
+            os.write(fd, (line + "\n").encode())
+        os.close(fd)
+        assert e.value.errno == errno.EINVAL, line
+    assert puts(dscc) == [] and posts(dscc) == []
+    with open(path) as f:
+        assert f.read() == before
+    # a number that can be carried goes exactly as written (beyond 2^53: no double on the way)
+    write_file(path, dump(dict(vol, limit_iops=0)).replace('"limit_iops": 0', '"limit_iops": 9007199254740993'))
+    assert [p["body"] for p in puts(dscc)] == [{"limit_iops": 9007199254740993}]

@@ -6,48 +6,33 @@ per cache_ttl; a dialect with nothing to show has no events/.
 
 import json
 import os
-import subprocess
 import time
 
-from conftest import reset_stats, sim_stats
+from conftest import Tail as FollowedFile, reset_stats, sim_stats
 from test_cloudsync import cs, mount_cs  # noqa: F401  (fixtures)
 from test_backupdr import TOKEN, Api as BdrApi, credentials as bdr_credentials
 from test_dscc import Api as DsccApi, dscc_credentials
 
 
-class Tail:
-    """`tail -f` of a file, its lines collected as they come."""
+class Tail(FollowedFile):
+    """`tail -f` of an events/log, its events (one JSON object a line) collected as they come."""
 
     def __init__(self, path):
-        # tail's own polling every 0.2 s: what is measured is dsfs's lag, not tail's
-        self.p = subprocess.Popen(["tail", "-n", "+1", "-s", "0.2", "-f", path], stdout=subprocess.PIPE, text=True)
-        os.set_blocking(self.p.stdout.fileno(), False)
-        self.buf = ""
+        super().__init__(path, "-n", "+1")
 
     def lines(self):
-        while True:
-            try:
-                chunk = os.read(self.p.stdout.fileno(), 65536)
-            except BlockingIOError:
-                break
-            if not chunk:
-                break
-            self.buf += chunk.decode()
-        done = self.buf[:self.buf.rfind("\n") + 1]  # a line still being written is not parsed yet
-        return [json.loads(line) for line in done.splitlines()]
+        return [json.loads(line) for line in super().lines()]
 
     def wait_for(self, pred, timeout):
         end = time.monotonic() + timeout
-        while time.monotonic() < end:
+        while True:
             found = [e for e in self.lines() if pred(e)]
             if found:
                 return found, time.monotonic()
-            time.sleep(0.05)
-        raise AssertionError("no such event within %.1f s; got %r" % (timeout, self.lines()[-3:]))
-
-    def stop(self):
-        self.p.kill()
-        self.p.wait()
+            left = end - time.monotonic()
+            if left <= 0:
+                raise AssertionError("no such event within %.1f s; got %r" % (timeout, self.lines()[-3:]))
+            self.read(min(left, 0.05))
 
 
 def event_gets(server, fragment):
@@ -67,8 +52,9 @@ def check_follow(server, m, fragment, make_event, is_it, ttl):
         before = len(t.lines())
         made = time.monotonic()
         key = make_event()
-        found, seen = t.wait_for(lambda e: is_it(e, key), 2 * ttl + 1.0)
-        assert seen - made <= 2 * ttl + 0.5, seen - made
+        # within 2 x ttl, and 2 s for a loaded machine (tail's own 0.2 s polling included)
+        found, seen = t.wait_for(lambda e: is_it(e, key), 2 * ttl + 4.0)
+        assert seen - made <= 2 * ttl + 2.0, seen - made
         assert len(found) == 1, found  # shown once
         assert len(t.lines()) > before
         # while it follows, at most one question per cache_ttl

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import REPO, MountFailed, dsfs_binary, entries, sim_stats, write_credentials
+from conftest import REPO, MountFailed, dsfs_binary, entries, holders, sim_stats, write_credentials
 
 
 def run_dsfs(args, timeout=30):
@@ -243,3 +243,33 @@ def test_a_dead_mount_is_named_and_the_fix_given(server, tmp_path):
         if daemon.poll() is None:
             daemon.kill()
         subprocess.run(["fusermount3", "-u", mnt], stderr=subprocess.DEVNULL)
+
+
+def test_teardown_unmounts_with_a_reader_still_holding_a_file_open(server, dsfs_mount):
+    """A test that fails while its `tail -f` still reads from the mount left the mount busy:
+    fusermount3 -u refused it, the fixture waited a minute and killed dsfs with -9. The fixture
+    now ends a reader it started, or asks the daemon to go (SIGTERM: it unmounts lazily), and the
+    daemon exits 0 either way, promptly."""
+    for keep in ("child", "self"):
+        m = dsfs_mount(server)
+        s = sorted(os.listdir(m.p("servers")))[0]
+        path = m.p("servers", s, "server.json")
+        if keep == "child":
+            holder = subprocess.Popen(["tail", "-s", "0.2", "-f", path], stdout=subprocess.DEVNULL)
+        else:
+            holder = open(path)
+        deadline = time.monotonic() + 10
+        while keep == "child" and not [pid for pid in holders(m.path) if pid == holder.pid]:
+            assert time.monotonic() < deadline, "tail never opened the file"
+            time.sleep(0.05)
+        r = subprocess.run(["fusermount3", "-u", m.path], capture_output=True, text=True)
+        assert r.returncode != 0 and os.path.ismount(m.path), r  # busy, as the failed test's mount was
+        t0 = time.monotonic()
+        assert m.unmount(timeout=20) == 0, m.log_text()[-2000:]
+        assert time.monotonic() - t0 < 15
+        assert not os.path.ismount(m.path)
+        if keep == "child":
+            assert holder.poll() is not None  # the leftover reader is gone
+        else:
+            holder.close()
+        m.check_clean()

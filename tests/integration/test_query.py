@@ -392,3 +392,73 @@ def test_df_leaves_out_figures_that_are_not_capacities(server, dsfs_mount):
         assert statvfs_bytes(m.p("servers", e)) == (1, pfree, pfree, pfree), bad
     assert "capacityInBytes = 1e30 is not a capacity" in m.log_text() or \
         "capacityInBytes = 1.0e+30 is not a capacity" in m.log_text(), m.log_text()
+
+
+def test_where_never_widens_a_backupdr_collection_beyond_its_application(server_factory, dsfs_mount, tmp_path):
+    """A condition on the collection's own scope (a backup's appid) is AND-ed here: the server ORs two
+    filters on one field, so asking it would list another application's backups."""
+    bdr = server_factory("--dialect", "backupdr", "--test-controls", "--servers", "1", "--volumes", "3",
+                         "--snapshots", "2", "--hosts", "2")
+    m = dsfs_mount(bdr, "api=backupdr", ttl=60, credentials=bdr_credentials(tmp_path, "token=%s\n" % TOKEN))
+    api = BdrApi(bdr)
+    apps = [a for a in api.items("/application") if api.items("/backup?filter=appid:%%3D%s" % a["id"])]
+    assert len(apps) >= 2
+    a, b = apps[:2]
+    a_entry = [e for e, o in zip(assign_entries(named(api.items("/application"), "appname")),
+                                 api.items("/application")) if o["id"] == a["id"]][0]
+    backups = m.p("applications", a_entry, "backups")
+    a_backups = api.items("/backup?filter=appid:%%3D%s" % a["id"])
+    b_backups = api.items("/backup?filter=appid:%%3D%s" % b["id"])
+    assert b_backups and a_backups
+    # asked before the listing is fresh, then after: the same empty answer, and .count agrees
+    for when in ("cold", "listed"):
+        assert where_entries(backups, "appid=%s" % b["id"]) == [], when
+        assert read(os.path.join(backups, ".where", "appid=%s" % b["id"], ".count")) == "0\n", when
+        b_name = b_backups[0]["backupname"]
+        assert where_entries(backups, "appid=%s" % b["id"], "backupname=%s" % b_name) == [], when
+        assert where_entries(backups, "backupname=%s" % b_name, "appid=%s" % b["id"]) == [], when
+        assert where_entries(backups, "appid!=%s" % a["id"]) == [], when
+        assert len(where_entries(backups, "appid=%s" % a["id"])) == len(a_backups), when
+        assert read(os.path.join(backups, ".where", "appid=%s" % a["id"], ".count")) == "%d\n" % len(a_backups)
+        listing(backups)
+    # a server that answers the scoped list with another application's backup: it is not shown
+    alien, mine = b_backups[0], a_backups[0]
+    mb = dsfs_mount(bdr, "api=backupdr", ttl=60, credentials=bdr_credentials(tmp_path, "token=%s\n" % TOKEN))
+    r = bdr.sim("POST", "/faults", {"method": "GET", "path": "/actifio/backup",
+                                    "body": json.dumps({"items": [mine, alien], "count": 2})})
+    assert r.status == 201, r.body
+    bk = mb.p("applications", a_entry, "backups")
+    assert where_entries(bk, "id=%s" % alien["id"]) == []
+    assert read(os.path.join(bk, ".where", "id=%s" % alien["id"], ".count")) == "0\n"
+    assert listing(bk) == assign_entries(named([mine], "backupname"))
+    assert "outside its collection" in mb.log_text(), mb.log_text()[-2000:]
+    bdr.sim("DELETE", "/faults", None)
+
+
+def test_a_nul_escape_in_a_where_value_is_refused_and_nothing_is_asked(server_factory, dsfs_mount, tmp_path):
+    """`%00` would cut the value short in C: `name=X%00zzz` asked for `name eq 'X'`. It is EINVAL."""
+    dscc = server_factory("--dialect", "dscc", "--test-controls", "--volumes", "4", "--snapshots", "1",
+                          "--hosts", "3")
+    m = dsfs_mount(dscc, "api=dscc", ttl=60, credentials=dscc_credentials(tmp_path, dscc))
+    hosts = DsccApi(dscc).items("/api/v1/host-initiators")
+    name = hosts[0]["name"]
+    assert where_entries(m.p("hosts"), "name=" + name)  # the condition without the cut answers
+    reset_stats(dscc)
+    for cond in ("name=%s%%00zzz" % name, "name=%s%%00" % name, "name!=%s%%00x" % name):
+        for path in (m.p("hosts", ".where", cond), m.p("hosts", ".where", cond, ".count"),
+                     m.p("hosts", ".where", "name=" + name, ".where", cond)):
+            with pytest.raises(OSError) as e:
+                os.listdir(path) if not path.endswith(".count") else read(path)
+            assert e.value.errno == errno.EINVAL, (cond, path)
+    assert not [k for k in sim_stats(dscc) if "host-initiators" in k], sim_stats(dscc)
+    assert "%00" in m.log_text()
+    # the storage plugin filters its listing here: the same refusal
+    sp = server_factory("--test-controls", "--servers", "1", "--volumes", "3", "--snapshots", "1")
+    ms = dsfs_mount(sp, ttl=60)
+    s = os.listdir(ms.p("servers"))[0]
+    vol = sorted(listing(ms.p("servers", s, "volumes")))[0]
+    with pytest.raises(OSError) as e:
+        os.listdir(ms.p("servers", s, "volumes", ".where", "name=%s%%00zzz" % vol))
+    assert e.value.errno == errno.EINVAL
+    # .by-id: no id has a byte 0, so no entry either
+    assert not os.path.exists(ms.p("servers", s, "volumes", ".by-id", "x%00y"))

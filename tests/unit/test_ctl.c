@@ -54,6 +54,16 @@ int main(void)
 	parses(&create, "{\"name\": \"j\", \"replicate\": false}", NULL, "{\"name\":\"j\",\"replicate\":false}");
 	parses(&create, "name=\"with space\" n=12 f=1.5 z=null", NULL,
 	       "{\"name\":\"with space\",\"n\":12,\"f\":1.5,\"z\":null}");
+	/* a number json-c would carry as another is refused; a word JSON does not spell as one is text */
+	refuses(&create, "name=n size=99999999999999999999", "99999999999999999999 is beyond");
+	refuses(&create, "name=n size=-99999999999999999999", "-99999999999999999999 is beyond");
+	refuses(&create, "name=n size=1e400", "1e400 is beyond");
+	refuses(&create, "name=n size=[1,1e400]", "1e400 is beyond");
+	refuses(&create, "{\"name\": \"n\", \"size\": 99999999999999999999}", "99999999999999999999 is beyond");
+	refuses(&create, "{\"name\": \"n\", \"size\": NaN}", "NaN is not a JSON number");
+	refuses(NULL, "clone name=c size=18446744073709551616", "18446744073709551616 is beyond");
+	parses(&create, "name=007 size=18446744073709551615 r=NaN z=-0", NULL,
+	       "{\"name\":\"007\",\"size\":18446744073709551615,\"r\":\"NaN\",\"z\":0}");
 	parses(&create, "name=x iqns=[\"a b\",\"c\"] o={\"k\":[1,{\"x\":\"}\"}]}", NULL,
 	       "{\"name\":\"x\",\"iqns\":[\"a b\",\"c\"],\"o\":{\"k\":[1,{\"x\":\"}\"}]}}");
 	parses(NULL, "clone name=c1 snapshot.id=abc snapshot.name=s", "clone",

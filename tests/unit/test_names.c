@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* Unit tests for src/names.c: entry escaping, collisions, shortening, URL segments. */
+#include <errno.h>
 #include <stdlib.h>
 
 #include "names.h"
@@ -23,6 +24,40 @@ static void segment(const char *id, const char *want)
 	snprintf(label, sizeof(label), "URL segment for '%s'", id);
 	is_str(s, want, label);
 	free(s);
+}
+
+static void unescape(const char *s, int want_ret, const char *want)
+{
+	char *out = (char *)"unset", label[256];
+	int ret = dsfs_names_unescape(s, &out);
+
+	snprintf(label, sizeof(label), "unescape '%s' answers %d", s, want_ret);
+	is_int(ret, want_ret, label);
+	snprintf(label, sizeof(label), "unescape '%s'", s);
+	if (want)
+		is_str(out, want, label);
+	else
+		ok(out == NULL, label);
+	free(ret ? NULL : out);
+}
+
+/* Every byte escaping writes comes back, and nothing else is read as an escape. */
+static void unescape_all(void)
+{
+	unescape("a%2Fb", 0, "a/b");
+	unescape("100%25", 0, "100%");
+	unescape("%2E%2E", 0, "..");
+	unescape("line%0abreak%09tab", 0, "line\nbreak\ttab");
+	unescape("%~0123456789abcdef", 0, "%~0123456789abcdef");
+	unescape("50%", 0, "50%");
+	unescape("5%4", 0, "5%4");
+	unescape("% 1x", 0, "% 1x"); /* sscanf's %x would skip the space */
+	unescape("%+1", 0, "%+1");
+	unescape("%-1", 0, "%-1");
+	unescape("%zz", 0, "%zz");
+	unescape("vol-mail-0003%00zzz", -EINVAL, NULL);
+	unescape("%00", -EINVAL, NULL);
+	unescape("", 0, "");
 }
 
 static void dedupe(void)
@@ -168,6 +203,7 @@ int main(void)
 	segment("sp ace", "sp%20ace");
 	segment("nl\n", "nl%0A");
 
+	unescape_all();
 	dedupe();
 	dedupe_same_ids();
 	long_names();
