@@ -256,47 +256,47 @@ out:
 	return jwt;
 }
 
+/* A service account's key is a few KiB: a larger file is not one (and is not read whole). */
+#define KEY_FILE_MAX (1 << 20)
+
 /* Reads a service account's JSON key file (private like a credentials file). NULL with err set. */
 static json_object *read_key_file(const char *path, char *err, size_t errlen)
 {
 	json_object *o = NULL, *v;
-	char *text = NULL;
-	size_t len = 0, cap = 0;
+	char *text;
+	size_t len = 0, n;
 	int ret;
 	FILE *f = dsfs_options_open_private(path, "key file", err, errlen, &ret);
 
 	if (!f)
 		return NULL;
-	for (;;) {
-		size_t n;
-
-		if (len + 4096 > cap) {
-			char *p = cap > (1 << 20) ? NULL : realloc(text, cap + 8192);
-
-			if (!p)
-				break;
-			text = p;
-			cap += 8192;
-		}
-		n = fread(text + len, 1, cap - len - 1, f);
-		if (!n)
-			break;
+	/* one buffer, never grown: a realloc would leave copies of the key behind */
+	text = malloc(KEY_FILE_MAX + 2);
+	if (!text) {
+		fclose(f);
+		snprintf(err, errlen, "key file %s: out of memory", path);
+		return NULL;
+	}
+	while (len <= KEY_FILE_MAX && (n = fread(text + len, 1, KEY_FILE_MAX + 1 - len, f)) > 0)
 		len += n;
-	}
 	fclose(f);
-	if (text) {
-		text[len] = '\0';
-		o = json_tokener_parse(text);
-		explicit_bzero(text, cap);
-		free(text);
+	if (len > KEY_FILE_MAX) {
+		snprintf(err, errlen, "key file %s is too large (over %d MiB): a service account's JSON key is a "
+			 "few KiB", path, KEY_FILE_MAX >> 20);
+		goto out;
 	}
+	text[len] = '\0';
+	o = json_tokener_parse(text);
 	if (!o || !json_object_object_get_ex(o, "client_email", &v) || !json_object_is_type(v, json_type_string) ||
 	    !json_object_object_get_ex(o, "private_key", &v) || !json_object_is_type(v, json_type_string)) {
 		snprintf(err, errlen, "key file %s is not a service account's JSON key (client_email and "
 			 "private_key)", path);
 		json_object_put(o);
-		return NULL;
+		o = NULL;
 	}
+out:
+	explicit_bzero(text, len);
+	free(text);
 	return o;
 }
 

@@ -715,9 +715,9 @@ int dsfs_estate_unlink(struct dsfs_estate *e, const char *path)
 	MEMBER_ONLY(dsfs_fs_unlink);
 }
 
-int dsfs_estate_chmeta(struct dsfs_estate *e, const char *path)
+int dsfs_estate_chmeta(struct dsfs_estate *e, const char *path, bool changes)
 {
-	MEMBER_ONLY(dsfs_fs_chmeta);
+	MEMBER_ONLY(dsfs_fs_chmeta, changes);
 }
 
 int dsfs_estate_rename(struct dsfs_estate *e, const char *from, const char *to, unsigned flags)

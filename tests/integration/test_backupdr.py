@@ -360,6 +360,20 @@ def test_service_account_key_is_signed_into_a_token(server_factory, mount_bdr, t
     assert "Invalid JWT Signature" in e.value.output and "PRIVATE KEY" not in e.value.output
 
 
+def test_a_key_file_over_1_mib_is_called_too_large(bdr, mount_bdr, tmp_path):
+    """Issue 23 item 15: a key file past the 1 MiB bound is refused as too large, not
+    as "not a service account's JSON key" (it may well be one, padded)."""
+    keyfile = str(tmp_path / "big.json")
+    fd = os.open(keyfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"type": "service_account", "client_email": "a@example.iam.gserviceaccount.com",
+                   "private_key": "x", "padding": "p" * (2 << 20)}, f)
+    with pytest.raises(MountFailed) as e:
+        mount_bdr(bdr, cred="key_file=%s\n" % keyfile)
+    assert "too large" in e.value.output and keyfile in e.value.output, e.value.output
+    assert "not a service account's JSON key" not in e.value.output
+
+
 def test_basic_login_on_premises_and_a_bad_token_refused(bdr, mount_bdr):
     m = mount_bdr(bdr, cred="username=admin\npassword=admin\n")
     assert entries(m.p("hosts"))
