@@ -244,9 +244,14 @@ int dsfs_cache_task_ended(struct dsfs_cache *c, const char *id, bool *ended)
 	*ended = true;
 	if (!url)
 		return c->dialect->tasks_dir ? -ENOMEM : 0;
-	ret = dsfs_session_call(c->session, &(struct dsfs_request){ .method = "GET", .path = url }, &resp, false);
-	if (ret == 0 && (o = json_tokener_parse(resp.body ? resp.body : "")) &&
-	    json_object_is_type(s = dsfs_dialect_field(o, w->state_field), json_type_string))
+	if (c->dialect->task_get) {
+		ret = c->dialect->task_get(c->session, url, NULL, &o);
+	} else {
+		ret = dsfs_session_call(c->session, &(struct dsfs_request){ .method = "GET", .path = url }, &resp, false);
+		if (ret == 0)
+			o = json_tokener_parse(resp.body ? resp.body : "");
+	}
+	if (ret == 0 && o && json_object_is_type(s = dsfs_dialect_field(o, w->state_field), json_type_string))
 		*ended = dsfs_dialect_state_in(json_object_get_string(s), w->succeeded) ||
 			 dsfs_dialect_state_in(json_object_get_string(s), w->failed);
 	if (ret == -ENOENT)

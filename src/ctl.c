@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,6 +172,142 @@ bad:
 	return -EINVAL;
 }
 
+/* ---- fields and their types ------------------------------------------------------ */
+
+/* The declared field called name[0..n), or NULL. */
+static const struct dsfs_field *field_named(const struct dsfs_field *fields, const char *name, size_t n)
+{
+	for (; fields && fields->name; fields++)
+		if (strlen(fields->name) == n && !strncmp(fields->name, name, n))
+			return fields;
+	return NULL;
+}
+
+/* True when a declared field lies below name[0..n): "policy" for "policy.id". */
+static bool fields_below(const struct dsfs_field *fields, const char *name, size_t n)
+{
+	for (; fields && fields->name; fields++)
+		if (strlen(fields->name) > n && !strncmp(fields->name, name, n) && fields->name[n] == '.')
+			return true;
+	return false;
+}
+
+/* True when name[0..n) lies below a field declared DSFS_T_OBJECT (taken as written). */
+static bool inside_object(const struct dsfs_field *fields, const char *name, size_t n)
+{
+	for (; fields && fields->name; fields++) {
+		size_t k = strlen(fields->name);
+
+		if (fields->type == DSFS_T_OBJECT && k < n && !strncmp(fields->name, name, k) && name[k] == '.')
+			return true;
+	}
+	return false;
+}
+
+static const char *type_name(enum dsfs_type t)
+{
+	switch (t) {
+	case DSFS_T_STRING: return "a string";
+	case DSFS_T_INTEGER: return "an integer";
+	case DSFS_T_NUMBER: return "a number";
+	case DSFS_T_BOOLEAN: return "true or false";
+	case DSFS_T_STRINGS: return "a list of strings (a,b or [a,b])";
+	case DSFS_T_ARRAY: return "a JSON array";
+	case DSFS_T_OBJECT: return "a JSON object";
+	}
+	return "?";
+}
+
+/* n bytes at p as an int64 (an optional '-', then digits): false when not one, or out of range. */
+static bool parse_int64(const char *p, size_t n, int64_t *out)
+{
+	char buf[32], *end;
+	long long v;
+	size_t i = n && p[0] == '-';
+
+	if (n == i || n >= sizeof(buf))
+		return false;
+	for (; i < n; i++)
+		if (!isdigit((unsigned char)p[i]))
+			return false;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	errno = 0;
+	v = strtoll(buf, &end, 10);
+	if (errno == ERANGE || *end)
+		return false;
+	*out = v;
+	return true;
+}
+
+/*
+ * A JSON integer json-c may have clamped (it stores a literal past int64 as
+ * its bound): such a number cannot be sent as the user wrote it.
+ */
+static bool clamped(json_object *v)
+{
+	int64_t i = json_object_get_int64(v);
+
+	return i == INT64_MAX || i == INT64_MIN;
+}
+
+/* The elements of a list written as a,b or [a,b] (elements may be JSON strings: "a,b"). */
+static int string_list(const char *p, size_t n, json_object **out, char *err, size_t errlen)
+{
+	json_object *arr = NULL;
+	size_t i = 0;
+
+	if (n && p[0] == '[') {
+		if (parse_exact(p, n, &arr) && json_object_is_type(arr, json_type_array)) {
+			*out = arr; /* its elements are checked with the body */
+			return 0;
+		}
+		json_object_put(arr);
+		if (p[n - 1] != ']') {
+			snprintf(err, errlen, "list '%.*s' has no closing ']'", (int)n, p);
+			return -EINVAL;
+		}
+		p++;
+		n -= 2;
+	}
+	arr = json_object_new_array();
+	if (!arr)
+		return -ENOMEM;
+	while (n && i <= n) {
+		size_t start = i, a, b;
+		bool in_str = false;
+		json_object *e = NULL;
+
+		for (; i < n && (in_str || p[i] != ','); i++) {
+			if (in_str && p[i] == '\\' && i + 1 < n)
+				i++;
+			else if (p[i] == '"')
+				in_str = !in_str;
+		}
+		for (a = start; a < i && isspace((unsigned char)p[a]); a++)
+			;
+		for (b = i; b > a && isspace((unsigned char)p[b - 1]); b--)
+			;
+		if (a == b) {
+			snprintf(err, errlen, "list '%.*s' has an empty element", (int)n, p);
+			json_object_put(arr);
+			return -EINVAL;
+		}
+		if (p[a] != '"' || !parse_exact(p + a, b - a, &e) || !json_object_is_type(e, json_type_string)) {
+			json_object_put(e);
+			e = json_object_new_string_len(p + a, (int)(b - a));
+		}
+		if (!e || json_object_array_add(arr, e)) {
+			json_object_put(e);
+			json_object_put(arr);
+			return -ENOMEM;
+		}
+		i++; /* past the comma */
+	}
+	*out = arr;
+	return 0;
+}
+
 /*
  * The numbers in the JSON value [p, p + n) json-c read into *v must be the
  * ones written (json-c clamps 99999999999999999999, reads 1e400 as an
@@ -196,8 +333,255 @@ static int exact_numbers(const char *p, size_t n, json_object **v, bool *json, c
 	return -EINVAL;
 }
 
-/* key=value pairs in [p, end) into a new object. */
-static int parse_pairs(const char *p, const char *end, json_object **out, char *err, size_t errlen)
+/*
+ * The value of key=value text p[0..n) for field f: of f's type, whatever
+ * its spelling; "null" is JSON null for any field. Without f (a field below
+ * an object taken as written, or one the command does not take), a JSON
+ * literal is that literal and anything else a string.
+ */
+static int typed_value(const struct dsfs_field *f, const char *key, size_t klen, const char *p, size_t n,
+		       json_object **out, char *err, size_t errlen)
+{
+	int64_t i;
+	json_object *v = NULL;
+
+	*out = NULL;
+	if (n == 4 && !memcmp(p, "null", 4))
+		return 0;
+	switch (f ? f->type : DSFS_T_OBJECT) {
+	case DSFS_T_STRING:
+		/* a quoted JSON string is that string ("a b"); anything else is the text itself */
+		if (n && p[0] == '"' && parse_exact(p, n, &v) && json_object_is_type(v, json_type_string))
+			break;
+		json_object_put(v);
+		v = json_object_new_string_len(p, (int)n);
+		break;
+	case DSFS_T_INTEGER:
+		if (!parse_int64(p, n, &i))
+			goto bad;
+		v = json_object_new_int64(i);
+		break;
+	case DSFS_T_NUMBER:
+		if (parse_int64(p, n, &i)) {
+			v = json_object_new_int64(i);
+			break;
+		}
+		if (!parse_exact(p, n, &v) || !json_object_is_type(v, json_type_double)) {
+			json_object_put(v);
+			goto bad;
+		}
+		if (exact_numbers(p, n, &v, NULL, err, errlen))
+			return -EINVAL;
+		break;
+	case DSFS_T_BOOLEAN:
+		if ((n == 4 && !memcmp(p, "true", 4)) || (n == 5 && !memcmp(p, "false", 5)))
+			v = json_object_new_boolean(n == 4);
+		else
+			goto bad;
+		break;
+	case DSFS_T_STRINGS:
+		return string_list(p, n, out, err, errlen);
+	case DSFS_T_ARRAY:
+		if (!parse_exact(p, n, &v) || !json_object_is_type(v, json_type_array)) {
+			json_object_put(v);
+			goto bad;
+		}
+		if (exact_numbers(p, n, &v, NULL, err, errlen))
+			return -EINVAL;
+		break;
+	case DSFS_T_OBJECT: {
+		bool json = parse_exact(p, n, &v);
+
+		if (json && exact_numbers(p, n, &v, &json, err, errlen))
+			return -EINVAL;
+		if (!json)
+			v = json_object_new_string_len(p, (int)n);
+		break;
+	}
+	}
+	if (!v)
+		return -ENOMEM;
+	*out = v;
+	return 0;
+bad:
+	snprintf(err, errlen, "field %.*s takes %s, not '%.*s'", (int)klen, key, type_name(f->type), (int)n, p);
+	return -EINVAL;
+}
+
+/*
+ * Checks v (a JSON value of field f in a body) against f's type: 0 with
+ * *out NULL when it is one, with *out a new value of f's type when v says
+ * one exactly (4006 for a string is "4006"), -EINVAL otherwise.
+ */
+static int coerce(const struct dsfs_field *f, json_object *v, json_object **out, char *err, size_t errlen)
+{
+	enum json_type t = json_object_get_type(v);
+	int ret;
+
+	*out = NULL;
+	if (!v || f->type == DSFS_T_OBJECT)
+		return 0;
+	switch (f->type) {
+	case DSFS_T_STRING:
+		if (t == json_type_string)
+			return 0;
+		if (t == json_type_int && !clamped(v)) {
+			*out = json_object_new_string(json_object_to_json_string(v));
+			return *out ? 0 : -ENOMEM;
+		}
+		break;
+	case DSFS_T_INTEGER:
+	case DSFS_T_NUMBER:
+	case DSFS_T_BOOLEAN:
+		if ((t == json_type_int && !clamped(v) && f->type != DSFS_T_BOOLEAN) ||
+		    (t == json_type_double && f->type == DSFS_T_NUMBER) ||
+		    (t == json_type_boolean && f->type == DSFS_T_BOOLEAN))
+			return 0;
+		/* "3" for an integer, "true" for a boolean: read as key=value text is */
+		if (t == json_type_string && strcmp(json_object_get_string(v), "null")) {
+			const char *s = json_object_get_string(v);
+
+			return typed_value(f, f->name, strlen(f->name), s, strlen(s), out, err, errlen);
+		}
+		break;
+	case DSFS_T_STRINGS:
+		if (t == json_type_string) {
+			const char *s = json_object_get_string(v);
+
+			return string_list(s, strlen(s), out, err, errlen);
+		}
+		if (t != json_type_array)
+			break;
+		for (size_t i = 0; i < json_object_array_length(v); i++) {
+			static const struct dsfs_field elem = { "", DSFS_T_STRING };
+			json_object *e = json_object_array_get_idx(v, i), *ne;
+
+			if (!e) {
+				snprintf(err, errlen, "field %s takes a list of strings, not a null in it", f->name);
+				return -EINVAL;
+			}
+			ret = coerce(&elem, e, &ne, err, errlen);
+			if (ret == -EINVAL)
+				snprintf(err, errlen, "field %s takes a list of strings, not '%s' in it", f->name,
+					 json_object_to_json_string_ext(e, JSON_C_TO_STRING_PLAIN));
+			if (ret)
+				return ret;
+			if (ne && json_object_array_put_idx(v, i, ne)) {
+				json_object_put(ne);
+				return -ENOMEM;
+			}
+		}
+		return 0;
+	case DSFS_T_ARRAY:
+		if (t == json_type_array)
+			return 0;
+		break;
+	case DSFS_T_OBJECT:
+		return 0;
+	}
+	snprintf(err, errlen, "field %s takes %s, not %s", f->name, type_name(f->type),
+		 json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+	return -EINVAL;
+}
+
+/* Edit distance of a and b (both short: field names), for "did you mean". */
+static size_t distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[64], i, j;
+
+	if (la >= 64 || lb >= 64)
+		return (size_t)-1;
+	for (j = 0; j <= lb; j++)
+		row[j] = j;
+	for (i = 1; i <= la; i++) {
+		size_t diag = row[0];
+
+		row[0] = i;
+		for (j = 1; j <= lb; j++) {
+			size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			diag = up;
+			row[j] = best;
+		}
+	}
+	return row[lb];
+}
+
+/* The reason a command does not take the field name: the nearest field it takes, or the list of them. */
+static int unknown_field(const struct dsfs_action *a, const char *name, char *err, size_t errlen)
+{
+	const struct dsfs_field *f, *best = NULL;
+	size_t best_d = (size_t)-1;
+	int o;
+
+	for (f = a->fields; f && f->name; f++) {
+		size_t d = distance(name, f->name);
+
+		if (d < best_d) {
+			best_d = d;
+			best = f;
+		}
+	}
+	if (best && best_d <= (strlen(best->name) > 6 ? 3 : 2)) {
+		snprintf(err, errlen, "unknown field %s; did you mean %s?", name, best->name);
+		return -EINVAL;
+	}
+	o = snprintf(err, errlen, "unknown field %s; %s%s%s takes", name, a->verb ? "'" : "", a->verb ? a->verb : "a new entry",
+		     a->verb ? "'" : "");
+	for (f = a->fields; f && f->name && o > 0 && (size_t)o < errlen; f++)
+		o += snprintf(err + o, errlen - (size_t)o, "%s %s", f == a->fields ? ":" : ",", f->name);
+	if (a->fields && !a->fields[0].name && o > 0 && (size_t)o < errlen)
+		snprintf(err + o, errlen - (size_t)o, " no fields");
+	return -EINVAL;
+}
+
+/*
+ * Checks every field of obj (at the dotted path[0..plen)) against a's
+ * fields: each is one a takes, of its type (converted where a value says
+ * one exactly), or lies in an object taken as written.
+ */
+static int check_fields(const struct dsfs_action *a, json_object *obj, char *path, size_t plen, char *err,
+			size_t errlen)
+{
+	json_object_object_foreach(obj, key, val) {
+		size_t n = plen + (plen ? 1 : 0) + strlen(key);
+		const struct dsfs_field *f;
+		json_object *nv;
+		int ret;
+
+		if (n >= 256) {
+			snprintf(err, errlen, "field %.*s...: name too long", (int)plen, path);
+			return -EINVAL;
+		}
+		sprintf(path + plen, "%s%s", plen ? "." : "", key);
+		f = field_named(a->fields, path, n);
+		if (f) {
+			ret = coerce(f, val, &nv, err, errlen);
+			if (ret)
+				return ret;
+			if (nv && json_object_object_add(obj, key, nv)) /* replaces val in its place */
+				return -ENOMEM;
+		} else if (inside_object(a->fields, path, n)) {
+			/* as written */
+		} else if (fields_below(a->fields, path, n) && (!val || json_object_is_type(val, json_type_object))) {
+			ret = val ? check_fields(a, val, path, n, err, errlen) : 0;
+			if (ret)
+				return ret;
+		} else {
+			return unknown_field(a, path, err, errlen);
+		}
+		path[plen] = '\0';
+	}
+	return 0;
+}
+
+/* key=value pairs in [p, end) into a new object, each value of its field's type. */
+static int parse_pairs(const char *p, const char *end, const struct dsfs_field *fields, json_object **out,
+		       char *err, size_t errlen)
 {
 	json_object *body = json_object_new_object();
 	int ret;
@@ -207,7 +591,6 @@ static int parse_pairs(const char *p, const char *end, json_object **out, char *
 	for (p = skip_space(p, end); p < end; p = skip_space(p, end)) {
 		const char *key = p, *eq, *vend;
 		json_object *v;
-		bool json;
 
 		while (p < end && *p != '=' && !isspace((unsigned char)*p))
 			p++;
@@ -218,17 +601,11 @@ static int parse_pairs(const char *p, const char *end, json_object **out, char *
 		}
 		eq = p;
 		vend = value_end(eq + 1, end);
-		json = parse_exact(eq + 1, (size_t)(vend - eq - 1), &v);
-		if (json && (ret = exact_numbers(eq + 1, (size_t)(vend - eq - 1), &v, &json, err, errlen)) != 0) {
+		ret = typed_value(field_named(fields, key, (size_t)(eq - key)), key, (size_t)(eq - key), eq + 1,
+				  (size_t)(vend - eq - 1), &v, err, errlen);
+		if (ret) {
 			json_object_put(body);
 			return ret;
-		}
-		if (!json) {
-			v = json_object_new_string_len(eq + 1, (int)(vend - eq - 1));
-			if (!v) {
-				json_object_put(body);
-				return -ENOMEM;
-			}
 		}
 		ret = set_dotted(body, key, (size_t)(eq - key), v, err, errlen);
 		if (ret) {
@@ -326,7 +703,7 @@ int dsfs_ctl_parse(const char *line, size_t len, const struct dsfs_action *creat
 			if ((ret = exact_numbers(p, (size_t)(end - p), &b, NULL, err, errlen)) != 0)
 				return ret;
 		} else if (memchr(p, '=', (size_t)(end - p)) && create->bare_field) {
-			ret = parse_pairs(p, end, &b, err, errlen);
+			ret = parse_pairs(p, end, a->fields, &b, err, errlen);
 			if (ret)
 				return ret;
 		} else if (create->bare_field) {
@@ -339,7 +716,7 @@ int dsfs_ctl_parse(const char *line, size_t len, const struct dsfs_action *creat
 				return -ENOMEM;
 			}
 		} else {
-			ret = parse_pairs(p, end, &b, err, errlen);
+			ret = parse_pairs(p, end, a->fields, &b, err, errlen);
 			if (ret)
 				return ret;
 		}
@@ -367,7 +744,7 @@ int dsfs_ctl_parse(const char *line, size_t len, const struct dsfs_action *creat
 			if ((ret = exact_numbers(p, (size_t)(end - p), &b, NULL, err, errlen)) != 0)
 				return ret;
 		} else {
-			ret = parse_pairs(p, end, &b, err, errlen);
+			ret = parse_pairs(p, end, a->fields, &b, err, errlen);
 			if (ret)
 				return ret;
 		}
@@ -387,6 +764,15 @@ int dsfs_ctl_parse(const char *line, size_t len, const struct dsfs_action *creat
 					json_object_object_add(b, key, json_object_get(val));
 			}
 			json_object_put(d);
+		}
+	}
+	if (a->fields) {
+		char path[256] = "";
+
+		ret = check_fields(a, b, path, 0, err, errlen);
+		if (ret) {
+			json_object_put(b);
+			return ret;
 		}
 	}
 	ret = check_required(a, b, err, errlen);

@@ -51,9 +51,36 @@ struct dsfs_ref {
 	const char *scope; /* directory of candidates, relative to the control file's directory */
 };
 
+/*
+ * The JSON type the API gives a field of a request body. A control-file
+ * value is sent with its field's type, whatever its spelling: "4006" is a
+ * string where the API takes a string (docs/control.md).
+ */
+enum dsfs_type {
+	DSFS_T_STRING = 1, /* a string: key=4006 sends "4006" */
+	DSFS_T_INTEGER,    /* an integer JSON carries exactly (int64) */
+	DSFS_T_NUMBER,     /* an integer or a fraction */
+	DSFS_T_BOOLEAN,    /* true or false */
+	DSFS_T_STRINGS,    /* a list of strings: key=a,b, key=[a,b], or a JSON array */
+	DSFS_T_ARRAY,      /* a list the API describes no further: a JSON array, taken as written */
+	DSFS_T_OBJECT,     /* an object the API describes no further: it and every field below it as written */
+};
+
+/* A field a command takes. */
+struct dsfs_field {
+	const char *name; /* dotted path in the body: "policy.id" */
+	enum dsfs_type type;
+};
+
 /* A command of a control file: a verb of `action`, or the creation of `new`. */
 struct dsfs_action {
 	const char *verb;            /* "clone"; NULL for a `new` file */
+	/*
+	 * Every field the command takes, with its type, {NULL}-terminated
+	 * (required ones, refs, bare_field and defaults among them). Any other
+	 * field is refused before anything is sent. NULL only with no_body.
+	 */
+	const struct dsfs_field *fields;
 	const char *const *required; /* fields that must be present ("a|b": one of them), NULL-terminated */
 	const struct dsfs_ref *refs; /* NULL-terminated (field NULL) */
 	const char *bare_field;      /* `new`: the field a bare value sets ("name") */
@@ -251,6 +278,13 @@ struct dsfs_dialect {
 	 */
 	char *(*task_of)(struct dsfs_session *s, const struct dsfs_action *a, const char *url,
 			 const struct dsfs_response *resp);
+	/*
+	 * Reads the task at url (a task's URL in tasks_dir) for an API that
+	 * has no GET of one task. cancelled, when set, is asked while the
+	 * request runs. 0 with *out set (a new reference), or -errno with the
+	 * reason recorded. NULL: a GET of url.
+	 */
+	int (*task_get)(struct dsfs_session *s, const char *url, bool (*cancelled)(void), json_object **out);
 };
 
 /* Shorthands for writing a dialect's tables. */
@@ -264,6 +298,8 @@ struct dsfs_dialect {
 #define DSFS_REQUIRE(...) (const char *const[]) { __VA_ARGS__, NULL }
 #define DSFS_GET_ONLY(...) .get_only = (const char *const[]) { __VA_ARGS__, NULL }
 #define DSFS_REFS(...) (const struct dsfs_ref[]) { __VA_ARGS__, { NULL, NULL } }
+#define DSFS_FIELDS(...) (const struct dsfs_field[]) { __VA_ARGS__, { NULL, 0 } }
+#define DSFS_NO_FIELDS (const struct dsfs_field[]) { { NULL, 0 } }
 
 /* Every dialect dsfs speaks, NULL-terminated, in the order --help lists them (src/dialects.c). */
 extern const struct dsfs_dialect *const dsfs_dialects[];

@@ -41,17 +41,31 @@ static const struct dsfs_file_desc backup_files[] = { DSFS_OBJECT_FILE("backup.j
 /* From a backup's directory: the hosts at the top of the tree. */
 #define HOSTS_FROM_BACKUP "../../../../hosts"
 
+/*
+ * The bodies' fields (BackupNowRest, MountRest, RestoreRest, the clone's),
+ * with the types of the published API (V11.0.4): its ids are strings, so
+ * policy.id=4006 is sent as "4006". Options lists are taken as written.
+ */
+#define IMAGE_OPTIONS { "restoreoptions", DSFS_T_ARRAY }, { "provisioningoptions", DSFS_T_ARRAY }, \
+	{ "selectedobjects", DSFS_T_ARRAY }
+
 static const struct dsfs_action backup_actions[] = {
 	{ .verb = "mount", .subpath = "/mount", .required = DSFS_REQUIRE("host.id"),
+	  .fields = DSFS_FIELDS({ "host.id", DSFS_T_STRING }, { "label", DSFS_T_STRING }, { "poweronvm", DSFS_T_BOOLEAN },
+				{ "migratevm", DSFS_T_BOOLEAN }, IMAGE_OPTIONS),
 	  .refs = DSFS_REFS({ "host.id", HOSTS_FROM_BACKUP }) },
 	{ .verb = "unmount", .subpath = "/unmount", .no_body = true },
-	{ .verb = "restore", .subpath = "/restore" },
+	{ .verb = "restore", .subpath = "/restore", .fields = DSFS_FIELDS({ "label", DSFS_T_STRING }, IMAGE_OPTIONS) },
 	{ .verb = "expire", .subpath = "/expire", .no_body = true },
-	{ .verb = "clone", .subpath = "/clone", .refs = DSFS_REFS({ "host.id", HOSTS_FROM_BACKUP }) },
+	{ .verb = "clone", .subpath = "/clone",
+	  .fields = DSFS_FIELDS({ "host.id", DSFS_T_STRING }, { "appname", DSFS_T_STRING }, { "label", DSFS_T_STRING },
+				IMAGE_OPTIONS),
+	  .refs = DSFS_REFS({ "host.id", HOSTS_FROM_BACKUP }) },
 };
 
 /* backups/new: back up now, with a policy of the application's template. */
 static const struct dsfs_action backup_create = {
+	.fields = DSFS_FIELDS({ "policy.id", DSFS_T_STRING }, { "label", DSFS_T_STRING }, { "backuptype", DSFS_T_STRING }),
 	.required = DSFS_REQUIRE("policy.id"), .bare_field = "label", .target = "/application/{id}/backup",
 };
 
@@ -125,15 +139,21 @@ static const struct dsfs_kind sla = {
 	.name_field = "id", .time_field = "modifydate", DSFS_FILES(sla_files),
 };
 
-/* jobs/<job>/: the job object and its state, progress and log lines, read through. */
+static int job_fetch(struct dsfs_session *s, const char *url, json_object **out);
+
+/* jobs/<job>/: the job object and its state, progress and log lines, read through the list. */
 static const struct dsfs_file_desc job_files[] = {
-	{ .name = "job.json", .flags = DSFS_FILE_DIRECT },
-	{ .name = "state", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_state },
-	{ .name = "progress", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_progress },
-	{ .name = "log", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_log },
+	{ .name = "job.json", .flags = DSFS_FILE_DIRECT, .fetch = job_fetch },
+	{ .name = "state", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_state, .fetch = job_fetch },
+	{ .name = "progress", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_progress, .fetch = job_fetch },
+	{ .name = "log", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_log, .fetch = job_fetch },
 };
 
-/* Jobs are named by their ids, as tasks are, so jobs/latest and a job's id agree. */
+/*
+ * Jobs are named by their ids, as tasks are, so jobs/latest and a job's id
+ * agree. The published API (V11.0.4) has GET /jobstatus, a list, and no
+ * GET /jobstatus/{id}: one job is read through the list (job_read).
+ */
 static const struct dsfs_kind job = {
 	.name = "job", .dir_name = "jobs", .segment = "jobstatus", BDR_LIST,
 	.name_field = "id", .time_field = "queuedate", DSFS_FILES(job_files), .is_task = true,
@@ -238,47 +258,47 @@ out:
 	return jwt;
 }
 
+/* A service account's key is a few KiB: a larger file is not one (and is not read whole). */
+#define KEY_FILE_MAX (1 << 20)
+
 /* Reads a service account's JSON key file (private like a credentials file). NULL with err set. */
 static json_object *read_key_file(const char *path, char *err, size_t errlen)
 {
 	json_object *o = NULL, *v;
-	char *text = NULL;
-	size_t len = 0, cap = 0;
+	char *text;
+	size_t len = 0, n;
 	int ret;
 	FILE *f = dsfs_options_open_private(path, "key file", err, errlen, &ret);
 
 	if (!f)
 		return NULL;
-	for (;;) {
-		size_t n;
-
-		if (len + 4096 > cap) {
-			char *p = cap > (1 << 20) ? NULL : realloc(text, cap + 8192);
-
-			if (!p)
-				break;
-			text = p;
-			cap += 8192;
-		}
-		n = fread(text + len, 1, cap - len - 1, f);
-		if (!n)
-			break;
+	/* one buffer, never grown: a realloc would leave copies of the key behind */
+	text = malloc(KEY_FILE_MAX + 2);
+	if (!text) {
+		fclose(f);
+		snprintf(err, errlen, "key file %s: out of memory", path);
+		return NULL;
+	}
+	while (len <= KEY_FILE_MAX && (n = fread(text + len, 1, KEY_FILE_MAX + 1 - len, f)) > 0)
 		len += n;
-	}
 	fclose(f);
-	if (text) {
-		text[len] = '\0';
-		o = json_tokener_parse(text);
-		explicit_bzero(text, cap);
-		free(text);
+	if (len > KEY_FILE_MAX) {
+		snprintf(err, errlen, "key file %s is too large (over %d MiB): a service account's JSON key is a "
+			 "few KiB", path, KEY_FILE_MAX >> 20);
+		goto out;
 	}
+	text[len] = '\0';
+	o = json_tokener_parse(text);
 	if (!o || !json_object_object_get_ex(o, "client_email", &v) || !json_object_is_type(v, json_type_string) ||
 	    !json_object_object_get_ex(o, "private_key", &v) || !json_object_is_type(v, json_type_string)) {
 		snprintf(err, errlen, "key file %s is not a service account's JSON key (client_email and "
 			 "private_key)", path);
 		json_object_put(o);
-		return NULL;
+		o = NULL;
 	}
+out:
+	explicit_bzero(text, len);
+	free(text);
 	return o;
 }
 
@@ -506,6 +526,78 @@ out:
 }
 
 /*
+ * One job, from the list: /jobstatus/<id> (a job's URL in the tree) is asked
+ * as /jobstatus?filter=id:=<id>, and the answer's item with that id is the
+ * job. None: the job is gone (ENOENT). The console answers 404 to a GET of
+ * /jobstatus/<id>, so that URL is never sent.
+ */
+static int job_read(struct dsfs_session *s, const char *url, bool (*cancelled)(void), json_object **out)
+{
+	static const char prefix[] = "/jobstatus/";
+	struct dsfs_request req = { .method = "GET", .cancelled = cancelled };
+	struct dsfs_response resp = { 0 };
+	json_object *o = NULL, *items;
+	char *path = NULL, *id = NULL, *enc = NULL, *text = NULL;
+	int ret;
+
+	*out = NULL;
+	if (strncmp(url, prefix, sizeof(prefix) - 1) || !url[sizeof(prefix) - 1] ||
+	    strchr(url + sizeof(prefix) - 1, '/')) {
+		dsfs_err_record("GET", url, 0, "not a job's URL");
+		return -EINVAL;
+	}
+	/* the URL holds the id as a path segment; the filter holds it as a query value */
+	id = dsfs_names_url_unescape(url + sizeof(prefix) - 1);
+	if (!id || asprintf(&text, "id:=%s", id) < 0) {
+		text = NULL;
+		ret = -ENOMEM;
+		goto out;
+	}
+	enc = dsfs_names_url_segment(text);
+	if (!enc || asprintf(&path, "/jobstatus?filter=%s", enc) < 0) {
+		path = NULL;
+		ret = -ENOMEM;
+		goto out;
+	}
+	req.path = path;
+	ret = dsfs_session_call(s, &req, &resp, false);
+	if (ret)
+		goto out;
+	o = json_tokener_parse(resp.body ? resp.body : "");
+	if (!o || !json_object_object_get_ex(o, "items", &items) || !json_object_is_type(items, json_type_array)) {
+		dsfs_err_record("GET", path, resp.status, "the answer is not a list of jobs");
+		ret = -EIO;
+		goto out;
+	}
+	ret = -ENOENT;
+	for (size_t i = 0; i < json_object_array_length(items); i++) {
+		json_object *j = json_object_array_get_idx(items, i);
+
+		/* a server that ignored the filter lists other jobs too: only this id is this job */
+		if (string_of(j, "id") && !strcmp(string_of(j, "id"), id) && json_object_is_type(j, json_type_object)) {
+			*out = json_object_get(j);
+			ret = 0;
+			break;
+		}
+	}
+	if (ret)
+		dsfs_err_record("GET", path, resp.status, "no job with this id is listed");
+out:
+	json_object_put(o);
+	dsfs_response_clear(&resp);
+	free(path);
+	free(enc);
+	free(text);
+	free(id);
+	return ret;
+}
+
+static int job_fetch(struct dsfs_session *s, const char *url, json_object **out)
+{
+	return job_read(s, url, NULL, out);
+}
+
+/*
  * filter= (seed 004, section 5): "field:=value" (several of one field are
  * any of them), "field:>=value", "field:<=value"; the server says which
  * fields it filters (400 for others: dsfs lists instead). A value starting
@@ -569,4 +661,5 @@ const struct dsfs_dialect dsfs_dialect_backupdr = {
 	.claims_url = claims_url,
 	.filter = filter,
 	.task_of = job_of,
+	.task_get = job_read,
 };

@@ -295,6 +295,9 @@ static const struct dsfs_action relationship_actions[] = {
 
 /* relationships/new: the relationship as JSON, checked before it is sent. */
 static const struct dsfs_action relationship_create = {
+	/* source, target and settings are objects of many shapes (one per protocol): taken as written */
+	.fields = DSFS_FIELDS({ "source", DSFS_T_OBJECT }, { "target", DSFS_T_OBJECT }, { "dataBroker", DSFS_T_STRING },
+			      { "group", DSFS_T_STRING }, { "settings", DSFS_T_OBJECT }),
 	.required = DSFS_REQUIRE("source", "target", "dataBroker|group"),
 	.refs = DSFS_REFS({ "dataBroker", "../data-brokers" }, { "group", "../groups" }),
 };

@@ -22,6 +22,12 @@
 
 
 
+/*
+ * The request bodies' fields and their types are the spec's (createVolumeInput,
+ * NimbleCreateVolumeInput, volumePost, vlunsCreateInput, CreateHostInput, ...);
+ * a field a body's schema does not list is refused.
+ */
+
 /* Every DSCC list answers {"items": [...], "total": N, ...}. */
 #define DSCC_LIST .list_key = "items", .id_field = "id", .name_field = "name"
 
@@ -34,6 +40,8 @@ static const struct dsfs_file_desc snapshot_files[] = { DSFS_OBJECT_FILE("snapsh
 
 /* snapshots/new: the spec requires namePattern; a bare name is a CUSTOM one. */
 static const struct dsfs_action snapshot1_create = {
+	.fields = DSFS_FIELDS({ "comment", DSFS_T_STRING }, { "customName", DSFS_T_STRING }, { "expireSecs", DSFS_T_INTEGER },
+			      { "namePattern", DSFS_T_STRING }, { "readOnly", DSFS_T_BOOLEAN }, { "retainSecs", DSFS_T_INTEGER }),
 	.required = DSFS_REQUIRE("namePattern"), .bare_field = "customName",
 	.defaults = "{\"namePattern\": \"CUSTOM\"}",
 };
@@ -48,13 +56,24 @@ static const struct dsfs_file_desc volume_files[] = { DSFS_OBJECT_FILE("volume.j
 static const struct dsfs_kind *const volume1_children[] = { &snapshot1 };
 
 static const struct dsfs_action volume1_actions[] = {
-	{ .verb = "clone", .subpath = "/clone", .required = DSFS_REQUIRE("destinationVolume") },
-	{ .verb = "export", .subpath = "/export", .refs = DSFS_REFS({ "hostGroupIds", HOSTGROUPS_FROM_VOLUME }) },
+	{ .verb = "clone", .subpath = "/clone", .required = DSFS_REQUIRE("destinationVolume"),
+	  .fields = DSFS_FIELDS({ "destinationVolume", DSFS_T_STRING }, { "offlineClone", DSFS_T_ARRAY },
+				{ "online", DSFS_T_BOOLEAN }, { "onlineClone", DSFS_T_ARRAY }, { "priority", DSFS_T_STRING }) },
+	{ .verb = "export", .subpath = "/export",
+	  .fields = DSFS_FIELDS({ "autoLun", DSFS_T_BOOLEAN }, { "hostGroupIds", DSFS_T_STRINGS },
+				{ "maxAutoLun", DSFS_T_INTEGER }, { "noVcn", DSFS_T_BOOLEAN }, { "override", DSFS_T_BOOLEAN },
+				{ "position", DSFS_T_STRING }, { "proximity", DSFS_T_STRING }),
+	  .refs = DSFS_REFS({ "hostGroupIds", HOSTGROUPS_FROM_VOLUME }) },
 	{ .verb = "un-export", .subpath = "/un-export", .required = DSFS_REQUIRE("hostGroupIds"),
+	  .fields = DSFS_FIELDS({ "hostGroupIds", DSFS_T_STRINGS }),
 	  .refs = DSFS_REFS({ "hostGroupIds", HOSTGROUPS_FROM_VOLUME }) },
 };
 
 static const struct dsfs_action volume1_create = {
+	.fields = DSFS_FIELDS({ "comments", DSFS_T_STRING }, { "count", DSFS_T_INTEGER }, { "dataReduction", DSFS_T_BOOLEAN },
+			      { "name", DSFS_T_STRING }, { "sizeMib", DSFS_T_INTEGER }, { "snapCpg", DSFS_T_STRING },
+			      { "snapshotAllocWarning", DSFS_T_INTEGER }, { "userAllocWarning", DSFS_T_INTEGER },
+			      { "userCpg", DSFS_T_STRING }),
 	.required = DSFS_REQUIRE("name", "userCpg", "sizeMib"), .bare_field = "name",
 };
 
@@ -103,7 +122,11 @@ static const struct dsfs_kind *const system1_children[] = { &volume1, &pool, &vo
 
 /* ---- device-type2 (Nimble / Alletra 6000 class) ------------------------------------ */
 
-static const struct dsfs_action snapshot2_create = { .required = DSFS_REQUIRE("name"), .bare_field = "name" };
+static const struct dsfs_action snapshot2_create = {
+	.fields = DSFS_FIELDS({ "app_uuid", DSFS_T_STRING }, { "description", DSFS_T_STRING }, { "metadata", DSFS_T_ARRAY },
+			      { "name", DSFS_T_STRING }, { "online", DSFS_T_BOOLEAN }, { "writable", DSFS_T_BOOLEAN }),
+	.required = DSFS_REQUIRE("name"), .bare_field = "name",
+};
 
 static const struct dsfs_kind snapshot2 = {
 	.name = "snapshot", .dir_name = "snapshots", .segment = "snapshots", DSCC_LIST,
@@ -114,15 +137,30 @@ static const struct dsfs_kind snapshot2 = {
 static const struct dsfs_kind *const volume2_children[] = { &snapshot2 };
 
 static const struct dsfs_action volume2_actions[] = {
-	{ .verb = "clone", .subpath = "/clone", .required = DSFS_REQUIRE("clone_volume_name") },
-	{ .verb = "export", .subpath = "/export", .refs = DSFS_REFS({ "hostGroups", HOSTGROUPS_FROM_VOLUME }) },
-	{ .verb = "un-export", .subpath = "/un-export", .refs = DSFS_REFS({ "hostGroups", HOSTGROUPS_FROM_VOLUME }) },
+	{ .verb = "clone", .subpath = "/clone", .required = DSFS_REQUIRE("clone_volume_name"),
+	  .fields = DSFS_FIELDS({ "clone_volume_name", DSFS_T_STRING }, { "host_group_id", DSFS_T_STRING },
+				{ "lun", DSFS_T_INTEGER }) },
+	{ .verb = "export", .subpath = "/export", .fields = DSFS_FIELDS({ "hostGroups", DSFS_T_STRINGS }),
+	  .refs = DSFS_REFS({ "hostGroups", HOSTGROUPS_FROM_VOLUME }) },
+	{ .verb = "un-export", .subpath = "/un-export", .fields = DSFS_FIELDS({ "hostGroups", DSFS_T_STRINGS }),
+	  .refs = DSFS_REFS({ "hostGroups", HOSTGROUPS_FROM_VOLUME }) },
 	{ .verb = "restore", .subpath = "/actions/restore", .required = DSFS_REQUIRE("base_snap_id"),
+	  .fields = DSFS_FIELDS({ "base_snap_id", DSFS_T_STRING }, { "enable_vol_offline", DSFS_T_BOOLEAN }),
 	  .refs = DSFS_REFS({ "base_snap_id", "snapshots" }) },
 };
 
 /* The spec requires only a name; an array needs a size too (MiB), unless it is a clone. */
 static const struct dsfs_action volume2_create = {
+	.fields = DSFS_FIELDS({ "agent_type", DSFS_T_STRING }, { "app_uuid", DSFS_T_STRING }, { "base_snap_id", DSFS_T_STRING },
+			      { "block_size", DSFS_T_INTEGER }, { "cache_pinned", DSFS_T_BOOLEAN }, { "clone", DSFS_T_BOOLEAN },
+			      { "dedupe_enabled", DSFS_T_BOOLEAN }, { "description", DSFS_T_STRING },
+			      { "dest_pool_id", DSFS_T_STRING }, { "encryption_cipher", DSFS_T_STRING },
+			      { "folder_id", DSFS_T_STRING }, { "limit", DSFS_T_INTEGER }, { "limit_iops", DSFS_T_INTEGER },
+			      { "limit_mbps", DSFS_T_INTEGER }, { "metadata", DSFS_T_ARRAY }, { "multi_initiator", DSFS_T_BOOLEAN },
+			      { "name", DSFS_T_STRING }, { "online", DSFS_T_BOOLEAN }, { "owned_by_group_id", DSFS_T_STRING },
+			      { "perfpolicy_id", DSFS_T_STRING }, { "pool_id", DSFS_T_STRING }, { "read_only", DSFS_T_BOOLEAN },
+			      { "reserve", DSFS_T_INTEGER }, { "size", DSFS_T_INTEGER }, { "snap_reserve", DSFS_T_INTEGER },
+			      { "snap_warn_level", DSFS_T_INTEGER }, { "suffix", DSFS_T_INTEGER }, { "warn_level", DSFS_T_INTEGER }),
 	.required = DSFS_REQUIRE("name", "size|clone"), .bare_field = "name",
 	.refs = DSFS_REFS({ "pool_id", "../pools" }),
 };
@@ -161,6 +199,12 @@ static const struct dsfs_kind system1 = {
 static const struct dsfs_file_desc host_files[] = { DSFS_OBJECT_FILE("host.json") };
 
 static const struct dsfs_action host_create = {
+	.fields = DSFS_FIELDS({ "comment", DSFS_T_STRING }, { "contact", DSFS_T_STRING }, { "fqdn", DSFS_T_STRING },
+			      { "hostGroupIds", DSFS_T_STRINGS }, { "initiatorIds", DSFS_T_STRINGS },
+			      { "initiatorsToCreate", DSFS_T_ARRAY }, { "ipAddress", DSFS_T_STRING }, { "location", DSFS_T_STRING },
+			      { "model", DSFS_T_STRING }, { "name", DSFS_T_STRING }, { "operatingSystem", DSFS_T_STRING },
+			      { "persona", DSFS_T_STRING }, { "protocol", DSFS_T_STRING }, { "subnet", DSFS_T_STRING },
+			      { "userCreated", DSFS_T_BOOLEAN }),
 	.required = DSFS_REQUIRE("name", "operatingSystem", "userCreated"), .bare_field = "name",
 	.defaults = "{\"userCreated\": true}",
 	.refs = DSFS_REFS({ "hostGroupIds", "../hostgroups" }),

@@ -21,19 +21,34 @@
 
 
 
+/*
+ * The bodies' fields and their types are seed 003's (IDs are opaque
+ * strings, CONTRACT.md); a field a body does not list is refused.
+ */
+
 /* Creating by name: `echo NAME > new`, `mkdir NAME`. */
-static const struct dsfs_action create_named = { .required = DSFS_REQUIRE("name"), .bare_field = "name" };
+static const struct dsfs_action snapshot_create = {
+	.fields = DSFS_FIELDS({ "name", DSFS_T_STRING }, { "poolId", DSFS_T_STRING }, { "replicate", DSFS_T_BOOLEAN },
+			      { "isAutoDelete", DSFS_T_BOOLEAN }),
+	.required = DSFS_REQUIRE("name"), .bare_field = "name",
+};
+
+static const struct dsfs_action host_create = {
+	.fields = DSFS_FIELDS({ "name", DSFS_T_STRING }, { "iqns", DSFS_T_STRINGS }, { "wwns", DSFS_T_STRINGS }),
+	.required = DSFS_REQUIRE("name"), .bare_field = "name",
+};
 
 static const struct dsfs_file_desc snapshot_files[] = { DSFS_OBJECT_FILE("snapshot.json") };
 
 static const struct dsfs_action snapshot_actions[] = {
-	{ .verb = "get-Progress" },
+	{ .verb = "get-Progress", .fields = DSFS_FIELDS({ "destinationSnapshotId", DSFS_T_STRING },
+							{ "destinationServerId", DSFS_T_STRING }) },
 };
 
 static const struct dsfs_kind snapshot = {
 	.name = "snapshot", .dir_name = "snapshots", .segment = "snapshot", .list_key = "snapshots",
 	.id_field = "id", .name_field = "name", .time_field = "creationTime", .get_one = true,
-	DSFS_FILES(snapshot_files), DSFS_ACTIONS(snapshot_actions), .create = &create_named, .deletable = true,
+	DSFS_FILES(snapshot_files), DSFS_ACTIONS(snapshot_actions), .create = &snapshot_create, .deletable = true,
 };
 
 static const struct dsfs_file_desc volume_files[] = {
@@ -44,13 +59,20 @@ static const struct dsfs_kind *const volume_children[] = { &snapshot };
 
 static const struct dsfs_action volume_actions[] = {
 	{ .verb = "clone", .required = DSFS_REQUIRE("name"),
+	  .fields = DSFS_FIELDS({ "snapshot.id", DSFS_T_STRING }, { "snapshot.name", DSFS_T_STRING },
+				{ "name", DSFS_T_STRING }, { "serverGroupKeys", DSFS_T_STRINGS },
+				{ "instantSplit", DSFS_T_BOOLEAN }),
 	  .refs = DSFS_REFS({ "snapshot.id", "snapshots" }) },
-	{ .verb = "mount", .required = DSFS_REQUIRE("path") },
+	{ .verb = "mount", .required = DSFS_REQUIRE("path"), .fields = DSFS_FIELDS({ "path", DSFS_T_STRING }) },
 	{ .verb = "split", .no_body = true },
-	{ .verb = "restore", .required = DSFS_REQUIRE("snapshotId"), .refs = DSFS_REFS({ "snapshotId", "snapshots" }) },
+	{ .verb = "restore", .required = DSFS_REQUIRE("snapshotId"), .fields = DSFS_FIELDS({ "snapshotId", DSFS_T_STRING }),
+	  .refs = DSFS_REFS({ "snapshotId", "snapshots" }) },
 	{ .verb = "restore-to-alternate", .required = DSFS_REQUIRE("sourceSnapshotId", "targetVolumeId"),
+	  .fields = DSFS_FIELDS({ "sourceSnapshotId", DSFS_T_STRING }, { "targetVolumeId", DSFS_T_STRING }),
 	  .refs = DSFS_REFS({ "sourceSnapshotId", "snapshots" }, { "targetVolumeId", ".." }) },
 	{ .verb = "restore-to-new", .required = DSFS_REQUIRE("sourceSnapshotId", "targetVolumeName"),
+	  .fields = DSFS_FIELDS({ "sourceSnapshotId", DSFS_T_STRING }, { "targetVolumeName", DSFS_T_STRING },
+				{ "targetPoolIds", DSFS_T_STRINGS }),
 	  .refs = DSFS_REFS({ "sourceSnapshotId", "snapshots" }, { "targetPoolIds", "../../pools" }) },
 };
 
@@ -63,7 +85,7 @@ static const struct dsfs_kind volume = {
 static const struct dsfs_file_desc lun_files[] = { DSFS_OBJECT_FILE("lun.json") };
 
 static const struct dsfs_action lun_actions[] = {
-	{ .verb = "online" },
+	{ .verb = "online", .fields = DSFS_NO_FIELDS }, /* seed 003: no body; {} is sent, as before */
 };
 
 static const struct dsfs_kind lun = {
@@ -74,6 +96,7 @@ static const struct dsfs_kind lun = {
 
 /* Mapping a LUN: to a host or to every host of a group. */
 #define MAP_REFS DSFS_REFS({ "lunId", "../../luns" }, { "volumeId", "../../volumes" })
+#define MAP_FIELDS DSFS_FIELDS({ "volumeId", DSFS_T_STRING }, { "lunId", DSFS_T_STRING }, { "lunNumber", DSFS_T_INTEGER })
 
 static const struct dsfs_file_desc host_files[] = {
 	DSFS_OBJECT_FILE("host.json"),
@@ -81,20 +104,21 @@ static const struct dsfs_file_desc host_files[] = {
 };
 
 static const struct dsfs_action host_actions[] = {
-	{ .verb = "map", .required = DSFS_REQUIRE("lunId"), .refs = MAP_REFS },
-	{ .verb = "unmap", .required = DSFS_REQUIRE("lunId"), .refs = MAP_REFS },
+	{ .verb = "map", .required = DSFS_REQUIRE("lunId"), .fields = MAP_FIELDS, .refs = MAP_REFS },
+	{ .verb = "unmap", .required = DSFS_REQUIRE("lunId"), .fields = DSFS_FIELDS({ "lunId", DSFS_T_STRING }),
+	  .refs = DSFS_REFS({ "lunId", "../../luns" }) },
 };
 
 static const struct dsfs_kind host = {
 	.name = "host", .dir_name = "hosts", .segment = "host", .list_key = "hosts",
 	.id_field = "id", .name_field = "name", .time_field = "creationTime", .get_one = true,
-	DSFS_FILES(host_files), DSFS_ACTIONS(host_actions), .create = &create_named,
+	DSFS_FILES(host_files), DSFS_ACTIONS(host_actions), .create = &host_create,
 };
 
 static const struct dsfs_file_desc hostgroup_files[] = { DSFS_OBJECT_FILE("hostgroup.json") };
 
 static const struct dsfs_action hostgroup_actions[] = {
-	{ .verb = "map", .required = DSFS_REQUIRE("lunId"), .refs = MAP_REFS },
+	{ .verb = "map", .required = DSFS_REQUIRE("lunId"), .fields = MAP_FIELDS, .refs = MAP_REFS },
 };
 
 static const struct dsfs_kind hostgroup = {
@@ -132,12 +156,18 @@ static const struct dsfs_file_desc cg_files[] = { DSFS_OBJECT_FILE("consistencyg
 static const struct dsfs_kind *const cg_children[] = { &cg_snapshot };
 
 static const struct dsfs_action cg_actions[] = {
-	{ .verb = "add-volume", .required = DSFS_REQUIRE("volumeId"), .refs = DSFS_REFS({ "volumeId", "../../volumes" }) },
-	{ .verb = "remove-volume", .required = DSFS_REQUIRE("volumeIds"),
+	{ .verb = "add-volume", .required = DSFS_REQUIRE("volumeId"),
+	  .fields = DSFS_FIELDS({ "snapshotName", DSFS_T_STRING }, { "volumeId", DSFS_T_STRING },
+				{ "poolId", DSFS_T_STRING }, { "isIncremental", DSFS_T_BOOLEAN }),
+	  .refs = DSFS_REFS({ "volumeId", "../../volumes" }) },
+	{ .verb = "remove-volume", .required = DSFS_REQUIRE("volumeIds"), .fields = DSFS_FIELDS({ "volumeIds", DSFS_T_STRINGS }),
 	  .refs = DSFS_REFS({ "volumeIds", "../../volumes" }) },
-	{ .verb = "condense" },
-	{ .verb = "take-snapshot" },
-	{ .verb = "add-replication-target", .required = DSFS_REQUIRE("targetName") },
+	{ .verb = "condense", .fields = DSFS_FIELDS({ "ageInDays", DSFS_T_INTEGER }, { "numberOfInstances", DSFS_T_INTEGER },
+						   { "snapshotPrefixes", DSFS_T_STRINGS }) },
+	{ .verb = "take-snapshot", .fields = DSFS_FIELDS({ "prefix", DSFS_T_STRING }, { "replicate", DSFS_T_BOOLEAN },
+							 { "isAutoDelete", DSFS_T_BOOLEAN }, { "isIncremental", DSFS_T_BOOLEAN }) },
+	{ .verb = "add-replication-target", .required = DSFS_REQUIRE("targetName"),
+	  .fields = DSFS_FIELDS({ "targetName", DSFS_T_STRING }) },
 };
 
 static const struct dsfs_kind consistencygroup = {

@@ -147,7 +147,8 @@ int dsfs_edit_body(const struct dsfs_kind *k, json_object *base, const char *tex
 		/* what follows the value may only be white space */
 		size_t end = now ? json_tokener_get_parse_end(tok) : 0;
 
-		while (now && end < len && strchr(" \t\r\n", text[end]))
+		/* text[end] first: strchr finds a NUL byte in any string, and NULs are not white space */
+		while (now && end < len && text[end] && strchr(" \t\r\n", text[end]))
 			end++;
 		if (!now || end < len) {
 			snprintf(why, whylen, "not valid JSON (%s)", now ? "text after the object"

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "blob.h"
+#include "ctl.h"
 #include "events.h"
 #include "log.h"
 #include "names.h"
@@ -66,11 +67,35 @@ struct dsfs_ehandle {
 
 /* ---- the estate file ---------------------------------------------------------- */
 
-static bool valid_member_name(const char *n)
+/*
+ * Why n cannot name a member, or NULL when it can. A member's name is a
+ * directory of the mount and a word of every log line and .dsfs/status
+ * line about it: printable UTF-8, none of the names the tree gives meaning
+ * to (tasks/<member> sits beside tasks/latest; .where, .count, .by-id and
+ * new are the names of a collection's own entries).
+ */
+static const char *member_name_fault(const char *n)
 {
-	return *n && !strchr(n, '/') && strcmp(n, ".") && strcmp(n, "..") && strcmp(n, "tasks") &&
-	       strcmp(n, "latest") && /* tasks/<member> sits beside tasks/latest */
-	       strcmp(n, ".dsfs") && strcmp(n, "events") && strlen(n) < 200;
+	static const char *const reserved[] = {
+		".", "..", "tasks", "latest", ".dsfs", "events", ".where", ".count", ".by-id", "new",
+	};
+
+	if (!*n)
+		return "a member needs a name";
+	if (strlen(n) >= 200)
+		return "a member's name is at most 199 bytes";
+	if (strchr(n, '/'))
+		return "a member's name holds no '/'";
+	for (const char *p = n; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return "a member's name holds no tab or other control character";
+	if (dsfs_ctl_utf8_prefix(n, strlen(n)) != strlen(n))
+		return "a member's name is valid UTF-8";
+	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+		if (!strcmp(n, reserved[i]))
+			return "the name is reserved (not ., .., tasks, latest, events, .dsfs, .where, .count, "
+			       ".by-id or new)";
+	return NULL;
 }
 
 /* True when some dialect's auth reads key: it may stand inline in a member's section. */
@@ -137,9 +162,10 @@ int dsfs_estate_parse(const char *path, struct dsfs_member_conf **out, size_t *n
 			}
 			*end = '\0';
 			l = dsfs_options_trim(l + 1);
-			if (!valid_member_name(l)) {
-				snprintf(err, errlen, "estate file %s, line %d: '%s' cannot name a member (it becomes a "
-					 "directory: no '/', not tasks, latest, events or .dsfs)", path, lineno, l);
+			if (member_name_fault(l)) {
+				/* the name itself may not print: %.*s of it up to its first fault would mislead */
+				snprintf(err, errlen, "estate file %s, line %d: this section's name cannot name a member "
+					 "(it becomes a directory): %s", path, lineno, member_name_fault(l));
 				goto out;
 			}
 			for (i = 0; i < n; i++)
@@ -159,7 +185,10 @@ int dsfs_estate_parse(const char *path, struct dsfs_member_conf **out, size_t *n
 			}
 			m = p;
 			memset(&m[n], 0, sizeof(m[n]));
-			m[n++].name = strdup(l);
+			if (!(m[n++].name = strdup(l))) {
+				ret = -ENOMEM;
+				goto out;
+			}
 			continue;
 		}
 		eq = strchr(l, '=');
@@ -190,8 +219,16 @@ int dsfs_estate_parse(const char *path, struct dsfs_member_conf **out, size_t *n
 			snprintf(err, errlen, "estate file %s, line %d: unknown key '%s'", path, lineno, key);
 			goto out;
 		}
-		free(*dst);
-		*dst = strdup(val);
+		if (*dst) {
+			/* which one was meant cannot be known: the last winning silently would hide the other */
+			snprintf(err, errlen, "estate file %s, line %d: '%s' is given twice in [%s]", path, lineno, key,
+				 m[n - 1].name);
+			goto out;
+		}
+		if (!(*dst = strdup(val))) {
+			ret = -ENOMEM;
+			goto out;
+		}
 	}
 	for (i = 0; i < n; i++) {
 		if (!m[i].url) {
@@ -689,9 +726,9 @@ int dsfs_estate_unlink(struct dsfs_estate *e, const char *path)
 	MEMBER_ONLY(dsfs_fs_unlink);
 }
 
-int dsfs_estate_chmeta(struct dsfs_estate *e, const char *path)
+int dsfs_estate_chmeta(struct dsfs_estate *e, const char *path, bool changes)
 {
-	MEMBER_ONLY(dsfs_fs_chmeta);
+	MEMBER_ONLY(dsfs_fs_chmeta, changes);
 }
 
 int dsfs_estate_rename(struct dsfs_estate *e, const char *from, const char *to, unsigned flags)

@@ -80,7 +80,7 @@ int dsfs_estate_unlink(struct dsfs_estate *e, const char *path);
 int dsfs_estate_create(struct dsfs_estate *e, const char *path, int flags, pid_t pid, struct dsfs_ehandle **h);
 int dsfs_estate_rename(struct dsfs_estate *e, const char *from, const char *to, unsigned flags);
 int dsfs_estate_ftruncate(struct dsfs_ehandle *h, off_t size);
-int dsfs_estate_chmeta(struct dsfs_estate *e, const char *path);
+int dsfs_estate_chmeta(struct dsfs_estate *e, const char *path, bool changes);
 
 /*
  * What df shows at path: a member's capacity (dsfs_fs_statfs), or at the

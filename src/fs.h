@@ -144,7 +144,11 @@ int dsfs_fs_readlink(struct dsfs_fs *fs, const char *path, char *buf, size_t siz
  */
 int dsfs_fs_statfs(struct dsfs_fs *fs, const char *path, struct dsfs_space *out);
 
-/* Truncation: accepted on control files (so `>` works), refused elsewhere. */
+/*
+ * Truncation: accepted on control files (so `>` works); on an editable
+ * object file (-o allow_edit), the same edit as an in-place write cut to
+ * size; refused elsewhere.
+ */
 int dsfs_fs_truncate(struct dsfs_fs *fs, const char *path, off_t size);
 
 /* mkdir in a collection with `new`: creates a resource of that name. */
@@ -175,7 +179,11 @@ int dsfs_fs_rename(struct dsfs_fs *fs, const char *from, const char *to, unsigne
 /* ftruncate of an open file: an edit's buffer, or a control file (to 0). */
 int dsfs_fs_ftruncate(struct dsfs_fs *fs, struct dsfs_handle *h, off_t size);
 
-/* chmod, chown, utimes: accepted, and ignored, on editors' and editable files; EPERM elsewhere. */
-int dsfs_fs_chmeta(struct dsfs_fs *fs, const char *path);
+/*
+ * chmod, chown, utimes: accepted, and ignored, on editors' files; on
+ * editable object files only when changes is false (times, or a mode and
+ * owner they already have); EPERM elsewhere.
+ */
+int dsfs_fs_chmeta(struct dsfs_fs *fs, const char *path, bool changes);
 
 #endif

@@ -207,6 +207,9 @@ struct op {
 	size_t size;       /* READ, WRITE, READDIRPLUS, SETATTR's new size */
 	off_t off;
 	int to_set;        /* SETATTR */
+	mode_t mode;       /* SETATTR's new mode, uid and gid, as to_set says */
+	uid_t uid;
+	gid_t gid;
 	char *data;        /* WRITE: a copy of the bytes */
 };
 
@@ -253,7 +256,7 @@ static void admit(struct op *o)
 
 /* Runs or queues an operation; name, size, offset, bytes (copied) and to_set as it has them. */
 static void submit_io(fuse_req_t req, enum op_kind kind, fuse_ino_t ino, const struct fuse_file_info *fi,
-		      const char *name, size_t size, off_t off, const char *data, int to_set)
+		      const char *name, size_t size, off_t off, const char *data, int to_set, const struct stat *attr)
 {
 	struct op *o = calloc(1, sizeof(*o));
 
@@ -271,6 +274,11 @@ static void submit_io(fuse_req_t req, enum op_kind kind, fuse_ino_t ino, const s
 	o->size = size;
 	o->off = off;
 	o->to_set = to_set;
+	if (attr) {
+		o->mode = attr->st_mode;
+		o->uid = attr->st_uid;
+		o->gid = attr->st_gid;
+	}
 	if (fi)
 		o->fi = *fi;
 	admit(o);
@@ -279,7 +287,7 @@ static void submit_io(fuse_req_t req, enum op_kind kind, fuse_ino_t ino, const s
 static void submit(fuse_req_t req, enum op_kind kind, fuse_ino_t ino, const struct fuse_file_info *fi,
 		   const char *name)
 {
-	submit_io(req, kind, ino, fi, name, 0, 0, NULL, 0);
+	submit_io(req, kind, ino, fi, name, 0, 0, NULL, 0, NULL);
 }
 
 static struct dsfs_ehandle *handle_of(const struct fuse_file_info *fi)
@@ -457,6 +465,22 @@ static void do_getattr(struct op *o)
 	fuse_reply_attr(o->req, &st, attr_ttl(&st, flags));
 }
 
+/* True when a setattr would change the mode or owner the file shows (a change dsfs cannot keep). */
+static bool changes_meta(const struct op *o, const char *path)
+{
+	unsigned flags = 0;
+	struct stat st;
+
+	if (!(o->to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
+		return false;
+	if (dsfs_estate_getattr(g.e, path, &st, &flags))
+		return true;
+	own(&st);
+	return ((o->to_set & FUSE_SET_ATTR_MODE) && (st.st_mode & 07777) != (o->mode & 07777)) ||
+	       ((o->to_set & FUSE_SET_ATTR_UID) && st.st_uid != o->uid) ||
+	       ((o->to_set & FUSE_SET_ATTR_GID) && st.st_gid != o->gid);
+}
+
 static void do_setattr(struct op *o)
 {
 	char *path;
@@ -464,12 +488,13 @@ static void do_setattr(struct op *o)
 
 	/*
 	 * A size can be set on a control file (so that `>` works) and on a file
-	 * being edited; mode, owner and times only on editors' and editable
-	 * files, where they are accepted and ignored (sed -i copies them).
+	 * being edited; mode, owner and times on editors' files, where they are
+	 * accepted and ignored (sed -i copies them), and on editable object
+	 * files only when they change nothing shown (EPERM otherwise).
 	 */
 	ret = path_of(o->ino, &path);
 	if (!ret && (o->to_set & ~(FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_CTIME)))
-		ret = dsfs_estate_chmeta(g.e, path);
+		ret = dsfs_estate_chmeta(g.e, path, changes_meta(o, path));
 	if (!ret && (o->to_set & FUSE_SET_ATTR_SIZE))
 		ret = o->fi.fh ? dsfs_estate_ftruncate(handle_of(&o->fi), (off_t)o->size)
 			       : dsfs_estate_truncate(g.e, path, (off_t)o->size);
@@ -1031,7 +1056,7 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi)
 {
-	submit_io(req, OP_SETATTR, ino, fi, NULL, (size_t)attr->st_size, 0, NULL, to_set);
+	submit_io(req, OP_SETATTR, ino, fi, NULL, (size_t)attr->st_size, 0, NULL, to_set, attr);
 }
 
 static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -1087,14 +1112,14 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	submit_io(req, OP_READ, ino, fi, NULL, size, off, NULL, 0);
+	submit_io(req, OP_READ, ino, fi, NULL, size, off, NULL, 0, NULL);
 }
 
 static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
 	(void)off; /* commands are appended: `>` and `>>` both work */
-	submit_io(req, OP_WRITE, ino, fi, NULL, size, off, buf, 0);
+	submit_io(req, OP_WRITE, ino, fi, NULL, size, off, buf, 0, NULL);
 }
 
 static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1116,7 +1141,7 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	submit_io(req, OP_READDIRPLUS, ino, fi, NULL, size, off, NULL, 0);
+	submit_io(req, OP_READDIRPLUS, ino, fi, NULL, size, off, NULL, 0, NULL);
 }
 
 static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

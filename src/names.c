@@ -189,6 +189,35 @@ char *dsfs_names_url_segment(const char *s)
 	return out;
 }
 
+static int hex_digit(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+	       c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+char *dsfs_names_url_unescape(const char *s)
+{
+	char *out = malloc(strlen(s) + 1), *w = out;
+
+	if (!out)
+		return NULL;
+	for (; *s; s++) {
+		int hi = s[0] == '%' ? hex_digit(s[1]) : -1, lo = hi >= 0 ? hex_digit(s[2]) : -1;
+
+		if (lo >= 0) {
+			if (!(*w++ = (char)(hi << 4 | lo))) {
+				free(out);
+				return NULL;
+			}
+			s += 2;
+		} else {
+			*w++ = *s;
+		}
+	}
+	*w = '\0';
+	return out;
+}
+
 struct slot {
 	char *entry;
 	size_t idx;

@@ -39,6 +39,12 @@ int dsfs_names_unescape(const char *s, char **out);
 char *dsfs_names_url_segment(const char *s);
 
 /*
+ * Undoes dsfs_names_url_segment: %XX escapes decoded, anything else kept.
+ * NULL on ENOMEM, or when an escape decodes to a NUL byte.
+ */
+char *dsfs_names_url_unescape(const char *s);
+
+/*
  * Makes entries[0..n) unique and at most DSFS_NAMES_MAX bytes, given each
  * entry's resource id. Colliding entries (with each other or with a
  * reserved name such as ".by-id") and entries that are too long become

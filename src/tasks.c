@@ -177,12 +177,16 @@ static void poll_task(struct dsfs_tasks *t, const char *url, struct outcome *out
 	memset(out, 0, sizeof(*out));
 	out->interval = 1;
 	dsfs_err_clear();
-	out->ret = dsfs_session_call(t->session, &req, &resp, false);
-	if (out->ret == 0 && !(o = json_tokener_parse(resp.body ? resp.body : ""))) {
-		dsfs_err_record("GET", url, 0, "task answer is not JSON");
-		out->ret = -EIO;
+	if (d->task_get) {
+		out->ret = d->task_get(t->session, url, poll_unwanted, &o);
+	} else {
+		out->ret = dsfs_session_call(t->session, &req, &resp, false);
+		if (out->ret == 0 && !(o = json_tokener_parse(resp.body ? resp.body : ""))) {
+			dsfs_err_record("GET", url, 0, "task answer is not JSON");
+			out->ret = -EIO;
+		}
+		dsfs_response_clear(&resp);
 	}
-	dsfs_response_clear(&resp);
 	if (out->ret) {
 		if (!dsfs_err_describe(out->why, sizeof(out->why)))
 			snprintf(out->why, sizeof(out->why), "%s", strerror(-out->ret));

@@ -14,7 +14,12 @@ static const struct dsfs_action create = {
 	.required = (const char *const[]){ "name", NULL }, .bare_field = "name",
 };
 static const struct dsfs_action verbs[] = {
-	{ .verb = "clone", .required = (const char *const[]){ "name", NULL } },
+	/* every type of field, so typing, lists and unknown fields are fuzzed too */
+	{ .verb = "clone", .required = (const char *const[]){ "name", NULL },
+	  .fields = (const struct dsfs_field[]){ { "name", DSFS_T_STRING }, { "snapshot.id", DSFS_T_STRING },
+						 { "n", DSFS_T_INTEGER }, { "f", DSFS_T_NUMBER },
+						 { "b", DSFS_T_BOOLEAN }, { "ids", DSFS_T_STRINGS },
+						 { "a", DSFS_T_ARRAY }, { "o", DSFS_T_OBJECT }, { NULL, 0 } } },
 	{ .verb = "mount", .required = (const char *const[]){ "path", NULL } },
 	{ .verb = "split", .no_body = true },
 	{ .verb = "restore", .required = (const char *const[]){ "snapshotId|snapshot.id", NULL } },

@@ -189,6 +189,26 @@ def test_volume_verbs(server, estate):
         assert json.load(f)["complete"] is True
 
 
+def test_a_field_a_verb_does_not_take_is_refused_naming_the_nearest(server, estate):
+    """Issue 24, section 2 (with issue 23 item 8's field table): the typo'd clone,
+    which was accepted and cloned the live volume instead of the snapshot, sends
+    nothing; the result and the log name the field meant. Values take their field's
+    type: an id spelled as a number is a string, a list is a,b."""
+    m = estate.m
+    vol = estate.volume(0)
+    vdir = estate.dir_of("volumes", vol)
+    action = os.path.join(vdir, "action")
+    reset_stats(server)
+    assert write(action, "clone name=db-test snapshot.idd=nightly\n") == errno.EINVAL
+    why = result(action)["error"]
+    assert "unknown field snapshot.idd; did you mean snapshot.id?" in why, why
+    assert "snapshot.idd" in m.log_text()
+    assert write(action, "clone name=db-test instantSplit=maybe\n") == errno.EINVAL
+    assert "instantSplit takes true or false" in result(action)["error"]
+    assert posts(server) == 0
+    assert "db-test" not in [v["name"] for v in estate.objs("volume", "volumes")]
+
+
 def test_snapshot_lun_host_hostgroup_and_cg_verbs(server, estate):
     m, c, sid = estate.m, estate.c, estate.sid
     vol = estate.volume(0)

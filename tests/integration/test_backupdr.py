@@ -58,6 +58,12 @@ class Api:
         assert r.status == 200, (path, r.status, r.body)
         return r.json()
 
+    def job(self, jid):
+        """One job, read through the list as the published API reads it (there is no GET /jobstatus/{id})."""
+        found = [j for j in self.get("/jobstatus?filter=id:%%3D%s" % jid)["items"] if j["id"] == jid]
+        assert len(found) == 1, (jid, found)
+        return found[0]
+
     def items(self, path):
         out = []
         while True:
@@ -149,6 +155,30 @@ def test_lists_page_with_offset_and_limit(server_factory, mount_bdr):
     assert sim_stats(server).get("total", 0) == 0  # listed once, every attribute with it
 
 
+def test_jobs_are_read_through_the_list_and_ids_sent_as_strings(bdr, mount_bdr):
+    """Issue 23 item 8: the published API (V11.0.4) has no GET /jobstatus/{id} (the
+    server answers 404 there, as the console does): a job's files and its wait read
+    it through the list. Its ids are strings: policy.id=4006 is sent as "4006"."""
+    m = mount_bdr(bdr)
+    api = Api(bdr)
+    app, adir = app_dir(m, api)
+    policy = api.items("/slt")[0]["policies"][0]["id"]
+    assert policy.isdigit()  # an id spelled as a number: the case that was sent as one
+    bdr.sim("DELETE", "/requests")
+    reset_stats(bdr)
+    assert write(os.path.join(adir, "backups", "new"), "policy.id=%s\n" % policy) == 0
+    sent = posts(bdr, "/application/%s/backup" % app["id"])
+    assert len(sent) == 1 and sent[0]["body"] == {"policy": {"id": policy}}, sent
+    job = os.readlink(m.p("jobs", "latest"))
+    assert open(m.p("jobs", "latest", "wait")).read().strip() == "succeeded"
+    assert open(m.p("jobs", job, "state")).read() == "succeeded\n"
+    with open(m.p("jobs", job, "job.json")) as f:
+        assert json.load(f) == api.job(job)
+    st = sim_stats(bdr)
+    assert not any(k.endswith("<unknown>") for k in st), st  # nothing the API does not have
+    assert st.get("GET /actifio/jobstatus", 0) >= 2, st
+
+
 def test_back_up_now_mount_and_expire_through_jobs(bdr, mount_bdr):
     m = mount_bdr(bdr, "allow_delete")
     api = Api(bdr)
@@ -158,8 +188,8 @@ def test_back_up_now_mount_and_expire_through_jobs(bdr, mount_bdr):
     bdr.sim("DELETE", "/requests")
     assert write(os.path.join(adir, "backups", "new"), "label=nightly policy.id=%s\n" % policy) == 0
     job = os.readlink(m.p("jobs", "latest"))
-    assert api.get("/jobstatus/" + job)["jobclass"] == "snapshot"
-    assert api.get("/jobstatus/" + job)["appid"] == app["id"]
+    assert api.job(job)["jobclass"] == "snapshot"
+    assert api.job(job)["appid"] == app["id"]
     assert open(m.p("jobs", "latest", "wait")).read().strip() == "succeeded"
     assert open(m.p("jobs", job, "state")).read() == "succeeded\n"
     assert open(m.p("jobs", job, "progress")).read() == "100\n"
@@ -186,7 +216,7 @@ def test_back_up_now_mount_and_expire_through_jobs(bdr, mount_bdr):
                            ("clone appname=clone-of-%s host.id=%s" % (app["appname"], host["name"]), "clone")):
         assert write(os.path.join(bdir, "action"), line + "\n") == 0, line
         job = os.readlink(m.p("jobs", "latest"))
-        assert api.get("/jobstatus/" + job)["jobclass"] == jobclass
+        assert api.job(job)["jobclass"] == jobclass
         assert open(m.p("jobs", job, "wait")).read().strip() == "succeeded"
     assert api.get("/backup/" + new[0]["id"])["ismounted"] is False
     assert "clone-of-" + app["appname"] in [a["appname"] for a in api.items("/application")]
@@ -198,7 +228,7 @@ def test_back_up_now_mount_and_expire_through_jobs(bdr, mount_bdr):
     old = sorted(before)[0]
     oname = [b for b in api.items("/backup?filter=appid:%%3D%s" % app["id"]) if b["id"] == old][0]["backupname"]
     assert write(os.path.join(adir, "backups", oname, "action"), "expire\n") == 0
-    assert api.get("/jobstatus/" + os.readlink(m.p("jobs", "latest")))["jobclass"] == "expiration"
+    assert api.job(os.readlink(m.p("jobs", "latest")))["jobclass"] == "expiration"
     assert open(m.p("jobs", "latest", "wait")).read().strip() == "succeeded"
     assert old not in {b["id"] for b in api.items("/backup?filter=appid:%%3D%s" % app["id"])}
     assert oname not in entries(os.path.join(adir, "backups"))
@@ -330,6 +360,20 @@ def test_service_account_key_is_signed_into_a_token(server_factory, mount_bdr, t
     assert "Invalid JWT Signature" in e.value.output and "PRIVATE KEY" not in e.value.output
 
 
+def test_a_key_file_over_1_mib_is_called_too_large(bdr, mount_bdr, tmp_path):
+    """Issue 23 item 15: a key file past the 1 MiB bound is refused as too large, not
+    as "not a service account's JSON key" (it may well be one, padded)."""
+    keyfile = str(tmp_path / "big.json")
+    fd = os.open(keyfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"type": "service_account", "client_email": "a@example.iam.gserviceaccount.com",
+                   "private_key": "x", "padding": "p" * (2 << 20)}, f)
+    with pytest.raises(MountFailed) as e:
+        mount_bdr(bdr, cred="key_file=%s\n" % keyfile)
+    assert "too large" in e.value.output and keyfile in e.value.output, e.value.output
+    assert "not a service account's JSON key" not in e.value.output
+
+
 def test_basic_login_on_premises_and_a_bad_token_refused(bdr, mount_bdr):
     m = mount_bdr(bdr, cred="username=admin\npassword=admin\n")
     assert entries(m.p("hosts"))
@@ -412,7 +456,7 @@ def test_parallel_actions_each_find_their_own_job(bdr, mount_bdr):
     assert jobs[b1] != jobs[b2], jobs
     for b in (b1, b2):
         bid = json.load(open(os.path.join(adir, "backups", b, "backup.json")))["id"]
-        assert str(api.get("/jobstatus/" + jobs[b])["backupid"]) == bid
+        assert str(api.job(jobs[b])["backupid"]) == bid
     r = subprocess.run(["cat", m.p("jobs", jobs[b1], "wait")], capture_output=True, timeout=30)
     assert r.returncode != 0
     assert open(m.p("jobs", jobs[b2], "wait")).read().strip() == "succeeded"

@@ -212,14 +212,38 @@ def test_failed_task_fails_the_wait(dscc, mount_dscc):
     assert open(m.p("tasks", "latest", "state")).read().strip() == "FAILED"
 
 
-def test_invalid_body_is_einval_with_the_servers_reason(dscc, mount_dscc):
-    m = mount_dscc(dscc)
-    srv = entries(m.p("servers"))[0]
+def test_list_fields_are_written_a_comma_b(dscc, mount_dscc):
+    """Issue 24, section 2: `export hostGroupIds=hg-1,hg-2` was sent as one string and
+    refused by the server; a list field takes a,b (entry names replaced by ids)."""
+    m = mount_dscc(dscc, ttl=60)
+    srv = [s for s in entries(m.p("servers"))
+           if len(json.load(open(m.p("servers", s, "system.json")))["id"]) != 42][0]
     vols = m.p("servers", srv, "volumes")
     vdir = os.path.join(vols, [v for v in entries(vols) if v != "new"][0])
+    groups = entries(m.p("hostgroups"))[-2:]
+    ids = [json.load(open(m.p("hostgroups", g, "hostgroup.json")))["id"] for g in groups]
+    dscc.sim("DELETE", "/requests")
+    assert write(os.path.join(vdir, "action"), "export hostGroupIds=%s,%s\n" % tuple(groups)) == 0
+    sent = [r for r in dscc.sim("GET", "/requests").json()["requests"] if r["path"].endswith("/export")]
+    assert len(sent) == 1 and sent[0]["body"] == {"hostGroupIds": ids}, sent
+    assert open(m.p("tasks", "latest", "wait")).read().strip() == "SUCCEEDED"
+
+
+def test_invalid_body_is_einval_with_the_servers_reason(dscc, mount_dscc):
+    m = mount_dscc(dscc)
+    # a device-type1 system (its ids are not the 42 hex digits of device-type2's)
+    srv = [s for s in entries(m.p("servers"))
+           if len(json.load(open(m.p("servers", s, "system.json")))["id"]) != 42][0]
+    vols = m.p("servers", srv, "volumes")
+    vdir = os.path.join(vols, [v for v in entries(vols) if v != "new"][0])
+    dscc.sim("DELETE", "/requests")
     assert write(os.path.join(vdir, "action"), "clone\n") == errno.EINVAL  # refused before sending
-    assert write(os.path.join(vdir, "action"), "clone destinationVolume=x priority=NOW clone_volume_name=x\n") \
-        == errno.EINVAL
+    # a field the spec's createCloneVolumeInput does not have: refused before sending, naming the nearest
+    assert write(os.path.join(vdir, "action"), "clone destinationVolume=x clone_volume_name=x\n") == errno.EINVAL
+    assert "unknown field clone_volume_name" in result(os.path.join(vdir, "action"))["error"]
+    assert not dscc.sim("GET", "/requests").json()["requests"]
+    # fields and types right, a value the server refuses (priority is an enum): the server's reason
+    assert write(os.path.join(vdir, "action"), "clone destinationVolume=x priority=NOW\n") == errno.EINVAL
     assert "invalid request body" in result(os.path.join(vdir, "action"))["error"]
 
 

@@ -98,6 +98,46 @@ def test_an_in_place_edit_is_one_put_of_the_changed_field(dscc, dscc_edit):
     assert puts(dscc) == []
 
 
+def test_truncate_is_an_in_place_edit_and_chmod_is_refused(dscc, dscc_edit):
+    """Issue 23 item 15: truncate(2) of an object file is the same edit as an in-place
+    write of the cut content (here: a cut that keeps the object sends nothing, one
+    that breaks it is EINVAL, nothing sent), not EACCES; a chmod or chown that the
+    file cannot keep is EPERM, not a silent success."""
+    m, api, vdir, url = dscc_edit
+    path = os.path.join(vdir, "volume.json")
+    size = os.stat(path).st_size
+    with open(path) as f:
+        before = f.read()
+    assert before.endswith("}\n")
+    forget_requests(dscc)
+    os.truncate(path, size)          # the same bytes: nothing to send
+    os.truncate(path, size - 1)      # the newline cut: the same object
+    subprocess.run(["truncate", "-s", str(size), path], check=True)
+    assert puts(dscc) == []
+    for cut in (10, 0, size + 5):    # no JSON object left (or NULs after it): refused, nothing sent
+        with pytest.raises(OSError) as e:
+            os.truncate(path, cut)
+        assert e.value.errno == errno.EINVAL, cut
+    assert puts(dscc) == []
+    with open(path) as f:
+        assert f.read() == before
+    assert "truncate" not in m.log_text() or "EACCES" not in m.log_text()
+
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    os.chmod(path, mode)             # what it already is: nothing to refuse
+    os.utime(path)                   # times: accepted and ignored, as editors copy them
+    for bad in (0o600, 0o4755):
+        with pytest.raises(OSError) as e:
+            os.chmod(path, bad)
+        assert e.value.errno == errno.EPERM, oct(bad)
+    with pytest.raises(OSError) as e:
+        os.chown(path, os.stat(path).st_uid + 4242, -1)
+    assert e.value.errno == errno.EPERM
+    assert stat.S_IMODE(os.stat(path).st_mode) == mode
+    assert "nothing changed" in m.log_text()
+    assert puts(dscc) == []
+
+
 def test_sed_i_and_vim_each_send_one_put(dscc, dscc_edit):
     m, api, vdir, url = dscc_edit
     path = os.path.join(vdir, "volume.json")

@@ -718,7 +718,9 @@ class BackupDR(Dialect):
             elif len(rest) == 1 and rest[0] in KINDS:
                 route = BRoute(BDR_BASE + "/" + rest[0], rest[0], "list",
                                "GET, HEAD, OPTIONS")
-            elif len(rest) == 2 and rest[0] in KINDS:
+            elif len(rest) == 2 and rest[0] in KINDS and rest[0] != "jobstatus":
+                # the published API (V11.0.4) reads jobs only through the list
+                # (GET /jobstatus?filter=id:=N): /jobstatus/{id} is 404, as on the console
                 route = BRoute("%s/%s/{%s}" % (BDR_BASE, rest[0], ID_NAMES[rest[0]]),
                                rest[0], "one", "GET, PUT" if rest[0] in EDITABLE else "GET")
             elif len(rest) == 3 and (rest[0], rest[2]) in ACTIONS:
@@ -988,11 +990,6 @@ class BackupDR(Dialect):
         return 200, b'{"items":[' + b",".join(parts) + b'],"count":%d}' % len(parts), None
 
     def one(self, kind, rid, now):
-        if kind == "jobstatus":
-            job = next((j for j in self.est.jobs if j.id == rid), None)
-            if job is None:
-                raise ApiError(404, "job '%s' not found" % rid)
-            return ok_json(job.jrender(now))
         rec = self.est.kinds[kind].get(rid)
         if rec is None:
             raise ApiError(404, "%s '%s' not found" % (KINDS[kind][0], rid))

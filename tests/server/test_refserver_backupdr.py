@@ -308,6 +308,17 @@ def test_sort_and_options(srv, api):
         api.get("/%s/99999999" % kind, status=404)
 
 
+def test_a_job_is_read_through_the_list_only(srv, api):
+    """V11.0.4 has GET /jobstatus (a list) and no GET /jobstatus/{id}: the console
+    answers 404 there, and so does the reference server, even for a job it lists."""
+    app = api.items("/application")[0]
+    api.post("/application/%s/backup" % app["id"], {"policy": {"id": _policy(api)}})
+    job = api.items("/jobstatus")[0]
+    r = api.get("/jobstatus/" + job["id"], status=404)
+    assert set(r.json()) == {"err_code", "err_message"}
+    assert _read_job(api, job["id"])["jobclass"] == "snapshot"
+
+
 def test_estate_names(srv, api):
     h = api.items("/host")[0]
     assert h["hostname"] and h["name"]
@@ -331,11 +342,18 @@ def _job(api, appid, jobclass, after):
     return jobs[0]
 
 
+def _read_job(api, jid):
+    """One job, read as the published API reads it: through the list."""
+    items = api.items("/jobstatus?" + flt("id", "=" + jid))
+    assert [j["id"] for j in items] == [jid]
+    return items[0]
+
+
 def _finish(api, job, want):
-    done = wait_until(lambda: api.get("/jobstatus/" + job["id"]).json()["status"]
+    done = wait_until(lambda: _read_job(api, job["id"])["status"]
                       in ("succeeded", "failed"), timeout=5)
     assert done
-    j = api.get("/jobstatus/" + job["id"]).json()
+    j = _read_job(api, job["id"])
     assert j["status"] == want and j["progress"] == 100 and j["enddate"]
     return j
 

@@ -128,6 +128,17 @@ int main(void)
 		    "\"stats\": {\"used\": 5}}", NULL, why), minus_inval, "a word the field does not take");
 	is_str(edit("{\"id\": \"v1\", \"name\": \"db\"", NULL, why), minus_inval, "cut short: not JSON");
 	is_str(edit(BASE "x", NULL, why), minus_inval, "text after the object");
+	{
+		/* NUL bytes after the object (a truncate past its end) are not white space */
+		json_object *base = json_tokener_parse(BASE), *body = NULL;
+		char text[sizeof(BASE) + 4] = BASE;
+
+		is_int(dsfs_edit_body(&kind, base, text, sizeof(text), NULL, &body, why, sizeof(why)), -EINVAL,
+		       "NUL bytes after the object are refused");
+		ok(strstr(why, "text after the object") != NULL, "and say so: %s", why);
+		json_object_put(body);
+		json_object_put(base);
+	}
 	is_str(edit("[1]", NULL, why), minus_inval, "not an object");
 	is_str(edit("{\"id\": \"v1\", \"name\": \"web\", \"sizeMiB\": 1024, \"dataReduction\": \"OFF\", "
 		    "\"stats\": {\"used\": 5}}",
