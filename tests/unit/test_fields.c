@@ -150,7 +150,7 @@ int main(void)
 	sends(backups, false, "policy.id=\"4006\" label=true", "{\"policy\":{\"id\":\"4006\"},\"label\":\"true\"}");
 	sends(backups, false, "policy.id=4006 label=null", "{\"policy\":{\"id\":\"4006\"},\"label\":null}");
 	refuses(backups, false, "{\"policy\": {\"id\": 4006.5}}", "policy.id takes a string");
-	refuses(backups, false, "{\"policy\": {\"id\": 99999999999999999999}}", "policy.id takes a string");
+	refuses(backups, false, "{\"policy\": {\"id\": 99999999999999999999}}", "cannot be sent as written");
 	sends(backups, false, "policy.id=[1]", "{\"policy\":{\"id\":\"[1]\"}}"); /* text is a string's */
 	refuses(backups, false, "policy=4006", "unknown field policy; did you mean policy.id?");
 	sends(kind_at("backupdr", "applications/backups"), true, "mount host.id=4101",
@@ -162,7 +162,7 @@ int main(void)
 	refuses(sp_hosts, true, "map lunId=l lunNumber=three", "lunNumber takes an integer, not 'three'");
 	refuses(sp_hosts, true, "map lunId=l lunNumber=1.5", "lunNumber takes an integer");
 	refuses(sp_hosts, true, "map lunId=l lunNumber=99999999999999999999", "lunNumber takes an integer");
-	refuses(sp_hosts, true, "map {\"lunId\": \"l\", \"lunNumber\": 99999999999999999999}", "lunNumber takes an integer");
+	refuses(sp_hosts, true, "map {\"lunId\": \"l\", \"lunNumber\": 99999999999999999999}", "cannot be sent as written");
 	sends(sp_cgs, true, "take-snapshot prefix=007 replicate=false", "{\"prefix\":\"007\",\"replicate\":false}");
 	refuses(sp_cgs, true, "take-snapshot replicate=yes", "replicate takes true or false");
 
