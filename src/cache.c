@@ -592,8 +592,15 @@ int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const ch
 			break;
 		}
 		ret = find_listed(c, n, name, false, &found);
-		if (ret == 0 && !cache_where_match(found, dir->where))
-			ret = -ENOENT;
+		if (ret == 0) {
+			bool match;
+
+			cache_node_ref(found); /* the lock may be dropped while its object is fetched */
+			ret = cache_where_check(c, found, dir->where, &match);
+			cache_node_unref(c, found);
+			if (ret == 0 && !match)
+				ret = -ENOENT;
+		}
 		if (ret == 0) {
 			out->type = DSFS_LOC_RESOURCE;
 			out->node = cache_node_ref(found);
@@ -791,12 +798,18 @@ int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fi
 		if ((ret = cache_where_readdir(c, n, dir->where, fill, ctx)) != -ENOTSUP)
 			break; /* the server filtered it */
 		ret = cache_ensure_listing(c, n, true);
-		for (i = 0; i < n->nitems && !ret; i++) {
-			if (!cache_where_match(n->items[i], dir->where))
-				continue;
-			dir_attr(&a, DSFS_LOC_RESOURCE, n->items[i]->ino, n->items[i]->mtime);
-			a.editable = n->items[i]->kind->nedit;
-			ret = fill(ctx, n->items[i]->entry, &a, true);
+		if (ret == 0) {
+			struct dsfs_node **items;
+			size_t nmatch;
+
+			ret = cache_where_items(c, n, dir->where, &items, &nmatch);
+			for (i = 0; i < nmatch && !ret; i++) {
+				dir_attr(&a, DSFS_LOC_RESOURCE, items[i]->ino, items[i]->mtime);
+				a.editable = items[i]->kind->nedit;
+				ret = fill(ctx, items[i]->entry, &a, true);
+			}
+			if (nmatch || items)
+				cache_nodes_put(c, items, nmatch);
 		}
 		break;
 	case DSFS_LOC_BYID:

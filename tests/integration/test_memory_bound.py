@@ -10,11 +10,13 @@ by a walk within cache_ttl: the volume list's pages are not fetched again by a
 second walk, and no snapshot directory is listed more often than once a walk.
 """
 
+import json
+import os
 import subprocess
 
 import pytest
 
-from conftest import reset_stats, sim_stats
+from conftest import entry_name, list_all, reset_stats, sim_stats
 
 VOLUMES = 30000
 CACHE_MIB = 64
@@ -62,4 +64,26 @@ def test_one_collection_larger_than_the_bound_keeps_rss_within_it(server_factory
             assert st.get(VOLUME_LIST, 0) == 0, st
         else:
             assert st.get(VOLUME_LIST, 0) == VOLUMES // 1000 + 1, st
+    assert "error" not in m.log_text().lower(), m.log_text()[-2000:]
+
+
+def test_a_query_over_a_listing_whose_objects_were_dropped_sees_them(server_factory, dsfs_mount):
+    # cache_size=16: the listing of 3,000 volumes keeps the objects of the first pages only
+    server = server_factory("--test-controls", "--servers", "1", "--volumes", "3000", "--snapshots", "0")
+    m = dsfs_mount(server, "cache_size=16", ttl=600)
+    c = server.login()
+    vols = m.p("servers", os.listdir(m.p("servers"))[0], "volumes")
+    assert len(os.listdir(vols)) == 3000
+    last = list_all(c, "/server/0/volume", "volumes")[-1]
+    entry = entry_name(last["name"], last["id"])
+    reset_stats(server)
+    cond = os.path.join(vols, ".where", "id=%s" % last["id"])
+    assert os.listdir(cond) == [entry]
+    with open(os.path.join(cond, ".count")) as f:
+        assert f.read() == "1\n"
+    with open(os.path.join(vols, entry, "volume.json")) as f:
+        assert json.load(f)["id"] == last["id"]
+    st = sim_stats(server)
+    # its object was dropped while listing: asked for alone, never by listing the volumes again
+    assert st.get(VOLUME_GET, 0) >= 1 and st.get(VOLUME_LIST, 0) == 0, st
     assert "error" not in m.log_text().lower(), m.log_text()[-2000:]
