@@ -86,6 +86,18 @@ void cache_lru_touch(struct dsfs_cache *c, struct dsfs_node *n)
 
 void cache_node_unref(struct dsfs_cache *c, struct dsfs_node *n);
 
+bool cache_slot_droppable(const struct dsfs_node *r, int i)
+{
+	return r->kind->files[i].subpath || (r->kind->get_one && r->parent);
+}
+
+size_t cache_index_cost(const struct dsfs_kind *k)
+{
+	/* the node, its slots and collections, two places in the listing, and its URL, id and entry (about 40 bytes each) */
+	return NODE_OVERHEAD + sizeof(struct dsfs_node) + k->nfiles * sizeof(struct slot) +
+	       k->nchildren * sizeof(void *) + 2 * sizeof(void *) + 3 * 40;
+}
+
 void cache_set_slot(struct dsfs_cache *c, struct dsfs_node *n, int i, struct dsfs_blob *b, double at)
 {
 	struct slot *s = &n->slots[i];
@@ -99,8 +111,65 @@ void cache_set_slot(struct dsfs_cache *c, struct dsfs_node *n, int i, struct dsf
 	dsfs_blob_unref(s->blob);
 	s->blob = b;
 	s->at = at;
+	s->dropped = false;
 	if (b)
 		cache_account(c, n, (ssize_t)b->len);
+	/* new content the bound may drop on its own: the most recently used */
+	if (b && n->attached && !n->is_coll && cache_slot_droppable(n, i))
+		cache_lru_touch(c, n);
+}
+
+/* Content of resource r was used: the bound drops it last. */
+static void content_used(struct dsfs_cache *c, struct dsfs_node *r)
+{
+	if (r->lru_next)
+		cache_lru_touch(c, r);
+}
+
+/*
+ * Removes child collection coll from its resource when nothing but the
+ * tree holds it and it holds no listing: a walk through a large listing
+ * leaves one such node per resource, and lookup makes it again (same
+ * URL, same inode number) when next wanted.
+ */
+static void free_unused_collection(struct dsfs_cache *c, struct dsfs_node *coll)
+{
+	struct dsfs_node *r = coll->parent;
+
+	if (!r || !coll->attached || coll->refs != 1 || coll->listed || coll->listing || coll->walk)
+		return;
+	for (size_t i = 0; r->colls && i < r->kind->nchildren; i++) {
+		if (r->colls[i] == coll) {
+			r->colls[i] = NULL;
+			cache_detach(c, coll); /* the last reference: frees it */
+			return;
+		}
+	}
+}
+
+/*
+ * Forgets the content of resource r that a GET brings back, keeping its
+ * length (stat answers with it) and r's place in its listing, and the
+ * collections below r that hold nothing.
+ */
+static void drop_content(struct dsfs_cache *c, struct dsfs_node *r)
+{
+	lru_unlink(r);
+	for (size_t i = 0; r->slots && i < r->kind->nfiles; i++) {
+		struct slot *s = &r->slots[i];
+		size_t len;
+
+		if (!s->blob || s->fetching || !cache_slot_droppable(r, (int)i))
+			continue;
+		len = s->blob->len;
+		cache_set_slot(c, r, (int)i, NULL, s->at);
+		s->dropped = true;
+		s->dropped_len = len;
+		s->fresh_for_open = false;
+	}
+	for (size_t i = 0; r->colls && i < r->kind->nchildren; i++)
+		if (r->colls[i])
+			free_unused_collection(c, r->colls[i]);
 }
 
 void cache_drop_listing(struct dsfs_cache *c, struct dsfs_node *coll);
@@ -126,6 +195,7 @@ void cache_detach(struct dsfs_cache *c, struct dsfs_node *n)
 		for (i = 0; n->slots && i < n->kind->nfiles; i++)
 			if (!n->slots[i].fetching)
 				cache_set_slot(c, n, (int)i, NULL, 0);
+		lru_unlink(n);
 	}
 	cache_node_unref(c, n);
 }
@@ -161,6 +231,7 @@ static void node_free(struct dsfs_cache *c, struct dsfs_node *n)
 				cache_detach(c, n->colls[i]);
 		for (i = 0; n->slots && i < n->kind->nfiles; i++)
 			cache_set_slot(c, n, (int)i, NULL, 0);
+		lru_unlink(n);
 	}
 	c->bytes -= n->bytes;
 	c->nodes--;
@@ -188,7 +259,13 @@ struct dsfs_node *cache_node_ref(struct dsfs_node *n)
 	return n;
 }
 
-/* Evicts least recently used listings until the cache fits its bound. */
+/*
+ * Drops the least recently used listings and contents until the cache
+ * fits its bound. A resource's content goes on its own, so a listing that
+ * a walk is going through (keep's, or one above it) stays while the
+ * objects it has passed make room; a listing goes whole, with the
+ * collections below it that nothing else holds.
+ */
 void cache_enforce_bound(struct dsfs_cache *c, struct dsfs_node *keep)
 {
 	static double trimmed_at;
@@ -201,6 +278,12 @@ void cache_enforce_bound(struct dsfs_cache *c, struct dsfs_node *keep)
 		prev = n->lru_prev;
 		if (n == keep || n->listing)
 			continue;
+		if (!n->is_coll) {
+			drop_content(c, n); /* unlinks n only, and frees collections that are not in the LRU */
+			c->evictions++;
+			evicted = true;
+			continue;
+		}
 		/* Never evict a listing above keep: keep's node lives in it. */
 		bool ancestor = false;
 		for (struct dsfs_node *p = keep; p; p = p->parent)
@@ -211,6 +294,7 @@ void cache_enforce_bound(struct dsfs_cache *c, struct dsfs_node *keep)
 		cache_drop_listing(c, n);
 		c->evictions++;
 		evicted = true;
+		free_unused_collection(c, n);
 		/* drop_listing may have unlinked prev (a listing below n): restart from the tail. */
 		prev = c->lru.lru_prev;
 	}
@@ -489,8 +573,15 @@ int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const ch
 			break;
 		}
 		ret = find_listed(c, n, name, false, &found);
-		if (ret == 0 && !cache_where_match(found, dir->where))
-			ret = -ENOENT;
+		if (ret == 0) {
+			bool match;
+
+			cache_node_ref(found); /* the lock may be dropped while its object is fetched */
+			ret = cache_where_check(c, found, dir->where, &match);
+			cache_node_unref(c, found);
+			if (ret == 0 && !match)
+				ret = -ENOENT;
+		}
 		if (ret == 0) {
 			out->type = DSFS_LOC_RESOURCE;
 			out->node = cache_node_ref(found);
@@ -533,10 +624,13 @@ static bool file_attr_cached(struct dsfs_cache *c, struct dsfs_node *r, int i, s
 	const struct dsfs_file_desc *f = &r->kind->files[i];
 	struct slot *s = &r->slots[i];
 
-	if (!s->blob || ((f->flags & DSFS_FILE_DIRECT) && !direct_fresh(c, s->at)))
+	if (f->flags & DSFS_FILE_DIRECT ? !s->blob || !direct_fresh(c, s->at) : !s->blob && !s->dropped)
 		return false;
 	dir_attr(a, DSFS_LOC_FILE, file_ino(r, i), r->mtime);
-	a->size = s->blob->len;
+	/* content dropped for memory: its size is known, the next open fetches it */
+	a->size = s->blob ? s->blob->len : s->dropped_len;
+	if (s->blob)
+		content_used(c, r);
 	a->direct = f->flags & DSFS_FILE_DIRECT;
 	a->editable = i == 0 && r->kind->nedit;
 	s->reported = a->size;
@@ -685,12 +779,18 @@ int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fi
 		if ((ret = cache_where_readdir(c, n, dir->where, fill, ctx)) != -ENOTSUP)
 			break; /* the server filtered it */
 		ret = cache_ensure_listing(c, n, true);
-		for (i = 0; i < n->nitems && !ret; i++) {
-			if (!cache_where_match(n->items[i], dir->where))
-				continue;
-			dir_attr(&a, DSFS_LOC_RESOURCE, n->items[i]->ino, n->items[i]->mtime);
-			a.editable = n->items[i]->kind->nedit;
-			ret = fill(ctx, n->items[i]->entry, &a, true);
+		if (ret == 0) {
+			struct dsfs_node **items;
+			size_t nmatch;
+
+			ret = cache_where_items(c, n, dir->where, &items, &nmatch);
+			for (i = 0; i < nmatch && !ret; i++) {
+				dir_attr(&a, DSFS_LOC_RESOURCE, items[i]->ino, items[i]->mtime);
+				a.editable = items[i]->kind->nedit;
+				ret = fill(ctx, items[i]->entry, &a, true);
+			}
+			if (nmatch || items)
+				cache_nodes_put(c, items, nmatch);
 		}
 		break;
 	case DSFS_LOC_BYID:
@@ -745,6 +845,7 @@ int dsfs_cache_open(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsf
 	direct = r->kind->files[loc->file].flags & DSFS_FILE_DIRECT;
 	if (s->blob && (direct ? direct_fresh(c, s->at) : fresh(c, s->at))) {
 		c->hits++;
+		content_used(c, r);
 	} else if (s->blob && s->fresh_for_open && mono_now() - s->at < 1.0) {
 		c->hits++;
 	} else {

@@ -27,7 +27,8 @@ struct item {
 	char *id, *name;
 	time_t mtime;
 	bool has_mtime;
-	struct dsfs_blob *blob;
+	struct dsfs_blob *blob;       /* NULL when dropped for memory (collect_page) */
+	size_t len;                   /* the rendered object's length */
 	const struct dsfs_kind *kind; /* the source it was listed from */
 	const char *list_url;         /* that source's list URL (owned by the collect state) */
 };
@@ -110,6 +111,7 @@ static int parse_item(const struct dsfs_kind *kind, json_object *o, struct item 
 	it->blob = dsfs_render_json(o);
 	if (!it->id || !it->name || !it->blob)
 		return -ENOMEM;
+	it->len = it->blob->len;
 	return 0;
 }
 
@@ -120,10 +122,13 @@ typedef int (*page_fn)(void *ctx, json_object *array);
  * server has ever answered proves the end (the server's cap is then known
  * to be larger), as does an empty page. Items are identified by id_field
  * (NULL: by their text); a guard ends the listing with EIO when the server
- * is not paging or the list outgrows the memory bound (src/pages.h).
+ * is not paging or the list outgrows the memory bound (src/pages.h): what
+ * it costs is item_cost per item when its objects may be dropped for
+ * memory (a listing of resources a GET can bring back), else (0) the
+ * answers' bytes and a node's overhead per item.
  */
 static int each_page(struct dsfs_cache *c, const char *url, const char *key, const char *id_field,
-		     bool anonymous, page_fn fn, void *ctx)
+		     size_t item_cost, bool anonymous, page_fn fn, void *ctx)
 {
 	const struct dsfs_paging *pg = &c->dialect->paging;
 	struct dsfs_pages *guard = dsfs_pages_new(c->o.max_bytes, id_field);
@@ -168,8 +173,9 @@ static int each_page(struct dsfs_cache *c, const char *url, const char *key, con
 			if (json_object_object_get_ex(o, pg->total_field, &t) && json_object_is_type(t, json_type_int))
 				total = (long)json_object_get_int64(t);
 		}
-		/* what the listing costs once cached: the answer, and each node's overhead */
-		ret = dsfs_pages_add(guard, arr, len + n * NODE_OVERHEAD, total, why, sizeof(why));
+		/* what the listing costs once cached: its nodes, and the answer unless its objects may be dropped */
+		ret = dsfs_pages_add(guard, arr, item_cost ? n * item_cost : len + n * NODE_OVERHEAD, total, why,
+				     sizeof(why));
 		if (ret == -EIO)
 			protocol_error(path, why);
 		if (ret == 0)
@@ -194,12 +200,20 @@ out:
 	return ret;
 }
 
+/* True when a listed object of kind k can be fetched alone (its object file is a GET of one). */
+static bool droppable_kind(const struct dsfs_kind *k)
+{
+	return k->get_one && k->nfiles && !k->files[0].subpath;
+}
+
 struct collect {
 	const struct dsfs_kind *kind; /* of the source being listed */
 	struct item *items;
 	size_t n, cap;
 	const char *url;              /* of the source being listed */
 	const char *scope;            /* the id every item's kind->scope_field must equal (the parent's) */
+	size_t budget;                /* bytes of objects and nodes past which objects are dropped (0: none) */
+	size_t used;                  /* what the items collected so far cost */
 };
 
 /*
@@ -243,15 +257,30 @@ static int collect_page(void *ctx, json_object *arr)
 	}
 	for (i = 0; i < n; i++) {
 		json_object *o = json_object_array_get_idx(arr, i);
+		struct item *it = &col->items[col->n];
 		int ret;
 
 		if (!in_scope(col, o))
 			continue;
-		ret = parse_item(col->kind, o, &col->items[col->n]);
+		ret = parse_item(col->kind, o, it);
 
-		col->items[col->n].kind = col->kind;
-		col->items[col->n].list_url = col->url;
+		it->kind = col->kind;
+		it->list_url = col->url;
 		col->n++;
+		if (ret == 0 && col->budget && droppable_kind(col->kind)) {
+			/*
+			 * A listing larger than the bound keeps its objects' sizes
+			 * and not their text past the budget: a GET brings one back
+			 * when it is read. What is dropped here is never held.
+			 */
+			col->used += cache_index_cost(col->kind);
+			if (col->used + it->len > col->budget) {
+				dsfs_blob_unref(it->blob);
+				it->blob = NULL;
+			} else {
+				col->used += it->len;
+			}
+		}
 		if (ret == -EIO) {
 			char msg[128];
 
@@ -418,6 +447,10 @@ static int install_listing(struct dsfs_cache *c, struct dsfs_node *coll, struct 
 		if (r->kind->nfiles && !r->kind->files[0].subpath && !r->slots[0].fetching &&
 		    !(r->slots[0].blob && r->slots[0].at > at)) {
 			cache_set_slot(c, r, 0, items[i].blob, at);
+			if (!items[i].blob) { /* dropped for memory while listing (collect_page) */
+				r->slots[0].dropped = true;
+				r->slots[0].dropped_len = items[i].len;
+			}
 			items[i].blob = NULL;
 		}
 		if (r->entry)
@@ -568,7 +601,10 @@ int cache_ensure_listing(struct dsfs_cache *c, struct dsfs_node *coll, bool want
 		col.kind = k;
 		col.url = urls[i];
 		col.scope = coll->base_id;
-		ret = each_page(c, urls[i], k->list_key, k->id_field, false, collect_page, &col);
+		/* half the bound at most for one listing's objects: the walk going through it needs the rest */
+		col.budget = c->o.max_bytes / 2;
+		ret = each_page(c, urls[i], k->list_key, k->id_field, droppable_kind(k) ? cache_index_cost(k) : 0,
+				false, collect_page, &col);
 	}
 	if (ret == 0)
 		col.n = unique_ids(col.items, col.n, coll->url);
@@ -620,10 +656,12 @@ int cache_fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 	struct dsfs_blob *blob = NULL, *obj_blob = NULL;
 	struct slot *s = &r->slots[i];
 	json_object *o = NULL;
+	bool relisted = false;
 	char *url, *got_name = NULL;
 	double at;
 	int ret;
 
+again:
 	while (s->fetching) {
 		pthread_cond_wait(&c->done, &c->lock);
 		if (!s->fetching && s->blob && mono_now() - s->at < 1.0 + c->o.ttl)
@@ -640,11 +678,14 @@ int cache_fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 		cache_set_slot(c, r, i, b, r->slots[0].at);
 		return 0;
 	}
-	if (!f->subpath && (!r->kind->get_one || (r->parent && cache_walked(r->parent)))) {
+	if (!relisted && !f->subpath && (!r->kind->get_one ||
+			    (r->parent && cache_walked(r->parent) && !fresh(c, r->parent->listed_at)))) {
 		/*
 		 * No GET of one: the listing is the only source. Or a walker is going
 		 * through the listing after it went stale: listing it again costs a
 		 * page per thousand resources, a GET each costs one per resource.
+		 * (Content dropped for memory from a fresh listing is a GET: listing
+		 * again would bring back what the bound just dropped.)
 		 */
 		struct dsfs_node *coll = r->parent;
 
@@ -656,7 +697,11 @@ int cache_fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 		cache_node_unref(c, coll);
 		if (ret == 0 && !r->attached)
 			ret = -ENOENT;
-		return ret;
+		if (ret || s->blob || !r->kind->get_one)
+			return ret;
+		/* the listing came back without this object (larger than the bound holds): a GET of it */
+		relisted = true;
+		goto again;
 	}
 
 	s->fetching = true;
@@ -675,7 +720,7 @@ int cache_fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 		if (f->list_key) {
 			struct merge m = { .all = json_object_new_array() };
 
-			ret = m.all ? each_page(c, url, f->list_key, NULL, anonymous, merge_page, &m) : -ENOMEM;
+			ret = m.all ? each_page(c, url, f->list_key, NULL, 0, anonymous, merge_page, &m) : -ENOMEM;
 			o = json_object_new_object();
 			if (ret == 0 && (!o || json_object_object_add(o, f->list_key, m.all)))
 				ret = -ENOMEM;
@@ -744,7 +789,7 @@ int cache_fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 		else
 			dsfs_blob_unref(obj_blob);
 		if (r->parent)
-			cache_enforce_bound(c, r->parent);
+			cache_enforce_bound(c, r); /* not what was just fetched: the caller is about to use it */
 	} else {
 		dsfs_blob_unref(blob);
 		dsfs_blob_unref(obj_blob);
@@ -782,7 +827,7 @@ static int list_filtered(struct dsfs_cache *c, struct dsfs_node *coll, const cha
 	col->scope = coll->base_id;
 	c->misses++;
 	pthread_mutex_unlock(&c->lock);
-	ret = each_page(c, url, k->list_key, k->id_field, false, collect_page, col);
+	ret = each_page(c, url, k->list_key, k->id_field, 0, false, collect_page, col);
 	pthread_mutex_lock(&c->lock);
 	if (ret == 0)
 		col->n = unique_ids(col->items, col->n, url);

@@ -47,6 +47,8 @@ struct slot {
 	size_t reported;    /* size last reported by getattr */
 	bool fetching;
 	bool fresh_for_open; /* fetched by getattr: the next open may use it */
+	bool dropped;       /* blob dropped for memory (cache_drop_content): dropped_len bytes, fetched at `at` */
+	size_t dropped_len;
 };
 
 struct dsfs_node {
@@ -75,6 +77,12 @@ struct dsfs_node {
 	bool listed, listing;
 	long count;                   /* the server's count of the items (.count), when count_at */
 	double count_at;
+	/*
+	 * The LRU of what the memory bound may drop: a collection while it
+	 * holds a listing (dropping it forgets the listing), a resource while
+	 * it holds content a GET can bring back (dropping it forgets only that
+	 * content, so a listing larger than the bound stays walkable).
+	 */
 	struct dsfs_node *lru_prev, *lru_next;
 
 	/* collection: signs of a recursive walk through its resources (see note_walk) */
@@ -174,8 +182,23 @@ void cache_account(struct dsfs_cache *c, struct dsfs_node *n, ssize_t delta);
 /* A node for url (taken), with one reference held by the caller; NULL on ENOMEM. */
 struct dsfs_node *cache_node_new(struct dsfs_cache *c, bool is_coll, const struct dsfs_kind *kind, char *url);
 
-/* Marks collection n as the most recently used listing. */
+/* Marks collection n as the most recently used listing, or resource n's content as the most recently used. */
 void cache_lru_touch(struct dsfs_cache *c, struct dsfs_node *n);
+
+/*
+ * True when file i of resource r can be fetched again on its own (a GET
+ * of its own URL or of the object), so its content may be dropped for
+ * memory while r stays listed. Content only a listing brings goes with
+ * the listing.
+ */
+bool cache_slot_droppable(const struct dsfs_node *r, int i);
+
+/*
+ * The bytes a listed resource of kind k costs in the tree without its
+ * content (node, slots, names, its place in the listing): what the
+ * listing itself takes when its objects are dropped.
+ */
+size_t cache_index_cost(const struct dsfs_kind *k);
 
 /* Puts blob b (taken), fetched at at, in file slot i of n, accounting its bytes. */
 void cache_set_slot(struct dsfs_cache *c, struct dsfs_node *n, int i, struct dsfs_blob *b, double at);
@@ -192,7 +215,11 @@ void cache_node_unref(struct dsfs_cache *c, struct dsfs_node *n);
 /* Takes a reference to n; returns n. */
 struct dsfs_node *cache_node_ref(struct dsfs_node *n);
 
-/* Evicts least recently used listings until the cache fits its bound. */
+/*
+ * Drops the least recently used listings and contents until the cache
+ * fits its bound. keep (a collection or resource) and the listings above
+ * it stay.
+ */
 void cache_enforce_bound(struct dsfs_cache *c, struct dsfs_node *keep);
 
 /* The resource of collection coll with id id, or NULL (binary search of the listing). */
@@ -276,6 +303,25 @@ int cache_where_readdir(struct dsfs_cache *c, struct dsfs_node *coll, const char
 
 /* True when resource r's object meets every condition of where ('/'-separated; NULL: none). */
 bool cache_where_match(const struct dsfs_node *r, const char *where);
+
+/*
+ * Whether resource r (referenced by the caller) meets where, in *match:
+ * an object dropped for memory is fetched again first (one GET). Lock
+ * held (dropped while fetching). 0 or -errno.
+ */
+int cache_where_check(struct dsfs_cache *c, struct dsfs_node *r, const char *where, bool *match);
+
+/*
+ * The resources of coll's listing that meet where, each referenced (drop
+ * with cache_nodes_put), in *out (n of them); objects dropped for memory
+ * are fetched again (one GET each). The listing must be present. Lock
+ * held (dropped while fetching).
+ */
+int cache_where_items(struct dsfs_cache *c, struct dsfs_node *coll, const char *where, struct dsfs_node ***out,
+		      size_t *n);
+
+/* Drops the references of n nodes and frees the array. */
+void cache_nodes_put(struct dsfs_cache *c, struct dsfs_node **nodes, size_t n);
 
 /*
  * How many entries of coll meet where (NULL: all): from a fresh listing,

@@ -195,6 +195,61 @@ bool cache_where_match(const struct dsfs_node *r, const char *where)
 	return blob_meets(r->slots[0].blob, where);
 }
 
+int cache_where_check(struct dsfs_cache *c, struct dsfs_node *r, const char *where, bool *match)
+{
+	int ret = 0;
+
+	if (where && r->kind->nfiles && !r->slots[0].blob && r->slots[0].dropped) {
+		/* an object the memory bound dropped: its fields are asked for again */
+		ret = cache_fetch_slot(c, r, 0);
+		if (ret == -ENOENT)
+			ret = 0; /* gone: it meets nothing */
+	}
+	*match = ret == 0 && r->attached && cache_where_match(r, where);
+	return ret;
+}
+
+void cache_nodes_put(struct dsfs_cache *c, struct dsfs_node **nodes, size_t n)
+{
+	for (size_t i = 0; nodes && i < n; i++)
+		cache_node_unref(c, nodes[i]);
+	free(nodes);
+}
+
+int cache_where_items(struct dsfs_cache *c, struct dsfs_node *coll, const char *where, struct dsfs_node ***out,
+		      size_t *n)
+{
+	size_t all = coll->nitems, i, got = 0;
+	struct dsfs_node **items = malloc((all ? all : 1) * sizeof(*items));
+	int ret = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (!items)
+		return -ENOMEM;
+	/* the listing may change while a dropped object is fetched: walk the one asked about */
+	for (i = 0; i < all; i++)
+		items[i] = cache_node_ref(coll->items[i]);
+	for (i = 0; i < all && ret == 0; i++) {
+		bool match;
+
+		ret = cache_where_check(c, items[i], where, &match);
+		if (ret == 0 && match)
+			items[got++] = items[i];
+		else
+			cache_node_unref(c, items[i]);
+	}
+	if (ret) {
+		for (; i < all; i++)
+			cache_node_unref(c, items[i]);
+		cache_nodes_put(c, items, got);
+		return ret;
+	}
+	*out = items;
+	*n = got;
+	return 0;
+}
+
 /* ---- asking the server to filter ------------------------------------------------------ */
 
 static const char *const op_words[] = { "=", "!=", ">=", "<=", ">", "<" };
@@ -371,9 +426,17 @@ int cache_count(struct dsfs_cache *c, struct dsfs_node *coll, const char *where,
 	ret = cache_ensure_listing(c, coll, true);
 	if (ret)
 		return ret;
-	*out = 0;
-	for (size_t i = 0; i < coll->nitems; i++)
-		*out += cache_where_match(coll->items[i], where);
+	if (where) {
+		struct dsfs_node **items;
+		size_t n;
+
+		ret = cache_where_items(c, coll, where, &items, &n);
+		if (ret == 0)
+			*out = (long)n;
+		cache_nodes_put(c, items, n);
+		return ret;
+	}
+	*out = (long)coll->nitems;
 	return 0;
 }
 

@@ -143,6 +143,37 @@ static int login_member(struct member *m, const char *url, char *why, size_t why
 	return 0;
 }
 
+/* The daemon's resident bytes now (0 when /proc cannot say). */
+static size_t resident_bytes(void)
+{
+	unsigned long size, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (f) {
+		if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+			resident = 0;
+		fclose(f);
+	}
+	return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/*
+ * What of cache_size (bytes) the cache and the kernel's inodes may take:
+ * cache_size bounds the daemon's RSS, so what it holds before caching
+ * anything (its libraries, TLS, the threads and buffers of a mount, about
+ * RESIDENT_MOUNTED more than at start) comes off first, up to half the
+ * bound. 0 (no bound) stays 0.
+ */
+#define RESIDENT_MOUNTED (2u << 20)
+static size_t cache_share(size_t cache_size)
+{
+	size_t base = resident_bytes() + RESIDENT_MOUNTED;
+
+	if (base > cache_size / 2)
+		base = cache_size / 2;
+	return cache_size - base;
+}
+
 /*
  * Builds a member for the API at url with credentials cred (loaded for
  * dialect), then logs in when login is set. Returns 0 when built (and
@@ -433,6 +464,7 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "dsfs: cannot initialise libcurl\n");
 		goto out;
 	}
+	o.cache_size = cache_share(o.cache_size);
 	members = calloc(o.estate ? nconfs : 1, sizeof(*members));
 	waiters = dsfs_waiters_new(DSFS_FUSE_MAX_WAITERS, DSFS_FUSE_MAX_WAITERS_PER_USER, getuid());
 	estate = dsfs_estate_new(o.estate != NULL, time(NULL), getuid(), getgid());
