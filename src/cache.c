@@ -577,7 +577,7 @@ int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const ch
 			bool match;
 
 			cache_node_ref(found); /* the lock may be dropped while its object is fetched */
-			ret = cache_where_check(c, found, dir->where, &match);
+			ret = cache_where_meets(c, found, dir->where, &match);
 			cache_node_unref(c, found);
 			if (ret == 0 && !match)
 				ret = -ENOENT;

@@ -309,7 +309,7 @@ bool cache_where_match(const struct dsfs_node *r, const char *where);
  * an object dropped for memory is fetched again first (one GET). Lock
  * held (dropped while fetching). 0 or -errno.
  */
-int cache_where_check(struct dsfs_cache *c, struct dsfs_node *r, const char *where, bool *match);
+int cache_where_meets(struct dsfs_cache *c, struct dsfs_node *r, const char *where, bool *match);
 
 /*
  * The resources of coll's listing that meet where, each referenced (drop

@@ -195,7 +195,7 @@ bool cache_where_match(const struct dsfs_node *r, const char *where)
 	return blob_meets(r->slots[0].blob, where);
 }
 
-int cache_where_check(struct dsfs_cache *c, struct dsfs_node *r, const char *where, bool *match)
+int cache_where_meets(struct dsfs_cache *c, struct dsfs_node *r, const char *where, bool *match)
 {
 	int ret = 0;
 
@@ -233,7 +233,7 @@ int cache_where_items(struct dsfs_cache *c, struct dsfs_node *coll, const char *
 	for (i = 0; i < all && ret == 0; i++) {
 		bool match;
 
-		ret = cache_where_check(c, items[i], where, &match);
+		ret = cache_where_meets(c, items[i], where, &match);
 		if (ret == 0 && match)
 			items[got++] = items[i];
 		else
