@@ -6,6 +6,7 @@ per cache_ttl; a dialect with nothing to show has no events/.
 
 import json
 import os
+import subprocess
 import time
 
 from conftest import Tail as FollowedFile, reset_stats, sim_stats

@@ -37,7 +37,7 @@ static void unescape(const char *s, int want_ret, const char *want)
 	if (want)
 		is_str(out, want, label);
 	else
-		ok(out == NULL, label);
+		ok(out == NULL, "%s", label);
 	free(ret ? NULL : out);
 }
 
