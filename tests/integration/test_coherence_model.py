@@ -41,10 +41,143 @@ SEEDS = [int(s) for s in os.environ.get("DSFS_MODEL_SEEDS", "1,2").split(",")]
 GET_ONLY = ("consoleUri", "requestUri", "volumePerformance")
 
 
+class Dscc:
+    """The DSCC reference server: PUT renames and edits volumes (a task each), DELETE deletes."""
+
+    name_changes_by_task = True
+    can_edit = True
+    file = "volume.json"
+
+    def __init__(self, server, m):
+        self.server = server
+        self.v = Volumes(server, m)
+        self.dir = self.v.dir
+        self.test_puts = self.test_deletes = 0
+        server.sim("DELETE", "/requests")
+        self.seen = 0
+
+    def all(self):
+        return self.v.all()
+
+    def put(self, vid, body, check):
+        r = self.v.api.c.request("PUT", self.v.url(vid), body,
+                                 headers={"Authorization": "Bearer " + self.v.api.token})
+        self.test_puts += 1
+        deadline = time.time() + 20
+        while r.status in (200, 202) and not check(self.v.api.get(self.v.url(vid))):
+            assert time.time() < deadline, "the server did not apply %r" % body
+            time.sleep(0.02)
+
+    def rename(self, vid, name):
+        self.put(vid, {"name": name}, lambda x: x["name"] == name)
+
+    def edit(self, vid, rng):
+        value = rng.choice([10, 20, 30, 5, 7, 99])  # same size and other sizes
+        self.put(vid, {"userAllocWarning": value}, lambda x: x.get("userAllocWarning") == value)
+
+    def delete(self, vid):
+        r = self.v.api.c.request("DELETE", self.v.url(vid), headers={"Authorization": "Bearer " + self.v.api.token})
+        self.test_deletes += 1
+        return r.status in (200, 202, 204)
+
+    def log(self):
+        return self.server.sim("GET", "/requests").json()["requests"]
+
+    def ours(self, r):
+        return r["method"] == "PUT" and isinstance(r["body"], dict) and (
+            "name" in r["body"] or r["body"].get("userAllocWarning") in (10, 20, 30, 5, 7, 99))
+
+    def new_edits(self):
+        """The ids dsfs sent PUTs for since the last call: (c), checked as it happens."""
+        log = self.log()
+        fresh, self.seen = log[self.seen:], len(log)
+        return [r["path"].rsplit("/", 1)[1] for r in fresh if r["method"] == "PUT" and not self.ours(r)]
+
+    def snapshots_of(self, vid):
+        return [sn["name"] for sn in self.v.api.items(self.v.url(vid) + "/snapshots")]
+
+    def check_requests(self, model):
+        log = self.log()
+        assert len([r for r in log if self.ours(r)]) == self.test_puts
+        dsfs_puts = [r["path"].rsplit("/", 1)[1] for r in log if r["method"] == "PUT" and not self.ours(r)]
+        assert sorted(dsfs_puts) == sorted(model.expected_puts), (dsfs_puts, model.expected_puts)
+        snap_posts = [r["path"].split("/volumes/")[1].split("/")[0] for r in log
+                      if r["method"] == "POST" and r["path"].endswith("/snapshots")]
+        assert sorted(snap_posts) == sorted(model.expected_posts), (snap_posts, model.expected_posts)
+        assert [r for r in log if r["method"] == "POST" and not r["path"].endswith("/snapshots")] == []
+        assert len([r for r in log if r["method"] == "DELETE"]) == self.test_deletes
+        assert [r for r in log if r["method"] not in ("PUT", "POST", "DELETE")] == []
+
+
+class Plugin:
+    """The storage-plugin reference server: names change by /_sim/rename (its API has none),
+    objects by the mount action, and DELETE deletes. It keeps no request log: its counts
+    by method and template say what was sent."""
+
+    can_edit = False
+    file = "volume.json"
+
+    def __init__(self, server, m):
+        self.server = server
+        self.c = server.login()
+        srv = self.c.get("/server").json()["servers"][0]
+        self.sid = srv["id"]
+        self.dir = m.p("servers", entry_name(srv["name"], srv["id"]), "volumes")
+        self.test_posts = self.test_deletes = 0
+        server.sim("POST", "/stats/reset")
+
+    def all(self):
+        return self.c.get("/server/%s/volume?limit=1000&start=0" % self.sid).json()["volumes"]
+
+    def rename(self, vid, name):
+        r = self.server.sim("POST", "/rename", {"server": self.sid, "volume": vid, "name": name})
+        assert r.status == 204, r.body
+
+    def edit(self, vid, rng):
+        path = rng.choice(["/aaaa", "/bbbb", "/c", "/dddddddd"])  # same size and other sizes
+        r = self.c.post("/server/%s/volume/%s?action=mount" % (self.sid, vid), {"path": path})
+        self.test_posts += 1
+        assert r.status in (200, 404), r.body
+
+    def delete(self, vid):
+        r = self.c.delete("/server/%s/volume/%s" % (self.sid, vid))
+        self.test_deletes += 1
+        return r.status in (200, 202, 204)
+
+    def new_edits(self):
+        return []
+
+    def snapshots_of(self, vid):
+        r = self.c.get("/server/%s/volume/%s/snapshot?limit=1000&start=0" % (self.sid, vid))
+        return [sn["name"] for sn in r.json()["snapshots"]] if r.status == 200 else []
+
+    def check_requests(self, model):
+        stats = self.server.sim("GET", "/stats").json()
+        sent = {k: n for k, n in stats.items() if k != "total" and not k.startswith(("GET ", "HEAD "))}
+        want = {k: n for k, n in sent.items() if k == "POST /session"}  # a login, re-login: asked for
+        if self.test_posts:
+            want["POST /server/{sid}/volume/{vid}?action=mount"] = self.test_posts
+        if self.test_deletes:
+            want["DELETE /server/{sid}/volume/{vid}"] = self.test_deletes
+        if model.expected_posts:
+            want["POST /server/{sid}/volume/{vid}/snapshot"] = len(model.expected_posts)
+        assert sent == want, (sent, want)
+
+
 @pytest.fixture
-def model_server(server_factory):
-    return server_factory("--dialect", "dscc", "--test-controls", "--task-seconds", "0.05",
-                          "--volumes", "4", "--snapshots", "0", "--hosts", "1")
+def dscc_model(server_factory, dsfs_mount, tmp_path):
+    server = server_factory("--dialect", "dscc", "--test-controls", "--task-seconds", "0.05",
+                            "--volumes", "4", "--snapshots", "0", "--hosts", "1")
+    m = dsfs_mount(server, "api=dscc", "allow_edit", ttl=TTL, credentials=dscc_credentials(tmp_path, server))
+    return Dscc(server, m)
+
+
+@pytest.fixture
+def plugin_model(server_factory, dsfs_mount):
+    server = server_factory("--test-controls", "--servers", "1", "--volumes", "5", "--snapshots", "0",
+                            "--task-seconds", "0.05")
+    m = dsfs_mount(server, ttl=TTL)
+    return Plugin(server, m)
 
 
 class History:
@@ -87,60 +220,51 @@ class History:
 
 
 class Model:
-    def __init__(self, server, m, rng):
-        self.server = server
-        self.m = m
+    def __init__(self, api, rng):
+        self.api = api
         self.rng = rng
-        self.v = Volumes(server, m)
-        self.hist = History(self.v.all())
+        self.hist = History(api.all())
         self.shown = {}      # (path, id) -> highest version a read of that file showed
         self.old = []        # (fd, path) kept open
-        self.editors = []    # (tmp path, id of the object it was made beside)
+        self.editors = []    # (tmp path, id of the object it was made beside, value)
         self.expected_puts = []   # ids an edit through dsfs was accepted for
         self.expected_posts = []  # ids whose snapshots/new a user wrote
-        self.test_puts = 0   # PUTs this test sent itself (renames, edits behind dsfs's back)
-        self.test_deletes = 0
         self.step = 0
         self.trace = []
 
     # ---- the server, behind dsfs's back -------------------------------------------------
     def current(self):
-        return {v["id"]: v for v in self.v.all()}
+        return {v["id"]: v for v in self.api.all()}
 
-    def put(self, vid, body, check):
-        began = time.time()
-        r = self.v.api.c.request("PUT", self.v.url(vid), body,
-                                 headers={"Authorization": "Bearer " + self.v.api.token})
-        self.test_puts += 1
-        if r.status not in (200, 202):
-            self.hist.record(began, time.time(), self.v.all())
-            return
-        deadline = time.time() + 20
-        while not check(self.v.api.get(self.v.url(vid))):
-            assert time.time() < deadline, "the server did not apply %r" % body
-            time.sleep(0.02)
-        self.hist.record(began, time.time(), self.v.all())
+    def changed(self, began):
+        self.hist.record(began, time.time(), self.api.all())
 
     def server_rename(self):
-        objs = list(self.current().values())
-        o = self.rng.choice(objs)
-        name = "v%d-%d" % (self.step, self.rng.randrange(1000))
-        self.put(o["id"], {"name": name}, lambda x: x["name"] == name)
+        o = self.rng.choice(list(self.current().values()))
+        began = time.time()
+        self.api.rename(o["id"], "v%d-%d" % (self.step, self.rng.randrange(1000)))
+        self.changed(began)
 
     def server_swap(self):
         objs = list(self.current().values())
         if len(objs) < 2:
             return
         a, b = self.rng.sample(objs, 2)
-        tmp = "swap-%d" % self.step
-        self.put(a["id"], {"name": tmp}, lambda x: x["name"] == tmp)
-        self.put(b["id"], {"name": a["name"]}, lambda x: x["name"] == a["name"])
-        self.put(a["id"], {"name": b["name"]}, lambda x: x["name"] == b["name"])
+        began = time.time()
+        self.api.rename(a["id"], "swap-%d" % self.step)
+        self.changed(began)
+        began = time.time()
+        self.api.rename(b["id"], a["name"])
+        self.changed(began)
+        began = time.time()
+        self.api.rename(a["id"], b["name"])
+        self.changed(began)
 
     def server_edit(self):
         o = self.rng.choice(list(self.current().values()))
-        value = self.rng.choice([10, 20, 30, 5, 7, 99])  # same size and other sizes
-        self.put(o["id"], {"userAllocWarning": value}, lambda x: x.get("userAllocWarning") == value)
+        began = time.time()
+        self.api.edit(o["id"], self.rng)
+        self.changed(began)
 
     def server_delete(self):
         objs = list(self.current().values())
@@ -148,23 +272,21 @@ class Model:
             return
         o = self.rng.choice(objs)
         began = time.time()
-        r = self.v.api.c.request("DELETE", self.v.url(o["id"]),
-                                 headers={"Authorization": "Bearer " + self.v.api.token})
-        self.test_deletes += 1
-        deadline = time.time() + 20
-        while r.status in (200, 202, 204) and o["id"] in self.current():
-            assert time.time() < deadline, "the server did not delete %s" % o["id"]
-            time.sleep(0.02)
-        self.hist.record(began, time.time(), self.v.all())
+        deadline = began + 20
+        if self.api.delete(o["id"]):
+            while o["id"] in self.current():
+                assert time.time() < deadline, "the server did not delete %s" % o["id"]
+                time.sleep(0.02)
+        self.changed(began)
 
     # ---- users, through the mount -----------------------------------------------------
     def entries(self):
-        return [e for e in os.listdir(self.v.dir) if e != "new"]
+        return [e for e in os.listdir(self.api.dir) if e != "new"]
 
     def some_file(self):
         names = [o["name"] for o in self.current().values()]
         names += [o["name"] for o in self.hist.states[max(0, len(self.hist.states) - 3)][2].values()]
-        return os.path.join(self.v.dir, entry_name(self.rng.choice(names), ""), "volume.json")
+        return os.path.join(self.api.dir, entry_name(self.rng.choice(names), ""), self.api.file)
 
     def check_read(self, path, data, t0, t1, fresh):
         try:
@@ -235,7 +357,7 @@ class Model:
     def user_where(self):
         name = self.rng.choice(list(self.current().values()))["name"]
         try:
-            listed = os.listdir(os.path.join(self.v.dir, ".where", "name=" + name))
+            listed = os.listdir(os.path.join(self.api.dir, ".where", "name=" + name))
         except OSError as e:
             assert e.errno == errno.ENOENT, (self.step, e)
             return
@@ -249,14 +371,21 @@ class Model:
                 obj = json.loads(f.read())
         except OSError:
             return
+        same = obj.get("userAllocWarning")
         obj["userAllocWarning"] = self.rng.choice([11, 22, 33, 44])
+        same = same == obj["userAllocWarning"]  # an edit that changes nothing sends nothing
         try:
             with open(path, "w") as f:
                 f.write(json.dumps(obj, indent=2) + "\n")
         except OSError as e:
             assert e.errno in (errno.EBUSY, errno.EINVAL, errno.ENOENT), (self.step, path, e)
+            assert self.api.new_edits() == [], (self.step, path)  # a refusal sends nothing
+            return
+        if same:
+            assert self.api.new_edits() == [], (self.step, path)
             return
         self.expected_puts.append(obj["id"])
+        assert self.api.new_edits() == [obj["id"]], (self.step, path)  # (c) as it happens
         self.applied(obj["id"], obj["userAllocWarning"])
 
     def applied(self, vid, value):
@@ -269,7 +398,7 @@ class Model:
                 break
             assert time.time() < deadline, "step %d: the edit of %s was not applied" % (self.step, vid)
             time.sleep(0.02)
-        self.hist.record(began, time.time(), self.v.all())
+        self.hist.record(began, time.time(), self.api.all())
 
     def user_editor_create(self):
         path = self.some_file()
@@ -278,6 +407,8 @@ class Model:
                 obj = json.loads(f.read())
         except OSError:
             return
+        if obj.get("userAllocWarning") in (55, 66):
+            return  # its edit might change nothing, and then sends nothing: keep (c) simple
         obj["userAllocWarning"] = self.rng.choice([55, 66])
         tmp = os.path.join(os.path.dirname(path), ".edit%d.tmp" % self.step)
         try:
@@ -296,8 +427,11 @@ class Model:
             os.rename(tmp, os.path.join(os.path.dirname(tmp), "volume.json"))
         except OSError as e:
             assert e.errno in (errno.ENOENT, errno.EXDEV, errno.EBUSY, errno.EINVAL), (self.step, tmp, e)
+            assert self.api.new_edits() == [], (self.step, tmp)  # a refusal sends nothing
             return
-        self.expected_puts.append(vid)  # (c): only the object it was made beside
+        self.expected_puts.append(vid)
+        sent = self.api.new_edits()
+        assert sent == [vid], "step %d: %s, made beside %s, edited %s (c)" % (self.step, tmp, vid, sent)
         self.applied(vid, value)
 
     def user_snapshot(self):
@@ -311,29 +445,19 @@ class Model:
             assert e.errno in (errno.ENOENT, errno.EINVAL), (self.step, path, e)
             return
         self.expected_posts.append(vid)
-
-    # ---- the request log -----------------------------------------------------------------
-    def check_requests(self):
-        log = self.server.sim("GET", "/requests").json()["requests"]
-        puts = [r for r in log if r["method"] == "PUT"]
-        ours = [r for r in puts if isinstance(r["body"], dict) and (
-            "name" in r["body"] or r["body"].get("userAllocWarning") in (10, 20, 30, 5, 7, 99))]
-        dsfs_puts = [r["path"].rsplit("/", 1)[1] for r in puts if r not in ours]
-        assert len(ours) == self.test_puts
-        # (c) and (d): every PUT dsfs sent is an accepted edit of the object the user wrote
-        assert sorted(dsfs_puts) == sorted(self.expected_puts), (dsfs_puts, self.expected_puts)
-        posts = [r for r in log if r["method"] == "POST"]
-        snap_posts = [r["path"].split("/volumes/")[1].split("/")[0] for r in posts if r["path"].endswith("/snapshots")]
-        assert sorted(snap_posts) == sorted(self.expected_posts), (snap_posts, self.expected_posts)
-        others = [r for r in log if r["method"] not in ("PUT", "POST", "DELETE")]
-        assert others == []
-        assert len([r for r in log if r["method"] == "DELETE"]) == self.test_deletes
+        # (c): on the volume whose directory the user wrote in (its snapshot may take a task)
+        deadline = time.time() + 20
+        while "snap%d" % self.step not in self.api.snapshots_of(vid):
+            assert time.time() < deadline, "step %d: snap%d is not %s's" % (self.step, self.step, vid)
+            time.sleep(0.05)
+        self.changed(time.time())
 
     def run(self, steps):
         server_ops = [self.server_rename, self.server_swap, self.server_edit, self.server_delete]
         user_ops = [self.user_read, self.user_read, self.user_keep_open, self.user_read_old,
-                    self.user_read_old, self.user_evict, self.user_ls, self.user_where, self.user_edit,
-                    self.user_editor_create, self.user_editor_commit, self.user_snapshot]
+                    self.user_read_old, self.user_evict, self.user_ls, self.user_where, self.user_snapshot]
+        if self.api.can_edit:
+            user_ops += [self.user_edit, self.user_editor_create, self.user_editor_commit]
         try:
             for self.step in range(steps):
                 op = self.rng.choice(server_ops) if self.rng.random() < 0.3 else self.rng.choice(user_ops)
@@ -346,12 +470,14 @@ class Model:
         finally:
             for fd, _ in self.old:
                 os.close(fd)
-        self.check_requests()
+        self.api.check_requests(self)  # (d)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_reads_edits_and_requests_agree_with_the_servers_history(model_server, dsfs_mount, tmp_path, seed):
-    m = dsfs_mount(model_server, "api=dscc", "allow_edit", ttl=TTL,
-                   credentials=dscc_credentials(tmp_path, model_server))
-    model_server.sim("DELETE", "/requests")
-    Model(model_server, m, random.Random(seed)).run(STEPS)
+def test_dscc_reads_edits_and_requests_agree_with_the_servers_history(dscc_model, seed):
+    Model(dscc_model, random.Random(seed)).run(STEPS)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_storage_plugin_reads_and_requests_agree_with_the_servers_history(plugin_model, seed):
+    Model(plugin_model, random.Random(seed)).run(STEPS)

@@ -1438,4 +1438,20 @@ class StoragePlugin(Dialect):
                 self.password = pw
             self.event("password changed")
             return no_content()
+        if parts == ["rename"] and method == "POST":
+            # a server renaming a volume behind its clients' back (the API has no rename)
+            b = self.sim.parse_json(body)
+            arr = next((a for a in self.arrays if a.id == b.get("array", self.arrays[0].id)), None)
+            srv = arr.srv.get(b.get("server")) if arr else None
+            name = b.get("name")
+            if srv is None or not isinstance(name, str) or not name:
+                raise ApiError(422, "want {\"server\", \"volume\", \"name\"} (and \"array\")")
+            with self.lock:
+                vrec = srv.vols.items.get(b.get("volume"))
+                if vrec is None:
+                    raise ApiError(404, "no volume %r on server %r" % (b.get("volume"), srv.sid))
+                vrec.pub["name"] = name
+                srv.vols.touch(vrec)
+            self.event("volume %s renamed to %r" % (vrec.id, name))
+            return no_content()
         return None
