@@ -1,23 +1,30 @@
 """A model-based test of what the tree shows (docs/tree.md, "Coherence").
 
-Random, seeded sequences of server-side changes made through the API behind
-dsfs's back (renames, name swaps, same-size and other-size edits, deletions)
-are interleaved with what users do through the mount (opens, reads through
-old descriptors kept open, page evictions with POSIX_FADV_DONTNEED, listings,
+Random, seeded sequences of server-side changes made behind dsfs's back
+(renames, name swaps, same-size and other-size edits, deletions) are
+interleaved with what users do through the mount (opens, reads through old
+descriptors kept open, page evictions with POSIX_FADV_DONTNEED, listings,
 .where, edits in place and through editors' files, snapshot creation by
-control file) against the DSCC reference server. Every read is checked
-against the server's history:
+control file), against the DSCC reference server (PUT renames and edits) and
+the storage-plugin one (names changed by /_sim/rename, objects by its mount
+action; it has no edits). Every read is checked against the server's history:
 
   (a) no read of a file shows a version of its object older than one a read
       of that file already showed (monotonic reads);
   (b) what a fresh open shows was the server's truth at most cache_ttl (and
       some slack for a loaded machine) before the open, under that name;
   (c) an edit or action lands only on the object whose file or control file
-      the user wrote;
-  (d) the server's request log holds nothing dsfs sent that a user did not ask.
+      the user wrote, and an editor's file shows only beside its object;
+  (d) the server's request log (the storage plugin's request counts) holds
+      nothing dsfs sent that a user did not ask.
+
+Against 0b549a2 (seeds 1-6) it finds: a name showing another object (item 2 of
+the trust issue: most seeds, both servers), an older version read back after
+a newer one (item 1: DSCC seed 5), a GET's shape (item 3), and in the
+"editors" mix an editor's file beside another object (item 4: seeds 1, 2).
 
 DSFS_MODEL_STEPS (default 120) and DSFS_MODEL_SEEDS (default "1,2") make a run
-longer; a failure names its seed and step.
+longer; a failure names its seed, step and the steps before it.
 """
 
 import errno
@@ -231,6 +238,7 @@ class Model:
         self.expected_posts = []  # ids whose snapshots/new a user wrote
         self.step = 0
         self.trace = []
+        self.mix = "all"
 
     # ---- the server, behind dsfs's back -------------------------------------------------
     def current(self):
@@ -245,11 +253,14 @@ class Model:
         self.api.rename(o["id"], "v%d-%d" % (self.step, self.rng.randrange(1000)))
         self.changed(began)
 
-    def server_swap(self):
+    def server_swap(self, first=None):
         objs = list(self.current().values())
         if len(objs) < 2:
             return
         a, b = self.rng.sample(objs, 2)
+        if first in self.current():  # the object an editor's file was made beside, say
+            a = self.current()[first]
+            b = self.rng.choice([o for o in objs if o["id"] != first])
         began = time.time()
         self.api.rename(a["id"], "swap-%d" % self.step)
         self.changed(began)
@@ -259,6 +270,12 @@ class Model:
         began = time.time()
         self.api.rename(a["id"], b["name"])
         self.changed(began)
+
+    def server_swap_and_wait(self):
+        """Swaps the name of an editor's file's object with another's; then a listing shows it."""
+        self.server_swap(self.rng.choice(self.editors)[1] if self.editors else None)
+        time.sleep(TTL + 0.1)
+        self.user_ls()
 
     def server_edit(self):
         o = self.rng.choice(list(self.current().values()))
@@ -290,11 +307,10 @@ class Model:
 
     def check_read(self, path, data, t0, t1, fresh):
         try:
-            obj = json.loads(data)
+            shown = json.loads(data)
         except ValueError:
             raise AssertionError("step %d: %s: not JSON: %r" % (self.step, path, data[:200]))
-        for field in GET_ONLY:
-            obj.pop(field, None)
+        obj = {k: v for k, v in shown.items() if k not in GET_ONLY}
         vid = obj["id"]
         ver = self.hist.version(vid, obj)
         assert ver is not None, "step %d: %s shows a state the server never had: %r" % (self.step, path, obj)
@@ -309,7 +325,7 @@ class Model:
             entry = os.path.basename(os.path.dirname(path))
             assert entry_name(obj["name"], "") == entry, \
                 "step %d: %s shows %s, called %r (b)" % (self.step, path, vid, obj["name"])
-        return obj
+        return shown
 
     def user_read(self):
         path = self.some_file()
@@ -353,6 +369,19 @@ class Model:
 
     def user_ls(self):
         self.entries()
+        for tmp, vid, _ in self.editors:
+            # (c): an editor's file shows only beside the object it was made for
+            d = os.path.dirname(tmp)
+            try:
+                here = os.path.basename(tmp) in os.listdir(d)
+                if here:
+                    with open(os.path.join(d, self.api.file), "rb") as f:
+                        owner = json.loads(f.read())["id"]
+            except OSError as e:
+                assert e.errno == errno.ENOENT, (self.step, d, e)
+                continue
+            assert not here or owner == vid, \
+                "step %d: %s, made beside %s, shows beside %s (c)" % (self.step, tmp, vid, owner)
 
     def user_where(self):
         name = self.rng.choice(list(self.current().values()))["name"]
@@ -364,12 +393,21 @@ class Model:
         for e in listed:
             assert e == entry_name(name, "") or e.startswith(entry_name(name, "") + "@"), (self.step, name, listed)
 
-    def user_edit(self):
+    def read_object(self):
+        """A file and its object as a fresh open shows it (checked), or (path, None)."""
         path = self.some_file()
+        t0 = time.time()
         try:
             with open(path, "rb") as f:
-                obj = json.loads(f.read())
-        except OSError:
+                data = f.read()
+        except OSError as e:
+            assert e.errno == errno.ENOENT, (self.step, path, e)
+            return path, None
+        return path, self.check_read(path, data, t0, time.time(), self.mix != "editors")
+
+    def user_edit(self):
+        path, obj = self.read_object()
+        if obj is None:
             return
         same = obj.get("userAllocWarning")
         obj["userAllocWarning"] = self.rng.choice([11, 22, 33, 44])
@@ -401,11 +439,8 @@ class Model:
         self.hist.record(began, time.time(), self.api.all())
 
     def user_editor_create(self):
-        path = self.some_file()
-        try:
-            with open(path, "rb") as f:
-                obj = json.loads(f.read())
-        except OSError:
+        path, obj = self.read_object()
+        if obj is None:
             return
         if obj.get("userAllocWarning") in (55, 66):
             return  # its edit might change nothing, and then sends nothing: keep (c) simple
@@ -452,12 +487,17 @@ class Model:
             time.sleep(0.05)
         self.changed(time.time())
 
-    def run(self, steps):
+    def run(self, steps, mix="all"):
+        """mix "editors": only name swaps, listings and editors' files, so that (c) is what fails first."""
         server_ops = [self.server_rename, self.server_swap, self.server_edit, self.server_delete]
         user_ops = [self.user_read, self.user_read, self.user_keep_open, self.user_read_old,
                     self.user_read_old, self.user_evict, self.user_ls, self.user_where, self.user_snapshot]
         if self.api.can_edit:
             user_ops += [self.user_edit, self.user_editor_create, self.user_editor_commit]
+        self.mix = mix
+        if mix == "editors":
+            server_ops = [self.server_swap_and_wait]
+            user_ops = [self.user_ls, self.user_editor_create, self.user_editor_commit]
         try:
             for self.step in range(steps):
                 op = self.rng.choice(server_ops) if self.rng.random() < 0.3 else self.rng.choice(user_ops)
@@ -476,6 +516,11 @@ class Model:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_dscc_reads_edits_and_requests_agree_with_the_servers_history(dscc_model, seed):
     Model(dscc_model, random.Random(seed)).run(STEPS)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_dscc_editors_files_edit_only_their_objects_across_name_swaps(dscc_model, seed):
+    Model(dscc_model, random.Random(seed)).run(STEPS // 4, mix="editors")
 
 
 @pytest.mark.parametrize("seed", SEEDS)
