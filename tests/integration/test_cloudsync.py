@@ -269,7 +269,8 @@ def test_an_answer_that_never_comes_is_etimedout_with_the_reason(server_factory,
 
 def test_a_reader_awaiting_an_answer_is_interruptible_and_sigterm_ends_the_wait(server_factory, mount_cs):
     """The answer never comes (timeout=30): kill -9 of the reader ends its wait at once, and so
-    does SIGTERM of the daemon for another reader; neither waits out the 30 s."""
+    does SIGTERM of the daemon for another reader; neither waits out the 30 s (the bounds, a third
+    of it, leave a loaded machine room)."""
     server = server_factory("--dialect", "cloudsync", "--test-controls", "--servers", "1", "--volumes", "1",
                             "--message-delay", "0.3")
     m = mount_cs(server, "timeout=30")
@@ -281,16 +282,16 @@ def test_a_reader_awaiting_an_answer_is_interruptible_and_sigterm_ends_the_wait(
     assert reader.poll() is None
     t0 = time.monotonic()
     reader.kill()
-    reader.wait(timeout=10)
-    assert time.monotonic() - t0 < 2, "the killed reader was held until the answer's timeout"
+    reader.wait(timeout=30)
+    assert time.monotonic() - t0 < 10, "the killed reader was held until the answer's timeout"
     other = subprocess.Popen(["cat", path], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(1.5)
     assert other.poll() is None
     t0 = time.monotonic()
     m.proc.send_signal(signal.SIGTERM)
-    m.proc.wait(timeout=20)
-    other.wait(timeout=10)
-    assert time.monotonic() - t0 < 3, "SIGTERM waited for the answer"
+    m.proc.wait(timeout=30)
+    other.wait(timeout=30)
+    assert time.monotonic() - t0 < 10, "SIGTERM waited for the answer"
     assert other.returncode != 0
 
 

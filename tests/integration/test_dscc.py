@@ -298,14 +298,15 @@ def test_rmdir_deletes_a_snapshot_with_allow_delete(dscc, mount_dscc):
 # ---- the faults of test_faults.py that make sense for DSCC too -------------------------------
 
 def test_hanging_console_is_bounded_by_timeout(dscc, mount_dscc):
-    m = mount_dscc(dscc, "timeout=2", ttl=0)
+    m = mount_dscc(dscc, "timeout=4", ttl=0)
     assert entries(m.p("hosts"))
     dscc.sim("POST", "/faults", {"method": "GET", "path": "/api/v1/host-initiators", "hang": True})
     t0 = time.time()
     with pytest.raises(OSError) as e:
         os.listdir(m.p("hosts"))
     assert e.value.errno == errno.ETIMEDOUT
-    assert time.time() - t0 < 3.5
+    # One -o timeout, not two (a hung GET retried): the 3 s between leave a loaded machine room.
+    assert time.time() - t0 < 4 + 3
     dscc.sim("DELETE", "/faults")
     assert entries(m.p("hosts"))
 

@@ -133,6 +133,32 @@ def reap(procs, seconds):
     return len(left)
 
 
+def waiter_that_waits(path, seconds):
+    """A reader of path that is still waiting a second after it started, retried while readers are
+    refused (EAGAIN: the places the killed ones held may take a moment to be freed on a loaded
+    machine); None when none waits within seconds."""
+    deadline = time.monotonic() + seconds
+    while True:
+        p = waiter(path)
+        time.sleep(1)
+        if p.poll() is None:
+            return p
+        err = p.communicate()[1]
+        assert os.strerror(errno.EAGAIN).encode() in err, err
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.2)
+
+
+def hung_poll(server, seconds=30):
+    """Waits until a poll of a task has reached the server's hanging GET /tasks/ fault."""
+    deadline = time.monotonic() + seconds
+    while not any(f["path"] == "/tasks/" and f["hits"] > 0
+                  for f in server.sim("GET", "/faults").json()["faults"]):
+        assert time.monotonic() < deadline, "no poll reached the server"
+        time.sleep(0.05)
+
+
 def test_waiters_hold_no_thread_and_cannot_stall_anothers_cat(server_factory, dsfs_mount, shared_base):
     """The reproduction, past any thread count: 300 waiters (`cat tasks/T/wait &`, 250 as nobody and
     50 as another user) wait, the daemon keeps at most its worker threads, root's cat stays fast,
@@ -146,19 +172,21 @@ def test_waiters_hold_no_thread_and_cannot_stall_anothers_cat(server_factory, ds
     waiting, finished = settle(procs, 4)
     assert len(waiting) == 300, [p.communicate()[1] for p in finished[:3]]
     assert threads_of(m.proc) < THREADS, threads_of(m.proc)
+    # A cat stalled behind the waiters would wait for the task (120 s): 3 s is room for a loaded
+    # machine that is also running 300 readers.
     worst = max(timed_cat(m.p("info.json")) for _ in range(5))
-    assert worst < 1.0, worst
+    assert worst < 3.0, worst
     mine = waiter(wait)
     time.sleep(1)
     assert mine.poll() is None
     t0 = time.monotonic()
-    assert reap(procs + [mine], 3) == 0, "killed readers stayed in the kernel"
-    assert time.monotonic() - t0 < 3
-    assert timed_cat(m.p("info.json")) < 1.0
+    assert reap(procs + [mine], 10) == 0, "killed readers stayed in the kernel"
+    assert time.monotonic() - t0 < 10
+    assert timed_cat(m.p("info.json")) < 3.0
     again = waiter(wait, 65534)
     time.sleep(1)
     assert again.poll() is None
-    assert reap([again], 3) == 0
+    assert reap([again], 10) == 0
 
 
 def test_one_user_past_its_waiting_places_gets_eagain(server_factory, dsfs_mount, shared_base):
@@ -208,7 +236,8 @@ def test_thousands_of_waiters_of_many_users(server_factory, dsfs_mount, shared_b
 
 def test_slow_reads_of_one_user_do_not_delay_anothers(server_factory, dsfs_mount, shared_base):
     """120 uncached reads by three users of files whose GET takes 4 s: each holds at most its share
-    of threads and connections, so root's cat and a fourth user's cat stay under a second."""
+    of threads and connections, so root's cat and a fourth user's cat stay under 2 s (half the GET's
+    4 s, which a cat queued behind them would wait at least; the rest is room for a loaded machine)."""
     server = server_factory("--test-controls", "--volumes", "40")
     m = dsfs_mount(server, "allow_other", ttl=0, base=shared_base)
     os.chmod(m.tmp, 0o755)
@@ -220,15 +249,15 @@ def test_slow_reads_of_one_user_do_not_delay_anothers(server_factory, dsfs_mount
     procs = [waiter(files[i % len(files)], 65534 - (i % 3)) for i in range(120)]
     time.sleep(1.5)
     worst = max(timed_cat(m.p("info.json")) for _ in range(5))
-    assert worst < 1.0, worst
+    assert worst < 2.0, worst
     other = subprocess.run(["setpriv", "--reuid=65531", "--regid=65531", "--clear-groups",
                             "/usr/bin/python3", "-c",
                             "import sys,time; t=time.monotonic(); open(sys.argv[1],'rb').read(); "
                             "print(time.monotonic()-t)", m.p("info.json")],
                            capture_output=True, text=True, timeout=30)
-    assert other.returncode == 0 and float(other.stdout) < 1.0, other
+    assert other.returncode == 0 and float(other.stdout) < 2.0, other
     assert threads_of(m.proc) < THREADS
-    assert reap(procs, 5) == 0
+    assert reap(procs, 10) == 0
     server.sim("DELETE", "/faults")
 
 
@@ -240,10 +269,12 @@ def test_sigterm_during_a_wait_ends_the_daemon_at_once(server_factory, dsfs_moun
     assert reader.poll() is None
     t0 = time.monotonic()
     m.proc.send_signal(signal.SIGTERM)
-    m.proc.wait(timeout=10)
-    assert time.monotonic() - t0 < 2, "the daemon waited for the task"
-    reader.wait(timeout=5)
-    assert time.monotonic() - t0 < 3, "the reader was held"
+    m.proc.wait(timeout=20)
+    # The task runs 120 s: a daemon (or a reader) held by it misses these bounds by minutes; the
+    # bounds themselves leave a loaded machine room.
+    assert time.monotonic() - t0 < 10, "the daemon waited for the task"
+    reader.wait(timeout=20)
+    assert time.monotonic() - t0 < 15, "the reader was held"
     assert reader.returncode != 0
     assert m.proc.returncode == 0
 
@@ -259,13 +290,13 @@ def test_a_killed_reader_frees_its_place_at_once(server_factory, dsfs_mount):
     extra = subprocess.run(["cat", wait], capture_output=True, timeout=10)
     assert extra.returncode != 0 and os.strerror(errno.EAGAIN).encode() in extra.stderr
     t0 = time.monotonic()
-    assert reap(procs, 2) == 0
-    assert time.monotonic() - t0 < 2
-    time.sleep(0.3)
-    again = waiter(wait)
-    time.sleep(1)
-    assert again.poll() is None, again.communicate()
-    assert reap([again], 2) == 0
+    # Held readers would stay in D state until the task ends (120 s): 10 s is room for a loaded
+    # machine to deliver 256 kills.
+    assert reap(procs, 10) == 0
+    assert time.monotonic() - t0 < 10
+    again = waiter_that_waits(wait, 10)
+    assert again is not None, "the killed readers' places were not freed"
+    assert reap([again], 10) == 0
 
 
 def test_a_failed_poll_does_not_end_the_wait(server_factory, dsfs_mount):
@@ -291,23 +322,28 @@ def test_a_poll_in_flight_is_abandoned_for_a_killed_reader_and_at_sigterm(server
     wait = m.p("tasks", start_task(m), "wait")
     server.sim("POST", "/faults", {"method": "GET", "path": "/tasks/", "hang": True})
     readers = [waiter(wait) for _ in range(4)]
-    time.sleep(1.5)  # each is inside its poll now
+    hung_poll(server)
+    time.sleep(1)  # the other readers are inside the wait too
+    # A poll waited out would hold them to -o timeout (30 s); a third of it leaves a loaded
+    # machine room.
     t0 = time.monotonic()
-    assert reap(readers, 5) == 0
-    assert time.monotonic() - t0 < 3, "killed readers were held by their polls"
+    assert reap(readers, 10) == 0
+    assert time.monotonic() - t0 < 10, "killed readers were held by their polls"
     more = waiter(wait)
     time.sleep(1.5)
+    assert more.poll() is None
     t0 = time.monotonic()
     m.proc.send_signal(signal.SIGTERM)
     m.proc.wait(timeout=30)
-    assert time.monotonic() - t0 < 3, "the daemon waited for a hung poll"
+    assert time.monotonic() - t0 < 10, "the daemon waited for a hung poll"
     more.wait(timeout=10)
     server.sim("DELETE", "/faults")
 
 
 def test_many_waiters_on_a_slow_server_share_their_polls(server_factory, dsfs_mount, shared_base):
-    """100 waiters on 5 tasks while every task GET takes 1.5 s: they share their polls, one in
-    flight at a time, so the polls take one of the 16 connections and another user's cat stays fast."""
+    """100 waiters on 5 tasks while every task GET takes 3 s: they share their polls, one in
+    flight at a time, so the polls take one of the 16 connections and another user's cat stays fast
+    (under half a poll's 3 s, which a cat queued behind the polls would wait at least)."""
     server = server_factory("--test-controls", "--task-seconds", "120", "--volumes", "6")
     m = dsfs_mount(server, "allow_other", ttl=0, base=shared_base)
     os.chmod(m.tmp, 0o755)
@@ -318,14 +354,14 @@ def test_many_waiters_on_a_slow_server_share_their_polls(server_factory, dsfs_mo
         os.write(fd, b"clone name=shared-poll-%s\n" % v.encode())
         os.close(fd)
         tasks.append(os.readlink(m.p("tasks", "latest")).rstrip("/").split("/")[-1])
-    server.sim("POST", "/faults", {"method": "GET", "path": "/tasks/", "latency_ms": 1500})
+    server.sim("POST", "/faults", {"method": "GET", "path": "/tasks/", "latency_ms": 3000})
     reset = server.sim("POST", "/stats/reset")
     assert reset.status in (200, 204)
     procs = [waiter(m.p("tasks", tasks[i % 5], "wait"), 65534 + (i % 3)) for i in range(100)]
     time.sleep(3)
     worst = max(timed_cat(m.p("servers", entries(m.p("servers"))[0], "system.json")) for _ in range(5))
-    assert worst < 1.0, worst
+    assert worst < 1.5, worst
     polls = sum(v for k, v in server.sim("GET", "/stats").json().items() if k.startswith("GET /tasks/"))
-    assert polls < 15, polls  # one in flight per 1.5 s, not one per waiter per second
-    assert reap(procs, 5) == 0
+    assert polls < 15, polls  # one in flight per 3 s, not one per waiter per second
+    assert reap(procs, 10) == 0
     server.sim("DELETE", "/faults")
