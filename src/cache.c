@@ -264,7 +264,10 @@ struct dsfs_node *cache_node_ref(struct dsfs_node *n)
  * fits its bound. A resource's content goes on its own, so a listing that
  * a walk is going through (keep's, or one above it) stays while the
  * objects it has passed make room; a listing goes whole, with the
- * collections below it that nothing else holds.
+ * collections below it that nothing else holds. A listing the prefetcher
+ * made ahead of a walker stays until the walker reaches it: the
+ * prefetcher starts no more while the cache is over its bound, so what
+ * it holds this way is at most what was under way then.
  */
 void cache_enforce_bound(struct dsfs_cache *c, struct dsfs_node *keep)
 {
@@ -289,7 +292,7 @@ void cache_enforce_bound(struct dsfs_cache *c, struct dsfs_node *keep)
 		for (struct dsfs_node *p = keep; p; p = p->parent)
 			if (p == n)
 				ancestor = true;
-		if (ancestor)
+		if (ancestor || (n->ahead && cache_walk_ahead(n)))
 			continue;
 		cache_drop_listing(c, n);
 		c->evictions++;

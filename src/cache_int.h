@@ -55,6 +55,12 @@ struct dsfs_node {
 	int refs;
 	bool is_coll;
 	bool attached;
+	/*
+	 * collection: listed by the prefetcher for a walker that had not
+	 * reached it yet; the bound keeps it until the walker gets there
+	 * (cache_walk_ahead), so no directory is listed twice by one walk
+	 */
+	bool ahead;
 	const struct dsfs_kind *kind; /* resource: its kind; collection: the kind listed */
 	struct dsfs_node *parent;     /* valid while attached */
 	char *url;                    /* resource URL, or collection list URL */
@@ -101,6 +107,7 @@ struct walk {
 	size_t next;                  /* next item to prefetch */
 	bool dirs;                    /* the items' child listings */
 	unsigned files;               /* bit i: the items' file i */
+	unsigned back;                /* steps the walker took back in the listing */
 	struct walk *next_walk;
 };
 
@@ -265,6 +272,14 @@ int cache_fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i);
  * stops early wastes at most the lead. Lock held.
  */
 void cache_note_walk(struct dsfs_cache *c, struct dsfs_node *r, int file);
+
+/*
+ * True while collection coll (below a resource of a walked listing) was
+ * listed ahead of the walker by the prefetcher and the walker, still
+ * going, has not gone past it: the bound must not drop it, or the walker
+ * would list it again. Clears coll->ahead once that no longer holds.
+ */
+bool cache_walk_ahead(struct dsfs_node *coll);
 
 /* Collection idx of resource r, made on first use; NULL on ENOMEM. */
 struct dsfs_node *cache_child_collection(struct dsfs_cache *c, struct dsfs_node *r, int idx);

@@ -45,8 +45,11 @@ static void prefetch_item(struct dsfs_cache *c, struct dsfs_node *r, bool dirs, 
 		if (!cc || (cc->listed && fresh(c, cc->listed_at)) || cc->listing)
 			continue;
 		cache_node_ref(cc);
-		if (cache_ensure_listing(c, cc, true) == 0)
+		if (cache_ensure_listing(c, cc, true) == 0) {
 			c->prefetched++;
+			/* the bound keeps it until the walker gets there */
+			cc->ahead = cc->listed;
+		}
 		cache_node_unref(c, cc);
 	}
 	for (i = 0; i < r->kind->nfiles && i < WALK_FILES && r->attached; i++) {
@@ -61,6 +64,28 @@ static void prefetch_item(struct dsfs_cache *c, struct dsfs_node *r, bool dirs, 
 	}
 }
 
+bool cache_walk_ahead(struct dsfs_node *coll)
+{
+	struct dsfs_node *r = coll->parent, *walked = r ? r->parent : NULL;
+	size_t idx;
+
+	if (coll->ahead && coll->attached && coll->listed && r && r->attached && walked && walked->walk &&
+	    !walk_done(walked->walk) && walked->walk_at == walked->listed_at) {
+		idx = item_index(walked, r);
+		/* the walker's own item too: it may be waiting for this very listing to arrive */
+		if (idx != SIZE_MAX && idx >= walked->walk_pos)
+			return true;
+	}
+	coll->ahead = false; /* reached, or the walk is over: an ordinary listing */
+	return false;
+}
+
+/* True when the cache fits its bound: only then may a worker fetch more ahead of a walker. */
+static bool room_ahead(const struct dsfs_cache *c)
+{
+	return !c->o.max_bytes || c->bytes <= c->o.max_bytes;
+}
+
 static void *prefetch_worker(void *arg)
 {
 	struct dsfs_cache *c = arg;
@@ -73,6 +98,13 @@ static void *prefetch_worker(void *arg)
 		unsigned files = 0;
 
 		for (pp = &c->walks; (w = *pp);) {
+			/*
+			 * What the walker has reached it fetches itself; a worker
+			 * behind it would only fetch again what the bound dropped
+			 * after the walker used it.
+			 */
+			if (w->coll->walk_at == w->listed_at && w->next <= w->coll->walk_pos)
+				w->next = w->coll->walk_pos + 1;
 			if (walk_done(w)) {
 				*pp = w->next_walk;
 				if (w->coll->walk == w)
@@ -81,7 +113,12 @@ static void *prefetch_worker(void *arg)
 				free(w);
 				continue;
 			}
-			if (w->next <= w->coll->walk_pos + WALK_LEAD * c->nworkers) {
+			/*
+			 * Not past the lead, and not while the cache is over its
+			 * bound: what it fetched could not be held until the
+			 * walker gets there (the walker moving on wakes us).
+			 */
+			if (w->next <= w->coll->walk_pos + WALK_LEAD * c->nworkers && room_ahead(c)) {
 				r = cache_node_ref(w->coll->items[w->next++]);
 				dirs = w->dirs;
 				files = w->files;
@@ -136,8 +173,23 @@ void cache_note_walk(struct dsfs_cache *c, struct dsfs_node *r, int file)
 	}
 	hits = file < 0 ? &coll->walk_dirs : &coll->walk_files[file];
 	last = file < 0 ? &coll->walk_last_dir : &coll->walk_last_file[file];
+	if (idx + 1 < *last && coll->walk && ++coll->walk->back >= WALK_THRESHOLD &&
+	    coll->walk->back * 4 >= *hits) {
+		/*
+		 * The walker does not go in the listing's order (GNU find sorts a
+		 * directory of more than 10,000 entries by inode number): what
+		 * the workers fetch "ahead" is anywhere in its future, and the
+		 * bound drops it before the walker gets there. The walk ends
+		 * (its listings are no longer kept for it); it starts again only
+		 * after WALK_THRESHOLD steps forward with no jump between them.
+		 */
+		coll->walk->next = coll->nitems;
+		pthread_cond_broadcast(&c->work);
+	}
 	if (idx + 1 <= *last)
 		return; /* only a walker moving forward counts: going back to one seen is browsing */
+	if (*last && idx + 1 - *last > WALK_LEAD)
+		*hits = 0; /* a jump, not a walk in the listing's order: count afresh */
 	*last = idx + 1;
 	if (++*hits != WALK_THRESHOLD)
 		return;

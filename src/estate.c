@@ -887,6 +887,9 @@ static int estate_space(struct dsfs_estate *e, struct dsfs_space *sum)
 	for (size_t i = 0; i < e->n; i++) {
 		if (job->r[i].done && job->r[i].ret == 0 && job->r[i].s.unit)
 			dsfs_space_add(sum, &job->r[i].s);
+		else if (job->r[i].done && job->r[i].ret)
+			dsfs_log(DSFS_LOG_WARN, "df: member %s left out of the sum: %s", e->m[i].name,
+				 strerror(-job->r[i].ret)); /* its request's own failure is logged without its name */
 		else if (!job->r[i].done && job->r[i].started)
 			dsfs_log(DSFS_LOG_WARN, "df: member %s did not answer within %.0f s: left out of the sum",
 				 e->m[i].name, timeout);
