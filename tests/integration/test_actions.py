@@ -422,7 +422,8 @@ def test_wait_times_out_and_is_interrupted(server_factory, dsfs_mount):
     t0 = time.time()
     p.send_signal(signal.SIGINT)
     p.wait(timeout=40)
-    assert time.time() - t0 < 10  # interrupted, not held for the task's 30 s
+    # interrupted, not held for the task's 30 s (what the daemon said, for a failure under load)
+    assert time.time() - t0 < 10, (p.returncode, p.stderr.read(), m2.log_text()[-3000:])
     assert p.returncode != 0
 
 
