@@ -416,7 +416,10 @@ def test_wait_times_out_and_is_interrupted(server_factory, dsfs_mount):
     m2 = dsfs_mount(server, ttl=0.2)
     e2 = Estate(server, m2)
     assert write(os.path.join(e2.dir_of("volumes", e2.volume()), "action"), "clone name=slow2\n") == 0
-    p = subprocess.Popen(["cat", m2.p("tasks", "latest", "wait")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Ctrl-C as a terminal sends it: a suite started in the background of a shell without job
+    # control has SIGINT ignored, and cat would inherit that
+    p = subprocess.Popen(["cat", m2.p("tasks", "latest", "wait")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(1)
     assert p.poll() is None  # still waiting
     t0 = time.time()
