@@ -89,7 +89,12 @@ int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const ch
 /* Releases a location's references; a zeroed location is fine. */
 void dsfs_cache_put(struct dsfs_cache *c, struct dsfs_loc *loc);
 
-/* Attributes of loc. A file never fetched is fetched once to know its size. */
+/*
+ * Attributes of loc. A file never fetched is fetched once to know its size.
+ * -ESTALE (here and from dsfs_cache_open, dsfs_cache_shown): the object
+ * came back under another name than loc's entry, whose listing was taken
+ * again: resolve the path anew.
+ */
 int dsfs_cache_getattr(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsfs_attr *out);
 
 /*

@@ -260,7 +260,12 @@ int cache_ensure_listing(struct dsfs_cache *c, struct dsfs_node *coll, bool want
 /* True when a walk through collection coll's current listing has been noticed (see note_walk). */
 bool cache_walked(const struct dsfs_node *coll);
 
-/* Fetches one file of resource r. Called with the lock held; drops it meanwhile. */
+/*
+ * Fetches one file of resource r. Called with the lock held; drops it
+ * meanwhile. -ESTALE when the object came back under another name than its
+ * entry was made from: it is kept in r, and r's collection was listed
+ * again, so a caller that found r by a path resolves the path anew.
+ */
 int cache_fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i);
 
 /*

@@ -202,8 +202,8 @@ int cache_where_meets(struct dsfs_cache *c, struct dsfs_node *r, const char *whe
 	if (where && r->kind->nfiles && !r->slots[0].blob && r->slots[0].dropped) {
 		/* an object the memory bound dropped: its fields are asked for again */
 		ret = cache_fetch_slot(c, r, 0);
-		if (ret == -ENOENT)
-			ret = 0; /* gone: it meets nothing */
+		if (ret == -ENOENT || ret == -ESTALE)
+			ret = 0; /* gone: it meets nothing; renamed: its fields are here, and it meets them */
 	}
 	*match = ret == 0 && r->attached && cache_where_match(r, where);
 	return ret;
@@ -515,7 +515,7 @@ static int own_space(struct dsfs_cache *c, struct dsfs_node *r, struct dsfs_spac
 			continue;
 		if (!r->slots[f].blob || !fresh(c, r->slots[f].at)) {
 			ret = cache_fetch_slot(c, r, f);
-			if (ret)
+			if (ret && ret != -ESTALE) /* renamed: its own figures still came */
 				return ret;
 		}
 		if (!r->slots[f].blob || !(o = json_tokener_parse(r->slots[f].blob->data)))

@@ -339,10 +339,26 @@ static int exact_numbers(const char *p, size_t n, json_object **v, bool *json, c
  * an object taken as written, or one the command does not take), a JSON
  * literal is that literal and anything else a string.
  */
+/*
+ * p[0..n) as a JSON value of type t whose numbers are the ones written: 0
+ * with *v set; 1 when it is no such value; -EINVAL when a number would not
+ * be sent as written (err says which).
+ */
+static int parse_as(const char *p, size_t n, json_type t, json_object **v, char *err, size_t errlen)
+{
+	if (!parse_exact(p, n, v) || !json_object_is_type(*v, t)) {
+		json_object_put(*v);
+		*v = NULL;
+		return 1;
+	}
+	return exact_numbers(p, n, v, NULL, err, errlen);
+}
+
 static int typed_value(const struct dsfs_field *f, const char *key, size_t klen, const char *p, size_t n,
 		       json_object **out, char *err, size_t errlen)
 {
 	int64_t i;
+	int r;
 	json_object *v = NULL;
 
 	*out = NULL;
@@ -366,12 +382,8 @@ static int typed_value(const struct dsfs_field *f, const char *key, size_t klen,
 			v = json_object_new_int64(i);
 			break;
 		}
-		if (!parse_exact(p, n, &v) || !json_object_is_type(v, json_type_double)) {
-			json_object_put(v);
-			goto bad;
-		}
-		if (exact_numbers(p, n, &v, NULL, err, errlen))
-			return -EINVAL;
+		if ((r = parse_as(p, n, json_type_double, &v, err, errlen)) != 0)
+			goto refused;
 		break;
 	case DSFS_T_BOOLEAN:
 		if ((n == 4 && !memcmp(p, "true", 4)) || (n == 5 && !memcmp(p, "false", 5)))
@@ -382,12 +394,8 @@ static int typed_value(const struct dsfs_field *f, const char *key, size_t klen,
 	case DSFS_T_STRINGS:
 		return string_list(p, n, out, err, errlen);
 	case DSFS_T_ARRAY:
-		if (!parse_exact(p, n, &v) || !json_object_is_type(v, json_type_array)) {
-			json_object_put(v);
-			goto bad;
-		}
-		if (exact_numbers(p, n, &v, NULL, err, errlen))
-			return -EINVAL;
+		if ((r = parse_as(p, n, json_type_array, &v, err, errlen)) != 0)
+			goto refused;
 		break;
 	case DSFS_T_OBJECT: {
 		bool json = parse_exact(p, n, &v);
@@ -403,6 +411,9 @@ static int typed_value(const struct dsfs_field *f, const char *key, size_t klen,
 		return -ENOMEM;
 	*out = v;
 	return 0;
+refused:
+	if (r < 0)
+		return r; /* err says why */
 bad:
 	snprintf(err, errlen, "field %.*s takes %s, not '%.*s'", (int)klen, key, type_name(f->type), (int)n, p);
 	return -EINVAL;

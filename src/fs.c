@@ -697,6 +697,8 @@ static int open_edit(struct dsfs_fs *fs, const struct dsfs_loc *loc, int flags, 
 	if (!fs->o.allow_edit || !dsfs_cache_editable(loc))
 		return -EPERM; /* the API has no update for it, or the mount does not allow edits */
 	ret = dsfs_cache_shown(fs->cache, loc, &base);
+	if (ret == -ESTALE)
+		ret = -ENOENT; /* the name is another object's now: an edit of it starts from a fresh open */
 	if (ret == 0 && !(h = handle_new(H_EDIT)))
 		ret = -ENOMEM;
 	if (ret == 0)
@@ -1666,8 +1668,8 @@ int dsfs_fs_create(struct dsfs_fs *fs, const char *path, int flags, struct dsfs_
 		ret = -EEXIST; /* the server's entries are never replaced by a new file */
 	}
 	/* the object as it was shown: what the editor read, and what its edit is compared with */
-	if (ret == 0)
-		ret = dsfs_cache_shown(fs->cache, &obj, &base);
+	if (ret == 0 && (ret = dsfs_cache_shown(fs->cache, &obj, &base)) == -ESTALE)
+		ret = -ENOENT; /* the directory's name is another object's now */
 	if (ret == 0 && !(object = dsfs_cache_resource_url(fs->cache, &obj)))
 		ret = -ENOMEM;
 	dsfs_cache_put(fs->cache, &obj);

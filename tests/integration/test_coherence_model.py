@@ -328,15 +328,7 @@ class Model:
         return shown
 
     def user_read(self):
-        path = self.some_file()
-        t0 = time.time()
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            assert e.errno == errno.ENOENT, (self.step, path, e)
-            return
-        self.check_read(path, data, t0, time.time(), True)
+        self.read_object()
 
     def user_keep_open(self):
         path = self.some_file()
