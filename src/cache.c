@@ -7,7 +7,8 @@
  * views of them. A node is reference-counted: the tree holds one
  * reference while the node is attached, and each location handed out
  * holds another, so eviction or a vanished resource never frees memory a
- * FUSE thread is still using. Fetching is in cache_fetch.c, prefetching in
+ * FUSE thread is still using. Lookups by id and entry are in cache_lookup.c,
+ * fetching is in cache_fetch.c, prefetching in
  * cache_prefetch.c, actions in cache_actions.c.
  */
 #include "cache_int.h"

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The cache's insides, shared by its files and by nothing else: the node
- * tree, its freshness and its memory bound (cache.c), fetching and paging
+ * tree, its freshness and its memory bound (cache.c), lookups by id and entry
+ * and URL joins (cache_lookup.c), fetching and paging
  * (cache_fetch.c), the prefetcher (cache_prefetch.c) and actions
  * (cache_actions.c). Every function here expects c->lock held unless it
  * says otherwise.
