@@ -44,7 +44,11 @@ static const struct dsfs_file_desc backup_files[] = { DSFS_OBJECT_FILE("backup.j
 /*
  * The bodies' fields (BackupNowRest, MountRest, RestoreRest, the clone's),
  * with the types of the published API (V11.0.4): its ids are strings, so
- * policy.id=4006 is sent as "4006". Options lists are taken as written.
+ * policy.id=4006 is sent as "4006". The optional fields are the ones the
+ * management console's own PowerShell clients (AGMPowerCLI, AGMPowerLib)
+ * send: poweronvm and migratevm with a mount, restoreoptions (restore and
+ * mount), provisioningoptions (mount and clone), selectedobjects (mount).
+ * Options lists are taken as written.
  */
 #define IMAGE_OPTIONS { "restoreoptions", DSFS_T_ARRAY }, { "provisioningoptions", DSFS_T_ARRAY }, \
 	{ "selectedobjects", DSFS_T_ARRAY }
