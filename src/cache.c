@@ -242,8 +242,7 @@ static void node_free(struct dsfs_cache *c, struct dsfs_node *n)
 	free(n->base);
 	free(n->base_id);
 	free(n->id);
-	free(n->entry);
-	free(n->name);
+	cache_free_names(n);
 	free(n);
 }
 

@@ -378,17 +378,18 @@ static int install_listing(struct dsfs_cache *c, struct dsfs_node *coll, struct 
 			}
 			items[i].blob = NULL;
 		}
-		if (r->entry)
-			cache_account(c, r, -(ssize_t)strlen(r->entry) - 1);
-		if (r->name)
-			cache_account(c, r, -(ssize_t)strlen(r->name) - 1);
-		free(r->entry);
-		free(r->name);
+		cache_account(c, r, -(ssize_t)cache_names_cost(r));
+		cache_free_names(r);
 		r->entry = entries[i];
 		entries[i] = NULL;
-		r->name = items[i].name; /* what an object fetched for this entry must still be called */
-		items[i].name = NULL;
-		cache_account(c, r, (ssize_t)strlen(r->entry) + strlen(r->name) + 2);
+		/* what an object fetched for this entry must still be called; most names are their entry */
+		if (strcmp(items[i].name, r->entry)) {
+			r->name = items[i].name;
+			items[i].name = NULL;
+		} else {
+			r->name = r->entry;
+		}
+		cache_account(c, r, (ssize_t)cache_names_cost(r));
 		by_id[i] = r;
 	}
 	qsort(nodes, n, sizeof(*nodes), cmp_by_entry);

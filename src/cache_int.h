@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -72,7 +74,7 @@ struct dsfs_node {
 
 	/* resource */
 	char *id, *entry;
-	char *name;                   /* the name the listing gave it (before entry escaping), or NULL */
+	char *name;                   /* the name the listing gave it (before entry escaping), or NULL; == entry when the same */
 	struct slot *slots;           /* kind->nfiles */
 	struct dsfs_node **colls;     /* kind->nchildren, created on first lookup */
 
@@ -189,6 +191,21 @@ void cache_account(struct dsfs_cache *c, struct dsfs_node *n, ssize_t delta);
 
 /* A node for url (taken), with one reference held by the caller; NULL on ENOMEM. */
 struct dsfs_node *cache_node_new(struct dsfs_cache *c, bool is_coll, const struct dsfs_kind *kind, char *url);
+
+/* Frees resource n's entry and name (which may be one string), leaving both NULL. */
+static inline void cache_free_names(struct dsfs_node *n)
+{
+	if (n->name != n->entry)
+		free(n->name);
+	free(n->entry);
+	n->name = n->entry = NULL;
+}
+
+/* The bytes resource n's entry and name take. */
+static inline size_t cache_names_cost(const struct dsfs_node *n)
+{
+	return (n->entry ? strlen(n->entry) + 1 : 0) + (n->name && n->name != n->entry ? strlen(n->name) + 1 : 0);
+}
 
 /* Marks collection n as the most recently used listing, or resource n's content as the most recently used. */
 void cache_lru_touch(struct dsfs_cache *c, struct dsfs_node *n);

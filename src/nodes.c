@@ -8,7 +8,9 @@
  * last LOOKUP, which say what to ask the kernel to drop (dsfs_nodes_oldest,
  * dsfs_nodes_held_except). A file's node also says what its pages in the
  * kernel were given (dsfs_nodes_opened): a digest always, the content
- * itself while a descriptor is open.
+ * itself while a descriptor is open. That state is allocated on a file's
+ * first open and only then: a walk that never opens (find, ls -l) makes
+ * hundreds of thousands of nodes, and each carries one pointer for it.
  */
 #include "nodes.h"
 
@@ -32,13 +34,26 @@ struct node {
 	struct node *id_next, *name_next;
 	struct node *older, *newer; /* in the table's recency list (not the root) */
 	struct node *kids, *next_kid, *prev_kid; /* its children; its siblings */
-	unsigned opens;         /* a file: open descriptors counted by dsfs_nodes_opened */
-	struct dsfs_blob *newest; /* while opens: the newest content an open handed out */
-	bool paged;             /* the kernel's pages may hold content: the one digest names */
-	unsigned char digest[DIGEST_LEN];
+	struct pages *pages;    /* a file opened at least once: what its pages were given */
 	size_t len;
 	char name[];
 };
+
+/* A file's pages in the kernel, from its first open until the node goes. */
+struct pages {
+	unsigned opens;           /* open descriptors counted by dsfs_nodes_opened */
+	bool paged;               /* the kernel's pages may hold content: the one digest names */
+	struct dsfs_blob *newest; /* while opens: the newest content an open handed out */
+	unsigned char digest[DIGEST_LEN];
+};
+
+static void pages_free(struct pages *pg)
+{
+	if (!pg)
+		return;
+	dsfs_blob_unref(pg->newest);
+	free(pg);
+}
 
 struct dsfs_nodes {
 	pthread_mutex_t lock;
@@ -201,7 +216,7 @@ void dsfs_nodes_free(struct dsfs_nodes *n)
 	for (size_t i = 0; i < n->buckets; i++)
 		for (x = n->by_id[i]; x; x = next) {
 			next = x->id_next;
-			dsfs_blob_unref(x->newest);
+			pages_free(x->pages);
 			free(x);
 		}
 	free(n->by_id);
@@ -237,8 +252,8 @@ static void drop(struct dsfs_nodes *n, struct node *x)
 		unlist(n, x);
 		disown(x);
 		n->count--;
-		n->bytes -= sizeof(*x) + x->len + 1;
-		dsfs_blob_unref(x->newest);
+		n->bytes -= sizeof(*x) + x->len + 1 + (x->pages ? sizeof(*x->pages) : 0);
+		pages_free(x->pages);
 		free(x);
 		x = parent;
 	}
@@ -489,28 +504,36 @@ enum dsfs_nodes_pages dsfs_nodes_opened(struct dsfs_nodes *n, uint64_t id, struc
 	enum dsfs_nodes_pages verdict = DSFS_PAGES_DROP;
 	unsigned char d[DIGEST_LEN];
 	bool digested = content && paged && digest_of(content, d);
+	struct pages *pg;
 	struct node *x;
 
 	pthread_mutex_lock(&n->lock);
 	x = find_id(n, id);
 	if (!x)
 		goto out;
-	x->opens++;
+	if (!x->pages) {
+		/* without it the open is counted nowhere: the kernel drops what it holds */
+		if (!(x->pages = calloc(1, sizeof(*x->pages))))
+			goto out;
+		n->bytes += sizeof(*x->pages);
+	}
+	pg = x->pages;
+	pg->opens++;
 	if (!content)
 		goto out;
-	if (x->newest && x->newest->version > content->version) {
-		x->paged = false; /* a concurrent open showed newer bytes: neither may stay */
+	if (pg->newest && pg->newest->version > content->version) {
+		pg->paged = false; /* a concurrent open showed newer bytes: neither may stay */
 		goto out;
 	}
-	dsfs_blob_unref(x->newest);
-	x->newest = dsfs_blob_ref(content);
+	dsfs_blob_unref(pg->newest);
+	pg->newest = dsfs_blob_ref(content);
 	if (!digested) {
-		x->paged = false;
+		pg->paged = false;
 		goto out;
 	}
-	verdict = x->paged && !memcmp(x->digest, d, DIGEST_LEN) ? DSFS_PAGES_KEEP : DSFS_PAGES_STORE;
-	memcpy(x->digest, d, DIGEST_LEN);
-	x->paged = true;
+	verdict = pg->paged && !memcmp(pg->digest, d, DIGEST_LEN) ? DSFS_PAGES_KEEP : DSFS_PAGES_STORE;
+	memcpy(pg->digest, d, DIGEST_LEN);
+	pg->paged = true;
 out:
 	pthread_mutex_unlock(&n->lock);
 	return verdict;
@@ -523,9 +546,9 @@ void dsfs_nodes_closed(struct dsfs_nodes *n, uint64_t id)
 
 	pthread_mutex_lock(&n->lock);
 	x = find_id(n, id);
-	if (x && x->opens && --x->opens == 0) {
-		old = x->newest; /* the digest stays: it says what the pages hold */
-		x->newest = NULL;
+	if (x && x->pages && x->pages->opens && --x->pages->opens == 0) {
+		old = x->pages->newest; /* the digest stays: it says what the pages hold */
+		x->pages->newest = NULL;
 	}
 	pthread_mutex_unlock(&n->lock);
 	dsfs_blob_unref(old);
@@ -538,8 +561,8 @@ struct dsfs_blob *dsfs_nodes_newest(struct dsfs_nodes *n, uint64_t id)
 
 	pthread_mutex_lock(&n->lock);
 	x = find_id(n, id);
-	if (x)
-		b = dsfs_blob_ref(x->newest);
+	if (x && x->pages)
+		b = dsfs_blob_ref(x->pages->newest);
 	pthread_mutex_unlock(&n->lock);
 	return b;
 }
