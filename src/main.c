@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * dsfs: mounts a storage management REST API as a directory tree. This file
- * owns start-up: options, credentials, the first login (so that a wrong URL
- * or password fails here, before anything is mounted), and shutdown with
- * logout.
+ * owns start-up: options, the mount point, credentials, the first login and
+ * the API's probe (so that a wrong URL or password fails here, in one line,
+ * before anything is mounted), and shutdown with logout.
  */
 
 #include <errno.h>

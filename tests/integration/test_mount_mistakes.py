@@ -9,14 +9,14 @@ question (a list's smallest page) right after logging in: the probe.
 """
 
 import os
-import subprocess
 
 import pytest
 
-from conftest import MountFailed, dsfs_binary, entries, sim_stats
+from conftest import MountFailed, entries, sim_stats
 from test_dialects import DIALECTS, cred_file
 from test_dscc import dscc_credentials
 from test_estate import write_estate
+from test_mounting import run_refused
 
 # The first GET each dialect's mount sends (the probe, or for Cloud Sync the login's own list
 # of accounts, which proves the same), as the reference server counts and faults it.
@@ -26,11 +26,6 @@ FIRST_GET = {
     "backupdr": ("/actifio/host", "GET /actifio/host"),
     "cloudsync": ("/api/accounts", "GET /api/accounts"),
 }
-
-
-def run_dsfs(args, timeout=30):
-    return subprocess.run([dsfs_binary()] + args, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
 
 
 def gets(server):
@@ -58,8 +53,8 @@ def test_a_dscc_url_with_api_v1_fails_naming_the_url_and_what_answered(server_fa
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     url = server.root + "/api/v1"
-    r = run_dsfs(["-o", "api=dscc,credentials=" + dscc_credentials(tmp_path, server), url, str(mnt)])
-    assert r.returncode != 0 and not os.path.ismount(mnt)
+    r = run_refused(["-o", "api=dscc,credentials=" + dscc_credentials(tmp_path, server), url, str(mnt)], mnt)
+    assert r.returncode != 0 and not r.mounted
     out = lines(r.stderr)
     assert len(out) == 1, r.stderr
     asked = url + "/api/v1/tasks?limit=1"
@@ -91,8 +86,8 @@ def test_a_probe_the_server_refuses_fails_the_mount_in_one_line(dialect, tmp_pat
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     opts = sum([["-o", o] for o in dialect["opts"]], [])
-    r = run_dsfs(opts + ["-o", "credentials=" + dialect["cred"], server.url, str(mnt)])
-    assert r.returncode != 0 and not os.path.ismount(mnt)
+    r = run_refused(opts + ["-o", "credentials=" + dialect["cred"], server.url, str(mnt)], mnt)
+    assert r.returncode != 0 and not r.mounted
     out = lines(r.stderr)
     assert len(out) == 1, r.stderr
     assert server.url in out[0] and "HTTP 403" in out[0] and "injected fault %s" % fault["id"] in out[0], out[0]
@@ -106,8 +101,8 @@ def test_a_url_that_names_no_api_is_said_and_storageplugin_assumed(server_factor
     cred = dscc_credentials(tmp_path, server)
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    r = run_dsfs(["-o", "credentials=" + write_sp_credentials(tmp_path), server.url, str(mnt)])
-    assert r.returncode != 0 and not os.path.ismount(mnt)
+    r = run_refused(["-o", "credentials=" + write_sp_credentials(tmp_path), server.url, str(mnt)], mnt)
+    assert r.returncode != 0 and not r.mounted
     out = lines(r.stderr)
     assert out[0] == ("dsfs: warning: cannot tell the API of %s from its URL; assumed storageplugin; give "
                       "-o api=NAME (storageplugin, dscc, backupdr, cloudsync)" % server.url), out
@@ -135,9 +130,9 @@ def test_a_backup_and_dr_url_without_actifio_gets_a_hint(server_factory, tmp_pat
     assert server.url == server.root + "/actifio"
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    r = run_dsfs(["-o", "api=backupdr,credentials=" + cred_file(tmp_path, "token=dsfs-demo-token\n"),
-                  server.root, str(mnt)])
-    assert r.returncode != 0 and not os.path.ismount(mnt)
+    r = run_refused(["-o", "api=backupdr,credentials=" + cred_file(tmp_path, "token=dsfs-demo-token\n"),
+                     server.root, str(mnt)], mnt)
+    assert r.returncode != 0 and not r.mounted
     out = lines(r.stderr)
     assert len(out) == 1, r.stderr
     assert "cannot log in to %s: POST /session: HTTP 404" % server.root in out[0], out[0]
@@ -160,8 +155,8 @@ def test_an_unclosed_quote_is_refused_naming_the_line(server, tmp_path):
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     cred = write_sp_credentials(tmp_path, "username=admin\npassword=\"admin\n")
-    r = run_dsfs(["-o", "credentials=" + cred, server.url, str(mnt)])
-    assert r.returncode != 0 and not os.path.ismount(mnt)
+    r = run_refused(["-o", "credentials=" + cred, server.url, str(mnt)], mnt)
+    assert r.returncode != 0 and not r.mounted
     out = lines(r.stderr)
     assert len(out) == 1 and "line 2: password= opens a quote" in out[0], r.stderr
     assert sim_stats(server).get("total", 0) == 0  # no misleading 401: nothing was sent
@@ -207,3 +202,30 @@ def test_an_estate_member_whose_url_is_not_its_api_is_mounted_with_a_warning(ser
     status = {line.split()[0]: line for line in open(m.p(".dsfs", "status")).read().splitlines()}
     assert "HTTP 404" in status["console"] and "/api/v1/api/v1/tasks" in status["console"], status
     assert sim_stats(d).get("GET <unknown>") == 1
+
+
+def test_an_estate_member_whose_url_names_no_api_is_warned_about(server_factory, server, dsfs_mount, tmp_path):
+    """Without api =, a member whose URL names no API is taken as a storage-plugin member, and the
+    warning says so and where to say which; with api = storage-plugin it is quiet."""
+    d = server_factory("--dialect", "dscc", "--test-controls", "--volumes", "2")
+    path = write_estate(tmp_path, [
+        ("a1", {"url": server.url, "username": "admin", "password": "admin"}),
+        ("console", {"url": d.root, "credentials": dscc_credentials(tmp_path, d)}),
+    ])
+    with pytest.raises(MountFailed) as e:
+        dsfs_mount(server, "estate=" + path, estate=True)
+    # the console's keys are not the assumed dialect's: the warning comes first and says why
+    out = lines(e.value.output)
+    assert out[0] == ("dsfs: warning: estate member console: cannot tell the API of %s from its URL; assumed "
+                      "storageplugin; give api = NAME in its section (storageplugin, dscc, backupdr, cloudsync)"
+                      % d.root), out
+    assert len(out) == 2 and out[1].startswith("dsfs: estate member console: credentials file "), out
+    assert "line 1: expected username=, password= or array= (the storageplugin dialect's keys)" in out[1], out
+    assert sim_stats(d).get("total", 0) == 0
+    path = write_estate(tmp_path, [
+        ("a1", {"url": server.url, "username": "admin", "password": "admin"}),
+        ("console", {"url": d.root, "api": "DSCC", "credentials": dscc_credentials(tmp_path, d)}),
+    ])
+    m = dsfs_mount(server, "estate=" + path, estate=True)
+    assert "warning" not in m.log_text(), m.log_text()
+    assert entries(m.p("console", "servers")) and entries(m.p("a1", "servers"))
