@@ -581,7 +581,8 @@ int main(int argc, char *argv[])
 	if (o.estate)
 		logged_in = login_members(confs, members, nmembers);
 	if (!logged_in) {
-		fprintf(stderr, "dsfs: no member of estate %s could be reached; nothing mounted\n", o.estate);
+		fprintf(stderr, "dsfs: no member of estate %s could be used: each was out of reach, refused the login "
+			"or did not answer as its API (the warnings above say which); nothing mounted\n", o.estate);
 		goto out_members;
 	}
 
