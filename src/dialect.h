@@ -227,6 +227,7 @@ struct dsfs_login {
 	char *id;          /* session id or access token */
 	char *token;       /* a bearer token sent beside the session id, or NULL */
 	double expires_in; /* seconds id lives (0: until a 401) */
+	bool proven;       /* the login itself made an authenticated call of the API: no probe is needed */
 };
 
 /* How a client proves who it is. */
@@ -253,6 +254,21 @@ struct dsfs_auth {
 struct dsfs_dialect {
 	const char *name;             /* for -o api= and estate files: "storageplugin" */
 	const char *summary;          /* one line for --help */
+	const char *url_example;      /* what its base URL looks like, for --help and hints */
+	/*
+	 * How the path of its base URL ends ("/actifio"; "" for an API whose
+	 * base is the host's root): a URL that ends otherwise gets a hint when
+	 * logging in or the probe fails (dsfs_dialect_url_hint). NULL: any.
+	 */
+	const char *url_path;
+	/*
+	 * A cheap authenticated GET from the API root that only this API
+	 * answers with 2xx: the smallest page of a list every client may read.
+	 * Sent once right after the first login (dsfs_session_probe), so that a
+	 * URL that is not the API's root fails the mount instead of every
+	 * directory of it. NULL: the login alone tells.
+	 */
+	const char *probe;
 	const struct dsfs_kind *root; /* the mount's root: files and top collections, URL "" */
 	const struct dsfs_auth *auth;
 	struct dsfs_paging paging;
@@ -304,11 +320,24 @@ struct dsfs_dialect {
 /* Every dialect dsfs speaks, NULL-terminated, in the order --help lists them (src/dialects.c). */
 extern const struct dsfs_dialect *const dsfs_dialects[];
 
-/* The dialect called name, or NULL. */
+/*
+ * The dialect called name, or NULL. Case, '-' and '_' do not count, so
+ * "storage-plugin" (as the reference server spells it) is storageplugin.
+ */
 const struct dsfs_dialect *dsfs_dialect_named(const char *name);
 
-/* The dialect whose claims_url takes url, or the first of the registry. */
-const struct dsfs_dialect *dsfs_dialect_for_url(const char *url);
+/*
+ * The dialect whose claims_url takes url, or, when none does, the first of
+ * the registry with *guessed set (the caller says so: the URL may be wrong).
+ */
+const struct dsfs_dialect *dsfs_dialect_for_url(const char *url, bool *guessed);
+
+/*
+ * Writes into buf a hint when url's path does not end as d's base URLs do
+ * (d->url_path): "the dscc API's URL is ..., like https://..."; false (buf
+ * untouched) when it looks right.
+ */
+bool dsfs_dialect_url_hint(const struct dsfs_dialect *d, const char *url, char *buf, size_t len);
 
 /* The registry's names, "storageplugin, dscc", into buf (for messages). */
 void dsfs_dialect_names(char *buf, size_t len);

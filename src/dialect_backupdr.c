@@ -649,7 +649,10 @@ static bool claims_url(const char *url)
 
 const struct dsfs_dialect dsfs_dialect_backupdr = {
 	.name = "backupdr",
-	.summary = "Google Cloud Backup and DR management console (https://bmc-...googleusercontent.com/actifio)",
+	.summary = "Google Cloud Backup and DR management console",
+	.url_example = "https://bmc-...googleusercontent.com/actifio",
+	.url_path = "/actifio",
+	.probe = "/host?limit=1&offset=0",
 	.root = &root,
 	.auth = &auth,
 	/* "count" is the page's length; HEAD answers the list's (seed 004, 3.3) */

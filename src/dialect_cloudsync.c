@@ -388,7 +388,10 @@ static int login(struct dsfs_session *s, const struct dsfs_credentials *c, struc
 	/* the account rides in the token slot: sent beside the token on every call */
 	if (account)
 		return (out->token = strdup(account)) ? 0 : -ENOMEM;
-	return first_account(s, out->id, &out->token);
+	/* an account the API listed for this token: that call was the probe's */
+	ret = first_account(s, out->id, &out->token);
+	out->proven = ret == 0;
+	return ret;
 }
 
 static size_t headers(const struct dsfs_login *l, char *buf, size_t len, const char **hdrs)
@@ -441,7 +444,10 @@ static char *sync_of(struct dsfs_session *s, const struct dsfs_action *a, const 
 
 const struct dsfs_dialect dsfs_dialect_cloudsync = {
 	.name = "cloudsync",
-	.summary = "NetApp Cloud Sync (https://cloudsync.netapp.com/api)",
+	.summary = "NetApp Cloud Sync",
+	.url_example = "https://cloudsync.netapp.com/api",
+	.url_path = "/api",
+	.probe = "/data-brokers", /* lists come whole: the smallest is the brokers' */
 	.root = &root,
 	.auth = &auth,
 	.paging = { .limit_param = NULL }, /* lists come whole */

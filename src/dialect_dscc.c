@@ -253,7 +253,12 @@ static const struct dsfs_kind root = {
 };
 
 #define TOKEN_URL "https://sso.common.cloud.hpe.com/as/token.oauth2"
-#define PROBE_PATH "/api/v1/tasks?limit=1" /* a cheap GET that tells whether a pasted token is accepted */
+/*
+ * The probe (struct dsfs_dialect), and what tells whether a pasted token is
+ * accepted: one task. The spec sets no lower bound on limit; 1 is a page
+ * every console serves.
+ */
+#define PROBE_PATH "/api/v1/tasks?limit=1"
 
 static const char *const auth_keys[] = { "client_id", "client_secret", "token_url", "token", NULL };
 
@@ -285,6 +290,7 @@ static int check_pasted(struct dsfs_session *s, const char *token, struct dsfs_l
 			       "wrong; paste a new one (token=) into the credentials file and mount again");
 	if (ret == 0 && !(out->id = strdup(token)))
 		ret = -ENOMEM;
+	out->proven = ret == 0; /* that call was the probe's */
 	dsfs_response_clear(&resp);
 	return ret;
 }
@@ -387,7 +393,10 @@ static bool claims_url(const char *url)
 
 const struct dsfs_dialect dsfs_dialect_dscc = {
 	.name = "dscc",
-	.summary = "HPE Data Services Cloud Console v1 (https://us1.data.cloud.hpe.com)",
+	.summary = "HPE Data Services Cloud Console v1",
+	.url_example = "https://us1.data.cloud.hpe.com",
+	.url_path = "",
+	.probe = PROBE_PATH,
 	.root = &root,
 	.auth = &auth,
 	.paging = { .limit_param = "limit", .start_param = "offset", .total_field = "total" },

@@ -305,7 +305,10 @@ static bool claims_url(const char *url)
 
 const struct dsfs_dialect dsfs_dialect_storageplugin = {
 	.name = "storageplugin",
-	.summary = "the storage-plugin REST API of an array (https://array1:8443/storageplugin/api)",
+	.summary = "the storage-plugin REST API of an array",
+	.url_example = "https://array1:8443/storageplugin/api",
+	.url_path = "/storageplugin/api",
+	.probe = "/server?limit=1&start=0",
 	.root = &root,
 	.auth = &auth,
 	.paging = { .limit_param = "limit", .start_param = "start" },

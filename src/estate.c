@@ -20,13 +20,9 @@
 #include <unistd.h>
 
 #include "blob.h"
-#include "ctl.h"
 #include "events.h"
 #include "log.h"
 #include "names.h"
-#include "options.h"
-
-#define MAX_MEMBERS 256
 
 struct member {
 	char *name, *url;
@@ -43,7 +39,7 @@ struct dsfs_estate {
 	time_t mounted;
 	uid_t uid;
 	gid_t gid;
-	struct member m[MAX_MEMBERS];
+	struct member m[DSFS_ESTATE_MAX_MEMBERS];
 	size_t n;
 	/*
 	 * Open handles. The kernel sends RELEASE asynchronously and may still
@@ -64,192 +60,6 @@ struct dsfs_ehandle {
 	struct dsfs_estate *e;
 	struct dsfs_ehandle *prev, *next;
 };
-
-/* ---- the estate file ---------------------------------------------------------- */
-
-/*
- * Why n cannot name a member, or NULL when it can. A member's name is a
- * directory of the mount and a word of every log line and .dsfs/status
- * line about it: printable UTF-8, none of the names the tree gives meaning
- * to (tasks/<member> sits beside tasks/latest; .where, .count, .by-id and
- * new are the names of a collection's own entries).
- */
-static const char *member_name_fault(const char *n)
-{
-	static const char *const reserved[] = {
-		".", "..", "tasks", "latest", ".dsfs", "events", ".where", ".count", ".by-id", "new",
-	};
-
-	if (!*n)
-		return "a member needs a name";
-	if (strlen(n) >= 200)
-		return "a member's name is at most 199 bytes";
-	if (strchr(n, '/'))
-		return "a member's name holds no '/'";
-	for (const char *p = n; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			return "a member's name holds no tab or other control character";
-	if (dsfs_ctl_utf8_prefix(n, strlen(n)) != strlen(n))
-		return "a member's name is valid UTF-8";
-	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
-		if (!strcmp(n, reserved[i]))
-			return "the name is reserved (not ., .., tasks, latest, events, .dsfs, .where, .count, "
-			       ".by-id or new)";
-	return NULL;
-}
-
-/* True when some dialect's auth reads key: it may stand inline in a member's section. */
-static bool credential_key(const char *key)
-{
-	for (size_t i = 0; dsfs_dialects[i]; i++)
-		for (size_t k = 0; dsfs_dialects[i]->auth->keys[k]; k++)
-			if (!strcmp(dsfs_dialects[i]->auth->keys[k], key))
-				return true;
-	return false;
-}
-
-void dsfs_estate_conf_free(struct dsfs_member_conf *m, size_t n)
-{
-	for (size_t i = 0; m && i < n; i++) {
-		dsfs_credentials_clear(&m[i].cred);
-		free(m[i].name);
-		free(m[i].url);
-		free(m[i].api);
-		free(m[i].array);
-		free(m[i].credentials);
-		free(m[i].cacert);
-	}
-	free(m);
-}
-
-int dsfs_estate_parse(const char *path, struct dsfs_member_conf **out, size_t *nout, char *err, size_t errlen)
-{
-	static const struct {
-		const char *key;
-		size_t off;
-	} keys[] = {
-		{ "url", offsetof(struct dsfs_member_conf, url) },
-		{ "api", offsetof(struct dsfs_member_conf, api) },
-		{ "array", offsetof(struct dsfs_member_conf, array) },
-		{ "credentials", offsetof(struct dsfs_member_conf, credentials) },
-		{ "cacert", offsetof(struct dsfs_member_conf, cacert) },
-	};
-	struct dsfs_member_conf *m = NULL;
-	char line[4096];
-	size_t n = 0, i;
-	int lineno = 0, ret;
-	FILE *f;
-
-	*out = NULL;
-	*nout = 0;
-	f = dsfs_options_open_private(path, "estate file", err, errlen, &ret);
-	if (!f)
-		return ret;
-	ret = -EINVAL;
-	while (fgets(line, sizeof(line), f)) {
-		char *l = dsfs_options_trim(line), *eq, *key, *val, **dst = NULL;
-
-		lineno++;
-		if (!*l || *l == '#' || *l == ';')
-			continue;
-		if (*l == '[') {
-			char *end = strchr(l, ']');
-			struct dsfs_member_conf *p;
-
-			if (!end || end[1]) {
-				snprintf(err, errlen, "estate file %s, line %d: expected [member-name]", path, lineno);
-				goto out;
-			}
-			*end = '\0';
-			l = dsfs_options_trim(l + 1);
-			if (member_name_fault(l)) {
-				/* the name itself may not print: %.*s of it up to its first fault would mislead */
-				snprintf(err, errlen, "estate file %s, line %d: this section's name cannot name a member "
-					 "(it becomes a directory): %s", path, lineno, member_name_fault(l));
-				goto out;
-			}
-			for (i = 0; i < n; i++)
-				if (!strcmp(m[i].name, l)) {
-					snprintf(err, errlen, "estate file %s, line %d: member '%s' is named twice", path,
-						 lineno, l);
-					goto out;
-				}
-			if (n >= MAX_MEMBERS) {
-				snprintf(err, errlen, "estate file %s: more than %d members", path, MAX_MEMBERS);
-				goto out;
-			}
-			p = realloc(m, (n + 1) * sizeof(*m));
-			if (!p) {
-				ret = -ENOMEM;
-				goto out;
-			}
-			m = p;
-			memset(&m[n], 0, sizeof(m[n]));
-			if (!(m[n++].name = strdup(l))) {
-				ret = -ENOMEM;
-				goto out;
-			}
-			continue;
-		}
-		eq = strchr(l, '=');
-		if (!eq || !n) {
-			snprintf(err, errlen, "estate file %s, line %d: expected key = value inside a [member] section",
-				 path, lineno);
-			goto out;
-		}
-		*eq = '\0';
-		key = dsfs_options_trim(l);
-		val = dsfs_options_trim(eq + 1);
-		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-			if (!strcmp(key, keys[i].key))
-				dst = (char **)((char *)&m[n - 1] + keys[i].off);
-		if (!dst && credential_key(key)) {
-			/* which of them the member's dialect reads is checked when it is started */
-			if (dsfs_credentials_get(&m[n - 1].cred, key)) {
-				snprintf(err, errlen, "estate file %s, line %d: '%s' is given twice", path, lineno, key);
-				goto out;
-			}
-			if (dsfs_credentials_set(&m[n - 1].cred, key, val)) {
-				ret = -ENOMEM;
-				goto out;
-			}
-			continue;
-		}
-		if (!dst) {
-			snprintf(err, errlen, "estate file %s, line %d: unknown key '%s'", path, lineno, key);
-			goto out;
-		}
-		if (*dst) {
-			/* which one was meant cannot be known: the last winning silently would hide the other */
-			snprintf(err, errlen, "estate file %s, line %d: '%s' is given twice in [%s]", path, lineno, key,
-				 m[n - 1].name);
-			goto out;
-		}
-		if (!(*dst = strdup(val))) {
-			ret = -ENOMEM;
-			goto out;
-		}
-	}
-	for (i = 0; i < n; i++) {
-		if (!m[i].url) {
-			snprintf(err, errlen, "estate file %s: member '%s' has no url", path, m[i].name);
-			goto out;
-		}
-	}
-	if (!n) {
-		snprintf(err, errlen, "estate file %s names no member ([name] sections)", path);
-		goto out;
-	}
-	*out = m;
-	*nout = n;
-	m = NULL;
-	ret = 0;
-out:
-	explicit_bzero(line, sizeof(line));
-	fclose(f);
-	dsfs_estate_conf_free(m, n);
-	return ret;
-}
 
 /* ---- dispatch ------------------------------------------------------------------- */
 
@@ -274,7 +84,7 @@ int dsfs_estate_add(struct dsfs_estate *e, const char *name, const char *url, st
 {
 	struct member *m;
 
-	if (e->n >= MAX_MEMBERS || (!e->estate && e->n))
+	if (e->n >= DSFS_ESTATE_MAX_MEMBERS || (!e->estate && e->n))
 		return -EINVAL;
 	m = &e->m[e->n];
 	m->name = strdup(name ? name : "");

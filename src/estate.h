@@ -4,8 +4,8 @@
  * root) or an estate of several (MOUNT/<member>/..., each an independent
  * failure domain with its own connections and session), plus what belongs
  * to the whole: tasks/ gathering every member's tasks, tasks/latest, and
- * .dsfs/status. Also reads the estate file. Paths in, negative errnos out;
- * every function is thread-safe.
+ * .dsfs/status (the estate file is estate_conf.h's). Paths in, negative
+ * errnos out; every function is thread-safe.
  */
 #ifndef DSFS_ESTATE_H
 #define DSFS_ESTATE_H
@@ -15,32 +15,13 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include "estate_conf.h"
 #include "fs.h"
 #include "session.h"
 #include "tasks.h"
 
 struct dsfs_estate;
 struct dsfs_ehandle;
-
-/* One member as the estate file describes it. Strings are malloc'd. */
-struct dsfs_member_conf {
-	char *name;        /* its directory under the mount */
-	char *url;         /* API base */
-	char *api;         /* a dialect's name, or NULL: from the URL */
-	char *array;       /* storage-plugin array to log in to, or NULL */
-	char *credentials; /* path of a credentials file, or NULL when inline */
-	struct dsfs_credentials cred; /* inline credentials: keys some dialect's auth reads */
-	char *cacert;      /* extra CA for this member, or NULL */
-};
-
-/*
- * Reads an estate file (docs/estate.md): [member] sections of key = value
- * lines. The file is refused, like a credentials file, when group or others
- * may read or write it. On success *members (n entries) is malloc'd; free
- * with dsfs_estate_conf_free. -errno with err set otherwise.
- */
-int dsfs_estate_parse(const char *path, struct dsfs_member_conf **members, size_t *n, char *err, size_t errlen);
-void dsfs_estate_conf_free(struct dsfs_member_conf *members, size_t n);
 
 /* An empty mount; estate true gives MOUNT/<member>/ trees. NULL on ENOMEM. */
 struct dsfs_estate *dsfs_estate_new(bool estate, time_t mounted, uid_t uid, gid_t gid);

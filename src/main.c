@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * dsfs: mounts a storage management REST API as a directory tree. This file
- * owns start-up: options, credentials, the first login (so that a wrong URL
- * or password fails here, before anything is mounted), and shutdown with
- * logout.
+ * owns start-up: options, the mount point, credentials, the first login and
+ * the API's probe (so that a wrong URL or password fails here, in one line,
+ * before anything is mounted), and shutdown with logout.
  */
 
 #include <errno.h>
@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,7 +49,8 @@ static void usage(const char *prog)
 	       "    -o estate=FILE         mount several arrays and consoles at once, each under\n"
 	       "                           MOUNTPOINT/<member>/ (docs/estate.md); then no URL is given\n"
 	       "                           (or give estate:FILE as the URL, e.g. in fstab)\n"
-	       "    -o api=DIALECT         one of the dialects below (default: recognised from the URL)\n"
+	       "    -o api=DIALECT         one of the dialects below (default: recognised from the URL;\n"
+	       "                           when it names none, storageplugin, with a warning)\n"
 	       "    -o credentials=FILE    key=value lines, the keys the dialect reads (below).\n"
 	       "                           FILE must not be readable or writable by group or others\n"
 	       "                           (chmod 600). Without it, DSFS_USERNAME and DSFS_PASSWORD.\n"
@@ -92,7 +94,7 @@ static void usage(const char *prog)
 	for (size_t i = 0; dsfs_dialects[i]; i++) {
 		const struct dsfs_dialect *d = dsfs_dialects[i];
 
-		printf("    %-22s %s\n", d->name, d->summary);
+		printf("    %-22s %s (%s)\n", d->name, d->summary, d->url_example);
 		printf("    %-22s keys:", "");
 		for (size_t k = 0; d->auth->keys[k]; k++)
 			printf(" %s=", d->auth->keys[k]);
@@ -127,20 +129,35 @@ static void stop_member(struct member *m)
 	memset(m, 0, sizeof(*m));
 }
 
-/* Logs member m (of url) in: 0, or 1 with why saying why not. */
+/*
+ * Logs member m (of url) in and asks the API the dialect's probe, so that
+ * a URL that is not the API's root fails here rather than in every
+ * directory: 0, or 1 with why saying why not in one line (what answered,
+ * and a hint when the URL does not look like the dialect's).
+ */
 static int login_member(struct member *m, const char *url, char *why, size_t whylen)
 {
-	char desc[1200];
+	char desc[1200], hint[400];
+	bool probing = false;
 	int ret;
 
 	dsfs_err_clear();
 	ret = dsfs_session_login(m->session);
-	if (ret) {
-		snprintf(why, whylen, "cannot log in to %s: %s", url,
-			 dsfs_err_describe(desc, sizeof(desc)) ?: strerror(-ret));
-		return 1;
+	if (!ret) {
+		probing = true;
+		ret = dsfs_session_probe(m->session);
 	}
-	return 0;
+	if (!ret)
+		return 0;
+	if (!dsfs_err_describe(desc, sizeof(desc)))
+		snprintf(desc, sizeof(desc), "%s", strerror(-ret));
+	if (probing)
+		snprintf(why, whylen, "%s does not answer as the %s API: %s", url, m->dialect->name, desc);
+	else
+		snprintf(why, whylen, "cannot log in to %s: %s", url, desc);
+	if (dsfs_dialect_url_hint(m->dialect, url, hint, sizeof(hint)) && strlen(why) + strlen(hint) + 4 < whylen)
+		sprintf(why + strlen(why), " (%s)", hint);
+	return 1;
 }
 
 /* The daemon's resident bytes now (0 when /proc cannot say). */
@@ -293,7 +310,7 @@ static size_t login_members(const struct dsfs_member_conf *confs, struct member 
 	for (size_t i = 0; i < n; i++)
 		if (j.why[i][0])
 			fprintf(stderr, "dsfs: warning: estate member %s: %s; its directory will answer with "
-				"errors until it is back (see .dsfs/status)\n", confs[i].name, j.why[i]);
+				"errors until it answers as its API (see .dsfs/status)\n", confs[i].name, j.why[i]);
 	pthread_mutex_destroy(&j.lock);
 	free(j.why);
 	return j.logged_in;
@@ -317,25 +334,41 @@ static void unescape_mountinfo(char *s)
 }
 
 /*
- * Refuses a mountpoint where a dsfs is already mounted (a second daemon
- * would silently cover the first, as mount(8) refuses for fstab entries),
- * or where a dead FUSE mount is left. 0, or -1 with err naming it and the fix.
+ * Refuses a mountpoint that does not exist or is not a directory, one where
+ * a dsfs is already mounted (a second daemon would silently cover the
+ * first, as mount(8) refuses for fstab entries), or where a dead FUSE mount
+ * is left. 0, or -1 with err naming it and the fix.
  */
 static int check_mountpoint(const char *mountpoint, char *err, size_t errlen)
 {
 	char real[PATH_MAX], line[3 * PATH_MAX];
 	struct statfs sf;
+	struct stat sb;
 	FILE *f;
 	int ret = 0;
 
-	if (!realpath(mountpoint, real)) {
-		if (errno == ENOTCONN) {
+	if (!strncmp(mountpoint, "/dev/fd/", 8))
+		return 0; /* a /dev/fuse descriptor mount.fuse3 opened: libfuse checks it */
+	/* each said here in one line: libfuse would print "bad mount point" and dsfs a second, false line */
+	if (stat(mountpoint, &sb)) {
+		if (errno == ENOTCONN)
 			snprintf(err, errlen, "%s: a FUSE file system whose daemon has gone is still mounted "
 				 "there: unmount it first with fusermount3 -u %s", mountpoint, mountpoint);
-			return -1;
-		}
-		return 0; /* libfuse names what is wrong with it */
+		else if (errno == ENOENT)
+			snprintf(err, errlen, "mount point %s does not exist: create the directory first "
+				 "(mkdir -p %s)", mountpoint, mountpoint);
+		else
+			snprintf(err, errlen, "mount point %s: %s", mountpoint, strerror(errno));
+		return -1;
 	}
+	if (!S_ISDIR(sb.st_mode)) {
+		/* the kernel would mount a directory tree on a file, and every tool would be confused */
+		snprintf(err, errlen, "mount point %s is %s, not a directory: dsfs mounts on a directory", mountpoint,
+			 S_ISREG(sb.st_mode) ? "a regular file" : "a special file");
+		return -1;
+	}
+	if (!realpath(mountpoint, real))
+		return 0; /* libfuse names what is wrong with it */
 	f = fopen("/proc/self/mountinfo", "re");
 	if (!f)
 		return 0;
@@ -413,13 +446,14 @@ int main(int argc, char *argv[])
 	struct dsfs_member_conf *confs = NULL;
 	struct member *members = NULL;
 	struct dsfs_estate *estate = NULL;
-	char err[1024], why[1400], *mountpoint = NULL, *fsname = NULL;
+	char err[1024], why[1400], names[256], *mountpoint = NULL, *fsname = NULL;
 	bool foreground = false, debug = false, single = false;
 	size_t nconfs = 0, nmembers = 0, logged_in = 0;
 	int ret = 1;
 
 	protect_secrets();
 	dsfs_log_setup(false, DSFS_LOG_INFO);
+	dsfs_dialect_names(names, sizeof(names));
 	if (dsfs_options_parse(&args, &o, err, sizeof(err))) {
 		fprintf(stderr, "dsfs: %s\n", err);
 		goto out;
@@ -435,16 +469,18 @@ int main(int argc, char *argv[])
 		ret = 0;
 		goto out;
 	}
-	if (dsfs_fuse_parse_cmdline(&args, &mountpoint, &foreground, &debug, &single)) {
+	if (!o.mountpoint) {
 		fprintf(stderr, "dsfs: no mountpoint given: usage is dsfs [options] URL MOUNTPOINT, or "
 			"dsfs -o estate=FILE MOUNTPOINT (dsfs --help lists the options)\n");
 		goto out;
 	}
-	dsfs_log_setup(false, debug ? DSFS_LOG_DEBUG : DSFS_LOG_INFO);
-	if (check_mountpoint(mountpoint, err, sizeof(err))) {
+	if (check_mountpoint(o.mountpoint, err, sizeof(err))) {
 		fprintf(stderr, "dsfs: %s\n", err);
 		goto out;
 	}
+	if (dsfs_fuse_parse_cmdline(&args, &mountpoint, &foreground, &debug, &single))
+		goto out; /* libfuse has said what is wrong, in a line of its own */
+	dsfs_log_setup(false, debug ? DSFS_LOG_DEBUG : DSFS_LOG_INFO);
 	if (o.client_cert && dsfs_tls_check_keypair(o.client_cert, o.client_key, err, sizeof(err))) {
 		fprintf(stderr, "dsfs: %s\n", err);
 		goto out;
@@ -473,13 +509,17 @@ int main(int argc, char *argv[])
 		goto out_members;
 	}
 	if (!o.estate) {
-		const struct dsfs_dialect *d = dsfs_options_dialect(&o, err, sizeof(err));
+		bool guessed;
+		const struct dsfs_dialect *d = dsfs_options_dialect(&o, &guessed, err, sizeof(err));
 		int r;
 
 		if (!d) {
 			fprintf(stderr, "dsfs: %s\n", err);
 			goto out_members;
 		}
+		if (guessed)
+			fprintf(stderr, "dsfs: warning: cannot tell the API of %s from its URL; assumed %s; give "
+				"-o api=NAME (%s)\n", o.url, d->name, names);
 		if (dsfs_options_load_credentials(&o, d, err, sizeof(err))) {
 			fprintf(stderr, "dsfs: %s\n", err);
 			goto out_members;
@@ -500,7 +540,8 @@ int main(int argc, char *argv[])
 		/* an estate: every member is its own failure domain, so one that is down now is mounted anyway */
 		struct dsfs_member_conf *mc = &confs[i];
 		struct dsfs_options sel = { .url = mc->url, .api = mc->api }, cred;
-		const struct dsfs_dialect *d = dsfs_options_dialect(&sel, err, sizeof(err));
+		bool guessed;
+		const struct dsfs_dialect *d = dsfs_options_dialect(&sel, &guessed, err, sizeof(err));
 		struct dsfs_http *shared;
 		int r;
 
@@ -508,6 +549,9 @@ int main(int argc, char *argv[])
 			fprintf(stderr, "dsfs: estate member %s: %s\n", mc->name, err);
 			goto out_members;
 		}
+		if (guessed)
+			fprintf(stderr, "dsfs: warning: estate member %s: cannot tell the API of %s from its URL; "
+				"assumed %s; give api = NAME in its section (%s)\n", mc->name, mc->url, d->name, names);
 		if (mc->cacert && dsfs_tls_check_ca(mc->cacert, err, sizeof(err))) {
 			fprintf(stderr, "dsfs: estate member %s: cacert: %s\n", mc->name, err);
 			goto out_members;
@@ -537,7 +581,8 @@ int main(int argc, char *argv[])
 	if (o.estate)
 		logged_in = login_members(confs, members, nmembers);
 	if (!logged_in) {
-		fprintf(stderr, "dsfs: no member of estate %s could be reached; nothing mounted\n", o.estate);
+		fprintf(stderr, "dsfs: no member of estate %s could be used: each was out of reach, refused the login "
+			"or did not answer as its API (the warnings above say which); nothing mounted\n", o.estate);
 		goto out_members;
 	}
 

@@ -117,32 +117,63 @@ static bool known_key(const char *arg, size_t n)
 	return false;
 }
 
+/* Takes cand (cl bytes) as *best when it is nearer to the n bytes of arg than *best_d. */
+static void consider(const char *arg, size_t n, const char *cand, size_t cl, const char **best, size_t *best_d,
+		     size_t *bl)
+{
+	size_t dd = distance(arg, n, cand, cl);
+
+	if (dd < *best_d) {
+		*best = cand;
+		*best_d = dd;
+		*bl = cl;
+	}
+}
+
+/* How far a typo may be from what was meant: one edit in a short word, two in a longer one. */
+static size_t typo_bound(size_t n)
+{
+	return n < 5 ? 2 : 3;
+}
+
 /* The known key nearest to the n bytes of arg, or NULL when none is close. */
 static const char *nearest_key(const char *arg, size_t n, size_t *len)
 {
 	const char *best = NULL;
-	size_t best_d = n < 5 ? 2 : 3, bl = 0;
+	size_t best_d = typo_bound(n), bl = 0;
 
-	for (size_t i = 0; opt_spec[i].templ; i++) {
-		size_t l = key_len(opt_spec[i].templ), dd = distance(arg, n, opt_spec[i].templ, l);
-
-		if (opt_spec[i].templ[0] != '-' && dd < best_d) {
-			best = opt_spec[i].templ;
-			best_d = dd;
-			bl = l;
-		}
-	}
-	for (size_t i = 0; i < sizeof(fuse_keys) / sizeof(fuse_keys[0]); i++) {
-		size_t l = strlen(fuse_keys[i]), dd = distance(arg, n, fuse_keys[i], l);
-
-		if (dd < best_d) {
-			best = fuse_keys[i];
-			best_d = dd;
-			bl = l;
-		}
-	}
+	for (size_t i = 0; opt_spec[i].templ; i++)
+		if (opt_spec[i].templ[0] != '-')
+			consider(arg, n, opt_spec[i].templ, key_len(opt_spec[i].templ), &best, &best_d, &bl);
+	for (size_t i = 0; i < sizeof(fuse_keys) / sizeof(fuse_keys[0]); i++)
+		consider(arg, n, fuse_keys[i], strlen(fuse_keys[i]), &best, &best_d, &bl);
 	*len = bl;
 	return best;
+}
+
+const char *dsfs_options_nearest(const char *word, const char *const *cands)
+{
+	const char *best = NULL;
+	size_t n = strlen(word), best_d = typo_bound(n), bl = 0;
+
+	for (size_t i = 0; cands[i]; i++)
+		consider(word, n, cands[i], strlen(cands[i]), &best, &best_d, &bl);
+	return best;
+}
+
+/*
+ * The options libfuse takes that start with '-' (lib/helper.c, lib/mount.c,
+ * lib/fuse_lowlevel.c of 3.14), beside -o, -h and -V: any other is a
+ * mistake, such as --credentials=FILE for -o credentials=FILE.
+ */
+static const char *const fuse_dash_options[] = { "-f", "-d", "--debug", "-s", "-r", "-n" };
+
+static bool known_dash_option(const char *arg)
+{
+	for (size_t i = 0; i < sizeof(fuse_dash_options) / sizeof(fuse_dash_options[0]); i++)
+		if (!strcmp(arg, fuse_dash_options[i]))
+			return true;
+	return false;
 }
 
 static int proc(void *data, const char *arg, int key, struct fuse_args *outargs)
@@ -153,8 +184,12 @@ static int proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 	switch (key) {
 	case FUSE_OPT_KEY_OPT:
 		/* -f, -d, -s and the like are libfuse's; a -o key must be someone's */
-		if (arg[0] != '-' && !o->unknown && !known_key(arg, key_len(arg)))
+		if (arg[0] == '-' && !o->unknown_dash && !known_dash_option(arg)) {
+			o->unknown_dash = strndup(arg, key_len(arg)); /* not its value: --password=... is a secret */
+			o->unknown_dash_valued = arg[key_len(arg)] == '=';
+		} else if (arg[0] != '-' && !o->unknown && !known_key(arg, key_len(arg))) {
 			o->unknown = strndup(arg, key_len(arg));
+		}
 		return 1;
 	case KEY_HELP:
 		o->show_help = true;
@@ -170,6 +205,10 @@ static int proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 			o->url = strdup(arg);
 			return 0;
 		}
+		if (o->nonopts == 2)
+			o->mountpoint = strdup(arg);
+		else if (!o->extra)
+			o->extra = strdup(arg);
 		return 1; /* the mountpoint, for fuse_parse_cmdline */
 	default:
 		return 1;
@@ -208,6 +247,19 @@ int dsfs_options_parse(struct fuse_args *args, struct dsfs_options *o, char *err
 	}
 	if (o->show_help || o->show_version)
 		return 0;
+	if (o->unknown_dash) {
+		/* --credentials=FILE: said as dsfs takes it; the value is not shown (--password=... is a secret) */
+		const char *key = o->unknown_dash + strspn(o->unknown_dash, "-"), *v = o->unknown_dash_valued ? "=..." : "";
+		size_t l;
+		const char *near = *key ? nearest_key(key, strlen(key), &l) : NULL;
+
+		if (near)
+			snprintf(err, errlen, "unknown option %s%s: dsfs takes its options as -o NAME[=VALUE]: did you "
+				 "mean -o %.*s%s? (dsfs --help lists the options)", o->unknown_dash, v, (int)l, near, v);
+		else
+			snprintf(err, errlen, "unknown option %s%s (dsfs --help lists the options)", o->unknown_dash, v);
+		return -EINVAL;
+	}
 	if (o->unknown) {
 		size_t l;
 		const char *near = nearest_key(o->unknown, strlen(o->unknown), &l);
@@ -217,6 +269,11 @@ int dsfs_options_parse(struct fuse_args *args, struct dsfs_options *o, char *err
 				 "the options)", o->unknown, (int)l, near);
 		else
 			snprintf(err, errlen, "unknown option -o %s (dsfs --help lists the options)", o->unknown);
+		return -EINVAL;
+	}
+	if (o->extra) {
+		snprintf(err, errlen, "unexpected argument '%s' after the mountpoint: usage is dsfs [options] URL "
+			 "MOUNTPOINT (an option's value with spaces needs quotes)", o->extra);
 		return -EINVAL;
 	}
 	ret = ret ?: number("cache_ttl", o->s_cache_ttl, 0, 86400 * 365, &o->cache_ttl, err, errlen);
@@ -251,8 +308,9 @@ int dsfs_options_parse(struct fuse_args *args, struct dsfs_options *o, char *err
 	if (o->estate) {
 		if (o->url && o->nonopts == 1) {
 			/* dsfs -o estate=FILE MOUNTPOINT: the one argument is the mountpoint */
-			fuse_opt_add_arg(args, o->url);
-			free(o->url);
+			if (fuse_opt_add_arg(args, o->url))
+				return -ENOMEM;
+			o->mountpoint = o->url;
 			o->url = NULL;
 		} else if (o->url) {
 			snprintf(err, errlen, "-o estate= names every URL: give only the mountpoint");
@@ -374,6 +432,29 @@ static void key_list(const struct dsfs_dialect *d, char *buf, size_t len)
 				      d->auth->keys[i]);
 }
 
+char *dsfs_options_value(char *v, const char **why)
+{
+	size_t n;
+
+	v = dsfs_options_trim(v);
+	n = strlen(v);
+	if (n && (*v == '"' || *v == '\'')) {
+		if (n < 2 || v[n - 1] != *v) {
+			*why = *v == '"' ? "opens a quote (\") it does not close: quote the whole value, or none of it"
+					 : "opens a quote (') it does not close: quote the whole value, or none of it";
+			return NULL;
+		}
+		v[n - 1] = '\0';
+		v++;
+		n -= 2;
+	}
+	if (!n) {
+		*why = "has an empty value";
+		return NULL;
+	}
+	return v;
+}
+
 /* Reads the key=value lines of the credentials file. */
 static int read_credentials_file(struct dsfs_options *o, const struct dsfs_dialect *d, char *err, size_t errlen)
 {
@@ -386,7 +467,8 @@ static int read_credentials_file(struct dsfs_options *o, const struct dsfs_diale
 		return ret;
 	while (ret == 0 && fgets(line, sizeof(line), f)) {
 		bool whole = strchr(line, '\n') || feof(f);
-		char *l = dsfs_options_trim(line), *eq, *key;
+		char *l = dsfs_options_trim(line), *eq, *key, *value;
+		const char *why = NULL;
 
 		lineno++;
 		if (!whole) {
@@ -395,22 +477,35 @@ static int read_credentials_file(struct dsfs_options *o, const struct dsfs_diale
 			ret = -EINVAL;
 			break;
 		}
+		if (lineno == 1 && !strncmp(l, "\xef\xbb\xbf", 3))
+			l += 3; /* a byte-order mark some editors write */
 		if (!*l || *l == '#')
 			continue;
 		eq = strchr(l, '=');
 		if (eq)
 			*eq = '\0';
 		key = dsfs_options_trim(l);
-		if (eq && dsfs_credentials_get(&o->cred, key)) {
+		key_list(d, keys, sizeof(keys));
+		if (!eq && strchr(key, ':')) {
+			/* "username: admin": the value is not shown, it may be the secret */
+			snprintf(err, errlen, "credentials file %s, line %d: write key=value lines, not key: value "
+				 "(expected %s)", o->credentials, lineno, keys);
+			ret = -EINVAL;
+		} else if (eq && dsfs_credentials_get(&o->cred, key)) {
 			snprintf(err, errlen, "credentials file %s, line %d: %s= is given twice", o->credentials, lineno, key);
 			ret = -EINVAL;
 		} else if (!eq || !dsfs_options_dialect_reads(d, key)) {
-			key_list(d, keys, sizeof(keys));
-			snprintf(err, errlen, "credentials file %s, line %d: expected %s (the %s dialect's keys)",
-				 o->credentials, lineno, keys, d->name);
+			const char *near = eq ? dsfs_options_nearest(key, d->auth->keys) : NULL;
+
+			snprintf(err, errlen, "credentials file %s, line %d: expected %s (the %s dialect's keys)%s%s%s",
+				 o->credentials, lineno, keys, d->name, near ? "; did you mean " : "", near ? near : "",
+				 near ? "=?" : "");
+			ret = -EINVAL;
+		} else if (!(value = dsfs_options_value(eq + 1, &why))) {
+			snprintf(err, errlen, "credentials file %s, line %d: %s= %s", o->credentials, lineno, key, why);
 			ret = -EINVAL;
 		} else {
-			ret = dsfs_credentials_set(&o->cred, key, eq + 1); /* a password keeps its inner spaces */
+			ret = dsfs_credentials_set(&o->cred, key, value); /* a password keeps its inner spaces */
 		}
 	}
 	explicit_bzero(line, sizeof(line));
@@ -447,13 +542,15 @@ int dsfs_options_load_credentials(struct dsfs_options *o, const struct dsfs_dial
 	return ret;
 }
 
-const struct dsfs_dialect *dsfs_options_dialect(const struct dsfs_options *o, char *err, size_t errlen)
+const struct dsfs_dialect *dsfs_options_dialect(const struct dsfs_options *o, bool *guessed, char *err,
+						size_t errlen)
 {
 	const struct dsfs_dialect *d;
 	char names[256];
 
+	*guessed = false;
 	if (!o->api)
-		return dsfs_dialect_for_url(o->url);
+		return dsfs_dialect_for_url(o->url, guessed);
 	d = dsfs_dialect_named(o->api);
 	if (!d) {
 		dsfs_dialect_names(names, sizeof(names));
@@ -485,5 +582,8 @@ void dsfs_options_free(struct dsfs_options *o)
 	free(o->s_cache_size);
 	free(o->s_max_body);
 	free(o->unknown);
+	free(o->unknown_dash);
+	free(o->mountpoint);
+	free(o->extra);
 	memset(o, 0, sizeof(*o));
 }

@@ -36,7 +36,11 @@ struct dsfs_options {
 	char *api;          /* -o api=DIALECT (a name of the registry); NULL: recognised from the URL */
 	char *estate;       /* -o estate=FILE, or a URL "estate:FILE" */
 	int nonopts;               /* positional arguments seen while parsing */
+	char *mountpoint;          /* the MOUNTPOINT argument as given (libfuse takes its own copy) */
+	char *extra;               /* the first positional argument past the mountpoint, or NULL */
 	char *unknown;             /* the first -o key neither dsfs nor libfuse knows */
+	char *unknown_dash;        /* the first -x or --name option libfuse does not take (without its value) */
+	bool unknown_dash_valued;  /* it was given a value (--name=...) */
 
 	/* raw option strings, validated by dsfs_options_parse */
 	char *s_cache_ttl, *s_timeout, *s_wait_timeout, *s_prefetch, *s_connect_timeout, *s_page_size, *s_retries,
@@ -47,7 +51,9 @@ struct dsfs_options {
  * Takes dsfs's options and the URL out of args (the mountpoint and every
  * other option stay for libfuse), applies defaults and checks values. A -o
  * key neither dsfs nor libfuse knows is refused by name, with the nearest
- * known key when one is close. Returns 0, or -EINVAL with a message in err
+ * known key when one is close, and so is an option starting with '-' that
+ * libfuse does not take (--credentials=FILE) or an argument past the
+ * mountpoint. Returns 0, or -EINVAL with a message in err
  * naming the problem and the fix.
  */
 int dsfs_options_parse(struct fuse_args *args, struct dsfs_options *o, char *err, size_t errlen);
@@ -64,10 +70,27 @@ int dsfs_options_parse(struct fuse_args *args, struct dsfs_options *o, char *err
 int dsfs_options_load_credentials(struct dsfs_options *o, const struct dsfs_dialect *d, char *err, size_t errlen);
 
 /*
- * The dialect: -o api=, else recognised from the URL (dsfs_dialect_for_url).
- * NULL with err listing the known names for an unknown api=.
+ * The dialect: -o api=, else recognised from the URL (dsfs_dialect_for_url;
+ * *guessed set when the URL says nothing and the first was taken). NULL
+ * with err listing the known names for an unknown api=.
  */
-const struct dsfs_dialect *dsfs_options_dialect(const struct dsfs_options *o, char *err, size_t errlen);
+const struct dsfs_dialect *dsfs_options_dialect(const struct dsfs_options *o, bool *guessed, char *err,
+						size_t errlen);
+
+/*
+ * The word of cands (NULL-terminated) that word is a typo of (the nearest,
+ * within an edit or two), or NULL: for "did you mean" in messages.
+ */
+const char *dsfs_options_nearest(const char *word, const char *const *cands);
+
+/*
+ * The value of a key=value line, in place: blanks around it dropped, and
+ * one pair of quotes ("..." or '...') around the whole of it taken off, as
+ * shells and systemd's EnvironmentFile= write them (nothing inside is an
+ * escape). NULL with *why set for a value that opens a quote and does not
+ * close it, or is empty.
+ */
+char *dsfs_options_value(char *v, const char **why);
 
 /* True when dialect d's auth reads credentials key. */
 bool dsfs_options_dialect_reads(const struct dsfs_dialect *d, const char *key);

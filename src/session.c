@@ -6,8 +6,8 @@
  * it and how to log out are the dialect's auth hooks; this file owns when:
  * one login at a time, concurrent 401s renewing once (a generation number
  * tells a thread whether someone else has already logged in again since it
- * sent its request), and renewal shortly before expires_in or the server's
- * idle expiry runs out.
+ * sent its request), renewal shortly before expires_in or the server's
+ * idle expiry runs out, and the one probe of the API after the first login.
  */
 #include "session.h"
 
@@ -342,6 +342,45 @@ int dsfs_session_login(struct dsfs_session *s)
 	s->failed_err = 0;
 	ret = login_locked(s, s->gen);
 	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int dsfs_session_probe(struct dsfs_session *s)
+{
+	const char *probe = s->dialect->probe, *hdrs[3] = { NULL, NULL, NULL };
+	const char *base = dsfs_http_base(s->http);
+	struct dsfs_request req = { .method = "GET" };
+	struct dsfs_response resp = { 0 };
+	char hdr[12288], *url;
+	bool proven;
+	int ret;
+
+	pthread_mutex_lock(&s->lock);
+	proven = s->cur.proven;
+	if (probe && !proven && s->cur.id) {
+		s->dialect->auth->headers(&s->cur, hdr, sizeof(hdr), hdrs);
+		s->last_call = mono_now();
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!probe || proven)
+		return 0;
+	/* the whole URL, so that the line reporting a failure shows where the API was looked for */
+	if (asprintf(&url, "%s%s", base, probe) < 0) {
+		explicit_bzero(hdr, sizeof(hdr));
+		return -ENOMEM;
+	}
+	if (!hdrs[0]) {
+		dsfs_err_record("GET", url, 0, "not logged in");
+		ret = -EACCES;
+	} else {
+		/* sent once, without a login again on 401: a login that just succeeded and a 401 is an answer */
+		req.path = url;
+		req.headers = hdrs;
+		ret = dsfs_session_send(s, &req, &resp);
+	}
+	explicit_bzero(hdr, sizeof(hdr));
+	dsfs_response_clear(&resp);
+	free(url);
 	return ret;
 }
 

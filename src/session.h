@@ -53,6 +53,16 @@ void dsfs_session_free(struct dsfs_session *s);
  */
 int dsfs_session_login(struct dsfs_session *s);
 
+/*
+ * Right after a login: one GET of the dialect's probe (a list's smallest
+ * page) with the login's authentication, unless the login itself made
+ * such a call or the dialect has no probe. Tells a URL that is not the
+ * API's root, or a login the API does not honour, at mount time. 0, or
+ * -errno with the failure recorded, naming the whole URL asked (a 401 is
+ * not followed by another login). Thread-safe.
+ */
+int dsfs_session_probe(struct dsfs_session *s);
+
 /* Ends the session on the server (auth->logout), if it has one. Thread-safe. */
 void dsfs_session_logout(struct dsfs_session *s);
 

@@ -20,6 +20,17 @@ def run_dsfs(args, timeout=30):
                           stdin=subprocess.DEVNULL)
 
 
+def run_refused(args, mountpoint, timeout=30):
+    """run_dsfs for a mount that must be refused: one that happened anyway (a daemon of a build
+    that lets the mistake through) is unmounted at once, so the failed test leaves nothing behind."""
+    r = run_dsfs(args, timeout)
+    mounted = os.path.ismount(mountpoint)
+    if mounted:
+        subprocess.run(["fusermount3", "-u", str(mountpoint)], capture_output=True, timeout=30)
+    r.mounted = mounted
+    return r
+
+
 def test_stopped_server_gives_clear_error_and_no_mount(server, tmp_path):
     url = server.url
     server.stop()
@@ -273,3 +284,53 @@ def test_teardown_unmounts_with_a_reader_still_holding_a_file_open(server, dsfs_
         else:
             holder.close()
         m.check_clean()
+
+
+def test_a_long_option_is_refused_naming_it_and_the_o_form(server, tmp_path):
+    """`--credentials=FILE` went to libfuse, which mounted without credentials: now it is refused,
+    naming it and its -o form, without showing its value, before any request."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    cred = write_credentials(str(tmp_path))
+    r = run_refused(["--credentials=" + cred, server.url, str(mnt)], mnt)
+    assert r.returncode != 0 and not r.mounted
+    lines = r.stderr.strip().splitlines()
+    assert lines == ["dsfs: unknown option --credentials=...: dsfs takes its options as -o NAME[=VALUE]: did "
+                     "you mean -o credentials=...? (dsfs --help lists the options)"], r.stderr
+    r = run_refused(["--colour=blue", "-o", "credentials=" + cred, server.url, str(mnt)], mnt)
+    assert r.returncode != 0 and "unknown option --colour=... (dsfs --help" in r.stderr, r.stderr
+    assert sim_stats(server).get("total", 0) == 0
+
+
+def test_a_missing_mount_point_is_one_true_line(server, tmp_path):
+    """Two lines were printed, libfuse's "bad mount point" and a false "no mountpoint given"."""
+    cred = write_credentials(str(tmp_path))
+    mnt = str(tmp_path / "nonexistent")
+    r = run_dsfs(["-o", "credentials=" + cred, server.url, mnt])
+    assert r.returncode != 0
+    assert r.stderr.strip().splitlines() == [
+        "dsfs: mount point %s does not exist: create the directory first (mkdir -p %s)" % (mnt, mnt)], r.stderr
+    assert not os.path.exists(mnt)
+    assert sim_stats(server).get("total", 0) == 0
+
+
+def test_a_regular_file_as_mount_point_is_refused(server, tmp_path):
+    cred = write_credentials(str(tmp_path))
+    target = tmp_path / "file"
+    target.write_text("not a directory\n")
+    r = run_refused(["-o", "credentials=" + cred, server.url, str(target)], target)
+    assert r.returncode != 0 and not r.mounted
+    assert r.stderr.strip().splitlines() == [
+        "dsfs: mount point %s is a regular file, not a directory: dsfs mounts on a directory" % target], r.stderr
+    assert target.read_text() == "not a directory\n"
+    assert sim_stats(server).get("total", 0) == 0
+
+
+def test_an_argument_past_the_mount_point_is_refused(server, tmp_path):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    cred = write_credentials(str(tmp_path))
+    r = run_refused(["-o", "credentials=" + cred, server.url, str(mnt), "extra"], mnt)
+    assert r.returncode != 0 and not r.mounted
+    assert len(r.stderr.strip().splitlines()) == 1 and "unexpected argument 'extra'" in r.stderr, r.stderr
+    assert sim_stats(server).get("total", 0) == 0

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * Unit tests for the estate file's parser (src/estate.c, dsfs_estate_parse):
+ * Unit tests for the estate file's parser (src/estate_conf.c, dsfs_estate_parse):
  * every mistake is refused with a line naming the file, the line and the
  * reason, a repeated key as much as an unknown one, and a member's name is
  * one the tree can show.
@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "estate.h"
+#include "estate_conf.h"
 #include "tap.h"
 
 static char path[] = "/tmp/dsfs-test-estate-XXXXXX";
@@ -78,6 +78,34 @@ int main(void)
 	refused("a slash", "[a/b]\nurl = http://h/a\n", 1, "no '/'");
 	refused("twice", "[a1]\nurl = http://h/a\n[a1]\nurl = http://h/b\n", 3, "named twice");
 	refused("unknown key", "[a1]\nurl = http://h/a\ncolour = red\n", 3, "unknown key 'colour'");
+
+	/* typos and other shapes of a line get the key meant */
+	refused("a misspelt key", "[a1]\nurl = http://h/a\ncredentails = /x\n", 3, "did you mean 'credentials'?");
+	refused("a misspelt credentials key", "[a1]\nurl = http://h/a\npasword = x\n", 3, "did you mean 'password'?");
+	refused("url: x", "[a1]\nurl: http://h/a\n", 2, "write url = ..., with '='");
+	refused("passwrd: x", "[a1]\nurl = http://h/a\npasswrd: s3cret\n", 3, "write password = ...");
+	{
+		char e[1024];
+		size_t k;
+
+		parse("[a1]\nurl = http://h/a\npasswrd: s3cret\n", e, sizeof(e), &k);
+		ok(!strstr(e, "s3cret"), "the value of a key: value line is not shown: %s", e);
+	}
+	refused("an unclosed quote", "[a1]\nurl = \"http://h/a\n", 2, "does not close");
+	refused("an empty value", "[a1]\nurl =\n", 2, "'url' has an empty value");
+	{
+		struct dsfs_member_conf *m = NULL;
+		FILE *f = fopen(path, "w");
+
+		fputs("\xef\xbb\xbf[a1]\nurl = \"http://h/a\"\npassword = ' s3 '\nusername=admin\n", f);
+		fclose(f);
+		is_int(dsfs_estate_parse(path, &m, &n, err, sizeof(err)), 0, "quotes, blanks and a BOM");
+		ok(n == 1 && !strcmp(m[0].url, "http://h/a"), "a quoted url is unquoted");
+		ok(n == 1 && !strcmp(dsfs_credentials_get(&m[0].cred, "password"), " s3 "),
+		   "a quoted password keeps its blanks, not its quotes");
+		ok(n == 1 && !strcmp(dsfs_credentials_get(&m[0].cred, "username"), "admin"), "key=value without blanks");
+		dsfs_estate_conf_free(m, n);
+	}
 
 	unlink(path);
 	return done_testing();

@@ -36,11 +36,25 @@ static void write_file(const char *path, const char *text, mode_t mode)
 	chmod(path, mode);
 }
 
+/* The credentials file at path holding text is refused for d, the message saying want. */
+static void cred_refused(struct dsfs_options *o, const struct dsfs_dialect *d, const char *path, const char *text,
+			 const char *what, const char *want)
+{
+	char err[1024];
+
+	write_file(path, text, 0600);
+	is_int(dsfs_options_load_credentials(o, d, err, sizeof(err)), -EINVAL, what);
+	ok(strstr(err, want) != NULL, "%s: the message says '%s': %s", what, want, err);
+	ok(!strstr(err, "pw-Zq"), "%s: no value is shown", what);
+	dsfs_credentials_clear(&o->cred);
+}
+
 int main(void)
 {
 	const struct dsfs_dialect *sp = dsfs_dialect_named("storageplugin"), *dscc = dsfs_dialect_named("dscc");
 	struct dsfs_options o;
 	char err[1024], path[] = "/tmp/dsfs-test-cred-XXXXXX";
+	bool guessed;
 	int fd;
 
 	{
@@ -108,6 +122,24 @@ int main(void)
 	is_int(dsfs_options_load_credentials(&o, sp, err, sizeof(err)), -EPERM, "group/other-readable file refused");
 	ok(strstr(err, "chmod 600") != NULL, "message gives the fix: %s", err);
 
+	write_file(path, "username = admin\npassword =  s3cr et \n", 0600);
+	is_int(dsfs_options_load_credentials(&o, sp, err, sizeof(err)), 0, "key = value with blanks loads");
+	is_str(dsfs_credentials_get(&o.cred, "username"), "admin", "blanks around = are not the value's");
+	is_str(dsfs_credentials_get(&o.cred, "password"), "s3cr et", "inner blanks are");
+	dsfs_credentials_clear(&o.cred);
+
+	write_file(path, "username=\"admin\"\npassword=' pw\"x '\n", 0600);
+	is_int(dsfs_options_load_credentials(&o, sp, err, sizeof(err)), 0, "quoted values load");
+	is_str(dsfs_credentials_get(&o.cred, "username"), "admin", "double quotes taken off");
+	is_str(dsfs_credentials_get(&o.cred, "password"), " pw\"x ", "single quotes taken off, all inside kept");
+	dsfs_credentials_clear(&o.cred);
+
+	cred_refused(&o, sp, path, "username=\"admin\npassword=x\n", "an unclosed quote",
+		     "line 1: username= opens a quote");
+	cred_refused(&o, sp, path, "username=admin\npassword=\n", "an empty value", "line 2: password= has an empty value");
+	cred_refused(&o, sp, path, "username: admin\npassword: pw-Zq\n", "key: value", "not key: value");
+	cred_refused(&o, sp, path, "usernme=admin\npassword=x\n", "a misspelt key", "did you mean username=?");
+
 	write_file(path, "username=admin\n", 0600);
 	is_int(dsfs_options_load_credentials(&o, sp, err, sizeof(err)), -EINVAL, "file without password refused");
 	ok(strstr(err, "password") != NULL, "message names what is missing: %s", err);
@@ -138,26 +170,79 @@ int main(void)
 	{
 		char *argv[] = { "dsfs", "https://us1.data.cloud.hpe.com", "/mnt" };
 		is_int(parse(&o, err, sizeof(err), 3, argv), 0, "DSCC URL parses");
-		ok(dsfs_options_dialect(&o, err, sizeof(err)) == dscc, "DSCC recognised from the host");
+		ok(dsfs_options_dialect(&o, &guessed, err, sizeof(err)) == dscc, "DSCC recognised from the host");
 		dsfs_options_free(&o);
 	}
 	{
 		char *argv[] = { "dsfs", "-o", "api=dscc", "http://127.0.0.1:8080", "/mnt" };
 		is_int(parse(&o, err, sizeof(err), 5, argv), 0, "api= parses");
-		ok(dsfs_options_dialect(&o, err, sizeof(err)) == dscc, "api=dscc wins");
+		ok(dsfs_options_dialect(&o, &guessed, err, sizeof(err)) == dscc, "api=dscc wins");
 		dsfs_options_free(&o);
 	}
 	{
 		char *argv[] = { "dsfs", "-o", "api=s3", "http://h/x", "/mnt" };
 		parse(&o, err, sizeof(err), 5, argv);
-		ok(dsfs_options_dialect(&o, err, sizeof(err)) == NULL && strstr(err, "api=s3") &&
+		ok(dsfs_options_dialect(&o, &guessed, err, sizeof(err)) == NULL && strstr(err, "api=s3") &&
 		   strstr(err, "storageplugin, dscc"), "unknown api refused, the known ones listed: %s", err);
 		dsfs_options_free(&o);
 	}
 	{
 		char *argv[] = { "dsfs", "http://h:1/storageplugin/api", "/mnt" };
 		parse(&o, err, sizeof(err), 3, argv);
-		ok(dsfs_options_dialect(&o, err, sizeof(err)) == sp, "storage-plugin recognised from the path");
+		ok(dsfs_options_dialect(&o, &guessed, err, sizeof(err)) == sp && !guessed,
+		   "storage-plugin recognised from the path");
+		dsfs_options_free(&o);
+	}
+	{
+		char *argv[] = { "dsfs", "http://127.0.0.1:8080", "/mnt" };
+		parse(&o, err, sizeof(err), 3, argv);
+		ok(dsfs_options_dialect(&o, &guessed, err, sizeof(err)) == sp && guessed,
+		   "a URL no dialect claims: the first, said to be a guess");
+		dsfs_options_free(&o);
+	}
+	{
+		char *argv[] = { "dsfs", "-o", "api=storage-plugin", "http://127.0.0.1:8080", "/mnt" };
+		parse(&o, err, sizeof(err), 5, argv);
+		ok(dsfs_options_dialect(&o, &guessed, err, sizeof(err)) == sp && !guessed,
+		   "api=storage-plugin is storageplugin");
+		dsfs_options_free(&o);
+		ok(dsfs_dialect_named("Cloud_Sync") == dsfs_dialect_named("cloudsync"), "case and _ do not count");
+	}
+	{
+		char hint[400];
+		const struct dsfs_dialect *bdr = dsfs_dialect_named("backupdr");
+
+		ok(dsfs_dialect_url_hint(dscc, "http://h:1/api/v1", hint, sizeof(hint)) && strstr(hint, "adds /api/v1"),
+		   "a DSCC URL with a path gets a hint: %s", hint);
+		ok(!dsfs_dialect_url_hint(dscc, "https://us1.data.cloud.hpe.com/", hint, sizeof(hint)), "its root none");
+		ok(dsfs_dialect_url_hint(bdr, "https://bmc-1.backupdr.googleusercontent.com", hint, sizeof(hint)) &&
+		   strstr(hint, "/actifio"), "a Backup and DR URL without /actifio gets one: %s", hint);
+		ok(!dsfs_dialect_url_hint(bdr, "https://h/actifio", hint, sizeof(hint)), "one with it none");
+		ok(!dsfs_dialect_url_hint(sp, "http://h:1/storageplugin/api", hint, sizeof(hint)), "nor a plugin URL");
+	}
+	{
+		char *argv[] = { "dsfs", "--credentials=/etc/dsfs/a.cred", "http://h/storageplugin/api", "/mnt" };
+		is_int(parse(&o, err, sizeof(err), 4, argv), -EINVAL, "--credentials=FILE is refused");
+		ok(strstr(err, "unknown option --credentials=...") && strstr(err, "did you mean -o credentials=...?") &&
+		   !strstr(err, "a.cred"), "named, with the -o form, without its value: %s", err);
+		dsfs_options_free(&o);
+	}
+	{
+		char *argv[] = { "dsfs", "-x", "http://h/storageplugin/api", "/mnt" };
+		is_int(parse(&o, err, sizeof(err), 4, argv), -EINVAL, "an unknown -x is refused");
+		ok(strstr(err, "unknown option -x ") != NULL, "named: %s", err);
+		dsfs_options_free(&o);
+	}
+	{
+		char *argv[] = { "dsfs", "http://h/storageplugin/api", "/mnt", "/other" };
+		is_int(parse(&o, err, sizeof(err), 4, argv), -EINVAL, "an argument past the mountpoint is refused");
+		ok(strstr(err, "'/other'") != NULL, "named: %s", err);
+		dsfs_options_free(&o);
+	}
+	{
+		char *argv[] = { "dsfs", "-d", "--debug", "-o", "estate=/e.conf", "/mnt" };
+		is_int(parse(&o, err, sizeof(err), 6, argv), 0, "libfuse's own dash options pass");
+		is_str(o.mountpoint, "/mnt", "an estate's one argument is the mountpoint");
 		dsfs_options_free(&o);
 	}
 	{
