@@ -12,11 +12,15 @@ The package (test_debian_package): builds dsfs with
 git tracks or would add), installs the .deb with `dpkg -i`, mounts the
 reference server through `mount -t dsfs`, through the example systemd
 unit's options and through an /etc/fstab line, reads the tree, unmounts,
-and purges the package. /etc/fstab is restored and the package removed
+and purges the package. Before the mounts, the installed dsfs-refserver is
+started by hand as the README says and the lines it prints (the credentials
+file and the dsfs command line) are run: they mount it. The package's
+description names the four APIs. /etc/fstab is restored and the package removed
 whatever happens. It does not use DSFS_BIN, so it is marked slow: the
 sanitizer pass would only repeat it.
 """
 
+import json
 import os
 import re
 import shutil
@@ -334,6 +338,13 @@ def test_debian_package(server_factory, tmp_path):
                  "./usr/share/doc/dsfs/examples/dsfs-estate-git.timer"):
         assert re.search(r" %s$" % re.escape(path), contents, re.M), (path, contents)
     assert re.search(r"^-rwxr-xr-x .* \./usr/share/doc/dsfs/examples/dsfs-estate-to-git$", contents, re.M)
+    assert re.search(r"^-rwxr-xr-x .* \./usr/bin/dsfs-refserver$", contents, re.M), contents
+    for name in ("refserver.py", "refcore.py", "openapi_check.py", "dialect_storageplugin.py", "dialect_dscc.py",
+                 "dialect_backupdr.py", "dialect_cloudsync.py", "spec/dscc-storage-api-v1.2.0.json"):
+        assert re.search(r" \./usr/share/dsfs/refserver/%s$" % re.escape(name), contents, re.M), (name, contents)
+    description = sh("dpkg-deb", "-f", deb, "Description").stdout
+    for api in ("storage-plugin", "Data Services Cloud Console", "Backup and DR", "Cloud Sync"):
+        assert api in description, (api, description)
     depends = sh("dpkg-deb", "-f", deb, "Depends").stdout
     for dep in ("fuse3", "libfuse3-3", "libcurl4", "libjson-c5", "libssl3", "libc6"):
         assert re.search(r"(^|, )%s\b" % dep, depends), (dep, depends)
@@ -357,6 +368,8 @@ def test_debian_package(server_factory, tmp_path):
         assert "-o credentials=FILE" in page and "/usr/share/doc/dsfs/cookbook.md" in page
         for doc in re.findall(r"/usr/share/doc/dsfs/[\w./-]+", page + open(os.path.join(DOCS, "cookbook.md")).read()):
             assert os.path.exists(doc.rstrip(".")), doc  # every installed file the docs name is there
+
+        try_the_installed_refserver(tmp_path / "try")
 
         # mount -t dsfs, as root from a shell
         sh("mount", "-t", "dsfs", server.url, mnt, "-o", "credentials=%s,_netdev" % cred, timeout=60)
@@ -389,5 +402,48 @@ def test_debian_package(server_factory, tmp_path):
         if package_status():
             sh("dpkg", "--purge", "dsfs", timeout=300)
     assert not package_status()
-    for path in ("/sbin/mount.dsfs", "/usr/bin/dsfs", "/usr/share/man/man1/dsfs.1.gz", "/usr/share/doc/dsfs"):
+    for path in ("/sbin/mount.dsfs", "/usr/bin/dsfs", "/usr/share/man/man1/dsfs.1.gz", "/usr/share/doc/dsfs",
+                 "/usr/bin/dsfs-refserver", "/usr/share/dsfs"):
         assert not os.path.lexists(path), path
+
+
+def try_the_installed_refserver(cwd):
+    """dsfs-refserver, as the README says to try it: started by hand, it prints the credentials
+    file and the dsfs command line; those lines, pasted into a shell, mount it."""
+    cwd.mkdir()
+    assert shutil.which("dsfs-refserver") == "/usr/bin/dsfs-refserver"
+    proc = subprocess.Popen(["dsfs-refserver", "--dialect", "backupdr", "--listen", "127.0.0.1:0",
+                             "--test-controls", "--how-to-mount"], cwd=str(cwd),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    mnt = str(cwd / "mnt")
+    try:
+        ready = proc.stdout.readline()
+        assert ready.startswith("listening on http://127.0.0.1:") and ready.rstrip().endswith("/actifio"), ready
+        url = ready.split()[-1]
+        told = []
+        for line in proc.stderr:
+            told.append(line)
+            if "fusermount3 -u mnt" in line:
+                break
+        text = "".join(told)
+        assert "token=dsfs-demo-token" in text, text
+        commands = [line.strip() for line in told if line.startswith("    ") and not line.strip().startswith("#")]
+        assert commands[-2:] == ["ls mnt", "fusermount3 -u mnt"], commands
+        assert any(c.startswith("dsfs -o ") and c.endswith(" %s mnt" % url) for c in commands), commands
+        r = sh("bash", "-c", "set -e\n" + "\n".join(commands[:-1]), cwd=str(cwd), timeout=60)
+        assert "applications" in r.stdout.split(), r.stdout
+        cred = str(cwd / "refserver-backupdr.cred")
+        assert os.stat(cred).st_mode & 0o777 == 0o600
+        assert [os.readlink("/proc/%d/exe" % p) for p in daemons(mnt)] == ["/usr/bin/dsfs"]
+        assert [e for e in os.listdir(os.path.join(mnt, "applications")) if not e.startswith(".")]
+        root = url[:-len("/actifio")]
+        r = sh("curl", "-sf", root + "/_sim/requests")
+        logins = [q for q in json.loads(r.stdout)["requests"] if q["method"] == "POST" and q["path"].endswith("/session")]
+        assert logins and logins[0]["status"] == 200, r.stdout  # logged in with the printed token
+        sh("fusermount3", "-u", mnt)
+    finally:
+        if os.path.ismount(mnt):
+            subprocess.run(["fusermount3", "-uz", mnt])
+        proc.kill()
+        proc.wait()
+    assert not os.path.lexists(str(cwd / "__pycache__"))
