@@ -173,6 +173,31 @@ def test_man_page_options_match_help():
                     "-o %s: --help says default %s; dsfs(1) says: %s" % (o, default, described[o])
 
 
+def test_fuse_thread_bound_has_one_default():
+    """-o max_threads: --help and dsfs(1) give the bound dsfs sets (src/fuse_ops.h), not libfuse's."""
+    with open(os.path.join(REPO, "src", "fuse_ops.h")) as f:
+        defs = dict(re.findall(r"^#define (DSFS_FUSE_\w+) (.*)$", f.read(), re.M))
+    expr = defs["DSFS_FUSE_MAX_THREADS"]
+    for name, value in defs.items():
+        expr = expr.replace(name, value)
+    bound = eval(expr, {"__builtins__": {}})  # a sum of integer literals
+    idle = int(defs["DSFS_FUSE_IDLE_THREADS"])
+    helped = [d for o, _, d in help_sections()["fuse"] if "max_threads" in o]
+    man = [d for o, _, d in man_items(man_sections(built_page("dsfs.1"))["FUSE OPTIONS"]) if "max_threads" in o]
+    assert len(helped) == 1 and len(man) == 1, (helped, man)
+    for text in (helped[0], man[0]):
+        assert re.findall(r"default:? (\d+)", text) == [str(bound)], text
+        assert "%d kept idle" % idle in text and "no effect" in text, text
+    r = subprocess.run([dsfs_binary(), "--help"], capture_output=True, text=True, timeout=30)
+    assert "(default: 10)" not in r.stdout and "(default: -1)" not in r.stdout, r.stdout
+
+
+def test_help_names_the_man_page_not_the_sources():
+    r = subprocess.run([dsfs_binary(), "--help"], capture_output=True, text=True, timeout=30)
+    assert "man dsfs" in r.stdout
+    assert not re.search(r"\b(docs|src)/|\.md\b|\.c\b", r.stdout), r.stdout
+
+
 def test_man_page_mentions_only_real_options():
     helped = help_sections()
     known = union(helped["dsfs"], 0) | union(helped["fuse"], 0)
