@@ -430,6 +430,7 @@ int main(int argc, char *argv[])
 		/* Not libfuse's fuse_cmdline_help(): its -h, -V, -d, -f and -s are in usage(),
 		 * and it gives libfuse's max_threads default, which dsfs does not use. */
 		printf("\nFUSE options:\n"
+		       "    -o debug               the same as -d\n"
 		       "    -o clone_fd            a separate /dev/fuse file descriptor per thread\n"
 		       "    -o max_idle_threads=N, -o max_threads=N\n"
 		       "                           accepted; no effect: dsfs bounds its FUSE loop at %d\n"
