@@ -460,7 +460,8 @@ def try_the_installed_refserver(cwd):
         assert "applications" in r.stdout.split(), r.stdout
         cred = str(cwd / "refserver-backupdr.cred")
         assert os.stat(cred).st_mode & 0o777 == 0o600
-        assert [os.readlink("/proc/%d/exe" % p) for p in daemons(mnt)] == ["/usr/bin/dsfs"]
+        assert shutil.which("dsfs") == "/usr/bin/dsfs"  # the dsfs the printed line ran
+        assert mounted_source_and_type(mnt) == (url, "fuse.dsfs")
         assert [e for e in os.listdir(os.path.join(mnt, "applications")) if not e.startswith(".")]
         root = url[:-len("/actifio")]
         r = sh("curl", "-sf", root + "/_sim/requests")
