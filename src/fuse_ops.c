@@ -1219,8 +1219,6 @@ static const struct fuse_opt glue_opts[] = {
 void dsfs_fuse_print_help(struct fuse_args *args)
 {
 	(void)args;
-	printf("\nFUSE options:\n");
-	fuse_cmdline_help();
 	fuse_lowlevel_help();
 	printf("    -o uid=N               owner of every file (default: the user who mounted)\n"
 	       "    -o gid=N               group of every file\n"
@@ -1424,7 +1422,7 @@ int dsfs_fuse_run(struct dsfs_estate *e, struct fuse_args *args, const struct ds
 		if (!lc)
 			goto out_signals;
 		fuse_loop_cfg_set_max_threads(lc, DSFS_FUSE_MAX_THREADS);
-		fuse_loop_cfg_set_idle_threads(lc, 10);
+		fuse_loop_cfg_set_idle_threads(lc, DSFS_FUSE_IDLE_THREADS);
 		ret = fuse_session_loop_mt(g.se, lc) < 0;
 		fuse_loop_cfg_destroy(lc);
 	}

@@ -27,7 +27,7 @@ struct dsfs_mount_opts {
  */
 int dsfs_fuse_run(struct dsfs_estate *estate, struct fuse_args *args, const struct dsfs_mount_opts *mo);
 
-/* Prints libfuse's own option help (after dsfs's). */
+/* Prints libfuse's own option help (after dsfs's and main.c's lines on its threads). */
 void dsfs_fuse_print_help(struct fuse_args *args);
 
 /*
@@ -40,6 +40,8 @@ void dsfs_fuse_print_help(struct fuse_args *args);
 #define DSFS_FUSE_SHARE_PER_USER 32
 #define DSFS_FUSE_SHARE_OTHERS 48
 #define DSFS_FUSE_MAX_THREADS (DSFS_FUSE_SHARE_PER_USER + DSFS_FUSE_SHARE_OTHERS + 128)
+/* Worker threads the FUSE loop keeps when idle; -o max_idle_threads does not change it. */
+#define DSFS_FUSE_IDLE_THREADS 10
 
 /*
  * The share of cache_size the kernel's inodes may take (1/N), the cache

@@ -47,8 +47,8 @@ static void usage(const char *prog)
 	       "\n"
 	       "dsfs options:\n"
 	       "    -o estate=FILE         mount several arrays and consoles at once, each under\n"
-	       "                           MOUNTPOINT/<member>/ (docs/estate.md); then no URL is given\n"
-	       "                           (or give estate:FILE as the URL, e.g. in fstab)\n"
+	       "                           MOUNTPOINT/<member>/ (the file: man dsfs); then no URL is\n"
+	       "                           given (or give estate:FILE as the URL, e.g. in fstab)\n"
 	       "    -o api=DIALECT         one of the dialects below (default: recognised from the URL;\n"
 	       "                           when it names none, storageplugin, with a warning)\n"
 	       "    -o credentials=FILE    key=value lines, the keys the dialect reads (below).\n"
@@ -88,7 +88,8 @@ static void usage(const char *prog)
 	       "    -h, --help             this help\n"
 	       "    -V, --version          versions of dsfs and libfuse\n"
 	       "\n"
-	       "Unmount with: fusermount3 -u MOUNTPOINT\n",
+	       "Unmount with: fusermount3 -u MOUNTPOINT\n"
+	       "The tree, the control files and an example per API: man dsfs (dsfs(1)).\n",
 	       prog, prog);
 	printf("\nDialects (-o api=) and the keys of their credentials files:\n");
 	for (size_t i = 0; dsfs_dialects[i]; i++) {
@@ -460,6 +461,15 @@ int main(int argc, char *argv[])
 	}
 	if (o.show_help) {
 		usage(argv[0]);
+		/* Not libfuse's fuse_cmdline_help(): its -h, -V, -d, -f and -s are in usage(),
+		 * and it gives libfuse's max_threads default, which dsfs does not use. */
+		printf("\nFUSE options:\n"
+		       "    -o debug               the same as -d\n"
+		       "    -o clone_fd            a separate /dev/fuse file descriptor per thread\n"
+		       "    -o max_idle_threads=N, -o max_threads=N\n"
+		       "                           accepted; no effect: dsfs bounds its FUSE loop at %d\n"
+		       "                           worker threads (default %d; %d kept idle), started as needed\n",
+		       DSFS_FUSE_MAX_THREADS, DSFS_FUSE_MAX_THREADS, DSFS_FUSE_IDLE_THREADS);
 		dsfs_fuse_print_help(&args);
 		ret = 0;
 		goto out;

@@ -1,4 +1,5 @@
-"""docs/cookbook.md, run as written against the reference server.
+"""docs/cookbook.md, and every command block of the README and docs/*.md, run as written
+against the reference server.
 
 The cookbook marks every recipe as a fenced block whose info string is
 `sh recipe=NAME`; a block that is a copy of a file under docs/ also says
@@ -8,19 +9,58 @@ reference server's default estate, and check the effect through the API.
 A recipe without a test here fails test_every_recipe_has_a_test; a copied
 block that differs from its file fails test_copied_blocks_match_their_files.
 
+Every other fenced block of README and docs/*.md says what it is by its
+language: `sh` for commands, or `text`, `json`, `ini`, `python` for what is
+not typed into a shell (test_every_block_says_what_it_is). Each `sh` block is
+run by test_doc_block_runs (one test per block, named FILE:LINE) unless its
+info string says otherwise:
+
+  needs=hardware    it needs a real array, console or machine (a real URL, a
+                    service account's key, systemd as init): not run; use
+                    sparingly, for the one line that needs it
+  needs=time        a measurement that runs for minutes: not run
+  run-by=PATH       another test or script runs it (PATH must exist and name
+                    the block's commands)
+  recipe=NAME       a cookbook recipe, run by its own test below
+
+A run block runs with bash (set -euo pipefail, set -x), in an empty scratch
+directory, with:
+
+  MOUNT, and the first /mnt/NAME the block names (every occurrence of it):
+                    a live dsfs mount of the reference server in the
+                    dialect `api=NAME` names (storageplugin by default;
+                    dscc, backupdr, cloudsync; estate: the four, one member
+                    each), with the -o options `options=A,B` names
+  /etc/dsfs, /srv/  directories under the scratch directory (/etc/dsfs not
+                    created: the block must create it), so that a block that
+                    writes credentials runs as written; every file left under
+                    /etc/dsfs must be mode 0600 and every directory 0700
+  refserver         (info word) the block talks to a reference server at
+                    127.0.0.1:PORT: the test starts one (api=NAME) and puts
+                    its port in place of every 127.0.0.1:PORT
+  dsfs              the dsfs under test (DSFS_BIN)
+  watch CMD         runs CMD once; tail -f ends after 2 s (as Ctrl-C would)
+
+and must exit 0. test_no_command_hides_in_an_indented_block keeps commands
+out of indented blocks (which would escape all this), and
+test_secrets_are_private_from_the_start refuses `> FILE; chmod 600 FILE`.
+test_docs_use_the_projects_own_words keeps out words from outside dsfs.
+
 The systemd units in docs/examples/ are checked with `systemd-analyze verify`.
 """
 
+import glob
 import math
 import os
 import re
 import shutil
+import stat
 import subprocess
 import time
 
 import pytest
 
-from conftest import REPO, list_all
+from conftest import REPO, dsfs_binary, list_all
 
 DOCS = os.path.join(REPO, "docs")
 COOKBOOK = os.path.join(DOCS, "cookbook.md")
@@ -32,11 +72,11 @@ TESTED = {"snapshot-all", "clone-newest", "map-lun", "over-90", "capacity", "cou
           "start-task", "watch-progress", "follow-log", "follow-log-until-done"}
 
 
-def fenced_blocks(path):
-    """[(info words as a dict, text)] for every ``` block of a Markdown file."""
-    blocks, info, lines = [], None, []
+def fenced_blocks_at(path):
+    """[(line number, info words as a dict, text)] for every ``` block of a Markdown file."""
+    blocks, info, lines, at = [], None, [], 0
     with open(path) as f:
-        for line in f:
+        for n, line in enumerate(f, 1):
             if info is None:
                 m = re.match(r"^```(\S*)(.*)$", line.rstrip("\n"))
                 if m:
@@ -44,14 +84,19 @@ def fenced_blocks(path):
                     for word in m.group(2).split():
                         k, _, v = word.partition("=")
                         info[k] = v
-                    lines = []
+                    lines, at = [], n
             elif line.rstrip("\n") == "```":
-                blocks.append((info, "".join(lines)))
+                blocks.append((at, info, "".join(lines)))
                 info = None
             else:
                 lines.append(line)
     assert info is None, "%s: a ``` block is not closed" % path
     return blocks
+
+
+def fenced_blocks(path):
+    """[(info words as a dict, text)] for every ``` block of a Markdown file."""
+    return [(info, text) for _, info, text in fenced_blocks_at(path)]
 
 
 def recipes():
@@ -437,3 +482,234 @@ def test_units_agree_with_each_other():
     assert "MOUNT=%s" % where in svc["Environment"][0].split()
     assert svc["ExecStart"] == ["/usr/local/sbin/dsfs-estate-to-git"]
     assert unit_values("dsfs-estate-git.timer")["Persistent"] == ["true"]
+
+
+# -- every command block of the README and docs/*.md
+
+DOC_FILES = [os.path.join(REPO, "README")] + sorted(glob.glob(os.path.join(DOCS, "*.md")))
+NOT_COMMANDS = {"text", "json", "ini", "python"}
+NEEDS = {"hardware", "time"}
+# how a block's mount is made, per api=: the reference server's options and the mount's
+DOC_APIS = ("storageplugin", "dscc", "backupdr", "cloudsync", "estate")
+# first words of the lines a shell runs, for spotting commands outside ```sh blocks
+COMMAND_WORDS = {"dsfs", "echo", "cat", "ls", "jq", "find", "grep", "mount", "umount", "fusermount3", "install",
+                 "printf", "for", "mkdir", "rmdir", "tail", "watch", "df", "rsync", "sed", "dpkg",
+                 "dpkg-buildpackage", "python3", "curl", "systemctl", "apt-get", "git", "cd", "export", "chmod",
+                 "cp", "tar", "perf", "valgrind", "gdb", "readlink", "sponge", "vim", "while", "if", "timeout",
+                 "sudo", "umask", "mount.dsfs", "dsfs-refserver"}
+# the mount a block acts on: MOUNT (not $MOUNT, MOUNTPOINT or MOUNT=), or /mnt/NAME
+MOUNT_WORD = re.compile(r"(?<![\w$])MOUNT(?![\w=])")
+MNT_PATH = re.compile(r"/mnt/[\w.-]+")
+
+PRELUDE = r"""set -euo pipefail
+dsfs() { "$DSFS_BIN" "$@"; }
+watch() { while [ "${1#-}" != "${1:-}" ]; do case $1 in -n) shift 2 ;; *) shift ;; esac; done; "$@"; }
+tail() {
+    if [ "${1:-}" = -f ]; then
+        local rc=0
+        timeout 2 tail "$@" || rc=$?
+        [ "$rc" = 124 ] || return "$rc"
+    else
+        command tail "$@"
+    fi
+}
+set -x
+"""
+
+
+def doc_name(path):
+    return os.path.relpath(path, REPO)
+
+
+def doc_blocks():
+    """[(FILE:LINE, info, text)] of every fenced block of README and docs/*.md."""
+    return [("%s:%d" % (doc_name(path), at), info, text)
+            for path in DOC_FILES for at, info, text in fenced_blocks_at(path)]
+
+
+def runnable(info):
+    return info["lang"] == "sh" and not ({"needs", "run-by", "recipe"} & set(info))
+
+
+RUNNABLE = [(where, info, text) for where, info, text in doc_blocks() if runnable(info)]
+
+
+INTERPRETERS = {"python3", "/usr/bin/python3", "bash", "sh", "env", "exec", "sudo"}
+
+
+def block_programs(text):
+    """The program each command line of a block starts (the last part of its path; for
+    `python3 SCRIPT`, the script's)."""
+    out = []
+    for line in text.splitlines():
+        words = line.split()
+        if not words or words[0].startswith("#") or line.startswith((" ", "\t")):
+            continue
+        while len(words) > 1 and words[0] in INTERPRETERS:
+            words = words[1:]
+        out.append(os.path.basename(words[0]))
+    return out
+
+
+def test_every_block_says_what_it_is():
+    seen = 0
+    for where, info, text in doc_blocks():
+        lang = info["lang"]
+        assert lang in NOT_COMMANDS | {"sh"}, \
+            "%s: a ``` block must say what it is: ```sh (commands, run by a test) or one of %s" % (
+                where, sorted(NOT_COMMANDS))
+        if lang != "sh":
+            continue
+        seen += 1
+        if "needs" in info:
+            assert info["needs"] in NEEDS, "%s: needs=%s is not one of %s" % (where, info["needs"], sorted(NEEDS))
+        if "run-by" in info:
+            path = os.path.join(REPO, info["run-by"])
+            assert os.path.isfile(path), "%s: run-by=%s does not exist" % (where, info["run-by"])
+            with open(path) as f:
+                runner = f.read()
+            for prog in block_programs(text):
+                assert prog in runner, "%s: %s does not run %s" % (where, info["run-by"], prog)
+        if runnable(info):
+            assert info.get("api", "storageplugin") in DOC_APIS, "%s: api=%s" % (where, info.get("api"))
+    assert seen > 40, seen
+    marked = [w for w, info, _ in doc_blocks() if info.get("needs") == "hardware"]
+    assert len(marked) <= len(RUNNABLE) // 2, "needs=hardware is for the few lines that need it: %s" % marked
+
+
+def indented_blocks(path):
+    """[(line, first line)] of the indented (4 spaces) blocks outside ``` blocks."""
+    out, fenced, prev_blank, inside = [], False, True, False
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            line = line.rstrip("\n")
+            if line.startswith("```"):
+                fenced, inside = not fenced, False
+            elif not fenced:
+                if line.startswith("    ") and line.strip():
+                    if prev_blank and not inside:
+                        out.append((n, []))
+                        inside = True
+                    if inside:
+                        out[-1][1].append(line.strip())
+                elif line.strip():
+                    inside = False
+            prev_blank = not line.strip()
+    return out
+
+
+def looks_like_a_command(line):
+    words = line.lstrip("$ ").split()
+    if not words or words[0].startswith("#"):
+        return False
+    if len(words) > 1 and words[1].endswith(":"):
+        return False  # "dsfs benchmark: ...", output
+    return words[0] in COMMAND_WORDS or words[0].startswith(("./", "tests/", "scripts/")) or \
+        re.match(r"^[A-Z][A-Z_]*=\S", words[0]) is not None
+
+
+def test_no_command_hides_in_an_indented_block():
+    """A command in an indented block would be run by no test: it goes in a ```sh block."""
+    found = []
+    for path in DOC_FILES:
+        for n, lines in indented_blocks(path):
+            first = next((line for line in lines if not line.startswith("#")), "")
+            if looks_like_a_command(first):
+                found.append("%s:%d: %s" % (doc_name(path), n, first))
+    assert not found, "commands in indented blocks (make them ```sh blocks):\n" + "\n".join(found)
+
+
+def test_secrets_are_private_from_the_start():
+    """`printf ... > FILE; chmod 600 FILE` leaves the secret readable by all for a moment: the
+    file is created 0600 first (install -m 600 /dev/null FILE, or umask 077)."""
+    bad = []
+    for path in DOC_FILES + sorted(glob.glob(os.path.join(DOCS, "*.scd"))):
+        with open(path) as f:
+            text = f.read()
+        for m in re.finditer(r"chmod\s+(?:0?600|go-rwx|u=rw,go=)\s+(\S+)", text):
+            before = text[:m.start()]
+            if re.search(r">\s*%s(\s|;|$)" % re.escape(m.group(1)), before[-400:]):
+                bad.append("%s: %s" % (doc_name(path), text[before.rfind("\n") + 1:text.find("\n", m.end())]))
+    assert not bad, "\n".join(bad)
+
+
+def test_docs_use_the_projects_own_words():
+    outside = re.compile(r"CONTRACT|\bseed \d|\bthe seed\b|\bseed (says|does|gives)|\bissue \d+|\bissue's\b|"
+                         r"\bhelpers?\b.*\bsession\b", re.I)
+    bad = []
+    for path in DOC_FILES + sorted(glob.glob(os.path.join(DOCS, "*.scd"))) + \
+            [os.path.join(REPO, "debian", "control"), os.path.join(REPO, "tests", "server", "refserver.py")]:
+        with open(path) as f:
+            for n, line in enumerate(f, 1):
+                if outside.search(line):
+                    bad.append("%s:%d: %s" % (doc_name(path), n, line.strip()))
+    assert not bad, "\n".join(bad)
+
+
+def doc_mount(api, options, server_factory, dsfs_mount, tmp_path):
+    """A live mount of the reference server in that dialect, as a block's MOUNT."""
+    from test_backupdr import TOKEN
+    from test_cloudsync import credentials as cs_credentials
+    from test_dscc import dscc_credentials
+    from test_estate import write_estate
+
+    fast = ("--test-controls", "--task-seconds", "0.5")
+    if api == "storageplugin":
+        return dsfs_mount(server_factory(*fast), *options)
+    if api == "dscc":
+        srv = server_factory("--dialect", "dscc", *fast)
+        return dsfs_mount(srv, "api=dscc", *options, credentials=dscc_credentials(tmp_path, srv))
+    if api == "backupdr":
+        srv = server_factory("--dialect", "backupdr", *fast)
+        cred = tmp_path / "bdr-cred"
+        fd = os.open(str(cred), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("token=%s\n" % TOKEN)
+        return dsfs_mount(srv, "api=backupdr", *options, credentials=str(cred))
+    if api == "cloudsync":
+        srv = server_factory("--dialect", "cloudsync", *fast)
+        return dsfs_mount(srv, "api=cloudsync", *options, credentials=cs_credentials(tmp_path, srv))
+    sp = server_factory(*fast)
+    dscc = server_factory("--dialect", "dscc", *fast)
+    bdr = server_factory("--dialect", "backupdr", *fast)
+    cs = server_factory("--dialect", "cloudsync", *fast)
+    path = write_estate(tmp_path, [
+        ("prod-a", {"url": sp.url, "username": "admin", "password": "admin"}),
+        ("cloud", {"url": dscc.url, "api": "dscc", "client_id": "dsfs-demo", "client_secret": "dsfs-demo-secret",
+                   "token_url": dscc.root + "/oauth2/token"}),
+        ("backup", {"url": bdr.url, "token": TOKEN}),
+        ("sync", {"url": cs.url, "api": "cloudsync", "refresh_token": "dsfs-demo-refresh-token",
+                  "client_id": "dsfs-demo", "token_url": cs.root + "/oauth/token"}),
+    ])
+    return dsfs_mount(sp, "estate=" + path, *options, estate=True)
+
+
+@pytest.mark.parametrize("where,info,text", RUNNABLE, ids=[w for w, _, _ in RUNNABLE])
+def test_doc_block_runs(where, info, text, server_factory, dsfs_mount, tmp_path):
+    api = info.get("api", "storageplugin")
+    options = [o for o in info.get("options", "").split(",") if o]
+    scratch = tmp_path / "scratch"
+    (scratch / "etc").mkdir(parents=True)
+    (scratch / "srv").mkdir()
+    script = text
+    if "refserver" in info:
+        dialect = {"storageplugin": "storage-plugin"}.get(api, api)
+        srv = server_factory("--dialect", dialect, "--test-controls")
+        script = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:%d" % srv.port, script)
+    mnt = MNT_PATH.search(script)
+    if MOUNT_WORD.search(script) or mnt:
+        m = doc_mount(api, options, server_factory, dsfs_mount, tmp_path)
+        script = MOUNT_WORD.sub(m.path, script)
+        if mnt:
+            script = re.sub(re.escape(mnt.group(0)) + r"(?![\w.-])", m.path, script)
+    script = script.replace("/etc/dsfs", str(scratch / "etc" / "dsfs")).replace("/srv/", str(scratch / "srv") + "/")
+    env = dict(os.environ, DSFS_BIN=dsfs_binary(), HOME=str(scratch))
+    r = subprocess.run(["bash", "-c", PRELUDE + script], cwd=str(scratch), capture_output=True, text=True,
+                       timeout=180, env=env, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, "%s failed (exit %d):\n--- the block as run:\n%s\n--- stdout:\n%s\n--- stderr:\n%s" % (
+        where, r.returncode, script, r.stdout[-4000:], r.stderr[-6000:])
+    for d, dirs, files in os.walk(str(scratch / "etc" / "dsfs")):
+        assert stat.S_IMODE(os.stat(d).st_mode) == 0o700, "%s: %s is not mode 0700" % (where, d)
+        for f in files:
+            mode = stat.S_IMODE(os.stat(os.path.join(d, f)).st_mode)
+            assert mode == 0o600, "%s: %s is mode %o, not 0600" % (where, f, mode)

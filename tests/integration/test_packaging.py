@@ -12,11 +12,15 @@ The package (test_debian_package): builds dsfs with
 git tracks or would add), installs the .deb with `dpkg -i`, mounts the
 reference server through `mount -t dsfs`, through the example systemd
 unit's options and through an /etc/fstab line, reads the tree, unmounts,
-and purges the package. /etc/fstab is restored and the package removed
+and purges the package. Before the mounts, the installed dsfs-refserver is
+started by hand as the README says and the lines it prints (the credentials
+file and the dsfs command line) are run: they mount it. The package's
+description names the four APIs. /etc/fstab is restored and the package removed
 whatever happens. It does not use DSFS_BIN, so it is marked slow: the
 sanitizer pass would only repeat it.
 """
 
+import json
 import os
 import re
 import shutil
@@ -167,6 +171,32 @@ def test_man_page_options_match_help():
             for o in opts:
                 assert re.search(r"default:? %s\b" % re.escape(default), described[o]), \
                     "-o %s: --help says default %s; dsfs(1) says: %s" % (o, default, described[o])
+
+
+def test_fuse_thread_bound_has_one_default():
+    """-o max_threads: --help and dsfs(1) give the bound dsfs sets (src/fuse_ops.h), not libfuse's."""
+    with open(os.path.join(REPO, "src", "fuse_ops.h")) as f:
+        defs = dict(re.findall(r"^#define (DSFS_FUSE_\w+) (.*)$", f.read(), re.M))
+    expr = defs["DSFS_FUSE_MAX_THREADS"]
+    for name, value in defs.items():
+        expr = expr.replace(name, value)
+    bound = eval(expr, {"__builtins__": {}})  # a sum of integer literals
+    idle = int(defs["DSFS_FUSE_IDLE_THREADS"])
+    helped = [d for o, _, d in help_sections()["fuse"] if "max_threads" in o]
+    man = [d for o, _, d in man_items(man_sections(built_page("dsfs.1"))["FUSE OPTIONS"]) if "max_threads" in o]
+    assert len(helped) == 1 and len(man) == 1, (helped, man)
+    for text in (helped[0], man[0]):
+        assert re.findall(r"default:? (\d+)", text) == [str(bound)], text
+        assert "%d kept idle" % idle in text and "no effect" in text, text
+    r = subprocess.run([dsfs_binary(), "--help"], capture_output=True, text=True, timeout=30)
+    assert "(default: 10)" not in r.stdout and "(default: -1)" not in r.stdout, r.stdout
+
+
+def test_help_names_the_man_page_not_the_sources():
+    r = subprocess.run([dsfs_binary(), "--help"], capture_output=True, text=True, timeout=30)
+    text = r.stdout.partition("\n\n")[2]  # after the usage lines, which name the binary as it was run
+    assert "man dsfs" in text
+    assert not re.search(r"\b(docs|src)/|\.md\b|\.c\b", text), text
 
 
 def test_man_page_mentions_only_real_options():
@@ -334,6 +364,13 @@ def test_debian_package(server_factory, tmp_path):
                  "./usr/share/doc/dsfs/examples/dsfs-estate-git.timer"):
         assert re.search(r" %s$" % re.escape(path), contents, re.M), (path, contents)
     assert re.search(r"^-rwxr-xr-x .* \./usr/share/doc/dsfs/examples/dsfs-estate-to-git$", contents, re.M)
+    assert re.search(r"^-rwxr-xr-x .* \./usr/bin/dsfs-refserver$", contents, re.M), contents
+    for name in ("refserver.py", "refcore.py", "openapi_check.py", "dialect_storageplugin.py", "dialect_dscc.py",
+                 "dialect_backupdr.py", "dialect_cloudsync.py", "spec/dscc-storage-api-v1.2.0.json"):
+        assert re.search(r" \./usr/share/dsfs/refserver/%s$" % re.escape(name), contents, re.M), (name, contents)
+    description = " ".join(sh("dpkg-deb", "-f", deb, "Description").stdout.split())
+    for api in ("storage-plugin", "Data Services Cloud Console", "Backup and DR", "Cloud Sync"):
+        assert api in description, (api, description)
     depends = sh("dpkg-deb", "-f", deb, "Depends").stdout
     for dep in ("fuse3", "libfuse3-3", "libcurl4", "libjson-c5", "libssl3", "libc6"):
         assert re.search(r"(^|, )%s\b" % dep, depends), (dep, depends)
@@ -357,6 +394,8 @@ def test_debian_package(server_factory, tmp_path):
         assert "-o credentials=FILE" in page and "/usr/share/doc/dsfs/cookbook.md" in page
         for doc in re.findall(r"/usr/share/doc/dsfs/[\w./-]+", page + open(os.path.join(DOCS, "cookbook.md")).read()):
             assert os.path.exists(doc.rstrip(".")), doc  # every installed file the docs name is there
+
+        try_the_installed_refserver(tmp_path / "try")
 
         # mount -t dsfs, as root from a shell
         sh("mount", "-t", "dsfs", server.url, mnt, "-o", "credentials=%s,_netdev" % cred, timeout=60)
@@ -389,5 +428,49 @@ def test_debian_package(server_factory, tmp_path):
         if package_status():
             sh("dpkg", "--purge", "dsfs", timeout=300)
     assert not package_status()
-    for path in ("/sbin/mount.dsfs", "/usr/bin/dsfs", "/usr/share/man/man1/dsfs.1.gz", "/usr/share/doc/dsfs"):
+    for path in ("/sbin/mount.dsfs", "/usr/bin/dsfs", "/usr/share/man/man1/dsfs.1.gz", "/usr/share/doc/dsfs",
+                 "/usr/bin/dsfs-refserver", "/usr/share/dsfs"):
         assert not os.path.lexists(path), path
+
+
+def try_the_installed_refserver(cwd):
+    """dsfs-refserver, as the README says to try it: started by hand, it prints the credentials
+    file and the dsfs command line; those lines, pasted into a shell, mount it."""
+    cwd.mkdir()
+    assert shutil.which("dsfs-refserver") == "/usr/bin/dsfs-refserver"
+    proc = subprocess.Popen(["dsfs-refserver", "--dialect", "backupdr", "--listen", "127.0.0.1:0",
+                             "--test-controls", "--how-to-mount"], cwd=str(cwd),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    mnt = str(cwd / "mnt")
+    try:
+        ready = proc.stdout.readline()
+        assert ready.startswith("listening on http://127.0.0.1:") and ready.rstrip().endswith("/actifio"), ready
+        url = ready.split()[-1]
+        told = []
+        for line in proc.stderr:
+            told.append(line)
+            if "fusermount3 -u mnt" in line:
+                break
+        text = "".join(told)
+        assert "token=dsfs-demo-token" in text, text
+        commands = [line.strip() for line in told if line.startswith("    ") and not line.strip().startswith("#")]
+        assert commands[-2:] == ["ls mnt", "fusermount3 -u mnt"], commands
+        assert any(c.startswith("dsfs -o ") and c.endswith(" %s mnt" % url) for c in commands), commands
+        r = sh("bash", "-c", "set -e\n" + "\n".join(commands[:-1]), cwd=str(cwd), timeout=60)
+        assert "applications" in r.stdout.split(), r.stdout
+        cred = str(cwd / "refserver-backupdr.cred")
+        assert os.stat(cred).st_mode & 0o777 == 0o600
+        assert shutil.which("dsfs") == "/usr/bin/dsfs"  # the dsfs the printed line ran
+        assert mounted_source_and_type(mnt) == (url, "fuse.dsfs")
+        assert [e for e in os.listdir(os.path.join(mnt, "applications")) if not e.startswith(".")]
+        root = url[:-len("/actifio")]
+        r = sh("curl", "-sf", root + "/_sim/requests")
+        logins = [q for q in json.loads(r.stdout)["requests"] if q["method"] == "POST" and q["path"].endswith("/session")]
+        assert logins and logins[0]["status"] == 200, r.stdout  # logged in with the printed token
+        sh("fusermount3", "-u", mnt)
+    finally:
+        if os.path.ismount(mnt):
+            subprocess.run(["fusermount3", "-uz", mnt])
+        proc.kill()
+        proc.wait()
+    assert not os.path.lexists(str(cwd / "__pycache__"))

@@ -634,6 +634,11 @@ class BRoute:
 class BackupDR(Dialect):
     name = "backupdr"
     base = BDR_BASE
+    api = "backupdr"
+
+    def credentials(self, root):
+        # the token this server always accepts: a key_file needs a key pair (--sa-public-key)
+        return ["token=" + self.demo_token]
     session_ttl = 3600.0   # the seed: sessions end after one hour without calls
     token_ttl = 3600       # Google access tokens live an hour
 

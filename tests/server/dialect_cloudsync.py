@@ -377,6 +377,11 @@ def classify(segs):
 class CloudSync(Dialect):
     name = "cloudsync"
     base = CS_BASE
+    api = "cloudsync"
+
+    def credentials(self, root):
+        return ["refresh_token=" + self.refresh_token, "client_id=" + self.client_id,
+                "token_url=" + root + TOKEN_PATH]
     token_ttl = 3600      # the seed gives no figure; an hour makes renewal common
 
     def __init__(self, sim, opts):

@@ -1287,6 +1287,11 @@ class Dscc(Dialect):
     """The dscc dialect: routing, tokens, validation, lists and the estate."""
     name = "dscc"
     base = ""   # the server root: API paths start with /api/v1, tokens at /oauth2/token
+    api = "dscc"
+
+    def credentials(self, root):
+        return ["client_id=" + self.opts.client_id, "client_secret=" + self.opts.client_secret,
+                "token_url=" + root + DSCC_TOKEN_PATH]
 
     def __init__(self, sim, opts):
         super().__init__(sim, opts)

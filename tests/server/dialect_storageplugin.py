@@ -1243,6 +1243,13 @@ ROUTES = {route_key(r.template.split("/")[1:]): r for r in ROUTE_LIST}
 class StoragePlugin(Dialect):
     name = "storage-plugin"
     base = API_BASE
+    api = "storageplugin"
+
+    def credentials(self, root):
+        lines = ["username=" + self.opts.user, "password=" + self.opts.password]
+        if self.opts.arrays > 1:  # with one array any login selects it
+            lines.append("array=array1.example.com")
+        return lines
 
     def __init__(self, sim, opts):
         super().__init__(sim, opts)

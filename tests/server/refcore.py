@@ -874,8 +874,9 @@ def positive_float(s):
 
 
 
-def serve(opts, dialect_cls):
-    """Build the simulator, listen, print the one ready line and serve until killed."""
+def serve(opts, dialect_cls, announce):
+    """Build the simulator, listen, announce(dialect, root URL) and serve until killed.
+    announce prints the one ready line."""
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: os._exit(0))
     sim = Sim(opts, dialect_cls)
@@ -896,7 +897,5 @@ def serve(opts, dialect_cls):
     sim.port = httpd.server_address[1]
     shown = "[%s]" % host if ":" in host else host
     sim.default_host = "%s:%d" % (shown, sim.port)
-    sys.stdout.write("listening on %s://%s:%d%s\n" % (sim.scheme, shown, sim.port,
-                                                       sim.dialect.base))
-    sys.stdout.flush()
+    announce(sim.dialect, "%s://%s" % (sim.scheme, sim.default_host))
     httpd.serve_forever(poll_interval=0.5)

@@ -13,6 +13,9 @@ benchmarks run against it; docs/refserver.md describes it.
 This file is the entry point: the registry of dialects and the options.
 refcore.py holds what every dialect shares, dialect_*.py one API each.
 
+Started by hand (stdout a terminal, or --how-to-mount) it also prints the
+credentials file and the dsfs command line that mount it.
+
 Run: python3 tests/server/refserver.py --listen 127.0.0.1:0 [options]
      python3 tests/server/refserver.py --dialect dscc --listen 127.0.0.1:0 [options]
      python3 tests/server/refserver.py --dialect backupdr --listen 127.0.0.1:0 [options]
@@ -21,6 +24,7 @@ Run: python3 tests/server/refserver.py --listen 127.0.0.1:0 [options]
 
 import argparse
 import os
+import shlex
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -40,7 +44,7 @@ def parse_args(argv):
     p = argparse.ArgumentParser(
         prog="refserver.py",
         description="dsfs reference storage server: the storage-plugin REST API "
-                    "(CONTRACT.md) with in-memory state. Prints one line "
+                    "(docs/refserver.md) with in-memory state. Prints one line "
                     "'listening on http[s]://HOST:PORT/storageplugin/api' when ready "
                     "('listening on http[s]://HOST:PORT' with --dialect dscc, "
                     "'listening on http[s]://HOST:PORT/actifio' with --dialect backupdr, "
@@ -108,6 +112,12 @@ def parse_args(argv):
         d.add_options(p)
     p.add_argument("--verbose", action="store_true",
                    help="log every request to stderr (slow)")
+    p.add_argument("--credentials-file", metavar="FILE",
+                   help="write the dsfs credentials file that logs in to this server to FILE "
+                   "(mode 0600), before the ready line")
+    p.add_argument("--how-to-mount", action="store_true", default=None,
+                   help="after the ready line, print to stderr the credentials file and the dsfs "
+                   "command line that mount this server (the default when stdout is a terminal)")
     opts = p.parse_args(argv)
     if bool(opts.tls_cert) != bool(opts.tls_key):
         p.error("--tls-cert and --tls-key go together")
@@ -136,9 +146,53 @@ def parse_args(argv):
     return opts
 
 
+def write_private(path, text):
+    """Writes a file that holds secrets: mode 0600 from its creation on, replaced whole."""
+    tmp = "%s.tmp%d" % (path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def how_to_mount(api, url, lines, cred_file):
+    """What someone who started the server by hand needs: the credentials file and the
+    dsfs command line that mount it, as commands to paste into another shell."""
+    out = ["", "The credentials file dsfs needs for this server (mode 0600):", ""]
+    out += ["    " + line for line in lines]
+    out += ["", "Mount it with dsfs (man dsfs), from another shell:", ""]
+    if cred_file:
+        cred = os.path.abspath(cred_file)
+        out.append("    # %s holds those lines already" % cred)
+    else:
+        cred = os.path.join(os.getcwd(), "refserver-%s.cred" % api)
+        out.append("    install -m 600 /dev/null %s" % shlex.quote(cred))
+        out.append("    printf '%%s\\n' %s > %s" % (" ".join(shlex.quote(line) for line in lines),
+                                                  shlex.quote(cred)))
+    out.append("    mkdir -p mnt")
+    out.append("    dsfs -o %s %s mnt" % (shlex.quote("api=%s,credentials=%s" % (api, cred)),
+                                         shlex.quote(url)))
+    out += ["    ls mnt", "    fusermount3 -u mnt", ""]
+    return "\n".join(out) + "\n"
+
+
 def main(argv=None):
     opts = parse_args(sys.argv[1:] if argv is None else argv)
-    serve(opts, DIALECTS[opts.dialect])
+
+    def announce(dialect, root):
+        """The one ready line on stdout; the credentials file before it, so that whoever
+        waits for the line finds the file whole; the how-to on stderr after it."""
+        url = root + dialect.base
+        lines = dialect.credentials(root)
+        if opts.credentials_file:
+            write_private(opts.credentials_file, "".join(line + "\n" for line in lines))
+        sys.stdout.write("listening on %s\n" % url)
+        sys.stdout.flush()
+        if opts.how_to_mount or (opts.how_to_mount is None and sys.stdout.isatty()):
+            sys.stderr.write(how_to_mount(dialect.api, url, lines, opts.credentials_file))
+            sys.stderr.flush()
+
+    serve(opts, DIALECTS[opts.dialect], announce)
 
 
 if __name__ == "__main__":
