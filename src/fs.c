@@ -1433,8 +1433,8 @@ int dsfs_fs_flush(struct dsfs_fs *fs, struct dsfs_handle *h, pid_t pid, bool kee
 		ret = dsfs_ctl_scan_open(&h->scan) ? refuse_unclosed(fs, h) : run_command(fs, h, h->buf, h->len, AT_CLOSE);
 		if (ret)
 			dsfs_log(DSFS_LOG_WARN, "close %s: the command had no newline, so it ran at close(), whose error (%s) "
-				 "most shells do not report; its result is in the file: cat %s", h->path, strerror(-ret),
-				 h->path);
+				 "most shells do not report; a read of the file returns its result", h->path,
+				 strerror(-ret));
 	}
 	h->len = 0;
 	dsfs_ctl_scan_init(&h->scan, h->scan.verb); /* what follows starts a command */

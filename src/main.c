@@ -461,6 +461,9 @@ int main(int argc, char *argv[])
 	if (o.insecure)
 		fprintf(stderr, "dsfs: warning: -o insecure: the server's TLS certificate is not "
 			"verified; anyone on the network path can read the password\n");
+	if (o.dry_run)
+		dsfs_log(DSFS_LOG_INFO, "-o dry_run: every change is checked and answered with the request it would "
+			 "send (in the control file's result and this log); none is sent");
 	if (o.estate && dsfs_estate_parse(o.estate, &confs, &nconfs, err, sizeof(err))) {
 		fprintf(stderr, "dsfs: %s\n", err);
 		goto out;
