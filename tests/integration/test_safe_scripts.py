@@ -11,6 +11,7 @@ control file's result and the log.
 """
 
 import errno
+import json
 import os
 import re
 import subprocess
@@ -231,6 +232,14 @@ def dscc_dry(server, m):
     assert r.returncode == 0, r.stderr
     assert m.log_text().count("edit %s: dry run: would send PUT" % rel(m, path)) == 2
     assert read_json(path)["dataReduction"] == was == api.get(url)["dataReduction"]
+    # rewritten over its start and truncated to the new length, as an editor saving in place does
+    shorter = json.dumps(dict(read_json(path), sizeMiB=vol["sizeMiB"] + 2048)).encode()
+    fd = os.open(path, os.O_WRONLY)
+    assert os.write(fd, shorter) == len(shorter)
+    os.ftruncate(fd, len(shorter))
+    os.close(fd)
+    assert "would send PUT %s%s {\"sizeMib\":%d}" % (server.url, url, vol["sizeMiB"] + 2048) in m.log_text()
+    assert read_json(path)["sizeMiB"] == vol["sizeMiB"] == api.get(url)["sizeMiB"]
     return [(os.path.join(vdir, "snapshots"), os.path.join(vdir, "snapshots", snap))], [path]
 
 
