@@ -28,6 +28,7 @@ struct dsfs_cache_opts {
 	size_t max_bytes;    /* memory bound of cached content and nodes; 0 = unbounded */
 	unsigned page_size;  /* items asked for per list request */
 	unsigned prefetch;   /* workers that fetch ahead of a recursive walk (0: none) */
+	bool dry_run;        /* changes (POST, PUT, DELETE) are described in their result, never sent */
 };
 
 /* What a path names. */
@@ -148,6 +149,12 @@ struct dsfs_post_result {
 	char *body;       /* answer body (malloc'd) or NULL */
 	char *task_id;    /* the task an asynchronous action started (malloc'd) or NULL */
 	char *error;      /* a refusal's message, from the dialect's error fields (malloc'd) or NULL */
+	/*
+	 * -o dry_run: the request that would have been sent, {"method", "url",
+	 * "body"} (a value of a field named like a secret hidden), and nothing
+	 * was sent; NULL otherwise. Owned.
+	 */
+	json_object *request;
 };
 
 /*
@@ -184,9 +191,11 @@ int dsfs_cache_edit(struct dsfs_cache *c, const struct dsfs_loc *loc, const stru
 
 /*
  * Sends DELETE for resource loc (once); on success it leaves the tree. When
- * the server answers 202, *task_id gets the task doing it (malloc'd), else NULL.
+ * the server answers 202, res->task_id is the task doing it. With dry_run,
+ * res->request says what would have been sent, and the tree keeps it.
+ * res is filled either way; free it with dsfs_post_result_clear.
  */
-int dsfs_cache_delete(struct dsfs_cache *c, const struct dsfs_loc *loc, char **task_id);
+int dsfs_cache_delete(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsfs_post_result *res);
 
 /* Whether task id has ended (in a succeeded or failed state, or gone), asked of the server. 0 or -errno. */
 int dsfs_cache_task_ended(struct dsfs_cache *c, const char *id, bool *ended);

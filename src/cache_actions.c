@@ -3,10 +3,12 @@
  * Actions: the control files' verbs and `new` (POST), rmdir (DELETE),
  * edits of object files (PUT), the URLs they go to, and marking the cache
  * stale after a change so the next read shows its effect. Each request is
- * sent at most once.
+ * sent at most once; with -o dry_run, none is, and each is described in its
+ * result instead.
  */
 #include "cache_int.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <pthread.h>
@@ -64,6 +66,7 @@ void dsfs_post_result_clear(struct dsfs_post_result *res)
 	free(res->body);
 	free(res->error);
 	free(res->task_id);
+	json_object_put(res->request);
 	memset(res, 0, sizeof(*res));
 }
 
@@ -75,6 +78,71 @@ char *cache_target_url(const struct dsfs_loc *loc, const char *tmpl)
 	return cache_collection_url("", n->is_coll ? n->base_id : n->id, tmpl);
 }
 
+/* True when a field's name says its value is a secret ("password", "clientSecret", "refresh_token"). */
+static bool secret_name(const char *key)
+{
+	static const char *const words[] = { "password", "passwd", "passphrase", "secret", "token", "credential",
+					     "privatekey", "private_key", NULL };
+	char low[128];
+	size_t i;
+
+	for (i = 0; key[i] && i < sizeof(low) - 1; i++)
+		low[i] = (char)tolower((unsigned char)key[i]);
+	low[i] = '\0';
+	for (i = 0; words[i]; i++)
+		if (strstr(low, words[i]))
+			return true;
+	return false;
+}
+
+/* Replaces, in place, the value of every field of o (at any depth) whose name says it is a secret. */
+static void hide_secrets(json_object *o)
+{
+	if (json_object_is_type(o, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(o); i++)
+			hide_secrets(json_object_array_get_idx(o, i));
+		return;
+	}
+	if (!json_object_is_type(o, json_type_object))
+		return;
+	json_object_object_foreach(o, key, val) {
+		if (secret_name(key) && val)
+			json_object_object_add(o, key, json_object_new_string("(hidden)"));
+		else
+			hide_secrets(val);
+	}
+}
+
+/*
+ * -o dry_run: what req would have been (method, URL, body), into
+ * res->request, for the control file's result and the log; nothing is sent
+ * and nothing is marked stale, for nothing changed. No header goes in: the
+ * session's are secrets, and a value the body names a secret is hidden.
+ */
+static int describe(struct dsfs_cache *c, const struct dsfs_request *req, struct dsfs_post_result *res)
+{
+	bool absolute = !strncmp(req->path, "http://", 7) || !strncmp(req->path, "https://", 8);
+	json_object *o = json_object_new_object(), *body = NULL;
+	char *url = NULL;
+
+	if (!o || asprintf(&url, "%s%s", absolute ? "" : dsfs_session_base(c->session), req->path) < 0) {
+		json_object_put(o);
+		return -ENOMEM;
+	}
+	if (req->body) {
+		body = json_tokener_parse(req->body);
+		if (!body)
+			body = json_object_new_string_len(req->body, (int)req->body_len);
+		hide_secrets(body);
+	}
+	json_object_object_add(o, "method", json_object_new_string(req->method));
+	json_object_object_add(o, "url", json_object_new_string(url));
+	json_object_object_add(o, "body", body);
+	free(url);
+	res->request = o;
+	return 0;
+}
+
 /*
  * Sends a change (once) and fills res from its answer: status, body, the
  * server's message of a refusal, the task it started. Any answer marks the
@@ -84,8 +152,11 @@ static int send_change(struct dsfs_cache *c, const struct dsfs_request *req, con
 		       struct dsfs_post_result *res)
 {
 	struct dsfs_response resp = { 0 };
-	int ret = dsfs_session_call(c->session, req, &resp, false);
+	int ret;
 
+	if (c->o.dry_run)
+		return describe(c, req, res);
+	ret = dsfs_session_call(c->session, req, &resp, false);
 	res->status = resp.status;
 	if (resp.body)
 		res->body = strdup(resp.body);
@@ -202,14 +273,14 @@ int dsfs_cache_edit(struct dsfs_cache *c, const struct dsfs_loc *loc, const stru
 	return ret;
 }
 
-int dsfs_cache_delete(struct dsfs_cache *c, const struct dsfs_loc *loc, char **task_id)
+int dsfs_cache_delete(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsfs_post_result *res)
 {
 	struct dsfs_response resp = { 0 };
 	struct dsfs_request req = { .method = "DELETE", .path = loc->node->url };
 	char *target = NULL;
 	int ret;
 
-	*task_id = NULL;
+	memset(res, 0, sizeof(*res));
 	if (loc->type != DSFS_LOC_RESOURCE || !loc->node->kind->deletable)
 		return -EPERM;
 	if (loc->node->kind->delete_target) {
@@ -218,10 +289,16 @@ int dsfs_cache_delete(struct dsfs_cache *c, const struct dsfs_loc *loc, char **t
 			return -ENOMEM;
 		req.path = target;
 	}
+	if (c->o.dry_run) {
+		ret = describe(c, &req, res); /* and the resource stays in the tree: it is still there */
+		free(target);
+		return ret;
+	}
 	ret = dsfs_session_call(c->session, &req, &resp, false);
+	res->status = resp.status;
 	if (ret == 0)
-		*task_id = c->dialect->task_of ? c->dialect->task_of(c->session, NULL, req.path, &resp)
-					       : dsfs_dialect_task_uri(&resp);
+		res->task_id = c->dialect->task_of ? c->dialect->task_of(c->session, NULL, req.path, &resp)
+						   : dsfs_dialect_task_uri(&resp);
 	dsfs_response_clear(&resp);
 	pthread_mutex_lock(&c->lock);
 	if (ret == 0 || ret == -ENOENT)

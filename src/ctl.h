@@ -8,6 +8,7 @@
 #define DSFS_CTL_H
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "dialect.h"
@@ -18,6 +19,36 @@
  * limit is per line, not per write.
  */
 #define DSFS_CTL_MAX 65536
+
+/*
+ * Where a command written to a control file ends. A command is one line,
+ * unless it opens a JSON object (a `new` file's "{...", an action file's
+ * "VERB {..."): then it runs on to the newline at which its braces balance,
+ * braces inside JSON strings (escapes included) not counting, so that JSON
+ * printed over several lines (`jq .`) is one command. Fields are the
+ * scanner's own.
+ */
+struct dsfs_ctl_scan {
+	bool verb;      /* an action file: the command starts with a verb */
+	int stage;      /* how far into the command's opening the scan is */
+	long depth;     /* '{' less '}' seen outside strings, once an object opened */
+	bool in_string; /* inside a JSON string */
+	bool escaped;   /* the byte before was a backslash inside a string */
+};
+
+/* Starts scanning the commands of an action file (verb true) or of a `new` file. */
+void dsfs_ctl_scan_init(struct dsfs_ctl_scan *s, bool verb);
+
+/*
+ * Reads p[0..n): returns how many bytes belong to the command being
+ * written, up to and including the newline that ends it (*ended true; the
+ * scan is then at the start of the next command), or n when the command
+ * goes on past them (*ended false).
+ */
+size_t dsfs_ctl_scan(struct dsfs_ctl_scan *s, const char *p, size_t n, bool *ended);
+
+/* True when the command so far opened a JSON object whose braces do not balance yet. */
+bool dsfs_ctl_scan_open(const struct dsfs_ctl_scan *s);
 
 /*
  * Length of the longest prefix of s[0..len) that is valid UTF-8 (no

@@ -91,6 +91,13 @@ struct dsfs_action {
 	                              * for the id of the resource the file acts on (for `new`, the
 	                              * collection's owner): "/application/{id}/backup" */
 	const char *defaults;        /* JSON object merged under the user's fields ({"namePattern": ...}) */
+	/*
+	 * The command destroys or overwrites data (a backup image expired, a
+	 * volume restored over from a snapshot): like rmdir, it is sent only on
+	 * a mount with -o allow_delete, and is EPERM before anything is sent
+	 * otherwise (docs/control.md lists these verbs).
+	 */
+	bool destroys;
 };
 
 /*

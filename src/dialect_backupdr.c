@@ -59,8 +59,10 @@ static const struct dsfs_action backup_actions[] = {
 				{ "migratevm", DSFS_T_BOOLEAN }, IMAGE_OPTIONS),
 	  .refs = DSFS_REFS({ "host.id", HOSTS_FROM_BACKUP }) },
 	{ .verb = "unmount", .subpath = "/unmount", .no_body = true },
-	{ .verb = "restore", .subpath = "/restore", .fields = DSFS_FIELDS({ "label", DSFS_T_STRING }, IMAGE_OPTIONS) },
-	{ .verb = "expire", .subpath = "/expire", .no_body = true },
+	/* restore writes the image back over the application; expire deletes the image */
+	{ .verb = "restore", .subpath = "/restore", .fields = DSFS_FIELDS({ "label", DSFS_T_STRING }, IMAGE_OPTIONS),
+	  .destroys = true },
+	{ .verb = "expire", .subpath = "/expire", .no_body = true, .destroys = true },
 	{ .verb = "clone", .subpath = "/clone",
 	  .fields = DSFS_FIELDS({ "host.id", DSFS_T_STRING }, { "appname", DSFS_T_STRING }, { "label", DSFS_T_STRING },
 				IMAGE_OPTIONS),

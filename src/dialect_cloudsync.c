@@ -288,6 +288,11 @@ static const struct dsfs_file_desc relationship_files[] = {
 	{ .name = "activity", .flags = DSFS_FILE_DIRECT, .derive = activity },
 };
 
+/*
+ * Neither destroys data of its own accord: a sync copies as the relationship
+ * was set up to when it was created, and abort stops it (deleting a
+ * relationship is rmdir, with -o allow_delete).
+ */
 static const struct dsfs_action relationship_actions[] = {
 	{ .verb = "sync", .method = "PUT", .target = "/relationships/{id}/sync", .no_body = true },
 	{ .verb = "abort", .method = "PUT", .target = "/relationships/{id}/abort", .no_body = true },

@@ -146,7 +146,7 @@ static const struct dsfs_action volume2_actions[] = {
 	  .refs = DSFS_REFS({ "hostGroups", HOSTGROUPS_FROM_VOLUME }) },
 	{ .verb = "restore", .subpath = "/actions/restore", .required = DSFS_REQUIRE("base_snap_id"),
 	  .fields = DSFS_FIELDS({ "base_snap_id", DSFS_T_STRING }, { "enable_vol_offline", DSFS_T_BOOLEAN }),
-	  .refs = DSFS_REFS({ "base_snap_id", "snapshots" }) },
+	  .refs = DSFS_REFS({ "base_snap_id", "snapshots" }), .destroys = true }, /* the volume becomes the snapshot */
 };
 
 /* The spec requires only a name; an array needs a size too (MiB), unless it is a clone. */

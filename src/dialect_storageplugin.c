@@ -65,11 +65,13 @@ static const struct dsfs_action volume_actions[] = {
 	  .refs = DSFS_REFS({ "snapshot.id", "snapshots" }) },
 	{ .verb = "mount", .required = DSFS_REQUIRE("path"), .fields = DSFS_FIELDS({ "path", DSFS_T_STRING }) },
 	{ .verb = "split", .no_body = true },
+	/* the volume's data becomes the snapshot's: what was written since is gone */
 	{ .verb = "restore", .required = DSFS_REQUIRE("snapshotId"), .fields = DSFS_FIELDS({ "snapshotId", DSFS_T_STRING }),
-	  .refs = DSFS_REFS({ "snapshotId", "snapshots" }) },
+	  .refs = DSFS_REFS({ "snapshotId", "snapshots" }), .destroys = true },
+	/* the same, over another volume (the API reference: "restores a snapshot to a different volume") */
 	{ .verb = "restore-to-alternate", .required = DSFS_REQUIRE("sourceSnapshotId", "targetVolumeId"),
 	  .fields = DSFS_FIELDS({ "sourceSnapshotId", DSFS_T_STRING }, { "targetVolumeId", DSFS_T_STRING }),
-	  .refs = DSFS_REFS({ "sourceSnapshotId", "snapshots" }, { "targetVolumeId", ".." }) },
+	  .refs = DSFS_REFS({ "sourceSnapshotId", "snapshots" }, { "targetVolumeId", ".." }), .destroys = true },
 	{ .verb = "restore-to-new", .required = DSFS_REQUIRE("sourceSnapshotId", "targetVolumeName"),
 	  .fields = DSFS_FIELDS({ "sourceSnapshotId", DSFS_T_STRING }, { "targetVolumeName", DSFS_T_STRING },
 				{ "targetPoolIds", DSFS_T_STRINGS }),
@@ -103,6 +105,7 @@ static const struct dsfs_file_desc host_files[] = {
 	{ .name = "luns.json", .subpath = "/lun", .list_key = "luns" },
 };
 
+/* unmap takes a LUN from a host, whose data stays (map gives it back): not a destroying verb */
 static const struct dsfs_action host_actions[] = {
 	{ .verb = "map", .required = DSFS_REQUIRE("lunId"), .fields = MAP_FIELDS, .refs = MAP_REFS },
 	{ .verb = "unmap", .required = DSFS_REQUIRE("lunId"), .fields = DSFS_FIELDS({ "lunId", DSFS_T_STRING }),
@@ -162,8 +165,9 @@ static const struct dsfs_action cg_actions[] = {
 	  .refs = DSFS_REFS({ "volumeId", "../../volumes" }) },
 	{ .verb = "remove-volume", .required = DSFS_REQUIRE("volumeIds"), .fields = DSFS_FIELDS({ "volumeIds", DSFS_T_STRINGS }),
 	  .refs = DSFS_REFS({ "volumeIds", "../../volumes" }) },
+	/* deletes the group's snapshots but the newest numberOfInstances older than ageInDays */
 	{ .verb = "condense", .fields = DSFS_FIELDS({ "ageInDays", DSFS_T_INTEGER }, { "numberOfInstances", DSFS_T_INTEGER },
-						   { "snapshotPrefixes", DSFS_T_STRINGS }) },
+						   { "snapshotPrefixes", DSFS_T_STRINGS }), .destroys = true },
 	{ .verb = "take-snapshot", .fields = DSFS_FIELDS({ "prefix", DSFS_T_STRING }, { "replicate", DSFS_T_BOOLEAN },
 							 { "isAutoDelete", DSFS_T_BOOLEAN }, { "isIncremental", DSFS_T_BOOLEAN }) },
 	{ .verb = "add-replication-target", .required = DSFS_REQUIRE("targetName"),

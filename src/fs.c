@@ -85,6 +85,7 @@ struct dsfs_handle {
 	char *path;                /* CTL: the control file */
 	char *buf;                 /* CTL: bytes of a command not yet ended by a newline (at most DSFS_CTL_MAX) */
 	size_t len;
+	struct dsfs_ctl_scan scan; /* CTL: where the command being written ends (a JSON object may span lines) */
 	int refused;               /* CTL: -errno of a refused line whose rest, up to its newline, is discarded */
 	pid_t opener;              /* CTL: the process that opened the file */
 	pid_t writer;              /* CTL: the process that wrote the last bytes of buf */
@@ -420,9 +421,12 @@ static json_object *text_of(const char *s, size_t len)
 	return j;
 }
 
-/* Records what a command did, as the JSON a read of its control file returns. */
+/*
+ * Records what a command did, as the JSON a read of its control file
+ * returns; note (or NULL) says more about how it came (AT_CLOSE).
+ */
 static void record(struct dsfs_fs *fs, const char *path, const char *command, size_t len,
-		   const struct dsfs_post_result *res, const char *error)
+		   const struct dsfs_post_result *res, const char *error, const char *note)
 {
 	json_object *o = json_object_new_object(), *resp = NULL;
 	const char *text;
@@ -445,6 +449,10 @@ static void record(struct dsfs_fs *fs, const char *path, const char *command, si
 		json_object_object_add(o, "response", resp);
 	if (res && res->task_id)
 		json_object_object_add(o, "task", json_object_new_string(res->task_id));
+	if (res && res->request)
+		json_object_object_add(o, "dry_run", json_object_get(res->request));
+	if (note)
+		json_object_object_add(o, "note", json_object_new_string(note));
 	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
 						 JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (text) {
@@ -682,6 +690,16 @@ static struct dsfs_handle *handle_new(enum handle_type type)
 	return h;
 }
 
+/* Whether control file loc is an action file, whose commands start with a verb, rather than a `new`. */
+static bool takes_verbs(const struct dsfs_loc *loc)
+{
+	const struct dsfs_action *create, *actions;
+	size_t n;
+
+	dsfs_cache_ctl_actions(loc, &create, &actions, &n);
+	return !create;
+}
+
 /*
  * An object file opened for writing (-o allow_edit): its handle holds a
  * buffer that starts as the object was shown (empty with O_TRUNC) and is
@@ -803,6 +821,7 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, str
 		}
 		h->content = result_get(fs, path);
 		h->opener = pid;
+		dsfs_ctl_scan_init(&h->scan, takes_verbs(&loc));
 		break;
 	case DSFS_LOC_WAIT:
 		h = handle_new(H_WAIT);
@@ -1076,8 +1095,22 @@ static int resolve_refs(struct dsfs_fs *fs, const char *ctl_path, const struct d
 	return ret;
 }
 
-/* Parses, checks and sends one command; records what happened for a read of the file. */
-static int run_command(struct dsfs_fs *fs, struct dsfs_handle *h, const char *line, size_t len)
+/* -o dry_run: the request a change would have sent, logged (a control file's result shows it too). */
+static void log_dry_run(const char *op, const char *path, const struct dsfs_post_result *res)
+{
+	json_object *body;
+
+	if (!res->request)
+		return;
+	body = dsfs_dialect_field(res->request, "body");
+	dsfs_log(DSFS_LOG_INFO, "%s %s: dry run: would send %s %s%s%s; nothing sent", op, path,
+		 json_object_get_string(dsfs_dialect_field(res->request, "method")),
+		 json_object_get_string(dsfs_dialect_field(res->request, "url")), body ? " " : "",
+		 body ? json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) : "");
+}
+
+/* Parses, checks and sends one command; records what happened (and, if it failed, note) for a read of the file. */
+static int run_command(struct dsfs_fs *fs, struct dsfs_handle *h, const char *line, size_t len, const char *note)
 {
 	const struct dsfs_action *create, *actions, *a;
 	struct dsfs_post_result res = { 0 };
@@ -1088,9 +1121,16 @@ static int run_command(struct dsfs_fs *fs, struct dsfs_handle *h, const char *li
 
 	dsfs_cache_ctl_actions(&h->loc, &create, &actions, &nactions);
 	ret = dsfs_ctl_parse(line, len, create, actions, nactions, &a, &body, err, sizeof(err));
+	if (ret == 0 && a->destroys && !fs->o.allow_delete) {
+		/* like rmdir: what cannot be undone is asked for by the mount, not by a line alone */
+		snprintf(err, sizeof(err), "'%s' destroys or overwrites data: it needs the mount option "
+			 "allow_delete (-o allow_delete)", a->verb ? a->verb : "new");
+		ret = -EPERM;
+	}
 	if (ret) {
 		dsfs_log(DSFS_LOG_WARN, "write %s: %s; nothing sent", h->path, err);
-		record(fs, h->path, line, len, NULL, err);
+		record(fs, h->path, line, len, NULL, err, note);
+		json_object_put(body);
 		return ret;
 	}
 	ret = resolve_refs(fs, h->path, a, body);
@@ -1101,8 +1141,9 @@ static int run_command(struct dsfs_fs *fs, struct dsfs_handle *h, const char *li
 		if (ret == 0 || res.task_id)
 			dsfs_tasks_set_latest(fs->tasks, res.task_id);
 		done("write", h->path, ret);
+		log_dry_run("write", h->path, &res);
 	}
-	record(fs, h->path, line, len, &res, ret && !res.status ? strerror(-ret) : NULL);
+	record(fs, h->path, line, len, &res, ret && !res.status ? strerror(-ret) : NULL, ret ? note : NULL);
 	dsfs_post_result_clear(&res);
 	json_object_put(body);
 	return ret;
@@ -1133,8 +1174,21 @@ static int refuse_long(struct dsfs_fs *fs, struct dsfs_handle *h, const char *mo
 	snprintf(why, sizeof(why), "command longer than %d bytes; nothing sent, and the rest of the line is discarded",
 		 DSFS_CTL_MAX);
 	dsfs_log(DSFS_LOG_WARN, "write %s: %s", h->path, why);
-	record(fs, h->path, head, k, NULL, why);
+	record(fs, h->path, head, k, NULL, why, NULL);
 	return -EFBIG;
+}
+
+/* The result's note on a command that ran at close(): a shell may never have said that it failed. */
+#define AT_CLOSE "no newline: ran at close(), whose error most shells do not report; end each command with a newline"
+
+/* At close, a JSON object whose braces never balanced: refused whole, nothing sent. Returns -EINVAL. */
+static int refuse_unclosed(struct dsfs_fs *fs, struct dsfs_handle *h)
+{
+	static const char why[] = "the JSON object is not closed: more '{' than '}' (outside strings); nothing sent";
+
+	dsfs_log(DSFS_LOG_WARN, "close %s: %s", h->path, why);
+	record(fs, h->path, h->buf, h->len, NULL, why, AT_CLOSE);
+	return -EINVAL;
 }
 
 /* Appends n bytes to the pending line. */
@@ -1156,7 +1210,9 @@ static int append(struct dsfs_handle *h, const char *p, size_t n)
 
 int dsfs_fs_write(struct dsfs_fs *fs, struct dsfs_handle *h, const char *buf, size_t size, off_t off, pid_t pid)
 {
-	const char *p = buf, *end = buf + size, *nl;
+	const char *p = buf, *end = buf + size;
+	bool ended = false;
+	size_t k;
 	int ret = 0;
 
 	dsfs_err_clear();
@@ -1174,40 +1230,47 @@ int dsfs_fs_write(struct dsfs_fs *fs, struct dsfs_handle *h, const char *buf, si
 		return -EBADF;
 	pthread_mutex_lock(&h->lock);
 	if (h->refused) {
-		/* the rest of a refused line: never a command of its own */
-		nl = memchr(p, '\n', size);
-		if (!nl || nl + 1 == end) {
-			ret = h->refused; /* nothing in this write but the refused line */
-			if (nl)
+		/* the rest of a refused command: never a command of its own */
+		k = dsfs_ctl_scan(&h->scan, p, size, &ended);
+		if (!ended || k == size) {
+			ret = h->refused; /* nothing in this write but the refused command */
+			if (ended)
 				h->refused = 0;
 			goto out;
 		}
 		h->refused = 0;
-		p = nl + 1;
+		p += k;
 	}
-	/* Every complete line is a command; a partial one waits for more or for its writer's close. */
+	/*
+	 * Every complete command (a line, or a JSON object's lines) is sent; a
+	 * partial one waits for more or for its writer's close.
+	 */
 	while (ret == 0 && p < end) {
 		size_t n;
 
-		nl = memchr(p, '\n', (size_t)(end - p));
-		n = (size_t)((nl ? nl : end) - p);
+		k = dsfs_ctl_scan(&h->scan, p, (size_t)(end - p), &ended);
+		n = ended ? k - 1 : k; /* its newline is no part of it */
 		ret = h->len + n > DSFS_CTL_MAX ? refuse_long(fs, h, p, n) : append(h, p, n);
-		if (ret == 0 && !nl) {
+		p += k;
+		if (ret == 0 && !ended) {
 			h->writer = pid;
 			break;
 		}
 		if (ret == 0 && !blank(h->buf, h->len))
-			ret = run_command(fs, h, h->buf, h->len);
+			ret = run_command(fs, h, h->buf, h->len, NULL);
 		h->len = 0;
-		p = nl ? nl + 1 : end;
-		/*
-		 * A failed command takes the rest of the write with it. When the
-		 * refused line, or that rest, ends without a newline, the bytes
-		 * of later writes up to one belong to it: discarded too.
-		 */
-		if (ret && (!nl || (p < end && end[-1] != '\n')))
-			h->refused = ret;
 	}
+	/*
+	 * A failed command takes the rest of the write with it. When the
+	 * refused command, or that rest, ends short of a command's end, the
+	 * bytes of later writes up to one belong to it: discarded too.
+	 */
+	while (ret && p < end) {
+		k = dsfs_ctl_scan(&h->scan, p, (size_t)(end - p), &ended);
+		p += k;
+	}
+	if (ret && !ended)
+		h->refused = ret;
 out:
 	pthread_mutex_unlock(&h->lock);
 	return ret ? ret : (int)size;
@@ -1302,6 +1365,7 @@ static int edit_object(struct dsfs_fs *fs, const char *path, const struct dsfs_l
 			 res.task_id ? ", task " : "", res.task_id ? res.task_id : "");
 		dsfs_tasks_set_latest(fs->tasks, res.task_id); /* tasks/latest never shows an older action's */
 	}
+	log_dry_run("edit", path, &res); /* the file goes on showing the server's object, which nothing changed */
 	if (ret == 0 && res.task_id) {
 		char *task_url = dsfs_cache_task_url(fs->cache, res.task_id);
 
@@ -1365,9 +1429,15 @@ int dsfs_fs_flush(struct dsfs_fs *fs, struct dsfs_handle *h, pid_t pid, bool kee
 		return send_edit(fs, h);
 	}
 	h->refused = 0;
-	if (h->len && !blank(h->buf, h->len))
-		ret = run_command(fs, h, h->buf, h->len);
+	if (h->len && !blank(h->buf, h->len)) {
+		ret = dsfs_ctl_scan_open(&h->scan) ? refuse_unclosed(fs, h) : run_command(fs, h, h->buf, h->len, AT_CLOSE);
+		if (ret)
+			dsfs_log(DSFS_LOG_WARN, "close %s: the command had no newline, so it ran at close(), whose error (%s) "
+				 "most shells do not report; a read of the file returns its result", h->path,
+				 strerror(-ret));
+	}
 	h->len = 0;
+	dsfs_ctl_scan_init(&h->scan, h->scan.verb); /* what follows starts a command */
 out:
 	pthread_mutex_unlock(&h->lock);
 	return ret;
@@ -1382,7 +1452,7 @@ void dsfs_fs_release(struct dsfs_fs *fs, struct dsfs_handle *h)
 					  "did not close the file; nothing sent";
 
 		dsfs_log(DSFS_LOG_WARN, "close %s: %s ('%.*s')", h->path, why, h->len < 80 ? (int)h->len : 80, h->buf);
-		record(fs, h->path, h->buf, h->len, NULL, why);
+		record(fs, h->path, h->buf, h->len, NULL, why, NULL);
 	}
 	if (h->type == H_EVENTS)
 		dsfs_events_close(fs->o.events);
@@ -1574,11 +1644,21 @@ int dsfs_fs_mkdir(struct dsfs_fs *fs, const char *path)
 		if (ret == 0 || res.task_id)
 			dsfs_tasks_set_latest(fs->tasks, res.task_id);
 	}
+	if (ret == 0 && res.request) {
+		/* a dry run's request shows where `echo NAME > new` would show it: the file is there to read */
+		char *new_path = NULL;
+
+		log_dry_run("mkdir", path, &res);
+		if (asprintf(&new_path, "%s/new", strcmp(parent, "/") ? parent : "") >= 0)
+			record(fs, new_path, name, strlen(name), &res, NULL, NULL);
+		free(new_path);
+		ret = DSFS_FS_DRY_RUN;
+	}
 	dsfs_post_result_clear(&res);
 	json_object_put(body);
 	dsfs_cache_put(fs->cache, &ctl);
 	free(parent);
-	return done("mkdir", path, ret);
+	return ret > 0 ? ret : done("mkdir", path, ret);
 }
 
 int dsfs_fs_rmdir(struct dsfs_fs *fs, const char *path, dsfs_fs_done_fn fn, void *arg, struct dsfs_fs_wait **w)
@@ -1602,21 +1682,24 @@ int dsfs_fs_rmdir(struct dsfs_fs *fs, const char *path, dsfs_fs_done_fn fn, void
 			ret = -EPERM;
 		} else if ((ret = dsfs_waiters_enter(fs->o.waiters, dsfs_caller_uid())) == 0) {
 			/* the waiting place is taken first: a refusal must come before the DELETE */
-			char *task = NULL, *url = NULL;
+			struct dsfs_post_result res;
+			char *url = NULL;
 
-			ret = dsfs_cache_delete(fs->cache, &loc, &task);
-			if (ret == 0 && task) {
+			ret = dsfs_cache_delete(fs->cache, &loc, &res);
+			if (ret == 0 && res.task_id) {
 				/* deleted by a task: rmdir returns when it is gone, like rmdir(2) */
-				dsfs_tasks_set_latest(fs->tasks, task);
-				url = dsfs_cache_task_url(fs->cache, task);
+				dsfs_tasks_set_latest(fs->tasks, res.task_id);
+				url = dsfs_cache_task_url(fs->cache, res.task_id);
 				ret = url ? wait_start(fs, url, NULL, path, id, fn, arg, w) : -ENOMEM;
+			} else if (ret == 0 && res.request) {
+				log_dry_run("rmdir", path, &res); /* the directory stays: nothing was deleted */
 			} else if (ret == 0) {
 				dsfs_log(DSFS_LOG_INFO, "rmdir %s: deleted %s", path, id);
 			}
 			if (ret != DSFS_FS_WAITING)
 				dsfs_waiters_leave(fs->o.waiters, dsfs_caller_uid());
 			free(url);
-			free(task);
+			dsfs_post_result_clear(&res);
 		}
 		free(id);
 	}

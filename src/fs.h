@@ -151,7 +151,12 @@ int dsfs_fs_statfs(struct dsfs_fs *fs, const char *path, struct dsfs_space *out)
  */
 int dsfs_fs_truncate(struct dsfs_fs *fs, const char *path, off_t size);
 
-/* mkdir in a collection with `new`: creates a resource of that name. */
+/*
+ * mkdir in a collection with `new`: creates a resource of that name. With
+ * -o dry_run, nothing is made: returns DSFS_FS_DRY_RUN once the request it
+ * would send is logged and shown in the collection's `new`.
+ */
+#define DSFS_FS_DRY_RUN 2
 int dsfs_fs_mkdir(struct dsfs_fs *fs, const char *path);
 
 /*

@@ -519,6 +519,26 @@ static void do_readlink(struct op *o)
 		fuse_reply_readlink(o->req, buf);
 }
 
+/*
+ * What a dry-run mkdir answers (the kernel wants an entry): a directory
+ * that is never kept, looked up again at its next use and not there, for
+ * nothing was made.
+ */
+static int dry_run_entry(fuse_ino_t parent, const char *name, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = dsfs_nodes_lookup(g.nodes, parent, name);
+	if (!e->ino)
+		return -ENOMEM;
+	e->attr.st_ino = e->ino;
+	e->attr.st_mode = S_IFDIR | 0555;
+	e->attr.st_nlink = 2;
+	e->attr.st_uid = getuid();
+	e->attr.st_gid = getgid();
+	own(&e->attr);
+	return 0; /* attr_timeout and entry_timeout 0: nothing of it is kept */
+}
+
 static void do_mkdir(struct op *o)
 {
 	struct fuse_entry_param e;
@@ -528,7 +548,9 @@ static void do_mkdir(struct op *o)
 	if (!ret)
 		ret = dsfs_estate_mkdir(g.e, path);
 	free(path);
-	if (!ret)
+	if (ret == DSFS_FS_DRY_RUN)
+		ret = dry_run_entry(o->ino, o->name, &e);
+	else if (!ret)
 		ret = entry_of(o->ino, o->name, &e);
 	if (ret)
 		fuse_reply_err(o->req, -ret);

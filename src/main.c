@@ -76,11 +76,16 @@ static void usage(const char *prog)
 	       "    -o client_cert=FILE,client_key=FILE  mutual TLS with this certificate and key\n"
 	       "    -o insecure            do not verify the server's TLS certificate (unsafe)\n"
 	       "    -o wait_timeout=SECONDS  bound on reading tasks/<id>/wait (default 3600)\n"
-	       "    -o allow_delete        let rmdir delete snapshots and volumes (otherwise EPERM)\n"
+	       "    -o allow_delete        let rmdir delete snapshots and volumes, and the verbs that\n"
+	       "                           destroy or overwrite data (restore, expire, ...) act\n"
+	       "                           (otherwise EPERM; dsfs(1) lists them)\n"
 	       "    -o allow_edit          let a write of an object file (volume.json) update the\n"
 	       "                           object: one PUT of the changed fields (otherwise EPERM)\n"
 	       "    -o allow_other_actions with allow_other: other users may also write control\n"
 	       "                           files and mkdir/rmdir (default: only the owner acts)\n"
+	       "    -o dry_run             check every change (control files, mkdir, rmdir, edits) and\n"
+	       "                           show the request it would send, in the control file's result\n"
+	       "                           and the log, without sending it (the call succeeds)\n"
 	       "    -o ro                  mount read-only: every change fails with EROFS\n"
 	       "    -f                     stay in the foreground (log to stderr)\n"
 	       "    -d                     debug: foreground, log every request (never secrets)\n"
@@ -239,7 +244,7 @@ static int start_member(const struct dsfs_options *o, struct dsfs_credentials *c
 		.ttl = o->cache_ttl, .page_size = o->page_size,
 		/* the kernel's inodes take the rest of cache_size (dsfs_mount_opts.node_bytes) */
 		.max_bytes = o->cache_size - o->cache_size / DSFS_FUSE_NODE_SHARE,
-		.prefetch = o->prefetch }) : NULL;
+		.prefetch = o->prefetch, .dry_run = o->dry_run }) : NULL;
 	m->tasks = m->session ? dsfs_tasks_new(dialect, m->session) : NULL;
 	m->events = m->session && dialect->events ? dsfs_events_new(m->session, dialect->events, o->cache_ttl) : NULL;
 	m->fs = m->cache && m->tasks ? dsfs_fs_new(m->cache, m->http, m->session, m->tasks, &(struct dsfs_fs_opts){
@@ -502,6 +507,9 @@ int main(int argc, char *argv[])
 	if (o.insecure)
 		fprintf(stderr, "dsfs: warning: -o insecure: the server's TLS certificate is not "
 			"verified; anyone on the network path can read the password\n");
+	if (o.dry_run)
+		dsfs_log(DSFS_LOG_INFO, "-o dry_run: every change is checked and answered with the request it would "
+			 "send (in the control file's result and this log); none is sent");
 	if (o.estate && dsfs_estate_parse(o.estate, &confs, &nconfs, err, sizeof(err))) {
 		fprintf(stderr, "dsfs: %s\n", err);
 		goto out;

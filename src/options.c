@@ -33,6 +33,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("allow_delete", allow_delete),
 	OPT("allow_edit", allow_edit),
 	OPT("allow_other_actions", allow_other_actions),
+	OPT("dry_run", dry_run),
 	OPT("username=%s", username_opt),
 	OPT("api=%s", api),
 	OPT("estate=%s", estate),

@@ -25,6 +25,7 @@ struct dsfs_options {
 	int allow_delete;   /* set through fuse_opt */
 	int allow_edit;
 	int allow_other_actions; /* others may write control files and mkdir/rmdir (with allow_other) */
+	int dry_run;        /* changes are checked and shown, never sent */
 	char *username_opt; /* -o username=NAME */
 	unsigned page_size;
 	int retries, max_conns, prefetch;

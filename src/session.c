@@ -267,6 +267,11 @@ double dsfs_session_timeout(struct dsfs_session *s)
 	return dsfs_http_timeout(s->http);
 }
 
+const char *dsfs_session_base(struct dsfs_session *s)
+{
+	return dsfs_http_base(s->http);
+}
+
 int dsfs_session_send(struct dsfs_session *s, const struct dsfs_request *req, struct dsfs_response *resp)
 {
 	int ret = dsfs_http_do(s->http, req, resp);

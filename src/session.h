@@ -80,6 +80,9 @@ const char *dsfs_session_credential(struct dsfs_session *s, const char *key);
 /* For dialect hooks: the bound on one request (-o timeout), in seconds. */
 double dsfs_session_timeout(struct dsfs_session *s);
 
+/* The API base URL the session's requests go to (what a request's path is relative to). */
+const char *dsfs_session_base(struct dsfs_session *s);
+
 /* Appends name=value, form-encoded (application/x-www-form-urlencoded), to buf of size len. */
 void dsfs_session_form_add(char *buf, size_t len, const char *name, const char *value);
 

@@ -3,7 +3,9 @@
  * libFuzzer target for the control-file parser (src/ctl.c). The first byte
  * picks `new` or `action` grammar; the rest is the command line. The parser
  * must never crash, read out of bounds or leak, and must either refuse the
- * input or return a body that serialises.
+ * input or return a body that serialises. The same bytes, as a stream
+ * written to the file, are split into commands by the scanner, which must
+ * read each byte exactly once.
  */
 #include <stdint.h>
 #include <string.h>
@@ -35,6 +37,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
+	{
+		struct dsfs_ctl_scan s;
+		size_t off = 1, k;
+		bool ended;
+
+		dsfs_ctl_scan_init(&s, !(data[0] & 1));
+		while (off < size) {
+			k = dsfs_ctl_scan(&s, (const char *)data + off, size - off, &ended);
+			if (k == 0 || k > size - off || (ended && data[off + k - 1] != '\n'))
+				__builtin_trap(); /* progress, in bounds, and a command ends at a newline */
+			off += k;
+		}
+	}
 	if (data[0] & 1)
 		ret = dsfs_ctl_parse((const char *)data + 1, size - 1, &create, NULL, 0, &a, &body, err, sizeof(err));
 	else

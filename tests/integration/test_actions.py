@@ -69,6 +69,12 @@ def estate(server, dsfs_mount):
     return Estate(server, m)
 
 
+@pytest.fixture
+def estate_deleting(server, dsfs_mount):
+    """The estate on a mount with -o allow_delete: restore, restore-to-alternate and condense act."""
+    return Estate(server, dsfs_mount(server, "allow_delete", ttl=60))
+
+
 def test_snapshot_new_takes_a_name_pairs_or_json(server, estate):
     vol = estate.volume()
     snaps = os.path.join(estate.dir_of("volumes", vol), "snapshots")
@@ -103,7 +109,7 @@ def test_malformed_commands_send_nothing(server, estate):
     reset_stats(server)
     assert write(action, "explode now\n") == errno.EINVAL          # unknown verb
     assert write(action, "clone\n") == errno.EINVAL                # missing required field
-    assert write(action, "clone {not json\n") == errno.EINVAL      # malformed JSON
+    assert write(action, "clone {not json}\n") == errno.EINVAL     # malformed JSON (an open { waits for its })
     assert write(action, "restore snapshotId\n") == errno.EINVAL   # not key=value
     assert write(action, "split now=1\n") == errno.EINVAL          # split takes nothing
     assert write(action, "clone " + "x" * 70000 + "\n") == errno.EFBIG
@@ -143,7 +149,8 @@ def wait_task(m, task_id):
     return r.returncode, r.stdout
 
 
-def test_volume_verbs(server, estate):
+def test_volume_verbs(server, estate_deleting):
+    estate = estate_deleting
     m, c, sid = estate.m, estate.c, estate.sid
     vol = estate.volume(0)
     vdir = estate.dir_of("volumes", vol)
@@ -209,7 +216,8 @@ def test_a_field_a_verb_does_not_take_is_refused_naming_the_nearest(server, esta
     assert "db-test" not in [v["name"] for v in estate.objs("volume", "volumes")]
 
 
-def test_snapshot_lun_host_hostgroup_and_cg_verbs(server, estate):
+def test_snapshot_lun_host_hostgroup_and_cg_verbs(server, estate_deleting):
+    estate = estate_deleting
     m, c, sid = estate.m, estate.c, estate.sid
     vol = estate.volume(0)
     snap = list_all(c, "/server/%s/volume/%s/snapshot" % (sid, vol["id"]), "snapshots")[0]
@@ -260,7 +268,8 @@ def test_snapshot_lun_host_hostgroup_and_cg_verbs(server, estate):
                c.get("/server/%s/consistencygroup/%s" % (sid, cg["id"])).json()["targets"])
 
 
-def test_http_errors_map_to_errnos(server, estate):
+def test_http_errors_map_to_errnos(server, estate_deleting):
+    estate = estate_deleting
     vol = estate.volume()
     action = os.path.join(estate.dir_of("volumes", vol), "action")
     assert write(action, "restore snapshotId=no-such-snapshot\n") == errno.ENOENT

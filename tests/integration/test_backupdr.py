@@ -463,7 +463,7 @@ def test_parallel_actions_each_find_their_own_job(bdr, mount_bdr):
 
 
 def test_an_action_whose_job_cannot_be_found_leaves_latest_naming_nothing(bdr, mount_bdr):
-    m = mount_bdr(bdr, ttl=0)
+    m = mount_bdr(bdr, "allow_delete", ttl=0)  # restore writes over the application
     api = Api(bdr)
     app, adir = app_dir(m, api)
     b = sorted(entries(os.path.join(adir, "backups")))[0]

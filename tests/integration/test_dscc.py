@@ -147,7 +147,7 @@ def test_lists_page_with_limit_and_offset(server_factory, mount_dscc):
 
 
 def test_snapshot_clone_export_and_tasks_for_both_device_types(dscc, mount_dscc):
-    m = mount_dscc(dscc, ttl=60)
+    m = mount_dscc(dscc, "allow_delete", ttl=60)  # restore writes a snapshot over its volume
     api = Api(dscc)
     dscc.sim("DELETE", "/requests")
     done = set()

@@ -185,7 +185,7 @@ def test_rest_of_a_failed_write_poisons_its_partial_line(server, estate):
     reset_stats(server)
     fd = os.open(new, os.O_WRONLY | os.O_TRUNC)
     try:
-        with_errno(errno.EINVAL, os.write, fd, b"{not json\nhalf-")    # refused; its rest ends mid-line
+        with_errno(errno.EINVAL, os.write, fd, b"{not json}\nhalf-")   # refused; its rest ends mid-line
         with_errno(errno.EINVAL, os.write, fd, b"tail\n")              # that line's end: discarded
         assert os.write(fd, b"poison-over\n") == 12
     finally:

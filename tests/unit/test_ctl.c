@@ -45,8 +45,65 @@ static void refuses(const struct dsfs_action *c, const char *line, const char *w
 	ok(strstr(err, why) != NULL, "reason mentions '%s': %s", why, err);
 }
 
+/*
+ * Splits text, written whole, into the commands dsfs_ctl_scan finds (each
+ * without the newline that ends it) and checks them against want ("|"
+ * between commands); rest is what is left unended.
+ */
+static void scans(bool verb, const char *text, const char *want, const char *rest)
+{
+	struct dsfs_ctl_scan s;
+	char got[1024] = "", label[600];
+	size_t n = strlen(text), off = 0, k, count = 0;
+	bool ended;
+
+	dsfs_ctl_scan_init(&s, verb);
+	while (off < n) {
+		k = dsfs_ctl_scan(&s, text + off, n - off, &ended);
+		if (!ended)
+			break;
+		snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%.*s", count++ ? "|" : "", (int)(k - 1),
+			 text + off);
+		off += k;
+	}
+	snprintf(label, sizeof(label), "commands of '%s'", text);
+	is_str(got, want, label);
+	is_str(text + off, rest, "what is left");
+	ok(dsfs_ctl_scan_open(&s) == (*rest && strchr(rest, '{') != NULL), "an object is left open: '%s'", rest);
+}
+
+/* The same text written a byte at a time ends its commands at the same places. */
+static void scans_bytewise(bool verb, const char *text, size_t want_commands)
+{
+	struct dsfs_ctl_scan s;
+	size_t commands = 0;
+	bool ended;
+
+	dsfs_ctl_scan_init(&s, verb);
+	for (size_t i = 0; text[i]; i++) {
+		is_int(dsfs_ctl_scan(&s, text + i, 1, &ended), 1, "one byte read");
+		commands += ended;
+	}
+	is_int(commands, want_commands, "commands, a byte at a time");
+}
+
 int main(void)
 {
+	/* lines are commands; a JSON object runs to the newline that balances it (jq's print) */
+	scans(false, "a\nb\n", "a|b", "");
+	scans(false, "{\n  \"name\": \"x\",\n  \"o\": {\"k\": 1}\n}\nnext\n",
+	      "{\n  \"name\": \"x\",\n  \"o\": {\"k\": 1}\n}|next", "");
+	scans(false, "{\"name\": \"a}\\\"}\",\n\"b\": 1}\n", "{\"name\": \"a}\\\"}\",\n\"b\": 1}", "");
+	scans(false, "  {\"a\": {\n", "", "  {\"a\": {\n");
+	scans(false, "name={x\nsnap{\n", "name={x|snap{", "");  /* not an object: a line each */
+	scans(false, "{\"a\": 1}} extra\nb\n", "{\"a\": 1}} extra|b", "");
+	scans(true, "clone {\n \"name\": \"c\"\n}\nsplit\n", "clone {\n \"name\": \"c\"\n}|split", "");
+	scans(true, "{\nsplit\n", "{|split", "");           /* a verb comes first in an action file */
+	scans(true, "clone name={\nsplit", "clone name={", "split");
+	scans(true, "\n\nsplit\n", "||split", "");
+	scans_bytewise(false, "{\n\"a\": \"{\",\n\"b\": [{}]\n}\nx\n", 2);
+	scans_bytewise(true, "restore {\"label\":\n\"l\"}\nexpire\n", 2);
+
 	parses(&create, "snap1", NULL, "{\"name\":\"snap1\"}");
 	parses(&create, "  snap with spaces  ", NULL, "{\"name\":\"snap with spaces\"}");
 	parses(&create, "name=n poolId=p-1 isAutoDelete=true", NULL,
