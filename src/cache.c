@@ -415,30 +415,6 @@ struct dsfs_node *cache_child_collection(struct dsfs_cache *c, struct dsfs_node 
 	return coll;
 }
 
-/*
- * The resource whose .by-id entry is name: exactly what readdir lists.
- * A shortened entry (over DSFS_NAMES_MAX escaped) is found by comparing.
- */
-static struct dsfs_node *find_by_id_entry(struct dsfs_node *coll, const char *name, const char *id)
-{
-	struct dsfs_node *r = strstr(name, "%~") ? NULL : cache_find_by_id(coll, id);
-	char *e;
-
-	for (size_t i = 0; !r && strstr(name, "%~") && i < coll->nitems; i++) {
-		e = dsfs_names_by_id(coll->by_id[i]->id);
-		if (e && !strcmp(e, name))
-			r = coll->by_id[i];
-		free(e);
-	}
-	if (!r)
-		return NULL;
-	e = dsfs_names_by_id(r->id);
-	if (!e || strcmp(e, name))
-		r = NULL; /* "%2e" or an empty id: not an entry readdir shows */
-	free(e);
-	return r;
-}
-
 /* Finds a listed resource by entry name (or, in .by-id, by its .by-id entry), listing if needed. */
 static int find_listed(struct dsfs_cache *c, struct dsfs_node *coll, const char *name, bool by_id,
 		       struct dsfs_node **out)
@@ -450,7 +426,7 @@ static int find_listed(struct dsfs_cache *c, struct dsfs_node *coll, const char 
 		return ret == -EINVAL ? -ENOENT : ret; /* "%00" is no id's entry */
 	for (pass = 0; pass < 2; pass++) {
 		if (coll->listed) {
-			*out = by_id ? find_by_id_entry(coll, name, id) : cache_find_by_entry(coll, name);
+			*out = by_id ? cache_find_by_id_entry(coll, name, id) : cache_find_by_entry(coll, name);
 			if (*out) {
 				c->hits++;
 				cache_lru_touch(c, coll); /* a listing walked through is in use: evict others first */
@@ -469,32 +445,6 @@ static int find_listed(struct dsfs_cache *c, struct dsfs_node *coll, const char 
 		ret = -ENOENT;
 	free(id);
 	return ret;
-}
-
-/* where + "/" + cond (either may be NULL), malloc'd; NULL on ENOMEM. */
-static char *where_join(const char *where, const char *cond)
-{
-	char *s;
-
-	if (!cond)
-		return where ? strdup(where) : NULL;
-	if (!where)
-		return strdup(cond);
-	if ((s = malloc(strlen(where) + strlen(cond) + 2)))
-		sprintf(s, "%s/%s", where, cond);
-	return s;
-}
-
-/* .where and .count of collection n, in a view filtered by where: 1 when name is one of them, else 0 or -errno. */
-static int lookup_query(struct dsfs_node *n, const char *where, const char *name, struct dsfs_loc *out)
-{
-	if (strcmp(name, WHERE_DIR) && strcmp(name, COUNT_FILE))
-		return 0;
-	out->type = strcmp(name, WHERE_DIR) ? DSFS_LOC_COUNT : DSFS_LOC_WHERE_DIR;
-	if (where && !(out->where = strdup(where)))
-		return -ENOMEM;
-	out->node = cache_node_ref(n);
-	return 1;
 }
 
 int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const char *name,
@@ -537,7 +487,7 @@ int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const ch
 			out->node = cache_node_ref(n);
 			break;
 		}
-		if ((ret = lookup_query(n, NULL, name, out)) != 0) {
+		if ((ret = cache_query_lookup(n, NULL, name, out)) != 0) {
 			ret = ret < 0 ? ret : 0;
 			break;
 		}
@@ -568,11 +518,11 @@ int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const ch
 		}
 		out->type = DSFS_LOC_WHERE;
 		out->node = cache_node_ref(n);
-		if (!(out->where = where_join(dir->where, name)))
+		if (!(out->where = cache_where_join(dir->where, name)))
 			ret = -ENOMEM;
 		break;
 	case DSFS_LOC_WHERE:
-		if ((ret = lookup_query(n, dir->where, name, out)) != 0) {
+		if ((ret = cache_query_lookup(n, dir->where, name, out)) != 0) {
 			ret = ret < 0 ? ret : 0;
 			break;
 		}

@@ -237,6 +237,13 @@ struct dsfs_node *cache_find_by_id(struct dsfs_node *coll, const char *id);
 struct dsfs_node *cache_find_by_entry(struct dsfs_node *coll, const char *entry);
 
 /*
+ * The resource of coll's listing whose .by-id entry is name (id: name
+ * unescaped): exactly what readdir lists; a shortened entry is found by
+ * comparing. NULL when none.
+ */
+struct dsfs_node *cache_find_by_id_entry(struct dsfs_node *coll, const char *name, const char *id);
+
+/*
  * base + "/" + the escaped id (or segment). A list URL's own query (a filter,
  * as in "/backup?filter=appid:%3D7") is not part of its objects' URLs.
  */
@@ -309,6 +316,15 @@ void cache_found_free(struct cache_found *f, size_t n);
  */
 int cache_fetch_filtered(struct dsfs_cache *c, struct dsfs_node *coll, const char *query, bool named,
 			 struct cache_found **out, size_t *n);
+
+/* where + "/" + cond (either may be NULL), malloc'd; NULL on ENOMEM. */
+char *cache_where_join(const char *where, const char *cond);
+
+/*
+ * .where and .count of collection n, in a view filtered by where, into out:
+ * 1 when name is one of them, else 0 or -ENOMEM.
+ */
+int cache_query_lookup(struct dsfs_node *n, const char *where, const char *name, struct dsfs_loc *out);
 
 /* 0 when text is one condition of .where ("<field><op><value>"); else -EINVAL (*why says why) or -ENOMEM. */
 int cache_where_check(const char *text, const char **why);
