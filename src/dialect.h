@@ -263,7 +263,8 @@ struct dsfs_dialect {
 	/*
 	 * Writes into buf the query parameter (percent-encoded: "filter=...")
 	 * that asks a list for the items whose field op value holds (op one of
-	 * "=", "!=", ">=", "<=", ">", "<"), or, with n > 1 and op "=", whose
+	 * "=", "!=", ">=", "<=", ">", "<", or "~": the field's text contains
+	 * value), or, with n > 1 and op "=", whose
 	 * field is any of values. False when its filter cannot say it (dsfs
 	 * then filters the listing itself); NULL: lists are never filtered by
 	 * the server.
@@ -318,6 +319,9 @@ char *dsfs_dialect_task_uri(const struct dsfs_response *resp);
 
 /* The value at a dotted field path of o ("activity.status"), or NULL when absent or null. Borrowed. */
 json_object *dsfs_dialect_field(json_object *o, const char *path);
+
+/* True when o has the dotted field path, a null value included. */
+bool dsfs_dialect_has_field(json_object *o, const char *path);
 
 /* True when state is one of words (a NULL-terminated list). */
 bool dsfs_dialect_state_in(const char *state, const char *const *words);

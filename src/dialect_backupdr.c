@@ -599,13 +599,15 @@ static int job_fetch(struct dsfs_session *s, const char *url, json_object **out)
 
 /*
  * filter= (seed 004, section 5): "field:=value" (several of one field are
- * any of them), "field:>=value", "field:<=value"; the server says which
+ * any of them), "field:>=value", "field:<=value", "field:=|value" (the
+ * text contains value; strings only); the server says which
  * fields it filters (400 for others: dsfs lists instead). A value starting
- * with '=', '|' or 'b' would read as another operator: not asked.
+ * with '=', '|' or 'b' would read as another operator after "=": not asked.
  */
 static bool filter(const char *field, const char *op, const char *const *values, size_t n, char *buf, size_t len)
 {
-	const char *sep = !strcmp(op, "=") ? ":=" : !strcmp(op, ">=") ? ":>=" : !strcmp(op, "<=") ? ":<=" : NULL;
+	const char *sep = !strcmp(op, "=") ? ":=" : !strcmp(op, ">=") ? ":>=" : !strcmp(op, "<=") ? ":<=" :
+			  !strcmp(op, "~") ? ":=|" : NULL;
 	size_t o = 0;
 
 	if (!sep || !*field || strchr(field, ':') || (n > 1 && strcmp(op, "=")))
@@ -614,7 +616,7 @@ static bool filter(const char *field, const char *op, const char *const *values,
 		char *text, *enc;
 		int w;
 
-		if (strchr("=|b", values[i][0]) && values[i][0])
+		if (strchr("=|b", values[i][0]) && values[i][0] && strcmp(op, "~"))
 			return false;
 		if (asprintf(&text, "%s%s%s", field, sep, values[i]) < 0)
 			return false;

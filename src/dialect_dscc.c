@@ -327,7 +327,8 @@ static bool typed_literal(const char *v)
 }
 
 /*
- * filter= (OData-like): "field eq 'text'", "field in ('a','b')". Only text
+ * filter= (OData-like): "field eq 'text'", "field in ('a','b')", and
+ * "'text' in field" (the field's text contains it). Only text
  * values are asked for: a number's or a boolean's literal depends on the
  * field's type, which dsfs does not know before listing.
  */
@@ -335,22 +336,26 @@ static bool filter(const char *field, const char *op, const char *const *values,
 {
 	static const char *const ops[][2] = {
 		{ "=", "eq" }, { "!=", "ne" }, { ">=", "ge" }, { "<=", "le" }, { ">", "gt" }, { "<", "lt" },
+		{ "~", "in" },
 	};
 	const char *word = NULL;
 	char expr[4096], *enc;
-	size_t o;
+	bool contains = !strcmp(op, "~");
+	size_t o = 0;
 	int w;
 
 	for (size_t i = 0; i < DSFS_ARRAY_LEN(ops); i++)
 		if (!strcmp(op, ops[i][0]))
 			word = ops[i][1];
 	if (!word || !*field || strspn(field, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") <
-	    strlen(field) || (n > 1 && strcmp(word, "eq")))
+	    strlen(field) || (n > 1 && strcmp(word, "eq")) || (contains && n != 1) || strlen(field) > 512)
 		return false;
-	w = snprintf(expr, sizeof(expr), n > 1 ? "%s in (" : "%s %s ", field, word);
-	o = (size_t)w;
+	if (!contains) {
+		w = snprintf(expr, sizeof(expr), n > 1 ? "%s in (" : "%s %s ", field, word);
+		o = (size_t)w;
+	}
 	for (size_t i = 0; i < n; i++) {
-		if (typed_literal(values[i]) || o + 2 * strlen(values[i]) + 4 >= sizeof(expr))
+		if ((!contains && typed_literal(values[i])) || o + 2 * strlen(values[i]) + 520 >= sizeof(expr))
 			return false;
 		if (i)
 			expr[o++] = ',';
@@ -365,6 +370,8 @@ static bool filter(const char *field, const char *op, const char *const *values,
 	if (n > 1)
 		expr[o++] = ')';
 	expr[o] = '\0';
+	if (contains)
+		snprintf(expr + o, sizeof(expr) - o, " in %s", field);
 	if (!(enc = dsfs_names_url_segment(expr)))
 		return false;
 	w = snprintf(buf, len, "filter=%s", enc);
