@@ -99,7 +99,22 @@ size_t cache_index_cost(const struct dsfs_kind *k)
 	       k->nchildren * sizeof(void *) + 2 * sizeof(void *) + 3 * 40;
 }
 
-void cache_set_slot(struct dsfs_cache *c, struct dsfs_node *n, int i, struct dsfs_blob *b, double at)
+void cache_slot_took(struct slot *s, uint64_t sum, time_t updated)
+{
+	time_t now = time(NULL);
+
+	if (s->summed && s->sum == sum)
+		return;
+	if (updated > 0 && updated <= UINT32_MAX && (!s->summed || updated > (time_t)s->mtime))
+		s->mtime = (uint32_t)updated;
+	else /* rsync -a tells contents apart by size and mtime: a new one never keeps the old mtime */
+		s->mtime = (uint32_t)(s->summed && (time_t)s->mtime >= now ? (time_t)s->mtime + 1 : now);
+	s->sum = sum;
+	s->summed = true;
+}
+
+void cache_set_slot(struct dsfs_cache *c, struct dsfs_node *n, int i, struct dsfs_blob *b, double at,
+		    time_t updated)
 {
 	struct slot *s = &n->slots[i];
 
@@ -107,8 +122,10 @@ void cache_set_slot(struct dsfs_cache *c, struct dsfs_node *n, int i, struct dsf
 
 	if (s->blob)
 		cache_account(c, n, -(ssize_t)s->blob->len);
-	if (b)
+	if (b) {
 		b->version = __atomic_add_fetch(&taken_in, 1, __ATOMIC_RELAXED);
+		cache_slot_took(s, dsfs_blob_sum(b->data, b->len), updated);
+	}
 	dsfs_blob_unref(s->blob);
 	s->blob = b;
 	s->at = at;
@@ -163,7 +180,7 @@ static void drop_content(struct dsfs_cache *c, struct dsfs_node *r)
 		if (!s->blob || s->fetching || !cache_slot_droppable(r, (int)i))
 			continue;
 		len = s->blob->len;
-		cache_set_slot(c, r, (int)i, NULL, s->at);
+		cache_set_slot(c, r, (int)i, NULL, s->at, 0);
 		s->dropped = true;
 		s->dropped_len = len;
 		s->fresh_for_open = false;
@@ -195,7 +212,7 @@ void cache_detach(struct dsfs_cache *c, struct dsfs_node *n)
 		}
 		for (i = 0; n->slots && i < n->kind->nfiles; i++)
 			if (!n->slots[i].fetching)
-				cache_set_slot(c, n, (int)i, NULL, 0);
+				cache_set_slot(c, n, (int)i, NULL, 0, 0);
 		lru_unlink(n);
 	}
 	cache_node_unref(c, n);
@@ -231,7 +248,7 @@ static void node_free(struct dsfs_cache *c, struct dsfs_node *n)
 			if (n->colls[i])
 				cache_detach(c, n->colls[i]);
 		for (i = 0; n->slots && i < n->kind->nfiles; i++)
-			cache_set_slot(c, n, (int)i, NULL, 0);
+			cache_set_slot(c, n, (int)i, NULL, 0, 0);
 		lru_unlink(n);
 	}
 	c->bytes -= n->bytes;
@@ -580,7 +597,7 @@ static bool file_attr_cached(struct dsfs_cache *c, struct dsfs_node *r, int i, s
 
 	if (f->flags & DSFS_FILE_DIRECT ? !s->blob || !direct_fresh(c, s->at) : !s->blob && !s->dropped)
 		return false;
-	dir_attr(a, DSFS_LOC_FILE, file_ino(r, i), r->mtime);
+	dir_attr(a, DSFS_LOC_FILE, file_ino(r, i), s->summed ? s->mtime : r->mtime);
 	/* content dropped for memory: its size is known, the next open fetches it */
 	a->size = s->blob ? s->blob->len : s->dropped_len;
 	if (s->blob)
@@ -661,7 +678,7 @@ int dsfs_cache_getattr(struct dsfs_cache *c, const struct dsfs_loc *loc, struct 
 			ret = -ENOENT;
 		if (ret == 0) {
 			n->slots[loc->file].fresh_for_open = true;
-			dir_attr(out, DSFS_LOC_FILE, file_ino(n, loc->file), n->mtime);
+			dir_attr(out, DSFS_LOC_FILE, file_ino(n, loc->file), n->slots[loc->file].mtime);
 			out->editable = loc->file == 0 && n->kind->nedit;
 			out->size = n->slots[loc->file].blob->len;
 			out->direct = n->kind->files[loc->file].flags & DSFS_FILE_DIRECT;

@@ -45,11 +45,20 @@
 struct slot {
 	struct dsfs_blob *blob;
 	double at;          /* monotonic time of the fetch */
-	size_t reported;    /* size last reported by getattr */
+	uint64_t sum;       /* dsfs_blob_sum of the content, once summed (it outlives a drop for memory) */
+	/* 32 bits each, so that a slot costs no more than it did: answers are far below 4 GiB (max_body) */
+	uint32_t reported;  /* size last reported by getattr */
+	uint32_t dropped_len;
+	/*
+	 * The file's mtime, seconds since the epoch (to 2106): when its content
+	 * last changed (the object's update time where the API gives one, else
+	 * when dsfs took in those bytes), told by the content's sum.
+	 */
+	uint32_t mtime;
 	bool fetching;
 	bool fresh_for_open; /* fetched by getattr: the next open may use it */
 	bool dropped;       /* blob dropped for memory (cache_drop_content): dropped_len bytes, fetched at `at` */
-	size_t dropped_len;
+	bool summed;        /* sum and mtime are set */
 };
 
 struct dsfs_node {
@@ -208,8 +217,22 @@ bool cache_slot_droppable(const struct dsfs_node *r, int i);
  */
 size_t cache_index_cost(const struct dsfs_kind *k);
 
-/* Puts blob b (taken), fetched at at, in file slot i of n, accounting its bytes. */
-void cache_set_slot(struct dsfs_cache *c, struct dsfs_node *n, int i, struct dsfs_blob *b, double at);
+/*
+ * Puts blob b (taken), fetched at at, in file slot i of n, accounting its
+ * bytes. updated: when the object says it last changed (its kind's
+ * update_field), or 0; the slot's mtime moves only when b's bytes differ
+ * from what the slot held (cache_slot_took).
+ */
+void cache_set_slot(struct dsfs_cache *c, struct dsfs_node *n, int i, struct dsfs_blob *b, double at,
+		    time_t updated);
+
+/*
+ * Notes that slot s now holds content summing to sum (dsfs_blob_sum):
+ * when it differs from the last, the file's mtime becomes updated where
+ * that is later than the mtime it had, else now (or, within the same
+ * second, a second later: an mtime moves with every new content).
+ */
+void cache_slot_took(struct slot *s, uint64_t sum, time_t updated);
 
 /* Takes n out of the tree and drops the tree's reference. */
 void cache_detach(struct dsfs_cache *c, struct dsfs_node *n);

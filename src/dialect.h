@@ -126,7 +126,13 @@ struct dsfs_kind {
 	const char *list_key;    /* key of the array in a list answer: "volumes" */
 	const char *id_field;    /* "id" */
 	const char *name_field;  /* "name" */
-	const char *time_field;  /* field giving mtime, or NULL */
+	const char *time_field;  /* field giving the directory's mtime (its creation), or NULL */
+	/*
+	 * Dotted field giving when the object last changed, or NULL: the mtime
+	 * of its object file, which rsync -a compares. Without it (or where an
+	 * object lacks it) a file's mtime is when dsfs first took in its bytes.
+	 */
+	const char *update_field;
 	bool get_one;            /* GET <segment>/<id> exists (else refresh by listing) */
 	/*
 	 * One shape per kind: an object file shows the listing's shape however

@@ -69,10 +69,15 @@ static const struct dsfs_action backup_create = {
 	.required = DSFS_REQUIRE("policy.id"), .bare_field = "label", .target = "/application/{id}/backup",
 };
 
+/*
+ * Objects say when they last changed in "modifydate" (epoch microseconds,
+ * like every time of the API): their files' mtime, so rsync -a sees a change.
+ */
 static const struct dsfs_kind backup = {
 	.name = "backup", .dir_name = "backups", .segment = "/backup?filter=appid:%3D{id}", BDR_LIST,
 	.scope_field = "appid",
 	.name_field = "backupname", .time_field = "backupdate", DSFS_FILES(backup_files), DSFS_ACTIONS(backup_actions),
+	.update_field = "modifydate",
 	.create = &backup_create,
 };
 
@@ -86,6 +91,7 @@ static const struct dsfs_edit_field application_edit[] = {
 static const struct dsfs_kind application = {
 	.name = "application", .dir_name = "applications", .segment = "application", BDR_LIST,
 	.name_field = "appname", .time_field = "modifydate", DSFS_FILES(application_files),
+	.update_field = "modifydate",
 	DSFS_CHILDREN(application_children), DSFS_EDIT(application_edit),
 };
 
@@ -93,6 +99,7 @@ static const struct dsfs_file_desc appliance_files[] = { DSFS_OBJECT_FILE("appli
 static const struct dsfs_kind appliance = {
 	.name = "appliance", .dir_name = "appliances", .segment = "cluster", BDR_LIST,
 	.name_field = "name", .time_field = "syncdate", DSFS_FILES(appliance_files),
+	.update_field = "modifydate",
 };
 
 static const struct dsfs_file_desc host_files[] = { DSFS_OBJECT_FILE("host.json") };
@@ -104,6 +111,7 @@ static const struct dsfs_edit_field host_edit[] = {
 static const struct dsfs_kind host = {
 	.name = "host", .dir_name = "hosts", .segment = "host", BDR_LIST,
 	.name_field = "name", .time_field = "modifydate", DSFS_FILES(host_files), DSFS_EDIT(host_edit),
+	.update_field = "modifydate",
 };
 
 static const struct dsfs_file_desc diskpool_files[] = { DSFS_OBJECT_FILE("diskpool.json") };
@@ -113,6 +121,7 @@ static const struct dsfs_capacity diskpool_capacity[] = {
 static const struct dsfs_kind diskpool = {
 	.name = "disk pool", .dir_name = "diskpools", .segment = "diskpool", BDR_LIST,
 	.name_field = "name", .time_field = "modifydate", DSFS_FILES(diskpool_files),
+	.update_field = "modifydate",
 	DSFS_CAPACITY(diskpool_capacity),
 };
 
@@ -130,6 +139,7 @@ static const struct dsfs_edit_field profile_edit[] = {
 static const struct dsfs_kind profile = {
 	.name = "profile", .dir_name = "profiles", .segment = "slp", BDR_LIST,
 	.name_field = "name", .time_field = "modifydate", DSFS_FILES(profile_files), DSFS_EDIT(profile_edit),
+	.update_field = "modifydate",
 };
 
 /* An SLA has no name of its own: it is named by its id. */
@@ -137,6 +147,7 @@ static const struct dsfs_file_desc sla_files[] = { DSFS_OBJECT_FILE("sla.json") 
 static const struct dsfs_kind sla = {
 	.name = "SLA", .dir_name = "slas", .segment = "sla", BDR_LIST,
 	.name_field = "id", .time_field = "modifydate", DSFS_FILES(sla_files),
+	.update_field = "modifydate",
 };
 
 static int job_fetch(struct dsfs_session *s, const char *url, json_object **out);

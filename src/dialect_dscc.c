@@ -101,6 +101,9 @@ static const struct dsfs_capacity pool_capacity[] = {
 
 static const struct dsfs_kind pool = {
 	.name = "storage pool", .dir_name = "pools", .segment = "storage-pools", DSCC_LIST,
+	/* device-type2 objects say when they last changed (the v1.2.0 reference's Nimble*
+	 * schemas: last_modified, epoch seconds); device-type1 ones say no update time */
+	.update_field = "last_modified",
 	.get_one = true, DSFS_GET_ONLY("associatedLinks", "requestUri"), DSFS_FILES(pool_files),
 	DSFS_CAPACITY(pool_capacity),
 };
@@ -130,7 +133,8 @@ static const struct dsfs_action snapshot2_create = {
 
 static const struct dsfs_kind snapshot2 = {
 	.name = "snapshot", .dir_name = "snapshots", .segment = "snapshots", DSCC_LIST,
-	.time_field = "creation_time", .get_one = true, DSFS_GET_ONLY("requestUri"), DSFS_FILES(snapshot_files),
+	.time_field = "creation_time", .update_field = "last_modified", .get_one = true, DSFS_GET_ONLY("requestUri"),
+	DSFS_FILES(snapshot_files),
 	.create = &snapshot2_create, .deletable = true,
 };
 
@@ -174,7 +178,8 @@ static const struct dsfs_edit_field volume2_edit[] = {
 
 static const struct dsfs_kind volume2 = {
 	.name = "volume", .dir_name = "volumes", .segment = "volumes", DSCC_LIST,
-	.time_field = "creation_time", .get_one = true, DSFS_GET_ONLY("requestUri"), DSFS_FILES(volume_files),
+	.time_field = "creation_time", .update_field = "last_modified", .get_one = true, DSFS_GET_ONLY("requestUri"),
+	DSFS_FILES(volume_files),
 	DSFS_CHILDREN(volume2_children),
 	DSFS_ACTIONS(volume2_actions), .create = &volume2_create, .deletable = true, DSFS_EDIT(volume2_edit),
 };
@@ -235,6 +240,7 @@ static const struct dsfs_kind issue = {
 static const struct dsfs_kind task = {
 	.name = "task", .dir_name = "tasks", .segment = "api/v1/tasks", .list_key = "items",
 	.id_field = "id", .name_field = "id", .time_field = "updatedAt", .get_one = true,
+	.update_field = "updatedAt",
 	.files = dsfs_task_files, .nfiles = DSFS_TASK_NFILES, .is_task = true,
 };
 

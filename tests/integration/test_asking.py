@@ -1,21 +1,25 @@
 """Asking across an estate, through a real mount against the reference server: `.where`
 refuses a field no object of the collection has (EINVAL, and the log names the nearest
 field) and takes shell patterns, asked of the server as the text every match contains
-where its filter can say that and matched here.
+where its filter can say that and matched here; a file's mtime follows its content, so
+`rsync -a` copies a same-size change.
 """
 
 import errno
 import fnmatch
+import json
 import os
 import re
+import subprocess
 import time
 from urllib.parse import unquote
 
 import pytest
 
+from conftest import reset_stats, sim_stats
 from test_backupdr import TOKEN, Api as BdrApi, credentials as bdr_credentials, named
 from test_dscc import Api as DsccApi, dscc_credentials
-from test_query import gets_of, server_entry, volumes_of, where_entries
+from test_query import gets_of, listing, server_entry, volumes_of, where_entries
 from tree_model import assign_entries
 
 
@@ -159,3 +163,98 @@ def test_where_pattern_is_asked_of_backupdr_as_contains(server_factory, dsfs_mou
         time.sleep(0.1)
     asked = [unquote(a) for a in gets_of(bdr, "/host")[before:]]
     assert any("filter=name:=|%s" % name[:4] in a for a in asked), asked
+
+
+# ---- mtime ---------------------------------------------------------------------------
+
+
+def mount_volume(client, sid, vid, path):
+    r = client.post("/server/%s/volume/%s?action=mount" % (sid, vid), {"path": path})
+    assert r.status == 200, (r.status, r.body)
+
+
+def rsync(src, dst, *extra):
+    r = subprocess.run(["rsync", "-a", "--itemize-changes"] + list(extra) + [src, dst], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r
+    return r.stdout
+
+
+def test_a_same_size_change_moves_mtime_and_rsync_a_copies_it(server_factory, dsfs_mount, tmp_path):
+    srv = server_factory("--test-controls", "--servers", "1", "--volumes", "3", "--snapshots", "1")
+    client = srv.login()
+    sid = client.get("/server?limit=1000&start=0").json()["servers"][0]["id"]
+    vol = volumes_of(client, sid)[0]
+    mount_volume(client, sid, vol["id"], "/mnt/aaaa")
+    m = dsfs_mount(srv, ttl=0)
+    s = server_entry(m, sid)
+    entry = assign_entries(volumes_of(client, sid))[0]
+    vjson = m.p("servers", s, "volumes", entry, "volume.json")
+    backup = str(tmp_path / "backup") + "/"
+    src = m.p("servers", s, "volumes") + "/"
+    rsync(src, backup, "--exclude=splitstatus.json")
+    before = os.stat(vjson)
+    assert "/mnt/aaaa" in read(os.path.join(backup, entry, "volume.json"))
+    # a listing again, with the same bytes: the same mtime
+    time.sleep(1.1)
+    assert listing(m.p("servers", s, "volumes"))
+    assert os.stat(vjson).st_mtime == before.st_mtime
+    # the server changes the volume, keeping its size
+    mount_volume(client, sid, vol["id"], "/mnt/bbbb")
+    got = client.get("/server/%s/volume/%s" % (sid, vol["id"])).json()
+    assert got["mountPath"] == "/mnt/bbbb"
+    time.sleep(1.1)  # the kernel's attributes of the file expire (cache_ttl=0: 1 s)
+    changed = rsync(src, backup, "--exclude=splitstatus.json")
+    after = os.stat(vjson)
+    assert after.st_size == before.st_size and after.st_mtime > before.st_mtime, (before, after)
+    assert "%s/volume.json" % entry in changed, changed
+    assert read(os.path.join(backup, entry, "volume.json")) == read(vjson)
+    assert "/mnt/bbbb" in read(os.path.join(backup, entry, "volume.json"))
+    # nothing else changed, so nothing else is copied
+    assert [x for x in changed.splitlines() if x.startswith(">f")] == [">f.st...... %s/volume.json" % entry] or \
+        [x.split()[-1] for x in changed.splitlines() if x.startswith(">f")] == ["%s/volume.json" % entry], changed
+
+
+def test_mtime_is_the_object_s_update_time_where_the_api_gives_one(server_factory, dsfs_mount, tmp_path):
+    bdr = server_factory("--dialect", "backupdr", "--test-controls", "--servers", "1", "--volumes", "2",
+                         "--snapshots", "1", "--hosts", "3")
+    api = BdrApi(bdr)
+    host = api.items("/host")[0]
+    r = api.c.request("PUT", "/host/%s" % host["id"], {"description": "aaaa"}, session=False, headers=api.headers)
+    assert r.status == 200, r.body
+    m = dsfs_mount(bdr, "api=backupdr", ttl=0, credentials=bdr_credentials(tmp_path, "token=%s\n" % TOKEN))
+    entry = dict(zip((h["id"] for h in api.items("/host")), assign_entries(named(api.items("/host"), "name"))))[
+        host["id"]]
+    hjson = m.p("hosts", entry, "host.json")
+    backup = str(tmp_path / "backup") + "/"
+    rsync(m.p("hosts") + "/", backup)
+    first = api.get("/host/%s" % host["id"])
+    assert os.stat(hjson).st_mtime == first["modifydate"] // 1000000
+    time.sleep(1.1)
+    r = api.c.request("PUT", "/host/%s" % host["id"], {"description": "bbbb"}, session=False, headers=api.headers)
+    assert r.status == 200, r.body
+    second = api.get("/host/%s" % host["id"])
+    assert second["modifydate"] > first["modifydate"]
+    time.sleep(1.1)
+    changed = rsync(m.p("hosts") + "/", backup)
+    st = os.stat(hjson)
+    assert st.st_mtime == second["modifydate"] // 1000000, (st.st_mtime, second["modifydate"])
+    assert "%s/host.json" % entry in changed, changed
+    assert json.loads(read(os.path.join(backup, entry, "host.json")))["description"] == "bbbb"
+
+
+def test_ls_l_and_stat_ask_nothing_for_the_times(server, dsfs_mount):
+    """mtimes come from what dsfs holds: listing a fresh collection and stating its objects' files
+    sends nothing."""
+    m = dsfs_mount(server, ttl=60)
+    s = sorted(listing(m.p("servers")))[0]
+    vols = m.p("servers", s, "volumes")
+    subprocess.run(["ls", "-l", vols], check=True, capture_output=True)
+    files = [os.path.join(vols, v, "volume.json") for v in listing(vols)]
+    reset_stats(server)
+    out = subprocess.run(["ls", "-l", "--time-style=+%s", vols], check=True, capture_output=True,
+                         text=True).stdout
+    assert len(out.splitlines()) > len(files)
+    times = [os.stat(f).st_mtime for f in files]
+    assert sim_stats(server).get("total", 0) == 0, sim_stats(server)
+    assert all(t > 0 for t in times)
