@@ -1,22 +1,25 @@
-"""Asking across an estate, through a real mount against the reference server: `.where`
-refuses a field no object of the collection has (EINVAL, and the log names the nearest
-field) and takes shell patterns, asked of the server as the text every match contains
-where its filter can say that and matched here; a file's mtime follows its content, so
-`rsync -a` copies a same-size change.
+"""Asking and waiting across an estate, through a real mount against the reference server:
+`.where` refuses a field no object of the collection has (EINVAL, and the log names the
+nearest field) and takes shell patterns, asked of the server as the text every match
+contains where its filter can say that and matched here; `dsfs wait` waits for many tasks
+at once (plain lines, a progress bar on a terminal, exit codes, each failure's reason); a
+file's mtime follows its content, so `rsync -a` copies a same-size change.
 """
 
 import errno
 import fnmatch
 import json
 import os
+import pty
 import re
+import select
 import subprocess
 import time
 from urllib.parse import unquote
 
 import pytest
 
-from conftest import reset_stats, sim_stats
+from conftest import dsfs_binary, reset_stats, sim_stats
 from test_backupdr import TOKEN, Api as BdrApi, credentials as bdr_credentials, named
 from test_dscc import Api as DsccApi, dscc_credentials
 from test_query import gets_of, listing, server_entry, volumes_of, where_entries
@@ -163,6 +166,120 @@ def test_where_pattern_is_asked_of_backupdr_as_contains(server_factory, dsfs_mou
         time.sleep(0.1)
     asked = [unquote(a) for a in gets_of(bdr, "/host")[before:]]
     assert any("filter=name:=|%s" % name[:4] in a for a in asked), asked
+
+
+# ---- dsfs wait ------------------------------------------------------------------------
+
+
+def start_clones(m, vol, names):
+    """Clones vol once per name through the mount; the ids of the tasks they started."""
+    ids = []
+    for n in names:
+        with open(os.path.join(vol, "action"), "w") as f:
+            f.write("clone name=%s\n" % n)
+        ids.append(os.readlink(m.p("tasks", "latest")))
+    return ids
+
+
+def dsfs_wait(*args, timeout=120):
+    return subprocess.run([dsfs_binary(), "wait"] + list(args), capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def tasks_server(server_factory):
+    return server_factory("--test-controls", "--task-seconds", "3", "--servers", "1", "--volumes", "3",
+                          "--snapshots", "1")
+
+
+def first_volume(m):
+    s = sorted(listing(m.p("servers")))[0]
+    return m.p("servers", s, "volumes", sorted(listing(m.p("servers", s, "volumes")))[0])
+
+
+def test_dsfs_wait_for_many_tasks_prints_a_line_each_and_each_failure_s_reason(tasks_server, dsfs_mount):
+    m = dsfs_mount(tasks_server)
+    c = tasks_server.login()
+    ok1, bad, ok2 = start_clones(m, first_volume(m), ["w-one", "fail-w", "w-two"])
+    assert c.get("/tasks/%s" % bad).json()["state"] in ("INITIALIZED", "RUNNING")
+    t0 = time.monotonic()
+    r = dsfs_wait(m.p("tasks", ok1), m.p("tasks", bad, "wait"), m.p("tasks", ok2), m.p("tasks", "latest"))
+    took = time.monotonic() - t0
+    assert r.returncode == 1, r
+    lines = r.stdout.splitlines()
+    assert len(lines) == 3, r.stdout  # tasks/latest is ok2: waited for once
+    assert "%s SUCCEEDED" % ok1 in lines and "%s SUCCEEDED" % ok2 in lines, lines
+    failed = [x for x in lines if x.startswith(bad + " ")]
+    task = c.get("/tasks/%s" % bad).json()
+    assert task["state"] == "FAILED" and task["error"]
+    assert failed and failed[0].startswith("%s FAILED: " % bad) and task["error"] in failed[0], (failed, task)
+    assert "\x1b[" not in r.stdout  # not a terminal: plain lines
+    assert took < 3 * 3, took  # all at once, not one after the other
+    for t in (ok1, ok2):
+        assert c.get("/tasks/%s" % t).json()["state"] == "SUCCEEDED"
+    # every task succeeded: 0, and the ended tasks answer at once
+    r = dsfs_wait(m.p("tasks", ok1), m.p("tasks", ok2))
+    assert r.returncode == 0 and sorted(r.stdout.splitlines()) == sorted(
+        ["%s SUCCEEDED" % ok1, "%s SUCCEEDED" % ok2]), r
+
+
+def test_dsfs_wait_usage_errors_name_the_path_and_exit_2(tasks_server, dsfs_mount):
+    m = dsfs_mount(tasks_server)
+    (ok,) = start_clones(m, first_volume(m), ["w-usage"])
+    for args, word in (([m.p("servers")], m.p("servers")), ([m.p("tasks", ok), m.p("nothing")], m.p("nothing")),
+                       ([], "no task given"), (["--timeout=soon", m.p("tasks", ok)], "soon"),
+                       (["--bogus", m.p("tasks", ok)], "--bogus")):
+        r = dsfs_wait(*args)
+        assert r.returncode == 2 and word in r.stderr and r.stdout == "", (args, r)
+    assert "is not a task" in dsfs_wait(m.p("servers")).stderr
+    r = dsfs_wait("--help")
+    assert r.returncode == 0 and "usage: dsfs wait" in r.stdout and "--timeout=SECONDS" in r.stdout
+    r = subprocess.run([dsfs_binary(), "--help"], capture_output=True, text=True, timeout=30)
+    assert "dsfs wait" in r.stdout, r.stdout
+    assert dsfs_wait(m.p("tasks", ok)).returncode == 0
+
+
+def test_dsfs_wait_timeout_ends_what_still_runs(server_factory, dsfs_mount):
+    srv = server_factory("--test-controls", "--task-seconds", "30", "--servers", "1", "--volumes", "2",
+                         "--snapshots", "1")
+    m = dsfs_mount(srv)
+    (t,) = start_clones(m, first_volume(m), ["w-slow"])
+    t0 = time.monotonic()
+    r = dsfs_wait("--timeout=1", m.p("tasks", t))
+    took = time.monotonic() - t0
+    assert r.returncode == 1 and 0.9 < took < 10, (r, took)
+    assert r.stdout == "%s TIMEDOUT: still running after 1 s (--timeout)\n" % t, r
+    assert srv.login().get("/tasks/%s" % t).json()["state"] in ("INITIALIZED", "RUNNING")
+
+
+def test_dsfs_wait_draws_a_progress_bar_on_a_terminal(tasks_server, dsfs_mount):
+    m = dsfs_mount(tasks_server)
+    ids = start_clones(m, first_volume(m), ["w-bar-1", "w-bar-2"])
+    master, slave = pty.openpty()
+    p = subprocess.Popen([dsfs_binary(), "wait"] + [m.p("tasks", t) for t in ids],
+                         stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    out, deadline = b"", time.monotonic() + 60
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([master], [], [], 0.5)
+        if not r:
+            if p.poll() is not None:
+                break
+            continue
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert p.wait(timeout=30) == 0
+    text = out.decode(errors="replace")
+    assert "\x1b[2A" in text, text  # the two bars are drawn over again
+    for t in ids:
+        assert re.search(r"%s +\[#{30}\] 100%% SUCCEEDED" % re.escape(t), text), text
+        assert re.search(r"%s +\[#{0,29} *\] +\d+%% (RUNNING|INITIALIZED)" % re.escape(t), text), text
 
 
 # ---- mtime ---------------------------------------------------------------------------
