@@ -360,6 +360,16 @@ static void label_tasks(void)
 	}
 }
 
+/* True when path is a tasks/latest link whose task is gone (the server no longer lists it). */
+static bool dangling_latest(const char *path)
+{
+	const char *base = strrchr(path, '/');
+	struct stat st;
+
+	return !strcmp(base ? base + 1 : path, "latest") && lstat(path, &st) == 0 && S_ISLNK(st.st_mode) &&
+	       stat(path, &st) != 0;
+}
+
 static int usage_error(const char *fmt, const char *arg)
 {
 	fprintf(stderr, "dsfs wait: ");
@@ -371,6 +381,7 @@ static int usage_error(const char *fmt, const char *arg)
 /* Parses argv into waitcmd.tasks and *timeout (0: none). 0, or the exit status of a usage error. */
 static int parse(int argc, char *argv[], double *timeout, bool *show_help)
 {
+	const char *latest = NULL;
 	bool options = true;
 	int bad = 0;
 
@@ -399,7 +410,12 @@ static int parse(int argc, char *argv[], double *timeout, bool *show_help)
 		}
 		if (options && a[0] == '-' && a[1])
 			return usage_error("unknown option %s", a);
-		if (!(dir = task_dir(a))) {
+		if (!(dir = task_dir(a)) && dangling_latest(a)) {
+			/* tasks/latest naming a task the server no longer lists: in a glob, nothing to wait for */
+			latest = a;
+			continue;
+		}
+		if (!dir) {
 			fprintf(stderr, "dsfs wait: %s is not a task (a tasks/<id> directory of a dsfs mount, "
 				"or its wait file)\n", a);
 			bad = 2;
@@ -415,6 +431,8 @@ static int parse(int argc, char *argv[], double *timeout, bool *show_help)
 	}
 	if (bad)
 		return bad;
+	if (!waitcmd.n && latest)
+		return usage_error("%s names a task that is gone", latest);
 	if (!waitcmd.n)
 		return usage_error("%s", "no task given");
 	return 0;
