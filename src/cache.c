@@ -99,7 +99,22 @@ size_t cache_index_cost(const struct dsfs_kind *k)
 	       k->nchildren * sizeof(void *) + 2 * sizeof(void *) + 3 * 40;
 }
 
-void cache_set_slot(struct dsfs_cache *c, struct dsfs_node *n, int i, struct dsfs_blob *b, double at)
+void cache_slot_took(struct slot *s, uint64_t sum, time_t updated)
+{
+	time_t now = time(NULL);
+
+	if (s->summed && s->sum == sum)
+		return;
+	if (updated > 0 && updated <= UINT32_MAX && (!s->summed || updated > (time_t)s->mtime))
+		s->mtime = (uint32_t)updated;
+	else /* rsync -a tells contents apart by size and mtime: a new one never keeps the old mtime */
+		s->mtime = (uint32_t)(s->summed && (time_t)s->mtime >= now ? (time_t)s->mtime + 1 : now);
+	s->sum = sum;
+	s->summed = true;
+}
+
+void cache_set_slot(struct dsfs_cache *c, struct dsfs_node *n, int i, struct dsfs_blob *b, double at,
+		    time_t updated)
 {
 	struct slot *s = &n->slots[i];
 
@@ -107,8 +122,10 @@ void cache_set_slot(struct dsfs_cache *c, struct dsfs_node *n, int i, struct dsf
 
 	if (s->blob)
 		cache_account(c, n, -(ssize_t)s->blob->len);
-	if (b)
+	if (b) {
 		b->version = __atomic_add_fetch(&taken_in, 1, __ATOMIC_RELAXED);
+		cache_slot_took(s, dsfs_blob_sum(b->data, b->len), updated);
+	}
 	dsfs_blob_unref(s->blob);
 	s->blob = b;
 	s->at = at;
@@ -163,7 +180,7 @@ static void drop_content(struct dsfs_cache *c, struct dsfs_node *r)
 		if (!s->blob || s->fetching || !cache_slot_droppable(r, (int)i))
 			continue;
 		len = s->blob->len;
-		cache_set_slot(c, r, (int)i, NULL, s->at);
+		cache_set_slot(c, r, (int)i, NULL, s->at, 0);
 		s->dropped = true;
 		s->dropped_len = len;
 		s->fresh_for_open = false;
@@ -195,7 +212,7 @@ void cache_detach(struct dsfs_cache *c, struct dsfs_node *n)
 		}
 		for (i = 0; n->slots && i < n->kind->nfiles; i++)
 			if (!n->slots[i].fetching)
-				cache_set_slot(c, n, (int)i, NULL, 0);
+				cache_set_slot(c, n, (int)i, NULL, 0, 0);
 		lru_unlink(n);
 	}
 	cache_node_unref(c, n);
@@ -231,7 +248,7 @@ static void node_free(struct dsfs_cache *c, struct dsfs_node *n)
 			if (n->colls[i])
 				cache_detach(c, n->colls[i]);
 		for (i = 0; n->slots && i < n->kind->nfiles; i++)
-			cache_set_slot(c, n, (int)i, NULL, 0);
+			cache_set_slot(c, n, (int)i, NULL, 0, 0);
 		lru_unlink(n);
 	}
 	c->bytes -= n->bytes;
@@ -414,30 +431,6 @@ struct dsfs_node *cache_child_collection(struct dsfs_cache *c, struct dsfs_node 
 	return coll;
 }
 
-/*
- * The resource whose .by-id entry is name: exactly what readdir lists.
- * A shortened entry (over DSFS_NAMES_MAX escaped) is found by comparing.
- */
-static struct dsfs_node *find_by_id_entry(struct dsfs_node *coll, const char *name, const char *id)
-{
-	struct dsfs_node *r = strstr(name, "%~") ? NULL : cache_find_by_id(coll, id);
-	char *e;
-
-	for (size_t i = 0; !r && strstr(name, "%~") && i < coll->nitems; i++) {
-		e = dsfs_names_by_id(coll->by_id[i]->id);
-		if (e && !strcmp(e, name))
-			r = coll->by_id[i];
-		free(e);
-	}
-	if (!r)
-		return NULL;
-	e = dsfs_names_by_id(r->id);
-	if (!e || strcmp(e, name))
-		r = NULL; /* "%2e" or an empty id: not an entry readdir shows */
-	free(e);
-	return r;
-}
-
 /* Finds a listed resource by entry name (or, in .by-id, by its .by-id entry), listing if needed. */
 static int find_listed(struct dsfs_cache *c, struct dsfs_node *coll, const char *name, bool by_id,
 		       struct dsfs_node **out)
@@ -449,7 +442,7 @@ static int find_listed(struct dsfs_cache *c, struct dsfs_node *coll, const char 
 		return ret == -EINVAL ? -ENOENT : ret; /* "%00" is no id's entry */
 	for (pass = 0; pass < 2; pass++) {
 		if (coll->listed) {
-			*out = by_id ? find_by_id_entry(coll, name, id) : cache_find_by_entry(coll, name);
+			*out = by_id ? cache_find_by_id_entry(coll, name, id) : cache_find_by_entry(coll, name);
 			if (*out) {
 				c->hits++;
 				cache_lru_touch(c, coll); /* a listing walked through is in use: evict others first */
@@ -468,32 +461,6 @@ static int find_listed(struct dsfs_cache *c, struct dsfs_node *coll, const char 
 		ret = -ENOENT;
 	free(id);
 	return ret;
-}
-
-/* where + "/" + cond (either may be NULL), malloc'd; NULL on ENOMEM. */
-static char *where_join(const char *where, const char *cond)
-{
-	char *s;
-
-	if (!cond)
-		return where ? strdup(where) : NULL;
-	if (!where)
-		return strdup(cond);
-	if ((s = malloc(strlen(where) + strlen(cond) + 2)))
-		sprintf(s, "%s/%s", where, cond);
-	return s;
-}
-
-/* .where and .count of collection n, in a view filtered by where: 1 when name is one of them, else 0 or -errno. */
-static int lookup_query(struct dsfs_node *n, const char *where, const char *name, struct dsfs_loc *out)
-{
-	if (strcmp(name, WHERE_DIR) && strcmp(name, COUNT_FILE))
-		return 0;
-	out->type = strcmp(name, WHERE_DIR) ? DSFS_LOC_COUNT : DSFS_LOC_WHERE_DIR;
-	if (where && !(out->where = strdup(where)))
-		return -ENOMEM;
-	out->node = cache_node_ref(n);
-	return 1;
 }
 
 int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const char *name,
@@ -536,7 +503,7 @@ int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const ch
 			out->node = cache_node_ref(n);
 			break;
 		}
-		if ((ret = lookup_query(n, NULL, name, out)) != 0) {
+		if ((ret = cache_query_lookup(n, NULL, name, out)) != 0) {
 			ret = ret < 0 ? ret : 0;
 			break;
 		}
@@ -567,11 +534,11 @@ int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const ch
 		}
 		out->type = DSFS_LOC_WHERE;
 		out->node = cache_node_ref(n);
-		if (!(out->where = where_join(dir->where, name)))
+		if (!(out->where = cache_where_join(dir->where, name)))
 			ret = -ENOMEM;
 		break;
 	case DSFS_LOC_WHERE:
-		if ((ret = lookup_query(n, dir->where, name, out)) != 0) {
+		if ((ret = cache_query_lookup(n, dir->where, name, out)) != 0) {
 			ret = ret < 0 ? ret : 0;
 			break;
 		}
@@ -629,7 +596,7 @@ static bool file_attr_cached(struct dsfs_cache *c, struct dsfs_node *r, int i, s
 
 	if (f->flags & DSFS_FILE_DIRECT ? !s->blob || !direct_fresh(c, s->at) : !s->blob && !s->dropped)
 		return false;
-	dir_attr(a, DSFS_LOC_FILE, file_ino(r, i), r->mtime);
+	dir_attr(a, DSFS_LOC_FILE, file_ino(r, i), s->summed ? s->mtime : r->mtime);
 	/* content dropped for memory: its size is known, the next open fetches it */
 	a->size = s->blob ? s->blob->len : s->dropped_len;
 	if (s->blob)
@@ -710,7 +677,7 @@ int dsfs_cache_getattr(struct dsfs_cache *c, const struct dsfs_loc *loc, struct 
 			ret = -ENOENT;
 		if (ret == 0) {
 			n->slots[loc->file].fresh_for_open = true;
-			dir_attr(out, DSFS_LOC_FILE, file_ino(n, loc->file), n->mtime);
+			dir_attr(out, DSFS_LOC_FILE, file_ino(n, loc->file), n->slots[loc->file].mtime);
 			out->editable = loc->file == 0 && n->kind->nedit;
 			out->size = n->slots[loc->file].blob->len;
 			out->direct = n->kind->files[loc->file].flags & DSFS_FILE_DIRECT;

@@ -27,6 +27,8 @@ struct item {
 	char *id, *name;
 	time_t mtime;
 	bool has_mtime;
+	time_t updated;               /* the object's update time (its kind's update_field), or 0 */
+	uint64_t sum;                 /* the rendered object's sum, kept when the blob is dropped */
 	struct dsfs_blob *blob;       /* NULL when dropped for memory (collect_page) */
 	size_t len;                   /* the rendered object's length */
 	const struct dsfs_kind *kind; /* the source it was listed from */
@@ -90,6 +92,15 @@ static int get_json(struct dsfs_cache *c, const char *path, bool anonymous, json
 	return ret;
 }
 
+/* When object o says it last changed (kind's update_field), or 0 when it does not say. */
+static time_t updated_of(const struct dsfs_kind *kind, json_object *o)
+{
+	json_object *v = kind->update_field ? dsfs_dialect_field(o, kind->update_field) : NULL;
+	time_t t;
+
+	return v && dsfs_render_time(v, &t) == 0 ? t : 0;
+}
+
 /* Reads one listed object into an item. */
 static int parse_item(const struct dsfs_kind *kind, json_object *o, struct item *it)
 {
@@ -108,6 +119,7 @@ static int parse_item(const struct dsfs_kind *kind, json_object *o, struct item 
 		it->name = strdup("");
 	if (kind->time_field && json_object_object_get_ex(o, kind->time_field, &v))
 		it->has_mtime = dsfs_render_time(v, &it->mtime) == 0;
+	it->updated = updated_of(kind, o);
 	it->blob = dsfs_render_json(o);
 	if (!it->id || !it->name || !it->blob)
 		return -ENOMEM;
@@ -275,6 +287,7 @@ static int collect_page(void *ctx, json_object *arr)
 			 */
 			col->used += cache_index_cost(col->kind);
 			if (col->used + it->len > col->budget) {
+				it->sum = dsfs_blob_sum(it->blob->data, it->blob->len); /* its mtime outlives the text */
 				dsfs_blob_unref(it->blob);
 				it->blob = NULL;
 			} else {
@@ -371,8 +384,9 @@ static int install_listing(struct dsfs_cache *c, struct dsfs_node *coll, struct 
 		/* an object fetched since this listing was asked for is newer than the listing's copy */
 		if (r->kind->nfiles && !r->kind->files[0].subpath && !r->slots[0].fetching &&
 		    !(r->slots[0].blob && r->slots[0].at > at)) {
-			cache_set_slot(c, r, 0, items[i].blob, at);
+			cache_set_slot(c, r, 0, items[i].blob, at, items[i].updated);
 			if (!items[i].blob) { /* dropped for memory while listing (collect_page) */
+				cache_slot_took(&r->slots[0], items[i].sum, items[i].updated);
 				r->slots[0].dropped = true;
 				r->slots[0].dropped_len = items[i].len;
 			}
@@ -584,6 +598,7 @@ int cache_fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 	json_object *o = NULL;
 	bool relisted = false;
 	char *url, *got_name = NULL;
+	time_t updated = 0; /* the object's update time, for the object file (slot 0) */
 	double at;
 	int ret;
 
@@ -601,7 +616,7 @@ again:
 		json_object_put(obj);
 		if (!b)
 			return obj ? -ENOMEM : -EIO;
-		cache_set_slot(c, r, i, b, r->slots[0].at);
+		cache_set_slot(c, r, i, b, r->slots[0].at, 0);
 		return 0;
 	}
 	if (!relisted && !f->subpath && (!r->kind->get_one ||
@@ -674,6 +689,8 @@ again:
 					json_object_object_del(o, *g); /* the file has the listing's shape */
 			}
 		}
+		if (ret == 0 && !f->subpath && !f->list_key && o)
+			updated = updated_of(r->kind, o);
 		if (ret == 0 && f->derive) {
 			/* The object came with it: keep it as the object file too. */
 			obj_blob = dsfs_render_json(o);
@@ -698,7 +715,7 @@ again:
 		 */
 		struct dsfs_node *coll = r->parent;
 
-		cache_set_slot(c, r, i, blob, at);
+		cache_set_slot(c, r, i, blob, at, f->derive ? 0 : updated);
 		blob = NULL;
 		if (coll) {
 			cache_node_ref(coll);
@@ -709,9 +726,9 @@ again:
 		ret = ret ? ret : -ESTALE;
 	}
 	if (ret == 0) {
-		cache_set_slot(c, r, i, blob, at);
+		cache_set_slot(c, r, i, blob, at, f->derive ? 0 : updated);
 		if (obj_blob && !r->slots[0].fetching)
-			cache_set_slot(c, r, 0, obj_blob, at);
+			cache_set_slot(c, r, 0, obj_blob, at, updated);
 		else
 			dsfs_blob_unref(obj_blob);
 		if (r->parent)

@@ -47,11 +47,20 @@
 struct slot {
 	struct dsfs_blob *blob;
 	double at;          /* monotonic time of the fetch */
-	size_t reported;    /* size last reported by getattr */
+	uint64_t sum;       /* dsfs_blob_sum of the content, once summed (it outlives a drop for memory) */
+	/* 32 bits each, so that a slot costs no more than it did: answers are far below 4 GiB (max_body) */
+	uint32_t reported;  /* size last reported by getattr */
+	uint32_t dropped_len;
+	/*
+	 * The file's mtime, seconds since the epoch (to 2106): when its content
+	 * last changed (the object's update time where the API gives one, else
+	 * when dsfs took in those bytes), told by the content's sum.
+	 */
+	uint32_t mtime;
 	bool fetching;
 	bool fresh_for_open; /* fetched by getattr: the next open may use it */
 	bool dropped;       /* blob dropped for memory (cache_drop_content): dropped_len bytes, fetched at `at` */
-	size_t dropped_len;
+	bool summed;        /* sum and mtime are set */
 };
 
 struct dsfs_node {
@@ -225,8 +234,22 @@ bool cache_slot_droppable(const struct dsfs_node *r, int i);
  */
 size_t cache_index_cost(const struct dsfs_kind *k);
 
-/* Puts blob b (taken), fetched at at, in file slot i of n, accounting its bytes. */
-void cache_set_slot(struct dsfs_cache *c, struct dsfs_node *n, int i, struct dsfs_blob *b, double at);
+/*
+ * Puts blob b (taken), fetched at at, in file slot i of n, accounting its
+ * bytes. updated: when the object says it last changed (its kind's
+ * update_field), or 0; the slot's mtime moves only when b's bytes differ
+ * from what the slot held (cache_slot_took).
+ */
+void cache_set_slot(struct dsfs_cache *c, struct dsfs_node *n, int i, struct dsfs_blob *b, double at,
+		    time_t updated);
+
+/*
+ * Notes that slot s now holds content summing to sum (dsfs_blob_sum):
+ * when it differs from the last, the file's mtime becomes updated where
+ * that is later than the mtime it had, else now (or, within the same
+ * second, a second later: an mtime moves with every new content).
+ */
+void cache_slot_took(struct slot *s, uint64_t sum, time_t updated);
 
 /* Takes n out of the tree and drops the tree's reference. */
 void cache_detach(struct dsfs_cache *c, struct dsfs_node *n);
@@ -252,6 +275,13 @@ struct dsfs_node *cache_find_by_id(struct dsfs_node *coll, const char *id);
 
 /* The resource of collection coll with entry name entry, or NULL. */
 struct dsfs_node *cache_find_by_entry(struct dsfs_node *coll, const char *entry);
+
+/*
+ * The resource of coll's listing whose .by-id entry is name (id: name
+ * unescaped): exactly what readdir lists; a shortened entry is found by
+ * comparing. NULL when none.
+ */
+struct dsfs_node *cache_find_by_id_entry(struct dsfs_node *coll, const char *name, const char *id);
 
 /*
  * base + "/" + the escaped id (or segment). A list URL's own query (a filter,
@@ -326,6 +356,15 @@ void cache_found_free(struct cache_found *f, size_t n);
  */
 int cache_fetch_filtered(struct dsfs_cache *c, struct dsfs_node *coll, const char *query, bool named,
 			 struct cache_found **out, size_t *n);
+
+/* where + "/" + cond (either may be NULL), malloc'd; NULL on ENOMEM. */
+char *cache_where_join(const char *where, const char *cond);
+
+/*
+ * .where and .count of collection n, in a view filtered by where, into out:
+ * 1 when name is one of them, else 0 or -ENOMEM.
+ */
+int cache_query_lookup(struct dsfs_node *n, const char *where, const char *name, struct dsfs_loc *out);
 
 /* 0 when text is one condition of .where ("<field><op><value>"); else -EINVAL (*why says why) or -ENOMEM. */
 int cache_where_check(const char *text, const char **why);

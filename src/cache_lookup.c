@@ -49,6 +49,26 @@ struct dsfs_node *cache_find_by_entry(struct dsfs_node *coll, const char *entry)
 	return NULL;
 }
 
+struct dsfs_node *cache_find_by_id_entry(struct dsfs_node *coll, const char *name, const char *id)
+{
+	struct dsfs_node *r = strstr(name, "%~") ? NULL : cache_find_by_id(coll, id);
+	char *e;
+
+	for (size_t i = 0; !r && strstr(name, "%~") && i < coll->nitems; i++) {
+		e = dsfs_names_by_id(coll->by_id[i]->id);
+		if (e && !strcmp(e, name))
+			r = coll->by_id[i];
+		free(e);
+	}
+	if (!r)
+		return NULL;
+	e = dsfs_names_by_id(r->id);
+	if (!e || strcmp(e, name))
+		r = NULL; /* "%2e" or an empty id: not an entry readdir shows */
+	free(e);
+	return r;
+}
+
 /*
  * base + "/" + the escaped id (or segment). A list URL's own query (a filter,
  * as in "/backup?filter=appid:%3D7") is not part of its objects' URLs.

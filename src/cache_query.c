@@ -5,22 +5,24 @@
  * `.where/<condition>` (the entries whose object meets a condition: a
  * filtered list where the dialect's filter can say it and the listing is
  * not fresh, named as the listing names them; else the collection's own
- * nodes, filtered from its listing),
- * and the capacity statfs reports (the pools' figures, summed up the
- * tree). Conditions are "<field><op><value>" with op one of = != >= <= > <,
- * the value escaped like an entry name.
+ * nodes, filtered from its listing). The capacity statfs reports is in
+ * cache_space.c. Conditions are "<field><op><value>" with op one of = != >= <= > <,
+ * the value escaped like an entry name; with = and != a value holding
+ * * ? or [ is a shell pattern (fnmatch). A condition on a field no object
+ * of the collection has is refused, naming the nearest field it has.
  */
 #include "cache_int.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <json-c/json.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "names.h"
+#include "nearest.h"
 #include "numbers.h"
 
 /* ---- conditions ------------------------------------------------------------ */
@@ -30,6 +32,7 @@ enum op { OP_EQ, OP_NE, OP_GE, OP_LE, OP_GT, OP_LT };
 struct cond {
 	char *field, *value; /* malloc'd: one buffer, field first */
 	enum op op;
+	bool pattern;        /* = or != with * ? or [ in the value: a shell pattern */
 };
 
 /*
@@ -79,7 +82,32 @@ static int cond_parse(const char *text, struct cond *c, const char **why)
 	c->value = c->field + at + 1;
 	strcpy(c->value, value);
 	free(value);
+	c->pattern = (c->op == OP_EQ || c->op == OP_NE) && strpbrk(c->value, "*?[");
 	return 0;
+}
+
+char *cache_where_join(const char *where, const char *cond)
+{
+	char *s;
+
+	if (!cond)
+		return where ? strdup(where) : NULL;
+	if (!where)
+		return strdup(cond);
+	if ((s = malloc(strlen(where) + strlen(cond) + 2)))
+		sprintf(s, "%s/%s", where, cond);
+	return s;
+}
+
+int cache_query_lookup(struct dsfs_node *n, const char *where, const char *name, struct dsfs_loc *out)
+{
+	if (strcmp(name, WHERE_DIR) && strcmp(name, COUNT_FILE))
+		return 0;
+	out->type = strcmp(name, WHERE_DIR) ? DSFS_LOC_COUNT : DSFS_LOC_WHERE_DIR;
+	if (where && !(out->where = strdup(where)))
+		return -ENOMEM;
+	out->node = cache_node_ref(n);
+	return 1;
 }
 
 int cache_where_check(const char *text, const char **why)
@@ -119,6 +147,8 @@ static bool value_meets(json_object *v, const struct cond *c)
 	case json_type_null:
 		return ordered(strcmp(c->value, "null") ? 1 : 0, c->op) && (c->op == OP_EQ || c->op == OP_NE);
 	case json_type_string:
+		if (c->pattern)
+			return ordered(fnmatch(c->value, json_object_get_string(v), 0) ? 1 : 0, c->op);
 		return ordered(strcmp(json_object_get_string(v), c->value), c->op);
 	case json_type_boolean: {
 		const char *s = json_object_get_boolean(v) ? "true" : "false";
@@ -188,6 +218,186 @@ static bool blob_meets(const struct dsfs_blob *b, const char *where)
 	return ok;
 }
 
+/* ---- known fields ------------------------------------------------------------------ */
+
+/*
+ * What a collection's objects say of the fields of where: a condition's
+ * field is known once one object has it, or once the API's filter took
+ * it (an API refuses a filter on a field it does not have).
+ */
+struct known {
+	struct cond *conds;
+	bool *seen;     /* per condition: its field is known */
+	size_t n, left; /* conditions, and those whose field is not known yet */
+	size_t objects; /* objects looked at */
+};
+
+static void known_free(struct known *k)
+{
+	for (size_t i = 0; k->conds && i < k->n; i++)
+		free(k->conds[i].field);
+	free(k->conds);
+	free(k->seen);
+}
+
+static int known_init(struct known *k, const char *where)
+{
+	char *all = strdup(where), *part, *save = NULL;
+	size_t cap = 1;
+	int ret = 0;
+
+	memset(k, 0, sizeof(*k));
+	for (const char *p = where; *p; p++)
+		cap += *p == '/';
+	k->conds = calloc(cap, sizeof(*k->conds));
+	k->seen = calloc(cap, sizeof(*k->seen));
+	if (!all || !k->conds || !k->seen)
+		ret = -ENOMEM;
+	for (part = all ? strtok_r(all, "/", &save) : NULL; part && !ret; part = strtok_r(NULL, "/", &save)) {
+		const char *why;
+
+		if ((ret = cond_parse(part, &k->conds[k->n], &why)) == 0)
+			k->n++;
+	}
+	free(all);
+	if (ret) {
+		known_free(k);
+		memset(k, 0, sizeof(*k)); /* known_free of it again does nothing */
+	}
+	k->left = k->n;
+	return ret;
+}
+
+static void known_mark(struct known *k, size_t i)
+{
+	if (i < k->n && !k->seen[i]) {
+		k->seen[i] = true;
+		k->left--;
+	}
+}
+
+/* Notes the fields of object b (its JSON text; NULL: dropped for memory, not looked at). */
+static void known_note(struct known *k, const struct dsfs_blob *b)
+{
+	json_object *o;
+
+	if (!k->left || !b || !(o = json_tokener_parse(b->data)))
+		return;
+	k->objects++;
+	for (size_t i = 0; i < k->n; i++)
+		if (!k->seen[i] && dsfs_dialect_has_field(o, k->conds[i].field))
+			known_mark(k, i);
+	json_object_put(o);
+}
+
+/* The field path of o nearest to typed, for "did you mean". */
+struct near {
+	const char *typed;
+	char *best; /* malloc'd */
+	size_t d;
+};
+
+static void near_walk(struct near *nr, json_object *o, char *path, size_t plen, int depth)
+{
+	json_object_object_foreach(o, key, val) {
+		size_t kl = strlen(key), d;
+
+		if (plen + kl + 2 > 256)
+			continue;
+		if (plen)
+			path[plen] = '.';
+		memcpy(path + plen + !!plen, key, kl + 1);
+		d = dsfs_nearest_distance(nr->typed, path);
+		if (d < nr->d) {
+			char *best = strdup(path);
+
+			if (best) {
+				free(nr->best);
+				nr->best = best;
+				nr->d = d;
+			}
+		}
+		if (depth < 4 && json_object_is_type(val, json_type_object))
+			near_walk(nr, val, path, plen + !!plen + kl, depth + 1);
+		path[plen] = '\0';
+	}
+}
+
+/* The object of item i of collection src's listing, or NULL. */
+static const struct dsfs_blob *listed_blob(const void *src, size_t i)
+{
+	const struct dsfs_node *r = ((const struct dsfs_node *)src)->items[i];
+
+	return r->kind->nfiles && !r->kind->files[0].subpath && !r->kind->files[0].derive ? r->slots[0].blob : NULL;
+}
+
+/* "servers/a/volumes": where collection coll is, from the mount's root (or its member's), into buf. */
+static void coll_path(const struct dsfs_node *coll, char *buf, size_t len)
+{
+	const char *parts[32];
+	size_t n = 0, o = 0;
+
+	for (const struct dsfs_node *x = coll; x && n < 32; x = x->attached ? x->parent : NULL) {
+		const char *part = x->is_coll ? x->kind->dir_name : x->entry;
+
+		if (part)
+			parts[n++] = part;
+	}
+	buf[0] = '\0';
+	while (n-- && o < len)
+		o += (size_t)snprintf(buf + o, len - o, "%s%s", o ? "/" : "", parts[n]);
+}
+
+/*
+ * 0 when each condition's field is known after the objects src holds (n
+ * of them, at(src, i) each) are looked at, or when there is no object to
+ * tell; else -EINVAL, logged with the nearest field the objects have.
+ */
+static int known_check(struct known *k, const struct dsfs_node *coll,
+		       const struct dsfs_blob *(*at)(const void *src, size_t i), const void *src, size_t n)
+{
+	struct near nr = { .d = (size_t)-1 };
+	char path[256], where[1024];
+	size_t u = 0;
+
+	for (size_t i = 0; i < n && k->left; i++)
+		known_note(k, at(src, i));
+	if (!k->left || !k->objects)
+		return 0;
+	while (k->seen[u])
+		u++;
+	nr.typed = k->conds[u].field;
+	for (size_t i = 0; i < n; i++) {
+		const struct dsfs_blob *b = at(src, i);
+		json_object *o = b ? json_tokener_parse(b->data) : NULL;
+
+		path[0] = '\0';
+		if (json_object_is_type(o, json_type_object))
+			near_walk(&nr, o, path, 0, 0);
+		json_object_put(o);
+	}
+	coll_path(coll, where, sizeof(where));
+	if (nr.best && dsfs_nearest_close(nr.typed, nr.d))
+		dsfs_log(DSFS_LOG_ERR, "%s/.where: no %s has the field %s; did you mean %s?", where, coll->kind->name,
+			 nr.typed, nr.best);
+	else
+		dsfs_log(DSFS_LOG_ERR, "%s/.where: no %s has the field %s", where, coll->kind->name, nr.typed);
+	free(nr.best);
+	return -EINVAL;
+}
+
+/* known_check of where against coll's listing (present). */
+static int listing_knows(const struct dsfs_node *coll, const char *where)
+{
+	struct known k;
+	int ret = known_init(&k, where);
+
+	if (ret == 0)
+		ret = known_check(&k, coll, listed_blob, coll, coll->nitems);
+	known_free(&k);
+	return ret;
+}
+
 bool cache_where_match(const struct dsfs_node *r, const char *where)
 {
 	if (!r->kind->nfiles || r->kind->files[0].subpath || r->kind->files[0].derive)
@@ -242,6 +452,10 @@ int cache_where_items(struct dsfs_cache *c, struct dsfs_node *coll, const char *
 	if (ret) {
 		for (; i < all; i++)
 			cache_node_unref(c, items[i]);
+	}
+	if (ret == 0 && where)
+		ret = listing_knows(coll, where);
+	if (ret) {
 		cache_nodes_put(c, items, got);
 		return ret;
 	}
@@ -255,35 +469,107 @@ int cache_where_items(struct dsfs_cache *c, struct dsfs_node *coll, const char *
 static const char *const op_words[] = { "=", "!=", ">=", "<=", ">", "<" };
 
 /*
+ * The longest run of pattern p that every text it matches holds as it is
+ * (no wildcard, bracket or escaped character in it), into buf; its length
+ * (0: none, as for "*").
+ */
+static size_t pattern_run(const char *p, char *buf, size_t len)
+{
+	const char *start = p, *best = p;
+	size_t n = 0;
+
+	for (;;) {
+		if (*p && !strchr("*?[\\", *p)) {
+			p++;
+			continue;
+		}
+		if ((size_t)(p - start) > n) {
+			best = start;
+			n = (size_t)(p - start);
+		}
+		if (!*p)
+			break;
+		if (*p == '[') { /* a bracket expression: one character of a set, never a run */
+			const char *q = p + 1 + (p[1] == '!' || p[1] == '^');
+
+			q += *q == ']';
+			q += strcspn(q, "]");
+			p = *q ? q + 1 : p + 1;
+		} else {
+			p += *p == '\\' && p[1] ? 2 : 1;
+		}
+		start = p;
+	}
+	if (n >= len)
+		n = len - 1;
+	memcpy(buf, best, n);
+	buf[n] = '\0';
+	return n;
+}
+
+/*
  * The query asking coll's list for the first condition of where the
- * dialect's filter can say (malloc'd), or NULL when it can say none. The
- * others, and that one again, are checked here on what comes back: APIs
- * differ in how several filters combine. A condition on the kind's scope
+ * dialect's filter can say (malloc'd; *asked: its index), or NULL when it
+ * can say none. The others, and that one again, are checked here on what
+ * comes back: APIs differ in how several filters combine. A pattern is
+ * asked as the text every match contains (its longest literal run), where
+ * the filter has "contains". A condition on the kind's scope
  * field is never asked: the collection's URL already filters on it, and a
  * server that ORs two filters on one field would widen the list.
  */
-static char *where_query(const struct dsfs_dialect *d, const struct dsfs_kind *k, const char *where)
+static char *where_query(const struct dsfs_dialect *d, const struct dsfs_kind *k, const char *where, size_t *asked)
 {
-	char *all = strdup(where), *part, *save = NULL, *q = NULL, buf[4096];
+	char *all = strdup(where), *part, *save = NULL, *q = NULL, buf[4096], run[1024];
+	size_t i = 0;
 
 	if (!all || !d->filter) {
 		free(all);
 		return NULL;
 	}
-	for (part = strtok_r(all, "/", &save); part && !q; part = strtok_r(NULL, "/", &save)) {
+	for (part = strtok_r(all, "/", &save); part && !q; part = strtok_r(NULL, "/", &save), i++) {
 		struct cond cd;
-		const char *value, *why;
+		const char *value, *op, *why;
 
 		if (cond_parse(part, &cd, &why))
 			break;
 		value = cd.value;
-		if ((!k->scope_field || strcmp(cd.field, k->scope_field)) &&
-		    d->filter(cd.field, op_words[cd.op], &value, 1, buf, sizeof(buf)))
+		op = op_words[cd.op];
+		if (cd.pattern) {
+			op = cd.op == OP_EQ && pattern_run(cd.value, run, sizeof(run)) ? "~" : NULL;
+			value = run;
+		}
+		if (op && (!k->scope_field || strcmp(cd.field, k->scope_field)) &&
+		    d->filter(cd.field, op, &value, 1, buf, sizeof(buf))) {
 			q = strdup(buf);
+			*asked = i;
+		}
 		free(cd.field);
 	}
 	free(all);
 	return q;
+}
+
+/*
+ * 0 when every field of where is known from what a filtered list answered
+ * (f, n items; the field asked was taken by the API's filter), else from
+ * coll's listing (listed now if need be); -EINVAL (logged) when not.
+ */
+static int answer_knows(struct dsfs_cache *c, struct dsfs_node *coll, const char *where, size_t asked,
+			const struct cache_found *f, size_t n)
+{
+	struct known k;
+	int ret = known_init(&k, where);
+
+	known_mark(&k, asked);
+	for (size_t i = 0; ret == 0 && i < n && k.left; i++)
+		known_note(&k, f[i].blob);
+	if (ret == 0 && k.left) { /* a field the answer does not show: the listing tells */
+		ret = cache_ensure_listing(c, coll, true);
+		if (ret == 0)
+			ret = known_check(&k, coll, listed_blob, coll, coll->nitems);
+	}
+	known_free(&k);
+	return ret;
 }
 
 /*
@@ -295,15 +581,21 @@ static int where_fetch(struct dsfs_cache *c, struct dsfs_node *coll, const char 
 		       struct cache_found **out, size_t *n)
 {
 	char *q;
-	size_t o = 0;
+	size_t o = 0, asked = 0;
 	int ret;
 
 	*out = NULL;
 	*n = 0;
-	if ((coll->listed && fresh(c, coll->listed_at)) || coll->kind->also || !(q = where_query(c->dialect, coll->kind, where)))
+	if ((coll->listed && fresh(c, coll->listed_at)) || coll->kind->also ||
+	    !(q = where_query(c->dialect, coll->kind, where, &asked)))
 		return -ENOTSUP;
 	ret = cache_fetch_filtered(c, coll, q, named, out, n);
 	free(q);
+	if (ret == 0 && (ret = answer_knows(c, coll, where, asked, *out, *n)) != 0) {
+		cache_found_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
 	for (size_t i = 0; ret == 0 && i < *n; i++) {
 		if (blob_meets((*out)[i].blob, where)) {
 			(*out)[o++] = (*out)[i];
@@ -438,195 +730,4 @@ int cache_count(struct dsfs_cache *c, struct dsfs_node *coll, const char *where,
 	}
 	*out = (long)coll->nitems;
 	return 0;
-}
-
-/* ---- capacity ---------------------------------------------------------------- */
-
-/* Does kind k, or a kind below it within depth levels, state a capacity? */
-static bool leads_to_capacity(const struct dsfs_kind *k, int depth)
-{
-	if (k->ncapacity)
-		return true;
-	for (size_t i = 0; depth > 0 && i < k->nchildren; i++) {
-		const struct dsfs_kind *ck = k->children[i];
-
-		if (leads_to_capacity(ck, depth - 1))
-			return true;
-		for (size_t j = 0; ck->also && ck->also[j]; j++)
-			if (leads_to_capacity(ck->also[j], depth - 1))
-				return true;
-	}
-	return false;
-}
-
-/* Byte counts past this are a server's nonsense (an exbibyte is 2^60). */
-#define FIGURE_MAX (UINT64_C(1) << 62)
-
-/*
- * The value of field in o in bytes (unit per unit); false when absent, or
- * not a number from 0 to FIGURE_MAX (logged: the figure is left out).
- */
-static bool figure(json_object *o, const char *field, unsigned long unit, uint64_t *out)
-{
-	json_object *v = field ? dsfs_dialect_field(o, field) : NULL;
-	double d;
-
-	if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
-		return false;
-	d = json_object_get_double(v) * (double)unit;
-	if (!(d >= 0 && d <= (double)FIGURE_MAX)) {
-		dsfs_log(DSFS_LOG_WARN, "statfs: %s = %s is not a capacity; left out", field,
-			 json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
-		return false;
-	}
-	*out = json_object_is_type(v, json_type_int) ? (uint64_t)json_object_get_int64(v) * unit : (uint64_t)llround(d);
-	return true;
-}
-
-/* a + b, at most UINT64_MAX */
-static uint64_t sat_add(uint64_t a, uint64_t b)
-{
-	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
-}
-
-void dsfs_space_add(struct dsfs_space *s, const struct dsfs_space *add)
-{
-	if (!add->unit)
-		return;
-	s->unit = !s->unit || s->unit == add->unit ? add->unit : 1;
-	s->total = sat_add(s->total, add->total);
-	s->free = sat_add(s->free, add->free);
-	s->has_total |= add->has_total;
-	s->has_free |= add->has_free;
-}
-
-/* What resource r's own figures state (fetching the file they are in when needed). Lock held. */
-static int own_space(struct dsfs_cache *c, struct dsfs_node *r, struct dsfs_space *out)
-{
-	memset(out, 0, sizeof(*out));
-	for (size_t i = 0; i < r->kind->ncapacity; i++) {
-		const struct dsfs_capacity *cap = &r->kind->capacity[i];
-		int f = cap->file ? dsfs_kind_file(r->kind, cap->file) : 0;
-		uint64_t used;
-		json_object *o;
-		int ret;
-
-		if (f < 0)
-			continue;
-		if (!r->slots[f].blob || !fresh(c, r->slots[f].at)) {
-			ret = cache_fetch_slot(c, r, f);
-			if (ret && ret != -ESTALE) /* renamed: its own figures still came */
-				return ret;
-		}
-		if (!r->slots[f].blob || !(o = json_tokener_parse(r->slots[f].blob->data)))
-			continue;
-		out->has_total = figure(o, cap->total_field, cap->unit, &out->total);
-		out->has_free = figure(o, cap->free_field, cap->unit, &out->free);
-		if (!out->has_free && out->has_total && figure(o, cap->used_field, cap->unit, &used)) {
-			out->free = used < out->total ? out->total - used : 0;
-			out->has_free = true;
-		}
-		json_object_put(o);
-		if (out->has_total || out->has_free) {
-			out->unit = cap->unit;
-			return 0;
-		}
-	}
-	return 0;
-}
-
-static int resource_space(struct dsfs_cache *c, struct dsfs_node *r, int depth, struct dsfs_space *out);
-
-/* The sum over every resource of collection coll. Lock held (dropped while listing). */
-static int collection_space(struct dsfs_cache *c, struct dsfs_node *coll, int depth, struct dsfs_space *out)
-{
-	struct dsfs_node **items;
-	size_t n;
-	int ret = cache_ensure_listing(c, coll, true);
-
-	if (ret)
-		return ret;
-	n = coll->nitems;
-	if (!(items = malloc((n ? n : 1) * sizeof(*items))))
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		items[i] = cache_node_ref(coll->items[i]); /* the listing may change while a figure is fetched */
-	for (size_t i = 0; i < n && !ret; i++) {
-		struct dsfs_space s;
-
-		ret = resource_space(c, items[i], depth, &s);
-		if (ret == 0)
-			dsfs_space_add(out, &s);
-	}
-	for (size_t i = 0; i < n; i++)
-		cache_node_unref(c, items[i]);
-	free(items);
-	return ret;
-}
-
-static int resource_space(struct dsfs_cache *c, struct dsfs_node *r, int depth, struct dsfs_space *out)
-{
-	struct dsfs_space below = { 0 };
-	bool direct = false;
-	int ret = own_space(c, r, out);
-
-	if (ret || (out->has_total && out->has_free) || depth <= 0)
-		goto done;
-	/* a figure not stated here: the sum of the nearest kinds below that state it */
-	for (size_t i = 0; i < r->kind->nchildren; i++)
-		direct |= r->kind->children[i]->ncapacity > 0;
-	for (size_t i = 0; i < r->kind->nchildren && !ret; i++) {
-		const struct dsfs_kind *k = r->kind->children[i];
-		struct dsfs_node *coll;
-
-		if (direct ? !k->ncapacity : !leads_to_capacity(k, depth - 1))
-			continue;
-		if (!(coll = cache_child_collection(c, r, (int)i)))
-			return -ENOMEM;
-		cache_node_ref(coll);
-		ret = collection_space(c, coll, depth - 1, &below);
-		cache_node_unref(c, coll);
-	}
-	if (ret)
-		return ret;
-	if (!below.unit)
-		goto done;
-	out->unit = !out->unit || out->unit == below.unit ? below.unit : 1;
-	if (!out->has_total && below.has_total) {
-		out->total = below.total;
-		out->has_total = true;
-	}
-	if (!out->has_free && below.has_free) {
-		out->free = below.free;
-		out->has_free = true;
-	}
-done:
-	if (out->has_free && !out->has_total) { /* only free space is known: say that much */
-		out->total = out->free;
-		out->has_total = true;
-	}
-	if (out->free > out->total) /* more free than there is: df would show a negative use */
-		out->free = out->total;
-	return ret;
-}
-
-int dsfs_cache_space(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsfs_space *out)
-{
-	struct dsfs_node *r = loc->node;
-	int ret = 0;
-
-	memset(out, 0, sizeof(*out));
-	pthread_mutex_lock(&c->lock);
-	if (r && r->is_coll)
-		r = r->attached ? r->parent : NULL;
-	/* the nearest resource at or above loc whose tree states a capacity: a pool, a server, the root */
-	while (r && !leads_to_capacity(r->kind, 3))
-		r = r->attached && r->parent && r->parent->attached ? r->parent->parent : NULL;
-	if (r) {
-		cache_node_ref(r);
-		ret = resource_space(c, r, 3, out);
-		cache_node_unref(c, r);
-	}
-	pthread_mutex_unlock(&c->lock);
-	return ret;
 }

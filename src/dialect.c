@@ -15,8 +15,8 @@
 
 #include "http.h"
 
-/* tasks/<id>/state, progress and log: one line each of the task object, read through. */
-json_object *dsfs_dialect_field(json_object *o, const char *path)
+/* Walks the dotted path down o: true, with *out the value there (a JSON null is NULL), when o has it. */
+static bool walk(json_object *o, const char *path, json_object **out)
 {
 	char part[128];
 
@@ -24,14 +24,30 @@ json_object *dsfs_dialect_field(json_object *o, const char *path)
 		size_t n = strcspn(path, ".");
 
 		if (n >= sizeof(part) || !json_object_is_type(o, json_type_object))
-			return NULL;
+			return false;
 		memcpy(part, path, n);
 		part[n] = '\0';
 		if (!json_object_object_get_ex(o, part, &o))
-			return NULL;
+			return false;
 		path += n + (path[n] == '.');
 	}
-	return o && !json_object_is_type(o, json_type_null) ? o : NULL;
+	*out = o;
+	return o || !path || !*path;
+}
+
+/* tasks/<id>/state, progress and log: one line each of the task object, read through. */
+json_object *dsfs_dialect_field(json_object *o, const char *path)
+{
+	json_object *v = NULL;
+
+	return walk(o, path, &v) && !json_object_is_type(v, json_type_null) ? v : NULL;
+}
+
+bool dsfs_dialect_has_field(json_object *o, const char *path)
+{
+	json_object *v;
+
+	return o && walk(o, path, &v);
 }
 
 static struct dsfs_blob *line_of(json_object *o, const char *field)

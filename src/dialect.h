@@ -133,7 +133,13 @@ struct dsfs_kind {
 	const char *list_key;    /* key of the array in a list answer: "volumes" */
 	const char *id_field;    /* "id" */
 	const char *name_field;  /* "name" */
-	const char *time_field;  /* field giving mtime, or NULL */
+	const char *time_field;  /* field giving the directory's mtime (its creation), or NULL */
+	/*
+	 * Dotted field giving when the object last changed, or NULL: the mtime
+	 * of its object file, which rsync -a compares. Without it (or where an
+	 * object lacks it) a file's mtime is when dsfs first took in its bytes.
+	 */
+	const char *update_field;
 	bool get_one;            /* GET <segment>/<id> exists (else refresh by listing) */
 	/*
 	 * One shape per kind: an object file shows the listing's shape however
@@ -286,7 +292,8 @@ struct dsfs_dialect {
 	/*
 	 * Writes into buf the query parameter (percent-encoded: "filter=...")
 	 * that asks a list for the items whose field op value holds (op one of
-	 * "=", "!=", ">=", "<=", ">", "<"), or, with n > 1 and op "=", whose
+	 * "=", "!=", ">=", "<=", ">", "<", or "~": the field's text contains
+	 * value), or, with n > 1 and op "=", whose
 	 * field is any of values. False when its filter cannot say it (dsfs
 	 * then filters the listing itself); NULL: lists are never filtered by
 	 * the server.
@@ -354,6 +361,9 @@ char *dsfs_dialect_task_uri(const struct dsfs_response *resp);
 
 /* The value at a dotted field path of o ("activity.status"), or NULL when absent or null. Borrowed. */
 json_object *dsfs_dialect_field(json_object *o, const char *path);
+
+/* True when o has the dotted field path, a null value included. */
+bool dsfs_dialect_has_field(json_object *o, const char *path);
 
 /* True when state is one of words (a NULL-terminated list). */
 bool dsfs_dialect_state_in(const char *state, const char *const *words);

@@ -75,10 +75,15 @@ static const struct dsfs_action backup_create = {
 	.required = DSFS_REQUIRE("policy.id"), .bare_field = "label", .target = "/application/{id}/backup",
 };
 
+/*
+ * Objects say when they last changed in "modifydate" (epoch microseconds,
+ * like every time of the API): their files' mtime, so rsync -a sees a change.
+ */
 static const struct dsfs_kind backup = {
 	.name = "backup", .dir_name = "backups", .segment = "/backup?filter=appid:%3D{id}", BDR_LIST,
 	.scope_field = "appid",
 	.name_field = "backupname", .time_field = "backupdate", DSFS_FILES(backup_files), DSFS_ACTIONS(backup_actions),
+	.update_field = "modifydate",
 	.create = &backup_create,
 };
 
@@ -92,6 +97,7 @@ static const struct dsfs_edit_field application_edit[] = {
 static const struct dsfs_kind application = {
 	.name = "application", .dir_name = "applications", .segment = "application", BDR_LIST,
 	.name_field = "appname", .time_field = "modifydate", DSFS_FILES(application_files),
+	.update_field = "modifydate",
 	DSFS_CHILDREN(application_children), DSFS_EDIT(application_edit),
 };
 
@@ -99,6 +105,7 @@ static const struct dsfs_file_desc appliance_files[] = { DSFS_OBJECT_FILE("appli
 static const struct dsfs_kind appliance = {
 	.name = "appliance", .dir_name = "appliances", .segment = "cluster", BDR_LIST,
 	.name_field = "name", .time_field = "syncdate", DSFS_FILES(appliance_files),
+	.update_field = "modifydate",
 };
 
 static const struct dsfs_file_desc host_files[] = { DSFS_OBJECT_FILE("host.json") };
@@ -110,6 +117,7 @@ static const struct dsfs_edit_field host_edit[] = {
 static const struct dsfs_kind host = {
 	.name = "host", .dir_name = "hosts", .segment = "host", BDR_LIST,
 	.name_field = "name", .time_field = "modifydate", DSFS_FILES(host_files), DSFS_EDIT(host_edit),
+	.update_field = "modifydate",
 };
 
 static const struct dsfs_file_desc diskpool_files[] = { DSFS_OBJECT_FILE("diskpool.json") };
@@ -119,6 +127,7 @@ static const struct dsfs_capacity diskpool_capacity[] = {
 static const struct dsfs_kind diskpool = {
 	.name = "disk pool", .dir_name = "diskpools", .segment = "diskpool", BDR_LIST,
 	.name_field = "name", .time_field = "modifydate", DSFS_FILES(diskpool_files),
+	.update_field = "modifydate",
 	DSFS_CAPACITY(diskpool_capacity),
 };
 
@@ -136,6 +145,7 @@ static const struct dsfs_edit_field profile_edit[] = {
 static const struct dsfs_kind profile = {
 	.name = "profile", .dir_name = "profiles", .segment = "slp", BDR_LIST,
 	.name_field = "name", .time_field = "modifydate", DSFS_FILES(profile_files), DSFS_EDIT(profile_edit),
+	.update_field = "modifydate",
 };
 
 /* An SLA has no name of its own: it is named by its id. */
@@ -143,6 +153,7 @@ static const struct dsfs_file_desc sla_files[] = { DSFS_OBJECT_FILE("sla.json") 
 static const struct dsfs_kind sla = {
 	.name = "SLA", .dir_name = "slas", .segment = "sla", BDR_LIST,
 	.name_field = "id", .time_field = "modifydate", DSFS_FILES(sla_files),
+	.update_field = "modifydate",
 };
 
 static int job_fetch(struct dsfs_session *s, const char *url, json_object **out);
@@ -605,13 +616,15 @@ static int job_fetch(struct dsfs_session *s, const char *url, json_object **out)
 
 /*
  * filter= (seed 004, section 5): "field:=value" (several of one field are
- * any of them), "field:>=value", "field:<=value"; the server says which
+ * any of them), "field:>=value", "field:<=value", "field:=|value" (the
+ * text contains value; strings only); the server says which
  * fields it filters (400 for others: dsfs lists instead). A value starting
- * with '=', '|' or 'b' would read as another operator: not asked.
+ * with '=', '|' or 'b' would read as another operator after "=": not asked.
  */
 static bool filter(const char *field, const char *op, const char *const *values, size_t n, char *buf, size_t len)
 {
-	const char *sep = !strcmp(op, "=") ? ":=" : !strcmp(op, ">=") ? ":>=" : !strcmp(op, "<=") ? ":<=" : NULL;
+	const char *sep = !strcmp(op, "=") ? ":=" : !strcmp(op, ">=") ? ":>=" : !strcmp(op, "<=") ? ":<=" :
+			  !strcmp(op, "~") ? ":=|" : NULL;
 	size_t o = 0;
 
 	if (!sep || !*field || strchr(field, ':') || (n > 1 && strcmp(op, "=")))
@@ -620,7 +633,7 @@ static bool filter(const char *field, const char *op, const char *const *values,
 		char *text, *enc;
 		int w;
 
-		if (strchr("=|b", values[i][0]) && values[i][0])
+		if (strchr("=|b", values[i][0]) && values[i][0] && strcmp(op, "~"))
 			return false;
 		if (asprintf(&text, "%s%s%s", field, sep, values[i]) < 0)
 			return false;

@@ -242,7 +242,7 @@ static const struct dsfs_file_desc broker_files[] = {
 };
 static const struct dsfs_kind broker = {
 	.name = "data broker", .dir_name = "data-brokers", .segment = "data-brokers", SYNC_LIST,
-	.time_field = "lastUpdate", DSFS_FILES(broker_files),
+	.time_field = "lastUpdate", .update_field = "lastUpdate", DSFS_FILES(broker_files),
 };
 
 static const struct dsfs_file_desc group_files[] = { DSFS_OBJECT_FILE("group.json") };

@@ -101,6 +101,9 @@ static const struct dsfs_capacity pool_capacity[] = {
 
 static const struct dsfs_kind pool = {
 	.name = "storage pool", .dir_name = "pools", .segment = "storage-pools", DSCC_LIST,
+	/* device-type2 objects say when they last changed (the v1.2.0 reference's Nimble*
+	 * schemas: last_modified, epoch seconds); device-type1 ones say no update time */
+	.update_field = "last_modified",
 	.get_one = true, DSFS_GET_ONLY("associatedLinks", "requestUri"), DSFS_FILES(pool_files),
 	DSFS_CAPACITY(pool_capacity),
 };
@@ -130,7 +133,8 @@ static const struct dsfs_action snapshot2_create = {
 
 static const struct dsfs_kind snapshot2 = {
 	.name = "snapshot", .dir_name = "snapshots", .segment = "snapshots", DSCC_LIST,
-	.time_field = "creation_time", .get_one = true, DSFS_GET_ONLY("requestUri"), DSFS_FILES(snapshot_files),
+	.time_field = "creation_time", .update_field = "last_modified", .get_one = true, DSFS_GET_ONLY("requestUri"),
+	DSFS_FILES(snapshot_files),
 	.create = &snapshot2_create, .deletable = true,
 };
 
@@ -174,7 +178,8 @@ static const struct dsfs_edit_field volume2_edit[] = {
 
 static const struct dsfs_kind volume2 = {
 	.name = "volume", .dir_name = "volumes", .segment = "volumes", DSCC_LIST,
-	.time_field = "creation_time", .get_one = true, DSFS_GET_ONLY("requestUri"), DSFS_FILES(volume_files),
+	.time_field = "creation_time", .update_field = "last_modified", .get_one = true, DSFS_GET_ONLY("requestUri"),
+	DSFS_FILES(volume_files),
 	DSFS_CHILDREN(volume2_children),
 	DSFS_ACTIONS(volume2_actions), .create = &volume2_create, .deletable = true, DSFS_EDIT(volume2_edit),
 };
@@ -235,6 +240,7 @@ static const struct dsfs_kind issue = {
 static const struct dsfs_kind task = {
 	.name = "task", .dir_name = "tasks", .segment = "api/v1/tasks", .list_key = "items",
 	.id_field = "id", .name_field = "id", .time_field = "updatedAt", .get_one = true,
+	.update_field = "updatedAt",
 	.files = dsfs_task_files, .nfiles = DSFS_TASK_NFILES, .is_task = true,
 };
 
@@ -333,7 +339,8 @@ static bool typed_literal(const char *v)
 }
 
 /*
- * filter= (OData-like): "field eq 'text'", "field in ('a','b')". Only text
+ * filter= (OData-like): "field eq 'text'", "field in ('a','b')", and
+ * "'text' in field" (the field's text contains it). Only text
  * values are asked for: a number's or a boolean's literal depends on the
  * field's type, which dsfs does not know before listing.
  */
@@ -341,22 +348,26 @@ static bool filter(const char *field, const char *op, const char *const *values,
 {
 	static const char *const ops[][2] = {
 		{ "=", "eq" }, { "!=", "ne" }, { ">=", "ge" }, { "<=", "le" }, { ">", "gt" }, { "<", "lt" },
+		{ "~", "in" },
 	};
 	const char *word = NULL;
 	char expr[4096], *enc;
-	size_t o;
+	bool contains = !strcmp(op, "~");
+	size_t o = 0;
 	int w;
 
 	for (size_t i = 0; i < DSFS_ARRAY_LEN(ops); i++)
 		if (!strcmp(op, ops[i][0]))
 			word = ops[i][1];
 	if (!word || !*field || strspn(field, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") <
-	    strlen(field) || (n > 1 && strcmp(word, "eq")))
+	    strlen(field) || (n > 1 && strcmp(word, "eq")) || (contains && n != 1) || strlen(field) > 512)
 		return false;
-	w = snprintf(expr, sizeof(expr), n > 1 ? "%s in (" : "%s %s ", field, word);
-	o = (size_t)w;
+	if (!contains) {
+		w = snprintf(expr, sizeof(expr), n > 1 ? "%s in (" : "%s %s ", field, word);
+		o = (size_t)w;
+	}
 	for (size_t i = 0; i < n; i++) {
-		if (typed_literal(values[i]) || o + 2 * strlen(values[i]) + 4 >= sizeof(expr))
+		if ((!contains && typed_literal(values[i])) || o + 2 * strlen(values[i]) + 520 >= sizeof(expr))
 			return false;
 		if (i)
 			expr[o++] = ',';
@@ -371,6 +382,8 @@ static bool filter(const char *field, const char *op, const char *const *values,
 	if (n > 1)
 		expr[o++] = ')';
 	expr[o] = '\0';
+	if (contains)
+		snprintf(expr + o, sizeof(expr) - o, " in %s", field);
 	if (!(enc = dsfs_names_url_segment(expr)))
 		return false;
 	w = snprintf(buf, len, "filter=%s", enc);

@@ -204,6 +204,7 @@ static const struct dsfs_kind server = {
 static const struct dsfs_kind task = {
 	.name = "task", .dir_name = "tasks", .segment = "tasks", .list_key = "tasks",
 	.id_field = "id", .name_field = "id", .time_field = "updatedAt", .get_one = true,
+	.update_field = "updatedAt",
 	.files = dsfs_task_files, .nfiles = DSFS_TASK_NFILES, .is_task = true,
 };
 

@@ -36,11 +36,13 @@
 #include "tasks.h"
 #include "tls.h"
 #include "waiters.h"
+#include "waitcmd.h"
 
 static void usage(const char *prog)
 {
 	printf("usage: %s [options] URL MOUNTPOINT\n"
 	       "       %s [options] -o estate=FILE MOUNTPOINT\n"
+	       "       dsfs wait [--timeout=SECONDS] TASK...   (waits for tasks of a mount: dsfs wait --help)\n"
 	       "\n"
 	       "Mounts the storage management API at URL on MOUNTPOINT as a tree of JSON files,\n"
 	       "in any of the dialects listed below.\n"
@@ -457,6 +459,8 @@ int main(int argc, char *argv[])
 	size_t nconfs = 0, nmembers = 0, logged_in = 0;
 	int ret = 1;
 
+	if (argc > 1 && !strcmp(argv[1], "wait")) /* a command of its own: no mount, no secrets */
+		return dsfs_waitcmd_main(argc - 1, argv + 1);
 	protect_secrets();
 	dsfs_log_setup(false, DSFS_LOG_INFO);
 	dsfs_dialect_names(names, sizeof(names));

@@ -326,11 +326,10 @@ def git(repo, *args):
 
 
 def mount_json_files(root):
-    """{relative path: bytes} of every .json file under root/servers, walking the mount."""
+    """{relative path: bytes} of every .json file of the mount but its tasks (tasks/, jobs/), walking it."""
     out = {}
-    top = os.path.join(root, "servers")
-    for d, dirs, files in os.walk(top):
-        dirs[:] = [x for x in dirs if x != ".by-id"]
+    for d, dirs, files in os.walk(root):
+        dirs[:] = [x for x in dirs if x != ".by-id" and not (d == root and x in ("tasks", "jobs"))]
         for f in files:
             if f.endswith(".json") and f != "splitstatus.json":
                 p = os.path.join(d, f)
@@ -357,6 +356,7 @@ def test_estate_to_git(server, dsfs_mount, tmp_path):
     want = mount_json_files(m.path)
     assert sorted(tracked) == sorted(want)
     assert any(p.endswith("/snapshots/daily-20230822-0109/snapshot.json") for p in tracked)
+    assert "storage.json" in tracked and not any(p.startswith("tasks/") for p in tracked)
     for rel, data in want.items():
         with open(os.path.join(repo, rel), "rb") as f:
             assert f.read() == data, rel
@@ -378,6 +378,32 @@ def test_estate_to_git(server, dsfs_mount, tmp_path):
     env["MOUNT"] = str(tmp_path)
     r = subprocess.run([script], capture_output=True, text=True, timeout=30, env=env)
     assert r.returncode == 1 and "is not mounted" in r.stderr
+
+
+def test_estate_to_git_copies_every_top_directory_of_every_api(server_factory, dsfs_mount, tmp_path):
+    """Not only servers/: Backup and DR's hosts/, applications/ ..., every member's in an estate, never
+    the tasks (tasks/, jobs/)."""
+    from test_backupdr import TOKEN
+    from test_estate import write_estate
+    a = server_factory("--test-controls", "--servers", "1", "--volumes", "2", "--snapshots", "1")
+    bdr = server_factory("--dialect", "backupdr", "--test-controls", "--servers", "1", "--volumes", "2",
+                         "--snapshots", "1", "--hosts", "2")
+    path = write_estate(tmp_path, [("array", {"url": a.url, "username": "admin", "password": "admin"}),
+                                   ("backup", {"url": bdr.url, "token": TOKEN})])
+    m = dsfs_mount(a, "estate=" + path, ttl=60, estate=True)
+    script = os.path.join(EXAMPLES, "dsfs-estate-to-git")
+    repo = str(tmp_path / "estate")
+    env = dict(os.environ, MOUNT=m.path, ESTATE_REPO=repo, HOME=str(tmp_path))
+    r = subprocess.run([script], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0 and r.stderr == "", r
+    tracked = git(repo, "ls-files").splitlines()
+    tops = {p.split("/")[1] for p in tracked if p.startswith("backup/") and p.count("/") > 1}
+    assert {"hosts", "applications", "diskpools", "templates", "profiles", "slas", "appliances"} <= tops, tops
+    assert any(p.startswith("array/servers/") for p in tracked)
+    assert not [p for p in tracked if p.split("/")[1] in ("tasks", "jobs") or p.startswith("tasks/")], tracked
+    want = {k: v for k, v in mount_json_files(m.path).items()
+            if not (k.count("/") > 1 and k.split("/")[1] in ("tasks", "jobs"))}
+    assert sorted(tracked) == sorted(want)
 
 
 # -- watching a task
