@@ -3,8 +3,8 @@
  * The mount as a whole: one member (a single array, its tree at the mount's
  * root) or an estate of several (MOUNT/<member>/..., each an independent
  * failure domain with its own connections and session), plus what belongs
- * to the whole: tasks/ gathering every member's tasks, tasks/latest, and
- * .dsfs/status. Also reads the estate file. Paths in, negative errnos out;
+ * to the whole: tasks/ gathering every member's tasks, tasks/latest,
+ * .dsfs/status and .dsfs/log. Also reads the estate file. Paths in, negative errnos out;
  * every function is thread-safe.
  */
 #ifndef DSFS_ESTATE_H
