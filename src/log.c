@@ -271,7 +271,7 @@ void dsfs_log(enum dsfs_log_level level, const char *fmt, ...)
 		return;
 	}
 	if (repeats)
-		snprintf(more, sizeof(more), " (and %u times more in the last %d s)", repeats, DSFS_LOG_REPEAT_WINDOW);
+		snprintf(more, sizeof(more), " (and %u times more since it was last shown)", repeats);
 	if (to_syslog)
 		syslog(prio[level], "%s%s", text, more);
 	else
