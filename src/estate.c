@@ -296,6 +296,7 @@ static enum place locate(struct dsfs_estate *e, const char *path, struct member 
 	const char *p = path + 1, *slash;
 	size_t len;
 
+	dsfs_log_set_member(NULL); /* until the path is found in a member */
 	/* .dsfs/status and .dsfs/log are the mount's, one API or many; a single API's .dsfs/stats is its own */
 	if (!strncmp(path, "/.dsfs", 6) && (!path[6] || path[6] == '/')) {
 		if (!path[6])
@@ -337,6 +338,7 @@ static enum place locate(struct dsfs_estate *e, const char *path, struct member 
 		if (strlen(e->m[i].name) == len && !strncmp(p, e->m[i].name, len)) {
 			*m = &e->m[i];
 			*rest = slash ? slash : "/";
+			dsfs_log_set_member(e->m[i].name); /* what is logged from here on is about its tree */
 			return P_MEMBER;
 		}
 	}
@@ -573,6 +575,7 @@ static int open_or_create(struct dsfs_estate *e, const char *path, int flags, pi
 	switch (locate(e, path, &m, &rest)) {
 	case P_MEMBER:
 		h->fs = m->fs;
+		h->member = e->estate ? m->name : NULL;
 		ret = create ? dsfs_fs_create(m->fs, rest, flags, &h->h)
 			     : dsfs_fs_open(m->fs, rest, flags, pid, &h->h, caching);
 		break;
@@ -632,6 +635,7 @@ int dsfs_estate_create(struct dsfs_estate *e, const char *path, int flags, pid_t
 
 int dsfs_estate_read(struct dsfs_ehandle *h, struct dsfs_blob *newest, char *buf, size_t size, off_t off)
 {
+	dsfs_log_set_member(h->member);
 	if (h->fs)
 		return dsfs_fs_read(h->fs, h->h, newest, buf, size, off);
 	if (off < 0)
@@ -660,16 +664,19 @@ bool dsfs_estate_read_waits(struct dsfs_ehandle *h)
 
 int dsfs_estate_read_wait(struct dsfs_ehandle *h, dsfs_fs_done_fn fn, void *arg, struct dsfs_fs_wait **w)
 {
+	dsfs_log_set_member(h->member);
 	return h->fs ? dsfs_fs_read_wait(h->fs, h->h, fn, arg, w) : 0;
 }
 
 int dsfs_estate_write(struct dsfs_ehandle *h, const char *buf, size_t size, off_t off, pid_t pid)
 {
+	dsfs_log_set_member(h->member);
 	return h->fs ? dsfs_fs_write(h->fs, h->h, buf, size, off, pid) : -EBADF;
 }
 
 int dsfs_estate_flush(struct dsfs_ehandle *h, pid_t pid, bool keeps_open)
 {
+	dsfs_log_set_member(h->member);
 	return h->fs ? dsfs_fs_flush(h->fs, h->h, pid, keeps_open) : 0;
 }
 
@@ -677,6 +684,7 @@ void dsfs_estate_release(struct dsfs_ehandle *h)
 {
 	if (!h)
 		return;
+	dsfs_log_set_member(h->member);
 	pthread_mutex_lock(&h->e->lock);
 	if (h->prev)
 		h->prev->next = h->next;
@@ -770,6 +778,7 @@ int dsfs_estate_rename(struct dsfs_estate *e, const char *from, const char *to, 
 
 int dsfs_estate_ftruncate(struct dsfs_ehandle *h, off_t size)
 {
+	dsfs_log_set_member(h->member);
 	return h->fs ? dsfs_fs_ftruncate(h->fs, h->h, size) : -EACCES;
 }
 

@@ -51,6 +51,7 @@ struct dsfs_ehandle {
 	struct dsfs_handle *h;
 	struct dsfs_blob *own;    /* .dsfs/status, events/log */
 	bool feed;                /* events/log: read past its end asks for more */
+	const char *member;       /* the member's name in an estate (its lines are named so), or NULL */
 	bool log;                 /* .dsfs/log: read from the log's ring */
 	uint64_t log_skew;        /* .dsfs/log: log position minus file offset (atomic) */
 	struct dsfs_estate *e;

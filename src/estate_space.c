@@ -56,7 +56,11 @@ static void *size_member(void *arg)
 	struct dsfs_estate *e = job->e;
 	struct member *m = &e->m[a->i];
 	struct dsfs_space s;
-	int ret = dsfs_fs_statfs(m->fs, "/", &s); /* its failure is logged */
+	int ret;
+
+	dsfs_log_set_member(m->name);
+	ret = dsfs_fs_statfs(m->fs, "/", &s); /* its failure is logged, named after the member */
+	dsfs_log_set_member(NULL); /* this may be the df's own thread (no thread could be made) */
 
 	pthread_mutex_lock(&job->lock);
 	job->r[a->i] = (struct sized){ .s = s, .ret = ret, .started = true, .done = true };

@@ -22,6 +22,7 @@
 
 static bool to_syslog;
 static enum dsfs_log_level max_level = DSFS_LOG_INFO;
+static __thread const char *member;
 
 /* lock guards everything below */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -55,6 +56,11 @@ void dsfs_log_setup(bool use_syslog, enum dsfs_log_level level)
 	max_level = level;
 	if (use_syslog)
 		openlog("dsfs", LOG_PID, LOG_DAEMON);
+}
+
+void dsfs_log_set_member(const char *name)
+{
+	member = name;
 }
 
 bool dsfs_log_enabled(enum dsfs_log_level level)
@@ -255,12 +261,14 @@ void dsfs_log(enum dsfs_log_level level, const char *fmt, ...)
 	struct timespec ts;
 	struct tm tm;
 	va_list ap;
-	int n;
+	int n = 0;
 
 	if (level > max_level)
 		return;
+	if (member)
+		n = snprintf(text, sizeof(text), "%s: ", member);
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	vsnprintf(text + n, sizeof(text) - (size_t)n, fmt, ap);
 	va_end(ap);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);

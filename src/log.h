@@ -36,6 +36,13 @@ void dsfs_log_setup(bool use_syslog, enum dsfs_log_level max_level);
  */
 int dsfs_log_to_file(const char *path, size_t max_bytes, char *err, size_t errlen);
 
+/*
+ * The estate member the calling thread works in, or NULL: its lines start
+ * with "<member>: ", so that a path in one names the directory it is in.
+ * Thread-local; the estate sets it as it dispatches.
+ */
+void dsfs_log_set_member(const char *name);
+
 /* Logs one line (no trailing newline needed). Thread-safe. */
 void dsfs_log(enum dsfs_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -24,6 +24,7 @@ from conftest import MountFailed, entries, entry_name, list_all, sim_stats
 from test_actions import write
 from test_backupdr import Api as BdrApi, TOKEN, app_dir, credentials as bdr_credentials
 from test_cloudsync import Api as CsApi, credentials as cs_credentials
+from test_estate import write_estate
 from test_dscc import Api as DsccApi, dscc, dscc_credentials  # noqa: F401  (dscc: a fixture)
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (error|warning|info|debug): ")
@@ -187,6 +188,30 @@ def test_a_log_file_that_cannot_be_kept_refuses_the_mount(server, dsfs_mount, tm
     m = dsfs_mount(server, "log=relative.log")
     os.listdir(m.p("servers"))
     assert stat.S_IMODE(os.stat(str(tmp_path / "relative.log")).st_mode) == 0o600
+
+
+def test_an_estates_log_names_the_member(server_factory, dsfs_mount, tmp_path):
+    a = server_factory("--test-controls", "--volumes", "3")
+    b = server_factory("--test-controls", "--volumes", "3")
+    sp = {"username": "admin", "password": "admin"}
+    conf = write_estate(tmp_path, [("a1", dict(sp, url=a.url)), ("b1", dict(sp, url=b.url))])
+    m = dsfs_mount(a, "estate=" + conf, "timeout=3", ttl=0, estate=True)
+    assert sorted(os.listdir(m.p(".dsfs"))) == ["log", "status"]
+    srv = entries(m.p("a1", "servers"))[0]
+    vol = [v for v in entries(m.p("a1", "servers", srv, "volumes")) if v != "new"][0]
+    with pytest.raises(OSError) as e:
+        os.rmdir(m.p("a1", "servers", srv, "volumes", vol))
+    assert e.value.errno == errno.EPERM
+    one_line(log_lines(m), "a1: rmdir /servers/%s/volumes/%s: refused: deleting needs the mount option "
+             "allow_delete" % (srv, vol))
+    b.stop()
+    with pytest.raises(OSError) as e:
+        os.listdir(m.p("b1", "servers"))
+    assert e.value.errno == errno.EIO
+    line = one_line(log_lines(m), "b1: ", b.url)
+    assert "onnect" in line, line
+    status = open(m.p(".dsfs", "status")).read().splitlines()
+    assert status[0].startswith("a1 %s reachable" % a.url) and status[1].startswith("b1 %s unreachable" % b.url)
 
 
 def test_dsfs_log_is_its_owners_and_roots_only(server, dsfs_mount):
