@@ -20,7 +20,7 @@ import tempfile
 
 import pytest
 
-from conftest import MountFailed, entries, entry_name, list_all, sim_stats
+from conftest import MountFailed, Tail, entries, entry_name, list_all, sim_stats
 from test_actions import write
 from test_backupdr import Api as BdrApi, TOKEN, app_dir, credentials as bdr_credentials
 from test_cloudsync import Api as CsApi, credentials as cs_credentials
@@ -265,8 +265,13 @@ def test_the_log_file_and_dsfs_log_stay_bounded(server, dsfs_mount, tmp_path):
     assert lines[-1] == last
     assert len(lines) <= 1000 and len(open(m.p(".dsfs", "log")).read()) <= 256 * 1024
     assert not any("bogus-verb-0'" in line for line in lines)  # the oldest went first
-    # its size counts every byte logged: a reader's offset stays put as old lines go (tail -f)
+    # its size counts every byte logged: a reader's offset stays put as old lines go, and tail -f follows
     assert os.stat(m.p(".dsfs", "log")).st_size > 256 * 1024
+    with Tail(m.p(".dsfs", "log"), "-n", "1") as t:
+        assert t.wait_until(lambda text: "'bogus-verb-%d'" % (n - 1) in text, 10), t.read()
+        assert write(action, "after-the-tail\n") == errno.EINVAL
+        assert t.wait_until(lambda text: "unknown verb 'after-the-tail'" in text, 10), t.read()
+        assert len(t.lines()) == 2, t.lines()
 
 
 # ---- one vocabulary for how tasks end, in every dialect --------------------------------------
