@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "errmap.h"
 #include "names.h"
 
 /* ---- nodes -------------------------------------------------------------- */
@@ -528,8 +528,8 @@ int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const ch
 		break;
 	case DSFS_LOC_WHERE_DIR:
 		if ((ret = cache_where_check(name, &why)) != 0) {
-			if (ret == -EINVAL)
-				dsfs_log(DSFS_LOG_ERR, "%s/%s: %s", WHERE_DIR, name, why);
+			if (ret == -EINVAL) /* logged with the whole path where the lookup is answered */
+				dsfs_err_record("query", name, 0, why);
 			break;
 		}
 		out->type = DSFS_LOC_WHERE;

@@ -329,8 +329,7 @@ int dsfs_cache_task_ended(struct dsfs_cache *c, const char *id, bool *ended)
 			o = json_tokener_parse(resp.body ? resp.body : "");
 	}
 	if (ret == 0 && o && json_object_is_type(s = dsfs_dialect_field(o, w->state_field), json_type_string))
-		*ended = dsfs_dialect_state_in(json_object_get_string(s), w->succeeded) ||
-			 dsfs_dialect_state_in(json_object_get_string(s), w->failed);
+		*ended = dsfs_task_outcome(w, json_object_get_string(s)) != DSFS_TASK_RUNNING;
 	if (ret == -ENOENT)
 		ret = 0; /* a task the server no longer has has ended */
 	json_object_put(o);

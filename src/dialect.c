@@ -2,9 +2,9 @@
 /*
  * What every dialect shares: lookups by name in a kind and in the registry
  * (and by URL, with the hint a URL that looks wrong gets), the default rule
- * for finding an action's task, and the files of a task directory
- * (task.json, and state, progress and log made from it in the dialect's own
- * task words).
+ * for finding an action's task, the files of a task directory (task.json,
+ * and state, progress, log and error made from it in the dialect's own task
+ * words), and the one vocabulary of how tasks end.
  */
 #include "dialect.h"
 
@@ -138,11 +138,79 @@ struct dsfs_blob *dsfs_task_log(json_object *o, const struct dsfs_dialect *d)
 	return b;
 }
 
+enum dsfs_task_end dsfs_task_outcome(const struct dsfs_task_words *w, const char *state)
+{
+	if (dsfs_dialect_state_in(state, w->succeeded))
+		return DSFS_TASK_SUCCEEDED;
+	if (dsfs_dialect_state_in(state, w->failed))
+		return DSFS_TASK_FAILED;
+	if (dsfs_dialect_state_in(state, w->cancelled))
+		return DSFS_TASK_CANCELLED;
+	if (dsfs_dialect_state_in(state, w->timedout))
+		return DSFS_TASK_TIMEDOUT;
+	return DSFS_TASK_RUNNING;
+}
+
+const char *dsfs_task_end_word(enum dsfs_task_end end)
+{
+	static const char *const words[] = {
+		[DSFS_TASK_RUNNING] = "RUNNING", [DSFS_TASK_SUCCEEDED] = "SUCCEEDED", [DSFS_TASK_FAILED] = "FAILED",
+		[DSFS_TASK_CANCELLED] = "CANCELLED", [DSFS_TASK_TIMEDOUT] = "TIMEDOUT",
+	};
+
+	return words[end];
+}
+
+const char *dsfs_task_reason(json_object *o, const struct dsfs_task_words *w, char *buf, size_t len)
+{
+	json_object *why = dsfs_dialect_field(o, w->error_field), *v;
+	const char *st;
+
+	/* an error object (DSCC's {"error": ..., "errorCode": ...}): its message */
+	if (why && json_object_is_type(why, json_type_object) &&
+	    ((json_object_object_get_ex(why, "error", &v) && json_object_is_type(v, json_type_string)) ||
+	     (json_object_object_get_ex(why, "message", &v) && json_object_is_type(v, json_type_string))))
+		why = v;
+	if (why && json_object_is_type(why, json_type_string) && *json_object_get_string(why))
+		snprintf(buf, len, "%s", json_object_get_string(why));
+	else if (why && !json_object_is_type(why, json_type_string))
+		snprintf(buf, len, "%s", json_object_to_json_string_ext(why, JSON_C_TO_STRING_PLAIN));
+	else if ((v = dsfs_dialect_field(o, w->state_field)) && (st = json_object_get_string(v)) &&
+		 dsfs_task_outcome(w, st) > DSFS_TASK_SUCCEEDED)
+		snprintf(buf, len, "ended %s; the server gave no reason", st);
+	else
+		return NULL;
+	for (char *p = buf; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' '; /* one line, whatever the server wrote */
+	return buf;
+}
+
+struct dsfs_blob *dsfs_task_error(json_object *o, const struct dsfs_dialect *d)
+{
+	const struct dsfs_task_words *w = &d->task;
+	json_object *st = dsfs_dialect_field(o, w->state_field);
+	const char *state = st && json_object_is_type(st, json_type_string) ? json_object_get_string(st) : NULL;
+	enum dsfs_task_end end = dsfs_task_outcome(w, state);
+	struct dsfs_blob *b;
+	char why[1024];
+	size_t n;
+
+	if (end == DSFS_TASK_RUNNING || end == DSFS_TASK_SUCCEEDED || !dsfs_task_reason(o, w, why, sizeof(why)))
+		return dsfs_blob_new("", 0);
+	n = strlen(why);
+	b = dsfs_blob_new(why, n + 1);
+	if (b)
+		b->data[n] = '\n';
+	return b;
+}
+
 const struct dsfs_file_desc dsfs_task_files[DSFS_TASK_NFILES] = {
 	{ .name = "task.json", .flags = DSFS_FILE_DIRECT },
 	{ .name = "state", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_state },
 	{ .name = "progress", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_progress },
 	{ .name = "log", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_log },
+	{ .name = "error", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_error },
 };
 
 int dsfs_kind_file(const struct dsfs_kind *kind, const char *name)

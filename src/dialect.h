@@ -197,9 +197,19 @@ struct dsfs_task_words {
 	const char *poll_field;     /* seconds to wait between polls, or NULL (1 s) */
 	const char *log_field;      /* an array of {time, message} objects, or NULL: the log is the error */
 	const char *log_time_field, *log_message_field;
-	const char *const *succeeded; /* states of a task that succeeded, NULL-terminated */
-	const char *const *failed;    /* states of a task that failed */
+	/* The states in which a task has ended, each NULL-terminated list one word of dsfs's own (below). */
+	const char *const *succeeded; /* SUCCEEDED */
+	const char *const *failed;    /* FAILED */
+	const char *const *cancelled; /* CANCELLED: stopped by someone, or NULL */
+	const char *const *timedout;  /* TIMEDOUT: the server gave up on it, or NULL */
 };
+
+/*
+ * How a task ended, in the one vocabulary every dialect's tasks/<id>/wait
+ * and tasks/<id>/error use, whatever the API calls it.
+ */
+enum dsfs_task_end { DSFS_TASK_RUNNING, DSFS_TASK_SUCCEEDED, DSFS_TASK_FAILED, DSFS_TASK_CANCELLED,
+		     DSFS_TASK_TIMEDOUT };
 
 /*
  * Where a dialect's events come from (MOUNT/events/log): a list of objects
@@ -228,7 +238,9 @@ struct dsfs_events_desc {
 	.poll_field = "suggestedPollingIntervalSeconds", .log_field = "logMessages",               \
 	.log_time_field = "timestampAt", .log_message_field = "message",                           \
 	.succeeded = (const char *const[]) { "SUCCEEDED", NULL },                                  \
-	.failed = (const char *const[]) { "FAILED", "TIMEDOUT", NULL },                            \
+	.failed = (const char *const[]) { "FAILED", NULL },                                        \
+	.cancelled = (const char *const[]) { "CANCELLED", NULL },                                  \
+	.timedout = (const char *const[]) { "TIMEDOUT", NULL },                                    \
 }
 
 struct dsfs_session;
@@ -368,6 +380,20 @@ bool dsfs_dialect_has_field(json_object *o, const char *path);
 /* True when state is one of words (a NULL-terminated list). */
 bool dsfs_dialect_state_in(const char *state, const char *const *words);
 
+/* How a task in the API's state has ended, or DSFS_TASK_RUNNING (also for a state not known to have ended). */
+enum dsfs_task_end dsfs_task_outcome(const struct dsfs_task_words *w, const char *state);
+
+/*
+ * Why a task that ended otherwise than in success did, as one line into
+ * buf: the server's message (the text of an error object's "error" or
+ * "message"), or "ended <state>; the server gave no reason". NULL when
+ * the task has no error and has not failed.
+ */
+const char *dsfs_task_reason(json_object *task, const struct dsfs_task_words *w, char *buf, size_t len);
+
+/* The word of an outcome: "SUCCEEDED", "FAILED", "CANCELLED", "TIMEDOUT" ("RUNNING"). Static. */
+const char *dsfs_task_end_word(enum dsfs_task_end end);
+
 /*
  * The state, progress and log files of a task, made from its object in the
  * dialect's task words: for a dialect that names its task files its own
@@ -377,8 +403,16 @@ struct dsfs_blob *dsfs_task_state(json_object *task, const struct dsfs_dialect *
 struct dsfs_blob *dsfs_task_progress(json_object *task, const struct dsfs_dialect *d);
 struct dsfs_blob *dsfs_task_log(json_object *task, const struct dsfs_dialect *d);
 
-/* The files of a task directory: task.json, state, progress and log (read through). */
-#define DSFS_TASK_NFILES 4
+/*
+ * The error file of a task: empty while it runs and once it succeeded;
+ * once it failed, was cancelled or timed out, one line: the server's
+ * reason, or, when it gave none, the state it ended in ("ended ABORTED;
+ * the server gave no reason").
+ */
+struct dsfs_blob *dsfs_task_error(json_object *task, const struct dsfs_dialect *d);
+
+/* The files of a task directory: task.json, state, progress, log and error (read through). */
+#define DSFS_TASK_NFILES 5
 extern const struct dsfs_file_desc dsfs_task_files[DSFS_TASK_NFILES];
 
 /* Index of the file called name in kind, or -1. */

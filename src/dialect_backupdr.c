@@ -158,12 +158,13 @@ static const struct dsfs_kind sla = {
 
 static int job_fetch(struct dsfs_session *s, const char *url, json_object **out);
 
-/* jobs/<job>/: the job object and its state, progress and log lines, read through the list. */
+/* jobs/<job>/: the job object and its state, progress, log and error lines, read through the list. */
 static const struct dsfs_file_desc job_files[] = {
 	{ .name = "job.json", .flags = DSFS_FILE_DIRECT, .fetch = job_fetch },
 	{ .name = "state", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_state, .fetch = job_fetch },
 	{ .name = "progress", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_progress, .fetch = job_fetch },
 	{ .name = "log", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_log, .fetch = job_fetch },
+	{ .name = "error", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_error, .fetch = job_fetch },
 };
 
 /*
@@ -677,7 +678,8 @@ const struct dsfs_dialect dsfs_dialect_backupdr = {
 	.task = {
 		.state_field = "status", .progress_field = "progress", .error_field = "message",
 		.succeeded = (const char *const[]) { "succeeded", NULL },
-		.failed = (const char *const[]) { "failed", "canceled", "cancelled", NULL },
+		.failed = (const char *const[]) { "failed", NULL },
+		.cancelled = (const char *const[]) { "canceled", "cancelled", NULL },
 	},
 	.error_fields = (const char *const[]) { "err_message", "err_code", NULL },
 	.claims_url = claims_url,

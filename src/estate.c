@@ -5,7 +5,8 @@
  * component names the member and the rest goes to that member's fs, so a
  * member whose server is down fails only under its own directory; the
  * estate answers for the root, tasks/ (a link per member to its tasks,
- * and latest) and .dsfs/status (one line per member) itself.
+ * and latest) itself. .dsfs/status (one line per member) and .dsfs/log
+ * (the log's recent lines) are the mount's, however many members it has.
  */
 #include "estate.h"
 
@@ -20,46 +21,14 @@
 #include <unistd.h>
 
 #include "blob.h"
+#include "caller.h"
+#include "ctl.h"
 #include "events.h"
 #include "log.h"
 #include "names.h"
+#include "options.h"
 
-struct member {
-	char *name, *url;
-	struct dsfs_fs *fs;
-	struct dsfs_session *session;
-	struct dsfs_tasks *tasks;
-	const char *tasks_dir;  /* its dialect's tasks collection ("tasks", "jobs") */
-	struct dsfs_events *events; /* its events/log, or NULL */
-	bool sizing;                /* a df of it runs in the background (e->lock) */
-};
-
-struct dsfs_estate {
-	bool estate;
-	time_t mounted;
-	uid_t uid;
-	gid_t gid;
-	struct member m[DSFS_ESTATE_MAX_MEMBERS];
-	size_t n;
-	/*
-	 * Open handles. The kernel sends RELEASE asynchronously and may still
-	 * owe some when it unmounts; those are released when the estate goes.
-	 */
-	pthread_mutex_t lock;
-	struct dsfs_ehandle *open;
-	struct dsfs_events_merge *feed; /* events/log of an estate: every member's, or NULL */
-	size_t sizers;                  /* df threads still running (e->lock) */
-	pthread_cond_t sized;           /* broadcast when one ends */
-};
-
-struct dsfs_ehandle {
-	struct dsfs_fs *fs;       /* the member's, or NULL for the estate's own file */
-	struct dsfs_handle *h;
-	struct dsfs_blob *own;    /* .dsfs/status, events/log */
-	bool feed;                /* events/log: read past its end asks for more */
-	struct dsfs_estate *e;
-	struct dsfs_ehandle *prev, *next;
-};
+#include "estate_int.h"
 
 /* ---- dispatch ------------------------------------------------------------------- */
 
@@ -129,7 +98,8 @@ void dsfs_estate_free(struct dsfs_estate *e)
 	free(e);
 }
 
-enum place { P_MEMBER, P_ROOT, P_TASKS, P_TASK_LINK, P_LATEST, P_DSFS, P_STATUS, P_EVENTS, P_EVENTS_LOG, P_NONE };
+enum place { P_MEMBER, P_ROOT, P_TASKS, P_TASK_LINK, P_LATEST, P_DSFS, P_STATUS, P_LOG, P_EVENTS, P_EVENTS_LOG,
+	     P_NONE };
 
 /*
  * Where a path is: in a member (*m and *rest, the path inside it) or one of
@@ -140,6 +110,18 @@ static enum place locate(struct dsfs_estate *e, const char *path, struct member 
 	const char *p = path + 1, *slash;
 	size_t len;
 
+	dsfs_log_set_member(NULL); /* until the path is found in a member */
+	/* .dsfs/status and .dsfs/log are the mount's, one API or many; a single API's .dsfs/stats is its own */
+	if (!strncmp(path, "/.dsfs", 6) && (!path[6] || path[6] == '/')) {
+		if (!path[6])
+			return P_DSFS;
+		if (!strcmp(path + 6, "/status"))
+			return P_STATUS;
+		if (!strcmp(path + 6, "/log"))
+			return P_LOG;
+		if (e->estate)
+			return P_NONE;
+	}
 	if (!e->estate) {
 		*m = &e->m[0];
 		*rest = path;
@@ -149,11 +131,6 @@ static enum place locate(struct dsfs_estate *e, const char *path, struct member 
 		return P_ROOT;
 	slash = strchr(p, '/');
 	len = slash ? (size_t)(slash - p) : strlen(p);
-	if (len == 5 && !strncmp(p, ".dsfs", 5)) {
-		if (!slash)
-			return P_DSFS;
-		return !strcmp(slash, "/status") ? P_STATUS : P_NONE;
-	}
 	if (len == 6 && !strncmp(p, "events", 6) && e->feed) {
 		if (!slash)
 			return P_EVENTS;
@@ -175,17 +152,23 @@ static enum place locate(struct dsfs_estate *e, const char *path, struct member 
 		if (strlen(e->m[i].name) == len && !strncmp(p, e->m[i].name, len)) {
 			*m = &e->m[i];
 			*rest = slash ? slash : "/";
+			dsfs_log_set_member(e->m[i].name); /* what is logged from here on is about its tree */
 			return P_MEMBER;
 		}
 	}
 	return P_NONE;
 }
 
+/*
+ * One line per member: name (a single API's is "-"), URL, whether its last
+ * request was answered, whether it holds a session, and its last error.
+ */
 static struct dsfs_blob *status_blob(struct dsfs_estate *e)
 {
-	size_t cap = 512 * (e->n + 1), o = 0;
-	char *buf = malloc(cap);
+	size_t cap = 2048 * (e->n + 1), o = 0;
+	char *buf = malloc(cap), line[2048];
 	struct dsfs_blob *b;
+	int n;
 
 	if (!buf)
 		return NULL;
@@ -193,17 +176,48 @@ static struct dsfs_blob *status_blob(struct dsfs_estate *e)
 		struct dsfs_session_health h;
 
 		dsfs_session_health(e->m[i].session, &h);
-		o += (size_t)snprintf(buf + o, cap - o, "%s %s %s %s", e->m[i].name, e->m[i].url,
-				      h.reachable ? "reachable" : "unreachable",
-				      h.logged_in ? "logged-in" : "logged-out");
-		if (h.last_error[0])
-			o += (size_t)snprintf(buf + o, cap - o, " last-error=\"%.0fs ago: %s\"", h.since_error,
-					      h.last_error);
-		o += (size_t)snprintf(buf + o, cap - o, "\n");
+		n = snprintf(line, sizeof(line), "%s %s %s %s", *e->m[i].name ? e->m[i].name : "-", e->m[i].url,
+			     h.reachable ? "reachable" : "unreachable", h.logged_in ? "logged-in" : "logged-out");
+		if (h.last_error[0] && n >= 0 && (size_t)n < sizeof(line))
+			n += snprintf(line + n, sizeof(line) - (size_t)n, " last-error=\"%.0fs ago: %s\"", h.since_error,
+				      h.last_error);
+		if (n < 0)
+			continue;
+		if ((size_t)n >= sizeof(line) - 1)
+			n = (int)sizeof(line) - 2; /* a URL that long is cut, never the buffer overrun */
+		line[n++] = '\n';
+		memcpy(buf + o, line, (size_t)n);
+		o += (size_t)n;
 	}
 	b = dsfs_blob_new(buf, o);
 	free(buf);
 	return b;
+}
+
+/* .dsfs/log: the mount's owner's and root's only, whoever else the mount lets in (allow_other) */
+static int log_open(const struct dsfs_estate *e, int flags, struct dsfs_ehandle *h)
+{
+	if ((flags & O_ACCMODE) != O_RDONLY)
+		return -EACCES;
+	if (dsfs_caller_uid() != e->uid && dsfs_caller_uid() != 0) {
+		dsfs_log(DSFS_LOG_WARN, "open /.dsfs/log: refused to uid %u: only the mount's owner and root read "
+			 "its log", (unsigned)dsfs_caller_uid());
+		return -EACCES;
+	}
+	h->log = true;
+	return 0;
+}
+
+/* A read of .dsfs/log at offset off: the log's position off, or as near after it as is still kept. */
+static int log_read(struct dsfs_ehandle *h, char *buf, size_t size, off_t off)
+{
+	uint64_t skew = __atomic_load_n(&h->log_skew, __ATOMIC_RELAXED), pos = (uint64_t)off + skew, at;
+	size_t n = dsfs_log_read(pos, buf, size, &at);
+
+	/* a reader that starts at 0 (cat), or fell behind, reads on from the oldest line kept */
+	if (at > pos)
+		__atomic_store_n(&h->log_skew, skew + (at - pos), __ATOMIC_RELAXED);
+	return (int)n;
 }
 
 /* tasks/latest: "<member>/<entry>" of the task this mount started last. */
@@ -271,12 +285,18 @@ int dsfs_estate_getattr(struct dsfs_estate *e, const char *path, struct stat *st
 	case P_STATUS: {
 		struct dsfs_blob *b = status_blob(e);
 
-		own_stat(e, S_IFREG | 0444, b ? b->len : 0, 3, st);
+		own_stat(e, S_IFREG | 0444, b ? b->len : 0, 9, st); /* not 3: a single API's .dsfs/stats */
 		dsfs_blob_unref(b);
 		if (flags)
 			*flags = DSFS_FS_LIVE;
 		return 0;
 	}
+	case P_LOG:
+		/* its size is every byte logged since the mount: offsets stay put as old lines go (tail -f) */
+		own_stat(e, S_IFREG | 0600, (size_t)dsfs_log_end(), 8, st);
+		if (flags)
+			*flags = DSFS_FS_LIVE;
+		return 0;
 	case P_TASK_LINK:
 		own_stat(e, S_IFLNK | 0777, strlen(m->name) + 9, 200 + (ino_t)(m - e->m), st);
 		return 0;
@@ -336,8 +356,13 @@ int dsfs_estate_readdir(struct dsfs_estate *e, const char *path, dsfs_fs_fill_fn
 			return -ENOMEM;
 		return 0;
 	case P_DSFS:
+		if (!e->estate && dsfs_fs_readdir(e->m[0].fs, path, fill, ctx))
+			return -ENOMEM; /* a single API's .dsfs/stats */
 		dsfs_estate_getattr(e, "/.dsfs/status", &st, NULL);
-		return fill(ctx, "status", &st, DSFS_FS_COMPLETE | DSFS_FS_LIVE) ? -ENOMEM : 0;
+		if (fill(ctx, "status", &st, DSFS_FS_COMPLETE | DSFS_FS_LIVE))
+			return -ENOMEM;
+		dsfs_estate_getattr(e, "/.dsfs/log", &st, NULL);
+		return fill(ctx, "log", &st, DSFS_FS_COMPLETE | DSFS_FS_LIVE) ? -ENOMEM : 0;
 	case P_EVENTS:
 		dsfs_estate_getattr(e, "/events/log", &st, NULL);
 		return fill(ctx, "log", &st, DSFS_FS_COMPLETE | DSFS_FS_LIVE) ? -ENOMEM : 0;
@@ -364,11 +389,16 @@ static int open_or_create(struct dsfs_estate *e, const char *path, int flags, pi
 	switch (locate(e, path, &m, &rest)) {
 	case P_MEMBER:
 		h->fs = m->fs;
+		h->member = e->estate ? m->name : NULL;
 		ret = create ? dsfs_fs_create(m->fs, rest, flags, &h->h)
 			     : dsfs_fs_open(m->fs, rest, flags, pid, &h->h, caching);
 		break;
 	case P_STATUS:
 		ret = (flags & O_ACCMODE) != O_RDONLY ? -EACCES : (h->own = status_blob(e)) ? 0 : -ENOMEM;
+		*caching = DSFS_CACHING_DIRECT;
+		break;
+	case P_LOG:
+		ret = create ? -EACCES : log_open(e, flags, h);
 		*caching = DSFS_CACHING_DIRECT;
 		break;
 	case P_EVENTS_LOG:
@@ -419,10 +449,13 @@ int dsfs_estate_create(struct dsfs_estate *e, const char *path, int flags, pid_t
 
 int dsfs_estate_read(struct dsfs_ehandle *h, struct dsfs_blob *newest, char *buf, size_t size, off_t off)
 {
+	dsfs_log_set_member(h->member);
 	if (h->fs)
 		return dsfs_fs_read(h->fs, h->h, newest, buf, size, off);
 	if (off < 0)
 		return -EINVAL;
+	if (h->log)
+		return log_read(h, buf, size, off);
 	if (h->feed && h->own && (size_t)off >= h->own->len) /* what the members' feeds have gained since */
 		dsfs_blob_take_grown(&h->own, dsfs_events_merge_text(h->e->feed, true));
 	if (!h->own || (size_t)off >= h->own->len)
@@ -445,16 +478,19 @@ bool dsfs_estate_read_waits(struct dsfs_ehandle *h)
 
 int dsfs_estate_read_wait(struct dsfs_ehandle *h, dsfs_fs_done_fn fn, void *arg, struct dsfs_fs_wait **w)
 {
+	dsfs_log_set_member(h->member);
 	return h->fs ? dsfs_fs_read_wait(h->fs, h->h, fn, arg, w) : 0;
 }
 
 int dsfs_estate_write(struct dsfs_ehandle *h, const char *buf, size_t size, off_t off, pid_t pid)
 {
+	dsfs_log_set_member(h->member);
 	return h->fs ? dsfs_fs_write(h->fs, h->h, buf, size, off, pid) : -EBADF;
 }
 
 int dsfs_estate_flush(struct dsfs_ehandle *h, pid_t pid, bool keeps_open)
 {
+	dsfs_log_set_member(h->member);
 	return h->fs ? dsfs_fs_flush(h->fs, h->h, pid, keeps_open) : 0;
 }
 
@@ -462,6 +498,7 @@ void dsfs_estate_release(struct dsfs_ehandle *h)
 {
 	if (!h)
 		return;
+	dsfs_log_set_member(h->member);
 	pthread_mutex_lock(&h->e->lock);
 	if (h->prev)
 		h->prev->next = h->next;
@@ -555,158 +592,8 @@ int dsfs_estate_rename(struct dsfs_estate *e, const char *from, const char *to, 
 
 int dsfs_estate_ftruncate(struct dsfs_ehandle *h, off_t size)
 {
+	dsfs_log_set_member(h->member);
 	return h->fs ? dsfs_fs_ftruncate(h->fs, h->h, size) : -EACCES;
-}
-
-/* ---- df of the estate ------------------------------------------------------------ */
-
-/*
- * A df of the estate asks every member at once, each in a thread of its
- * own, and waits one timeout at most: a member that hangs would otherwise
- * hold the df for its timeout, and n of them for n timeouts. A member that
- * has not answered by then is left out of the sum (logged); its thread
- * ends with its request, and until then the next df does not ask it again.
- */
-struct sizing {
-	pthread_mutex_t lock;
-	pthread_cond_t answered;   /* monotonic clock */
-	size_t refs;               /* the df and each of its threads still running */
-	size_t left;               /* members yet to answer */
-	struct dsfs_estate *e;
-	struct sized { struct dsfs_space s; int ret; bool started, done; } *r;
-};
-
-struct sizer {
-	struct sizing *job;
-	size_t i;
-};
-
-static void sizing_unref(struct sizing *job)
-{
-	bool last;
-
-	pthread_mutex_lock(&job->lock);
-	last = !--job->refs;
-	pthread_mutex_unlock(&job->lock);
-	if (!last)
-		return;
-	pthread_cond_destroy(&job->answered);
-	pthread_mutex_destroy(&job->lock);
-	free(job->r);
-	free(job);
-}
-
-static void *size_member(void *arg)
-{
-	struct sizer *a = arg;
-	struct sizing *job = a->job;
-	struct dsfs_estate *e = job->e;
-	struct member *m = &e->m[a->i];
-	struct dsfs_space s;
-	int ret = dsfs_fs_statfs(m->fs, "/", &s); /* its failure is logged */
-
-	pthread_mutex_lock(&job->lock);
-	job->r[a->i] = (struct sized){ .s = s, .ret = ret, .started = true, .done = true };
-	job->left--;
-	pthread_cond_broadcast(&job->answered);
-	pthread_mutex_unlock(&job->lock);
-	sizing_unref(job);
-	free(a);
-	pthread_mutex_lock(&e->lock); /* last: once sizers drops, e may go */
-	m->sizing = false;
-	e->sizers--;
-	pthread_cond_broadcast(&e->sized);
-	pthread_mutex_unlock(&e->lock);
-	return NULL;
-}
-
-/* Starts member i's df in the background: 0, -EBUSY (one from an earlier df runs), -ENOMEM. */
-static int start_sizing(struct sizing *job, size_t i)
-{
-	struct dsfs_estate *e = job->e;
-	struct sizer *a = malloc(sizeof(*a));
-	pthread_attr_t attr;
-	pthread_t t;
-	bool busy;
-	int ret;
-
-	pthread_mutex_lock(&e->lock);
-	busy = e->m[i].sizing;
-	if (!busy && a) {
-		e->m[i].sizing = true;
-		e->sizers++;
-	}
-	pthread_mutex_unlock(&e->lock);
-	if (busy || !a) {
-		free(a);
-		return busy ? -EBUSY : -ENOMEM;
-	}
-	*a = (struct sizer){ .job = job, .i = i };
-	pthread_mutex_lock(&job->lock);
-	job->refs++;
-	job->left++;
-	job->r[i].started = true;
-	pthread_mutex_unlock(&job->lock);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	ret = pthread_create(&t, &attr, size_member, a);
-	pthread_attr_destroy(&attr);
-	if (ret == 0)
-		return 0;
-	dsfs_log(DSFS_LOG_WARN, "df: no thread to ask member %s (%s): asking it in turn", e->m[i].name,
-		 strerror(ret));
-	size_member(a); /* as a thread would: the answer, and the counts undone */
-	return 0;
-}
-
-/* The sum of every member's space that arrives within one timeout; 0 or -ENOMEM. */
-static int estate_space(struct dsfs_estate *e, struct dsfs_space *sum)
-{
-	struct sizing *job = calloc(1, sizeof(*job));
-	double timeout = 0, deadline;
-	pthread_condattr_t ca;
-	struct timespec now, until;
-
-	if (!job || !(job->r = calloc(e->n ? e->n : 1, sizeof(*job->r)))) {
-		free(job);
-		return -ENOMEM;
-	}
-	job->e = e;
-	job->refs = 1;
-	pthread_mutex_init(&job->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&job->answered, &ca);
-	pthread_condattr_destroy(&ca);
-	for (size_t i = 0; i < e->n; i++) {
-		double t = dsfs_session_timeout(e->m[i].session);
-		int ret = start_sizing(job, i);
-
-		timeout = t > timeout ? t : timeout;
-		if (ret)
-			dsfs_log(DSFS_LOG_WARN, "df: member %s left out of the sum: %s", e->m[i].name,
-				 ret == -EBUSY ? "it has not answered an earlier df yet" : strerror(-ret));
-	}
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	deadline = (double)now.tv_sec + (double)now.tv_nsec / 1e9 + timeout;
-	until.tv_sec = (time_t)deadline;
-	until.tv_nsec = (long)((deadline - (double)until.tv_sec) * 1e9);
-	pthread_mutex_lock(&job->lock);
-	while (job->left && pthread_cond_timedwait(&job->answered, &job->lock, &until) != ETIMEDOUT)
-		;
-	for (size_t i = 0; i < e->n; i++) {
-		if (job->r[i].done && job->r[i].ret == 0 && job->r[i].s.unit)
-			dsfs_space_add(sum, &job->r[i].s);
-		else if (job->r[i].done && job->r[i].ret)
-			dsfs_log(DSFS_LOG_WARN, "df: member %s left out of the sum: %s", e->m[i].name,
-				 strerror(-job->r[i].ret)); /* its request's own failure is logged without its name */
-		else if (!job->r[i].done && job->r[i].started)
-			dsfs_log(DSFS_LOG_WARN, "df: member %s did not answer within %.0f s: left out of the sum",
-				 e->m[i].name, timeout);
-	}
-	pthread_mutex_unlock(&job->lock);
-	sizing_unref(job);
-	return 0;
 }
 
 int dsfs_estate_statfs(struct dsfs_estate *e, const char *path, struct statvfs *out)
@@ -719,8 +606,10 @@ int dsfs_estate_statfs(struct dsfs_estate *e, const char *path, struct statvfs *
 
 	if (locate(e, path, &m, &rest) == P_MEMBER)
 		ret = dsfs_fs_statfs(m->fs, rest, &sum);
+	else if (!e->estate)
+		ret = dsfs_fs_statfs(e->m[0].fs, "/", &sum); /* .dsfs/ of a single API */
 	else
-		ret = estate_space(e, &sum); /* a member that cannot say, or not in time, is left out (logged) */
+		ret = dsfs_estate_space_sum(e, &sum); /* a member that cannot say, or not in time, is left out (logged) */
 	if (ret)
 		return ret;
 	unit = sum.unit ? sum.unit : 4096;

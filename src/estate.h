@@ -3,9 +3,9 @@
  * The mount as a whole: one member (a single array, its tree at the mount's
  * root) or an estate of several (MOUNT/<member>/..., each an independent
  * failure domain with its own connections and session), plus what belongs
- * to the whole: tasks/ gathering every member's tasks, tasks/latest, and
- * .dsfs/status (the estate file is estate_conf.h's). Paths in, negative
- * errnos out; every function is thread-safe.
+ * to the whole: tasks/ gathering every member's tasks, tasks/latest,
+ * .dsfs/status and .dsfs/log (the estate file is estate_conf.h's). Paths in,
+ * negative errnos out; every function is thread-safe.
  */
 #ifndef DSFS_ESTATE_H
 #define DSFS_ESTATE_H

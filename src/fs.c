@@ -79,7 +79,8 @@ enum handle_type { H_READ, H_CTL, H_WAIT, H_EVENTS, H_EDIT };
 
 struct dsfs_handle {
 	enum handle_type type;
-	struct dsfs_blob *content; /* READ: bytes opened; CTL: result at open; WAIT: the outcome */
+	struct dsfs_blob *content; /* READ: bytes opened; CTL: result at open; WAIT: the outcome's line */
+	int end_err;               /* WAIT: -errno of a read past that line: the task did not succeed */
 	struct dsfs_loc loc;       /* direct READ, CTL and WAIT: where (references held) */
 	bool direct;
 	char *path;                /* CTL: the control file */
@@ -164,6 +165,21 @@ static int done(const char *op, const char *path, int ret)
 		dsfs_log(quiet ? DSFS_LOG_DEBUG : DSFS_LOG_ERR, "%s %s: %s (%s)", op, path, why, strerror(-ret));
 	}
 	return ret;
+}
+
+/* A refusal of dsfs's own, before any request: one log line naming the path and why. Returns ret. */
+static int refuse(const char *op, const char *path, int ret, const char *why)
+{
+	dsfs_log(DSFS_LOG_WARN, "%s %s: refused: %s (%s)", op, path, why, strerror(-ret));
+	return ret;
+}
+
+/* Why an object file at loc cannot be written here, for the log. */
+static const char *not_editable(const struct dsfs_fs *fs, const struct dsfs_loc *loc)
+{
+	if (loc->type == DSFS_LOC_FILE && dsfs_cache_editable(loc))
+		return "editing objects needs the mount option allow_edit";
+	return "the server's files are read-only here: the API has no update of them (docs/tree.md, Editing)";
 }
 
 /* Resolves an absolute path to a location (references held: put it). */
@@ -788,11 +804,14 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, str
 	switch (loc.type) {
 	case DSFS_LOC_COUNT:
 		h = handle_new(H_READ);
-		ret = !h ? -ENOMEM : writing ? -EACCES : dsfs_cache_open(fs->cache, &loc, &h->content, caching);
+		ret = !h ? -ENOMEM : writing ? refuse("open", path, -EACCES, "a count is read-only")
+					     : dsfs_cache_open(fs->cache, &loc, &h->content, caching);
 		break;
 	case DSFS_LOC_FILE:
 		if (writing) {
 			ret = open_edit(fs, &loc, flags, &h);
+			if (ret == -EPERM)
+				refuse("open for writing", path, ret, not_editable(fs, &loc));
 			if (ret == 0 && !(h->path = strdup(path)))
 				ret = -ENOMEM;
 			if (ret == 0)
@@ -825,7 +844,7 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, str
 		break;
 	case DSFS_LOC_WAIT:
 		h = handle_new(H_WAIT);
-		ret = !h ? -ENOMEM : writing ? -EACCES : 0;
+		ret = !h ? -ENOMEM : writing ? refuse("open", path, -EACCES, "a task's wait is read-only") : 0;
 		break;
 	default:
 		ret = -EISDIR;
@@ -861,28 +880,41 @@ static void wait_free(struct dsfs_fs_wait *w)
 	free(w);
 }
 
-/* The task ended (on the tasks' poller thread): its effect shows, and the caller hears. */
-static void wait_ended(void *arg, int ret, const char *state, const char *why)
+/*
+ * The task ended (on the tasks' poller thread): its effect shows, and the
+ * caller hears. A reader of wait gets one line in dsfs's words, whatever
+ * the API calls the end ("SUCCEEDED", "FAILED: <reason>"), and, after it,
+ * the errno of a task that did not succeed: cat prints the line and fails.
+ */
+static void wait_ended(void *arg, int ret, const char *end, const char *why)
 {
 	struct dsfs_fs_wait *w = arg;
 	struct dsfs_fs *fs = w->fs;
-	char line[64];
+	char line[700];
 
 	if (ret == 0 || ret == -EIO)
 		dsfs_cache_invalidate(fs->cache);
 	dsfs_err_clear();
 	if (ret && why)
 		dsfs_err_record("GET", w->what, 0, why);
-	if (w->h && ret == 0) {
-		snprintf(line, sizeof(line), "%s\n", state ? state : "SUCCEEDED");
+	if (w->h && end) {
+		if (ret)
+			snprintf(line, sizeof(line), "%s: %s\n", end, why ? why : "the server gave no reason");
+		else
+			snprintf(line, sizeof(line), "%s\n", end);
 		pthread_mutex_lock(&w->h->lock);
 		if (!w->h->content && !(w->h->content = dsfs_blob_new(line, strlen(line))))
 			ret = -ENOMEM;
+		w->h->end_err = ret;
 		pthread_mutex_unlock(&w->h->lock);
+		if (ret == -ETIMEDOUT)
+			done("read", w->what, ret); /* the task's own end is logged once, by its poller */
+		ret = ret == -ENOMEM ? ret : 0; /* the line first; the errno at its end */
 	}
 	if (!w->h && ret == 0)
 		dsfs_log(DSFS_LOG_INFO, "rmdir %s: deleted %s", w->what, w->id);
-	done(w->h ? "read" : "rmdir", w->what, ret);
+	if (!w->h || !end)
+		done(w->h ? "read" : "rmdir", w->what, ret);
 	w->done(w->arg, ret);
 	wait_free(w);
 }
@@ -967,6 +999,8 @@ int dsfs_fs_read(struct dsfs_fs *fs, struct dsfs_handle *h, struct dsfs_blob *ne
 	pthread_mutex_lock(&h->lock);
 	if (h->type == H_WAIT && !h->content)
 		ret = -EAGAIN; /* dsfs_fs_read_wait comes first */
+	else if (h->type == H_WAIT && (size_t)off >= h->content->len)
+		ret = h->end_err;
 	if (h->type == H_READ && h->direct && h->content && (size_t)off >= h->content->len) {
 		/* Past what it held: fetch what was added since (tail -f on a task's log). */
 		double age = fs->o.ttl < 1.0 ? fs->o.ttl : 1.0;
@@ -1312,10 +1346,10 @@ static int earlier_edit_ended(void *ctx)
 }
 
 /* An edit's task has ended: what the server now holds shows at the next read. */
-static void edit_task_ended(void *arg, int ret, const char *state, const char *why)
+static void edit_task_ended(void *arg, int ret, const char *end, const char *why)
 {
 	(void)ret;
-	(void)state;
+	(void)end;
 	(void)why;
 	dsfs_cache_invalidate(arg);
 }
@@ -1546,6 +1580,9 @@ int dsfs_fs_truncate(struct dsfs_fs *fs, const char *path, off_t size)
 	if (ret == 0) {
 		edit = fs->o.allow_edit && dsfs_cache_editable(&loc);
 		ret = edit || (loc.type == DSFS_LOC_CTL && size == 0) ? 0 : -EACCES;
+		if (ret)
+			refuse("truncate", path, ret, loc.type == DSFS_LOC_CTL ? "a control file takes commands, not a size"
+										  : not_editable(fs, &loc));
 		dsfs_cache_put(fs->cache, &loc);
 	}
 	if (ret == 0 && edit)
@@ -1623,8 +1660,9 @@ int dsfs_fs_mkdir(struct dsfs_fs *fs, const char *path)
 	if (ret == 0) {
 		ret = dsfs_cache_lookup(fs->cache, &dir, "new", &ctl);
 		dsfs_cache_put(fs->cache, &dir);
-		if (ret == -ENOENT || (ret == 0 && ctl.type != DSFS_LOC_CTL))
-			ret = -EPERM; /* nothing can be created here */
+		if (ret == -ENOENT || (ret == 0 && ctl.type != DSFS_LOC_CTL)) /* nothing can be created here */
+			ret = refuse("mkdir", path, -EPERM, "nothing can be created here (only in a collection "
+				     "with a new file)");
 	}
 	if (ret == 0) {
 		dsfs_cache_ctl_actions(&ctl, &create, &actions, &n);
@@ -1671,21 +1709,23 @@ int dsfs_fs_rmdir(struct dsfs_fs *fs, const char *path, dsfs_fs_done_fn fn, void
 	if (ret)
 		return done("rmdir", path, ret);
 	if (loc.type != DSFS_LOC_RESOURCE || !loc.node) {
-		ret = -EPERM;
+		ret = refuse("rmdir", path, -EPERM, "only an object's directory can be removed");
 	} else {
 		char *id = dsfs_cache_resource_id(fs->cache, &loc);
 
 		if (!id) {
-			ret = -EPERM; /* the root */
+			ret = refuse("rmdir", path, -EPERM, "the mount's root is not an object"); /* the root */
 		} else if (!fs->o.allow_delete) {
-			dsfs_log(DSFS_LOG_WARN, "rmdir %s: refused: deleting needs the mount option allow_delete", path);
-			ret = -EPERM;
+			ret = refuse("rmdir", path, -EPERM, "deleting needs the mount option allow_delete");
 		} else if ((ret = dsfs_waiters_enter(fs->o.waiters, dsfs_caller_uid())) == 0) {
 			/* the waiting place is taken first: a refusal must come before the DELETE */
 			struct dsfs_post_result res;
 			char *url = NULL;
 
 			ret = dsfs_cache_delete(fs->cache, &loc, &res);
+			if (ret == -EPERM) /* refused before a request */
+				refuse("rmdir", path, ret, "the API deletes none of these: dsfs deletes only what "
+				       "docs/control.md lists");
 			if (ret == 0 && res.task_id) {
 				/* deleted by a task: rmdir returns when it is gone, like rmdir(2) */
 				dsfs_tasks_set_latest(fs->tasks, res.task_id);
@@ -1710,7 +1750,10 @@ int dsfs_fs_rmdir(struct dsfs_fs *fs, const char *path, dsfs_fs_done_fn fn, void
 int dsfs_fs_unlink(struct dsfs_fs *fs, const char *path)
 {
 	/* only an editor's file goes: everything else is the server's */
-	return fs->o.allow_edit && dsfs_scratch_unlink(fs->scratch, path) == 0 ? 0 : -EPERM;
+	if (fs->o.allow_edit && dsfs_scratch_unlink(fs->scratch, path) == 0)
+		return 0;
+	return refuse("unlink", path, -EPERM, "the server's files cannot be removed (an object goes with rmdir of "
+		      "its directory, with the mount option allow_delete)");
 }
 
 /* The object file an editor's file at path would edit, i.e. of path's directory (references held). */
@@ -1746,6 +1789,9 @@ int dsfs_fs_create(struct dsfs_fs *fs, const char *path, int flags, struct dsfs_
 	*out = NULL;
 	(void)flags;
 	ret = edit_target_of(fs, path, &obj);
+	if (ret == -EPERM)
+		refuse("create", path, ret, "a new file can only be an editor's, beside an editable object, with the "
+		       "mount option allow_edit");
 	if (ret == 0 && resolve(fs, path, &there) == 0) {
 		dsfs_cache_put(fs->cache, &there);
 		ret = -EEXIST; /* the server's entries are never replaced by a new file */
@@ -1795,8 +1841,8 @@ int dsfs_fs_rename(struct dsfs_fs *fs, const char *from, const char *to, unsigne
 	int ret;
 
 	dsfs_err_clear();
-	if (!f)
-		return -EPERM; /* only an editor's file moves: the server's entries are named by the server */
+	if (!f) /* only an editor's file moves: the server's entries are named by the server */
+		return refuse("rename", from, -EPERM, "the server's entries are named by the server");
 	if (flags & ~RENAME_NOREPLACE) {
 		dsfs_scratch_put(f);
 		return -EINVAL;
@@ -1804,7 +1850,8 @@ int dsfs_fs_rename(struct dsfs_fs *fs, const char *from, const char *to, unsigne
 	if (!same_dir(from, to)) {
 		/* its edit is of the object beside it: mv elsewhere copies, and the copy is an edit of that object */
 		dsfs_scratch_put(f);
-		return -EXDEV;
+		return refuse("rename", from, -EXDEV, "an editor's file is an edit of the object beside it: it stays "
+			      "in its directory");
 	}
 	ret = edit_target_of(fs, to, &obj);
 	if (ret == 0 && resolve(fs, to, &there) == 0) {
@@ -1812,9 +1859,9 @@ int dsfs_fs_rename(struct dsfs_fs *fs, const char *from, const char *to, unsigne
 		if (flags & RENAME_NOREPLACE)
 			ret = -EEXIST;
 		else if (there.type != DSFS_LOC_FILE || !dsfs_cache_editable(&there))
-			ret = -EPERM;
-		else if (!made_for(fs, f, &there))
-			ret = -EXDEV; /* the name is now another object's: its edit is of the one it was made beside */
+			ret = refuse("rename", to, -EPERM, "only an object file takes an edit");
+		else if (!made_for(fs, f, &there)) /* its edit is of the one it was made beside */
+			ret = refuse("rename", to, -EXDEV, "the name is now another object's");
 		if (ret == 0) {
 			base = dsfs_scratch_base(f);
 			now = dsfs_scratch_bytes(f);
@@ -1862,7 +1909,8 @@ int dsfs_fs_chmeta(struct dsfs_fs *fs, const char *path, bool changes)
 	int ret = -EPERM;
 
 	if (!fs->o.allow_edit)
-		return -EPERM;
+		return refuse("chmod/chown/touch", path, -EPERM, "the server's files keep the mount's mode, owner "
+			      "and times");
 	if ((f = scratch_find(fs, path))) {
 		dsfs_scratch_put(f);
 		return 0;
@@ -1873,6 +1921,8 @@ int dsfs_fs_chmeta(struct dsfs_fs *fs, const char *path, bool changes)
 		if (ret && changes && dsfs_cache_editable(&loc))
 			dsfs_log(DSFS_LOG_WARN, "chmod/chown %s: an object file's mode and owner are the mount's; "
 				 "nothing changed", path);
+		else if (ret)
+			refuse("chmod/chown/touch", path, ret, "only an editable object file or an editor's file takes them");
 		dsfs_cache_put(fs->cache, &loc);
 	}
 	return ret;

@@ -51,7 +51,9 @@ int dsfs_fs_getattr(struct dsfs_fs *fs, const char *path, struct stat *st, unsig
 /*
  * Waiting without a thread. A call that must wait for a task starts the
  * wait, returns DSFS_FS_WAITING and sets *w; fn(arg, ret) then follows
- * exactly once, from another thread, when the task ends (0, or -EIO,
+ * exactly once, from another thread, when the task ends (a read of wait:
+ * 0 once its line is there, whatever the task's outcome, or the poll's
+ * -errno when the wait could not see it end; an rmdir: 0, or -EIO,
  * -ETIMEDOUT after wait_timeout, the poll's -errno), unless
  * dsfs_fs_wait_cancel took the wait back first. Waits are bounded per
  * user (EAGAIN past the bound, before anything is sent).
@@ -99,7 +101,9 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, str
  * Reads from an open handle; returns the byte count (0 at the end). A
  * read-through file read past what it held fetches what was added since.
  * tasks/<id>/wait reads its task's outcome once dsfs_fs_read_wait has
- * waited for it (EAGAIN before). newest (may be NULL) is the newest content
+ * waited for it (EAGAIN before): one line, "SUCCEEDED" or "FAILED: <why>"
+ * (CANCELLED, TIMEDOUT), and past it 0, or -EIO (-ETIMEDOUT after
+ * wait_timeout) when the task did not succeed. newest (may be NULL) is the newest content
  * any open of the object file handed out (dsfs_nodes_newest): an older
  * handle reads it rather than its own copy, because what it reads may fill
  * pages every descriptor of the file shares, and because no read shows a

@@ -557,6 +557,26 @@ static void count_method(struct dsfs_http *h, const char *m)
 		count(&h->stats.other);
 }
 
+/*
+ * curl's reasons say how long they took ("... after 3 ms: ..."): left out,
+ * so that a reason that repeats is the same line, which the log shows once
+ * a minute however often it comes.
+ */
+static void drop_elapsed(char *s)
+{
+	char *p = s, *q;
+
+	while ((p = strstr(p, " after "))) {
+		q = p + 7;
+		while (*q >= '0' && *q <= '9')
+			q++;
+		if (q > p + 7 && !strncmp(q, " ms", 3))
+			memmove(p, q + 3, strlen(q + 3) + 1);
+		else
+			p += 7;
+	}
+}
+
 int dsfs_http_do(struct dsfs_http *h, const struct dsfs_request *req, struct dsfs_response *resp)
 {
 	bool idempotent = !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD"), owner = dsfs_caller_is_owner();
@@ -643,6 +663,7 @@ int dsfs_http_do(struct dsfs_http *h, const struct dsfs_request *req, struct dsf
 			resp->status = 0;
 			snprintf(resp->message, sizeof(resp->message), "%s",
 				 errbuf[0] ? errbuf : curl_easy_strerror(rc));
+			drop_elapsed(resp->message);
 			if (resp->net == DSFS_NET_TOOBIG)
 				snprintf(resp->message, sizeof(resp->message),
 					 "answer larger than %zu bytes", h->o.max_body);

@@ -89,6 +89,11 @@ static void usage(const char *prog)
 	       "                           show the request it would send, in the control file's result\n"
 	       "                           and the log, without sending it (the call succeeds)\n"
 	       "    -o ro                  mount read-only: every change fails with EROFS\n"
+	       "    -o log=FILE            also append the daemon's log lines, with their time, to\n"
+	       "                           FILE (created 0600); MOUNTPOINT/.dsfs/log always holds\n"
+	       "                           the most recent ones\n"
+	       "    -o log_size=MIB        rotate the log file to FILE.1 when it would pass this\n"
+	       "                           size (default 10)\n"
 	       "    -f                     stay in the foreground (log to stderr)\n"
 	       "    -d                     debug: foreground, log every request (never secrets)\n"
 	       "    -s                     single-threaded\n"
@@ -500,6 +505,11 @@ int main(int argc, char *argv[])
 	if (dsfs_fuse_parse_cmdline(&args, &mountpoint, &foreground, &debug, &single))
 		goto out; /* libfuse has said what is wrong, in a line of its own */
 	dsfs_log_setup(false, debug ? DSFS_LOG_DEBUG : DSFS_LOG_INFO);
+	/* before anything is sent: a log that cannot be kept is a mistake named now, not a loss found later */
+	if (o.log_file && dsfs_log_to_file(o.log_file, o.log_size, err, sizeof(err))) {
+		fprintf(stderr, "dsfs: %s\n", err);
+		goto out;
+	}
 	if (o.client_cert && dsfs_tls_check_keypair(o.client_cert, o.client_key, err, sizeof(err))) {
 		fprintf(stderr, "dsfs: %s\n", err);
 		goto out;
@@ -641,5 +651,6 @@ out:
 	free(mountpoint);
 	dsfs_options_free(&o);
 	fuse_opt_free_args(&args);
+	dsfs_log_close();
 	return ret;
 }

@@ -37,6 +37,8 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("username=%s", username_opt),
 	OPT("api=%s", api),
 	OPT("estate=%s", estate),
+	OPT("log=%s", log_file),
+	OPT("log_size=%s", s_log_size),
 	OPT("wait_timeout=%s", s_wait_timeout),
 	OPT("cache_ttl=%s", s_cache_ttl),
 	OPT("timeout=%s", s_timeout),
@@ -232,9 +234,32 @@ static int number(const char *name, const char *s, double min, double max, doubl
 	return 0;
 }
 
+/* -o log=FILE relative to where dsfs was started: the daemon changes to / when it detaches. */
+static int absolute_log_path(struct dsfs_options *o, char *err, size_t errlen)
+{
+	char cwd[4096], *abs;
+
+	if (!o->log_file || o->log_file[0] == '/')
+		return 0;
+	if (!*o->log_file) {
+		snprintf(err, errlen, "-o log= needs a file name");
+		return -EINVAL;
+	}
+	if (!getcwd(cwd, sizeof(cwd))) {
+		snprintf(err, errlen, "-o log=%s: cannot tell the current directory (%s): give an absolute path",
+			 o->log_file, strerror(errno));
+		return -EINVAL;
+	}
+	if (asprintf(&abs, "%s/%s", strcmp(cwd, "/") ? cwd : "", o->log_file) < 0)
+		return -ENOMEM;
+	free(o->log_file);
+	o->log_file = abs;
+	return 0;
+}
+
 int dsfs_options_parse(struct fuse_args *args, struct dsfs_options *o, char *err, size_t errlen)
 {
-	double page = 1000, retries = 3, conns = 16, cache_mb = 512, body_mb = 64, prefetch = -1;
+	double page = 1000, retries = 3, conns = 16, cache_mb = 512, body_mb = 64, prefetch = -1, log_mb = 10;
 	size_t n;
 	int ret = 0;
 
@@ -287,6 +312,10 @@ int dsfs_options_parse(struct fuse_args *args, struct dsfs_options *o, char *err
 	ret = ret ?: number("prefetch", o->s_prefetch, 0, 256, &prefetch, err, errlen);
 	ret = ret ?: number("cache_size", o->s_cache_size, 0, 1024 * 1024, &cache_mb, err, errlen);
 	ret = ret ?: number("max_body", o->s_max_body, 1, 64 * 1024, &body_mb, err, errlen);
+	ret = ret ?: number("log_size", o->s_log_size, 0.01, 1024 * 1024, &log_mb, err, errlen);
+	if (ret)
+		return ret;
+	ret = absolute_log_path(o, err, errlen);
 	if (ret)
 		return ret;
 	o->page_size = (unsigned)page;
@@ -295,6 +324,7 @@ int dsfs_options_parse(struct fuse_args *args, struct dsfs_options *o, char *err
 	o->prefetch = prefetch < 0 ? o->max_conns : (int)prefetch;
 	o->cache_size = (size_t)(cache_mb * 1024 * 1024);
 	o->max_body = (size_t)(body_mb * 1024 * 1024);
+	o->log_size = (size_t)(log_mb * 1024 * 1024);
 	if (o->connect_timeout > o->timeout)
 		o->connect_timeout = o->timeout;
 
@@ -582,6 +612,8 @@ void dsfs_options_free(struct dsfs_options *o)
 	free(o->s_prefetch);
 	free(o->s_cache_size);
 	free(o->s_max_body);
+	free(o->log_file);
+	free(o->s_log_size);
 	free(o->unknown);
 	free(o->unknown_dash);
 	free(o->mountpoint);

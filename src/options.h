@@ -36,6 +36,8 @@ struct dsfs_options {
 	struct dsfs_credentials cred; /* from the credentials file or the environment */
 	char *api;          /* -o api=DIALECT (a name of the registry); NULL: recognised from the URL */
 	char *estate;       /* -o estate=FILE, or a URL "estate:FILE" */
+	char *log_file;     /* -o log=FILE: the log's lines also appended there (absolute once parsed) */
+	size_t log_size;    /* bytes past which the log file is rotated to FILE.1 */
 	int nonopts;               /* positional arguments seen while parsing */
 	char *mountpoint;          /* the MOUNTPOINT argument as given (libfuse takes its own copy) */
 	char *extra;               /* the first positional argument past the mountpoint, or NULL */
@@ -45,7 +47,7 @@ struct dsfs_options {
 
 	/* raw option strings, validated by dsfs_options_parse */
 	char *s_cache_ttl, *s_timeout, *s_wait_timeout, *s_prefetch, *s_connect_timeout, *s_page_size, *s_retries,
-		*s_max_conns, *s_cache_size, *s_max_body;
+		*s_max_conns, *s_cache_size, *s_max_body, *s_log_size;
 };
 
 /*

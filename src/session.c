@@ -184,21 +184,43 @@ void dsfs_session_error_message(const struct dsfs_dialect *d, const struct dsfs_
 	buf[i] = '\0';
 }
 
-static int record_failure(const struct dsfs_dialect *d, const struct dsfs_request *req,
-			  const struct dsfs_response *resp, int ret)
+/*
+ * The URL a request went to, for a log line about a server that did not
+ * answer: where it could not be reached, with any user:password@ of the
+ * base URL left out.
+ */
+static void shown_url(const char *base, const char *path, char *buf, size_t len)
 {
-	char msg[600], tries[64] = "";
+	const char *scheme_end, *host, *at, *slash;
+
+	if (!strncmp(path, "http://", 7) || !strncmp(path, "https://", 8)) {
+		base = path;
+		path = "";
+	}
+	scheme_end = strstr(base, "://");
+	host = scheme_end ? scheme_end + 3 : base;
+	slash = strchr(host, '/');
+	at = memchr(host, '@', slash ? (size_t)(slash - host) : strlen(host));
+	snprintf(buf, len, "%.*s%s%s", (int)(host - base), base, at ? at + 1 : host, path);
+}
+
+static int record_failure(struct dsfs_session *s, const struct dsfs_request *req, const struct dsfs_response *resp,
+			  int ret)
+{
+	char msg[600], tries[64] = "", url[1024];
 
 	if (resp->attempts > 1)
 		snprintf(tries, sizeof(tries), " (gave up after %d attempts)", resp->attempts);
 	if (ret < 0) {
+		/* no answer: the log names the whole URL, so a wrong host or port shows */
+		shown_url(dsfs_http_base(s->http), req->path, url, sizeof(url));
 		snprintf(msg, sizeof(msg), "%s%s", resp->message, tries);
-		dsfs_err_record(req->method, req->path, 0, msg);
+		dsfs_err_record(req->method, url, 0, msg);
 		return ret;
 	}
 	if (resp->status >= 200 && resp->status < 300)
 		return 0;
-	dsfs_session_error_message(d, resp, msg, sizeof(msg) - sizeof(tries));
+	dsfs_session_error_message(s->dialect, resp, msg, sizeof(msg) - sizeof(tries));
 	strcat(msg, tries);
 	dsfs_err_record(req->method, req->path, resp->status, msg);
 	ret = dsfs_errmap_status(resp->status);
@@ -277,7 +299,7 @@ int dsfs_session_send(struct dsfs_session *s, const struct dsfs_request *req, st
 	int ret = dsfs_http_do(s->http, req, resp);
 
 	note_health(s, req, resp, ret);
-	return record_failure(s->dialect, req, resp, ret);
+	return record_failure(s, req, resp, ret);
 }
 
 /* Installs what a login produced (taking ownership of l's strings). Lock held. */
@@ -465,7 +487,7 @@ int dsfs_session_call(struct dsfs_session *s, const struct dsfs_request *req,
 		dsfs_log(DSFS_LOG_DEBUG, "session renewed after 401 on %s %s", req->method, req->path);
 	}
 	explicit_bzero(hdr, sizeof(hdr));
-	return record_failure(s->dialect, req, resp, ret);
+	return record_failure(s, req, resp, ret);
 }
 
 void dsfs_session_health(struct dsfs_session *s, struct dsfs_session_health *out)

@@ -161,7 +161,7 @@ struct outcome {
 	int ret;         /* 0: polled; else the poll's -errno */
 	bool ended;      /* the task ended (or the wait must end): ret says how */
 	double interval; /* when it has not: seconds to the next poll */
-	char *state;     /* malloc'd or NULL */
+	const char *end; /* how it ended, in dsfs's words (static), or NULL */
 	char why[600];
 };
 
@@ -172,6 +172,7 @@ static void poll_task(struct dsfs_tasks *t, const char *url, struct outcome *out
 	struct dsfs_request req = { .method = "GET", .path = url, .cancelled = poll_unwanted };
 	struct dsfs_response resp = { 0 };
 	json_object *o = NULL, *v;
+	enum dsfs_task_end end;
 	const char *st;
 
 	memset(out, 0, sizeof(*out));
@@ -195,16 +196,17 @@ static void poll_task(struct dsfs_tasks *t, const char *url, struct outcome *out
 		return;
 	}
 	st = string_field(o, d->task.state_field);
-	out->state = strdup(st ? st : "UNSPECIFIED");
-	if (dsfs_dialect_state_in(st, d->task.succeeded)) {
+	end = dsfs_task_outcome(&d->task, st);
+	if (end == DSFS_TASK_SUCCEEDED) {
 		out->ended = true;
-	} else if (dsfs_dialect_state_in(st, d->task.failed)) {
-		const char *why = string_field(o, d->task.error_field);
-
-		snprintf(out->why, sizeof(out->why), "%s", why ? why : st);
-		dsfs_log(DSFS_LOG_ERR, "task %s ended %s: %s", url, st, why ? why : "(no error given)");
+		out->end = dsfs_task_end_word(end);
+	} else if (end != DSFS_TASK_RUNNING) {
+		if (!dsfs_task_reason(o, &d->task, out->why, sizeof(out->why))) /* one line, as error shows it */
+			snprintf(out->why, sizeof(out->why), "ended %s; the server gave no reason", st);
+		dsfs_log(DSFS_LOG_ERR, "task %s ended %s (%s): %s", url, st, dsfs_task_end_word(end), out->why);
 		out->ret = -EIO;
 		out->ended = true;
+		out->end = dsfs_task_end_word(end);
 	} else if (d->task.poll_field && (v = dsfs_dialect_field(o, d->task.poll_field))) {
 		out->interval = json_object_get_double(v);
 	}
@@ -262,7 +264,8 @@ static void *poller(void *arg)
 		}
 		if (expired) {
 			pthread_mutex_unlock(&t->lock);
-			finish(expired, -ETIMEDOUT, NULL, "wait_timeout passed before the task ended");
+			finish(expired, -ETIMEDOUT, dsfs_task_end_word(DSFS_TASK_TIMEDOUT),
+			       "wait_timeout passed before the task ended; it may still run");
 			pthread_mutex_lock(&t->lock);
 			continue;
 		}
@@ -308,8 +311,7 @@ static void *poller(void *arg)
 			}
 		}
 		pthread_mutex_unlock(&t->lock);
-		finish(ended, out.ret, out.state, out.why[0] ? out.why : NULL);
-		free(out.state);
+		finish(ended, out.ret, out.end, out.why[0] ? out.why : NULL);
 		free(url);
 		pthread_mutex_lock(&t->lock);
 	}

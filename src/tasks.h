@@ -33,8 +33,13 @@ char *dsfs_tasks_latest(struct dsfs_tasks *t);
 /* When that task was started, as a sequence number across all task trackers (0: never). */
 unsigned long dsfs_tasks_latest_seq(struct dsfs_tasks *t);
 
-/* What a watch of a task ended with: called once, from the tasks' poller thread. */
-typedef void (*dsfs_task_done_fn)(void *arg, int ret, const char *state, const char *why);
+/*
+ * What a watch of a task ended with: called once, from the tasks' poller
+ * thread. end is how the task ended in dsfs's one vocabulary (SUCCEEDED,
+ * FAILED, CANCELLED, TIMEDOUT: dsfs_task_end_word), or NULL when the wait
+ * could not see it end (a poll that can never succeed).
+ */
+typedef void (*dsfs_task_done_fn)(void *arg, int ret, const char *end, const char *why);
 
 struct dsfs_task_watch;
 
@@ -42,13 +47,14 @@ struct dsfs_task_watch;
  * Watches the task at url (its API path) until it ends, without holding
  * the caller: one poller thread per tracker polls every watched task, each
  * URL once per round however many watch it, no faster than the task
- * suggests. done(arg, ret, state, why) is called once, never from inside
+ * suggests. done(arg, ret, end, why) is called once, never from inside
  * this call: ret 0 when the task ended in one of the dialect's succeeded
- * states, -EIO in a failed one, -ETIMEDOUT after timeout seconds, or a
- * poll's -errno that a later poll would not change (ENOENT, EACCES); a
- * poll that fails for a reason a later one may not meet (EIO, ETIMEDOUT,
- * EAGAIN) is logged and polled again. state is the last state seen (or
- * NULL), why the failure's reason (or NULL). NULL on ENOMEM. Thread-safe.
+ * states, -EIO in a failed, cancelled or timed-out one, -ETIMEDOUT after
+ * timeout seconds (end "TIMEDOUT" too), or a poll's -errno that a later
+ * poll would not change (ENOENT, EACCES; end NULL); a poll that fails for
+ * a reason a later one may not meet (EIO, ETIMEDOUT, EAGAIN) is logged and
+ * polled again. why is the failure's reason, one line (or NULL). NULL on
+ * ENOMEM. Thread-safe.
  */
 struct dsfs_task_watch *dsfs_tasks_watch(struct dsfs_tasks *t, const char *url, double timeout,
 					 dsfs_task_done_fn done, void *arg);

@@ -170,7 +170,7 @@ def test_jobs_are_read_through_the_list_and_ids_sent_as_strings(bdr, mount_bdr):
     sent = posts(bdr, "/application/%s/backup" % app["id"])
     assert len(sent) == 1 and sent[0]["body"] == {"policy": {"id": policy}}, sent
     job = os.readlink(m.p("jobs", "latest"))
-    assert open(m.p("jobs", "latest", "wait")).read().strip() == "succeeded"
+    assert open(m.p("jobs", "latest", "wait")).read().strip() == "SUCCEEDED"
     assert open(m.p("jobs", job, "state")).read() == "succeeded\n"
     with open(m.p("jobs", job, "job.json")) as f:
         assert json.load(f) == api.job(job)
@@ -190,7 +190,7 @@ def test_back_up_now_mount_and_expire_through_jobs(bdr, mount_bdr):
     job = os.readlink(m.p("jobs", "latest"))
     assert api.job(job)["jobclass"] == "snapshot"
     assert api.job(job)["appid"] == app["id"]
-    assert open(m.p("jobs", "latest", "wait")).read().strip() == "succeeded"
+    assert open(m.p("jobs", "latest", "wait")).read().strip() == "SUCCEEDED"
     assert open(m.p("jobs", job, "state")).read() == "succeeded\n"
     assert open(m.p("jobs", job, "progress")).read() == "100\n"
     sent = posts(bdr, "/application/%s/backup" % app["id"])
@@ -206,7 +206,7 @@ def test_back_up_now_mount_and_expire_through_jobs(bdr, mount_bdr):
     bdir = os.path.join(adir, "backups", new[0]["backupname"])
     assert write(os.path.join(bdir, "action"), "mount host.id=%s\n" % host["name"]) == 0
     assert result(os.path.join(bdir, "action"))["status"] == 204
-    assert open(m.p("jobs", "latest", "wait")).read().strip() == "succeeded"
+    assert open(m.p("jobs", "latest", "wait")).read().strip() == "SUCCEEDED"
     sent = posts(bdr, "/backup/%s/mount" % new[0]["id"])
     assert len(sent) == 1 and str(sent[0]["body"]["host"]["id"]) == host["id"], sent
     assert api.get("/backup/" + new[0]["id"])["ismounted"] is True
@@ -217,7 +217,7 @@ def test_back_up_now_mount_and_expire_through_jobs(bdr, mount_bdr):
         assert write(os.path.join(bdir, "action"), line + "\n") == 0, line
         job = os.readlink(m.p("jobs", "latest"))
         assert api.job(job)["jobclass"] == jobclass
-        assert open(m.p("jobs", job, "wait")).read().strip() == "succeeded"
+        assert open(m.p("jobs", job, "wait")).read().strip() == "SUCCEEDED"
     assert api.get("/backup/" + new[0]["id"])["ismounted"] is False
     assert "clone-of-" + app["appname"] in [a["appname"] for a in api.items("/application")]
     assert "clone-of-" + app["appname"] in entries(m.p("applications"))
@@ -229,7 +229,7 @@ def test_back_up_now_mount_and_expire_through_jobs(bdr, mount_bdr):
     oname = [b for b in api.items("/backup?filter=appid:%%3D%s" % app["id"]) if b["id"] == old][0]["backupname"]
     assert write(os.path.join(adir, "backups", oname, "action"), "expire\n") == 0
     assert api.job(os.readlink(m.p("jobs", "latest")))["jobclass"] == "expiration"
-    assert open(m.p("jobs", "latest", "wait")).read().strip() == "succeeded"
+    assert open(m.p("jobs", "latest", "wait")).read().strip() == "SUCCEEDED"
     assert old not in {b["id"] for b in api.items("/backup?filter=appid:%%3D%s" % app["id"])}
     assert oname not in entries(os.path.join(adir, "backups"))
 
@@ -281,7 +281,7 @@ def test_session_end_mid_walk_and_mid_action_is_invisible(server_factory, mount_
     assert write(os.path.join(adir, "backups", "new"), "label=after-expiry policy.id=%s\n" % policy) == 0
     sent = posts(server, "/application/%s/backup" % app["id"])
     assert [r["status"] for r in sent] == [401, 204], sent  # refused unseen, then sent once
-    assert open(m.p("jobs", "latest", "wait")).read().strip() == "succeeded"
+    assert open(m.p("jobs", "latest", "wait")).read().strip() == "SUCCEEDED"
 
 
 def test_503_is_retried_a_dropped_post_sent_once_and_a_garbled_list_is_eio(bdr, mount_bdr):
@@ -412,7 +412,7 @@ def test_an_estate_of_all_four_dialects(server_factory, dsfs_mount, tmp_path):
     policy = api.items("/slt")[0]["policies"][0]["id"]
     assert write(m.p("backup", "applications", name, "backups", "new"), "policy.id=%s\n" % policy) == 0
     assert os.readlink(m.p("tasks", "latest")).startswith("backup/")
-    assert open(m.p("tasks", "latest", "wait")).read().strip() == "succeeded"
+    assert open(m.p("tasks", "latest", "wait")).read().strip() == "SUCCEEDED"
     # a member's key that its dialect does not read is named
     bad = write_estate(tmp_path, [("backup", {"url": bdr.url, "token": TOKEN, "client_id": "x"})])
     with pytest.raises(MountFailed) as e:
@@ -428,7 +428,7 @@ def test_walk_and_act_under_valgrind(bdr, mount_bdr):
     _, adir = app_dir(m, api)
     policy = api.items("/slt")[0]["policies"][0]["id"]
     assert write(os.path.join(adir, "backups", "new"), "policy.id=%s\n" % policy) == 0
-    assert open(m.p("jobs", "latest", "wait")).read().strip() == "succeeded"
+    assert open(m.p("jobs", "latest", "wait")).read().strip() == "SUCCEEDED"
     assert m.unmount() == 0, m.log_text()
     m.check_clean()
 
@@ -459,7 +459,7 @@ def test_parallel_actions_each_find_their_own_job(bdr, mount_bdr):
         assert str(api.job(jobs[b])["backupid"]) == bid
     r = subprocess.run(["cat", m.p("jobs", jobs[b1], "wait")], capture_output=True, timeout=30)
     assert r.returncode != 0
-    assert open(m.p("jobs", jobs[b2], "wait")).read().strip() == "succeeded"
+    assert open(m.p("jobs", jobs[b2], "wait")).read().strip() == "SUCCEEDED"
 
 
 def test_an_action_whose_job_cannot_be_found_leaves_latest_naming_nothing(bdr, mount_bdr):

@@ -330,7 +330,7 @@ def test_a_sync_is_a_task_followed_to_its_end(cs, mount_cs):
     assert write(m.p("relationships", good, "action"), "sync\n") == 0
     assert os.readlink(m.p("tasks", "latest")) == good
     assert open(m.p("tasks", "latest", "state")).read() == "RUNNING\n"
-    assert open(m.p("tasks", "latest", "wait")).read() == "DONE\n"
+    assert open(m.p("tasks", "latest", "wait")).read() == "SUCCEEDED\n"
     assert open(m.p("tasks", good, "progress")).read() == "100\n"
     assert write(m.p("relationships", bad, "action"), "sync\n") == 0
     r = subprocess.run(["cat", m.p("tasks", "latest", "wait")], capture_output=True, text=True, timeout=30)

@@ -207,6 +207,7 @@ def test_clone_recipe_stops_when_the_task_fails(server_factory, dsfs_mount):
     assert "fail-clone" in text
     r = run_recipe("clone-newest", m, text=text)
     assert r.returncode != 0 and "clone ready" not in r.stdout
+    assert r.stdout.startswith("FAILED: ") and r.stdout.count("\n") == 1, r.stdout  # the reason, then
     assert "Input/output error" in r.stderr, r.stderr  # cat: .../wait: EIO
 
 

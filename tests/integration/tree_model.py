@@ -91,7 +91,7 @@ def assign_entries(objs):
 # Control files: `action` in each resource of ACTION_KINDS, `new` in each collection of NEW_KINDS.
 ACTION_KINDS = {"volumes", "snapshots", "luns", "hosts", "hostgroups", "consistencygroups"}
 NEW_KINDS = {"snapshots", "hosts"}
-TASK_FILES = ("state", "progress", "log")
+TASK_FILES = ("state", "progress", "log", "error")
 
 KINDS = {
     "servers": ("server", "servers", "server.json",
