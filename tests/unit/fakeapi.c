@@ -291,6 +291,24 @@ static bool path_matches(const struct route *r, const char *path)
 	return r->whole ? !strcmp(r->path, path) : strlen(r->path) == n && !strncmp(r->path, path, n);
 }
 
+/* The item of a list route whose URL is path (the list's path, '/', its id), or NULL. */
+static json_object *item_at(const struct route *r, const char *path)
+{
+	size_t n = strlen(r->path);
+	const char *id = path + n + 1;
+	json_object *v;
+
+	if (r->kind != ROUTE_LIST || r->whole || strncmp(r->path, path, n) || path[n] != '/' || strpbrk(id, "/?"))
+		return NULL;
+	for (size_t i = 0; i < json_object_array_length(r->items); i++) {
+		json_object *o = json_object_array_get_idx(r->items, i);
+
+		if (json_object_object_get_ex(o, "id", &v) && !strcmp(json_object_get_string(v), id))
+			return o;
+	}
+	return NULL;
+}
+
 /* Logging in and out. True when req was one (resp filled). Lock held. */
 static bool answer_login(struct fake_api *f, const struct dsfs_request *req, struct dsfs_response *resp)
 {
@@ -325,6 +343,7 @@ static bool answer_login(struct fake_api *f, const struct dsfs_request *req, str
 static void answer(struct fake_api *f, const struct dsfs_request *req, struct dsfs_response *resp, bool *carried)
 {
 	unsigned t = token_of(req, carried);
+	json_object *item = NULL;
 	struct route *r;
 
 	if (answer_login(f, req, resp))
@@ -338,9 +357,11 @@ static void answer(struct fake_api *f, const struct dsfs_request *req, struct ds
 		return;
 	}
 	for (r = f->routes; r; r = r->next_r)
-		if (!strcmp(r->method, req->method) && path_matches(r, req->path))
+		if (!strcmp(r->method, req->method) && (path_matches(r, req->path) || (item = item_at(r, req->path))))
 			break;
-	if (!r) {
+	if (item) {
+		set_body(resp, 200, json_object_to_json_string_ext(item, JSON_C_TO_STRING_PLAIN));
+	} else if (!r) {
 		set_body(resp, 404, "{\"error\":\"no such path\"}");
 	} else if (r->kind == ROUTE_LIST) {
 		answer_list(r, req->path, resp);
@@ -431,6 +452,18 @@ size_t fake_count(struct fake_api *f, const char *method, const char *prefix, lo
 	}
 	pthread_mutex_unlock(&f->lock);
 	return n;
+}
+
+const struct fake_req *fake_find(struct fake_api *f, const char *method, const char *prefix)
+{
+	const struct fake_req *e = NULL;
+
+	pthread_mutex_lock(&f->lock);
+	for (size_t i = 0; i < f->nlog && !e; i++)
+		if (!strcmp(f->log[i].method, method) && !strncmp(f->log[i].path, prefix, strlen(prefix)))
+			e = &f->log[i];
+	pthread_mutex_unlock(&f->lock);
+	return e;
 }
 
 size_t fake_log_n(struct fake_api *f)

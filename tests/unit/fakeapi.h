@@ -58,7 +58,8 @@ struct fake_list_opts {
 
 /*
  * GET path (any query; its limit and start or offset parameters page it)
- * answers items (an array, taken; replaces an earlier list of path).
+ * answers items (an array, taken; replaces an earlier list of path), and
+ * GET path/<id> the item whose "id" is <id>.
  */
 void fake_list(struct fake_api *f, const char *path, const struct fake_list_opts *o, json_object *items);
 
@@ -99,6 +100,9 @@ size_t fake_count(struct fake_api *f, const char *method, const char *prefix, lo
 /* How many requests are logged, and the i-th (valid until fake_log_clear or fake_free). */
 size_t fake_log_n(struct fake_api *f);
 const struct fake_req *fake_log_at(struct fake_api *f, size_t i);
+
+/* The first logged request with method and a path starting with prefix, or NULL. */
+const struct fake_req *fake_find(struct fake_api *f, const char *method, const char *prefix);
 
 /* Forgets the log. */
 void fake_log_clear(struct fake_api *f);
