@@ -22,6 +22,7 @@ struct route {
 	bool whole;                 /* path has a query: it must match whole */
 	long status;                /* ROUTE_ANSWER */
 	char *body[SEQ_MAX];        /* ROUTE_ANSWER: body[0]; ROUTE_SEQUENCE: each answer */
+	long statuses[SEQ_MAX];     /* ROUTE_SEQUENCE: each answer's */
 	size_t nbodies, next;
 	json_object *items;         /* ROUTE_LIST */
 	struct fake_list_opts o;    /* ROUTE_LIST, its strings owned */
@@ -190,14 +191,17 @@ void fake_answer(struct fake_api *f, const char *method, const char *path, long 
 	pthread_mutex_unlock(&f->lock);
 }
 
-void fake_sequence(struct fake_api *f, const char *method, const char *path, const char *const *bodies, size_t n)
+void fake_sequence(struct fake_api *f, const char *method, const char *path, const char *const *bodies,
+		   const long *statuses, size_t n)
 {
 	struct route *r;
 
 	pthread_mutex_lock(&f->lock);
 	r = route_for(f, ROUTE_SEQUENCE, method, path);
-	for (size_t i = 0; i < n && i < SEQ_MAX; i++)
+	for (size_t i = 0; i < n && i < SEQ_MAX; i++) {
+		r->statuses[r->nbodies] = statuses ? statuses[i] : 200;
 		r->body[r->nbodies++] = strdup(bodies[i]);
+	}
 	pthread_mutex_unlock(&f->lock);
 }
 
@@ -366,7 +370,7 @@ static void answer(struct fake_api *f, const struct dsfs_request *req, struct ds
 	} else if (r->kind == ROUTE_LIST) {
 		answer_list(r, req->path, resp);
 	} else if (r->kind == ROUTE_SEQUENCE) {
-		set_body(resp, 200, r->body[r->next]);
+		set_body(resp, r->statuses[r->next], r->body[r->next]);
 		if (r->next + 1 < r->nbodies)
 			r->next++;
 	} else if (r->status) {

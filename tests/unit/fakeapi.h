@@ -79,10 +79,12 @@ json_object *fake_items(const char *prefix, int n, size_t pad);
 void fake_answer(struct fake_api *f, const char *method, const char *path, long status, const char *body);
 
 /*
- * method path answers bodies[0], then bodies[1] ... (status 200), the last
- * one repeated: a task that progresses. n at most 16.
+ * method path answers bodies[0] with statuses[0], then bodies[1] with
+ * statuses[1] ... (statuses NULL: all 200), the last one repeated: a task
+ * that progresses. n at most 16.
  */
-void fake_sequence(struct fake_api *f, const char *method, const char *path, const char *const *bodies, size_t n);
+void fake_sequence(struct fake_api *f, const char *method, const char *path, const char *const *bodies,
+		   const long *statuses, size_t n);
 
 /* One logged request. */
 struct fake_req {
