@@ -30,7 +30,8 @@ struct fake_api;
  * OAuth2 grant: {"access_token", "expires_in"}), GET /accounts (cloudsync's
  * account), DELETE /session[/current] (logout). Any other request must
  * carry a token it handed out and has not refused since (in any dialect's
- * header), else it answers 401. NULL on ENOMEM.
+ * header), else it answers 401. Each call gives the test 30 more seconds
+ * (alarm): one that would hang is killed instead. NULL on ENOMEM.
  */
 struct fake_api *fake_new(void);
 void fake_free(struct fake_api *f);
