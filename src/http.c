@@ -182,15 +182,6 @@ const char *dsfs_http_base(const struct dsfs_http *h)
 	return h->base;
 }
 
-void dsfs_response_clear(struct dsfs_response *resp)
-{
-	free(resp->body);
-	free(resp->location);
-	free(resp->content_type);
-	free(resp->captured);
-	memset(resp, 0, sizeof(*resp));
-}
-
 double dsfs_http_timeout(const struct dsfs_http *h)
 {
 	return h->o.timeout;
@@ -707,4 +698,28 @@ out:
 	curl_slist_free_all(hdrs);
 	free(url);
 	return ret;
+}
+
+static int transport_request(void *ctx, const struct dsfs_request *req, struct dsfs_response *resp)
+{
+	return dsfs_http_do(ctx, req, resp);
+}
+
+static const char *transport_base(const void *ctx)
+{
+	return dsfs_http_base(ctx);
+}
+
+static double transport_timeout(const void *ctx)
+{
+	return dsfs_http_timeout(ctx);
+}
+
+static const struct dsfs_transport_ops http_ops = {
+	.request = transport_request, .base = transport_base, .timeout = transport_timeout,
+};
+
+struct dsfs_transport dsfs_http_transport(struct dsfs_http *h)
+{
+	return (struct dsfs_transport){ .ops = &http_ops, .ctx = h };
 }

@@ -5,7 +5,8 @@
  * deadlines, TLS verification, and the retry policy that keeps every POST,
  * PUT and DELETE at most once. A quarter of the connections are kept for the
  * mount's owner and root, and no other user may hold more than half of the
- * rest (caller.h says whose request it is). The only module that sees libcurl.
+ * rest (caller.h says whose request it is). The only module that sees libcurl;
+ * the session reaches it through the transport seam (transport.h).
  */
 #ifndef DSFS_HTTP_H
 #define DSFS_HTTP_H
@@ -13,7 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "errmap.h"
+#include "transport.h"
 
 struct dsfs_http;
 
@@ -28,33 +29,6 @@ struct dsfs_http_opts {
 	size_t max_body;          /* largest answer accepted, bytes */
 	int retries;              /* extra attempts for a retryable failure */
 	int max_conns;            /* concurrent requests (and connections) */
-};
-
-struct dsfs_request {
-	const char *method;         /* "GET", "HEAD", "POST", "PUT", "DELETE" */
-	const char *path;           /* relative to the base (or an absolute http(s) URL), escaped, may carry a query */
-	const char *body;           /* request body or NULL */
-	size_t body_len;
-	const char *accept;         /* Accept value; NULL means application/json */
-	const char *content_type;   /* of the body; NULL means application/json */
-	const char *const *headers; /* extra "Name: value" lines, NULL-terminated, or NULL */
-	const char *username;       /* HTTP Basic credentials, or NULL */
-	const char *password;
-	const char *capture;        /* a header whose value the answer keeps in captured, or NULL */
-	/* Polled while the request runs (about once a second); true abandons it (EINTR), never retried. */
-	bool (*cancelled)(void);
-};
-
-struct dsfs_response {
-	long status;                  /* 0 when no HTTP answer arrived */
-	enum dsfs_net_error net;      /* why no answer arrived */
-	char *body;                   /* NUL-terminated; owned, freed by dsfs_response_clear */
-	size_t len;
-	char *location;               /* Location header or NULL; owned */
-	char *content_type;           /* Content-Type header or NULL; owned */
-	char *captured;               /* the value of the request's capture header, or NULL; owned */
-	char message[256];            /* transport reason when status is 0 */
-	int attempts;                 /* how many times the request was sent */
 };
 
 /* Counters, read with dsfs_http_stats(). */
@@ -80,9 +54,6 @@ void dsfs_http_free(struct dsfs_http *h);
  */
 int dsfs_http_do(struct dsfs_http *h, const struct dsfs_request *req, struct dsfs_response *resp);
 
-/* Frees what a response holds and zeroes it. */
-void dsfs_response_clear(struct dsfs_response *resp);
-
 /* Copies the counters. Thread-safe. */
 void dsfs_http_stats(struct dsfs_http *h, struct dsfs_http_stats *out);
 
@@ -91,6 +62,12 @@ double dsfs_http_timeout(const struct dsfs_http *h);
 
 /* The base URL the client was made with. */
 const char *dsfs_http_base(const struct dsfs_http *h);
+
+/*
+ * The client as the session's transport (src/transport.h): requests go to
+ * dsfs_http_do. h must outlive every session made over it.
+ */
+struct dsfs_transport dsfs_http_transport(struct dsfs_http *h);
 
 /* Process-wide set-up and tear-down of libcurl; call once from main. */
 int dsfs_http_global_init(void);

@@ -214,6 +214,7 @@ static int start_member(const struct dsfs_options *o, struct dsfs_credentials *c
 			const struct dsfs_dialect *dialect, const char *array, const char *cacert,
 			struct dsfs_http *shared, bool login, struct member *m, char *why, size_t whylen)
 {
+	struct dsfs_transport net;
 	char *host = NULL;
 	const char *herr;
 
@@ -246,7 +247,8 @@ static int start_member(const struct dsfs_options *o, struct dsfs_credentials *c
 		}
 	}
 	free(host);
-	m->session = dsfs_session_new(m->http, dialect, cred);
+	net = dsfs_http_transport(m->http);
+	m->session = dsfs_session_new(&net, dialect, cred);
 	m->cache = m->session ? dsfs_cache_new(dialect, m->session, &(struct dsfs_cache_opts){
 		.ttl = o->cache_ttl, .page_size = o->page_size,
 		/* the kernel's inodes take the rest of cache_size (dsfs_mount_opts.node_bytes) */

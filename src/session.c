@@ -24,7 +24,7 @@
 #include "log.h"
 
 struct dsfs_session {
-	struct dsfs_http *http;
+	struct dsfs_transport net; /* where requests go (src/transport.h) */
 	const struct dsfs_dialect *dialect;
 	struct dsfs_credentials cred;
 	pthread_mutex_t lock;
@@ -122,14 +122,14 @@ static void login_clear(struct dsfs_login *l)
 	memset(l, 0, sizeof(*l));
 }
 
-struct dsfs_session *dsfs_session_new(struct dsfs_http *http, const struct dsfs_dialect *dialect,
+struct dsfs_session *dsfs_session_new(const struct dsfs_transport *net, const struct dsfs_dialect *dialect,
 				      const struct dsfs_credentials *cred)
 {
 	struct dsfs_session *s = calloc(1, sizeof(*s));
 
 	if (!s)
 		return NULL;
-	s->http = http;
+	s->net = *net;
 	s->dialect = dialect;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->login_done, NULL);
@@ -213,7 +213,7 @@ static int record_failure(struct dsfs_session *s, const struct dsfs_request *req
 		snprintf(tries, sizeof(tries), " (gave up after %d attempts)", resp->attempts);
 	if (ret < 0) {
 		/* no answer: the log names the whole URL, so a wrong host or port shows */
-		shown_url(dsfs_http_base(s->http), req->path, url, sizeof(url));
+		shown_url(s->net.ops->base(s->net.ctx), req->path, url, sizeof(url));
 		snprintf(msg, sizeof(msg), "%s%s", resp->message, tries);
 		dsfs_err_record(req->method, url, 0, msg);
 		return ret;
@@ -286,17 +286,17 @@ const char *dsfs_session_credential(struct dsfs_session *s, const char *key)
 
 double dsfs_session_timeout(struct dsfs_session *s)
 {
-	return dsfs_http_timeout(s->http);
+	return s->net.ops->timeout(s->net.ctx);
 }
 
 const char *dsfs_session_base(struct dsfs_session *s)
 {
-	return dsfs_http_base(s->http);
+	return s->net.ops->base(s->net.ctx);
 }
 
 int dsfs_session_send(struct dsfs_session *s, const struct dsfs_request *req, struct dsfs_response *resp)
 {
-	int ret = dsfs_http_do(s->http, req, resp);
+	int ret = s->net.ops->request(s->net.ctx, req, resp);
 
 	note_health(s, req, resp, ret);
 	return record_failure(s, req, resp, ret);
@@ -375,7 +375,7 @@ int dsfs_session_login(struct dsfs_session *s)
 int dsfs_session_probe(struct dsfs_session *s)
 {
 	const char *probe = s->dialect->probe, *hdrs[3] = { NULL, NULL, NULL };
-	const char *base = dsfs_http_base(s->http);
+	const char *base = s->net.ops->base(s->net.ctx);
 	struct dsfs_request req = { .method = "GET" };
 	struct dsfs_response resp = { 0 };
 	char hdr[12288], *url;
@@ -469,7 +469,7 @@ int dsfs_session_call(struct dsfs_session *s, const struct dsfs_request *req,
 			hdrs[i] = NULL;
 			r.headers = hdrs;
 		}
-		ret = dsfs_http_do(s->http, &r, resp);
+		ret = s->net.ops->request(s->net.ctx, &r, resp);
 		note_health(s, req, resp, ret);
 		if (ret < 0 || resp->status != 401 || anonymous || attempt > 0)
 			break;

@@ -11,7 +11,7 @@
 
 #include <stdbool.h>
 
-#include "http.h"
+#include "transport.h"
 #include "dialect.h"
 
 struct dsfs_session;
@@ -38,10 +38,12 @@ int dsfs_credentials_set(struct dsfs_credentials *c, const char *key, const char
 void dsfs_credentials_clear(struct dsfs_credentials *c);
 
 /*
- * A session over http (borrowed; must outlive the session) for dialect's
- * way of authenticating (dialect->auth), with a copy of cred. NULL on ENOMEM.
+ * A session over transport net (copied; its context must outlive the
+ * session: dsfs_http_transport in the daemon, a fake API in unit tests)
+ * for dialect's way of authenticating (dialect->auth), with a copy of
+ * cred. NULL on ENOMEM.
  */
-struct dsfs_session *dsfs_session_new(struct dsfs_http *http, const struct dsfs_dialect *dialect,
+struct dsfs_session *dsfs_session_new(const struct dsfs_transport *net, const struct dsfs_dialect *dialect,
 				      const struct dsfs_credentials *cred);
 
 /* Logs out if logged in, then frees; NULL does nothing. */
