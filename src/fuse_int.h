@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * What the files of the FUSE glue share, and nothing outside them sees:
+ * the mount's state, an operation as the kernel asked for it, and each
+ * part's entry points. From the top down: fuse_loop.c (the mount and
+ * libfuse's entry points) -> fuse_ops.c (the callbacks) -> fuse_readdir.c,
+ * fuse_pending.c, fuse_queue.c -> fuse_prune.c, fuse_attr.c; no file calls
+ * one above it.
+ */
+#ifndef DSFS_FUSE_INT_H
+#define DSFS_FUSE_INT_H
+
+#define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/stat.h>
+
+#include "fuse_loop.h"
+#include "nodes.h"
+
+/* The mount, as every part of the glue sees it; set before the session starts, read-only after. */
+struct dsfs_fuse {
+	struct dsfs_estate *e;
+	struct dsfs_nodes *nodes;
+	struct fuse_session *se;
+	double entry_ttl, attr_ttl;
+	char mount_dir[PATH_MAX]; /* the mountpoint, absolute; "" for "/" */
+	/* -o uid=, gid=, umask= */
+	unsigned uid, gid, umask;
+	int set_uid, set_gid, set_umask;
+};
+
+extern struct dsfs_fuse dsfs_fuse;
+
+/* ---- fuse_attr.c: what the kernel is told of a file -------------------------------- */
+
+/* Applies the -o uid, gid and umask overrides to st. */
+void dsfs_fuse_own(struct stat *st);
+
+/* How long the kernel may keep the attributes st of a file with DSFS_FS_* flags. */
+double dsfs_fuse_attr_ttl(const struct stat *st, unsigned flags);
+
+/* Resolves name in parent into e (counting one lookup); 0 or a negative errno. */
+int dsfs_fuse_entry(fuse_ino_t parent, const char *name, struct fuse_entry_param *e);
+
+/* ---- fuse_queue.c: operations in fair shares --------------------------------------- */
+
+enum dsfs_fuse_op_kind {
+	DSFS_FUSE_LOOKUP,
+	DSFS_FUSE_GETATTR,
+	DSFS_FUSE_SETATTR,
+	DSFS_FUSE_READLINK,
+	DSFS_FUSE_MKDIR,
+	DSFS_FUSE_RMDIR,
+	DSFS_FUSE_UNLINK,
+	DSFS_FUSE_OPEN,
+	DSFS_FUSE_READ,
+	DSFS_FUSE_WRITE,
+	DSFS_FUSE_FLUSH,
+	DSFS_FUSE_OPENDIR,
+	DSFS_FUSE_READDIRPLUS,
+	DSFS_FUSE_STATFS,
+	DSFS_FUSE_CREATE,
+	DSFS_FUSE_RENAME,
+};
+
+/* One operation, as the kernel asked for it, for running now or in its turn. */
+struct dsfs_fuse_op {
+	enum dsfs_fuse_op_kind kind;
+	fuse_req_t req;
+	fuse_ino_t ino;
+	struct fuse_file_info fi;
+	char *name;           /* LOOKUP, MKDIR, RMDIR, UNLINK, CREATE, RENAME */
+	fuse_ino_t newparent; /* RENAME */
+	char *newname;        /* RENAME */
+	size_t size;          /* READ, WRITE, READDIRPLUS, SETATTR's new size */
+	off_t off;
+	int to_set;           /* SETATTR; RENAME's flags */
+	mode_t mode;          /* SETATTR's new mode, uid and gid, as to_set says */
+	uid_t uid;
+	gid_t gid;
+	char *data;           /* WRITE: a copy of the bytes */
+};
+
+/* Makes the fair shares; 0 or -ENOMEM. */
+int dsfs_fuse_queue_start(void);
+
+/* Drops every operation still queued (answered EINTR) and frees the shares. */
+void dsfs_fuse_queue_stop(void);
+
+/*
+ * Runs o now or queues it in its user's turn; the queue owns o from here
+ * on, and frees it once it ran or was answered.
+ */
+void dsfs_fuse_queue(struct dsfs_fuse_op *o);
+
+/* Runs or queues an operation; name, size, offset, bytes (copied) and to_set as it has them. */
+void dsfs_fuse_submit_io(fuse_req_t req, enum dsfs_fuse_op_kind kind, fuse_ino_t ino,
+			 const struct fuse_file_info *fi, const char *name, size_t size, off_t off,
+			 const char *data, int to_set, const struct stat *attr);
+
+/* The same for an operation with at most a name. */
+void dsfs_fuse_submit(fuse_req_t req, enum dsfs_fuse_op_kind kind, fuse_ino_t ino,
+		      const struct fuse_file_info *fi, const char *name);
+
+/* Frees an operation that was never queued. NULL does nothing. */
+void dsfs_fuse_op_free(struct dsfs_fuse_op *o);
+
+/* Runs o in the calling thread (fuse_ops.c): replies to its request. */
+void dsfs_fuse_op_run(struct dsfs_fuse_op *o);
+
+/* ---- fuse_pending.c: waits answered later ------------------------------------------ */
+
+/*
+ * Starts a read of h (a wait file) that may wait: true when its reply is
+ * taken care of (now or later, from the task poller), false when there
+ * was nothing to wait for and the caller reads now (*ret 0) or replies
+ * with the error *ret.
+ */
+bool dsfs_fuse_pending_read(fuse_req_t req, struct dsfs_ehandle *h, size_t size, off_t off, int *ret);
+
+/*
+ * Starts an rmdir of name in parent, which may wait for the task the
+ * delete started: true when its reply is taken care of, false when the
+ * caller replies now with *ret (0: removed, and its name drops).
+ */
+bool dsfs_fuse_pending_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name, int *ret);
+
+/* Answers every wait still pending (EINTR): the mount is ending. */
+void dsfs_fuse_pending_end(void);
+
+/* ---- fuse_readdir.c: directories --------------------------------------------------- */
+
+void dsfs_fuse_opendir(struct dsfs_fuse_op *o);
+void dsfs_fuse_readdirplus(struct dsfs_fuse_op *o);
+
+/* Frees the listing an opendir put in fi. */
+void dsfs_fuse_releasedir(struct fuse_file_info *fi);
+
+/* ---- fuse_prune.c: names the kernel is asked to drop -------------------------------- */
+
+/* Starts the pruner, which keeps the kernel's inodes within node_bytes (0: no bound). */
+void dsfs_fuse_prune_start(size_t node_bytes);
+
+/* Stops and joins it. Does nothing when it did not start. */
+void dsfs_fuse_prune_stop(void);
+
+/* Queues n names a listing lost, for the pruner to drop (as many as it has room for). */
+void dsfs_fuse_prune_lost(const struct dsfs_nodes_entry *e, size_t n);
+
+/* ---- fuse_ops.c: the callbacks ------------------------------------------------------- */
+
+extern const struct fuse_lowlevel_ops dsfs_fuse_ll_ops;
+
+#endif
