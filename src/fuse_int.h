@@ -3,9 +3,10 @@
  * What the files of the FUSE glue share, and nothing outside them sees:
  * the mount's state, an operation as the kernel asked for it, and each
  * part's entry points. From the top down: fuse_loop.c (the mount and
- * libfuse's entry points) -> fuse_ops.c (the callbacks) -> fuse_readdir.c,
- * fuse_pending.c, fuse_queue.c -> fuse_prune.c, fuse_attr.c; no file calls
- * one above it.
+ * libfuse's entry points) -> fuse_ops.c (the callbacks and the table of
+ * operations) -> fuse_readdir.c, fuse_pending.c, fuse_queue.c ->
+ * fuse_prune.c, fuse_attr.c; no file calls one above it (the queue runs an
+ * operation through its entry of the table, scripts/deps checks).
  */
 #ifndef DSFS_FUSE_INT_H
 #define DSFS_FUSE_INT_H
@@ -47,28 +48,20 @@ int dsfs_fuse_entry(fuse_ino_t parent, const char *name, struct fuse_entry_param
 
 /* ---- fuse_queue.c: operations in fair shares --------------------------------------- */
 
-enum dsfs_fuse_op_kind {
-	DSFS_FUSE_LOOKUP,
-	DSFS_FUSE_GETATTR,
-	DSFS_FUSE_SETATTR,
-	DSFS_FUSE_READLINK,
-	DSFS_FUSE_MKDIR,
-	DSFS_FUSE_RMDIR,
-	DSFS_FUSE_UNLINK,
-	DSFS_FUSE_OPEN,
-	DSFS_FUSE_READ,
-	DSFS_FUSE_WRITE,
-	DSFS_FUSE_FLUSH,
-	DSFS_FUSE_OPENDIR,
-	DSFS_FUSE_READDIRPLUS,
-	DSFS_FUSE_STATFS,
-	DSFS_FUSE_CREATE,
-	DSFS_FUSE_RENAME,
+struct dsfs_fuse_op;
+
+/*
+ * An operation of the table (fuse_ops.c, as libfuse's fuse_ll_ops[]): the
+ * function that runs it and replies, and its name for logs.
+ */
+struct dsfs_fuse_op_def {
+	void (*run)(struct dsfs_fuse_op *o);
+	const char *name;
 };
 
 /* One operation, as the kernel asked for it, for running now or in its turn. */
 struct dsfs_fuse_op {
-	enum dsfs_fuse_op_kind kind;
+	const struct dsfs_fuse_op_def *def;
 	fuse_req_t req;
 	fuse_ino_t ino;
 	struct fuse_file_info fi;
@@ -96,20 +89,16 @@ void dsfs_fuse_queue_stop(void);
  */
 void dsfs_fuse_queue(struct dsfs_fuse_op *o);
 
-/* Runs or queues an operation; name, size, offset, bytes (copied) and to_set as it has them. */
-void dsfs_fuse_submit_io(fuse_req_t req, enum dsfs_fuse_op_kind kind, fuse_ino_t ino,
-			 const struct fuse_file_info *fi, const char *name, size_t size, off_t off,
-			 const char *data, int to_set, const struct stat *attr);
-
-/* The same for an operation with at most a name. */
-void dsfs_fuse_submit(fuse_req_t req, enum dsfs_fuse_op_kind kind, fuse_ino_t ino,
-		      const struct fuse_file_info *fi, const char *name);
+/*
+ * Runs or queues an operation of def; name, size, offset, bytes (copied)
+ * and to_set as it has them. Replies ENOMEM when it cannot be copied.
+ */
+void dsfs_fuse_submit(fuse_req_t req, const struct dsfs_fuse_op_def *def, fuse_ino_t ino,
+		      const struct fuse_file_info *fi, const char *name, size_t size, off_t off, const char *data,
+		      int to_set, const struct stat *attr);
 
 /* Frees an operation that was never queued. NULL does nothing. */
 void dsfs_fuse_op_free(struct dsfs_fuse_op *o);
-
-/* Runs o in the calling thread (fuse_ops.c): replies to its request. */
-void dsfs_fuse_op_run(struct dsfs_fuse_op *o);
 
 /* ---- fuse_pending.c: waits answered later ------------------------------------------ */
 

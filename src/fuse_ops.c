@@ -385,26 +385,44 @@ static void do_statfs(struct dsfs_fuse_op *o)
 		fuse_reply_statfs(o->req, &sv);
 }
 
-void dsfs_fuse_op_run(struct dsfs_fuse_op *o)
+/*
+ * The operations that may wait for the server, as libfuse's fuse_ll_ops[]:
+ * each callback below copies its arguments into an operation of one of
+ * these, which runs in its user's fair share (fuse_queue.c). FORGET,
+ * RELEASE and RELEASEDIR never wait, and run in the callback.
+ */
+enum op_kind { OP_LOOKUP, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKDIR, OP_RMDIR, OP_UNLINK, OP_OPEN,
+	       OP_READ, OP_WRITE, OP_FLUSH, OP_OPENDIR, OP_READDIRPLUS, OP_STATFS, OP_CREATE, OP_RENAME };
+
+static const struct dsfs_fuse_op_def op_table[] = {
+	[OP_LOOKUP]      = { do_lookup,             "LOOKUP" },
+	[OP_GETATTR]     = { do_getattr,            "GETATTR" },
+	[OP_SETATTR]     = { do_setattr,            "SETATTR" },
+	[OP_READLINK]    = { do_readlink,           "READLINK" },
+	[OP_MKDIR]       = { do_mkdir,              "MKDIR" },
+	[OP_RMDIR]       = { do_rmdir,              "RMDIR" },
+	[OP_UNLINK]      = { do_unlink,             "UNLINK" },
+	[OP_OPEN]        = { do_open,               "OPEN" },
+	[OP_READ]        = { do_read,               "READ" },
+	[OP_WRITE]       = { do_write,              "WRITE" },
+	[OP_FLUSH]       = { do_flush,              "FLUSH" },
+	[OP_OPENDIR]     = { dsfs_fuse_opendir,     "OPENDIR" },
+	[OP_READDIRPLUS] = { dsfs_fuse_readdirplus, "READDIRPLUS" },
+	[OP_STATFS]      = { do_statfs,             "STATFS" },
+	[OP_CREATE]      = { do_create,             "CREATE" },
+	[OP_RENAME]      = { do_rename,             "RENAME" },
+};
+
+static void submit(fuse_req_t req, enum op_kind kind, fuse_ino_t ino, const struct fuse_file_info *fi,
+		   const char *name)
 {
-	switch (o->kind) {
-	case DSFS_FUSE_LOOKUP: do_lookup(o); break;
-	case DSFS_FUSE_GETATTR: do_getattr(o); break;
-	case DSFS_FUSE_SETATTR: do_setattr(o); break;
-	case DSFS_FUSE_READLINK: do_readlink(o); break;
-	case DSFS_FUSE_MKDIR: do_mkdir(o); break;
-	case DSFS_FUSE_RMDIR: do_rmdir(o); break;
-	case DSFS_FUSE_UNLINK: do_unlink(o); break;
-	case DSFS_FUSE_OPEN: do_open(o); break;
-	case DSFS_FUSE_READ: do_read(o); break;
-	case DSFS_FUSE_WRITE: do_write(o); break;
-	case DSFS_FUSE_FLUSH: do_flush(o); break;
-	case DSFS_FUSE_OPENDIR: dsfs_fuse_opendir(o); break;
-	case DSFS_FUSE_READDIRPLUS: dsfs_fuse_readdirplus(o); break;
-	case DSFS_FUSE_STATFS: do_statfs(o); break;
-	case DSFS_FUSE_CREATE: do_create(o); break;
-	case DSFS_FUSE_RENAME: do_rename(o); break;
-	}
+	dsfs_fuse_submit(req, &op_table[kind], ino, fi, name, 0, 0, NULL, 0, NULL);
+}
+
+static void submit_io(fuse_req_t req, enum op_kind kind, fuse_ino_t ino, const struct fuse_file_info *fi,
+		      size_t size, off_t off, const char *data, int to_set, const struct stat *attr)
+{
+	dsfs_fuse_submit(req, &op_table[kind], ino, fi, NULL, size, off, data, to_set, attr);
 }
 
 /* ---- libfuse's entry points ------------------------------------------------------- */
@@ -425,7 +443,7 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn)
 
 static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	dsfs_fuse_submit(req, DSFS_FUSE_LOOKUP, parent, NULL, name);
+	submit(req, OP_LOOKUP, parent, NULL, name);
 }
 
 static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -444,39 +462,39 @@ static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)fi;
-	dsfs_fuse_submit(req, DSFS_FUSE_GETATTR, ino, NULL, NULL);
+	submit(req, OP_GETATTR, ino, NULL, NULL);
 }
 
 static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi)
 {
-	dsfs_fuse_submit_io(req, DSFS_FUSE_SETATTR, ino, fi, NULL, (size_t)attr->st_size, 0, NULL, to_set, attr);
+	submit_io(req, OP_SETATTR, ino, fi, (size_t)attr->st_size, 0, NULL, to_set, attr);
 }
 
 static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	dsfs_fuse_submit(req, DSFS_FUSE_READLINK, ino, NULL, NULL);
+	submit(req, OP_READLINK, ino, NULL, NULL);
 }
 
 static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	(void)mode;
-	dsfs_fuse_submit(req, DSFS_FUSE_MKDIR, parent, NULL, name);
+	submit(req, OP_MKDIR, parent, NULL, name);
 }
 
 static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	dsfs_fuse_submit(req, DSFS_FUSE_RMDIR, parent, NULL, name);
+	submit(req, OP_RMDIR, parent, NULL, name);
 }
 
 static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	dsfs_fuse_submit(req, DSFS_FUSE_UNLINK, parent, NULL, name);
+	submit(req, OP_UNLINK, parent, NULL, name);
 }
 
 static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi)
 {
 	(void)mode; /* editors' files are the owner's, 0644 */
-	dsfs_fuse_submit(req, DSFS_FUSE_CREATE, parent, fi, name);
+	submit(req, OP_CREATE, parent, fi, name);
 }
 
 static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
@@ -489,7 +507,7 @@ static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	o->kind = DSFS_FUSE_RENAME;
+	o->def = &op_table[OP_RENAME];
 	o->req = req;
 	o->ino = parent;
 	o->newparent = newparent;
@@ -499,24 +517,24 @@ static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 
 static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	dsfs_fuse_submit(req, DSFS_FUSE_OPEN, ino, fi, NULL);
+	submit(req, OP_OPEN, ino, fi, NULL);
 }
 
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	dsfs_fuse_submit_io(req, DSFS_FUSE_READ, ino, fi, NULL, size, off, NULL, 0, NULL);
+	submit_io(req, OP_READ, ino, fi, size, off, NULL, 0, NULL);
 }
 
 static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
 	(void)off; /* commands are appended: `>` and `>>` both work */
-	dsfs_fuse_submit_io(req, DSFS_FUSE_WRITE, ino, fi, NULL, size, off, buf, 0, NULL);
+	submit_io(req, OP_WRITE, ino, fi, size, off, buf, 0, NULL);
 }
 
 static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	dsfs_fuse_submit(req, DSFS_FUSE_FLUSH, ino, fi, NULL);
+	submit(req, OP_FLUSH, ino, fi, NULL);
 }
 
 static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -528,12 +546,12 @@ static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	dsfs_fuse_submit(req, DSFS_FUSE_OPENDIR, ino, fi, NULL);
+	submit(req, OP_OPENDIR, ino, fi, NULL);
 }
 
 static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	dsfs_fuse_submit_io(req, DSFS_FUSE_READDIRPLUS, ino, fi, NULL, size, off, NULL, 0, NULL);
+	submit_io(req, OP_READDIRPLUS, ino, fi, size, off, NULL, 0, NULL);
 }
 
 static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -545,7 +563,7 @@ static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
 {
-	dsfs_fuse_submit(req, DSFS_FUSE_STATFS, ino, NULL, NULL);
+	submit(req, OP_STATFS, ino, NULL, NULL);
 }
 
 const struct fuse_lowlevel_ops dsfs_fuse_ll_ops = {

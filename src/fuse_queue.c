@@ -14,6 +14,7 @@
 
 #include "admit.h"
 #include "caller.h"
+#include "log.h"
 
 static struct dsfs_admit *admit;
 
@@ -47,9 +48,11 @@ static void job(void *arg, bool run)
 	fuse_req_interrupt_func(o->req, NULL, NULL);
 	if (run && !fuse_req_interrupted(o->req)) {
 		dsfs_caller_set(fuse_req_ctx(o->req)->uid, o->req);
-		dsfs_fuse_op_run(o);
+		o->def->run(o);
 		dsfs_caller_clear();
 	} else {
+		dsfs_log(DSFS_LOG_DEBUG, "%s of node %llu: %s", o->def->name, (unsigned long long)o->ino,
+			 run ? "interrupted before it ran" : "not run: the mount is ending");
 		fuse_reply_err(o->req, EINTR);
 	}
 	dsfs_fuse_op_free(o);
@@ -58,7 +61,11 @@ static void job(void *arg, bool run)
 /* A reader interrupted (or killed) while its operation waits its turn: it is answered at once. */
 static void queued_interrupt(fuse_req_t req, void *arg)
 {
+	struct dsfs_fuse_op *o = arg;
+
 	if (dsfs_admit_withdraw(admit, arg)) {
+		dsfs_log(DSFS_LOG_DEBUG, "%s of node %llu: interrupted while waiting its turn", o->def->name,
+			 (unsigned long long)o->ino);
 		fuse_reply_err(req, EINTR);
 		dsfs_fuse_op_free(arg);
 	}
@@ -70,9 +77,9 @@ void dsfs_fuse_queue(struct dsfs_fuse_op *o)
 	dsfs_admit_run(admit, fuse_req_ctx(o->req)->uid, job, o);
 }
 
-void dsfs_fuse_submit_io(fuse_req_t req, enum dsfs_fuse_op_kind kind, fuse_ino_t ino,
-			 const struct fuse_file_info *fi, const char *name, size_t size, off_t off,
-			 const char *data, int to_set, const struct stat *attr)
+void dsfs_fuse_submit(fuse_req_t req, const struct dsfs_fuse_op_def *def, fuse_ino_t ino,
+		      const struct fuse_file_info *fi, const char *name, size_t size, off_t off, const char *data,
+		      int to_set, const struct stat *attr)
 {
 	struct dsfs_fuse_op *o = calloc(1, sizeof(*o));
 
@@ -83,7 +90,7 @@ void dsfs_fuse_submit_io(fuse_req_t req, enum dsfs_fuse_op_kind kind, fuse_ino_t
 	}
 	if (data)
 		memcpy(o->data, data, size);
-	o->kind = kind;
+	o->def = def;
 	o->req = req;
 	o->ino = ino;
 	o->size = size;
@@ -97,10 +104,4 @@ void dsfs_fuse_submit_io(fuse_req_t req, enum dsfs_fuse_op_kind kind, fuse_ino_t
 	if (fi)
 		o->fi = *fi;
 	dsfs_fuse_queue(o);
-}
-
-void dsfs_fuse_submit(fuse_req_t req, enum dsfs_fuse_op_kind kind, fuse_ino_t ino,
-		      const struct fuse_file_info *fi, const char *name)
-{
-	dsfs_fuse_submit_io(req, kind, ino, fi, name, 0, 0, NULL, 0, NULL);
 }
