@@ -29,8 +29,8 @@ void dsfs_fuse_own(struct stat *st)
  * changes), so that with cache_ttl=0 opening a file does not cost a
  * GETATTR per path component; an object's file's as long too, since its
  * size changes only when it is fetched, and an open that fetched another
- * size tells the kernel at once (do_open) as does a listing (do_opendir);
- * the rest for cache_ttl (a link such as tasks/latest can go or change at
+ * size tells the kernel at once (do_open, fuse_ops.c) as does a listing
+ * (fuse_readdir.c); the rest for cache_ttl (a link such as tasks/latest can go or change at
  * any action, a control file's result at any write).
  */
 double dsfs_fuse_attr_ttl(const struct stat *st, unsigned flags)

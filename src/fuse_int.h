@@ -117,6 +117,14 @@ bool dsfs_fuse_pending_read(fuse_req_t req, struct dsfs_ehandle *h, size_t size,
  */
 bool dsfs_fuse_pending_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name, int *ret);
 
+/*
+ * Reads size bytes of h at off (newest: the content the kernel's pages
+ * hold, or NULL) and replies with them or the error: a read answered now
+ * and one whose wait ended reply alike.
+ */
+void dsfs_fuse_reply_read(fuse_req_t req, struct dsfs_ehandle *h, struct dsfs_blob *newest, size_t size,
+			  off_t off);
+
 /* Answers every wait still pending (EINTR): the mount is ending. */
 void dsfs_fuse_pending_end(void);
 

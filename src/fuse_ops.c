@@ -328,7 +328,6 @@ static void do_open(struct dsfs_fuse_op *o)
 static void do_read(struct dsfs_fuse_op *o)
 {
 	struct dsfs_blob *newest;
-	char *buf;
 	int ret = 0;
 
 	/* only a read that may wait (tasks/<id>/wait) is answered later: others go straight on */
@@ -339,15 +338,9 @@ static void do_read(struct dsfs_fuse_op *o)
 		fuse_reply_err(o->req, -ret);
 		return;
 	}
-	buf = malloc(o->size ? o->size : 1);
 	newest = dsfs_nodes_newest(dsfs_fuse.nodes, o->ino);
-	ret = buf ? dsfs_estate_read(handle_of(&o->fi), newest, buf, o->size, o->off) : -ENOMEM;
+	dsfs_fuse_reply_read(o->req, handle_of(&o->fi), newest, o->size, o->off);
 	dsfs_blob_unref(newest);
-	if (ret < 0)
-		fuse_reply_err(o->req, -ret);
-	else
-		fuse_reply_buf(o->req, buf, (size_t)ret);
-	free(buf);
 }
 
 static void do_write(struct dsfs_fuse_op *o)

@@ -4,7 +4,7 @@
  * delete runs as a task, are answered from the task poller when the wait
  * ends, and hold no thread meanwhile. Each wait's reply is claimed once,
  * by whichever comes first of its end, the reader's interrupt and the
- * unmount.
+ * unmount. A read's reply is made here, for a read answered at once too.
  */
 #include "fuse_int.h"
 
@@ -12,6 +12,19 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+void dsfs_fuse_reply_read(fuse_req_t req, struct dsfs_ehandle *h, struct dsfs_blob *newest, size_t size,
+			  off_t off)
+{
+	char *buf = malloc(size ? size : 1);
+	int n = buf ? dsfs_estate_read(h, newest, buf, size, off) : -ENOMEM;
+
+	if (n < 0)
+		fuse_reply_err(req, -n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
 
 /* A wait answered later: a read of tasks/<id>/wait, or an rmdir. */
 struct pending {
@@ -65,14 +78,7 @@ static void pending_reply(struct pending *p, int ret)
 	if (ret < 0) {
 		fuse_reply_err(p->req, -ret);
 	} else if (p->h) {
-		char *buf = malloc(p->size ? p->size : 1);
-		int n = buf ? dsfs_estate_read(p->h, NULL, buf, p->size, p->off) : -ENOMEM; /* a wait file: never paged */
-
-		if (n < 0)
-			fuse_reply_err(p->req, -n);
-		else
-			fuse_reply_buf(p->req, buf, (size_t)n);
-		free(buf);
+		dsfs_fuse_reply_read(p->req, p->h, NULL, p->size, p->off); /* a wait file: never paged */
 	} else {
 		dsfs_nodes_unlink(dsfs_fuse.nodes, p->parent, p->name);
 		fuse_reply_err(p->req, 0);
