@@ -29,4 +29,18 @@ bool dsfs_caller_is_owner(void);
 /* True when the caller's reader was interrupted (Ctrl-C, killed) or the mount is ending. */
 bool dsfs_caller_gone(void);
 
+/*
+ * The process thread tid belongs to (the kernel names the thread of a
+ * request, and the threads of one program are one writer): tid when
+ * /proc does not say, 0 when tid is unknown (<= 0: another pid namespace).
+ */
+pid_t dsfs_caller_process(pid_t tid);
+
+/*
+ * Whether thread tid's process holds a descriptor open on the file at
+ * dir followed by path (absolute, as /proc/<tid>/fd shows it). False when
+ * that cannot be read.
+ */
+bool dsfs_caller_holds(pid_t tid, const char *dir, const char *path);
+
 #endif

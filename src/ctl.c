@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nearest.h"
 #include "numbers.h"
 
 static const char *skip_space(const char *p, const char *end)
@@ -557,50 +558,18 @@ static int coerce(const struct dsfs_field *f, json_object *v, json_object **out,
 	return -EINVAL;
 }
 
-/* Edit distance of a and b (both short: field names), for "did you mean". */
-static size_t distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b), row[64], i, j;
-
-	if (la >= 64 || lb >= 64)
-		return (size_t)-1;
-	for (j = 0; j <= lb; j++)
-		row[j] = j;
-	for (i = 1; i <= la; i++) {
-		size_t diag = row[0];
-
-		row[0] = i;
-		for (j = 1; j <= lb; j++) {
-			size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
-
-			if (up + 1 < best)
-				best = up + 1;
-			if (row[j - 1] + 1 < best)
-				best = row[j - 1] + 1;
-			diag = up;
-			row[j] = best;
-		}
-	}
-	return row[lb];
-}
-
 /* The reason a command does not take the field name: the nearest field it takes, or the list of them. */
 static int unknown_field(const struct dsfs_action *a, const char *name, char *err, size_t errlen)
 {
-	const struct dsfs_field *f, *best = NULL;
-	size_t best_d = (size_t)-1;
+	struct dsfs_nearest near = { .typed = name, .len = strlen(name), .d = (size_t)-1 };
+	const struct dsfs_field *f;
 	int o;
 
-	for (f = a->fields; f && f->name; f++) {
-		size_t d = distance(name, f->name);
-
-		if (d < best_d) {
-			best_d = d;
-			best = f;
-		}
-	}
-	if (best && best_d <= (strlen(best->name) > 6 ? 3 : 2)) {
-		snprintf(err, errlen, "unknown field %s; did you mean %s?", name, best->name);
+	for (f = a->fields; f && f->name; f++)
+		dsfs_nearest_offer(&near, f->name, strlen(f->name));
+	/* near enough by the field's length: policy is a typo of policy.id */
+	if (near.best && dsfs_nearest_close(near.best, near.d)) {
+		snprintf(err, errlen, "unknown field %s; did you mean %s?", name, near.best);
 		return -EINVAL;
 	}
 	o = snprintf(err, errlen, "unknown field %s; %s%s%s takes", name, a->verb ? "'" : "", a->verb ? a->verb : "a new entry",

@@ -26,7 +26,7 @@
 #include "errmap.h"
 #include "events.h"
 #include "fs.h"
-#include "fuse_ops.h"
+#include "fuse_loop.h"
 #include "http.h"
 #include "log.h"
 #include "estate.h"

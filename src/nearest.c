@@ -12,7 +12,12 @@
 
 size_t dsfs_nearest_distance(const char *a, const char *b)
 {
-	size_t la = strlen(a), lb = strlen(b), d[WORD_MAX + 1][WORD_MAX + 1];
+	return dsfs_nearest_distance_n(a, strlen(a), b, strlen(b));
+}
+
+size_t dsfs_nearest_distance_n(const char *a, size_t la, const char *b, size_t lb)
+{
+	size_t d[WORD_MAX + 1][WORD_MAX + 1];
 
 	if (la >= WORD_MAX || lb >= WORD_MAX)
 		return (size_t)-1;
@@ -36,7 +41,18 @@ size_t dsfs_nearest_distance(const char *a, const char *b)
 	return d[la][lb];
 }
 
-bool dsfs_nearest_close(const char *typed, size_t d)
+bool dsfs_nearest_close(const char *word, size_t d)
 {
-	return d <= (strlen(typed) > 6 ? 3 : 2);
+	return d <= (strlen(word) > 6 ? 3 : 2);
+}
+
+void dsfs_nearest_offer(struct dsfs_nearest *n, const char *cand, size_t len)
+{
+	size_t d = dsfs_nearest_distance_n(n->typed, n->len, cand, len);
+
+	if (d < n->d) {
+		n->best = cand;
+		n->best_len = len;
+		n->d = d;
+	}
 }

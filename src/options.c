@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "nearest.h"
+
 enum { KEY_HELP, KEY_VERSION, KEY_RO };
 
 #define OPT(t, field) { t, offsetof(struct dsfs_options, field), 1 }
@@ -77,38 +79,6 @@ static size_t key_len(const char *opt)
 	return strcspn(opt, "=");
 }
 
-/* Edit distance with adjacent transpositions (credentails -> credentials is 1). */
-static size_t distance(const char *a, size_t la, const char *b, size_t lb)
-{
-	size_t d[3][64], *prev2 = d[0], *prev = d[1], *cur = d[2];
-
-	if (la >= 63 || lb >= 63)
-		return 64;
-	for (size_t j = 0; j <= lb; j++)
-		prev[j] = j;
-	for (size_t i = 1; i <= la; i++) {
-		size_t *t;
-
-		cur[0] = i;
-		for (size_t j = 1; j <= lb; j++) {
-			size_t cost = a[i - 1] != b[j - 1], v = prev[j - 1] + cost;
-
-			if (prev[j] + 1 < v)
-				v = prev[j] + 1;
-			if (cur[j - 1] + 1 < v)
-				v = cur[j - 1] + 1;
-			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && prev2[j - 2] + 1 < v)
-				v = prev2[j - 2] + 1;
-			cur[j] = v;
-		}
-		t = prev2;
-		prev2 = prev;
-		prev = cur;
-		cur = t;
-	}
-	return prev[lb];
-}
-
 static bool known_key(const char *arg, size_t n)
 {
 	for (size_t i = 0; opt_spec[i].templ; i++)
@@ -120,19 +90,6 @@ static bool known_key(const char *arg, size_t n)
 	return false;
 }
 
-/* Takes cand (cl bytes) as *best when it is nearer to the n bytes of arg than *best_d. */
-static void consider(const char *arg, size_t n, const char *cand, size_t cl, const char **best, size_t *best_d,
-		     size_t *bl)
-{
-	size_t dd = distance(arg, n, cand, cl);
-
-	if (dd < *best_d) {
-		*best = cand;
-		*best_d = dd;
-		*bl = cl;
-	}
-}
-
 /* How far a typo may be from what was meant: one edit in a short word, two in a longer one. */
 static size_t typo_bound(size_t n)
 {
@@ -142,26 +99,24 @@ static size_t typo_bound(size_t n)
 /* The known key nearest to the n bytes of arg, or NULL when none is close. */
 static const char *nearest_key(const char *arg, size_t n, size_t *len)
 {
-	const char *best = NULL;
-	size_t best_d = typo_bound(n), bl = 0;
+	struct dsfs_nearest near = { .typed = arg, .len = n, .d = typo_bound(n) };
 
 	for (size_t i = 0; opt_spec[i].templ; i++)
 		if (opt_spec[i].templ[0] != '-')
-			consider(arg, n, opt_spec[i].templ, key_len(opt_spec[i].templ), &best, &best_d, &bl);
+			dsfs_nearest_offer(&near, opt_spec[i].templ, key_len(opt_spec[i].templ));
 	for (size_t i = 0; i < sizeof(fuse_keys) / sizeof(fuse_keys[0]); i++)
-		consider(arg, n, fuse_keys[i], strlen(fuse_keys[i]), &best, &best_d, &bl);
-	*len = bl;
-	return best;
+		dsfs_nearest_offer(&near, fuse_keys[i], strlen(fuse_keys[i]));
+	*len = near.best_len;
+	return near.best;
 }
 
 const char *dsfs_options_nearest(const char *word, const char *const *cands)
 {
-	const char *best = NULL;
-	size_t n = strlen(word), best_d = typo_bound(n), bl = 0;
+	struct dsfs_nearest near = { .typed = word, .len = strlen(word), .d = typo_bound(strlen(word)) };
 
 	for (size_t i = 0; cands[i]; i++)
-		consider(word, n, cands[i], strlen(cands[i]), &best, &best_d, &bl);
-	return best;
+		dsfs_nearest_offer(&near, cands[i], strlen(cands[i]));
+	return near.best;
 }
 
 /*

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The FUSE glue: low-level callbacks that convert arguments, call the
- * estate and reply. The only module that includes libfuse's headers.
+ * The FUSE glue (the fuse_*.c files, fuse_int.h inside): low-level
+ * callbacks that convert arguments, call the estate and reply; this is
+ * what the rest of dsfs sees of it, the mount and its loop. The glue is
+ * the only part that includes libfuse's headers.
  */
-#ifndef DSFS_FUSE_OPS_H
-#define DSFS_FUSE_OPS_H
+#ifndef DSFS_FUSE_LOOP_H
+#define DSFS_FUSE_LOOP_H
 
 #include "estate.h"
 

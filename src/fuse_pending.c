@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Waits answered later: a read of tasks/<id>/wait, and an rmdir whose
+ * delete runs as a task, are answered from the task poller when the wait
+ * ends, and hold no thread meanwhile. Each wait's reply is claimed once,
+ * by whichever comes first of its end, the reader's interrupt and the
+ * unmount. A read's reply is made here, for a read answered at once too.
+ */
+#include "fuse_int.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+void dsfs_fuse_reply_read(fuse_req_t req, struct dsfs_ehandle *h, struct dsfs_blob *newest, size_t size,
+			  off_t off)
+{
+	char *buf = malloc(size ? size : 1);
+	int n = buf ? dsfs_estate_read(h, newest, buf, size, off) : -ENOMEM;
+
+	if (n < 0)
+		fuse_reply_err(req, -n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+/* A wait answered later: a read of tasks/<id>/wait, or an rmdir. */
+struct pending {
+	fuse_req_t req;
+	struct dsfs_ehandle *h;     /* read: the handle, and what was asked */
+	size_t size;
+	off_t off;
+	fuse_ino_t parent;          /* rmdir: the entry removed, and its path */
+	char *name, *path;
+	struct dsfs_fs_wait *w;     /* the wait, once started */
+	pthread_mutex_t lock;
+	bool interrupted, finished; /* finished: its reply is claimed */
+	int refs;
+	struct pending *prev, *next; /* in the mount's list */
+};
+
+static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER; /* guards list */
+static struct pending *list;
+
+static void pending_unref(struct pending *p)
+{
+	bool last;
+
+	pthread_mutex_lock(&p->lock);
+	last = --p->refs == 0;
+	pthread_mutex_unlock(&p->lock);
+	if (!last)
+		return;
+	pthread_mutex_lock(&list_lock);
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		list = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	pthread_mutex_unlock(&list_lock);
+	pthread_mutex_destroy(&p->lock);
+	free(p->name);
+	free(p->path);
+	free(p);
+}
+
+/*
+ * Replies to a pending request whose reply this thread claimed, from
+ * outside its interrupt callback: clearing the callback first waits for
+ * one that is running, so none can run once p is gone.
+ */
+static void pending_reply(struct pending *p, int ret)
+{
+	fuse_req_interrupt_func(p->req, NULL, NULL);
+	if (ret < 0) {
+		fuse_reply_err(p->req, -ret);
+	} else if (p->h) {
+		dsfs_fuse_reply_read(p->req, p->h, NULL, p->size, p->off); /* a wait file: never paged */
+	} else {
+		dsfs_nodes_unlink(dsfs_fuse.nodes, p->parent, p->name);
+		fuse_reply_err(p->req, 0);
+	}
+}
+
+/* The wait ended (on the task poller's thread). */
+static void pending_done(void *arg, int ret)
+{
+	struct pending *p = arg;
+	bool mine;
+
+	pthread_mutex_lock(&p->lock);
+	mine = !p->finished;
+	p->finished = true;
+	pthread_mutex_unlock(&p->lock);
+	if (mine)
+		pending_reply(p, ret);
+	pending_unref(p); /* the wait's */
+}
+
+/* The reader was interrupted (under libfuse's lock of the request). */
+static void pending_interrupt(fuse_req_t req, void *arg)
+{
+	struct pending *p = arg;
+	bool mine = false;
+
+	pthread_mutex_lock(&p->lock);
+	p->interrupted = true;
+	if (!p->finished && p->w && dsfs_fs_wait_cancel(p->w))
+		mine = p->finished = true;
+	pthread_mutex_unlock(&p->lock);
+	if (mine) {
+		fuse_reply_err(req, EINTR);
+		pending_unref(p); /* the wait's: it will not end now */
+	}
+}
+
+static struct pending *pending_new(fuse_req_t req)
+{
+	struct pending *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->req = req;
+	p->refs = 1; /* the starter's */
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_mutex_lock(&list_lock);
+	p->next = list;
+	if (list)
+		list->prev = p;
+	list = p;
+	pthread_mutex_unlock(&list_lock);
+	return p;
+}
+
+/*
+ * Starts the wait start() begins for p, answering later when it does:
+ * returns true when the reply is taken care of, false when start found
+ * nothing to wait for (*ret says what to do now).
+ */
+static bool pending_start(struct pending *p, int (*start)(struct pending *p), int *ret)
+{
+	bool later = false;
+
+	fuse_req_interrupt_func(p->req, pending_interrupt, p); /* may run at once */
+	pthread_mutex_lock(&p->lock);
+	if (p->interrupted) {
+		*ret = -EINTR;
+	} else {
+		p->refs++; /* the wait's */
+		*ret = start(p);
+		later = *ret == DSFS_FS_WAITING;
+		if (!later)
+			p->refs--;
+	}
+	if (!later)
+		p->finished = true;
+	pthread_mutex_unlock(&p->lock);
+	if (!later)
+		fuse_req_interrupt_func(p->req, NULL, NULL);
+	pending_unref(p); /* the starter's */
+	return later;
+}
+
+static int start_read_wait(struct pending *p)
+{
+	return dsfs_estate_read_wait(p->h, pending_done, p, &p->w);
+}
+
+bool dsfs_fuse_pending_read(fuse_req_t req, struct dsfs_ehandle *h, size_t size, off_t off, int *ret)
+{
+	struct pending *p = pending_new(req);
+
+	if (!p) {
+		fuse_reply_err(req, ENOMEM);
+		return true;
+	}
+	p->h = h;
+	p->size = size;
+	p->off = off;
+	return pending_start(p, start_read_wait, ret);
+}
+
+static int start_rmdir(struct pending *p)
+{
+	return dsfs_estate_rmdir(dsfs_fuse.e, p->path, pending_done, p, &p->w);
+}
+
+bool dsfs_fuse_pending_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name, int *ret)
+{
+	struct pending *p = pending_new(req);
+
+	*ret = p ? dsfs_nodes_child_path(dsfs_fuse.nodes, parent, name, &p->path) : -ENOMEM;
+	if (!*ret && !(p->name = strdup(name)))
+		*ret = -ENOMEM;
+	if (*ret) {
+		if (p)
+			pending_unref(p);
+		return false;
+	}
+	p->parent = parent;
+	return pending_start(p, start_rmdir, ret);
+}
+
+void dsfs_fuse_pending_end(void)
+{
+	for (;;) {
+		struct pending *p;
+		bool mine = false;
+
+		pthread_mutex_lock(&list_lock);
+		for (p = list; p; p = p->next) {
+			pthread_mutex_lock(&p->lock);
+			if (!p->finished && p->w && dsfs_fs_wait_cancel(p->w))
+				mine = p->finished = true;
+			pthread_mutex_unlock(&p->lock);
+			if (mine)
+				break;
+		}
+		pthread_mutex_unlock(&list_lock);
+		if (!p)
+			return;
+		pending_reply(p, -EINTR);
+		pending_unref(p);
+	}
+}
