@@ -349,7 +349,7 @@ static int append(struct dsfs_handle *h, const char *p, size_t n)
 	return 0;
 }
 
-int fs_ctl_write(struct dsfs_fs *fs, struct dsfs_handle *h, const char *buf, size_t size, off_t off, pid_t pid)
+static int ctl_write(struct dsfs_fs *fs, struct dsfs_handle *h, const char *buf, size_t size, off_t off, pid_t pid)
 {
 	const char *p = buf, *end = buf + size;
 	bool ended = false;
@@ -423,7 +423,8 @@ size_t fs_ctl_size(struct dsfs_fs *fs, const char *dir, const char *name)
 	return size;
 }
 
-bool fs_takes_verbs(const struct dsfs_loc *loc)
+/* Whether control file loc is an action file, whose commands start with a verb, rather than a `new`. */
+static bool takes_verbs(const struct dsfs_loc *loc)
 {
 	const struct dsfs_action *create, *actions;
 	size_t n;
@@ -432,7 +433,7 @@ bool fs_takes_verbs(const struct dsfs_loc *loc)
 	return !create;
 }
 
-int fs_ctl_flush(struct dsfs_fs *fs, struct dsfs_handle *h, pid_t pid, bool keeps_open)
+static int ctl_flush(struct dsfs_fs *fs, struct dsfs_handle *h, pid_t pid, bool keeps_open)
 {
 	int ret = 0;
 
@@ -454,7 +455,7 @@ out:
 	return ret;
 }
 
-void fs_ctl_release(struct dsfs_fs *fs, struct dsfs_handle *h)
+static void ctl_release(struct dsfs_fs *fs, struct dsfs_handle *h)
 {
 	static const char why[] = "unfinished command discarded: no newline, and the process that wrote it "
 				  "did not close the file; nothing sent";
@@ -464,3 +465,30 @@ void fs_ctl_release(struct dsfs_fs *fs, struct dsfs_handle *h)
 	dsfs_log(DSFS_LOG_WARN, "close %s: %s ('%.*s')", h->path, why, h->len < 80 ? (int)h->len : 80, h->buf);
 	fs_record(fs, h->path, h->buf, h->len, NULL, why, NULL);
 }
+
+static int ctl_open(struct dsfs_fs *fs, struct dsfs_handle *h, const char *path, int flags, pid_t pid,
+		    enum dsfs_caching *caching)
+{
+	if (!(h->path = strdup(path)))
+		return -ENOMEM;
+	h->content = fs_result_get(fs, path);
+	h->opener = pid;
+	dsfs_ctl_scan_init(&h->scan, takes_verbs(&h->loc));
+	return 0;
+}
+
+/* `> file` truncates before writing: accepted; a file of commands has no other size. */
+static int ctl_ftruncate(struct dsfs_fs *fs, struct dsfs_handle *h, off_t size)
+{
+	return size == 0 ? 0 : -EACCES;
+}
+
+const struct fs_handle_ops fs_ctl_ops = {
+	.name = "control file",
+	.open = ctl_open,
+	.read = fs_read_content,
+	.write = ctl_write,
+	.flush = ctl_flush,
+	.ftruncate = ctl_ftruncate,
+	.release = ctl_release,
+};

@@ -156,35 +156,50 @@ int fs_scratch_list(struct dsfs_fs *fs, const char *path, const char *object, ds
 	return dsfs_scratch_list(fs->scratch, path, scratch_fill_one, &sf) ? -ENOMEM : 0;
 }
 
-int fs_open_edit(struct dsfs_fs *fs, const struct dsfs_loc *loc, int flags, struct dsfs_handle **out)
+/*
+ * An object file opened for writing: its handle holds a buffer that starts
+ * as the object was shown (empty with O_TRUNC) and is sent as an edit at
+ * its writer's close.
+ */
+static int object_edit_open(struct dsfs_fs *fs, struct dsfs_handle *h, const char *path, int flags, pid_t pid,
+			    enum dsfs_caching *caching)
 {
 	struct dsfs_blob *base = NULL;
-	struct dsfs_handle *h = NULL;
 	int ret;
 
-	*out = NULL;
-	if (!fs->o.allow_edit || !dsfs_cache_editable(loc))
-		return -EPERM; /* the API has no update for it, or the mount does not allow edits */
-	ret = dsfs_cache_shown(fs->cache, loc, &base);
+	if (!fs->o.allow_edit || !dsfs_cache_editable(&h->loc)) /* the API has no update, or the mount allows none */
+		return fs_refuse("open for writing", path, -EPERM, fs_not_editable(fs, &h->loc));
+	ret = dsfs_cache_shown(fs->cache, &h->loc, &base);
 	if (ret == -ESTALE)
 		ret = -ENOENT; /* the name is another object's now: an edit of it starts from a fresh open */
-	if (ret == 0 && !(h = fs_handle_new(H_EDIT)))
-		ret = -ENOMEM;
 	if (ret == 0)
 		ret = dsfs_scratch_create(NULL, NULL, base, NULL, &h->file);
 	if (ret == 0 && !(flags & O_TRUNC))
 		ret = dsfs_scratch_fill(h->file, base);
 	dsfs_blob_unref(base);
-	if (ret) {
-		dsfs_fs_release(fs, h);
-		return ret;
-	}
+	if (ret == 0 && !(h->path = strdup(path)))
+		ret = -ENOMEM;
 	h->object = true;
-	*out = h;
-	return 0;
+	h->opener = pid; /* its close, not a child's that inherited the file, sends the edit */
+	return ret;
 }
 
-int fs_edit_write(struct dsfs_fs *fs, struct dsfs_handle *h, const char *buf, size_t size, off_t off, pid_t pid)
+/* An editor's file, found by dsfs_fs_open (h->file). */
+static int editor_open(struct dsfs_fs *fs, struct dsfs_handle *h, const char *path, int flags, pid_t pid,
+		       enum dsfs_caching *caching)
+{
+	if (!(h->path = strdup(path)))
+		return -ENOMEM;
+	return (flags & O_ACCMODE) != O_RDONLY && (flags & O_TRUNC) ? dsfs_scratch_truncate(h->file, 0) : 0;
+}
+
+static int edit_read(struct dsfs_fs *fs, struct dsfs_handle *h, struct dsfs_blob *newest, char *buf, size_t size,
+		     off_t off)
+{
+	return dsfs_scratch_read(h->file, buf, size, off);
+}
+
+static int edit_write(struct dsfs_fs *fs, struct dsfs_handle *h, const char *buf, size_t size, off_t off, pid_t pid)
 {
 	int ret = dsfs_scratch_write(h->file, buf, size, off);
 
@@ -324,7 +339,7 @@ static int send_edit(struct dsfs_fs *fs, struct dsfs_handle *h)
 	return ret;
 }
 
-int fs_edit_flush(struct dsfs_fs *fs, struct dsfs_handle *h, pid_t pid, bool keeps_open)
+static int edit_flush(struct dsfs_fs *fs, struct dsfs_handle *h, pid_t pid, bool keeps_open)
 {
 	bool last;
 
@@ -335,7 +350,7 @@ int fs_edit_flush(struct dsfs_fs *fs, struct dsfs_handle *h, pid_t pid, bool kee
 	return last ? send_edit(fs, h) : 0;
 }
 
-void fs_edit_release(struct dsfs_fs *fs, struct dsfs_handle *h)
+static void edit_release(struct dsfs_fs *fs, struct dsfs_handle *h)
 {
 	if (h->object && h->dirty)
 		dsfs_log(DSFS_LOG_WARN, "edit discarded: its writer never closed the file; nothing sent");
@@ -436,7 +451,7 @@ int dsfs_fs_create(struct dsfs_fs *fs, const char *path, int flags, struct dsfs_
 	if (ret == 0 && !(object = dsfs_cache_resource_url(fs->cache, &obj)))
 		ret = -ENOMEM;
 	dsfs_cache_put(fs->cache, &obj);
-	if (ret == 0 && (!(h = fs_handle_new(H_EDIT)) || !(h->path = strdup(path))))
+	if (ret == 0 && (!(h = fs_handle_new(&fs_editor_ops)) || !(h->path = strdup(path))))
 		ret = -ENOMEM;
 	if (ret == 0)
 		ret = dsfs_scratch_create(fs->scratch, path, base, object, &h->file);
@@ -518,7 +533,7 @@ int dsfs_fs_rename(struct dsfs_fs *fs, const char *from, const char *to, unsigne
 	return ret;
 }
 
-int fs_edit_ftruncate(struct dsfs_fs *fs, struct dsfs_handle *h, off_t size)
+static int edit_ftruncate(struct dsfs_fs *fs, struct dsfs_handle *h, off_t size)
 {
 	int ret = dsfs_scratch_truncate(h->file, size);
 
@@ -555,3 +570,23 @@ int dsfs_fs_chmeta(struct dsfs_fs *fs, const char *path, bool changes)
 	}
 	return ret;
 }
+
+const struct fs_handle_ops fs_editor_ops = {
+	.name = "editor's file",
+	.open = editor_open,
+	.read = edit_read,
+	.write = edit_write,
+	.flush = edit_flush,
+	.ftruncate = edit_ftruncate,
+	.release = edit_release,
+};
+
+const struct fs_handle_ops fs_object_edit_ops = {
+	.name = "edit",
+	.open = object_edit_open,
+	.read = edit_read,
+	.write = edit_write,
+	.flush = edit_flush,
+	.ftruncate = edit_ftruncate,
+	.release = edit_release,
+};

@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include "errmap.h"
-#include "events.h"
 #include "fs_int.h"
 #include "log.h"
 
@@ -284,17 +283,28 @@ int dsfs_fs_readdir(struct dsfs_fs *fs, const char *path, dsfs_fs_fill_fn fill, 
 	return fs_done("readdir", path, ret);
 }
 
-struct dsfs_handle *fs_handle_new(enum handle_type type)
+struct dsfs_handle *fs_handle_new(const struct fs_handle_ops *ops)
 {
 	struct dsfs_handle *h = calloc(1, sizeof(*h));
 
 	if (h) {
-		h->type = type;
+		h->ops = ops;
 		pthread_mutex_init(&h->lock, NULL);
 	}
 	return h;
 }
 
+/* Frees what every kind of handle may hold (the kind's own part went first, in its release). */
+static void handle_free(struct dsfs_fs *fs, struct dsfs_handle *h)
+{
+	dsfs_scratch_put(h->file);
+	dsfs_cache_put(fs->cache, &h->loc);
+	dsfs_blob_unref(h->content);
+	free(h->path);
+	free(h->buf);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
 
 bool fs_last_close(struct dsfs_handle *h, pid_t pid)
 {
@@ -309,112 +319,138 @@ bool fs_last_close(struct dsfs_handle *h, pid_t pid)
 	return pid == h->opener || (h->opener_closed && pid == h->writer);
 }
 
+int fs_copy_out(const struct dsfs_blob *b, char *buf, size_t size, off_t off)
+{
+	if (!b || (size_t)off >= b->len)
+		return 0;
+	if (size > b->len - (size_t)off)
+		size = b->len - (size_t)off;
+	memcpy(buf, b->data + off, size);
+	return (int)size;
+}
+
+int fs_read_content(struct dsfs_fs *fs, struct dsfs_handle *h, struct dsfs_blob *newest, char *buf, size_t size,
+		    off_t off)
+{
+	int ret;
+
+	pthread_mutex_lock(&h->lock);
+	ret = fs_copy_out(h->content, buf, size, off);
+	pthread_mutex_unlock(&h->lock);
+	return ret;
+}
+
+struct dsfs_blob *fs_handle_content(struct dsfs_handle *h)
+{
+	struct dsfs_blob *b;
+
+	pthread_mutex_lock(&h->lock);
+	b = dsfs_blob_ref(h->content);
+	pthread_mutex_unlock(&h->lock);
+	return b;
+}
+
+/* ---- read-through files: object files and .count -------------------------------- */
+
+static int read_open(struct dsfs_fs *fs, struct dsfs_handle *h, const char *path, int flags, pid_t pid,
+		     enum dsfs_caching *caching)
+{
+	int ret;
+
+	if ((flags & O_ACCMODE) != O_RDONLY) /* an object file open for writing is an edit's kind */
+		return fs_refuse("open", path, -EACCES, "a count is read-only");
+	ret = dsfs_cache_open(fs->cache, &h->loc, &h->content, caching);
+	if (h->loc.type == DSFS_LOC_COUNT)
+		return ret;
+	if (ret == -ESTALE) /* the name is now another object's (the listing was taken again) */
+		ret = fs_resolve_again(fs, path, &h->loc);
+	if (ret == -ESTALE)
+		ret = h->loc.type == DSFS_LOC_FILE ? dsfs_cache_open(fs->cache, &h->loc, &h->content, caching) : -ENOENT;
+	if (ret == -ESTALE)
+		ret = -ENOENT;
+	h->direct = h->loc.node && *caching != DSFS_CACHING_PAGED;
+	return ret;
+}
+
+static int read_through(struct dsfs_fs *fs, struct dsfs_handle *h, struct dsfs_blob *newest, char *buf, size_t size,
+			off_t off)
+{
+	struct dsfs_blob *b;
+	int ret;
+
+	pthread_mutex_lock(&h->lock);
+	if (h->direct && h->content && (size_t)off >= h->content->len) {
+		/* Past what it held: fetch what was added since (tail -f on a task's log). */
+		double age = fs->o.ttl < 1.0 ? fs->o.ttl : 1.0;
+
+		if (dsfs_cache_reread(fs->cache, &h->loc, age, &b) == 0)
+			dsfs_blob_take_grown(&h->content, b);
+	}
+	if (newest && h->content && newest->version > h->content->version) {
+		dsfs_blob_unref(h->content); /* the kernel's shared pages never go back to older bytes */
+		h->content = dsfs_blob_ref(newest);
+	}
+	ret = fs_copy_out(h->content, buf, size, off);
+	pthread_mutex_unlock(&h->lock);
+	return ret;
+}
+
+const struct fs_handle_ops fs_read_ops = {
+	.name = "read-through",
+	.open = read_open,
+	.read = read_through,
+	.content = fs_handle_content,
+};
+
+/* ---- open files, through their kind's operations -------------------------------- */
+
+/* Which kind of open file each type of location opens as for reading; directories open as none. */
+static const struct fs_handle_ops *const opens_as[] = {
+	[DSFS_LOC_FILE] = &fs_read_ops,
+	[DSFS_LOC_COUNT] = &fs_read_ops,
+	[DSFS_LOC_CTL] = &fs_ctl_ops,
+	[DSFS_LOC_WAIT] = &fs_wait_ops,
+};
+
 int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, struct dsfs_handle **out,
 		 enum dsfs_caching *caching)
 {
-	struct dsfs_scratch_file *f;
-	struct dsfs_handle *h = NULL;
+	const struct fs_handle_ops *ops;
+	struct dsfs_scratch_file *f = NULL;
+	struct dsfs_handle *h;
 	struct dsfs_loc loc = { 0 };
-	bool writing = (flags & O_ACCMODE) != O_RDONLY;
 	int ret;
 
 	dsfs_err_clear();
 	*out = NULL;
 	*caching = DSFS_CACHING_DIRECT;
-	if (!strcmp(path, DSFS_STATS)) {
-		if (writing)
-			return -EACCES;
-		h = fs_handle_new(H_READ);
-		if (!h || !(h->content = fs_stats_blob(fs))) {
-			dsfs_fs_release(fs, h);
-			return -ENOMEM;
-		}
-		*out = h;
-		return 0;
-	}
-	if (fs->o.events && !strcmp(path, EVENTS_LOG)) {
-		if (writing)
-			return -EACCES;
-		if (!(h = fs_handle_new(H_EVENTS)))
-			return -ENOMEM;
-		dsfs_events_open(fs->o.events);
-		if (!(h->content = dsfs_events_text(fs->o.events, true))) {
-			dsfs_fs_release(fs, h);
-			return -ENOMEM;
-		}
-		*out = h;
-		return 0;
-	}
-	if ((f = fs_scratch_find(fs, path))) {
-		if (!(h = fs_handle_new(H_EDIT))) {
-			dsfs_scratch_put(f);
-			return -ENOMEM;
-		}
-		h->file = f;
-		ret = !(h->path = strdup(path)) ? -ENOMEM : writing && (flags & O_TRUNC) ? dsfs_scratch_truncate(f, 0) : 0;
+	/* the mount's own files and editors' files first: they are no server's */
+	ops = fs_own_ops(fs, path);
+	if (!ops && (f = fs_scratch_find(fs, path)))
+		ops = &fs_editor_ops;
+	if (!ops) {
+		ret = fs_resolve(fs, path, &loc);
 		if (ret)
-			dsfs_fs_release(fs, h);
-		else
-			*out = h;
-		return ret;
+			return fs_done("open", path, ret);
+		if (loc.type == DSFS_LOC_FILE && (flags & O_ACCMODE) != O_RDONLY)
+			ops = &fs_object_edit_ops;
+		else if ((size_t)loc.type < sizeof(opens_as) / sizeof(opens_as[0]))
+			ops = opens_as[loc.type];
 	}
-	ret = fs_resolve(fs, path, &loc);
-	if (ret)
-		return fs_done("open", path, ret);
-	switch (loc.type) {
-	case DSFS_LOC_COUNT:
-		h = fs_handle_new(H_READ);
-		ret = !h ? -ENOMEM : writing ? fs_refuse("open", path, -EACCES, "a count is read-only")
-					     : dsfs_cache_open(fs->cache, &loc, &h->content, caching);
-		break;
-	case DSFS_LOC_FILE:
-		if (writing) {
-			ret = fs_open_edit(fs, &loc, flags, &h);
-			if (ret == -EPERM)
-				fs_refuse("open for writing", path, ret, fs_not_editable(fs, &loc));
-			if (ret == 0 && !(h->path = strdup(path)))
-				ret = -ENOMEM;
-			if (ret == 0)
-				h->opener = pid; /* its close, not a child's that inherited the file, sends the edit */
-			break;
-		}
-		h = fs_handle_new(H_READ);
-		if (!h) {
-			ret = -ENOMEM;
-			break;
-		}
-		ret = dsfs_cache_open(fs->cache, &loc, &h->content, caching);
-		if (ret == -ESTALE) /* the name is now another object's (the listing was taken again) */
-			ret = fs_resolve_again(fs, path, &loc);
-		if (ret == -ESTALE)
-			ret = loc.type == DSFS_LOC_FILE ? dsfs_cache_open(fs->cache, &loc, &h->content, caching) : -ENOENT;
-		if (ret == -ESTALE)
-			ret = -ENOENT;
-		h->direct = loc.node && *caching != DSFS_CACHING_PAGED;
-		break;
-	case DSFS_LOC_CTL:
-		h = fs_handle_new(H_CTL);
-		if (!h || !(h->path = strdup(path))) {
-			ret = -ENOMEM;
-			break;
-		}
-		h->content = fs_result_get(fs, path);
-		h->opener = pid;
-		dsfs_ctl_scan_init(&h->scan, fs_takes_verbs(&loc));
-		break;
-	case DSFS_LOC_WAIT:
-		h = fs_handle_new(H_WAIT);
-		ret = !h ? -ENOMEM : writing ? fs_refuse("open", path, -EACCES, "a task's wait is read-only") : 0;
-		break;
-	default:
-		ret = -EISDIR;
-	}
+	h = ops ? fs_handle_new(ops) : NULL;
+	ret = !ops ? -EISDIR : !h ? -ENOMEM : 0;
 	if (ret) {
 		dsfs_cache_put(fs->cache, &loc);
-		dsfs_fs_release(fs, h);
+		dsfs_scratch_put(f);
 		return fs_done("open", path, ret);
 	}
 	h->loc = loc; /* keeps the references */
+	h->file = f;
+	ret = ops->open(fs, h, path, flags, pid, caching);
+	if (ret) {
+		handle_free(fs, h);
+		return fs_done("open", path, ret);
+	}
 	*out = h;
 	return 0;
 }
@@ -422,99 +458,43 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, str
 int dsfs_fs_read(struct dsfs_fs *fs, struct dsfs_handle *h, struct dsfs_blob *newest, char *buf, size_t size,
 		 off_t off)
 {
-	struct dsfs_blob *b;
-	int ret = 0;
-
 	if (off < 0)
 		return -EINVAL;
-	if (h->type == H_EDIT)
-		return dsfs_scratch_read(h->file, buf, size, off);
 	dsfs_err_clear();
-	pthread_mutex_lock(&h->lock);
-	if (h->type == H_WAIT && !h->content)
-		ret = -EAGAIN; /* dsfs_fs_read_wait comes first */
-	else if (h->type == H_WAIT && (size_t)off >= h->content->len)
-		ret = h->end_err;
-	if (h->type == H_READ && h->direct && h->content && (size_t)off >= h->content->len) {
-		/* Past what it held: fetch what was added since (tail -f on a task's log). */
-		double age = fs->o.ttl < 1.0 ? fs->o.ttl : 1.0;
-
-		if (dsfs_cache_reread(fs->cache, &h->loc, age, &b) == 0)
-			dsfs_blob_take_grown(&h->content, b);
-	}
-	if (h->type == H_READ && newest && h->content && newest->version > h->content->version) {
-		dsfs_blob_unref(h->content); /* the kernel's shared pages never go back to older bytes */
-		h->content = dsfs_blob_ref(newest);
-	}
-	if (h->type == H_EVENTS && (size_t)off >= h->content->len) /* what the feed has gained since */
-		dsfs_blob_take_grown(&h->content, dsfs_events_text(fs->o.events, true));
-	b = h->content;
-	if (ret == 0 && b && (size_t)off < b->len) {
-		if (size > b->len - (size_t)off)
-			size = b->len - (size_t)off;
-		memcpy(buf, b->data + off, size);
-		ret = (int)size;
-	}
-	pthread_mutex_unlock(&h->lock);
-	return ret;
+	return h->ops->read(fs, h, newest, buf, size, off);
 }
 
 struct dsfs_blob *dsfs_fs_content(struct dsfs_handle *h)
 {
-	struct dsfs_blob *b = NULL;
-
-	if (h->type != H_READ)
-		return NULL;
-	pthread_mutex_lock(&h->lock);
-	b = dsfs_blob_ref(h->content);
-	pthread_mutex_unlock(&h->lock);
-	return b;
+	return h->ops->content ? h->ops->content(h) : NULL;
 }
 
 int dsfs_fs_write(struct dsfs_fs *fs, struct dsfs_handle *h, const char *buf, size_t size, off_t off, pid_t pid)
 {
 	dsfs_err_clear();
-	if (h->type == H_EDIT)
-		return fs_edit_write(fs, h, buf, size, off, pid);
-	if (h->type != H_CTL)
-		return -EBADF;
-	return fs_ctl_write(fs, h, buf, size, off, pid);
+	return h->ops->write ? h->ops->write(fs, h, buf, size, off, pid) : -EBADF;
 }
 
 int dsfs_fs_flush(struct dsfs_fs *fs, struct dsfs_handle *h, pid_t pid, bool keeps_open)
 {
-	if (h->type != H_CTL && h->type != H_EDIT)
+	if (!h->ops->flush)
 		return 0;
 	dsfs_err_clear();
-	return h->type == H_EDIT ? fs_edit_flush(fs, h, pid, keeps_open) : fs_ctl_flush(fs, h, pid, keeps_open);
+	return h->ops->flush(fs, h, pid, keeps_open);
 }
 
 int dsfs_fs_ftruncate(struct dsfs_fs *fs, struct dsfs_handle *h, off_t size)
 {
-	if (h->type == H_CTL)
-		return size == 0 ? 0 : -EACCES;
-	if (h->type != H_EDIT)
-		return -EACCES;
-	return fs_edit_ftruncate(fs, h, size);
+	return h->ops->ftruncate ? h->ops->ftruncate(fs, h, size) : -EACCES;
 }
 
 void dsfs_fs_release(struct dsfs_fs *fs, struct dsfs_handle *h)
 {
 	if (!h)
 		return;
-	if (h->type == H_CTL)
-		fs_ctl_release(fs, h);
-	if (h->type == H_EVENTS)
-		dsfs_events_close(fs->o.events);
-	if (h->type == H_EDIT)
-		fs_edit_release(fs, h);
-	dsfs_scratch_put(h->file);
-	dsfs_cache_put(fs->cache, &h->loc);
-	dsfs_blob_unref(h->content);
-	free(h->path);
-	free(h->buf);
-	pthread_mutex_destroy(&h->lock);
-	free(h);
+	if (h->ops->release)
+		h->ops->release(fs, h);
+	handle_free(fs, h);
 }
 
 int dsfs_fs_statfs(struct dsfs_fs *fs, const char *path, struct dsfs_space *out)

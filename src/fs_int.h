@@ -44,10 +44,42 @@ struct dsfs_fs {
 	struct fs_edit_record *edits; /* edits whose task may still run, newest first */
 };
 
-enum handle_type { H_READ, H_CTL, H_WAIT, H_EVENTS, H_EDIT };
+/*
+ * What one kind of open file does, as the kernel's struct file_operations.
+ * Each kind has one table, beside the code of that kind: read-through files
+ * (fs_read_ops, fs.c), .dsfs/stats and events/log (own.c), control files
+ * (ctlfile.c), editors' files and object files open for writing
+ * (editfile.c), tasks' wait files (wait.c). A NULL member is the default
+ * named beside it. Every member but open is called with h->lock not held.
+ */
+struct fs_handle_ops {
+	const char *name; /* the kind, for logs */
+	/*
+	 * Fills in a new handle whose loc (resolved kinds) or file (editors'
+	 * files) is already set. 0, or -errno: then h is freed without
+	 * release, so open undoes what it did itself (as the kernel's).
+	 */
+	int (*open)(struct dsfs_fs *fs, struct dsfs_handle *h, const char *path, int flags, pid_t pid,
+		    enum dsfs_caching *caching);
+	/* True when a read must first wait for the server (dsfs_fs_read_wait). NULL: never. */
+	bool (*read_waits)(struct dsfs_handle *h);
+	/* dsfs_fs_read, off >= 0. Required. */
+	int (*read)(struct dsfs_fs *fs, struct dsfs_handle *h, struct dsfs_blob *newest, char *buf, size_t size,
+		    off_t off);
+	/* dsfs_fs_write. NULL: -EBADF (opened read-only). */
+	int (*write)(struct dsfs_fs *fs, struct dsfs_handle *h, const char *buf, size_t size, off_t off, pid_t pid);
+	/* dsfs_fs_flush. NULL: 0 (nothing is pending at a close). */
+	int (*flush)(struct dsfs_fs *fs, struct dsfs_handle *h, pid_t pid, bool keeps_open);
+	/* dsfs_fs_ftruncate. NULL: -EACCES. */
+	int (*ftruncate)(struct dsfs_fs *fs, struct dsfs_handle *h, off_t size);
+	/* What the kind holds beyond the common fields, let go before h is freed. NULL: nothing. */
+	void (*release)(struct dsfs_fs *fs, struct dsfs_handle *h);
+	/* dsfs_fs_content: the whole of what h reads (a reference). NULL: NULL. */
+	struct dsfs_blob *(*content)(struct dsfs_handle *h);
+};
 
 struct dsfs_handle {
-	enum handle_type type;
+	const struct fs_handle_ops *ops; /* its kind */
 	struct dsfs_blob *content; /* READ: bytes opened; CTL: result at open; WAIT: the outcome's line */
 	int end_err;               /* WAIT: -errno of a read past that line: the task did not succeed */
 	struct dsfs_loc loc;       /* direct READ, CTL and WAIT: where (references held) */
@@ -95,7 +127,21 @@ void fs_fill_stat(const struct dsfs_fs *fs, const struct dsfs_attr *a, struct st
 /* -o dry_run: the request a change would have sent, logged (a control file's result shows it too). */
 void fs_log_dry_run(const char *op, const char *path, const struct dsfs_post_result *res);
 
-struct dsfs_handle *fs_handle_new(enum handle_type type);
+/* A new handle of kind ops, or NULL on ENOMEM. */
+struct dsfs_handle *fs_handle_new(const struct fs_handle_ops *ops);
+
+/* The bytes of b from off (0 past its end, or when b is NULL): the read of an open file's content. */
+int fs_copy_out(const struct dsfs_blob *b, char *buf, size_t size, off_t off);
+
+/* fs_handle_ops.read of a handle that reads its content as it was at open (h->content). */
+int fs_read_content(struct dsfs_fs *fs, struct dsfs_handle *h, struct dsfs_blob *newest, char *buf, size_t size,
+		    off_t off);
+
+/* fs_handle_ops.content: h->content. */
+struct dsfs_blob *fs_handle_content(struct dsfs_handle *h);
+
+/* Object files and .count, read through the cache. */
+extern const struct fs_handle_ops fs_read_ops;
 
 /*
  * Whether pid's close ends what h holds (h->lock held): the last close of
@@ -121,8 +167,8 @@ bool fs_is_own(struct dsfs_fs *fs, const char *path);
 /* A listing of .dsfs/ or events/: true, with *ret set, when path is one of them. */
 bool fs_own_readdir(struct dsfs_fs *fs, const char *path, dsfs_fs_fill_fn fill, void *ctx, int *ret);
 
-/* A snapshot of .dsfs/stats (a reference), or NULL on ENOMEM. */
-struct dsfs_blob *fs_stats_blob(struct dsfs_fs *fs);
+/* The kind of open file path is when it is one of the mount's own (.dsfs/stats, events/log), or NULL. */
+const struct fs_handle_ops *fs_own_ops(struct dsfs_fs *fs, const char *path);
 
 /* ---- ctlfile.c: control files and their results ------------------------------ */
 
@@ -141,17 +187,7 @@ void fs_record(struct dsfs_fs *fs, const char *path, const char *command, size_t
 
 void fs_results_free(struct dsfs_fs *fs);
 
-/* Whether control file loc is an action file, whose commands start with a verb, rather than a `new`. */
-bool fs_takes_verbs(const struct dsfs_loc *loc);
-
-/* A write to control file h: every complete command in it is sent. Returns size or -errno. */
-int fs_ctl_write(struct dsfs_fs *fs, struct dsfs_handle *h, const char *buf, size_t size, off_t off, pid_t pid);
-
-/* A close of control file h by pid: sends a last command without its newline at its opener's last close. */
-int fs_ctl_flush(struct dsfs_fs *fs, struct dsfs_handle *h, pid_t pid, bool keeps_open);
-
-/* Before control file h is freed: an unfinished command is recorded and logged as discarded. */
-void fs_ctl_release(struct dsfs_fs *fs, struct dsfs_handle *h);
+extern const struct fs_handle_ops fs_ctl_ops;
 
 /* ---- editfile.c: editors' files and in-place edits ----------------------------- */
 
@@ -167,21 +203,16 @@ int fs_scratch_list(struct dsfs_fs *fs, const char *path, const char *object, ds
 /* Why an object file at loc cannot be written here, for the log. */
 const char *fs_not_editable(const struct dsfs_fs *fs, const struct dsfs_loc *loc);
 
-/*
- * An object file opened for writing (-o allow_edit): its handle holds a
- * buffer that starts as the object was shown (empty with O_TRUNC) and is
- * sent as an edit at its writer's close.
- */
-int fs_open_edit(struct dsfs_fs *fs, const struct dsfs_loc *loc, int flags, struct dsfs_handle **out);
-
-int fs_edit_write(struct dsfs_fs *fs, struct dsfs_handle *h, const char *buf, size_t size, off_t off, pid_t pid);
-int fs_edit_flush(struct dsfs_fs *fs, struct dsfs_handle *h, pid_t pid, bool keeps_open);
-int fs_edit_ftruncate(struct dsfs_fs *fs, struct dsfs_handle *h, off_t size);
-void fs_edit_release(struct dsfs_fs *fs, struct dsfs_handle *h);
+/* An editor's file (h->file set at open), and an object file open for writing (-o allow_edit). */
+extern const struct fs_handle_ops fs_editor_ops;
+extern const struct fs_handle_ops fs_object_edit_ops;
 
 void fs_edits_free(struct dsfs_fs *fs);
 
 /* ---- wait.c: waiting for tasks ----------------------------------------------- */
+
+/* tasks/<id>/wait: a read waits for the task, then gives its outcome's line. */
+extern const struct fs_handle_ops fs_wait_ops;
 
 /* Starts watching the task at url for the caller, within the waiting bounds. */
 int fs_wait_start(struct dsfs_fs *fs, const char *url, struct dsfs_handle *h, const char *what, const char *id,

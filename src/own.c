@@ -6,6 +6,8 @@
  * left out of the root listing so crawlers see only the estate.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +16,7 @@
 #include "fs_int.h"
 #include "names.h"
 
-struct dsfs_blob *fs_stats_blob(struct dsfs_fs *fs)
+static struct dsfs_blob *stats_blob(struct dsfs_fs *fs)
 {
 	struct dsfs_http_stats h;
 	struct dsfs_cache_stats c;
@@ -60,7 +62,7 @@ int fs_own_stat(struct dsfs_fs *fs, const char *path, struct stat *st)
 		a.type = DSFS_LOC_BYID; /* any directory type */
 		a.ino = 2;
 	} else if (!strcmp(path, DSFS_STATS)) {
-		struct dsfs_blob *b = fs_stats_blob(fs);
+		struct dsfs_blob *b = stats_blob(fs);
 
 		a.type = DSFS_LOC_FILE;
 		a.ino = 3;
@@ -113,4 +115,68 @@ bool fs_own_readdir(struct dsfs_fs *fs, const char *path, dsfs_fs_fill_fn fill, 
 		return true;
 	}
 	return false;
+}
+
+static int stats_open(struct dsfs_fs *fs, struct dsfs_handle *h, const char *path, int flags, pid_t pid,
+		      enum dsfs_caching *caching)
+{
+	if ((flags & O_ACCMODE) != O_RDONLY)
+		return -EACCES;
+	return (h->content = stats_blob(fs)) ? 0 : -ENOMEM;
+}
+
+/* .dsfs/stats: the counters as they were at open. */
+static const struct fs_handle_ops stats_ops = {
+	.name = ".dsfs/stats",
+	.open = stats_open,
+	.read = fs_read_content,
+	.content = fs_handle_content,
+};
+
+static int events_open(struct dsfs_fs *fs, struct dsfs_handle *h, const char *path, int flags, pid_t pid,
+		       enum dsfs_caching *caching)
+{
+	if ((flags & O_ACCMODE) != O_RDONLY)
+		return -EACCES;
+	dsfs_events_open(fs->o.events);
+	if (!(h->content = dsfs_events_text(fs->o.events, true))) {
+		dsfs_events_close(fs->o.events);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int events_read(struct dsfs_fs *fs, struct dsfs_handle *h, struct dsfs_blob *newest, char *buf, size_t size,
+		       off_t off)
+{
+	int ret;
+
+	pthread_mutex_lock(&h->lock);
+	if ((size_t)off >= h->content->len) /* what the feed has gained since */
+		dsfs_blob_take_grown(&h->content, dsfs_events_text(fs->o.events, true));
+	ret = fs_copy_out(h->content, buf, size, off);
+	pthread_mutex_unlock(&h->lock);
+	return ret;
+}
+
+static void events_release(struct dsfs_fs *fs, struct dsfs_handle *h)
+{
+	dsfs_events_close(fs->o.events);
+}
+
+/* events/log: read past its end, it gives what the feed has gained since (tail -f). */
+static const struct fs_handle_ops events_ops = {
+	.name = "events/log",
+	.open = events_open,
+	.read = events_read,
+	.release = events_release,
+};
+
+const struct fs_handle_ops *fs_own_ops(struct dsfs_fs *fs, const char *path)
+{
+	if (!strcmp(path, DSFS_STATS))
+		return &stats_ops;
+	if (fs->o.events && !strcmp(path, EVENTS_LOG))
+		return &events_ops;
+	return NULL;
 }

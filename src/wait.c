@@ -6,6 +6,8 @@
  * the per-user bounds on waiting readers (waiters.h).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,12 +105,7 @@ int fs_wait_start(struct dsfs_fs *fs, const char *url, struct dsfs_handle *h, co
 
 bool dsfs_fs_read_waits(struct dsfs_handle *h)
 {
-	bool waits;
-
-	pthread_mutex_lock(&h->lock);
-	waits = h->type == H_WAIT && !h->content;
-	pthread_mutex_unlock(&h->lock);
-	return waits;
+	return h->ops->read_waits && h->ops->read_waits(h);
 }
 
 int dsfs_fs_read_wait(struct dsfs_fs *fs, struct dsfs_handle *h, dsfs_fs_done_fn fn, void *arg,
@@ -138,3 +135,43 @@ bool dsfs_fs_wait_cancel(struct dsfs_fs_wait *w)
 	wait_free(w);
 	return true;
 }
+
+static int wait_open(struct dsfs_fs *fs, struct dsfs_handle *h, const char *path, int flags, pid_t pid,
+		     enum dsfs_caching *caching)
+{
+	return (flags & O_ACCMODE) != O_RDONLY ? fs_refuse("open", path, -EACCES, "a task's wait is read-only") : 0;
+}
+
+/* Until its task has ended, a wait file has no content: its line comes when the wait ends. */
+static bool wait_read_waits(struct dsfs_handle *h)
+{
+	bool waits;
+
+	pthread_mutex_lock(&h->lock);
+	waits = !h->content;
+	pthread_mutex_unlock(&h->lock);
+	return waits;
+}
+
+static int wait_read(struct dsfs_fs *fs, struct dsfs_handle *h, struct dsfs_blob *newest, char *buf, size_t size,
+		     off_t off)
+{
+	int ret;
+
+	pthread_mutex_lock(&h->lock);
+	if (!h->content)
+		ret = -EAGAIN; /* dsfs_fs_read_wait comes first */
+	else if ((size_t)off >= h->content->len)
+		ret = h->end_err;
+	else
+		ret = fs_copy_out(h->content, buf, size, off);
+	pthread_mutex_unlock(&h->lock);
+	return ret;
+}
+
+const struct fs_handle_ops fs_wait_ops = {
+	.name = "wait",
+	.open = wait_open,
+	.read_waits = wait_read_waits,
+	.read = wait_read,
+};
