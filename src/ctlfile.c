@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "fs_int.h"
+#include "locks.h"
 #include "log.h"
 #include "tasks.h"
 
@@ -40,13 +41,13 @@ struct dsfs_blob *fs_result_get(struct dsfs_fs *fs, const char *path)
 	struct dsfs_blob *b = NULL;
 	struct fs_result *r;
 
-	pthread_mutex_lock(&fs->lock);
+	dsfs_lock(&fs->lock);
 	for (r = fs->results; r; r = r->next)
 		if (!strcmp(r->path, path)) {
 			b = dsfs_blob_ref(r->blob);
 			break;
 		}
-	pthread_mutex_unlock(&fs->lock);
+	dsfs_unlock(&fs->lock);
 	return b;
 }
 
@@ -56,7 +57,7 @@ static void result_set(struct dsfs_fs *fs, const char *path, struct dsfs_blob *b
 
 	if (!blob)
 		return;
-	pthread_mutex_lock(&fs->lock);
+	dsfs_lock(&fs->lock);
 	for (pp = &fs->results; *pp; pp = &(*pp)->next) {
 		if (!strcmp((*pp)->path, path)) {
 			r = *pp;
@@ -70,7 +71,7 @@ static void result_set(struct dsfs_fs *fs, const char *path, struct dsfs_blob *b
 	if (!r || !(r->path = strdup(path))) {
 		free(r);
 		dsfs_blob_unref(blob);
-		pthread_mutex_unlock(&fs->lock);
+		dsfs_unlock(&fs->lock);
 		return;
 	}
 insert:
@@ -87,7 +88,7 @@ insert:
 		*pp = NULL;
 		fs->nresults--;
 	}
-	pthread_mutex_unlock(&fs->lock);
+	dsfs_unlock(&fs->lock);
 }
 
 /* s[0..len) as a JSON string, each byte that is not valid UTF-8 shown as U+FFFD: the result stays JSON. */
@@ -356,7 +357,7 @@ static int ctl_write(struct dsfs_fs *fs, struct dsfs_handle *h, const char *buf,
 	size_t k;
 	int ret = 0;
 
-	pthread_mutex_lock(&h->lock);
+	dsfs_lock(&h->lock);
 	if (h->refused) {
 		/* the rest of a refused command: never a command of its own */
 		k = dsfs_ctl_scan(&h->scan, p, size, &ended);
@@ -400,7 +401,7 @@ static int ctl_write(struct dsfs_fs *fs, struct dsfs_handle *h, const char *buf,
 	if (ret && !ended)
 		h->refused = ret;
 out:
-	pthread_mutex_unlock(&h->lock);
+	dsfs_unlock(&h->lock);
 	return ret ? ret : (int)size;
 }
 
@@ -411,9 +412,9 @@ size_t fs_ctl_size(struct dsfs_fs *fs, const char *dir, const char *name)
 	size_t size;
 	char *path;
 
-	pthread_mutex_lock(&fs->lock);
+	dsfs_lock(&fs->lock);
 	size = fs->nresults;
-	pthread_mutex_unlock(&fs->lock);
+	dsfs_unlock(&fs->lock);
 	if (!size || asprintf(&path, "%s/%s", strcmp(dir, "/") ? dir : "", name) < 0)
 		return 0;
 	b = fs_result_get(fs, path);
@@ -437,7 +438,7 @@ static int ctl_flush(struct dsfs_fs *fs, struct dsfs_handle *h, pid_t pid, bool 
 {
 	int ret = 0;
 
-	pthread_mutex_lock(&h->lock);
+	dsfs_lock(&h->lock);
 	if (keeps_open || !fs_last_close(h, pid))
 		goto out;
 	h->refused = 0;
@@ -451,7 +452,7 @@ static int ctl_flush(struct dsfs_fs *fs, struct dsfs_handle *h, pid_t pid, bool 
 	h->len = 0;
 	dsfs_ctl_scan_init(&h->scan, h->scan.verb); /* what follows starts a command */
 out:
-	pthread_mutex_unlock(&h->lock);
+	dsfs_unlock(&h->lock);
 	return ret;
 }
 

@@ -16,6 +16,7 @@
 
 #include "errmap.h"
 #include "fs_int.h"
+#include "locks.h"
 #include "log.h"
 #include "tasks.h"
 
@@ -203,12 +204,12 @@ static int edit_write(struct dsfs_fs *fs, struct dsfs_handle *h, const char *buf
 {
 	int ret = dsfs_scratch_write(h->file, buf, size, off);
 
-	pthread_mutex_lock(&h->lock);
+	dsfs_lock(&h->lock);
 	h->dirty |= ret > 0;
 	h->writer = pid;
 	if (ret < 0 && h->object)
 		h->failed = ret; /* a file missing part of what was written is never sent */
-	pthread_mutex_unlock(&h->lock);
+	dsfs_unlock(&h->lock);
 	return ret;
 }
 
@@ -275,7 +276,7 @@ static int edit_object(struct dsfs_fs *fs, const char *path, const struct dsfs_l
 		free(url);
 		return -ENOMEM;
 	}
-	pthread_mutex_lock(&fs->edit_lock);
+	dsfs_lock(&fs->edit_lock);
 	ret = dsfs_cache_edit(fs->cache, loc, base, now->data, now->len, earlier_edit_ended,
 			      &(struct edit_check){ fs, url }, &res);
 	if (ret == 0 && res.task_id && (e = calloc(1, sizeof(*e)))) {
@@ -294,7 +295,7 @@ static int edit_object(struct dsfs_fs *fs, const char *path, const struct dsfs_l
 		*pp = e->next;
 		edit_record_free(e);
 	}
-	pthread_mutex_unlock(&fs->edit_lock);
+	dsfs_unlock(&fs->edit_lock);
 	free(url);
 	if (ret == 0 && res.status) {
 		dsfs_log(DSFS_LOG_INFO, "edit %s: sent (HTTP %ld)%s%s", path, res.status,
@@ -320,7 +321,7 @@ static int send_edit(struct dsfs_fs *fs, struct dsfs_handle *h)
 	struct dsfs_blob *base, *now;
 	int ret = 0;
 
-	pthread_mutex_lock(&h->lock);
+	dsfs_lock(&h->lock);
 	if (h->object && h->failed) {
 		dsfs_log(DSFS_LOG_ERR, "edit %s: a write failed (%s): nothing sent", h->path, strerror(-h->failed));
 		ret = h->failed;
@@ -335,7 +336,7 @@ static int send_edit(struct dsfs_fs *fs, struct dsfs_handle *h)
 		if (ret != -EINTR)
 			h->dirty = false; /* sent or refused: another close sends nothing again */
 	}
-	pthread_mutex_unlock(&h->lock);
+	dsfs_unlock(&h->lock);
 	return ret;
 }
 
@@ -344,9 +345,9 @@ static int edit_flush(struct dsfs_fs *fs, struct dsfs_handle *h, pid_t pid, bool
 	bool last;
 
 	(void)keeps_open; /* an edit's handle is its own buffer: another descriptor of the file is another edit */
-	pthread_mutex_lock(&h->lock);
+	dsfs_lock(&h->lock);
 	last = fs_last_close(h, pid);
-	pthread_mutex_unlock(&h->lock);
+	dsfs_unlock(&h->lock);
 	return last ? send_edit(fs, h) : 0;
 }
 
@@ -537,11 +538,11 @@ static int edit_ftruncate(struct dsfs_fs *fs, struct dsfs_handle *h, off_t size)
 {
 	int ret = dsfs_scratch_truncate(h->file, size);
 
-	pthread_mutex_lock(&h->lock);
+	dsfs_lock(&h->lock);
 	h->dirty |= ret == 0;
 	if (ret && h->object)
 		h->failed = ret;
-	pthread_mutex_unlock(&h->lock);
+	dsfs_unlock(&h->lock);
 	return ret;
 }
 

@@ -18,6 +18,7 @@
 
 #include "errmap.h"
 #include "fs_int.h"
+#include "locks.h"
 #include "log.h"
 
 struct dsfs_fs *dsfs_fs_new(struct dsfs_cache *cache, struct dsfs_http *http, struct dsfs_session *session,
@@ -40,8 +41,8 @@ struct dsfs_fs *dsfs_fs_new(struct dsfs_cache *cache, struct dsfs_http *http, st
 			return NULL;
 		}
 	}
-	pthread_mutex_init(&fs->lock, NULL);
-	pthread_mutex_init(&fs->edit_lock, NULL);
+	dsfs_mutex_init(&fs->lock, DSFS_LOCK_FS_RESULTS);
+	dsfs_mutex_init(&fs->edit_lock, DSFS_LOCK_FS_EDIT);
 	if (!(fs->scratch = dsfs_scratch_new())) {
 		dsfs_fs_free(fs);
 		return NULL;
@@ -56,10 +57,10 @@ void dsfs_fs_free(struct dsfs_fs *fs)
 	fs_results_free(fs);
 	dsfs_scratch_free(fs->scratch);
 	fs_edits_free(fs);
-	pthread_mutex_destroy(&fs->edit_lock);
+	dsfs_mutex_destroy(&fs->edit_lock);
 	free(fs->tasks_path);
 	free(fs->latest_path);
-	pthread_mutex_destroy(&fs->lock);
+	dsfs_mutex_destroy(&fs->lock);
 	free(fs);
 }
 
@@ -289,7 +290,7 @@ struct dsfs_handle *fs_handle_new(const struct fs_handle_ops *ops)
 
 	if (h) {
 		h->ops = ops;
-		pthread_mutex_init(&h->lock, NULL);
+		dsfs_mutex_init(&h->lock, DSFS_LOCK_FS_HANDLE);
 	}
 	return h;
 }
@@ -302,7 +303,7 @@ static void handle_free(struct dsfs_fs *fs, struct dsfs_handle *h)
 	dsfs_blob_unref(h->content);
 	free(h->path);
 	free(h->buf);
-	pthread_mutex_destroy(&h->lock);
+	dsfs_mutex_destroy(&h->lock);
 	free(h);
 }
 
@@ -334,9 +335,9 @@ int fs_read_content(struct dsfs_fs *fs, struct dsfs_handle *h, struct dsfs_blob 
 {
 	int ret;
 
-	pthread_mutex_lock(&h->lock);
+	dsfs_lock(&h->lock);
 	ret = fs_copy_out(h->content, buf, size, off);
-	pthread_mutex_unlock(&h->lock);
+	dsfs_unlock(&h->lock);
 	return ret;
 }
 
@@ -344,9 +345,9 @@ struct dsfs_blob *fs_handle_content(struct dsfs_handle *h)
 {
 	struct dsfs_blob *b;
 
-	pthread_mutex_lock(&h->lock);
+	dsfs_lock(&h->lock);
 	b = dsfs_blob_ref(h->content);
-	pthread_mutex_unlock(&h->lock);
+	dsfs_unlock(&h->lock);
 	return b;
 }
 
@@ -378,7 +379,7 @@ static int read_through(struct dsfs_fs *fs, struct dsfs_handle *h, struct dsfs_b
 	struct dsfs_blob *b;
 	int ret;
 
-	pthread_mutex_lock(&h->lock);
+	dsfs_lock(&h->lock);
 	if (h->direct && h->content && (size_t)off >= h->content->len) {
 		/* Past what it held: fetch what was added since (tail -f on a task's log). */
 		double age = fs->o.ttl < 1.0 ? fs->o.ttl : 1.0;
@@ -391,7 +392,7 @@ static int read_through(struct dsfs_fs *fs, struct dsfs_handle *h, struct dsfs_b
 		h->content = dsfs_blob_ref(newest);
 	}
 	ret = fs_copy_out(h->content, buf, size, off);
-	pthread_mutex_unlock(&h->lock);
+	dsfs_unlock(&h->lock);
 	return ret;
 }
 

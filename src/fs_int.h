@@ -17,6 +17,7 @@
 
 #include "ctl.h"
 #include "fs.h"
+#include "locks.h"
 #include "scratch.h"
 
 #define DSFS_DIR "/.dsfs"
@@ -36,11 +37,11 @@ struct dsfs_fs {
 	struct dsfs_fs_opts o;
 	char *tasks_path;   /* "/tasks" */
 	char *latest_path;  /* "/tasks/latest" */
-	pthread_mutex_t lock; /* guards results */
+	struct dsfs_mutex lock; /* guards results */
 	struct fs_result *results; /* last command's result per control file, newest first */
 	size_t nresults;
 	struct dsfs_scratch *scratch; /* editors' files beside object files (allow_edit) */
-	pthread_mutex_t edit_lock;    /* one edit at a time: each sees the one before it */
+	struct dsfs_mutex edit_lock;    /* one edit at a time: each sees the one before it */
 	struct fs_edit_record *edits; /* edits whose task may still run, newest first */
 };
 
@@ -96,7 +97,7 @@ struct dsfs_handle {
 	bool object;               /* EDIT: file is the buffer of the object file at loc (sent at close) */
 	bool dirty;                /* EDIT: written since it was opened or last sent */
 	int failed;                /* EDIT: -errno of a write that failed: the edit is never sent */
-	pthread_mutex_t lock;      /* a handle can be used by several threads (dup, fork) */
+	struct dsfs_mutex lock;      /* a handle can be used by several threads (dup, fork) */
 };
 
 /* ---- fs.c: shared by every part --------------------------------------------- */

@@ -14,6 +14,7 @@
 
 #include "events.h"
 #include "fs_int.h"
+#include "locks.h"
 #include "names.h"
 
 static struct dsfs_blob *stats_blob(struct dsfs_fs *fs)
@@ -151,11 +152,11 @@ static int events_read(struct dsfs_fs *fs, struct dsfs_handle *h, struct dsfs_bl
 {
 	int ret;
 
-	pthread_mutex_lock(&h->lock);
+	dsfs_lock(&h->lock);
 	if ((size_t)off >= h->content->len) /* what the feed has gained since */
 		dsfs_blob_take_grown(&h->content, dsfs_events_text(fs->o.events, true));
 	ret = fs_copy_out(h->content, buf, size, off);
-	pthread_mutex_unlock(&h->lock);
+	dsfs_unlock(&h->lock);
 	return ret;
 }
 

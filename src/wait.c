@@ -15,6 +15,7 @@
 #include "caller.h"
 #include "errmap.h"
 #include "fs_int.h"
+#include "locks.h"
 #include "log.h"
 #include "waiters.h"
 
@@ -59,11 +60,11 @@ static void wait_ended(void *arg, int ret, const char *end, const char *why)
 			snprintf(line, sizeof(line), "%s: %s\n", end, why ? why : "the server gave no reason");
 		else
 			snprintf(line, sizeof(line), "%s\n", end);
-		pthread_mutex_lock(&w->h->lock);
+		dsfs_lock(&w->h->lock);
 		if (!w->h->content && !(w->h->content = dsfs_blob_new(line, strlen(line))))
 			ret = -ENOMEM;
 		w->h->end_err = ret;
-		pthread_mutex_unlock(&w->h->lock);
+		dsfs_unlock(&w->h->lock);
 		if (ret == -ETIMEDOUT)
 			fs_done("read", w->what, ret); /* the task's own end is logged once, by its poller */
 		ret = ret == -ENOMEM ? ret : 0; /* the line first; the errno at its end */
@@ -147,9 +148,9 @@ static bool wait_read_waits(struct dsfs_handle *h)
 {
 	bool waits;
 
-	pthread_mutex_lock(&h->lock);
+	dsfs_lock(&h->lock);
 	waits = !h->content;
-	pthread_mutex_unlock(&h->lock);
+	dsfs_unlock(&h->lock);
 	return waits;
 }
 
@@ -158,14 +159,14 @@ static int wait_read(struct dsfs_fs *fs, struct dsfs_handle *h, struct dsfs_blob
 {
 	int ret;
 
-	pthread_mutex_lock(&h->lock);
+	dsfs_lock(&h->lock);
 	if (!h->content)
 		ret = -EAGAIN; /* dsfs_fs_read_wait comes first */
 	else if ((size_t)off >= h->content->len)
 		ret = h->end_err;
 	else
 		ret = fs_copy_out(h->content, buf, size, off);
-	pthread_mutex_unlock(&h->lock);
+	dsfs_unlock(&h->lock);
 	return ret;
 }
 
