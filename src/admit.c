@@ -9,6 +9,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "locks.h"
+
 struct job {
 	dsfs_admit_fn fn;
 	void *arg;
@@ -23,7 +25,7 @@ struct user {
 };
 
 struct dsfs_admit {
-	pthread_mutex_t lock;
+	struct dsfs_mutex lock;
 	unsigned per_user, others;
 	uid_t owner;
 	unsigned others_running, running, queued;
@@ -39,7 +41,7 @@ struct dsfs_admit *dsfs_admit_new(unsigned per_user, unsigned others, uid_t owne
 	a->per_user = per_user ? per_user : 1;
 	a->others = others ? others : 1;
 	a->owner = owner;
-	pthread_mutex_init(&a->lock, NULL);
+	dsfs_mutex_init(&a->lock, DSFS_LOCK_ADMIT);
 	return a;
 }
 
@@ -59,7 +61,7 @@ void dsfs_admit_free(struct dsfs_admit *a)
 		}
 		free(u);
 	}
-	pthread_mutex_destroy(&a->lock);
+	dsfs_mutex_destroy(&a->lock);
 	free(a);
 }
 
@@ -155,10 +157,10 @@ void dsfs_admit_run(struct dsfs_admit *a, uid_t uid, dsfs_admit_fn fn, void *arg
 	struct user *u;
 	struct job *j;
 
-	pthread_mutex_lock(&a->lock);
+	dsfs_lock(&a->lock);
 	u = user_of(a, uid);
 	if (!u) { /* out of memory: run it, unbounded, rather than lose it */
-		pthread_mutex_unlock(&a->lock);
+		dsfs_unlock(&a->lock);
 		fn(arg, true);
 		return;
 	}
@@ -174,15 +176,15 @@ void dsfs_admit_run(struct dsfs_admit *a, uid_t uid, dsfs_admit_fn fn, void *arg
 				u->head = j;
 			u->tail = j;
 			a->queued++;
-			pthread_mutex_unlock(&a->lock);
+			dsfs_unlock(&a->lock);
 			return;
 		}
 	}
 	take(a, u);
 	for (;;) {
-		pthread_mutex_unlock(&a->lock);
+		dsfs_unlock(&a->lock);
 		fn(arg, true);
-		pthread_mutex_lock(&a->lock);
+		dsfs_lock(&a->lock);
 		leave(a, u);
 		j = next_job(a, &u);
 		if (!j)
@@ -191,14 +193,14 @@ void dsfs_admit_run(struct dsfs_admit *a, uid_t uid, dsfs_admit_fn fn, void *arg
 		arg = j->arg;
 		free(j);
 	}
-	pthread_mutex_unlock(&a->lock);
+	dsfs_unlock(&a->lock);
 }
 
 bool dsfs_admit_withdraw(struct dsfs_admit *a, void *arg)
 {
 	bool found = false;
 
-	pthread_mutex_lock(&a->lock);
+	dsfs_lock(&a->lock);
 	for (struct user *u = a->users; u && !found; u = u->next) {
 		struct job *prev = NULL;
 
@@ -225,14 +227,14 @@ bool dsfs_admit_withdraw(struct dsfs_admit *a, void *arg)
 			break;
 		}
 	}
-	pthread_mutex_unlock(&a->lock);
+	dsfs_unlock(&a->lock);
 	return found;
 }
 
 void dsfs_admit_counts(struct dsfs_admit *a, unsigned *running, unsigned *queued)
 {
-	pthread_mutex_lock(&a->lock);
+	dsfs_lock(&a->lock);
 	*running = a->running;
 	*queued = a->queued;
-	pthread_mutex_unlock(&a->lock);
+	dsfs_unlock(&a->lock);
 }

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "errmap.h"
+#include "locks.h"
 #include "names.h"
 
 /* ---- nodes -------------------------------------------------------------- */
@@ -340,7 +341,7 @@ struct dsfs_cache *dsfs_cache_new(const struct dsfs_dialect *dialect, struct dsf
 	c->o = *opts;
 	if (!c->o.page_size)
 		c->o.page_size = 1000;
-	pthread_mutex_init(&c->lock, NULL);
+	dsfs_mutex_init(&c->lock, DSFS_LOCK_CACHE);
 	pthread_cond_init(&c->done, NULL);
 	pthread_cond_init(&c->work, NULL);
 	c->lru.lru_next = c->lru.lru_prev = &c->lru;
@@ -362,14 +363,14 @@ void dsfs_cache_free(struct dsfs_cache *c)
 {
 	if (!c)
 		return;
-	pthread_mutex_lock(&c->lock);
+	dsfs_lock(&c->lock);
 	c->stopping = true;
 	pthread_cond_broadcast(&c->work);
-	pthread_mutex_unlock(&c->lock);
+	dsfs_unlock(&c->lock);
 	for (unsigned i = 0; i < c->nworkers; i++)
 		pthread_join(c->workers[i], NULL);
 	free(c->workers);
-	pthread_mutex_lock(&c->lock);
+	dsfs_lock(&c->lock);
 	while (c->walks) {
 		struct walk *w = c->walks;
 
@@ -379,8 +380,8 @@ void dsfs_cache_free(struct dsfs_cache *c)
 	}
 	c->root->attached = false;
 	cache_node_unref(c, c->root);
-	pthread_mutex_unlock(&c->lock);
-	pthread_mutex_destroy(&c->lock);
+	dsfs_unlock(&c->lock);
+	dsfs_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->done);
 	pthread_cond_destroy(&c->work);
 	free(c);
@@ -388,21 +389,21 @@ void dsfs_cache_free(struct dsfs_cache *c)
 
 void dsfs_cache_root(struct dsfs_cache *c, struct dsfs_loc *out)
 {
-	pthread_mutex_lock(&c->lock);
+	dsfs_lock(&c->lock);
 	memset(out, 0, sizeof(*out));
 	out->type = DSFS_LOC_RESOURCE;
 	out->node = cache_node_ref(c->root);
-	pthread_mutex_unlock(&c->lock);
+	dsfs_unlock(&c->lock);
 }
 
 void dsfs_cache_put(struct dsfs_cache *c, struct dsfs_loc *loc)
 {
 	if (!loc->node && !loc->target)
 		return;
-	pthread_mutex_lock(&c->lock);
+	dsfs_lock(&c->lock);
 	cache_node_unref(c, loc->node);
 	cache_node_unref(c, loc->target);
-	pthread_mutex_unlock(&c->lock);
+	dsfs_unlock(&c->lock);
 	free(loc->where);
 	memset(loc, 0, sizeof(*loc));
 }
@@ -471,7 +472,7 @@ int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const ch
 	int ret = 0, idx;
 
 	memset(out, 0, sizeof(*out));
-	pthread_mutex_lock(&c->lock);
+	dsfs_lock(&c->lock);
 	switch (dir->type) {
 	case DSFS_LOC_RESOURCE:
 		if ((idx = dsfs_kind_file(n->kind, name)) >= 0) {
@@ -565,7 +566,7 @@ int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const ch
 		free(out->where);
 		memset(out, 0, sizeof(*out));
 	}
-	pthread_mutex_unlock(&c->lock);
+	dsfs_unlock(&c->lock);
 	return ret;
 }
 
@@ -631,7 +632,7 @@ int dsfs_cache_getattr(struct dsfs_cache *c, const struct dsfs_loc *loc, struct 
 	struct dsfs_node *n = loc->node;
 	int ret = 0;
 
-	pthread_mutex_lock(&c->lock);
+	dsfs_lock(&c->lock);
 	switch (loc->type) {
 	case DSFS_LOC_RESOURCE:
 	case DSFS_LOC_COLLECTION:
@@ -685,7 +686,7 @@ int dsfs_cache_getattr(struct dsfs_cache *c, const struct dsfs_loc *loc, struct 
 		}
 		break;
 	}
-	pthread_mutex_unlock(&c->lock);
+	dsfs_unlock(&c->lock);
 	return ret;
 }
 
@@ -696,7 +697,7 @@ int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fi
 	size_t i;
 	int ret = 0;
 
-	pthread_mutex_lock(&c->lock);
+	dsfs_lock(&c->lock);
 	switch (dir->type) {
 	case DSFS_LOC_RESOURCE:
 		for (i = 0; i < n->kind->nfiles && !ret; i++) {
@@ -783,7 +784,7 @@ int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fi
 	}
 	if (ret > 0)
 		ret = 0; /* the filler asked to stop */
-	pthread_mutex_unlock(&c->lock);
+	dsfs_unlock(&c->lock);
 	return ret;
 }
 
@@ -801,16 +802,16 @@ int dsfs_cache_open(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsf
 		char buf[32];
 		size_t len;
 
-		pthread_mutex_lock(&c->lock);
+		dsfs_lock(&c->lock);
 		ret = count_text(c, loc, buf, sizeof(buf), &len);
-		pthread_mutex_unlock(&c->lock);
+		dsfs_unlock(&c->lock);
 		if (ret == 0 && !(*content = dsfs_blob_new(buf, len)))
 			ret = -ENOMEM;
 		return ret;
 	}
 	if (loc->type != DSFS_LOC_FILE)
 		return -EISDIR;
-	pthread_mutex_lock(&c->lock);
+	dsfs_lock(&c->lock);
 	s = &r->slots[loc->file];
 	direct = r->kind->files[loc->file].flags & DSFS_FILE_DIRECT;
 	if (s->blob && (direct ? direct_fresh(c, s->at) : fresh(c, s->at))) {
@@ -830,7 +831,7 @@ int dsfs_cache_open(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsf
 			 DSFS_CACHING_PAGED;
 		s->reported = s->blob->len;
 	}
-	pthread_mutex_unlock(&c->lock);
+	dsfs_unlock(&c->lock);
 	return ret;
 }
 
@@ -841,10 +842,10 @@ int dsfs_cache_shown(struct dsfs_cache *c, const struct dsfs_loc *loc, struct ds
 	*content = NULL;
 	if (loc->type != DSFS_LOC_FILE)
 		return -EISDIR;
-	pthread_mutex_lock(&c->lock);
+	dsfs_lock(&c->lock);
 	if (loc->node->slots[loc->file].blob)
 		*content = dsfs_blob_ref(loc->node->slots[loc->file].blob);
-	pthread_mutex_unlock(&c->lock);
+	dsfs_unlock(&c->lock);
 	return *content ? 0 : dsfs_cache_open(c, loc, content, &caching);
 }
 
@@ -852,15 +853,15 @@ int dsfs_cache_readlink(struct dsfs_cache *c, const struct dsfs_loc *loc, char *
 {
 	if (loc->type != DSFS_LOC_LINK)
 		return -EINVAL;
-	pthread_mutex_lock(&c->lock);
+	dsfs_lock(&c->lock);
 	snprintf(buf, len, "../%s", loc->target->entry);
-	pthread_mutex_unlock(&c->lock);
+	dsfs_unlock(&c->lock);
 	return 0;
 }
 
 void dsfs_cache_stats(struct dsfs_cache *c, struct dsfs_cache_stats *out)
 {
-	pthread_mutex_lock(&c->lock);
+	dsfs_lock(&c->lock);
 	out->hits = c->hits;
 	out->misses = c->misses;
 	out->evictions = c->evictions;
@@ -868,7 +869,7 @@ void dsfs_cache_stats(struct dsfs_cache *c, struct dsfs_cache_stats *out)
 	out->bytes = c->bytes;
 	out->nodes = c->nodes;
 	out->page_cap_seen = c->page_cap_seen;
-	pthread_mutex_unlock(&c->lock);
+	dsfs_unlock(&c->lock);
 }
 
 int dsfs_cache_reread(struct dsfs_cache *c, const struct dsfs_loc *loc, double max_age,
@@ -881,7 +882,7 @@ int dsfs_cache_reread(struct dsfs_cache *c, const struct dsfs_loc *loc, double m
 	*content = NULL;
 	if (loc->type != DSFS_LOC_FILE)
 		return -EINVAL;
-	pthread_mutex_lock(&c->lock);
+	dsfs_lock(&c->lock);
 	s = &r->slots[loc->file];
 	if (!s->blob || mono_now() - s->at > max_age || s->at <= c->stale_before)
 		ret = cache_fetch_slot(c, r, loc->file);
@@ -891,6 +892,6 @@ int dsfs_cache_reread(struct dsfs_cache *c, const struct dsfs_loc *loc, double m
 		*content = dsfs_blob_ref(s->blob);
 		s->reported = s->blob->len;
 	}
-	pthread_mutex_unlock(&c->lock);
+	dsfs_unlock(&c->lock);
 	return ret;
 }

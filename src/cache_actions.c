@@ -18,6 +18,7 @@
 
 #include "edit.h"
 #include "errmap.h"
+#include "locks.h"
 
 void dsfs_cache_ctl_actions(const struct dsfs_loc *loc, const struct dsfs_action **create,
 			    const struct dsfs_action **actions, size_t *nactions)
@@ -41,10 +42,10 @@ char *dsfs_cache_resource_id(struct dsfs_cache *c, const struct dsfs_loc *loc)
 {
 	char *id = NULL;
 
-	pthread_mutex_lock(&c->lock);
+	dsfs_lock(&c->lock);
 	if (loc->type == DSFS_LOC_RESOURCE && loc->node->id)
 		id = strdup(loc->node->id);
-	pthread_mutex_unlock(&c->lock);
+	dsfs_unlock(&c->lock);
 	return id;
 }
 
@@ -56,9 +57,9 @@ char *dsfs_cache_resource_url(struct dsfs_cache *c, const struct dsfs_loc *loc)
 
 void dsfs_cache_invalidate(struct dsfs_cache *c)
 {
-	pthread_mutex_lock(&c->lock);
+	dsfs_lock(&c->lock);
 	c->stale_before = mono_now();
-	pthread_mutex_unlock(&c->lock);
+	dsfs_unlock(&c->lock);
 }
 
 void dsfs_post_result_clear(struct dsfs_post_result *res)
@@ -222,11 +223,11 @@ int dsfs_cache_edit_target(struct dsfs_cache *c, const struct dsfs_loc *dir, str
 	memset(out, 0, sizeof(*out));
 	if (dir->type != DSFS_LOC_RESOURCE || !dir->node->kind->nedit)
 		return -EPERM;
-	pthread_mutex_lock(&c->lock);
+	dsfs_lock(&c->lock);
 	out->type = DSFS_LOC_FILE;
 	out->node = cache_node_ref(dir->node);
 	out->file = 0;
-	pthread_mutex_unlock(&c->lock);
+	dsfs_unlock(&c->lock);
 	return dsfs_cache_editable(out) ? 0 : (dsfs_cache_put(c, out), -EPERM);
 }
 
@@ -300,12 +301,12 @@ int dsfs_cache_delete(struct dsfs_cache *c, const struct dsfs_loc *loc, struct d
 		res->task_id = c->dialect->task_of ? c->dialect->task_of(c->session, NULL, req.path, &resp)
 						   : dsfs_dialect_task_uri(&resp);
 	dsfs_response_clear(&resp);
-	pthread_mutex_lock(&c->lock);
+	dsfs_lock(&c->lock);
 	if (ret == 0 || ret == -ENOENT)
 		cache_forget_resource(c, loc->node);
 	if (ret == 0)
 		c->stale_before = mono_now();
-	pthread_mutex_unlock(&c->lock);
+	dsfs_unlock(&c->lock);
 	free(target);
 	return ret;
 }

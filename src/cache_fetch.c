@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "locks.h"
 #include "log.h"
 #include "names.h"
 #include "pages.h"
@@ -195,11 +196,11 @@ static int each_page(struct dsfs_cache *c, const char *url, const char *key, con
 		json_object_put(o);
 		if (ret || !pg->limit_param)
 			break; /* an unpaged list is whole */
-		pthread_mutex_lock(&c->lock);
+		dsfs_lock(&c->lock);
 		cap = c->page_cap_seen;
 		if (n > c->page_cap_seen)
 			c->page_cap_seen = n;
-		pthread_mutex_unlock(&c->lock);
+		dsfs_unlock(&c->lock);
 		start += n;
 		if (n == 0 || (total >= 0 && start >= (unsigned long)total))
 			break; /* the answer said how many there are */
@@ -518,7 +519,7 @@ int cache_ensure_listing(struct dsfs_cache *c, struct dsfs_node *coll, bool want
 		}
 		if (!coll->listing)
 			break;
-		pthread_cond_wait(&c->done, &c->lock);
+		dsfs_cond_wait(&c->done, &c->lock);
 		if (!coll->listing && coll->listed && mono_now() - coll->listed_at < 1.0 + c->o.ttl) {
 			/* Just listed by the thread we waited for: that answer is as new as ours would be. */
 			cache_lru_touch(c, coll);
@@ -529,7 +530,7 @@ int cache_ensure_listing(struct dsfs_cache *c, struct dsfs_node *coll, bool want
 	cache_node_ref(coll);
 	c->misses++;
 	at = mono_now();
-	pthread_mutex_unlock(&c->lock);
+	dsfs_unlock(&c->lock);
 
 	for (i = 0; ret == 0 && i < 8 && (k = source_kind(coll->kind, i)); i++) {
 		/* one list per source: device types that share a directory, say */
@@ -549,7 +550,7 @@ int cache_ensure_listing(struct dsfs_cache *c, struct dsfs_node *coll, bool want
 	if (ret == 0)
 		col.n = unique_ids(col.items, col.n, coll->url);
 
-	pthread_mutex_lock(&c->lock);
+	dsfs_lock(&c->lock);
 	coll->listing = false;
 	if (ret == 0)
 		ret = install_listing(c, coll, col.items, col.n, at);
@@ -604,7 +605,7 @@ int cache_fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 
 again:
 	while (s->fetching) {
-		pthread_cond_wait(&c->done, &c->lock);
+		dsfs_cond_wait(&c->done, &c->lock);
 		if (!s->fetching && s->blob && mono_now() - s->at < 1.0 + c->o.ttl)
 			return 0;
 	}
@@ -649,7 +650,7 @@ again:
 	cache_node_ref(r);
 	c->misses++;
 	at = mono_now();
-	pthread_mutex_unlock(&c->lock);
+	dsfs_unlock(&c->lock);
 
 	url = malloc(strlen(r->url) + (f->subpath ? strlen(f->subpath) : 0) + 1);
 	if (!url) {
@@ -704,7 +705,7 @@ again:
 	json_object_put(o);
 	free(url);
 
-	pthread_mutex_lock(&c->lock);
+	dsfs_lock(&c->lock);
 	s->fetching = false;
 	if (ret == 0 && got_name && r->name && strcmp(got_name, r->name)) {
 		/*
@@ -769,9 +770,9 @@ static int list_filtered(struct dsfs_cache *c, struct dsfs_node *coll, const cha
 	col->url = coll->url;
 	col->scope = coll->base_id;
 	c->misses++;
-	pthread_mutex_unlock(&c->lock);
+	dsfs_unlock(&c->lock);
 	ret = each_page(c, url, k->list_key, k->id_field, 0, false, collect_page, col);
-	pthread_mutex_lock(&c->lock);
+	dsfs_lock(&c->lock);
 	if (ret == 0)
 		col->n = unique_ids(col->items, col->n, url);
 	if (ret == -EINVAL) {

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "cache.h"
+#include "locks.h"
 
 #define BYID_DIR ".by-id"
 
@@ -127,7 +128,7 @@ struct dsfs_cache {
 	const struct dsfs_dialect *dialect;
 	struct dsfs_session *session;
 	struct dsfs_cache_opts o;
-	pthread_mutex_t lock;
+	struct dsfs_mutex lock;
 	pthread_cond_t done; /* broadcast when any fetch ends */
 	struct dsfs_node *root;
 	struct dsfs_node lru; /* sentinel: most recent after it */

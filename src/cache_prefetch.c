@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "locks.h"
+
 /* Index of resource r in its collection's listing, or SIZE_MAX. */
 static size_t item_index(const struct dsfs_node *coll, const struct dsfs_node *r)
 {
@@ -90,7 +92,7 @@ static void *prefetch_worker(void *arg)
 {
 	struct dsfs_cache *c = arg;
 
-	pthread_mutex_lock(&c->lock);
+	dsfs_lock(&c->lock);
 	while (!c->stopping) {
 		struct walk *w, **pp;
 		struct dsfs_node *r = NULL;
@@ -127,13 +129,13 @@ static void *prefetch_worker(void *arg)
 			pp = &w->next_walk;
 		}
 		if (!r) {
-			pthread_cond_wait(&c->work, &c->lock);
+			dsfs_cond_wait(&c->work, &c->lock);
 			continue;
 		}
 		prefetch_item(c, r, dirs, files);
 		cache_node_unref(c, r);
 	}
-	pthread_mutex_unlock(&c->lock);
+	dsfs_unlock(&c->lock);
 	return NULL;
 }
 

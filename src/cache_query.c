@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "locks.h"
 #include "log.h"
 #include "names.h"
 #include "nearest.h"
@@ -660,9 +661,9 @@ static int server_count(struct dsfs_cache *c, struct dsfs_node *coll, long *out)
 			pg->start_param);
 	}
 	req.path = path;
-	pthread_mutex_unlock(&c->lock);
+	dsfs_unlock(&c->lock);
 	ret = dsfs_session_call(c->session, &req, &resp, false);
-	pthread_mutex_lock(&c->lock);
+	dsfs_lock(&c->lock);
 	if (ret == 0 && pg->count_header) {
 		errno = 0;
 		*out = resp.captured ? strtol(resp.captured, &end, 10) : -1;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "locks.h"
 #include "log.h"
 
 /* Does kind k, or a kind below it within depth levels, state a capacity? */
@@ -189,7 +190,7 @@ int dsfs_cache_space(struct dsfs_cache *c, const struct dsfs_loc *loc, struct ds
 	int ret = 0;
 
 	memset(out, 0, sizeof(*out));
-	pthread_mutex_lock(&c->lock);
+	dsfs_lock(&c->lock);
 	if (r && r->is_coll)
 		r = r->attached ? r->parent : NULL;
 	/* the nearest resource at or above loc whose tree states a capacity: a pool, a server, the root */
@@ -200,6 +201,6 @@ int dsfs_cache_space(struct dsfs_cache *c, const struct dsfs_loc *loc, struct ds
 		ret = resource_space(c, r, 3, out);
 		cache_node_unref(c, r);
 	}
-	pthread_mutex_unlock(&c->lock);
+	dsfs_unlock(&c->lock);
 	return ret;
 }

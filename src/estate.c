@@ -24,6 +24,7 @@
 #include "caller.h"
 #include "ctl.h"
 #include "events.h"
+#include "locks.h"
 #include "log.h"
 #include "names.h"
 #include "options.h"
@@ -41,7 +42,7 @@ struct dsfs_estate *dsfs_estate_new(bool estate, time_t mounted, uid_t uid, gid_
 		e->mounted = mounted;
 		e->uid = uid;
 		e->gid = gid;
-		pthread_mutex_init(&e->lock, NULL);
+		dsfs_mutex_init(&e->lock, DSFS_LOCK_ESTATE);
 		pthread_cond_init(&e->sized, NULL);
 	}
 	return e;
@@ -84,12 +85,12 @@ void dsfs_estate_free(struct dsfs_estate *e)
 		return;
 	while (e->open)
 		dsfs_estate_release(e->open);
-	pthread_mutex_lock(&e->lock);
+	dsfs_lock(&e->lock);
 	while (e->sizers) /* a df that gave up on a member left its thread running: it uses e to its end */
-		pthread_cond_wait(&e->sized, &e->lock);
-	pthread_mutex_unlock(&e->lock);
+		dsfs_cond_wait(&e->sized, &e->lock);
+	dsfs_unlock(&e->lock);
 	pthread_cond_destroy(&e->sized);
-	pthread_mutex_destroy(&e->lock);
+	dsfs_mutex_destroy(&e->lock);
 	dsfs_events_merge_free(e->feed);
 	for (size_t i = 0; i < e->n; i++) {
 		free(e->m[i].name);
@@ -424,12 +425,12 @@ static int open_or_create(struct dsfs_estate *e, const char *path, int flags, pi
 		return ret;
 	}
 	h->e = e;
-	pthread_mutex_lock(&e->lock);
+	dsfs_lock(&e->lock);
 	h->next = e->open;
 	if (e->open)
 		e->open->prev = h;
 	e->open = h;
-	pthread_mutex_unlock(&e->lock);
+	dsfs_unlock(&e->lock);
 	*out = h;
 	return 0;
 }
@@ -499,14 +500,14 @@ void dsfs_estate_release(struct dsfs_ehandle *h)
 	if (!h)
 		return;
 	dsfs_log_set_member(h->member);
-	pthread_mutex_lock(&h->e->lock);
+	dsfs_lock(&h->e->lock);
 	if (h->prev)
 		h->prev->next = h->next;
 	else
 		h->e->open = h->next;
 	if (h->next)
 		h->next->prev = h->prev;
-	pthread_mutex_unlock(&h->e->lock);
+	dsfs_unlock(&h->e->lock);
 	if (h->fs)
 		dsfs_fs_release(h->fs, h->h);
 	if (h->feed)

@@ -16,6 +16,7 @@
 #include "estate.h"
 #include "estate_conf.h"
 #include "events.h"
+#include "locks.h"
 
 struct member {
 	char *name, *url;
@@ -38,7 +39,7 @@ struct dsfs_estate {
 	 * Open handles. The kernel sends RELEASE asynchronously and may still
 	 * owe some when it unmounts; those are released when the estate goes.
 	 */
-	pthread_mutex_t lock;
+	struct dsfs_mutex lock;
 	struct dsfs_ehandle *open;
 	struct dsfs_events_merge *feed; /* events/log of an estate: every member's, or NULL */
 	size_t sizers;                  /* df threads still running (e->lock) */

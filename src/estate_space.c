@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "locks.h"
 #include "log.h"
 
 /* ---- df of the estate ------------------------------------------------------------ */
@@ -21,7 +22,7 @@
  * ends with its request, and until then the next df does not ask it again.
  */
 struct sizing {
-	pthread_mutex_t lock;
+	struct dsfs_mutex lock;
 	pthread_cond_t answered;   /* monotonic clock */
 	size_t refs;               /* the df and each of its threads still running */
 	size_t left;               /* members yet to answer */
@@ -38,13 +39,13 @@ static void sizing_unref(struct sizing *job)
 {
 	bool last;
 
-	pthread_mutex_lock(&job->lock);
+	dsfs_lock(&job->lock);
 	last = !--job->refs;
-	pthread_mutex_unlock(&job->lock);
+	dsfs_unlock(&job->lock);
 	if (!last)
 		return;
 	pthread_cond_destroy(&job->answered);
-	pthread_mutex_destroy(&job->lock);
+	dsfs_mutex_destroy(&job->lock);
 	free(job->r);
 	free(job);
 }
@@ -62,18 +63,18 @@ static void *size_member(void *arg)
 	ret = dsfs_fs_statfs(m->fs, "/", &s); /* its failure is logged, named after the member */
 	dsfs_log_set_member(NULL); /* this may be the df's own thread (no thread could be made) */
 
-	pthread_mutex_lock(&job->lock);
+	dsfs_lock(&job->lock);
 	job->r[a->i] = (struct sized){ .s = s, .ret = ret, .started = true, .done = true };
 	job->left--;
 	pthread_cond_broadcast(&job->answered);
-	pthread_mutex_unlock(&job->lock);
+	dsfs_unlock(&job->lock);
 	sizing_unref(job);
 	free(a);
-	pthread_mutex_lock(&e->lock); /* last: once sizers drops, e may go */
+	dsfs_lock(&e->lock); /* last: once sizers drops, e may go */
 	m->sizing = false;
 	e->sizers--;
 	pthread_cond_broadcast(&e->sized);
-	pthread_mutex_unlock(&e->lock);
+	dsfs_unlock(&e->lock);
 	return NULL;
 }
 
@@ -87,23 +88,23 @@ static int start_sizing(struct sizing *job, size_t i)
 	bool busy;
 	int ret;
 
-	pthread_mutex_lock(&e->lock);
+	dsfs_lock(&e->lock);
 	busy = e->m[i].sizing;
 	if (!busy && a) {
 		e->m[i].sizing = true;
 		e->sizers++;
 	}
-	pthread_mutex_unlock(&e->lock);
+	dsfs_unlock(&e->lock);
 	if (busy || !a) {
 		free(a);
 		return busy ? -EBUSY : -ENOMEM;
 	}
 	*a = (struct sizer){ .job = job, .i = i };
-	pthread_mutex_lock(&job->lock);
+	dsfs_lock(&job->lock);
 	job->refs++;
 	job->left++;
 	job->r[i].started = true;
-	pthread_mutex_unlock(&job->lock);
+	dsfs_unlock(&job->lock);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	ret = pthread_create(&t, &attr, size_member, a);
@@ -129,7 +130,7 @@ int dsfs_estate_space_sum(struct dsfs_estate *e, struct dsfs_space *sum)
 	}
 	job->e = e;
 	job->refs = 1;
-	pthread_mutex_init(&job->lock, NULL);
+	dsfs_mutex_init(&job->lock, DSFS_LOCK_ESTATE_SIZING);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&job->answered, &ca);
@@ -147,8 +148,8 @@ int dsfs_estate_space_sum(struct dsfs_estate *e, struct dsfs_space *sum)
 	deadline = (double)now.tv_sec + (double)now.tv_nsec / 1e9 + timeout;
 	until.tv_sec = (time_t)deadline;
 	until.tv_nsec = (long)((deadline - (double)until.tv_sec) * 1e9);
-	pthread_mutex_lock(&job->lock);
-	while (job->left && pthread_cond_timedwait(&job->answered, &job->lock, &until) != ETIMEDOUT)
+	dsfs_lock(&job->lock);
+	while (job->left && dsfs_cond_timedwait(&job->answered, &job->lock, &until) != ETIMEDOUT)
 		;
 	for (size_t i = 0; i < e->n; i++) {
 		if (job->r[i].done && job->r[i].ret == 0 && job->r[i].s.unit)
@@ -160,7 +161,7 @@ int dsfs_estate_space_sum(struct dsfs_estate *e, struct dsfs_space *sum)
 			dsfs_log(DSFS_LOG_WARN, "df: member %s did not answer within %.0f s: left out of the sum",
 				 e->m[i].name, timeout);
 	}
-	pthread_mutex_unlock(&job->lock);
+	dsfs_unlock(&job->lock);
 	sizing_unref(job);
 	return 0;
 }

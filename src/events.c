@@ -18,6 +18,7 @@
 
 #include "errmap.h"
 #include "http.h"
+#include "locks.h"
 #include "log.h"
 #include "names.h"
 #include "render.h"
@@ -31,7 +32,7 @@ struct dsfs_events {
 	struct dsfs_session *session;
 	const struct dsfs_events_desc *d;
 	double interval;
-	pthread_mutex_t lock;
+	struct dsfs_mutex lock;
 	pthread_cond_t asked;   /* broadcast when a question ends */
 	struct dsfs_blob *text; /* what the feed holds */
 	unsigned readers;
@@ -66,7 +67,7 @@ struct dsfs_events *dsfs_events_new(struct dsfs_session *session, const struct d
 		free(ev);
 		return NULL;
 	}
-	pthread_mutex_init(&ev->lock, NULL);
+	dsfs_mutex_init(&ev->lock, DSFS_LOCK_EVENTS);
 	/* an estate's feed waits for a question with a deadline on the monotonic clock */
 	{
 		pthread_condattr_t ca;
@@ -83,31 +84,31 @@ void dsfs_events_free(struct dsfs_events *ev)
 {
 	if (!ev)
 		return;
-	pthread_mutex_lock(&ev->lock);
+	dsfs_lock(&ev->lock);
 	while (ev->asking) /* a question asked in the background: it uses ev to its end */
-		pthread_cond_wait(&ev->asked, &ev->lock);
-	pthread_mutex_unlock(&ev->lock);
+		dsfs_cond_wait(&ev->asked, &ev->lock);
+	dsfs_unlock(&ev->lock);
 	dsfs_blob_unref(ev->text);
 	free(ev->newest);
 	free(ev->seen);
 	pthread_cond_destroy(&ev->asked);
-	pthread_mutex_destroy(&ev->lock);
+	dsfs_mutex_destroy(&ev->lock);
 	free(ev);
 }
 
 void dsfs_events_open(struct dsfs_events *ev)
 {
-	pthread_mutex_lock(&ev->lock);
+	dsfs_lock(&ev->lock);
 	ev->readers++;
-	pthread_mutex_unlock(&ev->lock);
+	dsfs_unlock(&ev->lock);
 }
 
 void dsfs_events_close(struct dsfs_events *ev)
 {
-	pthread_mutex_lock(&ev->lock);
+	dsfs_lock(&ev->lock);
 	if (ev->readers)
 		ev->readers--;
-	pthread_mutex_unlock(&ev->lock);
+	dsfs_unlock(&ev->lock);
 }
 
 /* ---- what has been shown ------------------------------------------------------- */
@@ -266,7 +267,7 @@ static void ask(struct dsfs_events *ev)
 	int ret;
 
 	ev->asking = true;
-	pthread_mutex_unlock(&ev->lock);
+	dsfs_unlock(&ev->lock);
 	ret = path ? dsfs_session_call(ev->session, &(struct dsfs_request){ .method = "GET", .path = path },
 				       &resp, false) : -ENOMEM;
 	if (ret == 0) {
@@ -285,7 +286,7 @@ static void ask(struct dsfs_events *ev)
 	}
 	if (ret == 0 && n)
 		qsort_r(items, n, sizeof(*items), cmp_time, (void *)d->time_field);
-	pthread_mutex_lock(&ev->lock);
+	dsfs_lock(&ev->lock);
 	for (size_t i = 0; ret == 0 && i < n; i++) {
 		const char *line;
 		size_t len;
@@ -353,14 +354,14 @@ struct dsfs_blob *dsfs_events_text(struct dsfs_events *ev, bool want)
 {
 	struct dsfs_blob *b;
 
-	pthread_mutex_lock(&ev->lock);
+	dsfs_lock(&ev->lock);
 	if (want && ev->readers && !ev->asking && (!ev->asked_at || mono() - ev->asked_at >= ev->interval))
 		ask(ev);
 	else if (want && ev->readers && ev->asking && !ev->asked_at)
 		while (ev->asking) /* the first answer: wait for it rather than show an empty feed */
-			pthread_cond_wait(&ev->asked, &ev->lock);
+			dsfs_cond_wait(&ev->asked, &ev->lock);
 	b = dsfs_blob_ref(ev->text);
-	pthread_mutex_unlock(&ev->lock);
+	dsfs_unlock(&ev->lock);
 	return b;
 }
 
@@ -368,9 +369,9 @@ static void *ask_in_background(void *arg)
 {
 	struct dsfs_events *ev = arg;
 
-	pthread_mutex_lock(&ev->lock);
+	dsfs_lock(&ev->lock);
 	ask(ev);
-	pthread_mutex_unlock(&ev->lock);
+	dsfs_unlock(&ev->lock);
 	return NULL;
 }
 
@@ -384,9 +385,9 @@ static void start(struct dsfs_events *ev)
 	pthread_t t;
 	int ret;
 
-	pthread_mutex_lock(&ev->lock);
+	dsfs_lock(&ev->lock);
 	if (!ev->readers || ev->asking || (ev->asked_at && mono() - ev->asked_at < ev->interval)) {
-		pthread_mutex_unlock(&ev->lock);
+		dsfs_unlock(&ev->lock);
 		return;
 	}
 	ev->asking = true; /* from now: dsfs_events_free waits for it */
@@ -399,7 +400,7 @@ static void start(struct dsfs_events *ev)
 			 strerror(ret));
 		ask(ev);
 	}
-	pthread_mutex_unlock(&ev->lock);
+	dsfs_unlock(&ev->lock);
 }
 
 /* Waits for ev's question in flight until the monotonic time deadline at the latest. */
@@ -407,11 +408,11 @@ static void settle(struct dsfs_events *ev, double deadline)
 {
 	struct timespec until = { (time_t)deadline, (long)((deadline - (double)(time_t)deadline) * 1e9) };
 
-	pthread_mutex_lock(&ev->lock);
+	dsfs_lock(&ev->lock);
 	while (ev->asking && mono() < deadline)
-		if (pthread_cond_timedwait(&ev->asked, &ev->lock, &until) == ETIMEDOUT)
+		if (dsfs_cond_timedwait(&ev->asked, &ev->lock, &until) == ETIMEDOUT)
 			break;
-	pthread_mutex_unlock(&ev->lock);
+	dsfs_unlock(&ev->lock);
 }
 
 /* ---- an estate's feed ------------------------------------------------------------ */
@@ -423,7 +424,7 @@ struct merge_member {
 };
 
 struct dsfs_events_merge {
-	pthread_mutex_t lock;
+	struct dsfs_mutex lock;
 	struct merge_member *m;
 	size_t n;
 	struct dsfs_blob *text;
@@ -437,7 +438,7 @@ struct dsfs_events_merge *dsfs_events_merge_new(void)
 		free(mg);
 		return NULL;
 	}
-	pthread_mutex_init(&mg->lock, NULL);
+	dsfs_mutex_init(&mg->lock, DSFS_LOCK_EVENTS_MERGE);
 	return mg;
 }
 
@@ -449,7 +450,7 @@ void dsfs_events_merge_free(struct dsfs_events_merge *mg)
 		free(mg->m[i].name);
 	free(mg->m);
 	dsfs_blob_unref(mg->text);
-	pthread_mutex_destroy(&mg->lock);
+	dsfs_mutex_destroy(&mg->lock);
 	free(mg);
 }
 
@@ -526,7 +527,7 @@ struct dsfs_blob *dsfs_events_merge_text(struct dsfs_events_merge *mg, bool want
 		for (size_t i = 0; i < mg->n; i++)
 			settle(mg->m[i].ev, from + dsfs_session_timeout(mg->m[i].ev->session));
 	}
-	pthread_mutex_lock(&mg->lock);
+	dsfs_lock(&mg->lock);
 	for (size_t i = 0; i < mg->n; i++) {
 		struct dsfs_blob *t = dsfs_events_text(mg->m[i].ev, false);
 
@@ -542,6 +543,6 @@ struct dsfs_blob *dsfs_events_merge_text(struct dsfs_events_merge *mg, bool want
 	}
 	free(add);
 	b = dsfs_blob_ref(mg->text);
-	pthread_mutex_unlock(&mg->lock);
+	dsfs_unlock(&mg->lock);
 	return b;
 }

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "locks.h"
+
 void dsfs_fuse_reply_read(fuse_req_t req, struct dsfs_ehandle *h, struct dsfs_blob *newest, size_t size,
 			  off_t off)
 {
@@ -35,33 +37,33 @@ struct pending {
 	fuse_ino_t parent;          /* rmdir: the entry removed, and its path */
 	char *name, *path;
 	struct dsfs_fs_wait *w;     /* the wait, once started */
-	pthread_mutex_t lock;
+	struct dsfs_mutex lock;
 	bool interrupted, finished; /* finished: its reply is claimed */
 	int refs;
 	struct pending *prev, *next; /* in the mount's list */
 };
 
-static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER; /* guards list */
+static struct dsfs_mutex list_lock = DSFS_MUTEX_INITIALIZER(DSFS_LOCK_FUSE_PENDING_LIST); /* guards list */
 static struct pending *list;
 
 static void pending_unref(struct pending *p)
 {
 	bool last;
 
-	pthread_mutex_lock(&p->lock);
+	dsfs_lock(&p->lock);
 	last = --p->refs == 0;
-	pthread_mutex_unlock(&p->lock);
+	dsfs_unlock(&p->lock);
 	if (!last)
 		return;
-	pthread_mutex_lock(&list_lock);
+	dsfs_lock(&list_lock);
 	if (p->prev)
 		p->prev->next = p->next;
 	else
 		list = p->next;
 	if (p->next)
 		p->next->prev = p->prev;
-	pthread_mutex_unlock(&list_lock);
-	pthread_mutex_destroy(&p->lock);
+	dsfs_unlock(&list_lock);
+	dsfs_mutex_destroy(&p->lock);
 	free(p->name);
 	free(p->path);
 	free(p);
@@ -91,10 +93,10 @@ static void pending_done(void *arg, int ret)
 	struct pending *p = arg;
 	bool mine;
 
-	pthread_mutex_lock(&p->lock);
+	dsfs_lock(&p->lock);
 	mine = !p->finished;
 	p->finished = true;
-	pthread_mutex_unlock(&p->lock);
+	dsfs_unlock(&p->lock);
 	if (mine)
 		pending_reply(p, ret);
 	pending_unref(p); /* the wait's */
@@ -106,11 +108,11 @@ static void pending_interrupt(fuse_req_t req, void *arg)
 	struct pending *p = arg;
 	bool mine = false;
 
-	pthread_mutex_lock(&p->lock);
+	dsfs_lock(&p->lock);
 	p->interrupted = true;
 	if (!p->finished && p->w && dsfs_fs_wait_cancel(p->w))
 		mine = p->finished = true;
-	pthread_mutex_unlock(&p->lock);
+	dsfs_unlock(&p->lock);
 	if (mine) {
 		fuse_reply_err(req, EINTR);
 		pending_unref(p); /* the wait's: it will not end now */
@@ -125,13 +127,13 @@ static struct pending *pending_new(fuse_req_t req)
 		return NULL;
 	p->req = req;
 	p->refs = 1; /* the starter's */
-	pthread_mutex_init(&p->lock, NULL);
-	pthread_mutex_lock(&list_lock);
+	dsfs_mutex_init(&p->lock, DSFS_LOCK_FUSE_PENDING);
+	dsfs_lock(&list_lock);
 	p->next = list;
 	if (list)
 		list->prev = p;
 	list = p;
-	pthread_mutex_unlock(&list_lock);
+	dsfs_unlock(&list_lock);
 	return p;
 }
 
@@ -145,7 +147,7 @@ static bool pending_start(struct pending *p, int (*start)(struct pending *p), in
 	bool later = false;
 
 	fuse_req_interrupt_func(p->req, pending_interrupt, p); /* may run at once */
-	pthread_mutex_lock(&p->lock);
+	dsfs_lock(&p->lock);
 	if (p->interrupted) {
 		*ret = -EINTR;
 	} else {
@@ -157,7 +159,7 @@ static bool pending_start(struct pending *p, int (*start)(struct pending *p), in
 	}
 	if (!later)
 		p->finished = true;
-	pthread_mutex_unlock(&p->lock);
+	dsfs_unlock(&p->lock);
 	if (!later)
 		fuse_req_interrupt_func(p->req, NULL, NULL);
 	pending_unref(p); /* the starter's */
@@ -210,16 +212,16 @@ void dsfs_fuse_pending_end(void)
 		struct pending *p;
 		bool mine = false;
 
-		pthread_mutex_lock(&list_lock);
+		dsfs_lock(&list_lock);
 		for (p = list; p; p = p->next) {
-			pthread_mutex_lock(&p->lock);
+			dsfs_lock(&p->lock);
 			if (!p->finished && p->w && dsfs_fs_wait_cancel(p->w))
 				mine = p->finished = true;
-			pthread_mutex_unlock(&p->lock);
+			dsfs_unlock(&p->lock);
 			if (mine)
 				break;
 		}
-		pthread_mutex_unlock(&list_lock);
+		dsfs_unlock(&list_lock);
 		if (!p)
 			return;
 		pending_reply(p, -EINTR);

@@ -11,15 +11,17 @@
 #include <string.h>
 #include <time.h>
 
+#include "locks.h"
+
 static struct {
 	size_t node_bytes;
 	pthread_t thread;
 	bool running, stop;
-	pthread_mutex_t lock;
+	struct dsfs_mutex lock;
 	pthread_cond_t cond;
 	struct dsfs_nodes_entry *lost; /* names to drop (lock) */
 	size_t nlost;
-} pr = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+} pr = { .lock = DSFS_MUTEX_INITIALIZER(DSFS_LOCK_FUSE_PRUNE), .cond = PTHREAD_COND_INITIALIZER };
 
 #define PRUNE_BATCH 256
 #define PRUNE_MAX 16384 /* names asked for at most per round (10 rounds a second) */
@@ -27,7 +29,7 @@ static struct {
 
 void dsfs_fuse_prune_lost(const struct dsfs_nodes_entry *e, size_t n)
 {
-	pthread_mutex_lock(&pr.lock);
+	dsfs_lock(&pr.lock);
 	if (pr.running && pr.lost) {
 		if (n > LOST_MAX - pr.nlost)
 			n = LOST_MAX - pr.nlost;
@@ -35,7 +37,7 @@ void dsfs_fuse_prune_lost(const struct dsfs_nodes_entry *e, size_t n)
 		pr.nlost += n;
 		pthread_cond_signal(&pr.cond);
 	}
-	pthread_mutex_unlock(&pr.lock);
+	dsfs_unlock(&pr.lock);
 }
 
 static void inval_entries(const struct dsfs_nodes_entry *e, size_t n)
@@ -60,7 +62,7 @@ static void *prune(void *arg)
 	struct dsfs_nodes_entry *lost = malloc(LOST_MAX * sizeof(*lost));
 
 	(void)arg;
-	pthread_mutex_lock(&pr.lock);
+	dsfs_lock(&pr.lock);
 	while (batch && lost && !pr.stop) {
 		struct timespec until;
 		size_t count, bytes, want, got, nlost;
@@ -72,13 +74,13 @@ static void *prune(void *arg)
 			until.tv_nsec -= 1000 * 1000 * 1000;
 		}
 		if (!pr.nlost)
-			pthread_cond_timedwait(&pr.cond, &pr.lock, &until);
+			dsfs_cond_timedwait(&pr.cond, &pr.lock, &until);
 		if (pr.stop)
 			break;
 		nlost = pr.nlost;
 		memcpy(lost, pr.lost, nlost * sizeof(*lost));
 		pr.nlost = 0;
-		pthread_mutex_unlock(&pr.lock);
+		dsfs_unlock(&pr.lock);
 		inval_entries(lost, nlost);
 		dsfs_nodes_stats(dsfs_fuse.nodes, &count, &bytes);
 		/* down to 7/8 of the bound, so that one round lasts a while */
@@ -90,9 +92,9 @@ static void *prune(void *arg)
 			inval_entries(batch, got);
 			want -= got;
 		}
-		pthread_mutex_lock(&pr.lock);
+		dsfs_lock(&pr.lock);
 	}
-	pthread_mutex_unlock(&pr.lock);
+	dsfs_unlock(&pr.lock);
 	free(batch);
 	free(lost);
 	return NULL;
@@ -102,26 +104,26 @@ void dsfs_fuse_prune_start(size_t node_bytes)
 {
 	pr.node_bytes = node_bytes;
 	pr.lost = malloc(LOST_MAX * sizeof(*pr.lost));
-	pthread_mutex_lock(&pr.lock);
+	dsfs_lock(&pr.lock);
 	pr.running = pr.lost && pthread_create(&pr.thread, NULL, prune, NULL) == 0;
-	pthread_mutex_unlock(&pr.lock);
+	dsfs_unlock(&pr.lock);
 }
 
 void dsfs_fuse_prune_stop(void)
 {
 	bool running;
 
-	pthread_mutex_lock(&pr.lock);
+	dsfs_lock(&pr.lock);
 	running = pr.running;
 	pr.stop = true;
 	if (running)
 		pthread_cond_signal(&pr.cond);
-	pthread_mutex_unlock(&pr.lock);
+	dsfs_unlock(&pr.lock);
 	if (running)
 		pthread_join(pr.thread, NULL);
-	pthread_mutex_lock(&pr.lock);
+	dsfs_lock(&pr.lock);
 	pr.running = false;
 	free(pr.lost);
 	pr.lost = NULL;
-	pthread_mutex_unlock(&pr.lock);
+	dsfs_unlock(&pr.lock);
 }

@@ -20,14 +20,15 @@
 #include <time.h>
 
 #include "caller.h"
+#include "locks.h"
 #include "log.h"
 
 struct dsfs_http {
 	struct dsfs_http_opts o;
 	char *base, *cacert, *client_cert, *client_key;
 	CURLSH *share;
-	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
-	pthread_mutex_t pool_lock;
+	struct dsfs_mutex share_locks[CURL_LOCK_DATA_LAST];
+	struct dsfs_mutex pool_lock;
 	pthread_cond_t pool_cond;
 	CURL **idle;
 	int nidle, created;
@@ -88,7 +89,7 @@ static void lock_cb(CURL *handle, curl_lock_data data, curl_lock_access access, 
 
 	(void)handle;
 	(void)access;
-	pthread_mutex_lock(&h->share_locks[data]);
+	dsfs_lock(&h->share_locks[data]);
 }
 
 static void unlock_cb(CURL *handle, curl_lock_data data, void *userp)
@@ -96,7 +97,7 @@ static void unlock_cb(CURL *handle, curl_lock_data data, void *userp)
 	struct dsfs_http *h = userp;
 
 	(void)handle;
-	pthread_mutex_unlock(&h->share_locks[data]);
+	dsfs_unlock(&h->share_locks[data]);
 }
 
 int dsfs_http_global_init(void)
@@ -137,8 +138,8 @@ struct dsfs_http *dsfs_http_new(const struct dsfs_http_opts *opts, const char **
 	    (opts->client_cert && !h->client_cert) || (opts->client_key && !h->client_key))
 		goto out_free;
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
-		pthread_mutex_init(&h->share_locks[i], NULL);
-	pthread_mutex_init(&h->pool_lock, NULL);
+		dsfs_mutex_init(&h->share_locks[i], DSFS_LOCK_HTTP_SHARE);
+	dsfs_mutex_init(&h->pool_lock, DSFS_LOCK_HTTP_POOL);
 	pthread_cond_init(&h->pool_cond, NULL);
 	h->share = curl_share_init();
 	if (!h->share) {
@@ -259,7 +260,7 @@ static CURL *get_handle(struct dsfs_http *h, double deadline, bool (*cancel)(voi
 	int *busy;
 
 	*timed_out = *cancelled = false;
-	pthread_mutex_lock(&h->pool_lock);
+	dsfs_lock(&h->pool_lock);
 	while (!may_connect(h, owner, uid)) {
 		/* condition variables wait on the real-time clock: convert the next check */
 		double wait = deadline - now_s(), abs_s;
@@ -267,14 +268,14 @@ static CURL *get_handle(struct dsfs_http *h, double deadline, bool (*cancel)(voi
 		if (wait <= 0 || (cancel && cancel())) {
 			*timed_out = wait <= 0;
 			*cancelled = !*timed_out;
-			pthread_mutex_unlock(&h->pool_lock);
+			dsfs_unlock(&h->pool_lock);
 			return NULL;
 		}
 		clock_gettime(CLOCK_REALTIME, &ts);
 		abs_s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + (wait < 0.1 ? wait : 0.1);
 		ts.tv_sec = (time_t)abs_s;
 		ts.tv_nsec = (long)((abs_s - (double)ts.tv_sec) * 1e9);
-		pthread_cond_timedwait(&h->pool_cond, &h->pool_lock, &ts);
+		dsfs_cond_timedwait(&h->pool_cond, &h->pool_lock, &ts);
 	}
 	if (!owner) {
 		h->others_busy++;
@@ -290,19 +291,19 @@ static CURL *get_handle(struct dsfs_http *h, double deadline, bool (*cancel)(voi
 		else if (!owner)
 			give_back(h, uid);
 	}
-	pthread_mutex_unlock(&h->pool_lock);
+	dsfs_unlock(&h->pool_lock);
 	return c;
 }
 
 static void put_handle(struct dsfs_http *h, CURL *c, bool owner)
 {
-	pthread_mutex_lock(&h->pool_lock);
+	dsfs_lock(&h->pool_lock);
 	h->idle[h->nidle++] = c;
 	if (!owner)
 		give_back(h, dsfs_caller_uid());
 	/* waiters differ (the owner's may take what others' may not): wake them all */
 	pthread_cond_broadcast(&h->pool_cond);
-	pthread_mutex_unlock(&h->pool_lock);
+	dsfs_unlock(&h->pool_lock);
 }
 
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)

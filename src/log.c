@@ -20,12 +20,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "locks.h"
+
 static bool to_syslog;
 static enum dsfs_log_level max_level = DSFS_LOG_INFO;
 static __thread const char *member;
 
 /* lock guards everything below */
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct dsfs_mutex lock = DSFS_MUTEX_INITIALIZER(DSFS_LOCK_LOG);
 
 /* The ring: lines oldest first, each malloc'd with its newline. */
 static struct {
@@ -273,9 +275,9 @@ void dsfs_log(enum dsfs_log_level level, const char *fmt, ...)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	pthread_mutex_lock(&lock);
+	dsfs_lock(&lock);
 	if (!shown_now(level, text, &repeats)) {
-		pthread_mutex_unlock(&lock);
+		dsfs_unlock(&lock);
 		return;
 	}
 	if (repeats)
@@ -291,7 +293,7 @@ void dsfs_log(enum dsfs_log_level level, const char *fmt, ...)
 	}
 	ring_put(line, (size_t)n);
 	write_file(line, (size_t)n);
-	pthread_mutex_unlock(&lock);
+	dsfs_unlock(&lock);
 }
 
 size_t dsfs_log_read(uint64_t pos, char *buf, size_t size, uint64_t *at)
@@ -299,7 +301,7 @@ size_t dsfs_log_read(uint64_t pos, char *buf, size_t size, uint64_t *at)
 	uint64_t p;
 	size_t o = 0;
 
-	pthread_mutex_lock(&lock);
+	dsfs_lock(&lock);
 	if (pos < ring.dropped)
 		pos = ring.dropped; /* those lines are gone: from the oldest kept */
 	*at = pos;
@@ -315,7 +317,7 @@ size_t dsfs_log_read(uint64_t pos, char *buf, size_t size, uint64_t *at)
 		}
 		p += ring.len[i];
 	}
-	pthread_mutex_unlock(&lock);
+	dsfs_unlock(&lock);
 	return o;
 }
 
@@ -323,15 +325,15 @@ uint64_t dsfs_log_end(void)
 {
 	uint64_t end;
 
-	pthread_mutex_lock(&lock);
+	dsfs_lock(&lock);
 	end = ring.dropped + ring.bytes;
-	pthread_mutex_unlock(&lock);
+	dsfs_unlock(&lock);
 	return end;
 }
 
 void dsfs_log_close(void)
 {
-	pthread_mutex_lock(&lock);
+	dsfs_lock(&lock);
 	while (ring.n)
 		ring_drop_oldest();
 	if (file.fd >= 0)
@@ -339,5 +341,5 @@ void dsfs_log_close(void)
 	file.fd = -1;
 	free(file.path);
 	file.path = NULL;
-	pthread_mutex_unlock(&lock);
+	dsfs_unlock(&lock);
 }

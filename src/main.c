@@ -28,6 +28,7 @@
 #include "fs.h"
 #include "fuse_loop.h"
 #include "http.h"
+#include "locks.h"
 #include "log.h"
 #include "estate.h"
 #include "options.h"
@@ -275,7 +276,7 @@ struct login_job {
 	size_t n, next;     /* the next member to log in (under lock) */
 	size_t logged_in;   /* under lock */
 	char (*why)[1400];  /* each member's failure, "" when it logged in */
-	pthread_mutex_t lock;
+	struct dsfs_mutex lock;
 };
 
 static void *login_worker(void *arg)
@@ -285,16 +286,16 @@ static void *login_worker(void *arg)
 	for (;;) {
 		size_t i;
 
-		pthread_mutex_lock(&j->lock);
+		dsfs_lock(&j->lock);
 		i = j->next++;
-		pthread_mutex_unlock(&j->lock);
+		dsfs_unlock(&j->lock);
 		if (i >= j->n)
 			return NULL;
 		if (login_member(&j->members[i], j->confs[i].url, j->why[i], sizeof(j->why[i])) == 0) {
 			j->why[i][0] = '\0';
-			pthread_mutex_lock(&j->lock);
+			dsfs_lock(&j->lock);
 			j->logged_in++;
-			pthread_mutex_unlock(&j->lock);
+			dsfs_unlock(&j->lock);
 		}
 	}
 }
@@ -315,7 +316,7 @@ static size_t login_members(const struct dsfs_member_conf *confs, struct member 
 	j.why = calloc(n ? n : 1, sizeof(*j.why));
 	if (!j.why)
 		return 0;
-	pthread_mutex_init(&j.lock, NULL);
+	dsfs_mutex_init(&j.lock, DSFS_LOCK_LOGIN_JOB);
 	while (started < LOGIN_WORKERS && started < n && pthread_create(&t[started], NULL, login_worker, &j) == 0)
 		started++;
 	if (!started)
@@ -326,7 +327,7 @@ static size_t login_members(const struct dsfs_member_conf *confs, struct member 
 		if (j.why[i][0])
 			fprintf(stderr, "dsfs: warning: estate member %s: %s; its directory will answer with "
 				"errors until it answers as its API (see .dsfs/status)\n", confs[i].name, j.why[i]);
-	pthread_mutex_destroy(&j.lock);
+	dsfs_mutex_destroy(&j.lock);
 	free(j.why);
 	return j.logged_in;
 }

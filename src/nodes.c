@@ -23,6 +23,8 @@
 
 #include <openssl/evp.h>
 
+#include "locks.h"
+
 #define DIGEST_LEN 32 /* SHA-256: a hostile server cannot make two versions look alike */
 
 struct node {
@@ -56,7 +58,7 @@ static void pages_free(struct pages *pg)
 }
 
 struct dsfs_nodes {
-	pthread_mutex_t lock;
+	struct dsfs_mutex lock;
 	struct node **by_id, **by_name;
 	size_t buckets, count, bytes;
 	uint64_t next_id;
@@ -203,7 +205,7 @@ struct dsfs_nodes *dsfs_nodes_new(void)
 	n->next_id = DSFS_NODES_ROOT + 1;
 	insert(n, n->root);
 	n->count = 1;
-	pthread_mutex_init(&n->lock, NULL);
+	dsfs_mutex_init(&n->lock, DSFS_LOCK_NODES);
 	return n;
 }
 
@@ -221,7 +223,7 @@ void dsfs_nodes_free(struct dsfs_nodes *n)
 		}
 	free(n->by_id);
 	free(n->by_name);
-	pthread_mutex_destroy(&n->lock);
+	dsfs_mutex_destroy(&n->lock);
 	free(n);
 }
 
@@ -265,7 +267,7 @@ uint64_t dsfs_nodes_lookup(struct dsfs_nodes *n, uint64_t parent_id, const char 
 	struct node *parent, **slot, *x;
 	uint64_t id = 0;
 
-	pthread_mutex_lock(&n->lock);
+	dsfs_lock(&n->lock);
 	parent = find_id(n, parent_id);
 	if (!parent)
 		goto out;
@@ -294,7 +296,7 @@ uint64_t dsfs_nodes_lookup(struct dsfs_nodes *n, uint64_t parent_id, const char 
 	make_newest(n, x);
 	id = x->id;
 out:
-	pthread_mutex_unlock(&n->lock);
+	dsfs_unlock(&n->lock);
 	return id;
 }
 
@@ -302,13 +304,13 @@ void dsfs_nodes_forget(struct dsfs_nodes *n, uint64_t id, uint64_t nlookup)
 {
 	struct node *x;
 
-	pthread_mutex_lock(&n->lock);
+	dsfs_lock(&n->lock);
 	x = find_id(n, id);
 	if (x && x != n->root) {
 		x->nlookup = nlookup < x->nlookup ? x->nlookup - nlookup : 0;
 		drop(n, x);
 	}
-	pthread_mutex_unlock(&n->lock);
+	dsfs_unlock(&n->lock);
 }
 
 /* The path of x followed by "/name" when name is non-NULL. Lock held. */
@@ -350,10 +352,10 @@ int dsfs_nodes_path(struct dsfs_nodes *n, uint64_t id, char **path)
 	int ret;
 
 	*path = NULL;
-	pthread_mutex_lock(&n->lock);
+	dsfs_lock(&n->lock);
 	x = find_id(n, id);
 	ret = x ? build(x, NULL, path) : -ESTALE;
-	pthread_mutex_unlock(&n->lock);
+	dsfs_unlock(&n->lock);
 	return ret;
 }
 
@@ -365,10 +367,10 @@ int dsfs_nodes_child_path(struct dsfs_nodes *n, uint64_t parent, const char *nam
 	*path = NULL;
 	if (strlen(name) > NAME_MAX)
 		return -ENAMETOOLONG;
-	pthread_mutex_lock(&n->lock);
+	dsfs_lock(&n->lock);
 	x = find_id(n, parent);
 	ret = x ? build(x, name, path) : -ESTALE;
-	pthread_mutex_unlock(&n->lock);
+	dsfs_unlock(&n->lock);
 	return ret;
 }
 
@@ -377,11 +379,11 @@ uint64_t dsfs_nodes_find(struct dsfs_nodes *n, uint64_t parent_id, const char *n
 	struct node *parent, *x;
 	uint64_t id = 0;
 
-	pthread_mutex_lock(&n->lock);
+	dsfs_lock(&n->lock);
 	parent = find_id(n, parent_id);
 	if (parent && (x = *name_slot(n, parent, name, strlen(name))))
 		id = x->id;
-	pthread_mutex_unlock(&n->lock);
+	dsfs_unlock(&n->lock);
 	return id;
 }
 
@@ -390,13 +392,13 @@ bool dsfs_nodes_listed(struct dsfs_nodes *n, uint64_t id, uint64_t digest)
 	struct node *x;
 	bool same = false;
 
-	pthread_mutex_lock(&n->lock);
+	dsfs_lock(&n->lock);
 	x = find_id(n, id);
 	if (x) {
 		same = digest && x->listed == digest;
 		x->listed = digest;
 	}
-	pthread_mutex_unlock(&n->lock);
+	dsfs_unlock(&n->lock);
 	return same;
 }
 
@@ -404,7 +406,7 @@ size_t dsfs_nodes_oldest(struct dsfs_nodes *n, struct dsfs_nodes_entry *out, siz
 {
 	size_t got = 0;
 
-	pthread_mutex_lock(&n->lock);
+	dsfs_lock(&n->lock);
 	/* each node once at most: all but the root are in the recency list */
 	for (size_t seen = 0, listed = n->count - 1; got < max && seen < listed && n->oldest; seen++) {
 		struct node *x = n->oldest;
@@ -422,7 +424,7 @@ size_t dsfs_nodes_oldest(struct dsfs_nodes *n, struct dsfs_nodes_entry *out, siz
 		out[got].name[x->len] = '\0';
 		got++;
 	}
-	pthread_mutex_unlock(&n->lock);
+	dsfs_unlock(&n->lock);
 	return got;
 }
 
@@ -432,7 +434,7 @@ size_t dsfs_nodes_held_except(struct dsfs_nodes *n, uint64_t dir, bool (*listed)
 	struct node *parent, *x;
 	size_t got = 0;
 
-	pthread_mutex_lock(&n->lock);
+	dsfs_lock(&n->lock);
 	parent = find_id(n, dir);
 	for (x = parent ? parent->kids : NULL; x && got < max; x = x->next_kid) {
 		if (!x->named || !x->nlookup || x->name[0] == '.' || listed(ctx, x->name))
@@ -441,7 +443,7 @@ size_t dsfs_nodes_held_except(struct dsfs_nodes *n, uint64_t dir, bool (*listed)
 		memcpy(out[got].name, x->name, x->len + 1);
 		got++;
 	}
-	pthread_mutex_unlock(&n->lock);
+	dsfs_unlock(&n->lock);
 	return got;
 }
 
@@ -449,11 +451,11 @@ void dsfs_nodes_unlink(struct dsfs_nodes *n, uint64_t parent_id, const char *nam
 {
 	struct node *parent, *x;
 
-	pthread_mutex_lock(&n->lock);
+	dsfs_lock(&n->lock);
 	parent = find_id(n, parent_id);
 	if (parent && (x = *name_slot(n, parent, name, strlen(name))))
 		unname(n, x);
-	pthread_mutex_unlock(&n->lock);
+	dsfs_unlock(&n->lock);
 }
 
 void dsfs_nodes_rename(struct dsfs_nodes *n, uint64_t parent_id, const char *name, uint64_t newparent_id,
@@ -462,7 +464,7 @@ void dsfs_nodes_rename(struct dsfs_nodes *n, uint64_t parent_id, const char *nam
 	struct node *parent, *newparent, *x, *y, *moved, **p;
 	size_t len = strlen(newname);
 
-	pthread_mutex_lock(&n->lock);
+	dsfs_lock(&n->lock);
 	parent = find_id(n, parent_id);
 	newparent = find_id(n, newparent_id);
 	x = parent ? *name_slot(n, parent, name, strlen(name)) : NULL;
@@ -489,7 +491,7 @@ void dsfs_nodes_rename(struct dsfs_nodes *n, uint64_t parent_id, const char *nam
 	insert(n, moved);
 	make_newest(n, moved);
 out:
-	pthread_mutex_unlock(&n->lock);
+	dsfs_unlock(&n->lock);
 }
 
 static bool digest_of(const struct dsfs_blob *b, unsigned char *out)
@@ -507,7 +509,7 @@ enum dsfs_nodes_pages dsfs_nodes_opened(struct dsfs_nodes *n, uint64_t id, struc
 	struct pages *pg;
 	struct node *x;
 
-	pthread_mutex_lock(&n->lock);
+	dsfs_lock(&n->lock);
 	x = find_id(n, id);
 	if (!x)
 		goto out;
@@ -535,7 +537,7 @@ enum dsfs_nodes_pages dsfs_nodes_opened(struct dsfs_nodes *n, uint64_t id, struc
 	memcpy(pg->digest, d, DIGEST_LEN);
 	pg->paged = true;
 out:
-	pthread_mutex_unlock(&n->lock);
+	dsfs_unlock(&n->lock);
 	return verdict;
 }
 
@@ -544,13 +546,13 @@ void dsfs_nodes_closed(struct dsfs_nodes *n, uint64_t id)
 	struct dsfs_blob *old = NULL;
 	struct node *x;
 
-	pthread_mutex_lock(&n->lock);
+	dsfs_lock(&n->lock);
 	x = find_id(n, id);
 	if (x && x->pages && x->pages->opens && --x->pages->opens == 0) {
 		old = x->pages->newest; /* the digest stays: it says what the pages hold */
 		x->pages->newest = NULL;
 	}
-	pthread_mutex_unlock(&n->lock);
+	dsfs_unlock(&n->lock);
 	dsfs_blob_unref(old);
 }
 
@@ -559,18 +561,18 @@ struct dsfs_blob *dsfs_nodes_newest(struct dsfs_nodes *n, uint64_t id)
 	struct dsfs_blob *b = NULL;
 	struct node *x;
 
-	pthread_mutex_lock(&n->lock);
+	dsfs_lock(&n->lock);
 	x = find_id(n, id);
 	if (x && x->pages)
 		b = dsfs_blob_ref(x->pages->newest);
-	pthread_mutex_unlock(&n->lock);
+	dsfs_unlock(&n->lock);
 	return b;
 }
 
 void dsfs_nodes_stats(struct dsfs_nodes *n, size_t *count, size_t *bytes)
 {
-	pthread_mutex_lock(&n->lock);
+	dsfs_lock(&n->lock);
 	*count = n->count;
 	*bytes = n->bytes + 2 * n->buckets * sizeof(struct node *);
-	pthread_mutex_unlock(&n->lock);
+	dsfs_unlock(&n->lock);
 }

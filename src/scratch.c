@@ -10,9 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "locks.h"
+
 struct dsfs_scratch_file {
 	int refs;               /* under the file's lock */
-	pthread_mutex_t lock;
+	struct dsfs_mutex lock;
 	char *data;
 	size_t len;
 	time_t mtime;
@@ -27,7 +29,7 @@ struct entry {
 };
 
 struct dsfs_scratch {
-	pthread_mutex_t lock;
+	struct dsfs_mutex lock;
 	struct entry e[DSFS_SCRATCH_FILES];
 	size_t n;
 	uint64_t next_ino;
@@ -38,7 +40,7 @@ struct dsfs_scratch *dsfs_scratch_new(void)
 	struct dsfs_scratch *st = calloc(1, sizeof(*st));
 
 	if (st) {
-		pthread_mutex_init(&st->lock, NULL);
+		dsfs_mutex_init(&st->lock, DSFS_LOCK_SCRATCH);
 		st->next_ino = 1;
 	}
 	return st;
@@ -50,23 +52,23 @@ void dsfs_scratch_put(struct dsfs_scratch_file *f)
 
 	if (!f)
 		return;
-	pthread_mutex_lock(&f->lock);
+	dsfs_lock(&f->lock);
 	left = --f->refs;
-	pthread_mutex_unlock(&f->lock);
+	dsfs_unlock(&f->lock);
 	if (left)
 		return;
 	dsfs_blob_unref(f->base);
 	free(f->object);
 	free(f->data);
-	pthread_mutex_destroy(&f->lock);
+	dsfs_mutex_destroy(&f->lock);
 	free(f);
 }
 
 static struct dsfs_scratch_file *ref(struct dsfs_scratch_file *f)
 {
-	pthread_mutex_lock(&f->lock);
+	dsfs_lock(&f->lock);
 	f->refs++;
-	pthread_mutex_unlock(&f->lock);
+	dsfs_unlock(&f->lock);
 	return f;
 }
 
@@ -78,7 +80,7 @@ void dsfs_scratch_free(struct dsfs_scratch *st)
 		free(st->e[i].path);
 		dsfs_scratch_put(st->e[i].f);
 	}
-	pthread_mutex_destroy(&st->lock);
+	dsfs_mutex_destroy(&st->lock);
 	free(st);
 }
 
@@ -106,12 +108,12 @@ int dsfs_scratch_create(struct dsfs_scratch *st, const char *path, struct dsfs_b
 		return -ENOMEM;
 	}
 	f->object = obj;
-	pthread_mutex_init(&f->lock, NULL);
+	dsfs_mutex_init(&f->lock, DSFS_LOCK_SCRATCH_FILE);
 	f->refs = 1;
 	f->mtime = time(NULL);
 	f->base = base ? dsfs_blob_ref(base) : NULL;
 	if (st) {
-		pthread_mutex_lock(&st->lock);
+		dsfs_lock(&st->lock);
 		if (find(st, path) >= 0)
 			ret = -EEXIST;
 		else if (st->n == DSFS_SCRATCH_FILES)
@@ -121,7 +123,7 @@ int dsfs_scratch_create(struct dsfs_scratch *st, const char *path, struct dsfs_b
 			st->e[st->n].path = p;
 			st->e[st->n++].f = ref(f);
 		}
-		pthread_mutex_unlock(&st->lock);
+		dsfs_unlock(&st->lock);
 	}
 	if (ret) {
 		free(p);
@@ -137,10 +139,10 @@ struct dsfs_scratch_file *dsfs_scratch_get(struct dsfs_scratch *st, const char *
 	struct dsfs_scratch_file *f = NULL;
 	ssize_t i;
 
-	pthread_mutex_lock(&st->lock);
+	dsfs_lock(&st->lock);
 	if ((i = find(st, path)) >= 0)
 		f = ref(st->e[i].f);
-	pthread_mutex_unlock(&st->lock);
+	dsfs_unlock(&st->lock);
 	return f;
 }
 
@@ -155,11 +157,11 @@ int dsfs_scratch_unlink(struct dsfs_scratch *st, const char *path)
 {
 	ssize_t i;
 
-	pthread_mutex_lock(&st->lock);
+	dsfs_lock(&st->lock);
 	i = find(st, path);
 	if (i >= 0)
 		remove_at(st, (size_t)i);
-	pthread_mutex_unlock(&st->lock);
+	dsfs_unlock(&st->lock);
 	return i >= 0 ? 0 : -ENOENT;
 }
 
@@ -171,7 +173,7 @@ int dsfs_scratch_rename(struct dsfs_scratch *st, const char *from, const char *t
 
 	if (!p)
 		return -ENOMEM;
-	pthread_mutex_lock(&st->lock);
+	dsfs_lock(&st->lock);
 	i = find(st, from);
 	if (i < 0) {
 		ret = -ENOENT;
@@ -185,7 +187,7 @@ int dsfs_scratch_rename(struct dsfs_scratch *st, const char *from, const char *t
 		st->e[i].path = p;
 		p = NULL;
 	}
-	pthread_mutex_unlock(&st->lock);
+	dsfs_unlock(&st->lock);
 	free(p);
 	return ret;
 }
@@ -198,14 +200,14 @@ int dsfs_scratch_list(struct dsfs_scratch *st, const char *dir,
 
 	if (dlen == 1)
 		dlen = 0; /* "/": names start right after it */
-	pthread_mutex_lock(&st->lock);
+	dsfs_lock(&st->lock);
 	for (size_t i = 0; i < st->n && !ret; i++) {
 		const char *p = st->e[i].path;
 
 		if (!strncmp(p, dir, dlen) && p[dlen] == '/' && !strchr(p + dlen + 1, '/'))
 			ret = fill(ctx, p + dlen + 1, st->e[i].f);
 	}
-	pthread_mutex_unlock(&st->lock);
+	dsfs_unlock(&st->lock);
 	return ret;
 }
 
@@ -213,14 +215,14 @@ int dsfs_scratch_read(struct dsfs_scratch_file *f, char *buf, size_t size, off_t
 {
 	int n = 0;
 
-	pthread_mutex_lock(&f->lock);
+	dsfs_lock(&f->lock);
 	if (off >= 0 && (size_t)off < f->len) {
 		if (size > f->len - (size_t)off)
 			size = f->len - (size_t)off;
 		memcpy(buf, f->data + off, size);
 		n = (int)size;
 	}
-	pthread_mutex_unlock(&f->lock);
+	dsfs_unlock(&f->lock);
 	return n;
 }
 
@@ -248,7 +250,7 @@ int dsfs_scratch_write(struct dsfs_scratch_file *f, const char *buf, size_t size
 
 	if (off < 0 || size > DSFS_SCRATCH_MAX || (size_t)off > DSFS_SCRATCH_MAX - size)
 		return -EFBIG;
-	pthread_mutex_lock(&f->lock);
+	dsfs_lock(&f->lock);
 	if ((size_t)off + size > f->len)
 		ret = resize(f, (size_t)off + size);
 	if (ret == 0) {
@@ -256,7 +258,7 @@ int dsfs_scratch_write(struct dsfs_scratch_file *f, const char *buf, size_t size
 		f->mtime = time(NULL);
 		ret = (int)size;
 	}
-	pthread_mutex_unlock(&f->lock);
+	dsfs_unlock(&f->lock);
 	return ret;
 }
 
@@ -266,9 +268,9 @@ int dsfs_scratch_truncate(struct dsfs_scratch_file *f, off_t size)
 
 	if (size < 0)
 		return -EINVAL;
-	pthread_mutex_lock(&f->lock);
+	dsfs_lock(&f->lock);
 	ret = resize(f, (size_t)size);
-	pthread_mutex_unlock(&f->lock);
+	dsfs_unlock(&f->lock);
 	return ret;
 }
 
@@ -276,31 +278,31 @@ int dsfs_scratch_fill(struct dsfs_scratch_file *f, const struct dsfs_blob *b)
 {
 	int ret;
 
-	pthread_mutex_lock(&f->lock);
+	dsfs_lock(&f->lock);
 	f->len = 0;
 	ret = resize(f, b->len);
 	if (ret == 0 && b->len)
 		memcpy(f->data, b->data, b->len);
-	pthread_mutex_unlock(&f->lock);
+	dsfs_unlock(&f->lock);
 	return ret;
 }
 
 void dsfs_scratch_stat(struct dsfs_scratch_file *f, size_t *size, time_t *mtime, uint64_t *ino)
 {
-	pthread_mutex_lock(&f->lock);
+	dsfs_lock(&f->lock);
 	*size = f->len;
 	*mtime = f->mtime;
 	*ino = f->ino;
-	pthread_mutex_unlock(&f->lock);
+	dsfs_unlock(&f->lock);
 }
 
 struct dsfs_blob *dsfs_scratch_bytes(struct dsfs_scratch_file *f)
 {
 	struct dsfs_blob *b;
 
-	pthread_mutex_lock(&f->lock);
+	dsfs_lock(&f->lock);
 	b = dsfs_blob_new(f->data ? f->data : "", f->len);
-	pthread_mutex_unlock(&f->lock);
+	dsfs_unlock(&f->lock);
 	return b;
 }
 
@@ -308,9 +310,9 @@ struct dsfs_blob *dsfs_scratch_base(struct dsfs_scratch_file *f)
 {
 	struct dsfs_blob *b;
 
-	pthread_mutex_lock(&f->lock);
+	dsfs_lock(&f->lock);
 	b = f->base ? dsfs_blob_ref(f->base) : NULL;
-	pthread_mutex_unlock(&f->lock);
+	dsfs_unlock(&f->lock);
 	return b;
 }
 

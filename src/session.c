@@ -21,13 +21,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "locks.h"
 #include "log.h"
 
 struct dsfs_session {
 	struct dsfs_transport net; /* where requests go (src/transport.h) */
 	const struct dsfs_dialect *dialect;
 	struct dsfs_credentials cred;
-	pthread_mutex_t lock;
+	struct dsfs_mutex lock;
 	struct dsfs_login cur;  /* what the current login produced; cur.id NULL when logged out */
 	double expires_at;      /* monotonic time cur.id expires, 0 if unknown */
 	double lifetime;        /* its expires_in */
@@ -52,7 +53,7 @@ static void note_health(struct dsfs_session *s, const struct dsfs_request *req, 
 {
 	char msg[200];
 
-	pthread_mutex_lock(&s->lock);
+	dsfs_lock(&s->lock);
 	s->unreachable = ret < 0 && resp->status == 0;
 	if (ret < 0 || resp->status >= 400) {
 		if (resp->status) {
@@ -65,7 +66,7 @@ static void note_health(struct dsfs_session *s, const struct dsfs_request *req, 
 		}
 		s->last_error_at = mono_now();
 	}
-	pthread_mutex_unlock(&s->lock);
+	dsfs_unlock(&s->lock);
 }
 
 const char *dsfs_credentials_get(const struct dsfs_credentials *c, const char *key)
@@ -131,7 +132,7 @@ struct dsfs_session *dsfs_session_new(const struct dsfs_transport *net, const st
 		return NULL;
 	s->net = *net;
 	s->dialect = dialect;
-	pthread_mutex_init(&s->lock, NULL);
+	dsfs_mutex_init(&s->lock, DSFS_LOCK_SESSION);
 	pthread_cond_init(&s->login_done, NULL);
 	for (size_t i = 0; i < cred->n; i++) {
 		if (dsfs_credentials_set(&s->cred, cred->key[i], cred->value[i])) {
@@ -149,7 +150,7 @@ void dsfs_session_free(struct dsfs_session *s)
 	dsfs_session_logout(s);
 	dsfs_credentials_clear(&s->cred);
 	login_clear(&s->cur);
-	pthread_mutex_destroy(&s->lock);
+	dsfs_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->login_done);
 	free(s);
 }
@@ -342,12 +343,12 @@ static int login_locked(struct dsfs_session *s, unsigned long seen_gen)
 			return s->failed_err; /* a login just failed: do not hammer the server */
 		if (!s->logging_in)
 			break;
-		pthread_cond_wait(&s->login_done, &s->lock);
+		dsfs_cond_wait(&s->login_done, &s->lock);
 	}
 	s->logging_in = true;
-	pthread_mutex_unlock(&s->lock);
+	dsfs_unlock(&s->lock);
 	ret = s->dialect->auth->login(s, &s->cred, &l);
-	pthread_mutex_lock(&s->lock);
+	dsfs_lock(&s->lock);
 	s->logging_in = false;
 	if (ret == 0) {
 		set_login(s, &l);
@@ -365,10 +366,10 @@ int dsfs_session_login(struct dsfs_session *s)
 {
 	int ret;
 
-	pthread_mutex_lock(&s->lock);
+	dsfs_lock(&s->lock);
 	s->failed_err = 0;
 	ret = login_locked(s, s->gen);
-	pthread_mutex_unlock(&s->lock);
+	dsfs_unlock(&s->lock);
 	return ret;
 }
 
@@ -382,13 +383,13 @@ int dsfs_session_probe(struct dsfs_session *s)
 	bool proven;
 	int ret;
 
-	pthread_mutex_lock(&s->lock);
+	dsfs_lock(&s->lock);
 	proven = s->cur.proven;
 	if (probe && !proven && s->cur.id) {
 		s->dialect->auth->headers(&s->cur, hdr, sizeof(hdr), hdrs);
 		s->last_call = mono_now();
 	}
-	pthread_mutex_unlock(&s->lock);
+	dsfs_unlock(&s->lock);
 	if (!probe || proven)
 		return 0;
 	/* the whole URL, so that the line reporting a failure shows where the API was looked for */
@@ -415,10 +416,10 @@ void dsfs_session_logout(struct dsfs_session *s)
 {
 	struct dsfs_login l;
 
-	pthread_mutex_lock(&s->lock);
+	dsfs_lock(&s->lock);
 	l = s->cur;
 	memset(&s->cur, 0, sizeof(s->cur));
-	pthread_mutex_unlock(&s->lock);
+	dsfs_unlock(&s->lock);
 	if (l.id && s->dialect->auth->logout)
 		s->dialect->auth->logout(s, &l);
 	login_clear(&l);
@@ -449,7 +450,7 @@ int dsfs_session_call(struct dsfs_session *s, const struct dsfs_request *req,
 
 		hdr[0] = '\0';
 		if (!anonymous) {
-			pthread_mutex_lock(&s->lock);
+			dsfs_lock(&s->lock);
 			if (running_out(s) && login_locked(s, s->gen) < 0)
 				dsfs_log(DSFS_LOG_WARN, "renewing the login early failed; using it until it ends");
 			if (!s->cur.id)
@@ -459,7 +460,7 @@ int dsfs_session_call(struct dsfs_session *s, const struct dsfs_request *req,
 				s->last_call = mono_now();
 			}
 			gen = s->gen;
-			pthread_mutex_unlock(&s->lock);
+			dsfs_unlock(&s->lock);
 			if (!nauth)
 				return ret ? ret : -EACCES;
 			for (i = 0; req->headers && req->headers[i] && i < 6; i++)
@@ -474,9 +475,9 @@ int dsfs_session_call(struct dsfs_session *s, const struct dsfs_request *req,
 		if (ret < 0 || resp->status != 401 || anonymous || attempt > 0)
 			break;
 		/* Expired or ended session: log in again (once for all threads) and resend. */
-		pthread_mutex_lock(&s->lock);
+		dsfs_lock(&s->lock);
 		ret = login_locked(s, gen);
-		pthread_mutex_unlock(&s->lock);
+		dsfs_unlock(&s->lock);
 		if (ret < 0) {
 			explicit_bzero(hdr, sizeof(hdr));
 			dsfs_log(DSFS_LOG_ERR, "%s %s: the session ended and logging in again failed; check the credentials",
@@ -492,20 +493,20 @@ int dsfs_session_call(struct dsfs_session *s, const struct dsfs_request *req,
 
 void dsfs_session_health(struct dsfs_session *s, struct dsfs_session_health *out)
 {
-	pthread_mutex_lock(&s->lock);
+	dsfs_lock(&s->lock);
 	out->reachable = !s->unreachable;
 	out->logged_in = s->cur.id != NULL;
 	snprintf(out->last_error, sizeof(out->last_error), "%s", s->last_error);
 	out->since_error = s->last_error_at > 0 ? mono_now() - s->last_error_at : -1;
-	pthread_mutex_unlock(&s->lock);
+	dsfs_unlock(&s->lock);
 }
 
 unsigned long dsfs_session_logins(struct dsfs_session *s)
 {
 	unsigned long n;
 
-	pthread_mutex_lock(&s->lock);
+	dsfs_lock(&s->lock);
 	n = s->logins;
-	pthread_mutex_unlock(&s->lock);
+	dsfs_unlock(&s->lock);
 	return n;
 }

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "errmap.h"
+#include "locks.h"
 #include "log.h"
 
 struct dsfs_task_watch {
@@ -31,7 +32,7 @@ struct dsfs_task_watch {
 struct dsfs_tasks {
 	const struct dsfs_dialect *dialect;
 	struct dsfs_session *session;
-	pthread_mutex_t lock;
+	struct dsfs_mutex lock;
 	char *latest;
 	unsigned long latest_seq;
 	pthread_cond_t work;              /* a watch arrived, or the tracker is going */
@@ -53,7 +54,7 @@ struct dsfs_tasks *dsfs_tasks_new(const struct dsfs_dialect *dialect, struct dsf
 		return NULL;
 	t->dialect = dialect;
 	t->session = session;
-	pthread_mutex_init(&t->lock, NULL);
+	dsfs_mutex_init(&t->lock, DSFS_LOCK_TASKS);
 	pthread_cond_init(&t->work, NULL);
 	return t;
 }
@@ -64,10 +65,10 @@ void dsfs_tasks_free(struct dsfs_tasks *t)
 
 	if (!t)
 		return;
-	pthread_mutex_lock(&t->lock);
+	dsfs_lock(&t->lock);
 	t->stop = true;
 	pthread_cond_broadcast(&t->work);
-	pthread_mutex_unlock(&t->lock);
+	dsfs_unlock(&t->lock);
 	if (t->started)
 		pthread_join(t->poller, NULL);
 	for (w = t->watches; w; w = next) { /* their callers have gone with the mount */
@@ -77,7 +78,7 @@ void dsfs_tasks_free(struct dsfs_tasks *t)
 	}
 	free(t->latest);
 	pthread_cond_destroy(&t->work);
-	pthread_mutex_destroy(&t->lock);
+	dsfs_mutex_destroy(&t->lock);
 	free(t);
 }
 
@@ -87,20 +88,20 @@ void dsfs_tasks_set_latest(struct dsfs_tasks *t, const char *id)
 
 	if (id && !copy)
 		return;
-	pthread_mutex_lock(&t->lock);
+	dsfs_lock(&t->lock);
 	free(t->latest);
 	t->latest = copy;
 	t->latest_seq = __atomic_add_fetch(&seq_counter, 1, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&t->lock);
+	dsfs_unlock(&t->lock);
 }
 
 unsigned long dsfs_tasks_latest_seq(struct dsfs_tasks *t)
 {
 	unsigned long seq;
 
-	pthread_mutex_lock(&t->lock);
+	dsfs_lock(&t->lock);
 	seq = t->latest_seq;
-	pthread_mutex_unlock(&t->lock);
+	dsfs_unlock(&t->lock);
 	return seq;
 }
 
@@ -108,9 +109,9 @@ char *dsfs_tasks_latest(struct dsfs_tasks *t)
 {
 	char *id;
 
-	pthread_mutex_lock(&t->lock);
+	dsfs_lock(&t->lock);
 	id = t->latest ? strdup(t->latest) : NULL;
-	pthread_mutex_unlock(&t->lock);
+	dsfs_unlock(&t->lock);
 	return id;
 }
 
@@ -148,11 +149,11 @@ static bool poll_unwanted(void)
 
 	if (!t)
 		return false;
-	pthread_mutex_lock(&t->lock);
+	dsfs_lock(&t->lock);
 	if (!t->stop)
 		for (struct dsfs_task_watch *w = t->watches; w && unwanted; w = w->next_w)
 			unwanted = strcmp(w->url, t->polling);
-	pthread_mutex_unlock(&t->lock);
+	dsfs_unlock(&t->lock);
 	return unwanted;
 }
 
@@ -236,7 +237,7 @@ static void *poller(void *arg)
 	int failed_polls = 0;
 
 	poller_of = t;
-	pthread_mutex_lock(&t->lock);
+	dsfs_lock(&t->lock);
 	while (!t->stop) {
 		struct dsfs_task_watch *due = NULL, *expired = NULL, *ended = NULL, **p;
 		double now = now_s(), wake = now + 3600;
@@ -263,10 +264,10 @@ static void *poller(void *arg)
 			p = &w->next_w;
 		}
 		if (expired) {
-			pthread_mutex_unlock(&t->lock);
+			dsfs_unlock(&t->lock);
 			finish(expired, -ETIMEDOUT, dsfs_task_end_word(DSFS_TASK_TIMEDOUT),
 			       "wait_timeout passed before the task ended; it may still run");
-			pthread_mutex_lock(&t->lock);
+			dsfs_lock(&t->lock);
 			continue;
 		}
 		if (!due) {
@@ -276,7 +277,7 @@ static void *poller(void *arg)
 			abs_s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + (wake - now);
 			ts.tv_sec = (time_t)abs_s;
 			ts.tv_nsec = (long)((abs_s - (double)ts.tv_sec) * 1e9);
-			pthread_cond_timedwait(&t->work, &t->lock, &ts);
+			dsfs_cond_timedwait(&t->work, &t->lock, &ts);
 			continue;
 		}
 		url = strdup(due->url);
@@ -285,9 +286,9 @@ static void *poller(void *arg)
 			continue;
 		}
 		t->polling = url;
-		pthread_mutex_unlock(&t->lock);
+		dsfs_unlock(&t->lock);
 		poll_task(t, url, &out);
-		pthread_mutex_lock(&t->lock);
+		dsfs_lock(&t->lock);
 		t->polling = NULL;
 		now = now_s();
 		if (out.ret && out.ret != -EINTR && !out.ended && (failed_polls++ == 0 || failed_polls % 30 == 0))
@@ -310,12 +311,12 @@ static void *poller(void *arg)
 				p = &w->next_w;
 			}
 		}
-		pthread_mutex_unlock(&t->lock);
+		dsfs_unlock(&t->lock);
 		finish(ended, out.ret, out.end, out.why[0] ? out.why : NULL);
 		free(url);
-		pthread_mutex_lock(&t->lock);
+		dsfs_lock(&t->lock);
 	}
-	pthread_mutex_unlock(&t->lock);
+	dsfs_unlock(&t->lock);
 	return NULL;
 }
 
@@ -332,10 +333,10 @@ struct dsfs_task_watch *dsfs_tasks_watch(struct dsfs_tasks *t, const char *url, 
 	w->arg = arg;
 	w->next = now_s();
 	w->deadline = w->next + timeout;
-	pthread_mutex_lock(&t->lock);
+	dsfs_lock(&t->lock);
 	if (!t->started) {
 		if (pthread_create(&t->poller, NULL, poller, t) != 0) {
-			pthread_mutex_unlock(&t->lock);
+			dsfs_unlock(&t->lock);
 			free(w->url);
 			free(w);
 			return NULL;
@@ -346,7 +347,7 @@ struct dsfs_task_watch *dsfs_tasks_watch(struct dsfs_tasks *t, const char *url, 
 	t->watches = w;
 	t->nwatches++;
 	pthread_cond_signal(&t->work);
-	pthread_mutex_unlock(&t->lock);
+	dsfs_unlock(&t->lock);
 	return w;
 }
 
@@ -354,7 +355,7 @@ bool dsfs_tasks_unwatch(struct dsfs_tasks *t, struct dsfs_task_watch *w)
 {
 	bool removed = false;
 
-	pthread_mutex_lock(&t->lock);
+	dsfs_lock(&t->lock);
 	for (struct dsfs_task_watch **p = &t->watches; *p; p = &(*p)->next_w)
 		if (*p == w) {
 			*p = w->next_w;
@@ -362,7 +363,7 @@ bool dsfs_tasks_unwatch(struct dsfs_tasks *t, struct dsfs_task_watch *w)
 			removed = true;
 			break;
 		}
-	pthread_mutex_unlock(&t->lock);
+	dsfs_unlock(&t->lock);
 	if (removed) {
 		free(w->url);
 		free(w);
@@ -374,8 +375,8 @@ size_t dsfs_tasks_watching(struct dsfs_tasks *t)
 {
 	size_t n;
 
-	pthread_mutex_lock(&t->lock);
+	dsfs_lock(&t->lock);
 	n = t->nwatches;
-	pthread_mutex_unlock(&t->lock);
+	dsfs_unlock(&t->lock);
 	return n;
 }

@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "locks.h"
+
 /* Threads reading wait files at once: well within the mount's 256 waiting places per user. */
 #define WAIT_THREADS 64
 /* What a file read here may hold; a task's files are a few lines. */
@@ -43,11 +45,11 @@ struct task {
 };
 
 static struct {
-	pthread_mutex_t lock;
+	struct dsfs_mutex lock;
 	pthread_cond_t ended;
 	struct task *tasks;
 	size_t n, next; /* next: the first task no thread took yet */
-} waitcmd = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0 };
+} waitcmd = { DSFS_MUTEX_INITIALIZER(DSFS_LOCK_WAITCMD), PTHREAD_COND_INITIALIZER, NULL, 0, 0 };
 
 static const struct {
 	const char *word;
@@ -220,11 +222,11 @@ static void wait_task(struct task *t)
 		end = DSFS_WAIT_FAILED;
 		said = err == ENOENT ? "the task is gone" : strerror(err);
 	}
-	pthread_mutex_lock(&waitcmd.lock);
+	dsfs_lock(&waitcmd.lock);
 	t->reason = end == DSFS_WAIT_SUCCEEDED ? NULL : reason_of(t, said);
 	t->end = end;
 	pthread_cond_broadcast(&waitcmd.ended);
-	pthread_mutex_unlock(&waitcmd.lock);
+	dsfs_unlock(&waitcmd.lock);
 	free(text);
 }
 
@@ -233,10 +235,10 @@ static void *waiter(void *arg)
 	for (;;) {
 		struct task *t = NULL;
 
-		pthread_mutex_lock(&waitcmd.lock);
+		dsfs_lock(&waitcmd.lock);
 		if (waitcmd.next < waitcmd.n)
 			t = &waitcmd.tasks[waitcmd.next++];
-		pthread_mutex_unlock(&waitcmd.lock);
+		dsfs_unlock(&waitcmd.lock);
 		if (!t)
 			return NULL;
 		wait_task(t);
@@ -481,7 +483,7 @@ int dsfs_waitcmd_main(int argc, char *argv[])
 	pthread_attr_destroy(&attr);
 	ret = 0;
 	left = waitcmd.n;
-	pthread_mutex_lock(&waitcmd.lock);
+	dsfs_lock(&waitcmd.lock);
 	while (left) {
 		double t = now(), until = deadline;
 		struct timespec ts;
@@ -509,11 +511,11 @@ int dsfs_waitcmd_main(int argc, char *argv[])
 			fflush(stdout);
 		} else if (t >= next_draw || !left) {
 			/* the files are read without the lock: a read waits for the server */
-			pthread_mutex_unlock(&waitcmd.lock);
+			dsfs_unlock(&waitcmd.lock);
 			for (size_t i = 0; i < waitcmd.n && left; i++)
 				if (!waitcmd.tasks[i].reported)
 					sample(&waitcmd.tasks[i]);
-			pthread_mutex_lock(&waitcmd.lock);
+			dsfs_lock(&waitcmd.lock);
 			draw(width, drawn);
 			drawn = true;
 			next_draw = now() + 1;
@@ -525,7 +527,7 @@ int dsfs_waitcmd_main(int argc, char *argv[])
 		if (tty && next_draw < until)
 			until = next_draw;
 		if (isinf(until)) {
-			pthread_cond_wait(&waitcmd.ended, &waitcmd.lock);
+			dsfs_cond_wait(&waitcmd.ended, &waitcmd.lock);
 			continue;
 		}
 		/* the condition variable's clock is CLOCK_REALTIME: wait the same length on it */
@@ -538,14 +540,14 @@ int dsfs_waitcmd_main(int argc, char *argv[])
 				ts.tv_sec++;
 				ts.tv_nsec -= 1000000000L;
 			}
-			pthread_cond_timedwait(&waitcmd.ended, &waitcmd.lock, &ts);
+			dsfs_cond_timedwait(&waitcmd.ended, &waitcmd.lock, &ts);
 		}
 	}
 	if (tty) /* under the bars, why each task that did not succeed did not */
 		for (size_t i = 0; i < waitcmd.n; i++)
 			if (waitcmd.tasks[i].end != DSFS_WAIT_SUCCEEDED)
 				print_end(&waitcmd.tasks[i]);
-	pthread_mutex_unlock(&waitcmd.lock);
+	dsfs_unlock(&waitcmd.lock);
 	fflush(stdout);
 	/* threads still reading a wait file (after --timeout) end with the process: their reads stop at once */
 	return ret;

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "locks.h"
 #include "log.h"
 
 struct holder {
@@ -18,7 +19,7 @@ struct holder {
 };
 
 struct dsfs_waiters {
-	pthread_mutex_t lock;
+	struct dsfs_mutex lock;
 	unsigned total, per_user, held; /* held: places taken by others than the owner, under lock */
 	uid_t owner;
 	struct holder *users;           /* total rows, under lock */
@@ -38,7 +39,7 @@ struct dsfs_waiters *dsfs_waiters_new(unsigned total, unsigned per_user, uid_t o
 	w->total = total;
 	w->per_user = per_user;
 	w->owner = owner;
-	pthread_mutex_init(&w->lock, NULL);
+	dsfs_mutex_init(&w->lock, DSFS_LOCK_WAITERS);
 	return w;
 }
 
@@ -46,7 +47,7 @@ void dsfs_waiters_free(struct dsfs_waiters *w)
 {
 	if (!w)
 		return;
-	pthread_mutex_destroy(&w->lock);
+	dsfs_mutex_destroy(&w->lock);
 	free(w->users);
 	free(w);
 }
@@ -58,7 +59,7 @@ int dsfs_waiters_enter(struct dsfs_waiters *w, uid_t uid)
 
 	if (!w)
 		return 0;
-	pthread_mutex_lock(&w->lock);
+	dsfs_lock(&w->lock);
 	for (unsigned i = 0; i <= w->total && !mine; i++) {
 		if (w->users[i].n && w->users[i].uid == uid)
 			mine = &w->users[i];
@@ -82,7 +83,7 @@ int dsfs_waiters_enter(struct dsfs_waiters *w, uid_t uid)
 		if (uid != w->owner)
 			w->held++;
 	}
-	pthread_mutex_unlock(&w->lock);
+	dsfs_unlock(&w->lock);
 	return ret;
 }
 
@@ -90,7 +91,7 @@ void dsfs_waiters_leave(struct dsfs_waiters *w, uid_t uid)
 {
 	if (!w)
 		return;
-	pthread_mutex_lock(&w->lock);
+	dsfs_lock(&w->lock);
 	for (unsigned i = 0; i <= w->total; i++) {
 		if (w->users[i].n && w->users[i].uid == uid) {
 			w->users[i].n--;
@@ -99,5 +100,5 @@ void dsfs_waiters_leave(struct dsfs_waiters *w, uid_t uid)
 			break;
 		}
 	}
-	pthread_mutex_unlock(&w->lock);
+	dsfs_unlock(&w->lock);
 }
