@@ -125,7 +125,7 @@ bool dsfs_fuse_pending_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name
 void dsfs_fuse_reply_read(fuse_req_t req, struct dsfs_ehandle *h, struct dsfs_blob *newest, size_t size,
 			  off_t off);
 
-/* Answers every wait still pending (EINTR): the mount is ending. */
+/* Answers every wait still pending (EINTR), and waits for those whose end is being told: the mount is ending. */
 void dsfs_fuse_pending_end(void);
 
 /* ---- fuse_readdir.c: directories --------------------------------------------------- */

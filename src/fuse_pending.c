@@ -12,8 +12,10 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "locks.h"
+#include "log.h"
 
 void dsfs_fuse_reply_read(fuse_req_t req, struct dsfs_ehandle *h, struct dsfs_blob *newest, size_t size,
 			  off_t off)
@@ -44,7 +46,10 @@ struct pending {
 };
 
 static struct dsfs_mutex list_lock = DSFS_MUTEX_INITIALIZER(DSFS_LOCK_FUSE_PENDING_LIST); /* guards list */
+static pthread_cond_t list_shrank = PTHREAD_COND_INITIALIZER; /* broadcast when one leaves list */
 static struct pending *list;
+
+#define END_DRAIN_S 10 /* at unmount, how long the waits whose end is being told may take to finish */
 
 static void pending_unref(struct pending *p)
 {
@@ -62,6 +67,7 @@ static void pending_unref(struct pending *p)
 		list = p->next;
 	if (p->next)
 		p->next->prev = p->prev;
+	pthread_cond_broadcast(&list_shrank);
 	dsfs_unlock(&list_lock);
 	dsfs_mutex_destroy(&p->lock);
 	free(p->name);
@@ -206,6 +212,27 @@ bool dsfs_fuse_pending_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name
 	return pending_start(p, start_rmdir, ret);
 }
 
+/*
+ * Waits until every pending wait has left the list. What is left after
+ * the cancels could not be cancelled: the task's poller has taken its
+ * watch and is telling its end (pending_done) right now, with no request
+ * in flight. Whatever the wait touches (its open file, the member's
+ * file system) is freed after this returns, so it must have finished.
+ */
+static void drain(void)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += END_DRAIN_S;
+	dsfs_lock(&list_lock);
+	while (list && dsfs_cond_timedwait(&list_shrank, &list_lock, &until) != ETIMEDOUT)
+		;
+	if (list)
+		dsfs_log(DSFS_LOG_ERR, "unmount: a wait's end was still being told after %d s", END_DRAIN_S);
+	dsfs_unlock(&list_lock);
+}
+
 void dsfs_fuse_pending_end(void)
 {
 	for (;;) {
@@ -223,8 +250,9 @@ void dsfs_fuse_pending_end(void)
 		}
 		dsfs_unlock(&list_lock);
 		if (!p)
-			return;
+			break;
 		pending_reply(p, -EINTR);
 		pending_unref(p);
 	}
+	drain();
 }

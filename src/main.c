@@ -133,9 +133,10 @@ struct member {
 
 static void stop_member(struct member *m)
 {
+	/* the tasks' poller first: a task's end it is telling reaches into the file system */
+	dsfs_tasks_free(m->tasks);
 	dsfs_fs_free(m->fs);
 	dsfs_events_free(m->events);
-	dsfs_tasks_free(m->tasks);
 	dsfs_cache_free(m->cache);
 	dsfs_session_free(m->session); /* logs out */
 	if (!m->shared_http)
