@@ -8,7 +8,8 @@ limit, filter and sort, HEAD counts, OPTIONS, actions answered 204 whose work
 shows up as jobs in /jobstatus, {"err_code", "err_message"} errors. It also
 answers a Google-style POST /token (the OAuth2 JWT-bearer grant of service
 accounts), checking the JWT's RS256 signature with the standard library.
-HTTP, faults, stats and the task clock are refcore's. docs/refserver.md,
+HTTP, faults, stats, the /_sim controls and the task clock are the core's
+(refcore.py, refsim.py, reffaults.py, refhttp.py). docs/refserver.md,
 "Backup and DR mode", describes it.
 """
 
@@ -16,19 +17,19 @@ import base64
 import binascii
 import collections
 import hashlib
-import heapq
 import hmac
 import ipaddress
 import json
 import re
 import secrets
 import time
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 from refcore import (
-    REQUESTS_KEPT, requests_control,
-    BASE_EPOCH, GIB, HOST_ROLES, HOSTILE_NAMES, SIZES_GIB, ApiError, Dialect, Req, Task,
-    TaskFailed, dumps, iso, mix, no_content, ok_json)
+    BASE_EPOCH, GIB, HOST_ROLES, HOSTILE_NAMES, SIZES_GIB, ApiError, Task, TaskFailed,
+    basic_credentials, check_user, dumps, json_object, media_type, mix, no_content, ok_json,
+    same_secret, secret_from_file, split_path)
+from refsim import Dialect, Req
 
 BDR_BASE = "/actifio"
 TOKEN_PATH = "/token"
@@ -36,7 +37,6 @@ JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 GOOGLE_TOKEN_AUD = "https://oauth2.googleapis.com/token"
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 DEMO_PRINCIPAL = "dsfs-demo@example.iam.gserviceaccount.com"
-LONG_TTL = 10 * 365 * 86400
 US = 1000000    # times are epoch microseconds
 
 # --------------------------------------------------------------------------
@@ -654,7 +654,7 @@ class BackupDR(Dialect):
         self.est = Estate(opts)
         self.tokens = {}      # access token -> [principal, expiry]
         self.sessions = {}    # session id -> {"expiry", "principal", "bearer", "user", ...}
-        self.requests = collections.deque(maxlen=REQUESTS_KEPT)
+        self.demo_principal = DEMO_PRINCIPAL   # the owner of a /_sim/tokens token
         sim.event("server started (backupdr) with %d appliance(s)"
                   % len(self.est.kinds["cluster"]))
 
@@ -682,11 +682,7 @@ class BackupDR(Dialect):
 
     @staticmethod
     def check_options(p, opts):
-        if opts.bearer_token_file:
-            with open(opts.bearer_token_file, encoding="utf-8") as f:
-                opts.bearer_token = f.readline().rstrip("\r\n")
-        elif opts.bearer_token is None:
-            opts.bearer_token = "dsfs-demo-token"
+        secret_from_file(opts, "bearer_token", "dsfs-demo-token")
         if opts.dialect != "backupdr":
             return
         if opts.arrays != 1:
@@ -706,11 +702,7 @@ class BackupDR(Dialect):
 
     # -- routing
     def route(self, method, path, qs, headers, body):
-        segs = path.split("/")[1:]
-        if len(segs) > 1 and segs[-1] == "":
-            segs.pop()
-        if "%" in path:
-            segs = [unquote(s) for s in segs]
+        segs = split_path(path)
         route = None
         if path == TOKEN_PATH:
             route = BRoute(TOKEN_PATH, None, "token", "POST")
@@ -738,25 +730,12 @@ class BackupDR(Dialect):
                 query.setdefault("filter", []).append(v)
             else:
                 query[k] = v
-        entry = self.record(method, path, qs, headers, body, route)
+        entry = self.record(method, path, qs, headers, body, route.template if route else None)
         return Req(method, path, path, route, segs, query, None, entry)
 
-    def record(self, method, path, qs, headers, body, route):
-        if method in ("GET", "HEAD", "OPTIONS") or path == TOKEN_PATH:
-            return None
-        parsed = None
-        if body:
-            try:
-                parsed = json.loads(body)
-            except (ValueError, UnicodeDecodeError):
-                parsed = body.decode("utf-8", "replace")
-        entry = {"method": method, "path": path, "query": qs,
-                 "template": route.template if route else None,
-                 "contentType": headers.get("content-type"), "body": parsed,
-                 "status": None, "time": iso(time.time())}
-        with self.sim.lock:
-            self.requests.append(entry)
-        return entry
+    def keeps(self, method, path):
+        """/_sim/requests keeps no read, nor a /token request (it carries the assertion)."""
+        return method not in ("GET", "HEAD", "OPTIONS") and path != TOKEN_PATH
 
     # -- one request
     def handle(self, req, headers, body, host):
@@ -787,12 +766,10 @@ class BackupDR(Dialect):
                 return self.listing(method, route.kind, req.query, now)
             if route.action == "one" and method == "GET":
                 return self.one(route.kind, req.segs[2], now)
-            if body:
-                ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-                if ctype != "application/json":
-                    raise ApiError(415, "request bodies must be application/json (got %r)"
-                                   % ctype)
-            b = self.sim.parse_json(body)
+            if body and media_type(headers) != "application/json":
+                raise ApiError(415, "request bodies must be application/json (got %r)"
+                               % media_type(headers))
+            b = json_object(body)
             if route.action == "one":
                 out = self.update(route.kind, req.segs[2], b, now)
             else:
@@ -812,7 +789,7 @@ class BackupDR(Dialect):
         if auth[:7].lower() != "bearer ":
             return None
         tok = auth[7:].strip()
-        if self.demo_token and hmac.compare_digest(tok.encode(), self.demo_token.encode()):
+        if self.demo_token and same_secret(tok, self.demo_token):
             return DEMO_PRINCIPAL
         t = self.tokens.get(tok)
         if t is None or t[1] < now:
@@ -822,20 +799,12 @@ class BackupDR(Dialect):
         return t[0]
 
     def login(self, headers, now):
-        auth = headers.get("authorization", "")
         basic = [("WWW-Authenticate", 'Basic realm="actifio"')]
-        if auth[:6].lower() == "basic ":
-            try:
-                user, _, pw = base64.b64decode(auth[6:].strip(), validate=True) \
-                    .decode("utf-8").partition(":")
-            except (ValueError, UnicodeDecodeError):
-                raise ApiError(401, "malformed HTTP Basic credentials", basic)
-            if not (hmac.compare_digest(user.encode(), self.user.encode())
-                    and hmac.compare_digest(pw.encode(), self.password.encode())):
-                self.sim.event("login refused for user %r" % user)
-                raise ApiError(401, "wrong user name or password", basic)
-            principal, bearer = user, False
-        elif auth[:7].lower() == "bearer ":
+        creds = basic_credentials(headers, basic)
+        if creds is not None:
+            check_user(self.sim, *creds, self.user, self.password, basic)
+            principal, bearer = creds[0], False
+        elif headers.get("authorization", "")[:7].lower() == "bearer ":
             principal, bearer = self.bearer(headers, now), True
         else:
             raise ApiError(401, "log in with Authorization: Bearer <token> or Basic", basic)
@@ -893,7 +862,7 @@ class BackupDR(Dialect):
             return status, dumps({"error": code, "error_description": desc}), \
                 [("Cache-Control", "no-store")]
 
-        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+        ctype = media_type(headers)
         if ctype != "application/x-www-form-urlencoded":
             return oauth_error(400, "invalid_request", "the token request must be "
                                "application/x-www-form-urlencoded (got %r)" % ctype)
@@ -1137,10 +1106,7 @@ class BackupDR(Dialect):
                   backup=backup, host_name=host.pub["hostname"] if host else "",
                   label=label or "", policy=policy or "")
         est.jobs.append(job)
-        self.sim.task_seq += 1
-        heapq.heappush(est.pending, (job.end, self.sim.task_seq, job))
-        self.sim.last_task = job
-        self.sim.event("job %s started: %s" % (jid, display))
+        self.sim.start_task(est, job)
         if dur == 0:
             self.sim.settle(est, now)
         return no_content()
@@ -1180,51 +1146,17 @@ class BackupDR(Dialect):
             self.sim.event("%s of %s done" % (name, app.pub["appname"]))
         return run
 
-    # -- /_sim additions
-    def sim_control(self, method, parts, body, qs):
-        sim = self.sim
-        if parts == ["tokens"] and method == "POST":
-            spec = sim.parse_json(body)
-            ttl = spec.get("ttl", LONG_TTL)
-            if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or ttl <= 0:
-                raise ApiError(422, "field 'ttl' must be a positive number of seconds")
-            principal = spec.get("principal", DEMO_PRINCIPAL)
-            with sim.lock:
-                return ok_json(self.issue_token(principal, ttl))
-        if parts == ["sessions"] and method == "GET":
-            with sim.lock:
-                now = time.time()
-                return ok_json({"active": sum(1 for s in self.sessions.values()
-                                              if s["expiry"] >= now)})
-        if parts == ["sessions", "expire"] and method == "POST":
-            with sim.lock:
-                self.sessions.clear()
-            sim.event("every session expired")
-            return no_content()
-        if parts == ["password"] and method == "POST":
-            pw = sim.parse_json(body).get("password")
-            if not isinstance(pw, str):
-                raise ApiError(422, "field 'password' must be a string")
-            with sim.lock:
-                self.password = pw
-            sim.event("password changed")
-            return no_content()
-        if parts == ["requests"]:
-            return requests_control(sim, self.requests, method, parts, qs)
-        if parts == ["events"] and method == "POST":
-            spec = sim.parse_json(body)
-            command, count = spec.get("command"), spec.get("count", 1)
-            if not isinstance(command, str) or not command:
-                raise ApiError(422, "field 'command' must be a non-empty string")
-            if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 5000:
-                raise ApiError(422, "field 'count' must be an integer from 1 to 5000")
-            with sim.lock:
-                # count > 1: one burst, every record at the first one's issuedate
-                for k in range(count):
-                    rec = self.est.add_audit(us(time.time()), SIM_USER,
-                                             command if count == 1 else "%s %d" % (command, k + 1),
-                                             None, None, same=k > 0)
-                out = rec.json()
-            sim.event("%d localaudit record(s) added, the last %s" % (count, rec.id))
-            return 201, out, None
-        return None
+    # -- /_sim: the shared controls' hooks
+    token_owner = ("principal", "demo_principal")
+    event_field = "command"
+    event_what = "localaudit record"
+
+    def logins(self):
+        return self.sessions
+
+    @staticmethod
+    def login_expiry(value):
+        return value["expiry"]
+
+    def add_sim_event(self, text, same):
+        return self.est.add_audit(us(time.time()), SIM_USER, text, None, None, same=same).json()

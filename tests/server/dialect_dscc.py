@@ -6,16 +6,15 @@ spec itself (tests/server/spec): every route below is one of the spec's path
 templates, request bodies are checked against the operation's schema with
 openapi_check, and every object answered is the spec's example skeleton of
 the response schema with the estate's values laid over it, so it carries
-every property the schema lists. Tasks, faults, stats, TLS and HTTP are
-refcore's. docs/refserver.md, "DSCC mode", describes it.
+every property the schema lists. Tasks, faults, stats, the /_sim controls,
+TLS and HTTP are the core's (refcore.py, refsim.py, reffaults.py,
+refhttp.py). docs/refserver.md, "DSCC mode", describes it.
 """
 
 import base64
 import calendar
 import collections
 import functools
-import heapq
-import hmac
 import json
 import os
 import random
@@ -26,13 +25,13 @@ import time
 from urllib.parse import parse_qsl, unquote
 
 from refcore import (
-    REQUESTS_KEPT, requests_control,
-    BASE_EPOCH, CATEGORIES, HOST_ROLES, HOSTILE_NAMES, SIZES_GIB, ApiError, Dialect, Req,
-    Task, TaskFailed, dumps, error_body, iso, mix, no_content, ok_json)
+    BASE_EPOCH, HOST_ROLES, HOSTILE_NAMES, ApiError, Task, TaskFailed, basic_credentials,
+    dumps, error_body, iso, media_type, mix, ok_json, same_secret, secret_from_file, split_path,
+    volume_traits)
+from refsim import Dialect, Req
 
 DSCC_API = "/api/v1"
 DSCC_TOKEN_PATH = "/oauth2/token"
-DSCC_LONG_TTL = 10 * 365 * 86400
 
 DEVICE_TYPES = {
     1: {"family": "deviceType1", "model": "HPE Alletra 9060", "version": "9.5.3",
@@ -148,7 +147,6 @@ class DsccEstate:
         self.task_by_id = {}
         self.pending = []
         self.tokens = {}       # access token -> expiry (epoch)
-        self.requests = collections.deque(maxlen=REQUESTS_KEPT)
         self.audit = []        # audit events, oldest first
         self.audit_seq = 0
         self.audit_ms = 0      # occurredAt of the newest event (epoch ms)
@@ -262,10 +260,7 @@ class DsccEstate:
         by_pool = collections.Counter()
         for v in range(1, opts.volumes + 1):
             h = mix(seed, K_VOL, i, v)
-            cat = CATEGORIES[h % len(CATEGORIES)]
-            size = SIZES_GIB[(h >> 8) % len(SIZES_GIB)] * MIB_PER_GIB
-            used = size * (5 + (h >> 16) % 90) // 100
-            ct = t0 + (h >> 24) % (500 * 86400)
+            cat, size, used, ct = volume_traits(h, t0, MIB_PER_GIB)
             pid = pids[(h >> 40) % len(pids)]
             by_pool[pid] += size
             vrec = self.add_volume(s, hexid(idlen, seed, K_VOL, i, v),
@@ -1354,11 +1349,7 @@ class Dscc(Dialect):
     @staticmethod
     def check_options(p, opts):
         # checked whatever the dialect, as they always were
-        if opts.client_secret_file:
-            with open(opts.client_secret_file, encoding="utf-8") as f:
-                opts.client_secret = f.readline().rstrip("\r\n")
-        elif opts.client_secret is None:
-            opts.client_secret = "dsfs-demo-secret"
+        secret_from_file(opts, "client_secret", "dsfs-demo-secret")
         if opts.token_ttl < 1:
             p.error("--token-ttl must be at least 1")
         try:
@@ -1379,9 +1370,7 @@ class Dscc(Dialect):
 
     def route(self, method, path, qs, headers, body):
         route, segs = self.classify(method, path)
-        entry = self.record(method, path, qs, headers, body)
-        if entry is not None and route is not None:
-            entry["template"] = route.template
+        entry = self.record(method, path, qs, headers, body, route.template if route else None)
         query = dict(parse_qsl(qs, keep_blank_values=True)) if qs else {}
         return Req(method, path, path, route, segs, query, None, entry)
 
@@ -1391,21 +1380,13 @@ class Dscc(Dialect):
 
     # -- routing and stats
     def classify(self, method, path):
-        segs = path.split("/")[1:] if path else []
-        if len(segs) > 1 and segs[-1] == "":
-            segs.pop()
-        if "%" in path:
-            segs = [unquote(s) for s in segs]
+        segs = split_path(path)
         route = None
         for r in self.index.get(len(segs), ()):
             if all(p is None or p == s for p, s in zip(r.segs, segs)):
                 route = r
                 break
-        key = (method, route.template if route else "<unknown>")
-        sim = self.sim
-        with sim.stats_lock:
-            sim.stats[key] += 1
-            sim.total += 1
+        self.count((method, route.template if route else "<unknown>"))
         return route, segs
 
     # -- rendering
@@ -1501,7 +1482,7 @@ class Dscc(Dialect):
         return 200, b"".join(out), None
 
     # -- tokens
-    def issue_token(self, ttl, client):
+    def issue_token(self, client, ttl):
         now = time.time()
         est = self.est
         for tok in [t for t, exp in est.tokens.items() if exp < now]:
@@ -1521,7 +1502,7 @@ class Dscc(Dialect):
 
         if method != "POST":
             return 405, error_body(405, "%s is not allowed here" % method), [("Allow", "POST")]
-        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+        ctype = media_type(headers)
         if ctype != "application/x-www-form-urlencoded":
             return oauth_error(400, "invalid_request", "the token request must be "
                                "application/x-www-form-urlencoded (got %r)" % ctype)
@@ -1530,17 +1511,15 @@ class Dscc(Dialect):
         except UnicodeDecodeError:
             return oauth_error(400, "invalid_request", "the form is not UTF-8")
         cid, secret = form.get("client_id"), form.get("client_secret")
-        auth = headers.get("authorization", "")
-        challenge = None
-        if auth[:6].lower() == "basic ":
-            challenge = [("WWW-Authenticate", 'Basic realm="dscc"')]
-            try:
-                user, _, pw = base64.b64decode(auth[6:].strip(), validate=True) \
-                    .decode("utf-8").partition(":")
-            except (ValueError, UnicodeDecodeError):
-                return oauth_error(401, "invalid_client", "malformed HTTP Basic credentials",
-                                   challenge)
-            cid, secret = unquote(user.replace("+", " ")), unquote(pw.replace("+", " "))
+        challenge = [("WWW-Authenticate", 'Basic realm="dscc"')]
+        try:
+            basic = basic_credentials(headers, challenge)
+        except ApiError as e:
+            return oauth_error(401, "invalid_client", e.message, challenge)
+        if basic is None:
+            challenge = None
+        else:
+            cid, secret = (unquote(v.replace("+", " ")) for v in basic)
         grant = form.get("grant_type")
         if grant is None:
             return oauth_error(400, "invalid_request", "grant_type is missing")
@@ -1551,33 +1530,17 @@ class Dscc(Dialect):
             return oauth_error(401, "invalid_client", "client credentials are missing "
                                "(HTTP Basic or client_id and client_secret)", challenge)
         with self.sim.lock:
-            ok = hmac.compare_digest(cid.encode(), self.client_id.encode()) and \
-                hmac.compare_digest(secret.encode(), self.client_secret.encode())
-            if not ok:
+            if not (same_secret(cid, self.client_id) and same_secret(secret, self.client_secret)):
                 self.sim.event("token refused for client %r" % cid)
                 return oauth_error(401, "invalid_client", "unknown client or wrong secret",
                                    challenge)
-            out = self.issue_token(self.opts.token_ttl, cid)
+            out = self.issue_token(cid, self.opts.token_ttl)
         self.sim.event("token issued to client %s" % cid)
         return 200, dumps(out), [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
 
-    # -- requests
-    def record(self, method, path, qs, headers, body):
-        """Keep a non-GET request for GET /_sim/requests; returns the entry."""
-        if method in ("GET", "HEAD") or not path.startswith(DSCC_API + "/"):
-            return None
-        parsed = None
-        if body:
-            try:
-                parsed = json.loads(body)
-            except (ValueError, UnicodeDecodeError):
-                parsed = body.decode("utf-8", "replace")
-        entry = {"method": method, "path": path, "query": qs, "template": None,
-                 "contentType": headers.get("content-type"), "body": parsed, "status": None,
-                 "time": iso(time.time())}
-        with self.sim.lock:
-            self.est.requests.append(entry)
-        return entry
+    # -- requests kept for /_sim/requests: not the token endpoint's (it carries the secret)
+    def keeps(self, method, path):
+        return method not in ("GET", "HEAD") and path.startswith(DSCC_API + "/")
 
     # -- one API request
     def handle_request(self, method, path, route, segs, query, headers, body, host,
@@ -1620,10 +1583,9 @@ class Dscc(Dialect):
             self.settle(now)
             schema = route.schemas.get(method)
             if body:
-                ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-                if ctype != "application/json":
+                if media_type(headers) != "application/json":
                     raise ApiError(415, "request bodies must be application/json (got %r)"
-                                   % ctype)
+                                   % media_type(headers))
                 try:
                     ctx.body = json.loads(body)
                 except (ValueError, UnicodeDecodeError) as e:
@@ -1670,76 +1632,37 @@ class Dscc(Dialect):
             est.gen += 1
 
     def run_task(self, ctx, display, resources, steps, effect, fail=None, busy=()):
-        sim = self.sim
         est = self.est
         tid = uuid_of("%032x" % random.getrandbits(128))
         dur = 0.0 if self.opts.sync else self.opts.task_seconds
-        task = DTask(tid, display, ctx.now, dur, steps, resources, effect, fail, list(busy),
-                     customer=est.customer, user=self.client_id, poll=self.poll)
-        for s, vid in busy:
-            s.busy[vid] += 1
+        task = ctx.task = DTask(tid, display, ctx.now, dur, steps, resources, effect, fail,
+                                list(busy), customer=est.customer, user=self.client_id,
+                                poll=self.poll)
         est.tasks.append(task)
         est.task_by_id[tid] = task
-        sim.task_seq += 1
-        heapq.heappush(est.pending, (task.end, sim.task_seq, task))
-        sim.last_task = task
-        ctx.task = task
-        sim.event("task %s started: %s" % (tid, display))
+        self.sim.start_task(est, task)
         if dur == 0:
             self.settle(ctx.now)
         uri = u_top("tasks", tid)
         return 202, dumps({"taskUri": uri, "status": "SUBMITTED",
                            "message": "Successfully submitted"}), [("Location", ctx.base + uri)]
 
-    # -- /_sim additions
-    def sim_control(self, method, parts, body, qs):
+    # -- /_sim: the shared controls' hooks
+    login_what = "token"
+    secret = ("client_secret", "client secret")
+    token_owner = ("client_id", "client_id")
+    event_field = "description"
+    event_what = "audit event"
+
+    def logins(self):
+        return self.est.tokens
+
+    def add_sim_event(self, text, same):
         est = self.est
-        sim = self.sim
-        if parts == ["tokens"] and method == "POST":
-            spec = sim.parse_json(body)
-            ttl = spec.get("ttl", DSCC_LONG_TTL)
-            if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or ttl <= 0:
-                raise ApiError(422, "field 'ttl' must be a positive number of seconds")
-            with sim.lock:
-                out = self.issue_token(ttl, spec.get("client_id", self.client_id))
-            return ok_json(out)
-        if parts == ["sessions"] and method == "GET":
-            with sim.lock:
-                now = time.time()
-                return ok_json({"active": sum(1 for e in est.tokens.values() if e >= now)})
-        if parts == ["sessions", "expire"] and method == "POST":
-            with sim.lock:
-                est.tokens.clear()
-            sim.event("every token expired")
-            return no_content()
-        if parts == ["password"] and method == "POST":
-            pw = sim.parse_json(body).get("password")
-            if not isinstance(pw, str):
-                raise ApiError(422, "field 'password' must be a string")
-            with sim.lock:
-                self.client_secret = pw
-            sim.event("client secret changed")
-            return no_content()
-        if parts == ["requests"]:
-            return requests_control(sim, est.requests, method, parts, qs)
-        if parts == ["events"] and method == "POST":
-            spec = sim.parse_json(body)
-            desc, count = spec.get("description"), spec.get("count", 1)
-            if not isinstance(desc, str) or not desc:
-                raise ApiError(422, "field 'description' must be a non-empty string")
-            if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 5000:
-                raise ApiError(422, "field 'count' must be an integer from 1 to 5000")
-            with sim.lock:
-                # count > 1: one burst, every event at the first one's occurredAt
-                for k in range(count):
-                    rec = est.add_audit(time.time() * 1000, "sim.event",
-                                        desc if count == 1 else "%s %d" % (desc, k + 1), None,
-                                        "/_sim/events", SEED_USER, None, same=k > 0)
-                out = overlay(self.skeleton({"$ref": "#/components/schemas/AuditData"}),
-                              r_audit(est, rec))
-            sim.event("%d audit event(s) added, the last %s" % (count, rec.id))
-            return ok_json(out, 201)
-        return None
+        rec = est.add_audit(time.time() * 1000, "sim.event", text, None, "/_sim/events",
+                            SEED_USER, None, same=same)
+        return dumps(overlay(self.skeleton({"$ref": "#/components/schemas/AuditData"}),
+                             r_audit(est, rec)))
 
 
 # -- dscc handlers: lookups

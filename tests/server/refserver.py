@@ -11,7 +11,10 @@ Cloud Sync API under /api (--dialect cloudsync). dsfs's tests, demo and
 benchmarks run against it; docs/refserver.md describes it.
 
 This file is the entry point: the registry of dialects and the options.
-refcore.py holds what every dialect shares, dialect_*.py one API each.
+What every dialect shares is the core: refcore.py (building blocks),
+refsim.py (the simulator and the /_sim controls), reffaults.py (fault
+injection), refhttp.py (HTTP/1.1, TLS, serving); dialect_*.py holds one API
+each.
 
 Started by hand (stdout a terminal, or --how-to-mount) it also prints the
 credentials file and the dsfs command line that mount it.
@@ -29,7 +32,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from refcore import parse_listen, positive_float, serve  # noqa: E402
+from refcore import secret_from_file  # noqa: E402
+from refhttp import parse_listen, positive_float, serve  # noqa: E402
 from dialect_storageplugin import StoragePlugin  # noqa: E402
 from dialect_dscc import Dscc  # noqa: E402
 from dialect_backupdr import BackupDR  # noqa: E402
@@ -38,6 +42,18 @@ from dialect_cloudsync import CloudSync  # noqa: E402
 # The dialects, by --dialect name; the first is the default. Adding an API is
 # adding its dialect_*.py module and one line here.
 DIALECTS = {d.name: d for d in (StoragePlugin, Dscc, BackupDR, CloudSync)}
+
+# The size of the estate: option, default, help (DEFAULT: where the default is said)
+ESTATE_SIZES = (
+    ("servers", 2, "servers per array (DEFAULT)"),
+    ("volumes", 20, "volumes per server (DEFAULT)"),
+    ("snapshots", 3, "snapshots of each volume of its own (DEFAULT). In the storage-plugin "
+     "mode the first 8 volumes of each server are also in consistency groups whose two "
+     "group snapshots add a volume snapshot each, so those volumes list N+2 snapshots "
+     "(5 by default)"),
+    ("hosts", 5, "hosts per server (DEFAULT)"),
+    ("luns", 10, "LUNs per server (DEFAULT)"),
+)
 
 
 def parse_args(argv):
@@ -74,19 +90,9 @@ def parse_args(argv):
                    help="number of storage arrays, each with its own estate (default 1)")
     p.add_argument("--seed", type=int, default=1, metavar="N",
                    help="seed of the deterministic estate (default 1)")
-    p.add_argument("--servers", type=int, default=2, metavar="N",
-                   help="servers per array (default 2)")
-    p.add_argument("--volumes", type=int, default=20, metavar="N",
-                   help="volumes per server (default 20)")
-    p.add_argument("--snapshots", type=int, default=3, metavar="N",
-                   help="snapshots of each volume of its own (default 3). In the "
-                   "storage-plugin mode the first 8 volumes of each server are also in "
-                   "consistency groups whose two group snapshots add a volume snapshot "
-                   "each, so those volumes list N+2 snapshots (5 by default)")
-    p.add_argument("--hosts", type=int, default=5, metavar="N",
-                   help="hosts per server (default 5)")
-    p.add_argument("--luns", type=int, default=10, metavar="N",
-                   help="LUNs per server (default 10)")
+    for name, default, what in ESTATE_SIZES:
+        p.add_argument("--" + name, type=int, default=default, metavar="N",
+                       help=what.replace("DEFAULT", "default %d" % default))
     p.add_argument("--hostile-names", action="store_true",
                    help="add resources with awkward names (duplicate, empty, '.', '..', "
                    "'/', '%%', newline, tab, non-ASCII) and ids ('/', '..', '?', '#', '%%', "
@@ -131,11 +137,7 @@ def parse_args(argv):
     for name in ("volumes", "snapshots", "hosts", "luns"):
         if getattr(opts, name) < 0:
             p.error("--%s must not be negative" % name)
-    if opts.password_file:
-        with open(opts.password_file, encoding="utf-8") as f:
-            opts.password = f.readline().rstrip("\r\n")
-    elif opts.password is None:
-        opts.password = "admin"
+    secret_from_file(opts, "password", "admin")
     chosen = DIALECTS[opts.dialect]
     if opts.session_ttl is None:
         opts.session_ttl = chosen.session_ttl
