@@ -26,9 +26,9 @@ import time
 from urllib.parse import parse_qsl
 
 from refcore import (
-    BASE_EPOCH, GIB, HOST_ROLES, HOSTILE_NAMES, SIZES_GIB, ApiError, Task, TaskFailed,
-    basic_credentials, check_user, dumps, json_object, media_type, mix, no_content, ok_json,
-    same_secret, secret_from_file, split_path)
+    BASE_EPOCH, GIB, HOSTILE_NAMES, HOST_ROLES, SIZES_GIB, ApiError, Task, TaskFailed,
+    add_secret_option, basic_credentials, check_user, dumps, json_object, media_type, mix,
+    no_content, oauth_error, oauth_token, ok_json, same_secret, split_path, token_form)
 from refsim import Dialect, Req
 
 BDR_BASE = "/actifio"
@@ -666,11 +666,8 @@ class BackupDR(Dialect):
             "default 3600 here), --servers (appliances), --hosts (hosts per appliance), "
             "--volumes (applications per appliance), --snapshots (backups per "
             "application).")
-        g.add_argument("--bearer-token", default=None, metavar="TOKEN",
-                       help="a bearer token POST /actifio/session always accepts (default "
-                       "dsfs-demo-token; see also --bearer-token-file)")
-        g.add_argument("--bearer-token-file", default=None, metavar="FILE",
-                       help="read that token from the first line of FILE")
+        add_secret_option(g, "bearer-token", "TOKEN", "dsfs-demo-token",
+                          "a bearer token POST /actifio/session always accepts", "that token")
         g.add_argument("--sa-public-key", default=None, metavar="FILE",
                        help="check the RS256 signature of the JWTs POST /token receives "
                        "with this key: PEM public key, certificate or private key, or a "
@@ -682,11 +679,6 @@ class BackupDR(Dialect):
 
     @staticmethod
     def check_options(p, opts):
-        secret_from_file(opts, "bearer_token", "dsfs-demo-token")
-        if opts.dialect != "backupdr":
-            return
-        if opts.arrays != 1:
-            p.error("--arrays applies to the storage-plugin dialect only")
         if opts.sa_public_key:
             try:
                 with open(opts.sa_public_key, encoding="utf-8") as f:
@@ -858,24 +850,7 @@ class BackupDR(Dialect):
         return {"access_token": tok, "expires_in": int(ttl), "token_type": "Bearer"}
 
     def token_endpoint(self, headers, body, host):
-        def oauth_error(status, code, desc):
-            return status, dumps({"error": code, "error_description": desc}), \
-                [("Cache-Control", "no-store")]
-
-        ctype = media_type(headers)
-        if ctype != "application/x-www-form-urlencoded":
-            return oauth_error(400, "invalid_request", "the token request must be "
-                               "application/x-www-form-urlencoded (got %r)" % ctype)
-        try:
-            form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-        except UnicodeDecodeError:
-            return oauth_error(400, "invalid_request", "the form is not UTF-8")
-        grant = form.get("grant_type")
-        if grant is None:
-            return oauth_error(400, "invalid_request", "grant_type is missing")
-        if grant != JWT_BEARER:
-            return oauth_error(400, "unsupported_grant_type",
-                               "only grant_type=%s is supported" % JWT_BEARER)
+        form = token_form(headers, body, JWT_BEARER)
         parts = form.get("assertion", "").split(".")
         try:
             if len(parts) != 3:
@@ -886,37 +861,37 @@ class BackupDR(Dialect):
             if not isinstance(head, dict) or not isinstance(claims, dict):
                 raise ValueError
         except (ValueError, UnicodeDecodeError, binascii.Error):
-            return oauth_error(400, "invalid_grant", "the assertion is not a JWT")
+            raise oauth_error(400, "invalid_grant", "the assertion is not a JWT")
         if head.get("alg") != "RS256":
-            return oauth_error(400, "invalid_grant", "the JWT must be signed with RS256")
+            raise oauth_error(400, "invalid_grant", "the JWT must be signed with RS256")
         if self.sa_key is not None and not rs256_verify(
                 self.sa_key, (parts[0] + "." + parts[1]).encode("ascii"), sig):
             self.sim.event("token refused: bad JWT signature")
-            return oauth_error(400, "invalid_grant", "Invalid JWT Signature.")
+            raise oauth_error(400, "invalid_grant", "Invalid JWT Signature.")
         now = time.time()
         iss, aud, scope = claims.get("iss"), claims.get("aud"), claims.get("scope")
         iat, exp = claims.get("iat"), claims.get("exp")
         own = "%s://%s%s" % (self.sim.scheme, host or self.sim.default_host, TOKEN_PATH)
         if not isinstance(iss, str) or not iss:
-            return oauth_error(400, "invalid_grant", "the JWT has no iss (the service "
-                               "account's email)")
+            raise oauth_error(400, "invalid_grant", "the JWT has no iss (the service "
+                              "account's email)")
         if self.opts.sa_email and iss != self.opts.sa_email:
-            return oauth_error(400, "invalid_grant", "unknown service account %r" % iss)
+            raise oauth_error(400, "invalid_grant", "unknown service account %r" % iss)
         if aud not in (GOOGLE_TOKEN_AUD, own):
-            return oauth_error(400, "invalid_grant", "aud must be %s (or %s)"
-                               % (GOOGLE_TOKEN_AUD, own))
+            raise oauth_error(400, "invalid_grant", "aud must be %s (or %s)"
+                              % (GOOGLE_TOKEN_AUD, own))
         if not isinstance(scope, str) or CLOUD_PLATFORM not in scope.split():
-            return oauth_error(400, "invalid_scope", "scope must include %s" % CLOUD_PLATFORM)
+            raise oauth_error(400, "invalid_scope", "scope must include %s" % CLOUD_PLATFORM)
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (iat, exp)):
-            return oauth_error(400, "invalid_grant", "iat and exp must be integers")
+            raise oauth_error(400, "invalid_grant", "iat and exp must be integers")
         if iat > now + 300 or exp <= now or exp - iat > 3600:
-            return oauth_error(400, "invalid_grant", "Invalid JWT: Token must be a "
-                               "short-lived token (60 minutes) and in a reasonable timeframe. "
-                               "Check your iat and exp values in the JWT claim.")
+            raise oauth_error(400, "invalid_grant", "Invalid JWT: Token must be a "
+                              "short-lived token (60 minutes) and in a reasonable timeframe. "
+                              "Check your iat and exp values in the JWT claim.")
         with self.sim.lock:
             out = self.issue_token(iss, self.opts.token_ttl)
         self.sim.event("token issued to %s" % iss)
-        return 200, dumps(out), [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+        return oauth_token(out)
 
     # -- lists and objects
     def objects(self, kind, now):

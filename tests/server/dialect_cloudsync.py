@@ -22,8 +22,9 @@ import uuid
 from urllib.parse import parse_qsl
 
 from refcore import (
-    BASE_EPOCH, CATEGORIES, HOSTILE_NAMES, REASONS, ApiError, dumps, hostile_entries, iso,
-    json_object, media_type, mix, no_content, ok_json, same_secret, secret_from_file, split_path)
+    BASE_EPOCH, CATEGORIES, HOSTILE_NAMES, REASONS, ApiError, add_secret_option, dumps,
+    hostile_entries, iso, json_object, media_type, mix, no_content, oauth_error, oauth_token,
+    ok_json, same_secret, split_path)
 from refsim import Dialect, Req
 
 CS_BASE = "/api"
@@ -415,11 +416,8 @@ class CloudSync(Dialect):
             "--servers (data brokers per account), --volumes (relationships per data "
             "broker), --luns (buckets a list-s3-buckets answer names), --hosts (exports a "
             "list-nfs-export-folders answer names), --task-seconds (how long a sync runs).")
-        g.add_argument("--refresh-token", default=None, metavar="TOKEN",
-                       help="the refresh token POST /oauth/token accepts (default "
-                       "dsfs-demo-refresh-token; see also --refresh-token-file)")
-        g.add_argument("--refresh-token-file", default=None, metavar="FILE",
-                       help="read the refresh token from the first line of FILE")
+        add_secret_option(g, "refresh-token", "TOKEN", DEMO_REFRESH,
+                          "the refresh token POST /oauth/token accepts", "the refresh token")
         g.add_argument("--accounts", type=int, default=2, metavar="N",
                        help="Cloud Central accounts the user has, each with its own "
                        "estate (default 2)")
@@ -432,11 +430,6 @@ class CloudSync(Dialect):
 
     @staticmethod
     def check_options(p, opts):
-        secret_from_file(opts, "refresh_token", DEMO_REFRESH)
-        if opts.dialect != "cloudsync":
-            return
-        if opts.arrays != 1:
-            p.error("--arrays applies to the storage-plugin dialect only")
         if not 1 <= opts.accounts <= 50:
             p.error("--accounts must be between 1 and 50")
         if opts.message_delay < 0 or opts.heartbeat_seconds < 0:
@@ -504,10 +497,6 @@ class CloudSync(Dialect):
 
     # -- tokens and accounts
     def token_endpoint(self, headers, body):
-        def oauth_error(status, code, desc):
-            return status, dumps({"error": code, "error_description": desc}), \
-                [("Cache-Control", "no-store")]
-
         ctype = media_type(headers)
         try:
             if ctype == "application/x-www-form-urlencoded":
@@ -517,33 +506,33 @@ class CloudSync(Dialect):
                 if not isinstance(form, dict):
                     raise ValueError
             else:
-                return oauth_error(400, "invalid_request", "the token request must be "
-                                   "application/x-www-form-urlencoded or application/json "
-                                   "(got %r)" % ctype)
+                raise oauth_error(400, "invalid_request", "the token request must be "
+                                  "application/x-www-form-urlencoded or application/json "
+                                  "(got %r)" % ctype)
         except (ValueError, UnicodeDecodeError):
-            return oauth_error(400, "invalid_request", "the body is not a form or JSON object")
+            raise oauth_error(400, "invalid_request", "the body is not a form or JSON object")
         grant = form.get("grant_type")
         if not grant:
-            return oauth_error(400, "invalid_request", "Missing required parameter: grant_type")
+            raise oauth_error(400, "invalid_request", "Missing required parameter: grant_type")
         if grant != "refresh_token":
-            return oauth_error(400, "unsupported_grant_type",
-                               "Unsupported grant type: %s" % grant)
+            raise oauth_error(400, "unsupported_grant_type",
+                              "Unsupported grant type: %s" % grant)
         cid, rtok = form.get("client_id"), form.get("refresh_token")
         if not isinstance(cid, str) or not cid:
-            return oauth_error(401, "invalid_client", "Missing required parameter: client_id")
+            raise oauth_error(401, "invalid_client", "Missing required parameter: client_id")
         if not same_secret(cid, self.client_id):
             self.sim.event("token refused: unknown client %r" % cid)
-            return oauth_error(401, "invalid_client", "Unknown client.")
+            raise oauth_error(401, "invalid_client", "Unknown client.")
         if not isinstance(rtok, str) or not rtok:
-            return oauth_error(400, "invalid_request",
-                               "Missing required parameter: refresh_token")
+            raise oauth_error(400, "invalid_request",
+                              "Missing required parameter: refresh_token")
         with self.sim.lock:
             if not same_secret(rtok, self.refresh_token):
                 self.sim.event("token refused: bad refresh token")
-                return oauth_error(400, "invalid_grant", "Unknown or invalid refresh token.")
+                raise oauth_error(400, "invalid_grant", "Unknown or invalid refresh token.")
             out = self.issue_token(cid, self.opts.token_ttl)
         self.sim.event("token issued to client %s" % cid)
-        return 200, dumps(out), [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+        return oauth_token(out)
 
     def issue_token(self, client, ttl):
         now = time.time()
@@ -589,8 +578,8 @@ class CloudSync(Dialect):
         ctype = media_type(headers)
         if ctype != "application/json":
             raise ApiError(415, "the body must be application/json (got %r)" % ctype)
-        b = json_object(body, "Invalid request payload JSON format: %s", '"value" must be an object',
-                        empty=b"")
+        b = json_object(body, "Invalid request payload JSON format: %s",
+                        '"value" must be an object', empty=b"")
         source = check_endpoint(b, "source")
         target = check_endpoint(b, "target")
         bid, gid = b.get("dataBroker"), b.get("group")

@@ -25,9 +25,9 @@ import time
 from urllib.parse import parse_qsl, unquote
 
 from refcore import (
-    BASE_EPOCH, HOST_ROLES, HOSTILE_NAMES, ApiError, Task, TaskFailed, basic_credentials,
-    dumps, error_body, iso, media_type, mix, ok_json, same_secret, secret_from_file, split_path,
-    volume_traits)
+    BASE_EPOCH, HOSTILE_NAMES, HOST_ROLES, ApiError, Task, TaskFailed, add_secret_option,
+    basic_credentials, dumps, error_body, iso, media_type, mix, oauth_error, oauth_token,
+    ok_json, same_secret, split_path, token_form, volume_traits)
 from refsim import Dialect, Req
 
 DSCC_API = "/api/v1"
@@ -1331,11 +1331,8 @@ class Dscc(Dialect):
         g.add_argument("--client-id", default="dsfs-demo", metavar="ID",
                        help="OAuth2 client id accepted by POST /oauth2/token (default "
                        "dsfs-demo)")
-        g.add_argument("--client-secret", default=None, metavar="SECRET",
-                       help="its client secret (default dsfs-demo-secret; see also "
-                       "--client-secret-file)")
-        g.add_argument("--client-secret-file", default=None, metavar="FILE",
-                       help="read the client secret from the first line of FILE")
+        add_secret_option(g, "client-secret", "SECRET", "dsfs-demo-secret", "its client secret",
+                          "the client secret")
         g.add_argument("--token-ttl", type=int, default=None, metavar="S",
                        help="lifetime of an access token in seconds (expires_in; default "
                        "7200; 3600 with --dialect backupdr)")
@@ -1348,25 +1345,17 @@ class Dscc(Dialect):
 
     @staticmethod
     def check_options(p, opts):
-        # checked whatever the dialect, as they always were
-        secret_from_file(opts, "client_secret", "dsfs-demo-secret")
-        if opts.token_ttl < 1:
-            p.error("--token-ttl must be at least 1")
         try:
             opts.device_types = [int(t) for t in opts.device_types.split(",")]
             if not opts.device_types or any(t not in DEVICE_TYPES for t in opts.device_types):
                 raise ValueError
         except ValueError:
             p.error("--device-types must be a comma-separated list of 1 and 2")
-        if opts.dialect == "dscc":
-            if opts.arrays != 1:
-                p.error("--arrays applies to the storage-plugin dialect only")
-            spec = opts.spec or os.environ.get("DSFS_DSCC_SPEC") or os.path.join(
-                os.path.dirname(os.path.abspath(__file__)), "spec",
-                "dscc-storage-api-v1.2.0.json")
-            if not os.path.isfile(spec):
-                p.error("the DSCC spec %s is missing (use --spec FILE)" % spec)
-            opts.spec = spec
+        spec = opts.spec or os.environ.get("DSFS_DSCC_SPEC") or os.path.join(
+            os.path.dirname(os.path.abspath(__file__)), "spec", "dscc-storage-api-v1.2.0.json")
+        if not os.path.isfile(spec):
+            p.error("the DSCC spec %s is missing (use --spec FILE)" % spec)
+        opts.spec = spec
 
     def route(self, method, path, qs, headers, body):
         route, segs = self.classify(method, path)
@@ -1496,47 +1485,30 @@ class Dscc(Dialect):
         return {"access_token": tok, "token_type": "Bearer", "expires_in": int(ttl)}
 
     def token_endpoint(self, method, headers, body):
-        def oauth_error(status, code, desc, extra=None):
-            return status, dumps({"error": code, "error_description": desc}), \
-                [("Cache-Control", "no-store")] + (extra or [])
-
         if method != "POST":
             return 405, error_body(405, "%s is not allowed here" % method), [("Allow", "POST")]
-        ctype = media_type(headers)
-        if ctype != "application/x-www-form-urlencoded":
-            return oauth_error(400, "invalid_request", "the token request must be "
-                               "application/x-www-form-urlencoded (got %r)" % ctype)
-        try:
-            form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-        except UnicodeDecodeError:
-            return oauth_error(400, "invalid_request", "the form is not UTF-8")
+        form = token_form(headers, body, "client_credentials")
         cid, secret = form.get("client_id"), form.get("client_secret")
         challenge = [("WWW-Authenticate", 'Basic realm="dscc"')]
         try:
             basic = basic_credentials(headers, challenge)
         except ApiError as e:
-            return oauth_error(401, "invalid_client", e.message, challenge)
+            raise oauth_error(401, "invalid_client", e.message, challenge)
         if basic is None:
             challenge = None
         else:
             cid, secret = (unquote(v.replace("+", " ")) for v in basic)
-        grant = form.get("grant_type")
-        if grant is None:
-            return oauth_error(400, "invalid_request", "grant_type is missing")
-        if grant != "client_credentials":
-            return oauth_error(400, "unsupported_grant_type",
-                               "only grant_type=client_credentials is supported")
         if cid is None or secret is None:
-            return oauth_error(401, "invalid_client", "client credentials are missing "
-                               "(HTTP Basic or client_id and client_secret)", challenge)
+            raise oauth_error(401, "invalid_client", "client credentials are missing "
+                              "(HTTP Basic or client_id and client_secret)", challenge)
         with self.sim.lock:
             if not (same_secret(cid, self.client_id) and same_secret(secret, self.client_secret)):
                 self.sim.event("token refused for client %r" % cid)
-                return oauth_error(401, "invalid_client", "unknown client or wrong secret",
-                                   challenge)
+                raise oauth_error(401, "invalid_client", "unknown client or wrong secret",
+                                  challenge)
             out = self.issue_token(cid, self.opts.token_ttl)
         self.sim.event("token issued to client %s" % cid)
-        return 200, dumps(out), [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+        return oauth_token(out)
 
     # -- requests kept for /_sim/requests: not the token endpoint's (it carries the secret)
     def keeps(self, method, path):

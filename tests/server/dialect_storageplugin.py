@@ -1232,6 +1232,7 @@ ROUTES = {route_key(r.template.split("/")[1:]): r for r in ROUTE_LIST}
 
 class StoragePlugin(Dialect):
     name = "storage-plugin"
+    arrays = True
     base = API_BASE
     api = "storageplugin"
 

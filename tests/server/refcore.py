@@ -16,7 +16,7 @@ import json
 import random
 import time
 from http import HTTPStatus
-from urllib.parse import quote, unquote
+from urllib.parse import parse_qsl, quote, unquote
 
 VERSION = "1.0.0"
 BASE_EPOCH = 1672531200  # 2023-01-01T00:00:00Z: the default estate is older than this + ~500 days
@@ -56,11 +56,42 @@ def qseg(s):
 
 
 class ApiError(Exception):
-    def __init__(self, status, message, headers=None):
+    """An error answer: the dialect's error body with the message, or `body` as it is."""
+
+    def __init__(self, status, message, headers=None, body=None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers or []
+        self.body = body
+
+
+def oauth_error(status, code, desc, extra=None):
+    """The error answer of an OAuth2 token endpoint (RFC 6749 5.2), to raise."""
+    return ApiError(status, desc, [("Cache-Control", "no-store")] + (extra or []),
+                    dumps({"error": code, "error_description": desc}))
+
+
+def oauth_token(out):
+    """The answer of an OAuth2 token endpoint that issued the token `out`."""
+    return 200, dumps(out), [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+
+
+def token_form(headers, body, grant):
+    """The form of an OAuth2 token request of this grant type, or an oauth_error."""
+    ctype = media_type(headers)
+    if ctype != "application/x-www-form-urlencoded":
+        raise oauth_error(400, "invalid_request", "the token request must be "
+                          "application/x-www-form-urlencoded (got %r)" % ctype)
+    try:
+        form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    except UnicodeDecodeError:
+        raise oauth_error(400, "invalid_request", "the form is not UTF-8")
+    if form.get("grant_type") is None:
+        raise oauth_error(400, "invalid_request", "grant_type is missing")
+    if form["grant_type"] != grant:
+        raise oauth_error(400, "unsupported_grant_type", "only grant_type=%s is supported" % grant)
+    return form
 
 
 def error_body(status, message):
@@ -133,15 +164,26 @@ def check_user(sim, user, password, want_user, want_password, challenge):
         raise ApiError(401, "wrong user name or password", challenge)
 
 
-def secret_from_file(opts, name, default):
-    """Completes the secret option `name`: from the first line of its --NAME-file when
-    given, else `default` when the option was not given."""
-    path = getattr(opts, name + "_file")
+def add_secret_option(group, name, metavar, default, what, noun):
+    """Adds --NAME (what it is; its default) and --NAME-file (the noun read from a file's
+    first line) to an argparse group; secret_from_file completes them."""
+    dest = name.replace("-", "_")
+    group.add_argument("--" + name, default=None, metavar=metavar,
+                       help="%s (default %s; see also --%s-file)" % (what, default, name))
+    group.add_argument("--%s-file" % name, default=None, metavar="FILE",
+                       help="read %s from the first line of FILE" % noun)
+    group.set_defaults(**{dest + "_default": default})
+
+
+def secret_from_file(opts, dest):
+    """Completes the secret option of add_secret_option: from the first line of its
+    --NAME-file when given, else its default when the option was not given."""
+    path = getattr(opts, dest + "_file")
     if path:
         with open(path, encoding="utf-8") as f:
-            setattr(opts, name, f.readline().rstrip("\r\n"))
-    elif getattr(opts, name) is None:
-        setattr(opts, name, default)
+            setattr(opts, dest, f.readline().rstrip("\r\n"))
+    elif getattr(opts, dest) is None:
+        setattr(opts, dest, getattr(opts, dest + "_default"))
 
 
 # --------------------------------------------------------------------------

@@ -60,6 +60,11 @@ class Handler(BaseHTTPRequestHandler):
     def error(self, status, message):
         return self.server.sim.error_body(status, message)
 
+    def error_answer(self, e):
+        """The answer of an ApiError."""
+        body = e.body if e.body is not None else self.error(e.status, e.message)
+        return e.status, body, e.headers
+
     def address_string(self):
         return self.client_address[0]
 
@@ -204,7 +209,7 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 status, rbody, rhead = sim.sim_control(method, path, body, qs)
             except ApiError as e:
-                status, rbody, rhead = e.status, self.error(e.status, e.message), e.headers
+                status, rbody, rhead = self.error_answer(e)
             self.send(status, rbody, rhead)
         else:
             req = sim.dialect.route(method, path, qs, headers, body)
@@ -257,7 +262,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             status, rbody, rhead = sim.dialect.handle(req, headers, body, headers.get("host"))
         except ApiError as e:
-            status, rbody, rhead = e.status, self.error(e.status, e.message), e.headers
+            status, rbody, rhead = self.error_answer(e)
         except Exception as e:  # a bug must answer 500, never kill the connection silently
             traceback.print_exc()
             status, rbody, rhead = 500, self.error(500, "internal error: %r" % e), None

@@ -32,7 +32,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from refcore import secret_from_file  # noqa: E402
+from refcore import add_secret_option, secret_from_file  # noqa: E402
 from refhttp import parse_listen, positive_float, serve  # noqa: E402
 from dialect_storageplugin import StoragePlugin  # noqa: E402
 from dialect_dscc import Dscc  # noqa: E402
@@ -79,10 +79,8 @@ def parse_args(argv):
                    metavar="HOST:PORT", help="address to listen on; port 0 takes a free "
                    "port (default 127.0.0.1:8080)")
     p.add_argument("--user", default="admin", help="accepted user name (default admin)")
-    p.add_argument("--password", default=None,
-                   help="accepted password (default admin; see also --password-file)")
-    p.add_argument("--password-file", default=None, metavar="FILE",
-                   help="read the accepted password from the first line of FILE")
+    add_secret_option(p, "password", "PASSWORD", "admin", "accepted password",
+                      "the accepted password")
     p.add_argument("--session-ttl", type=positive_float, default=None, metavar="S",
                    help="idle seconds before a session expires; each call extends it "
                    "(default 1800; 3600 with --dialect backupdr)")
@@ -137,14 +135,19 @@ def parse_args(argv):
     for name in ("volumes", "snapshots", "hosts", "luns"):
         if getattr(opts, name) < 0:
             p.error("--%s must not be negative" % name)
-    secret_from_file(opts, "password", "admin")
     chosen = DIALECTS[opts.dialect]
+    if opts.arrays != 1 and not chosen.arrays:
+        p.error("--arrays applies to the storage-plugin dialect only")
     if opts.session_ttl is None:
         opts.session_ttl = chosen.session_ttl
     if opts.token_ttl is None:
         opts.token_ttl = chosen.token_ttl
-    for d in DIALECTS.values():
-        d.check_options(p, opts)
+    if opts.token_ttl < 1:
+        p.error("--token-ttl must be at least 1")
+    # every secret option, whichever dialect is chosen (a missing --*-file is an error)
+    for name in [k[:-len("_default")] for k in vars(opts) if k.endswith("_default")]:
+        secret_from_file(opts, name)
+    chosen.check_options(p, opts)
     return opts
 
 

@@ -76,6 +76,7 @@ class Dialect(abc.ABC):
     base = ""          # the API base path, printed after the address when ready
     session_ttl = 1800.0   # --session-ttl when not given
     token_ttl = 7200       # --token-ttl when not given
+    arrays = False         # --arrays may ask for more than one
     login_what = "session"
     secret = ("password", "password")
     token_owner = None
@@ -93,7 +94,7 @@ class Dialect(abc.ABC):
 
     @staticmethod
     def check_options(parser, opts):
-        """Check and complete opts when this dialect is chosen (parser.error)."""
+        """Check and complete opts when this dialect is the one chosen (parser.error)."""
 
     def count(self, key):
         sim = self.sim
