@@ -1751,10 +1751,7 @@ def h_d_sys_vset(ctx):
 
 
 def h_d_vset(ctx):
-    found = ctx.est.vset_index.get(ctx.p["id"])
-    if found is None:
-        raise ApiError(404, "volume set '%s' not found" % ctx.p["id"])
-    return ctx.d.one(ctx, found[1], r_vset)
+    return ctx.d.one(ctx, d_lookup(ctx.est.vset_index, ctx.p["id"], "volume set")[1], r_vset)
 
 
 # -- volumes
@@ -1765,10 +1762,7 @@ def h_d_volumes(ctx):
 
 
 def h_d_volume(ctx):
-    found = ctx.est.vol_index.get(ctx.p["id"])
-    if found is None:
-        raise ApiError(404, "volume '%s' not found" % ctx.p["id"])
-    return ctx.d.one(ctx, found[1], r_vol_fleet)
+    return ctx.d.one(ctx, d_lookup(ctx.est.vol_index, ctx.p["id"], "volume")[1], r_vol_fleet)
 
 
 def h_d_sys_volumes(ctx):
@@ -2036,15 +2030,19 @@ def edit_range(b, field, low, high, also=()):
     return v
 
 
+def edit_start(ctx, dt, key):
+    """(system, volume, body without its null fields, changes, new name or None) of a
+    volume's PUT; the changes hold the name so far."""
+    s = d_system(ctx, "systemId", dt)
+    vrec = d_volume(ctx, s, key)
+    b = {k: v for k, v in ctx.body.items() if v is not None}
+    name = edit_name(b)
+    return s, vrec, b, {} if name is None else {"name": name}, name
+
+
 def h_d_vol1_edit(ctx):
     """PUT .../device-type1/{systemId}/volumes/{id}: volumePut; null fields are absent."""
-    s = d_system(ctx, "systemId", 1)
-    vrec = d_volume(ctx, s, "id")
-    b = {k: v for k, v in ctx.body.items() if v is not None}
-    changes = {}
-    name = edit_name(b)
-    if name is not None:
-        changes["name"] = name
+    s, vrec, b, changes, name = edit_start(ctx, 1, "id")
     size = b.get("sizeMib")
     if size is not None:
         if size != int(size):
@@ -2077,13 +2075,7 @@ def h_d_vol1_edit(ctx):
 
 def h_d_vol2_edit(ctx):
     """PUT .../device-type2/{systemId}/volumes/{volumeId}: NimbleEditVolumeInput."""
-    s = d_system(ctx, "systemId", 2)
-    vrec = d_volume(ctx, s, "volumeId")
-    b = {k: v for k, v in ctx.body.items() if v is not None}
-    changes = {}
-    name = edit_name(b)
-    if name is not None:
-        changes["name"] = name
+    s, vrec, b, changes, name = edit_start(ctx, 2, "volumeId")
     edit_range(b, "limit_iops", 256, 4294967294, also=(-1,))
     edit_range(b, "limit_mbps", 1, 4294967294, also=(-1,))
     edit_range(b, "limit", 0, 100)
@@ -2538,8 +2530,32 @@ def h_d_issue(ctx):
     return ctx.d.one(ctx, d_lookup(ctx.est.issues, ctx.p["id"], "issue"), r_issue)
 
 
-DT1 = "/api/v1/storage-systems/device-type1"
-DT2 = "/api/v1/storage-systems/device-type2"
+def device_type_routes(dt, ids, create, edit, own, snapshot_post=None):
+    """The routes of one device type's systems, pools, volumes and snapshots. ids: what the
+    spec calls the system, pool and volume id in their own paths; own: the type's routes
+    beside them (by path under the system); snapshot_post: POST of a snapshot, if any."""
+    sys_id, pool_id, vol_id = ids
+    top = "/api/v1/storage-systems/device-type%d" % dt
+    system = top + "/{systemId}"
+    vol = system + "/volumes/{%s}" % vol_id
+    snapshot = {"GET": h_d_snapshot(dt), "DELETE": h_d_snapshot_delete(dt)}
+    if snapshot_post is not None:
+        snapshot["POST"] = snapshot_post
+    return [
+        (top, {"GET": h_d_systems_dt(dt)}),
+        (top + "/{%s}" % sys_id, {"GET": h_d_system_dt(dt, sys_id)}),
+        (system + "/storage-pools", {"GET": h_d_pools(dt)}),
+        (system + "/storage-pools/{%s}" % pool_id, {"GET": h_d_pool(dt, pool_id)}),
+        (system + "/volumes", {"GET": h_d_volumes_dt(dt), "POST": create}),
+        (vol, {"GET": h_d_volume_dt(dt, vol_id), "PUT": edit, "DELETE": h_d_vol_delete(dt)}),
+        (vol + "/clone", {"POST": h_d_vol_clone(dt)}),
+        (vol + "/export", {"POST": h_d_vol_export(dt, False)}),
+        (vol + "/un-export", {"POST": h_d_vol_export(dt, True)}),
+        (vol + "/snapshots", {"GET": h_d_snapshots(dt), "POST": h_d_snapshot_create(dt)}),
+        (system + "/volumes/{volumeId}/snapshots/{snapshotId}", snapshot),
+    ] + [(system + path, handlers) for path, handlers in own]
+
+
 DSCC_ROUTES = [
     (DSCC_TOKEN_PATH, {"POST": None}),
     ("/api/v1/storage-systems", {"GET": h_d_systems}),
@@ -2551,40 +2567,13 @@ DSCC_ROUTES = [
      {"GET": h_d_pool_volumes(None)}),
     ("/api/v1/storage-systems/{systemId}/volume-sets", {"GET": h_d_sys_vsets}),
     ("/api/v1/storage-systems/{systemId}/volume-sets/{id}", {"GET": h_d_sys_vset}),
-    (DT1, {"GET": h_d_systems_dt(1)}),
-    (DT1 + "/{id}", {"GET": h_d_system_dt(1, "id")}),
-    (DT1 + "/{systemId}/storage-pools", {"GET": h_d_pools(1)}),
-    (DT1 + "/{systemId}/storage-pools/{id}", {"GET": h_d_pool(1, "id")}),
-    (DT1 + "/{systemId}/storage-pools/{id}/volumes", {"GET": h_d_pool_volumes(1)}),
-    (DT1 + "/{systemId}/volumes", {"GET": h_d_volumes_dt(1), "POST": h_d_vol1_create}),
-    (DT1 + "/{systemId}/volumes/{id}", {"GET": h_d_volume_dt(1, "id"),
-                                        "PUT": h_d_vol1_edit,
-                                        "DELETE": h_d_vol_delete(1)}),
-    (DT1 + "/{systemId}/volumes/{id}/clone", {"POST": h_d_vol_clone(1)}),
-    (DT1 + "/{systemId}/volumes/{id}/export", {"POST": h_d_vol_export(1, False)}),
-    (DT1 + "/{systemId}/volumes/{id}/un-export", {"POST": h_d_vol_export(1, True)}),
-    (DT1 + "/{systemId}/volumes/{id}/vluns", {"GET": h_d_vluns}),
-    (DT1 + "/{systemId}/volumes/{id}/snapshots", {"GET": h_d_snapshots(1),
-                                                  "POST": h_d_snapshot_create(1)}),
-    (DT1 + "/{systemId}/volumes/{volumeId}/snapshots/{snapshotId}",
-     {"GET": h_d_snapshot(1), "POST": h_d_snapshot_promote,
-      "DELETE": h_d_snapshot_delete(1)}),
-    (DT2, {"GET": h_d_systems_dt(2)}),
-    (DT2 + "/{systemId}", {"GET": h_d_system_dt(2, "systemId")}),
-    (DT2 + "/{systemId}/storage-pools", {"GET": h_d_pools(2)}),
-    (DT2 + "/{systemId}/storage-pools/{storagePoolId}", {"GET": h_d_pool(2, "storagePoolId")}),
-    (DT2 + "/{systemId}/volumes", {"GET": h_d_volumes_dt(2), "POST": h_d_vol2_create}),
-    (DT2 + "/{systemId}/volumes/{volumeId}", {"GET": h_d_volume_dt(2, "volumeId"),
-                                              "PUT": h_d_vol2_edit,
-                                              "DELETE": h_d_vol_delete(2)}),
-    (DT2 + "/{systemId}/volumes/{volumeId}/clone", {"POST": h_d_vol_clone(2)}),
-    (DT2 + "/{systemId}/volumes/{volumeId}/export", {"POST": h_d_vol_export(2, False)}),
-    (DT2 + "/{systemId}/volumes/{volumeId}/un-export", {"POST": h_d_vol_export(2, True)}),
-    (DT2 + "/{systemId}/volumes/{volumeId}/actions/restore", {"POST": h_d_vol2_restore}),
-    (DT2 + "/{systemId}/volumes/{volumeId}/snapshots", {"GET": h_d_snapshots(2),
-                                                        "POST": h_d_snapshot_create(2)}),
-    (DT2 + "/{systemId}/volumes/{volumeId}/snapshots/{snapshotId}",
-     {"GET": h_d_snapshot(2), "DELETE": h_d_snapshot_delete(2)}),
+] + device_type_routes(1, ("id", "id", "id"), h_d_vol1_create, h_d_vol1_edit, [
+    ("/storage-pools/{id}/volumes", {"GET": h_d_pool_volumes(1)}),
+    ("/volumes/{id}/vluns", {"GET": h_d_vluns}),
+], snapshot_post=h_d_snapshot_promote) + device_type_routes(
+    2, ("systemId", "storagePoolId", "volumeId"), h_d_vol2_create, h_d_vol2_edit, [
+        ("/volumes/{volumeId}/actions/restore", {"POST": h_d_vol2_restore}),
+    ]) + [
     ("/api/v1/volumes", {"GET": h_d_volumes}),
     ("/api/v1/volumes/{id}", {"GET": h_d_volume}),
     ("/api/v1/volume-sets", {"GET": h_d_vsets}),

@@ -612,6 +612,20 @@ def find_snapshot(srv, vrec, snid, field):
     return snap
 
 
+def volume_from_effect(ctx, srv, src_id, snap_id, done, *args):
+    """The effect of a task that makes a volume from src_id (volume_from, given the rest of
+    its arguments), marked as made from snap_id; done: the event of its success."""
+    def effect():
+        src = srv.vols.items.get(src_id)
+        if src is None:
+            raise TaskFailed("source volume '%s' was deleted" % src_id)
+        rec = volume_from(srv, src, *args)
+        rec.pub["restoredFromSnapshotId"] = snap_id
+        ctx.sim.event(done)
+        return rec.pub
+    return effect
+
+
 def volume_from(srv, src, idx, vid, name, size, used, pool_id, sgk, split_done):
     """A new volume made from src (clone, restore-to-new); pool space is charged."""
     pool = srv.pools.items.get(pool_id)
@@ -672,17 +686,9 @@ def h_clone(ctx):
     sgk = keys[0] if keys else src.pub["serverGroupKey"]
     idx, vid = reserve_volume(srv)
     src_id = src.id
-    snap_id = snap.id if snap else None
-
-    def effect():
-        s = srv.vols.items.get(src_id)
-        if s is None:
-            raise TaskFailed("source volume '%s' was deleted" % src_id)
-        rec = volume_from(srv, s, idx, vid, name, size, used, pool_id, sgk, instant)
-        rec.pub["restoredFromSnapshotId"] = snap_id
-        ctx.sim.event("volume %s cloned to %s" % (src_id, vid))
-        return rec.pub
-
+    effect = volume_from_effect(ctx, srv, src_id, snap.id if snap else None,
+                                "volume %s cloned to %s" % (src_id, vid),
+                                idx, vid, name, size, used, pool_id, sgk, instant)
     display = "Clone volume %s to %s" % (src.pub["name"], name)
     return ctx.sim.run_task(ctx, display, [
         res(src.pub["name"], vol_uri(srv, src.id), "volume"),
@@ -788,16 +794,9 @@ def h_restore_new(ctx):
     check_pool_space(srv, pool_id, size)
     used, src_id, sgk = snap.x["used"], vrec.id, vrec.pub["serverGroupKey"]
     idx, vid = reserve_volume(srv)
-
-    def effect():
-        s = srv.vols.items.get(src_id)
-        if s is None:
-            raise TaskFailed("source volume '%s' was deleted" % src_id)
-        rec = volume_from(srv, s, idx, vid, name, size, used, pool_id, sgk, True)
-        rec.pub["restoredFromSnapshotId"] = snid
-        ctx.sim.event("snapshot %s of %s restored to new volume %s" % (snid, src_id, vid))
-        return rec.pub
-
+    effect = volume_from_effect(ctx, srv, src_id, snid,
+                                "snapshot %s of %s restored to new volume %s" % (snid, src_id, vid),
+                                idx, vid, name, size, used, pool_id, sgk, True)
     return ctx.sim.run_task(ctx, "Restore %s to new volume %s" % (snap.pub["name"], name),
                             [res(vrec.pub["name"], vol_uri(srv, src_id), "volume"),
                              res(name, vol_uri(srv, vid), "volume")],
