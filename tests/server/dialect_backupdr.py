@@ -29,7 +29,7 @@ from refcore import (
     BASE_EPOCH, GIB, HOSTILE_NAMES, HOST_ROLES, SIZES_GIB, ApiError, Task, TaskFailed,
     add_secret_option, basic_credentials, check_user, dumps, json_object, media_type, mix,
     no_content, oauth_error, oauth_token, ok_json, same_secret, split_path, token_form)
-from refsim import Dialect, Req
+from refsim import Dialect, Req, allowed_route
 
 BDR_BASE = "/actifio"
 TOKEN_PATH = "/token"
@@ -731,12 +731,8 @@ class BackupDR(Dialect):
 
     # -- one request
     def handle(self, req, headers, body, host):
-        route = req.route
+        route = allowed_route(req, "no such resource: {path}", "{method} is not allowed here")
         method = req.method
-        if route is None:
-            raise ApiError(404, "no such resource: %s" % req.path)
-        if method not in route.allow.split(", "):
-            raise ApiError(405, "%s is not allowed here" % method, [("Allow", route.allow)])
         if route.action == "token":
             return self.token_endpoint(headers, body, host)
         with self.sim.lock:

@@ -25,7 +25,7 @@ from refcore import (
     BASE_EPOCH, CATEGORIES, HOSTILE_NAMES, REASONS, ApiError, add_secret_option, dumps,
     hostile_entries, iso, json_object, media_type, mix, no_content, oauth_error, oauth_token,
     ok_json, same_secret, split_path)
-from refsim import Dialect, Req
+from refsim import Dialect, Req, allowed_route
 
 CS_BASE = "/api"
 TOKEN_PATH = "/oauth/token"
@@ -460,13 +460,8 @@ class CloudSync(Dialect):
 
     # -- one request
     def handle(self, req, headers, body, host):
-        route = req.route
+        route = allowed_route(req, "Not Found: {path}", "{method} is not allowed on {template}")
         method = req.method
-        if route is None:
-            raise ApiError(404, "Not Found: %s" % req.path)
-        if method not in route.allow.split(", "):
-            raise ApiError(405, "%s is not allowed on %s" % (method, route.template),
-                           [("Allow", route.allow)])
         if route.action == "token":
             return self.token_endpoint(headers, body)
         rid = req.segs[0]

@@ -1144,21 +1144,18 @@ def parse_filter(text, known):
         fn = _FOPS[op]
         return lambda o: fn(a(o), b(o))
 
-    def term():
-        f = factor()
-        while peek() == "and":
-            take()
-            g = factor()
-            f = (lambda f1, f2: lambda o: f1(o) and f2(o))(f, g)
-        return f
+    def chain(word, operand, both):
+        """operand (word operand)*, joined left to right by both(f1, f2)."""
+        def parse():
+            f = operand()
+            while peek() == word:
+                take()
+                f = both(f, operand())
+            return f
+        return parse
 
-    def expr():
-        f = term()
-        while peek() == "or":
-            take()
-            g = term()
-            f = (lambda f1, f2: lambda o: f1(o) or f2(o))(f, g)
-        return f
+    term = chain("and", factor, lambda f1, f2: lambda o: f1(o) and f2(o))
+    expr = chain("or", term, lambda f1, f2: lambda o: f1(o) or f2(o))
 
     pred = expr()
     take("end")
@@ -1333,9 +1330,6 @@ class Dscc(Dialect):
                        "dsfs-demo)")
         add_secret_option(g, "client-secret", "SECRET", "dsfs-demo-secret", "its client secret",
                           "the client secret")
-        g.add_argument("--token-ttl", type=int, default=None, metavar="S",
-                       help="lifetime of an access token in seconds (expires_in; default "
-                       "7200; 3600 with --dialect backupdr)")
         g.add_argument("--device-types", default="1,2", metavar="LIST",
                        help="device types of the storage systems, cycled: '1' (Alletra 9000 "
                        "/ Primera), '2' (Alletra 6000 / Nimble) or '1,2' (default)")
@@ -1654,6 +1648,13 @@ def d_volume(ctx, s, key):
     return v
 
 
+def d_dt_volume(ctx, dt, key=None):
+    """(system, volume) of a device type's volume path; key: what the path calls the volume
+    (default: the type's own name, id or volumeId)."""
+    s = d_system(ctx, "systemId", dt)
+    return s, d_volume(ctx, s, key or ("id" if dt == 1 else "volumeId"))
+
+
 def d_snapshot(ctx, s, vrec, key="snapshotId"):
     snap = ctx.est.snaps(s, vrec).get(ctx.p[key])
     if snap is None:
@@ -1922,8 +1923,7 @@ def h_d_vol_clone(dt):
 
 def h_d_vol_delete(dt):
     def handler(ctx):
-        s = d_system(ctx, "systemId", dt)
-        vrec = d_volume(ctx, s, "id" if dt == 1 else "volumeId")
+        s, vrec = d_dt_volume(ctx, dt)
         q = ctx.query
         truthy = ("true", "1", "yes")
         if dt == 1:
@@ -2033,8 +2033,7 @@ def edit_range(b, field, low, high, also=()):
 def edit_start(ctx, dt, key):
     """(system, volume, body without its null fields, changes, new name or None) of a
     volume's PUT; the changes hold the name so far."""
-    s = d_system(ctx, "systemId", dt)
-    vrec = d_volume(ctx, s, key)
+    s, vrec = d_dt_volume(ctx, dt, key)
     b = {k: v for k, v in ctx.body.items() if v is not None}
     name = edit_name(b)
     return s, vrec, b, {} if name is None else {"name": name}, name
@@ -2112,8 +2111,7 @@ def next_lun(est, vrec, hosts=None):
 
 def h_d_vol_export(dt, unexport):
     def handler(ctx):
-        s = d_system(ctx, "systemId", dt)
-        vrec = d_volume(ctx, s, "id" if dt == 1 else "volumeId")
+        s, vrec = d_dt_volume(ctx, dt)
         est = ctx.est
         b = ctx.body or {}
         field = "hostGroupIds" if dt == 1 else "hostGroups"
@@ -2164,8 +2162,7 @@ def h_d_vol_export(dt, unexport):
 
 
 def h_d_vluns(ctx):
-    s = d_system(ctx, "systemId", 1)
-    vrec = d_volume(ctx, s, "id")
+    s, vrec = d_dt_volume(ctx, 1, "id")
     recs = [DRec(vlid, vid=vrec.id, lun=lun, host=hid, sys=s, vol=vrec, gen=vrec.x["gen"])
             for vlid, lun, hid in vlun_list(ctx.est, vrec)]
     return ctx.d.listing(ctx, recs, r_vlun, live=True)
@@ -2175,8 +2172,7 @@ def h_d_vluns(ctx):
 
 def h_d_snapshots(dt):
     def handler(ctx):
-        s = d_system(ctx, "systemId", dt)
-        vrec = d_volume(ctx, s, "id" if dt == 1 else "volumeId")
+        s, vrec = d_dt_volume(ctx, dt)
         return ctx.d.listing(ctx, list(ctx.est.snaps(s, vrec).values()),
                              r_snap1 if dt == 1 else r_snap2, s, vrec)
     return handler
@@ -2184,8 +2180,7 @@ def h_d_snapshots(dt):
 
 def h_d_snapshot(dt):
     def handler(ctx):
-        s = d_system(ctx, "systemId", dt)
-        vrec = d_volume(ctx, s, "volumeId")
+        s, vrec = d_dt_volume(ctx, dt, "volumeId")
         return ctx.d.one(ctx, d_snapshot(ctx, s, vrec), r_snap1 if dt == 1 else r_snap2,
                          s, vrec)
     return handler
@@ -2193,8 +2188,7 @@ def h_d_snapshot(dt):
 
 def h_d_snapshot_create(dt):
     def handler(ctx):
-        s = d_system(ctx, "systemId", dt)
-        vrec = d_volume(ctx, s, "id" if dt == 1 else "volumeId")
+        s, vrec = d_dt_volume(ctx, dt)
         est = ctx.est
         b = ctx.body
         now = ctx.now
@@ -2254,8 +2248,7 @@ def h_d_snapshot_create(dt):
 
 def h_d_snapshot_delete(dt):
     def handler(ctx):
-        s = d_system(ctx, "systemId", dt)
-        vrec = d_volume(ctx, s, "volumeId")
+        s, vrec = d_dt_volume(ctx, dt, "volumeId")
         snap = d_snapshot(ctx, s, vrec)
         if any(v.x["base_snap"] == snap.id for v in s.vols.values()):
             raise ApiError(409, "snapshot '%s' is the base of a clone" % snap.id)
@@ -2300,8 +2293,7 @@ def restore_task(ctx, s, vrec, snap, target):
 
 
 def h_d_snapshot_promote(ctx):
-    s = d_system(ctx, "systemId", 1)
-    vrec = d_volume(ctx, s, "volumeId")
+    s, vrec = d_dt_volume(ctx, 1, "volumeId")
     snap = d_snapshot(ctx, s, vrec)
     target = vrec
     tname = (ctx.body or {}).get("target")
@@ -2315,8 +2307,7 @@ def h_d_snapshot_promote(ctx):
 
 
 def h_d_vol2_restore(ctx):
-    s = d_system(ctx, "systemId", 2)
-    vrec = d_volume(ctx, s, "volumeId")
+    s, vrec = d_dt_volume(ctx, 2, "volumeId")
     snid = ctx.body["base_snap_id"]
     snap = ctx.est.snaps(s, vrec).get(snid)
     if snap is None:
@@ -2396,18 +2387,25 @@ def h_d_host_create(ctx):
     return 200, ctx.d.render(h, ctx.d.response_schema(ctx), r_host), None
 
 
+def unlink_deleted(table, rid, what, others, field):
+    """Takes rid out of table (TaskFailed if it is gone already) and out of the `field` list
+    of each of others; returns its record."""
+    x = table.pop(rid, None)
+    if x is None:
+        raise TaskFailed("%s '%s' was already deleted" % (what, rid))
+    for o in others:
+        if rid in o.x[field]:
+            o.x[field].remove(rid)
+    return x
+
+
 def h_d_host_delete(ctx):
     est = ctx.est
     h = d_lookup(est.hosts, ctx.p["hostId"], "host")
     hid = h.id
 
     def effect():
-        x = est.hosts.pop(hid, None)
-        if x is None:
-            raise TaskFailed("host '%s' was already deleted" % hid)
-        for g in est.groups.values():
-            if hid in g.x["hosts"]:
-                g.x["hosts"].remove(hid)
+        x = unlink_deleted(est.hosts, hid, "host", est.groups.values(), "hosts")
         for iid in x.x["inits"]:
             est.inits.pop(iid, None)
         est.changed()
@@ -2475,12 +2473,7 @@ def h_d_group_delete(ctx):
     gid = g.id
 
     def effect():
-        x = est.groups.pop(gid, None)
-        if x is None:
-            raise TaskFailed("host group '%s' was already deleted" % gid)
-        for h in est.hosts.values():
-            if gid in h.x["groups"]:
-                h.x["groups"].remove(gid)
+        unlink_deleted(est.groups, gid, "host group", est.hosts.values(), "groups")
         for s in est.systems.values():
             for v in s.vols.values():
                 v.x["exports"].pop(gid, None)

@@ -84,6 +84,9 @@ def parse_args(argv):
     p.add_argument("--session-ttl", type=positive_float, default=None, metavar="S",
                    help="idle seconds before a session expires; each call extends it "
                    "(default 1800; 3600 with --dialect backupdr)")
+    p.add_argument("--token-ttl", type=int, default=None, metavar="S",
+                   help="lifetime of an access token in seconds (expires_in; default 7200; "
+                   "3600 with --dialect backupdr or cloudsync)")
     p.add_argument("--arrays", type=int, default=1, metavar="N",
                    help="number of storage arrays, each with its own estate (default 1)")
     p.add_argument("--seed", type=int, default=1, metavar="N",

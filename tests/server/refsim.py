@@ -45,6 +45,18 @@ class Req:
         self.peer = None       # the client's address (set by the handler)
 
 
+def allowed_route(req, not_found, not_allowed):
+    """The route of a request, if it allows the method (route.allow: "GET, PUT"); else 404 or
+    405 with Allow, in the dialect's words (formats with {path}, {method}, {template})."""
+    route = req.route
+    if route is None:
+        raise ApiError(404, not_found.format(path=req.path))
+    if req.method not in route.allow.split(", "):
+        raise ApiError(405, not_allowed.format(method=req.method, template=route.template),
+                       [("Allow", route.allow)])
+    return route
+
+
 class Dialect(abc.ABC):
     """One API: its paths, login, estate, list and error shapes.
 

@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 import pytest
 
-from refserver_fixture import Client, REFSERVER, start_refserver, wait_until
+from refserver_fixture import Client, REFSERVER, module_server, start_refserver, wait_until
 
 TASK_KEYS = {"id", "name", "displayName", "type", "state", "progressPercent", "healthStatus",
              "logMessages", "createdAt", "startedAt", "endedAt", "updatedAt", "error",
@@ -97,11 +97,7 @@ def all_items(c, path, key, limit=None):
 # --------------------------------------------------------------------------
 # shared servers (tests on them touch disjoint resources)
 
-@pytest.fixture(scope="module")
-def srv():
-    s = start_refserver("--test-controls", "--task-seconds", "0.3", "--volumes", "30")
-    yield s
-    s.stop()
+srv = module_server(start_refserver, "--test-controls", "--task-seconds", "0.3", "--volumes", "30")
 
 
 @pytest.fixture
