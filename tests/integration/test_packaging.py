@@ -365,8 +365,9 @@ def test_debian_package(server_factory, tmp_path):
         assert re.search(r" %s$" % re.escape(path), contents, re.M), (path, contents)
     assert re.search(r"^-rwxr-xr-x .* \./usr/share/doc/dsfs/examples/dsfs-estate-to-git$", contents, re.M)
     assert re.search(r"^-rwxr-xr-x .* \./usr/bin/dsfs-refserver$", contents, re.M), contents
-    for name in ("refserver.py", "refcore.py", "openapi_check.py", "dialect_storageplugin.py", "dialect_dscc.py",
-                 "dialect_backupdr.py", "dialect_cloudsync.py", "spec/dscc-storage-api-v1.2.0.json"):
+    for name in ("refserver.py", "refcore.py", "refsim.py", "reffaults.py", "refhttp.py", "openapi_check.py",
+                 "dialect_storageplugin.py", "dialect_dscc.py", "dialect_backupdr.py", "dialect_cloudsync.py",
+                 "spec/dscc-storage-api-v1.2.0.json"):
         assert re.search(r" \./usr/share/dsfs/refserver/%s$" % re.escape(name), contents, re.M), (name, contents)
     description = " ".join(sh("dpkg-deb", "-f", deb, "Description").stdout.split())
     for api in ("storage-plugin", "Data Services Cloud Console", "Backup and DR", "Cloud Sync"):

@@ -8,7 +8,8 @@ limit, filter and sort, HEAD counts, OPTIONS, actions answered 204 whose work
 shows up as jobs in /jobstatus, {"err_code", "err_message"} errors. It also
 answers a Google-style POST /token (the OAuth2 JWT-bearer grant of service
 accounts), checking the JWT's RS256 signature with the standard library.
-HTTP, faults, stats and the task clock are refcore's. docs/refserver.md,
+HTTP, faults, stats, the /_sim controls and the task clock are the core's
+(refcore.py, refsim.py, reffaults.py, refhttp.py). docs/refserver.md,
 "Backup and DR mode", describes it.
 """
 
@@ -16,19 +17,19 @@ import base64
 import binascii
 import collections
 import hashlib
-import heapq
 import hmac
 import ipaddress
 import json
 import re
 import secrets
 import time
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 from refcore import (
-    REQUESTS_KEPT, requests_control,
-    BASE_EPOCH, GIB, HOST_ROLES, HOSTILE_NAMES, SIZES_GIB, ApiError, Dialect, Req, Task,
-    TaskFailed, dumps, iso, mix, no_content, ok_json)
+    BASE_EPOCH, GIB, HOSTILE_NAMES, HOST_ROLES, SIZES_GIB, ApiError, Task, TaskFailed,
+    add_secret_option, basic_credentials, check_user, dumps, json_object, media_type, mix,
+    no_content, oauth_error, oauth_token, ok_json, same_secret, split_path, token_form)
+from refsim import Dialect, Req, allowed_route
 
 BDR_BASE = "/actifio"
 TOKEN_PATH = "/token"
@@ -36,7 +37,6 @@ JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 GOOGLE_TOKEN_AUD = "https://oauth2.googleapis.com/token"
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 DEMO_PRINCIPAL = "dsfs-demo@example.iam.gserviceaccount.com"
-LONG_TTL = 10 * 365 * 86400
 US = 1000000    # times are epoch microseconds
 
 # --------------------------------------------------------------------------
@@ -654,7 +654,7 @@ class BackupDR(Dialect):
         self.est = Estate(opts)
         self.tokens = {}      # access token -> [principal, expiry]
         self.sessions = {}    # session id -> {"expiry", "principal", "bearer", "user", ...}
-        self.requests = collections.deque(maxlen=REQUESTS_KEPT)
+        self.demo_principal = DEMO_PRINCIPAL   # the owner of a /_sim/tokens token
         sim.event("server started (backupdr) with %d appliance(s)"
                   % len(self.est.kinds["cluster"]))
 
@@ -666,11 +666,8 @@ class BackupDR(Dialect):
             "default 3600 here), --servers (appliances), --hosts (hosts per appliance), "
             "--volumes (applications per appliance), --snapshots (backups per "
             "application).")
-        g.add_argument("--bearer-token", default=None, metavar="TOKEN",
-                       help="a bearer token POST /actifio/session always accepts (default "
-                       "dsfs-demo-token; see also --bearer-token-file)")
-        g.add_argument("--bearer-token-file", default=None, metavar="FILE",
-                       help="read that token from the first line of FILE")
+        add_secret_option(g, "bearer-token", "TOKEN", "dsfs-demo-token",
+                          "a bearer token POST /actifio/session always accepts", "that token")
         g.add_argument("--sa-public-key", default=None, metavar="FILE",
                        help="check the RS256 signature of the JWTs POST /token receives "
                        "with this key: PEM public key, certificate or private key, or a "
@@ -682,15 +679,6 @@ class BackupDR(Dialect):
 
     @staticmethod
     def check_options(p, opts):
-        if opts.bearer_token_file:
-            with open(opts.bearer_token_file, encoding="utf-8") as f:
-                opts.bearer_token = f.readline().rstrip("\r\n")
-        elif opts.bearer_token is None:
-            opts.bearer_token = "dsfs-demo-token"
-        if opts.dialect != "backupdr":
-            return
-        if opts.arrays != 1:
-            p.error("--arrays applies to the storage-plugin dialect only")
         if opts.sa_public_key:
             try:
                 with open(opts.sa_public_key, encoding="utf-8") as f:
@@ -706,11 +694,7 @@ class BackupDR(Dialect):
 
     # -- routing
     def route(self, method, path, qs, headers, body):
-        segs = path.split("/")[1:]
-        if len(segs) > 1 and segs[-1] == "":
-            segs.pop()
-        if "%" in path:
-            segs = [unquote(s) for s in segs]
+        segs = split_path(path)
         route = None
         if path == TOKEN_PATH:
             route = BRoute(TOKEN_PATH, None, "token", "POST")
@@ -738,34 +722,17 @@ class BackupDR(Dialect):
                 query.setdefault("filter", []).append(v)
             else:
                 query[k] = v
-        entry = self.record(method, path, qs, headers, body, route)
+        entry = self.record(method, path, qs, headers, body, route.template if route else None)
         return Req(method, path, path, route, segs, query, None, entry)
 
-    def record(self, method, path, qs, headers, body, route):
-        if method in ("GET", "HEAD", "OPTIONS") or path == TOKEN_PATH:
-            return None
-        parsed = None
-        if body:
-            try:
-                parsed = json.loads(body)
-            except (ValueError, UnicodeDecodeError):
-                parsed = body.decode("utf-8", "replace")
-        entry = {"method": method, "path": path, "query": qs,
-                 "template": route.template if route else None,
-                 "contentType": headers.get("content-type"), "body": parsed,
-                 "status": None, "time": iso(time.time())}
-        with self.sim.lock:
-            self.requests.append(entry)
-        return entry
+    def keeps(self, method, path):
+        """/_sim/requests keeps no read, nor a /token request (it carries the assertion)."""
+        return method not in ("GET", "HEAD", "OPTIONS") and path != TOKEN_PATH
 
     # -- one request
     def handle(self, req, headers, body, host):
-        route = req.route
+        route = allowed_route(req, "no such resource: {path}", "{method} is not allowed here")
         method = req.method
-        if route is None:
-            raise ApiError(404, "no such resource: %s" % req.path)
-        if method not in route.allow.split(", "):
-            raise ApiError(405, "%s is not allowed here" % method, [("Allow", route.allow)])
         if route.action == "token":
             return self.token_endpoint(headers, body, host)
         with self.sim.lock:
@@ -787,12 +754,10 @@ class BackupDR(Dialect):
                 return self.listing(method, route.kind, req.query, now)
             if route.action == "one" and method == "GET":
                 return self.one(route.kind, req.segs[2], now)
-            if body:
-                ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-                if ctype != "application/json":
-                    raise ApiError(415, "request bodies must be application/json (got %r)"
-                                   % ctype)
-            b = self.sim.parse_json(body)
+            if body and media_type(headers) != "application/json":
+                raise ApiError(415, "request bodies must be application/json (got %r)"
+                               % media_type(headers))
+            b = json_object(body)
             if route.action == "one":
                 out = self.update(route.kind, req.segs[2], b, now)
             else:
@@ -812,7 +777,7 @@ class BackupDR(Dialect):
         if auth[:7].lower() != "bearer ":
             return None
         tok = auth[7:].strip()
-        if self.demo_token and hmac.compare_digest(tok.encode(), self.demo_token.encode()):
+        if self.demo_token and same_secret(tok, self.demo_token):
             return DEMO_PRINCIPAL
         t = self.tokens.get(tok)
         if t is None or t[1] < now:
@@ -822,20 +787,12 @@ class BackupDR(Dialect):
         return t[0]
 
     def login(self, headers, now):
-        auth = headers.get("authorization", "")
         basic = [("WWW-Authenticate", 'Basic realm="actifio"')]
-        if auth[:6].lower() == "basic ":
-            try:
-                user, _, pw = base64.b64decode(auth[6:].strip(), validate=True) \
-                    .decode("utf-8").partition(":")
-            except (ValueError, UnicodeDecodeError):
-                raise ApiError(401, "malformed HTTP Basic credentials", basic)
-            if not (hmac.compare_digest(user.encode(), self.user.encode())
-                    and hmac.compare_digest(pw.encode(), self.password.encode())):
-                self.sim.event("login refused for user %r" % user)
-                raise ApiError(401, "wrong user name or password", basic)
-            principal, bearer = user, False
-        elif auth[:7].lower() == "bearer ":
+        creds = basic_credentials(headers, basic)
+        if creds is not None:
+            check_user(self.sim, *creds, self.user, self.password, basic)
+            principal, bearer = creds[0], False
+        elif headers.get("authorization", "")[:7].lower() == "bearer ":
             principal, bearer = self.bearer(headers, now), True
         else:
             raise ApiError(401, "log in with Authorization: Bearer <token> or Basic", basic)
@@ -889,24 +846,7 @@ class BackupDR(Dialect):
         return {"access_token": tok, "expires_in": int(ttl), "token_type": "Bearer"}
 
     def token_endpoint(self, headers, body, host):
-        def oauth_error(status, code, desc):
-            return status, dumps({"error": code, "error_description": desc}), \
-                [("Cache-Control", "no-store")]
-
-        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype != "application/x-www-form-urlencoded":
-            return oauth_error(400, "invalid_request", "the token request must be "
-                               "application/x-www-form-urlencoded (got %r)" % ctype)
-        try:
-            form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-        except UnicodeDecodeError:
-            return oauth_error(400, "invalid_request", "the form is not UTF-8")
-        grant = form.get("grant_type")
-        if grant is None:
-            return oauth_error(400, "invalid_request", "grant_type is missing")
-        if grant != JWT_BEARER:
-            return oauth_error(400, "unsupported_grant_type",
-                               "only grant_type=%s is supported" % JWT_BEARER)
+        form = token_form(headers, body, JWT_BEARER)
         parts = form.get("assertion", "").split(".")
         try:
             if len(parts) != 3:
@@ -917,37 +857,37 @@ class BackupDR(Dialect):
             if not isinstance(head, dict) or not isinstance(claims, dict):
                 raise ValueError
         except (ValueError, UnicodeDecodeError, binascii.Error):
-            return oauth_error(400, "invalid_grant", "the assertion is not a JWT")
+            raise oauth_error(400, "invalid_grant", "the assertion is not a JWT")
         if head.get("alg") != "RS256":
-            return oauth_error(400, "invalid_grant", "the JWT must be signed with RS256")
+            raise oauth_error(400, "invalid_grant", "the JWT must be signed with RS256")
         if self.sa_key is not None and not rs256_verify(
                 self.sa_key, (parts[0] + "." + parts[1]).encode("ascii"), sig):
             self.sim.event("token refused: bad JWT signature")
-            return oauth_error(400, "invalid_grant", "Invalid JWT Signature.")
+            raise oauth_error(400, "invalid_grant", "Invalid JWT Signature.")
         now = time.time()
         iss, aud, scope = claims.get("iss"), claims.get("aud"), claims.get("scope")
         iat, exp = claims.get("iat"), claims.get("exp")
         own = "%s://%s%s" % (self.sim.scheme, host or self.sim.default_host, TOKEN_PATH)
         if not isinstance(iss, str) or not iss:
-            return oauth_error(400, "invalid_grant", "the JWT has no iss (the service "
-                               "account's email)")
+            raise oauth_error(400, "invalid_grant", "the JWT has no iss (the service "
+                              "account's email)")
         if self.opts.sa_email and iss != self.opts.sa_email:
-            return oauth_error(400, "invalid_grant", "unknown service account %r" % iss)
+            raise oauth_error(400, "invalid_grant", "unknown service account %r" % iss)
         if aud not in (GOOGLE_TOKEN_AUD, own):
-            return oauth_error(400, "invalid_grant", "aud must be %s (or %s)"
-                               % (GOOGLE_TOKEN_AUD, own))
+            raise oauth_error(400, "invalid_grant", "aud must be %s (or %s)"
+                              % (GOOGLE_TOKEN_AUD, own))
         if not isinstance(scope, str) or CLOUD_PLATFORM not in scope.split():
-            return oauth_error(400, "invalid_scope", "scope must include %s" % CLOUD_PLATFORM)
+            raise oauth_error(400, "invalid_scope", "scope must include %s" % CLOUD_PLATFORM)
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (iat, exp)):
-            return oauth_error(400, "invalid_grant", "iat and exp must be integers")
+            raise oauth_error(400, "invalid_grant", "iat and exp must be integers")
         if iat > now + 300 or exp <= now or exp - iat > 3600:
-            return oauth_error(400, "invalid_grant", "Invalid JWT: Token must be a "
-                               "short-lived token (60 minutes) and in a reasonable timeframe. "
-                               "Check your iat and exp values in the JWT claim.")
+            raise oauth_error(400, "invalid_grant", "Invalid JWT: Token must be a "
+                              "short-lived token (60 minutes) and in a reasonable timeframe. "
+                              "Check your iat and exp values in the JWT claim.")
         with self.sim.lock:
             out = self.issue_token(iss, self.opts.token_ttl)
         self.sim.event("token issued to %s" % iss)
-        return 200, dumps(out), [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+        return oauth_token(out)
 
     # -- lists and objects
     def objects(self, kind, now):
@@ -1137,10 +1077,7 @@ class BackupDR(Dialect):
                   backup=backup, host_name=host.pub["hostname"] if host else "",
                   label=label or "", policy=policy or "")
         est.jobs.append(job)
-        self.sim.task_seq += 1
-        heapq.heappush(est.pending, (job.end, self.sim.task_seq, job))
-        self.sim.last_task = job
-        self.sim.event("job %s started: %s" % (jid, display))
+        self.sim.start_task(est, job)
         if dur == 0:
             self.sim.settle(est, now)
         return no_content()
@@ -1180,51 +1117,17 @@ class BackupDR(Dialect):
             self.sim.event("%s of %s done" % (name, app.pub["appname"]))
         return run
 
-    # -- /_sim additions
-    def sim_control(self, method, parts, body, qs):
-        sim = self.sim
-        if parts == ["tokens"] and method == "POST":
-            spec = sim.parse_json(body)
-            ttl = spec.get("ttl", LONG_TTL)
-            if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or ttl <= 0:
-                raise ApiError(422, "field 'ttl' must be a positive number of seconds")
-            principal = spec.get("principal", DEMO_PRINCIPAL)
-            with sim.lock:
-                return ok_json(self.issue_token(principal, ttl))
-        if parts == ["sessions"] and method == "GET":
-            with sim.lock:
-                now = time.time()
-                return ok_json({"active": sum(1 for s in self.sessions.values()
-                                              if s["expiry"] >= now)})
-        if parts == ["sessions", "expire"] and method == "POST":
-            with sim.lock:
-                self.sessions.clear()
-            sim.event("every session expired")
-            return no_content()
-        if parts == ["password"] and method == "POST":
-            pw = sim.parse_json(body).get("password")
-            if not isinstance(pw, str):
-                raise ApiError(422, "field 'password' must be a string")
-            with sim.lock:
-                self.password = pw
-            sim.event("password changed")
-            return no_content()
-        if parts == ["requests"]:
-            return requests_control(sim, self.requests, method, parts, qs)
-        if parts == ["events"] and method == "POST":
-            spec = sim.parse_json(body)
-            command, count = spec.get("command"), spec.get("count", 1)
-            if not isinstance(command, str) or not command:
-                raise ApiError(422, "field 'command' must be a non-empty string")
-            if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 5000:
-                raise ApiError(422, "field 'count' must be an integer from 1 to 5000")
-            with sim.lock:
-                # count > 1: one burst, every record at the first one's issuedate
-                for k in range(count):
-                    rec = self.est.add_audit(us(time.time()), SIM_USER,
-                                             command if count == 1 else "%s %d" % (command, k + 1),
-                                             None, None, same=k > 0)
-                out = rec.json()
-            sim.event("%d localaudit record(s) added, the last %s" % (count, rec.id))
-            return 201, out, None
-        return None
+    # -- /_sim: the shared controls' hooks
+    token_owner = ("principal", "demo_principal")
+    event_field = "command"
+    event_what = "localaudit record"
+
+    def logins(self):
+        return self.sessions
+
+    @staticmethod
+    def login_expiry(value):
+        return value["expiry"]
+
+    def add_sim_event(self, text, same):
+        return self.est.add_audit(us(time.time()), SIM_USER, text, None, None, same=same).json()

@@ -8,28 +8,28 @@ whole-array lists of data brokers, groups and relationships, syncs whose
 progress shows in a relationship's activity, and the asynchronous list calls
 that answer 202 and deliver their result later as a message on
 GET /messages/client, interleaved with heartbeats and other clients' answers.
-HTTP, faults, stats and TLS are refcore's. docs/refserver.md, "Cloud Sync
-mode", describes it.
+HTTP, faults, stats, the /_sim controls and TLS are the core's (refcore.py,
+refsim.py, reffaults.py, refhttp.py). docs/refserver.md, "Cloud Sync mode",
+describes it.
 """
 
 import collections
 import heapq
-import hmac
 import json
 import secrets
 import time
 import uuid
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 from refcore import (
-    REQUESTS_KEPT, requests_control,
-    BASE_EPOCH, CATEGORIES, HOSTILE_NAMES, REASONS, ApiError, Dialect, Req, dumps,
-    hostile_entries, iso, mix, ok_json)
+    BASE_EPOCH, CATEGORIES, HOSTILE_NAMES, REASONS, ApiError, add_secret_option, dumps,
+    hostile_entries, iso, json_object, media_type, mix, no_content, oauth_error, oauth_token,
+    ok_json, same_secret, split_path)
+from refsim import Dialect, Req, allowed_route
 
 CS_BASE = "/api"
 TOKEN_PATH = "/oauth/token"
 DEMO_REFRESH = "dsfs-demo-refresh-token"
-LONG_TTL = 10 * 365 * 86400
 MESSAGES_KEPT = 1000          # per account; a cursor older than that sees what is kept
 FIRST_MESSAGE_ID = 5800       # the seed's example cursor is "5802"
 HEARTBEAT_CATCH_UP = 20       # after a long quiet spell, at most this many heartbeats
@@ -393,7 +393,6 @@ class CloudSync(Dialect):
             acct = Account(opts, k)
             self.accounts[acct.id] = acct
         self.tokens = {}          # access token -> [client_id, expiry]
-        self.requests = collections.deque(maxlen=REQUESTS_KEPT)
         self.msg_seq = FIRST_MESSAGE_ID
         self.sched_seq = 0
         self.rel_seq = 0
@@ -417,11 +416,8 @@ class CloudSync(Dialect):
             "--servers (data brokers per account), --volumes (relationships per data "
             "broker), --luns (buckets a list-s3-buckets answer names), --hosts (exports a "
             "list-nfs-export-folders answer names), --task-seconds (how long a sync runs).")
-        g.add_argument("--refresh-token", default=None, metavar="TOKEN",
-                       help="the refresh token POST /oauth/token accepts (default "
-                       "dsfs-demo-refresh-token; see also --refresh-token-file)")
-        g.add_argument("--refresh-token-file", default=None, metavar="FILE",
-                       help="read the refresh token from the first line of FILE")
+        add_secret_option(g, "refresh-token", "TOKEN", DEMO_REFRESH,
+                          "the refresh token POST /oauth/token accepts", "the refresh token")
         g.add_argument("--accounts", type=int, default=2, metavar="N",
                        help="Cloud Central accounts the user has, each with its own "
                        "estate (default 2)")
@@ -434,15 +430,6 @@ class CloudSync(Dialect):
 
     @staticmethod
     def check_options(p, opts):
-        if opts.refresh_token_file:
-            with open(opts.refresh_token_file, encoding="utf-8") as f:
-                opts.refresh_token = f.readline().rstrip("\r\n")
-        elif opts.refresh_token is None:
-            opts.refresh_token = DEMO_REFRESH
-        if opts.dialect != "cloudsync":
-            return
-        if opts.arrays != 1:
-            p.error("--arrays applies to the storage-plugin dialect only")
         if not 1 <= opts.accounts <= 50:
             p.error("--accounts must be between 1 and 50")
         if opts.message_delay < 0 or opts.heartbeat_seconds < 0:
@@ -453,11 +440,7 @@ class CloudSync(Dialect):
 
     # -- routing
     def route(self, method, path, qs, headers, body):
-        segs = path.split("/")[1:]
-        if len(segs) > 1 and segs[-1] == "":
-            segs.pop()
-        if "%" in path:
-            segs = [unquote(s) for s in segs]
+        segs = split_path(path)
         route, rid = None, None
         if path == TOKEN_PATH:
             route = CRoute(TOKEN_PATH, "token", "POST")
@@ -468,35 +451,17 @@ class CloudSync(Dialect):
         if route is not None and route.template.endswith("/messages/client"):
             with self.sim.lock:
                 self.queries.append(qs or "")
-        entry = self.record(method, path, qs, headers, body, route)
+        entry = self.record(method, path, qs, headers, body, route.template if route else None)
         return Req(method, path, path, route, (rid,), query, None, entry)
 
-    def record(self, method, path, qs, headers, body, route):
-        if method in ("GET", "HEAD") or path == TOKEN_PATH:
-            return None
-        parsed = None
-        if body:
-            try:
-                parsed = json.loads(body)
-            except (ValueError, UnicodeDecodeError):
-                parsed = body.decode("utf-8", "replace")
-        entry = {"method": method, "path": path, "query": qs,
-                 "template": route.template if route else None,
-                 "contentType": headers.get("content-type"), "body": parsed,
-                 "status": None, "time": iso(time.time())}
-        with self.sim.lock:
-            self.requests.append(entry)
-        return entry
+    def keeps(self, method, path):
+        """/_sim/requests keeps no read, nor a token request (it carries the refresh token)."""
+        return method not in ("GET", "HEAD") and path != TOKEN_PATH
 
     # -- one request
     def handle(self, req, headers, body, host):
-        route = req.route
+        route = allowed_route(req, "Not Found: {path}", "{method} is not allowed on {template}")
         method = req.method
-        if route is None:
-            raise ApiError(404, "Not Found: %s" % req.path)
-        if method not in route.allow.split(", "):
-            raise ApiError(405, "%s is not allowed on %s" % (method, route.template),
-                           [("Allow", route.allow)])
         if route.action == "token":
             return self.token_endpoint(headers, body)
         rid = req.segs[0]
@@ -527,11 +492,7 @@ class CloudSync(Dialect):
 
     # -- tokens and accounts
     def token_endpoint(self, headers, body):
-        def oauth_error(status, code, desc):
-            return status, dumps({"error": code, "error_description": desc}), \
-                [("Cache-Control", "no-store")]
-
-        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+        ctype = media_type(headers)
         try:
             if ctype == "application/x-www-form-urlencoded":
                 form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
@@ -540,34 +501,33 @@ class CloudSync(Dialect):
                 if not isinstance(form, dict):
                     raise ValueError
             else:
-                return oauth_error(400, "invalid_request", "the token request must be "
-                                   "application/x-www-form-urlencoded or application/json "
-                                   "(got %r)" % ctype)
+                raise oauth_error(400, "invalid_request", "the token request must be "
+                                  "application/x-www-form-urlencoded or application/json "
+                                  "(got %r)" % ctype)
         except (ValueError, UnicodeDecodeError):
-            return oauth_error(400, "invalid_request", "the body is not a form or JSON object")
+            raise oauth_error(400, "invalid_request", "the body is not a form or JSON object")
         grant = form.get("grant_type")
         if not grant:
-            return oauth_error(400, "invalid_request", "Missing required parameter: grant_type")
+            raise oauth_error(400, "invalid_request", "Missing required parameter: grant_type")
         if grant != "refresh_token":
-            return oauth_error(400, "unsupported_grant_type",
-                               "Unsupported grant type: %s" % grant)
+            raise oauth_error(400, "unsupported_grant_type",
+                              "Unsupported grant type: %s" % grant)
         cid, rtok = form.get("client_id"), form.get("refresh_token")
         if not isinstance(cid, str) or not cid:
-            return oauth_error(401, "invalid_client", "Missing required parameter: client_id")
-        if not hmac.compare_digest(cid.encode(), self.client_id.encode()):
+            raise oauth_error(401, "invalid_client", "Missing required parameter: client_id")
+        if not same_secret(cid, self.client_id):
             self.sim.event("token refused: unknown client %r" % cid)
-            return oauth_error(401, "invalid_client", "Unknown client.")
+            raise oauth_error(401, "invalid_client", "Unknown client.")
         if not isinstance(rtok, str) or not rtok:
-            return oauth_error(400, "invalid_request",
-                               "Missing required parameter: refresh_token")
+            raise oauth_error(400, "invalid_request",
+                              "Missing required parameter: refresh_token")
         with self.sim.lock:
-            good = hmac.compare_digest(rtok.encode(), self.refresh_token.encode())
-            if not good:
+            if not same_secret(rtok, self.refresh_token):
                 self.sim.event("token refused: bad refresh token")
-                return oauth_error(400, "invalid_grant", "Unknown or invalid refresh token.")
+                raise oauth_error(400, "invalid_grant", "Unknown or invalid refresh token.")
             out = self.issue_token(cid, self.opts.token_ttl)
         self.sim.event("token issued to client %s" % cid)
-        return 200, dumps(out), [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+        return oauth_token(out)
 
     def issue_token(self, client, ttl):
         now = time.time()
@@ -610,15 +570,11 @@ class CloudSync(Dialect):
         return rel
 
     def create(self, acct, body, headers, now):
-        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+        ctype = media_type(headers)
         if ctype != "application/json":
             raise ApiError(415, "the body must be application/json (got %r)" % ctype)
-        try:
-            b = json.loads(body or b"")
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ApiError(400, "Invalid request payload JSON format: %s" % e)
-        if not isinstance(b, dict):
-            raise ApiError(400, '"value" must be an object')
+        b = json_object(body, "Invalid request payload JSON format: %s",
+                        '"value" must be an object', empty=b"")
         source = check_endpoint(b, "source")
         target = check_endpoint(b, "target")
         bid, gid = b.get("dataBroker"), b.get("group")
@@ -753,38 +709,19 @@ class CloudSync(Dialect):
         out = [m for mid, m in msgs if mid > last]
         return 200, b"[" + b",".join(out) + b"]", None
 
-    # -- /_sim additions
-    def sim_control(self, method, parts, body, qs):
-        sim = self.sim
-        if parts == ["tokens"] and method == "POST":
-            spec = sim.parse_json(body)
-            ttl = spec.get("ttl", LONG_TTL)
-            if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or ttl <= 0:
-                raise ApiError(422, "field 'ttl' must be a positive number of seconds")
-            client = spec.get("client_id", self.client_id)
-            if not isinstance(client, str):
-                raise ApiError(422, "field 'client_id' must be a string")
-            with sim.lock:
-                return ok_json(self.issue_token(client, ttl))
-        if parts == ["sessions"] and method == "GET":
-            with sim.lock:
-                now = time.time()
-                return ok_json({"active": sum(1 for t in self.tokens.values() if t[1] >= now)})
-        if parts == ["sessions", "expire"] and method == "POST":
-            with sim.lock:
-                self.tokens.clear()
-            sim.event("every token expired")
-            return 204, b"", None
-        if parts == ["password"] and method == "POST":
-            pw = sim.parse_json(body).get("password")
-            if not isinstance(pw, str):
-                raise ApiError(422, "field 'password' must be a string")
-            with sim.lock:
-                self.refresh_token = pw
-            sim.event("refresh token changed")
-            return 204, b"", None
-        if parts == ["requests"]:
-            return requests_control(sim, self.requests, method, parts, qs)
+    # -- /_sim: the shared controls' hooks, and /_sim/messages
+    login_what = "token"
+    secret = ("refresh_token", "refresh token")
+    token_owner = ("client_id", "client_id")
+
+    def logins(self):
+        return self.tokens
+
+    @staticmethod
+    def login_expiry(value):
+        return value[1]
+
+    def sim_extra(self, method, parts, body, qs):
         if parts and parts[0] == "messages":
             return self.sim_messages(method, parts[1:], body)
         return None
@@ -799,7 +736,7 @@ class CloudSync(Dialect):
                                 "pending": sum(len(a.pending)
                                                for a in self.accounts.values())})
         if rest in (["drop"], ["duplicate"]) and method == "POST":
-            n = sim.parse_json(body).get("count", 1)
+            n = json_object(body).get("count", 1)
             if not isinstance(n, int) or isinstance(n, bool) or n < 0:
                 raise ApiError(422, "field 'count' must be a non-negative integer")
             with sim.lock:
@@ -807,9 +744,9 @@ class CloudSync(Dialect):
                     self.drop_next = n
                 else:
                     self.dup_next = n
-            return 204, b"", None
+            return no_content()
         if rest == ["inject"] and method == "POST":
-            spec = sim.parse_json(body)
+            spec = json_object(body)
             with sim.lock:
                 aid = spec.get("account", next(iter(self.accounts)))
                 acct = self.accounts.get(aid)

@@ -6,16 +6,15 @@ spec itself (tests/server/spec): every route below is one of the spec's path
 templates, request bodies are checked against the operation's schema with
 openapi_check, and every object answered is the spec's example skeleton of
 the response schema with the estate's values laid over it, so it carries
-every property the schema lists. Tasks, faults, stats, TLS and HTTP are
-refcore's. docs/refserver.md, "DSCC mode", describes it.
+every property the schema lists. Tasks, faults, stats, the /_sim controls,
+TLS and HTTP are the core's (refcore.py, refsim.py, reffaults.py,
+refhttp.py). docs/refserver.md, "DSCC mode", describes it.
 """
 
 import base64
 import calendar
 import collections
 import functools
-import heapq
-import hmac
 import json
 import os
 import random
@@ -26,13 +25,13 @@ import time
 from urllib.parse import parse_qsl, unquote
 
 from refcore import (
-    REQUESTS_KEPT, requests_control,
-    BASE_EPOCH, CATEGORIES, HOST_ROLES, HOSTILE_NAMES, SIZES_GIB, ApiError, Dialect, Req,
-    Task, TaskFailed, dumps, error_body, iso, mix, no_content, ok_json)
+    BASE_EPOCH, HOSTILE_NAMES, HOST_ROLES, ApiError, Task, TaskFailed, add_secret_option,
+    basic_credentials, dumps, error_body, iso, media_type, mix, oauth_error, oauth_token,
+    ok_json, same_secret, split_path, token_form, volume_traits)
+from refsim import Dialect, Req
 
 DSCC_API = "/api/v1"
 DSCC_TOKEN_PATH = "/oauth2/token"
-DSCC_LONG_TTL = 10 * 365 * 86400
 
 DEVICE_TYPES = {
     1: {"family": "deviceType1", "model": "HPE Alletra 9060", "version": "9.5.3",
@@ -148,7 +147,6 @@ class DsccEstate:
         self.task_by_id = {}
         self.pending = []
         self.tokens = {}       # access token -> expiry (epoch)
-        self.requests = collections.deque(maxlen=REQUESTS_KEPT)
         self.audit = []        # audit events, oldest first
         self.audit_seq = 0
         self.audit_ms = 0      # occurredAt of the newest event (epoch ms)
@@ -262,10 +260,7 @@ class DsccEstate:
         by_pool = collections.Counter()
         for v in range(1, opts.volumes + 1):
             h = mix(seed, K_VOL, i, v)
-            cat = CATEGORIES[h % len(CATEGORIES)]
-            size = SIZES_GIB[(h >> 8) % len(SIZES_GIB)] * MIB_PER_GIB
-            used = size * (5 + (h >> 16) % 90) // 100
-            ct = t0 + (h >> 24) % (500 * 86400)
+            cat, size, used, ct = volume_traits(h, t0, MIB_PER_GIB)
             pid = pids[(h >> 40) % len(pids)]
             by_pool[pid] += size
             vrec = self.add_volume(s, hexid(idlen, seed, K_VOL, i, v),
@@ -1149,21 +1144,18 @@ def parse_filter(text, known):
         fn = _FOPS[op]
         return lambda o: fn(a(o), b(o))
 
-    def term():
-        f = factor()
-        while peek() == "and":
-            take()
-            g = factor()
-            f = (lambda f1, f2: lambda o: f1(o) and f2(o))(f, g)
-        return f
+    def chain(word, operand, both):
+        """operand (word operand)*, joined left to right by both(f1, f2)."""
+        def parse():
+            f = operand()
+            while peek() == word:
+                take()
+                f = both(f, operand())
+            return f
+        return parse
 
-    def expr():
-        f = term()
-        while peek() == "or":
-            take()
-            g = term()
-            f = (lambda f1, f2: lambda o: f1(o) or f2(o))(f, g)
-        return f
+    term = chain("and", factor, lambda f1, f2: lambda o: f1(o) and f2(o))
+    expr = chain("or", term, lambda f1, f2: lambda o: f1(o) or f2(o))
 
     pred = expr()
     take("end")
@@ -1336,14 +1328,8 @@ class Dscc(Dialect):
         g.add_argument("--client-id", default="dsfs-demo", metavar="ID",
                        help="OAuth2 client id accepted by POST /oauth2/token (default "
                        "dsfs-demo)")
-        g.add_argument("--client-secret", default=None, metavar="SECRET",
-                       help="its client secret (default dsfs-demo-secret; see also "
-                       "--client-secret-file)")
-        g.add_argument("--client-secret-file", default=None, metavar="FILE",
-                       help="read the client secret from the first line of FILE")
-        g.add_argument("--token-ttl", type=int, default=None, metavar="S",
-                       help="lifetime of an access token in seconds (expires_in; default "
-                       "7200; 3600 with --dialect backupdr)")
+        add_secret_option(g, "client-secret", "SECRET", "dsfs-demo-secret", "its client secret",
+                          "the client secret")
         g.add_argument("--device-types", default="1,2", metavar="LIST",
                        help="device types of the storage systems, cycled: '1' (Alletra 9000 "
                        "/ Primera), '2' (Alletra 6000 / Nimble) or '1,2' (default)")
@@ -1353,35 +1339,21 @@ class Dscc(Dialect):
 
     @staticmethod
     def check_options(p, opts):
-        # checked whatever the dialect, as they always were
-        if opts.client_secret_file:
-            with open(opts.client_secret_file, encoding="utf-8") as f:
-                opts.client_secret = f.readline().rstrip("\r\n")
-        elif opts.client_secret is None:
-            opts.client_secret = "dsfs-demo-secret"
-        if opts.token_ttl < 1:
-            p.error("--token-ttl must be at least 1")
         try:
             opts.device_types = [int(t) for t in opts.device_types.split(",")]
             if not opts.device_types or any(t not in DEVICE_TYPES for t in opts.device_types):
                 raise ValueError
         except ValueError:
             p.error("--device-types must be a comma-separated list of 1 and 2")
-        if opts.dialect == "dscc":
-            if opts.arrays != 1:
-                p.error("--arrays applies to the storage-plugin dialect only")
-            spec = opts.spec or os.environ.get("DSFS_DSCC_SPEC") or os.path.join(
-                os.path.dirname(os.path.abspath(__file__)), "spec",
-                "dscc-storage-api-v1.2.0.json")
-            if not os.path.isfile(spec):
-                p.error("the DSCC spec %s is missing (use --spec FILE)" % spec)
-            opts.spec = spec
+        spec = opts.spec or os.environ.get("DSFS_DSCC_SPEC") or os.path.join(
+            os.path.dirname(os.path.abspath(__file__)), "spec", "dscc-storage-api-v1.2.0.json")
+        if not os.path.isfile(spec):
+            p.error("the DSCC spec %s is missing (use --spec FILE)" % spec)
+        opts.spec = spec
 
     def route(self, method, path, qs, headers, body):
         route, segs = self.classify(method, path)
-        entry = self.record(method, path, qs, headers, body)
-        if entry is not None and route is not None:
-            entry["template"] = route.template
+        entry = self.record(method, path, qs, headers, body, route.template if route else None)
         query = dict(parse_qsl(qs, keep_blank_values=True)) if qs else {}
         return Req(method, path, path, route, segs, query, None, entry)
 
@@ -1391,21 +1363,13 @@ class Dscc(Dialect):
 
     # -- routing and stats
     def classify(self, method, path):
-        segs = path.split("/")[1:] if path else []
-        if len(segs) > 1 and segs[-1] == "":
-            segs.pop()
-        if "%" in path:
-            segs = [unquote(s) for s in segs]
+        segs = split_path(path)
         route = None
         for r in self.index.get(len(segs), ()):
             if all(p is None or p == s for p, s in zip(r.segs, segs)):
                 route = r
                 break
-        key = (method, route.template if route else "<unknown>")
-        sim = self.sim
-        with sim.stats_lock:
-            sim.stats[key] += 1
-            sim.total += 1
+        self.count((method, route.template if route else "<unknown>"))
         return route, segs
 
     # -- rendering
@@ -1501,7 +1465,7 @@ class Dscc(Dialect):
         return 200, b"".join(out), None
 
     # -- tokens
-    def issue_token(self, ttl, client):
+    def issue_token(self, client, ttl):
         now = time.time()
         est = self.est
         for tok in [t for t, exp in est.tokens.items() if exp < now]:
@@ -1515,69 +1479,34 @@ class Dscc(Dialect):
         return {"access_token": tok, "token_type": "Bearer", "expires_in": int(ttl)}
 
     def token_endpoint(self, method, headers, body):
-        def oauth_error(status, code, desc, extra=None):
-            return status, dumps({"error": code, "error_description": desc}), \
-                [("Cache-Control", "no-store")] + (extra or [])
-
         if method != "POST":
             return 405, error_body(405, "%s is not allowed here" % method), [("Allow", "POST")]
-        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype != "application/x-www-form-urlencoded":
-            return oauth_error(400, "invalid_request", "the token request must be "
-                               "application/x-www-form-urlencoded (got %r)" % ctype)
-        try:
-            form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-        except UnicodeDecodeError:
-            return oauth_error(400, "invalid_request", "the form is not UTF-8")
+        form = token_form(headers, body, "client_credentials")
         cid, secret = form.get("client_id"), form.get("client_secret")
-        auth = headers.get("authorization", "")
-        challenge = None
-        if auth[:6].lower() == "basic ":
-            challenge = [("WWW-Authenticate", 'Basic realm="dscc"')]
-            try:
-                user, _, pw = base64.b64decode(auth[6:].strip(), validate=True) \
-                    .decode("utf-8").partition(":")
-            except (ValueError, UnicodeDecodeError):
-                return oauth_error(401, "invalid_client", "malformed HTTP Basic credentials",
-                                   challenge)
-            cid, secret = unquote(user.replace("+", " ")), unquote(pw.replace("+", " "))
-        grant = form.get("grant_type")
-        if grant is None:
-            return oauth_error(400, "invalid_request", "grant_type is missing")
-        if grant != "client_credentials":
-            return oauth_error(400, "unsupported_grant_type",
-                               "only grant_type=client_credentials is supported")
+        challenge = [("WWW-Authenticate", 'Basic realm="dscc"')]
+        try:
+            basic = basic_credentials(headers, challenge)
+        except ApiError as e:
+            raise oauth_error(401, "invalid_client", e.message, challenge)
+        if basic is None:
+            challenge = None
+        else:
+            cid, secret = (unquote(v.replace("+", " ")) for v in basic)
         if cid is None or secret is None:
-            return oauth_error(401, "invalid_client", "client credentials are missing "
-                               "(HTTP Basic or client_id and client_secret)", challenge)
+            raise oauth_error(401, "invalid_client", "client credentials are missing "
+                              "(HTTP Basic or client_id and client_secret)", challenge)
         with self.sim.lock:
-            ok = hmac.compare_digest(cid.encode(), self.client_id.encode()) and \
-                hmac.compare_digest(secret.encode(), self.client_secret.encode())
-            if not ok:
+            if not (same_secret(cid, self.client_id) and same_secret(secret, self.client_secret)):
                 self.sim.event("token refused for client %r" % cid)
-                return oauth_error(401, "invalid_client", "unknown client or wrong secret",
-                                   challenge)
-            out = self.issue_token(self.opts.token_ttl, cid)
+                raise oauth_error(401, "invalid_client", "unknown client or wrong secret",
+                                  challenge)
+            out = self.issue_token(cid, self.opts.token_ttl)
         self.sim.event("token issued to client %s" % cid)
-        return 200, dumps(out), [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+        return oauth_token(out)
 
-    # -- requests
-    def record(self, method, path, qs, headers, body):
-        """Keep a non-GET request for GET /_sim/requests; returns the entry."""
-        if method in ("GET", "HEAD") or not path.startswith(DSCC_API + "/"):
-            return None
-        parsed = None
-        if body:
-            try:
-                parsed = json.loads(body)
-            except (ValueError, UnicodeDecodeError):
-                parsed = body.decode("utf-8", "replace")
-        entry = {"method": method, "path": path, "query": qs, "template": None,
-                 "contentType": headers.get("content-type"), "body": parsed, "status": None,
-                 "time": iso(time.time())}
-        with self.sim.lock:
-            self.est.requests.append(entry)
-        return entry
+    # -- requests kept for /_sim/requests: not the token endpoint's (it carries the secret)
+    def keeps(self, method, path):
+        return method not in ("GET", "HEAD") and path.startswith(DSCC_API + "/")
 
     # -- one API request
     def handle_request(self, method, path, route, segs, query, headers, body, host,
@@ -1620,10 +1549,9 @@ class Dscc(Dialect):
             self.settle(now)
             schema = route.schemas.get(method)
             if body:
-                ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-                if ctype != "application/json":
+                if media_type(headers) != "application/json":
                     raise ApiError(415, "request bodies must be application/json (got %r)"
-                                   % ctype)
+                                   % media_type(headers))
                 try:
                     ctx.body = json.loads(body)
                 except (ValueError, UnicodeDecodeError) as e:
@@ -1670,76 +1598,37 @@ class Dscc(Dialect):
             est.gen += 1
 
     def run_task(self, ctx, display, resources, steps, effect, fail=None, busy=()):
-        sim = self.sim
         est = self.est
         tid = uuid_of("%032x" % random.getrandbits(128))
         dur = 0.0 if self.opts.sync else self.opts.task_seconds
-        task = DTask(tid, display, ctx.now, dur, steps, resources, effect, fail, list(busy),
-                     customer=est.customer, user=self.client_id, poll=self.poll)
-        for s, vid in busy:
-            s.busy[vid] += 1
+        task = ctx.task = DTask(tid, display, ctx.now, dur, steps, resources, effect, fail,
+                                list(busy), customer=est.customer, user=self.client_id,
+                                poll=self.poll)
         est.tasks.append(task)
         est.task_by_id[tid] = task
-        sim.task_seq += 1
-        heapq.heappush(est.pending, (task.end, sim.task_seq, task))
-        sim.last_task = task
-        ctx.task = task
-        sim.event("task %s started: %s" % (tid, display))
+        self.sim.start_task(est, task)
         if dur == 0:
             self.settle(ctx.now)
         uri = u_top("tasks", tid)
         return 202, dumps({"taskUri": uri, "status": "SUBMITTED",
                            "message": "Successfully submitted"}), [("Location", ctx.base + uri)]
 
-    # -- /_sim additions
-    def sim_control(self, method, parts, body, qs):
+    # -- /_sim: the shared controls' hooks
+    login_what = "token"
+    secret = ("client_secret", "client secret")
+    token_owner = ("client_id", "client_id")
+    event_field = "description"
+    event_what = "audit event"
+
+    def logins(self):
+        return self.est.tokens
+
+    def add_sim_event(self, text, same):
         est = self.est
-        sim = self.sim
-        if parts == ["tokens"] and method == "POST":
-            spec = sim.parse_json(body)
-            ttl = spec.get("ttl", DSCC_LONG_TTL)
-            if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or ttl <= 0:
-                raise ApiError(422, "field 'ttl' must be a positive number of seconds")
-            with sim.lock:
-                out = self.issue_token(ttl, spec.get("client_id", self.client_id))
-            return ok_json(out)
-        if parts == ["sessions"] and method == "GET":
-            with sim.lock:
-                now = time.time()
-                return ok_json({"active": sum(1 for e in est.tokens.values() if e >= now)})
-        if parts == ["sessions", "expire"] and method == "POST":
-            with sim.lock:
-                est.tokens.clear()
-            sim.event("every token expired")
-            return no_content()
-        if parts == ["password"] and method == "POST":
-            pw = sim.parse_json(body).get("password")
-            if not isinstance(pw, str):
-                raise ApiError(422, "field 'password' must be a string")
-            with sim.lock:
-                self.client_secret = pw
-            sim.event("client secret changed")
-            return no_content()
-        if parts == ["requests"]:
-            return requests_control(sim, est.requests, method, parts, qs)
-        if parts == ["events"] and method == "POST":
-            spec = sim.parse_json(body)
-            desc, count = spec.get("description"), spec.get("count", 1)
-            if not isinstance(desc, str) or not desc:
-                raise ApiError(422, "field 'description' must be a non-empty string")
-            if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 5000:
-                raise ApiError(422, "field 'count' must be an integer from 1 to 5000")
-            with sim.lock:
-                # count > 1: one burst, every event at the first one's occurredAt
-                for k in range(count):
-                    rec = est.add_audit(time.time() * 1000, "sim.event",
-                                        desc if count == 1 else "%s %d" % (desc, k + 1), None,
-                                        "/_sim/events", SEED_USER, None, same=k > 0)
-                out = overlay(self.skeleton({"$ref": "#/components/schemas/AuditData"}),
-                              r_audit(est, rec))
-            sim.event("%d audit event(s) added, the last %s" % (count, rec.id))
-            return ok_json(out, 201)
-        return None
+        rec = est.add_audit(time.time() * 1000, "sim.event", text, None, "/_sim/events",
+                            SEED_USER, None, same=same)
+        return dumps(overlay(self.skeleton({"$ref": "#/components/schemas/AuditData"}),
+                             r_audit(est, rec)))
 
 
 # -- dscc handlers: lookups
@@ -1757,6 +1646,13 @@ def d_volume(ctx, s, key):
     if v is None:
         raise ApiError(404, "volume '%s' not found on storage system '%s'" % (ctx.p[key], s.id))
     return v
+
+
+def d_dt_volume(ctx, dt, key=None):
+    """(system, volume) of a device type's volume path; key: what the path calls the volume
+    (default: the type's own name, id or volumeId)."""
+    s = d_system(ctx, "systemId", dt)
+    return s, d_volume(ctx, s, key or ("id" if dt == 1 else "volumeId"))
 
 
 def d_snapshot(ctx, s, vrec, key="snapshotId"):
@@ -1856,10 +1752,7 @@ def h_d_sys_vset(ctx):
 
 
 def h_d_vset(ctx):
-    found = ctx.est.vset_index.get(ctx.p["id"])
-    if found is None:
-        raise ApiError(404, "volume set '%s' not found" % ctx.p["id"])
-    return ctx.d.one(ctx, found[1], r_vset)
+    return ctx.d.one(ctx, d_lookup(ctx.est.vset_index, ctx.p["id"], "volume set")[1], r_vset)
 
 
 # -- volumes
@@ -1870,10 +1763,7 @@ def h_d_volumes(ctx):
 
 
 def h_d_volume(ctx):
-    found = ctx.est.vol_index.get(ctx.p["id"])
-    if found is None:
-        raise ApiError(404, "volume '%s' not found" % ctx.p["id"])
-    return ctx.d.one(ctx, found[1], r_vol_fleet)
+    return ctx.d.one(ctx, d_lookup(ctx.est.vol_index, ctx.p["id"], "volume")[1], r_vol_fleet)
 
 
 def h_d_sys_volumes(ctx):
@@ -2033,8 +1923,7 @@ def h_d_vol_clone(dt):
 
 def h_d_vol_delete(dt):
     def handler(ctx):
-        s = d_system(ctx, "systemId", dt)
-        vrec = d_volume(ctx, s, "id" if dt == 1 else "volumeId")
+        s, vrec = d_dt_volume(ctx, dt)
         q = ctx.query
         truthy = ("true", "1", "yes")
         if dt == 1:
@@ -2141,15 +2030,18 @@ def edit_range(b, field, low, high, also=()):
     return v
 
 
+def edit_start(ctx, dt, key):
+    """(system, volume, body without its null fields, changes, new name or None) of a
+    volume's PUT; the changes hold the name so far."""
+    s, vrec = d_dt_volume(ctx, dt, key)
+    b = {k: v for k, v in ctx.body.items() if v is not None}
+    name = edit_name(b)
+    return s, vrec, b, {} if name is None else {"name": name}, name
+
+
 def h_d_vol1_edit(ctx):
     """PUT .../device-type1/{systemId}/volumes/{id}: volumePut; null fields are absent."""
-    s = d_system(ctx, "systemId", 1)
-    vrec = d_volume(ctx, s, "id")
-    b = {k: v for k, v in ctx.body.items() if v is not None}
-    changes = {}
-    name = edit_name(b)
-    if name is not None:
-        changes["name"] = name
+    s, vrec, b, changes, name = edit_start(ctx, 1, "id")
     size = b.get("sizeMib")
     if size is not None:
         if size != int(size):
@@ -2182,13 +2074,7 @@ def h_d_vol1_edit(ctx):
 
 def h_d_vol2_edit(ctx):
     """PUT .../device-type2/{systemId}/volumes/{volumeId}: NimbleEditVolumeInput."""
-    s = d_system(ctx, "systemId", 2)
-    vrec = d_volume(ctx, s, "volumeId")
-    b = {k: v for k, v in ctx.body.items() if v is not None}
-    changes = {}
-    name = edit_name(b)
-    if name is not None:
-        changes["name"] = name
+    s, vrec, b, changes, name = edit_start(ctx, 2, "volumeId")
     edit_range(b, "limit_iops", 256, 4294967294, also=(-1,))
     edit_range(b, "limit_mbps", 1, 4294967294, also=(-1,))
     edit_range(b, "limit", 0, 100)
@@ -2225,8 +2111,7 @@ def next_lun(est, vrec, hosts=None):
 
 def h_d_vol_export(dt, unexport):
     def handler(ctx):
-        s = d_system(ctx, "systemId", dt)
-        vrec = d_volume(ctx, s, "id" if dt == 1 else "volumeId")
+        s, vrec = d_dt_volume(ctx, dt)
         est = ctx.est
         b = ctx.body or {}
         field = "hostGroupIds" if dt == 1 else "hostGroups"
@@ -2277,8 +2162,7 @@ def h_d_vol_export(dt, unexport):
 
 
 def h_d_vluns(ctx):
-    s = d_system(ctx, "systemId", 1)
-    vrec = d_volume(ctx, s, "id")
+    s, vrec = d_dt_volume(ctx, 1, "id")
     recs = [DRec(vlid, vid=vrec.id, lun=lun, host=hid, sys=s, vol=vrec, gen=vrec.x["gen"])
             for vlid, lun, hid in vlun_list(ctx.est, vrec)]
     return ctx.d.listing(ctx, recs, r_vlun, live=True)
@@ -2288,8 +2172,7 @@ def h_d_vluns(ctx):
 
 def h_d_snapshots(dt):
     def handler(ctx):
-        s = d_system(ctx, "systemId", dt)
-        vrec = d_volume(ctx, s, "id" if dt == 1 else "volumeId")
+        s, vrec = d_dt_volume(ctx, dt)
         return ctx.d.listing(ctx, list(ctx.est.snaps(s, vrec).values()),
                              r_snap1 if dt == 1 else r_snap2, s, vrec)
     return handler
@@ -2297,8 +2180,7 @@ def h_d_snapshots(dt):
 
 def h_d_snapshot(dt):
     def handler(ctx):
-        s = d_system(ctx, "systemId", dt)
-        vrec = d_volume(ctx, s, "volumeId")
+        s, vrec = d_dt_volume(ctx, dt, "volumeId")
         return ctx.d.one(ctx, d_snapshot(ctx, s, vrec), r_snap1 if dt == 1 else r_snap2,
                          s, vrec)
     return handler
@@ -2306,8 +2188,7 @@ def h_d_snapshot(dt):
 
 def h_d_snapshot_create(dt):
     def handler(ctx):
-        s = d_system(ctx, "systemId", dt)
-        vrec = d_volume(ctx, s, "id" if dt == 1 else "volumeId")
+        s, vrec = d_dt_volume(ctx, dt)
         est = ctx.est
         b = ctx.body
         now = ctx.now
@@ -2367,8 +2248,7 @@ def h_d_snapshot_create(dt):
 
 def h_d_snapshot_delete(dt):
     def handler(ctx):
-        s = d_system(ctx, "systemId", dt)
-        vrec = d_volume(ctx, s, "volumeId")
+        s, vrec = d_dt_volume(ctx, dt, "volumeId")
         snap = d_snapshot(ctx, s, vrec)
         if any(v.x["base_snap"] == snap.id for v in s.vols.values()):
             raise ApiError(409, "snapshot '%s' is the base of a clone" % snap.id)
@@ -2413,8 +2293,7 @@ def restore_task(ctx, s, vrec, snap, target):
 
 
 def h_d_snapshot_promote(ctx):
-    s = d_system(ctx, "systemId", 1)
-    vrec = d_volume(ctx, s, "volumeId")
+    s, vrec = d_dt_volume(ctx, 1, "volumeId")
     snap = d_snapshot(ctx, s, vrec)
     target = vrec
     tname = (ctx.body or {}).get("target")
@@ -2428,8 +2307,7 @@ def h_d_snapshot_promote(ctx):
 
 
 def h_d_vol2_restore(ctx):
-    s = d_system(ctx, "systemId", 2)
-    vrec = d_volume(ctx, s, "volumeId")
+    s, vrec = d_dt_volume(ctx, 2, "volumeId")
     snid = ctx.body["base_snap_id"]
     snap = ctx.est.snaps(s, vrec).get(snid)
     if snap is None:
@@ -2509,18 +2387,25 @@ def h_d_host_create(ctx):
     return 200, ctx.d.render(h, ctx.d.response_schema(ctx), r_host), None
 
 
+def unlink_deleted(table, rid, what, others, field):
+    """Takes rid out of table (TaskFailed if it is gone already) and out of the `field` list
+    of each of others; returns its record."""
+    x = table.pop(rid, None)
+    if x is None:
+        raise TaskFailed("%s '%s' was already deleted" % (what, rid))
+    for o in others:
+        if rid in o.x[field]:
+            o.x[field].remove(rid)
+    return x
+
+
 def h_d_host_delete(ctx):
     est = ctx.est
     h = d_lookup(est.hosts, ctx.p["hostId"], "host")
     hid = h.id
 
     def effect():
-        x = est.hosts.pop(hid, None)
-        if x is None:
-            raise TaskFailed("host '%s' was already deleted" % hid)
-        for g in est.groups.values():
-            if hid in g.x["hosts"]:
-                g.x["hosts"].remove(hid)
+        x = unlink_deleted(est.hosts, hid, "host", est.groups.values(), "hosts")
         for iid in x.x["inits"]:
             est.inits.pop(iid, None)
         est.changed()
@@ -2588,12 +2473,7 @@ def h_d_group_delete(ctx):
     gid = g.id
 
     def effect():
-        x = est.groups.pop(gid, None)
-        if x is None:
-            raise TaskFailed("host group '%s' was already deleted" % gid)
-        for h in est.hosts.values():
-            if gid in h.x["groups"]:
-                h.x["groups"].remove(gid)
+        unlink_deleted(est.groups, gid, "host group", est.hosts.values(), "groups")
         for s in est.systems.values():
             for v in s.vols.values():
                 v.x["exports"].pop(gid, None)
@@ -2643,8 +2523,32 @@ def h_d_issue(ctx):
     return ctx.d.one(ctx, d_lookup(ctx.est.issues, ctx.p["id"], "issue"), r_issue)
 
 
-DT1 = "/api/v1/storage-systems/device-type1"
-DT2 = "/api/v1/storage-systems/device-type2"
+def device_type_routes(dt, ids, create, edit, own, snapshot_post=None):
+    """The routes of one device type's systems, pools, volumes and snapshots. ids: what the
+    spec calls the system, pool and volume id in their own paths; own: the type's routes
+    beside them (by path under the system); snapshot_post: POST of a snapshot, if any."""
+    sys_id, pool_id, vol_id = ids
+    top = "/api/v1/storage-systems/device-type%d" % dt
+    system = top + "/{systemId}"
+    vol = system + "/volumes/{%s}" % vol_id
+    snapshot = {"GET": h_d_snapshot(dt), "DELETE": h_d_snapshot_delete(dt)}
+    if snapshot_post is not None:
+        snapshot["POST"] = snapshot_post
+    return [
+        (top, {"GET": h_d_systems_dt(dt)}),
+        (top + "/{%s}" % sys_id, {"GET": h_d_system_dt(dt, sys_id)}),
+        (system + "/storage-pools", {"GET": h_d_pools(dt)}),
+        (system + "/storage-pools/{%s}" % pool_id, {"GET": h_d_pool(dt, pool_id)}),
+        (system + "/volumes", {"GET": h_d_volumes_dt(dt), "POST": create}),
+        (vol, {"GET": h_d_volume_dt(dt, vol_id), "PUT": edit, "DELETE": h_d_vol_delete(dt)}),
+        (vol + "/clone", {"POST": h_d_vol_clone(dt)}),
+        (vol + "/export", {"POST": h_d_vol_export(dt, False)}),
+        (vol + "/un-export", {"POST": h_d_vol_export(dt, True)}),
+        (vol + "/snapshots", {"GET": h_d_snapshots(dt), "POST": h_d_snapshot_create(dt)}),
+        (system + "/volumes/{volumeId}/snapshots/{snapshotId}", snapshot),
+    ] + [(system + path, handlers) for path, handlers in own]
+
+
 DSCC_ROUTES = [
     (DSCC_TOKEN_PATH, {"POST": None}),
     ("/api/v1/storage-systems", {"GET": h_d_systems}),
@@ -2656,40 +2560,13 @@ DSCC_ROUTES = [
      {"GET": h_d_pool_volumes(None)}),
     ("/api/v1/storage-systems/{systemId}/volume-sets", {"GET": h_d_sys_vsets}),
     ("/api/v1/storage-systems/{systemId}/volume-sets/{id}", {"GET": h_d_sys_vset}),
-    (DT1, {"GET": h_d_systems_dt(1)}),
-    (DT1 + "/{id}", {"GET": h_d_system_dt(1, "id")}),
-    (DT1 + "/{systemId}/storage-pools", {"GET": h_d_pools(1)}),
-    (DT1 + "/{systemId}/storage-pools/{id}", {"GET": h_d_pool(1, "id")}),
-    (DT1 + "/{systemId}/storage-pools/{id}/volumes", {"GET": h_d_pool_volumes(1)}),
-    (DT1 + "/{systemId}/volumes", {"GET": h_d_volumes_dt(1), "POST": h_d_vol1_create}),
-    (DT1 + "/{systemId}/volumes/{id}", {"GET": h_d_volume_dt(1, "id"),
-                                        "PUT": h_d_vol1_edit,
-                                        "DELETE": h_d_vol_delete(1)}),
-    (DT1 + "/{systemId}/volumes/{id}/clone", {"POST": h_d_vol_clone(1)}),
-    (DT1 + "/{systemId}/volumes/{id}/export", {"POST": h_d_vol_export(1, False)}),
-    (DT1 + "/{systemId}/volumes/{id}/un-export", {"POST": h_d_vol_export(1, True)}),
-    (DT1 + "/{systemId}/volumes/{id}/vluns", {"GET": h_d_vluns}),
-    (DT1 + "/{systemId}/volumes/{id}/snapshots", {"GET": h_d_snapshots(1),
-                                                  "POST": h_d_snapshot_create(1)}),
-    (DT1 + "/{systemId}/volumes/{volumeId}/snapshots/{snapshotId}",
-     {"GET": h_d_snapshot(1), "POST": h_d_snapshot_promote,
-      "DELETE": h_d_snapshot_delete(1)}),
-    (DT2, {"GET": h_d_systems_dt(2)}),
-    (DT2 + "/{systemId}", {"GET": h_d_system_dt(2, "systemId")}),
-    (DT2 + "/{systemId}/storage-pools", {"GET": h_d_pools(2)}),
-    (DT2 + "/{systemId}/storage-pools/{storagePoolId}", {"GET": h_d_pool(2, "storagePoolId")}),
-    (DT2 + "/{systemId}/volumes", {"GET": h_d_volumes_dt(2), "POST": h_d_vol2_create}),
-    (DT2 + "/{systemId}/volumes/{volumeId}", {"GET": h_d_volume_dt(2, "volumeId"),
-                                              "PUT": h_d_vol2_edit,
-                                              "DELETE": h_d_vol_delete(2)}),
-    (DT2 + "/{systemId}/volumes/{volumeId}/clone", {"POST": h_d_vol_clone(2)}),
-    (DT2 + "/{systemId}/volumes/{volumeId}/export", {"POST": h_d_vol_export(2, False)}),
-    (DT2 + "/{systemId}/volumes/{volumeId}/un-export", {"POST": h_d_vol_export(2, True)}),
-    (DT2 + "/{systemId}/volumes/{volumeId}/actions/restore", {"POST": h_d_vol2_restore}),
-    (DT2 + "/{systemId}/volumes/{volumeId}/snapshots", {"GET": h_d_snapshots(2),
-                                                        "POST": h_d_snapshot_create(2)}),
-    (DT2 + "/{systemId}/volumes/{volumeId}/snapshots/{snapshotId}",
-     {"GET": h_d_snapshot(2), "DELETE": h_d_snapshot_delete(2)}),
+] + device_type_routes(1, ("id", "id", "id"), h_d_vol1_create, h_d_vol1_edit, [
+    ("/storage-pools/{id}/volumes", {"GET": h_d_pool_volumes(1)}),
+    ("/volumes/{id}/vluns", {"GET": h_d_vluns}),
+], snapshot_post=h_d_snapshot_promote) + device_type_routes(
+    2, ("systemId", "storagePoolId", "volumeId"), h_d_vol2_create, h_d_vol2_edit, [
+        ("/volumes/{volumeId}/actions/restore", {"POST": h_d_vol2_restore}),
+    ]) + [
     ("/api/v1/volumes", {"GET": h_d_volumes}),
     ("/api/v1/volumes/{id}", {"GET": h_d_volume}),
     ("/api/v1/volume-sets", {"GET": h_d_vsets}),

@@ -5,13 +5,12 @@ storage-plugin sections) under /storageplugin/api: HTTP Basic logins that
 choose one of --arrays arrays, sessions in the x-storageplugin-sessionid
 header, the deterministic estate of servers, volumes, snapshots, LUNs, hosts,
 groups and consistency groups, actions and their asynchronous tasks. HTTP,
-faults, stats and the task clock are refcore's.
+faults, stats, the /_sim controls and the task clock are the core's
+(refcore.py, refsim.py, reffaults.py, refhttp.py).
 """
 
 import base64
 import collections
-import heapq
-import hmac
 import io
 import json
 import random
@@ -20,12 +19,13 @@ import struct
 import time
 import zipfile
 import zlib
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 from refcore import (
-    BASE_EPOCH, CATEGORIES, GIB, HOST_ROLES, SIZES_GIB, TIB, VERSION, ApiError, Coll, Dialect,
-    Rec, Req, Task, TaskFailed, dumps, error_body, hostile_entries, mix, no_content,
-    ok_json, page_of, qseg)
+    BASE_EPOCH, GIB, HOST_ROLES, TIB, VERSION, ApiError, Coll, Rec, Task, TaskFailed,
+    basic_credentials, check_user, dumps, error_body, hostile_entries, json_object, media_type,
+    mix, no_content, ok_json, page_of, qseg, split_path, volume_traits)
+from refsim import Dialect, Req
 
 API_BASE = "/storageplugin/api"
 PLUGIN_ID = "dsfs-refserver"
@@ -213,10 +213,7 @@ def build_server(arr, sid, sidx, opts, nvol, nsnap, nhost, nlun, hostile):
     width = max(4, len(str(nvol)))
     for i in range(1, nvol + 1):
         h = mix(seed, ai, sidx, i)
-        cat = CATEGORIES[h % len(CATEGORIES)]
-        size = SIZES_GIB[(h >> 8) % len(SIZES_GIB)] * GIB
-        used = size * (5 + (h >> 16) % 90) // 100
-        ct = t0 + (h >> 24) % (500 * 86400)
+        cat, size, used, ct = volume_traits(h, t0, GIB)
         pool_id = pool_ids[(h >> 40) % len(pool_ids)]
         sizes_by_pool[pool_id] += size
         plan.append(("vol-%s-%d" % (sid, i), "vol-%s-%0*d" % (cat, width, i), ct, pool_id,
@@ -474,19 +471,12 @@ def h_info(ctx):
 
 def h_login(ctx):
     sim = ctx.sim
-    auth = ctx.headers.get("authorization", "")
     challenge = [("WWW-Authenticate", 'Basic realm="storageplugin"')]
-    if auth[:6].lower() != "basic ":
+    basic = basic_credentials(ctx.headers, challenge)
+    if basic is None:
         raise ApiError(401, "HTTP Basic credentials are required", challenge)
-    try:
-        user, _, password = base64.b64decode(auth[6:].strip(), validate=True) \
-            .decode("utf-8").partition(":")
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(401, "malformed HTTP Basic credentials", challenge)
-    if not (hmac.compare_digest(user.encode(), sim.user.encode())
-            and hmac.compare_digest(password.encode(), sim.password.encode())):
-        sim.event("login refused for user %r" % user)
-        raise ApiError(401, "wrong user name or password", challenge)
+    user = basic[0]
+    check_user(sim, *basic, sim.user, sim.password, challenge)
     hostname = ctx.field("hostname", "str", required=False)
     ip = ctx.field("ipAddress", "str", required=False)
     ctx.field("port", "int", required=False)
@@ -622,6 +612,20 @@ def find_snapshot(srv, vrec, snid, field):
     return snap
 
 
+def volume_from_effect(ctx, srv, src_id, snap_id, done, *args):
+    """The effect of a task that makes a volume from src_id (volume_from, given the rest of
+    its arguments), marked as made from snap_id; done: the event of its success."""
+    def effect():
+        src = srv.vols.items.get(src_id)
+        if src is None:
+            raise TaskFailed("source volume '%s' was deleted" % src_id)
+        rec = volume_from(srv, src, *args)
+        rec.pub["restoredFromSnapshotId"] = snap_id
+        ctx.sim.event(done)
+        return rec.pub
+    return effect
+
+
 def volume_from(srv, src, idx, vid, name, size, used, pool_id, sgk, split_done):
     """A new volume made from src (clone, restore-to-new); pool space is charged."""
     pool = srv.pools.items.get(pool_id)
@@ -682,17 +686,9 @@ def h_clone(ctx):
     sgk = keys[0] if keys else src.pub["serverGroupKey"]
     idx, vid = reserve_volume(srv)
     src_id = src.id
-    snap_id = snap.id if snap else None
-
-    def effect():
-        s = srv.vols.items.get(src_id)
-        if s is None:
-            raise TaskFailed("source volume '%s' was deleted" % src_id)
-        rec = volume_from(srv, s, idx, vid, name, size, used, pool_id, sgk, instant)
-        rec.pub["restoredFromSnapshotId"] = snap_id
-        ctx.sim.event("volume %s cloned to %s" % (src_id, vid))
-        return rec.pub
-
+    effect = volume_from_effect(ctx, srv, src_id, snap.id if snap else None,
+                                "volume %s cloned to %s" % (src_id, vid),
+                                idx, vid, name, size, used, pool_id, sgk, instant)
     display = "Clone volume %s to %s" % (src.pub["name"], name)
     return ctx.sim.run_task(ctx, display, [
         res(src.pub["name"], vol_uri(srv, src.id), "volume"),
@@ -798,16 +794,9 @@ def h_restore_new(ctx):
     check_pool_space(srv, pool_id, size)
     used, src_id, sgk = snap.x["used"], vrec.id, vrec.pub["serverGroupKey"]
     idx, vid = reserve_volume(srv)
-
-    def effect():
-        s = srv.vols.items.get(src_id)
-        if s is None:
-            raise TaskFailed("source volume '%s' was deleted" % src_id)
-        rec = volume_from(srv, s, idx, vid, name, size, used, pool_id, sgk, True)
-        rec.pub["restoredFromSnapshotId"] = snid
-        ctx.sim.event("snapshot %s of %s restored to new volume %s" % (snid, src_id, vid))
-        return rec.pub
-
+    effect = volume_from_effect(ctx, srv, src_id, snid,
+                                "snapshot %s of %s restored to new volume %s" % (snid, src_id, vid),
+                                idx, vid, name, size, used, pool_id, sgk, True)
     return ctx.sim.run_task(ctx, "Restore %s to new volume %s" % (snap.pub["name"], name),
                             [res(vrec.pub["name"], vol_uri(srv, src_id), "volume"),
                              res(name, vol_uri(srv, vid), "volume")],
@@ -1242,6 +1231,7 @@ ROUTES = {route_key(r.template.split("/")[1:]): r for r in ROUTE_LIST}
 
 class StoragePlugin(Dialect):
     name = "storage-plugin"
+    arrays = True
     base = API_BASE
     api = "storageplugin"
 
@@ -1318,16 +1308,11 @@ class StoragePlugin(Dialect):
         tid = "%08x-%04x-4%03x-a%03x-%012x" % (
             random.getrandbits(32), random.getrandbits(16), random.getrandbits(12),
             random.getrandbits(12), random.getrandbits(48))
-        task = Task(tid, display, ctx.now, self.opts.task_seconds, steps, resources,
-                    effect, fail, busy)
-        for srv, vid in busy:
-            srv.busy[vid] += 1
+        task = Task(tid, display, ctx.now, self.opts.task_seconds, steps, resources, effect,
+                    fail, busy)
         arr.tasks.append(task)
         arr.task_by_id[tid] = task
-        sim.task_seq += 1
-        heapq.heappush(arr.pending, (task.end, sim.task_seq, task))
-        sim.last_task = task
-        sim.event("task %s started: %s" % (tid, display))
+        sim.start_task(arr, task)
         turi = API_BASE + "/tasks/" + tid
         return 202, dumps({"taskUri": turi}), [("Location", ctx.base + "/tasks/" + tid)]
 
@@ -1342,7 +1327,8 @@ class StoragePlugin(Dialect):
                                              None))
         rel = path[len(API_BASE):]
         route, segs, query, action = self.classify(method, rel, qs)
-        return Req(method, path, rel, route, segs, query, action)
+        entry = self.record(method, path, qs, headers, body, route.template if route else None)
+        return Req(method, path, rel, route, segs, query, action, entry)
 
     def handle(self, req, headers, body, host):
         return self.handle_api(req.method, req.route, req.segs, req.query, req.action,
@@ -1350,11 +1336,7 @@ class StoragePlugin(Dialect):
 
     def classify(self, method, rel, query_string):
         """Route an API request and count it in the stats."""
-        segs = rel.split("/")[1:] if rel else []
-        if len(segs) > 1 and segs[-1] == "":
-            segs.pop()
-        if "%" in rel:
-            segs = [unquote(s) for s in segs]
+        segs = split_path(rel)
         route = ROUTES.get(route_key(segs))
         query = dict(parse_qsl(query_string, keep_blank_values=True)) if query_string else {}
         action = query.get("action") if method == "POST" else None
@@ -1418,36 +1400,28 @@ class StoragePlugin(Dialect):
             else:
                 raise ApiError(400, "missing 'action' query parameter (known: %s)" % known)
             if body:
-                ctype = headers.get("content-type", "")
-                if ctype.split(";")[0].strip().lower() != "application/json":
+                if media_type(headers) != "application/json":
                     raise ApiError(415, "request bodies must be application/json (got %r)"
-                                   % ctype)
-                ctx.body = self.sim.parse_json(body)
+                                   % headers.get("content-type", ""))
+                ctx.body = json_object(body)
             return fn(ctx)
 
-    # -- /_sim additions
-    def sim_control(self, method, parts, body, qs):
-        if parts == ["sessions"] and method == "GET":
-            with self.lock:
-                now = time.time()
-                live = [s for s in self.sessions.values() if s[1] >= now]
-                return ok_json({"active": len(live), "byArray": {
-                    a.id: sum(1 for s in live if s[0] is a) for a in self.arrays}})
-        if parts == ["sessions", "expire"] and method == "POST":
-            with self.lock:
-                self.sessions.clear()
-            return no_content()
-        if parts == ["password"] and method == "POST":
-            pw = self.sim.parse_json(body).get("password")
-            if not isinstance(pw, str):
-                raise ApiError(422, "field 'password' must be a string")
-            with self.lock:
-                self.password = pw
-            self.event("password changed")
-            return no_content()
+    # -- /_sim: the shared controls' hooks, and a rename
+    def logins(self):
+        return self.sessions
+
+    @staticmethod
+    def login_expiry(value):
+        return value[1]
+
+    def sessions_answer(self, live):
+        return {"active": len(live), "byArray": {
+            a.id: sum(1 for s in live if s[0] is a) for a in self.arrays}}
+
+    def sim_extra(self, method, parts, body, qs):
         if parts == ["rename"] and method == "POST":
             # a server renaming a volume behind its clients' back (the API has no rename)
-            b = self.sim.parse_json(body)
+            b = json_object(body)
             arr = next((a for a in self.arrays if a.id == b.get("array", self.arrays[0].id)), None)
             srv = arr.srv.get(b.get("server")) if arr else None
             name = b.get("name")

@@ -101,22 +101,13 @@ def resolve(schema, spec=None):
             raise ValueError("$ref loop at %r" % ref)
 
 
+# JSON Schema's name of a Python value's type; bool before int, which it is too
+_TYPE_NAMES = ((type(None), "null"), (bool, "boolean"), (int, "integer"), (float, "number"),
+               (str, "string"), (list, "array"), (dict, "object"))
+
+
 def _tname(v):
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, int):
-        return "integer"
-    if isinstance(v, float):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    if isinstance(v, dict):
-        return "object"
-    return type(v).__name__
+    return next((name for t, name in _TYPE_NAMES if isinstance(v, t)), type(v).__name__)
 
 
 _TYPE_OK = {

@@ -11,7 +11,10 @@ Cloud Sync API under /api (--dialect cloudsync). dsfs's tests, demo and
 benchmarks run against it; docs/refserver.md describes it.
 
 This file is the entry point: the registry of dialects and the options.
-refcore.py holds what every dialect shares, dialect_*.py one API each.
+What every dialect shares is the core: refcore.py (building blocks),
+refsim.py (the simulator and the /_sim controls), reffaults.py (fault
+injection), refhttp.py (HTTP/1.1, TLS, serving); dialect_*.py holds one API
+each.
 
 Started by hand (stdout a terminal, or --how-to-mount) it also prints the
 credentials file and the dsfs command line that mount it.
@@ -29,7 +32,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from refcore import parse_listen, positive_float, serve  # noqa: E402
+from refcore import add_secret_option, secret_from_file  # noqa: E402
+from refhttp import parse_listen, positive_float, serve  # noqa: E402
 from dialect_storageplugin import StoragePlugin  # noqa: E402
 from dialect_dscc import Dscc  # noqa: E402
 from dialect_backupdr import BackupDR  # noqa: E402
@@ -38,6 +42,18 @@ from dialect_cloudsync import CloudSync  # noqa: E402
 # The dialects, by --dialect name; the first is the default. Adding an API is
 # adding its dialect_*.py module and one line here.
 DIALECTS = {d.name: d for d in (StoragePlugin, Dscc, BackupDR, CloudSync)}
+
+# The size of the estate: option, default, help (DEFAULT: where the default is said)
+ESTATE_SIZES = (
+    ("servers", 2, "servers per array (DEFAULT)"),
+    ("volumes", 20, "volumes per server (DEFAULT)"),
+    ("snapshots", 3, "snapshots of each volume of its own (DEFAULT). In the storage-plugin "
+     "mode the first 8 volumes of each server are also in consistency groups whose two "
+     "group snapshots add a volume snapshot each, so those volumes list N+2 snapshots "
+     "(5 by default)"),
+    ("hosts", 5, "hosts per server (DEFAULT)"),
+    ("luns", 10, "LUNs per server (DEFAULT)"),
+)
 
 
 def parse_args(argv):
@@ -63,30 +79,21 @@ def parse_args(argv):
                    metavar="HOST:PORT", help="address to listen on; port 0 takes a free "
                    "port (default 127.0.0.1:8080)")
     p.add_argument("--user", default="admin", help="accepted user name (default admin)")
-    p.add_argument("--password", default=None,
-                   help="accepted password (default admin; see also --password-file)")
-    p.add_argument("--password-file", default=None, metavar="FILE",
-                   help="read the accepted password from the first line of FILE")
+    add_secret_option(p, "password", "PASSWORD", "admin", "accepted password",
+                      "the accepted password")
     p.add_argument("--session-ttl", type=positive_float, default=None, metavar="S",
                    help="idle seconds before a session expires; each call extends it "
                    "(default 1800; 3600 with --dialect backupdr)")
+    p.add_argument("--token-ttl", type=int, default=None, metavar="S",
+                   help="lifetime of an access token in seconds (expires_in; default 7200; "
+                   "3600 with --dialect backupdr or cloudsync)")
     p.add_argument("--arrays", type=int, default=1, metavar="N",
                    help="number of storage arrays, each with its own estate (default 1)")
     p.add_argument("--seed", type=int, default=1, metavar="N",
                    help="seed of the deterministic estate (default 1)")
-    p.add_argument("--servers", type=int, default=2, metavar="N",
-                   help="servers per array (default 2)")
-    p.add_argument("--volumes", type=int, default=20, metavar="N",
-                   help="volumes per server (default 20)")
-    p.add_argument("--snapshots", type=int, default=3, metavar="N",
-                   help="snapshots of each volume of its own (default 3). In the "
-                   "storage-plugin mode the first 8 volumes of each server are also in "
-                   "consistency groups whose two group snapshots add a volume snapshot "
-                   "each, so those volumes list N+2 snapshots (5 by default)")
-    p.add_argument("--hosts", type=int, default=5, metavar="N",
-                   help="hosts per server (default 5)")
-    p.add_argument("--luns", type=int, default=10, metavar="N",
-                   help="LUNs per server (default 10)")
+    for name, default, what in ESTATE_SIZES:
+        p.add_argument("--" + name, type=int, default=default, metavar="N",
+                       help=what.replace("DEFAULT", "default %d" % default))
     p.add_argument("--hostile-names", action="store_true",
                    help="add resources with awkward names (duplicate, empty, '.', '..', "
                    "'/', '%%', newline, tab, non-ASCII) and ids ('/', '..', '?', '#', '%%', "
@@ -131,18 +138,19 @@ def parse_args(argv):
     for name in ("volumes", "snapshots", "hosts", "luns"):
         if getattr(opts, name) < 0:
             p.error("--%s must not be negative" % name)
-    if opts.password_file:
-        with open(opts.password_file, encoding="utf-8") as f:
-            opts.password = f.readline().rstrip("\r\n")
-    elif opts.password is None:
-        opts.password = "admin"
     chosen = DIALECTS[opts.dialect]
+    if opts.arrays != 1 and not chosen.arrays:
+        p.error("--arrays applies to the storage-plugin dialect only")
     if opts.session_ttl is None:
         opts.session_ttl = chosen.session_ttl
     if opts.token_ttl is None:
         opts.token_ttl = chosen.token_ttl
-    for d in DIALECTS.values():
-        d.check_options(p, opts)
+    if opts.token_ttl < 1:
+        p.error("--token-ttl must be at least 1")
+    # every secret option, whichever dialect is chosen (a missing --*-file is an error)
+    for name in [k[:-len("_default")] for k in vars(opts) if k.endswith("_default")]:
+        secret_from_file(opts, name)
+    chosen.check_options(p, opts)
     return opts
 
 

@@ -37,6 +37,9 @@ Public API (import with `sys.path.insert(0, "<repo>/tests/server")`):
     refserver_factory   pytest fixture: a function with start_refserver's
                         signature; every server it starts is stopped after
                         the test.
+    module_server(start, *args)   a module-scoped pytest fixture: one server,
+                        start(*args), shared by a module's tests (which touch
+                        disjoint resources), stopped after them.
 
 Stdlib only (pytest only for the fixture).
 """
@@ -254,6 +257,14 @@ if pytest is not None:
         yield factory
         for srv in started:
             srv.stop()  # removes its stderr file
+
+    def module_server(start, *args):
+        @pytest.fixture(scope="module")
+        def srv():
+            s = start(*args)
+            yield s
+            s.stop()
+        return srv
 
 
 def wait_until(predicate, timeout=5.0, interval=0.02):

@@ -20,7 +20,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from refserver_fixture import Client, start_refserver, wait_until  # noqa: E402
+from refserver_fixture import Client, module_server, start_refserver, wait_until  # noqa: E402
 
 DEMO = "dsfs-demo-token"
 
@@ -82,11 +82,7 @@ def flt(attr, op_value):
     return "filter=%s:%s" % (attr, quote(op_value, safe=""))
 
 
-@pytest.fixture(scope="module")
-def srv():
-    s = bdr("--task-seconds", "0.3", "--page-max", "4", "--snapshots", "3")
-    yield s
-    s.stop()
+srv = module_server(bdr, "--task-seconds", "0.3", "--page-max", "4", "--snapshots", "3")
 
 
 @pytest.fixture

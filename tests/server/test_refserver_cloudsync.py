@@ -23,7 +23,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from refserver_fixture import Client, start_refserver, wait_until  # noqa: E402
+from refserver_fixture import Client, module_server, start_refserver, wait_until  # noqa: E402
 
 REFRESH = "dsfs-demo-refresh-token"
 CLIENT_ID = "dsfs-demo"
@@ -126,12 +126,8 @@ def assert_error(r, status):
     assert body["error"]
 
 
-@pytest.fixture(scope="module")
-def srv():
-    s = cs("--task-seconds", "0.5", "--servers", "3", "--volumes", "4", "--luns", "3",
-           "--hosts", "2", "--message-delay", "0.3", "--heartbeat-seconds", "0.05")
-    yield s
-    s.stop()
+srv = module_server(cs, "--task-seconds", "0.5", "--servers", "3", "--volumes", "4", "--luns", "3",
+                    "--hosts", "2", "--message-delay", "0.3", "--heartbeat-seconds", "0.05")
 
 
 @pytest.fixture

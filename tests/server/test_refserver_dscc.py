@@ -19,7 +19,7 @@ from urllib.parse import quote
 import pytest
 
 import openapi_check as oc
-from refserver_fixture import Client, REFSERVER, start_refserver, wait_until
+from refserver_fixture import Client, REFSERVER, module_server, start_refserver, wait_until
 
 DT1 = "/api/v1/storage-systems/device-type1"
 DT2 = "/api/v1/storage-systems/device-type2"
@@ -146,11 +146,7 @@ def systems_of(api, dt):
 # --------------------------------------------------------------------------
 # shared server (tests on it touch disjoint resources)
 
-@pytest.fixture(scope="module")
-def srv():
-    s = dscc("--test-controls", "--task-seconds", "0.3", "--volumes", "12")
-    yield s
-    s.stop()
+srv = module_server(dscc, "--test-controls", "--task-seconds", "0.3", "--volumes", "12")
 
 
 @pytest.fixture

@@ -1,4 +1,6 @@
-"""Tests of the reference storage server (tests/server/refserver.py).
+"""Tests of the reference server's storage-plugin dialect (the default) and of the core
+it runs on (refcore.py, refsim.py, reffaults.py, refhttp.py): the command line, HTTP,
+stats, faults and TLS are tested through this dialect.
 
 Every test talks HTTP to a real server process on 127.0.0.1 (port 0),
 started through refserver_fixture.start_refserver. Run with
@@ -23,7 +25,7 @@ from urllib.parse import quote
 
 import pytest
 
-from refserver_fixture import Client, REFSERVER, start_refserver, wait_until
+from refserver_fixture import Client, REFSERVER, module_server, start_refserver, wait_until
 
 TASK_KEYS = {"id", "name", "displayName", "type", "state", "progressPercent", "healthStatus",
              "logMessages", "createdAt", "startedAt", "endedAt", "updatedAt", "error",
@@ -95,11 +97,7 @@ def all_items(c, path, key, limit=None):
 # --------------------------------------------------------------------------
 # shared servers (tests on them touch disjoint resources)
 
-@pytest.fixture(scope="module")
-def srv():
-    s = start_refserver("--test-controls", "--task-seconds", "0.3", "--volumes", "30")
-    yield s
-    s.stop()
+srv = module_server(start_refserver, "--test-controls", "--task-seconds", "0.3", "--volumes", "30")
 
 
 @pytest.fixture
@@ -940,6 +938,28 @@ def test_password_change(refserver_factory):
     assert_error(s.client().login("ops", "s3cret"), 401)
     assert s.client().login("ops", "n3w").status == 201
     assert s.sim("POST", "/password", {"password": 1}).status == 422
+
+
+def test_request_log_keeps_changes_not_reads(refserver_factory):
+    s = refserver_factory("--test-controls")
+    c = s.login()
+    assert c.get("/storage").status == 200
+    vol = "/server/0/volume/vol-0-3/snapshot"
+    assert c.post(vol, {"name": "logged"}).status == 201
+    assert_error(c.post(vol, {"name": "logged"}), 409)
+    assert s.client().request("GET", "/elsewhere").status == 404
+    reqs = s.sim("GET", "/requests").json()["requests"]
+    assert [(q["method"], q["path"], q["template"], q["status"]) for q in reqs] == [
+        ("POST", "/storageplugin/api/session", "/session", 201),
+        ("POST", "/storageplugin/api" + vol, "/server/{sid}/volume/{vid}/snapshot", 201),
+        ("POST", "/storageplugin/api" + vol, "/server/{sid}/volume/{vid}/snapshot", 409)]
+    assert reqs[1]["body"] == {"name": "logged"} and reqs[1]["contentType"] == "application/json"
+    assert [q["status"] for q in s.sim("GET", "/requests?limit=1").json()["requests"]] == [409]
+    assert s.sim("DELETE", "/requests").status == 204
+    assert s.sim("GET", "/requests").json() == {"requests": []}
+    # the controls of logins this API does not have
+    for path in ("/tokens", "/events"):
+        assert_error(s.sim("POST", path, {}), 404, "no such test control")
 
 
 def test_password_file(refserver_factory, tmp_path):
