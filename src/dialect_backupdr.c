@@ -109,7 +109,7 @@ static const struct dsfs_kind appliance = {
 };
 
 static const struct dsfs_file_desc host_files[] = { DSFS_OBJECT_FILE("host.json") };
-/* PUT is an incremental update (seed 004, 3.2): the body carries only what changed. */
+/* PUT is an incremental update (the management API's general concepts, 3.2): the body carries only what changed. */
 static const struct dsfs_edit_field host_edit[] = {
 	{ .field = "name" }, { .field = "hostname" }, { .field = "friendlypath" }, { .field = "description" },
 	{ .field = "ipaddress" },
@@ -616,7 +616,7 @@ static int job_fetch(struct dsfs_session *s, const char *url, json_object **out)
 }
 
 /*
- * filter= (seed 004, section 5): "field:=value" (several of one field are
+ * filter= (the management API's general concepts, section 5): "field:=value" (several of one field are
  * any of them), "field:>=value", "field:<=value", "field:=|value" (the
  * text contains value; strings only); the server says which
  * fields it filters (400 for others: dsfs lists instead). A value starting
@@ -671,7 +671,7 @@ const struct dsfs_dialect dsfs_dialect_backupdr = {
 	.probe = "/host?limit=1&offset=0",
 	.root = &root,
 	.auth = &auth,
-	/* "count" is the page's length; HEAD answers the list's (seed 004, 3.3) */
+	/* "count" is the page's length; HEAD answers the list's (the management API's general concepts, 3.3) */
 	.paging = { .limit_param = "limit", .start_param = "offset", .count_header = "Actifio-Count" },
 	.tasks_dir = "jobs",
 	.events = &events,

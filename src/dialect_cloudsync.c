@@ -78,7 +78,7 @@ static void unescape(char *s)
 
 /*
  * The stream's cursor is a message id: a decimal number that grows along
- * the stream (the Cloud Sync contract: "its id is a cursor"; the
+ * the stream (the Cloud Sync API: "its id is a cursor"; the
  * reference server's ids are 1, 2, ...). An id that is not one cannot be
  * placed in the stream: it is never sent back as a cursor (it would be
  * pasted into the query) and the message is never taken as an answer.

@@ -22,8 +22,9 @@
 
 
 /*
- * The bodies' fields and their types are seed 003's (IDs are opaque
- * strings, CONTRACT.md); a field a body does not list is refused.
+ * The bodies' fields and their types are the storage-plugin API
+ * reference's (its IDs are opaque strings); a field a body does not list
+ * is refused.
  */
 
 /* Creating by name: `echo NAME > new`, `mkdir NAME`. */
@@ -87,7 +88,7 @@ static const struct dsfs_kind volume = {
 static const struct dsfs_file_desc lun_files[] = { DSFS_OBJECT_FILE("lun.json") };
 
 static const struct dsfs_action lun_actions[] = {
-	{ .verb = "online", .fields = DSFS_NO_FIELDS }, /* seed 003: no body; {} is sent, as before */
+	{ .verb = "online", .fields = DSFS_NO_FIELDS }, /* the API reference gives it no body; {} is sent, as before */
 };
 
 static const struct dsfs_kind lun = {

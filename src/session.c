@@ -179,7 +179,7 @@ void dsfs_session_error_message(const struct dsfs_dialect *d, const struct dsfs_
 		return;
 	}
 	json_object_put(o);
-	/* Not the CONTRACT body: keep a short, printable excerpt. */
+	/* Not the error body the API documents: keep a short, printable excerpt. */
 	for (i = 0; i + 1 < len && i < resp->len && i < 160; i++)
 		buf[i] = (resp->body[i] >= 0x20 && resp->body[i] < 0x7f) ? resp->body[i] : ' ';
 	buf[i] = '\0';

@@ -161,12 +161,13 @@ class Dialect(abc.ABC):
         return {"active": len(live)}
 
     def issue_token(self, owner, ttl):
-        raise NotImplementedError
+        """A token for owner, valid ttl seconds (lock held); only a dialect with token_owner mints one."""
+        raise ApiError(404, "the %s dialect has no /_sim/tokens" % self.name)
 
     def add_sim_event(self, text, same):
         """Appends a record of `text` (`same`: at the time of the one before); returns the
-        answer's body (lock held)."""
-        raise NotImplementedError
+        answer's body (lock held). Only a dialect with event_field keeps such records."""
+        raise ApiError(404, "the %s dialect has no /_sim/events" % self.name)
 
     def sim_extra(self, method, parts, body, qs):
         """The /_sim controls only this dialect has; None: not one of them."""
