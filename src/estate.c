@@ -81,10 +81,14 @@ int dsfs_estate_add(struct dsfs_estate *e, const char *name, const char *url, st
 
 void dsfs_estate_free(struct dsfs_estate *e)
 {
+	size_t n = 0;
+
 	if (!e)
 		return;
-	while (e->open)
+	for (; e->open; n++)
 		dsfs_estate_release(e->open);
+	if (n)
+		dsfs_log(DSFS_LOG_INFO, "unmounted with %zu file%s still open", n, n == 1 ? "" : "s");
 	dsfs_lock(&e->lock);
 	while (e->sizers) /* a df that gave up on a member left its thread running: it uses e to its end */
 		dsfs_cond_wait(&e->sized, &e->lock);

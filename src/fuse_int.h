@@ -135,6 +135,8 @@ void dsfs_fuse_readdirplus(struct dsfs_fuse_op *o);
 
 /* Frees the listing an opendir put in fi. */
 void dsfs_fuse_releasedir(struct fuse_file_info *fi);
+/* At the mount's end, once no operation runs: frees the listings the kernel never released. */
+void dsfs_fuse_dirs_end(void);
 
 /* ---- fuse_prune.c: names the kernel is asked to drop -------------------------------- */
 

@@ -144,6 +144,7 @@ out_destroy:
 	fuse_session_destroy(dsfs_fuse.se);
 out_free:
 	dsfs_fuse_queue_stop();
+	dsfs_fuse_dirs_end();
 	dsfs_nodes_free(dsfs_fuse.nodes);
 	return ret;
 }

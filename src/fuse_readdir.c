@@ -6,6 +6,8 @@
  * out; the names a changed listing lost are queued for the pruner.
  */
 #include "fuse_int.h"
+#include "locks.h"
+#include "log.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -20,11 +22,29 @@ struct dir_entry {
 };
 
 struct dir {
+	struct dir *prev, *next; /* in open_dirs */
 	struct dir_entry *e;
 	size_t n, cap;
 	bool listed;
 	bool opened;  /* listed at opendir, not yet read: the first read hands that listing out */
 };
+
+/*
+ * Listings the kernel has not released. It sends RELEASEDIR asynchronously
+ * and may still owe some when the mount ends; those are freed then.
+ */
+static struct dsfs_mutex open_lock = DSFS_MUTEX_INITIALIZER(DSFS_LOCK_FUSE_DIRS);
+static struct dir open_dirs = { .prev = &open_dirs, .next = &open_dirs };
+
+static void dir_open(struct dir *d)
+{
+	dsfs_lock(&open_lock);
+	d->next = &open_dirs;
+	d->prev = open_dirs.prev;
+	d->prev->next = d;
+	open_dirs.prev = d;
+	dsfs_unlock(&open_lock);
+}
 
 static int collect(void *ctx, const char *name, const struct stat *st, unsigned flags)
 {
@@ -61,6 +81,12 @@ static void dir_free(struct dir *d)
 {
 	if (!d)
 		return;
+	if (d->next) {
+		dsfs_lock(&open_lock);
+		d->prev->next = d->next;
+		d->next->prev = d->prev;
+		dsfs_unlock(&open_lock);
+	}
 	dir_clear(d);
 	free(d->e);
 	free(d);
@@ -165,6 +191,7 @@ void dsfs_fuse_opendir(struct dsfs_fuse_op *o)
 		return;
 	}
 	d->opened = true;
+	dir_open(d);
 	o->fi.fh = (uint64_t)(uintptr_t)d;
 	o->fi.cache_readdir = 1;
 	o->fi.keep_cache = dsfs_nodes_listed(dsfs_fuse.nodes, o->ino, listing_digest(d));
@@ -227,4 +254,14 @@ void dsfs_fuse_readdirplus(struct dsfs_fuse_op *o)
 void dsfs_fuse_releasedir(struct fuse_file_info *fi)
 {
 	dir_free((struct dir *)(uintptr_t)fi->fh);
+}
+
+void dsfs_fuse_dirs_end(void)
+{
+	size_t n = 0;
+
+	for (; open_dirs.next != &open_dirs; n++)
+		dir_free(open_dirs.next);
+	if (n)
+		dsfs_log(DSFS_LOG_INFO, "unmounted with %zu director%s still open", n, n == 1 ? "y" : "ies");
 }

@@ -21,6 +21,7 @@
  *   FUSE_PENDING       fuse_pending.c pending.lock: one such wait's state; held
  *                      while its wait is taken back (TASKS, WAITERS).
  *   FUSE_PRUNE         fuse_prune.c pr.lock: the pruner's queue of lost names.
+ *   FUSE_DIRS          fuse_readdir.c open_lock: the listings open directories hold.
  *   ADMIT              admit.c: fair shares of the FUSE threads per user.
  *   ESTATE             estate.c e->lock: an estate's open handles and df threads.
  *   ESTATE_SIZING      estate_space.c: one df of an estate, its members' answers.
@@ -81,6 +82,7 @@ enum dsfs_lock_rank {
 	DSFS_LOCK_FUSE_PENDING_LIST = 10,
 	DSFS_LOCK_FUSE_PENDING = 11,
 	DSFS_LOCK_FUSE_PRUNE = 12,
+	DSFS_LOCK_FUSE_DIRS = 13,
 	DSFS_LOCK_ADMIT = 20,
 	DSFS_LOCK_ESTATE = 30,
 	DSFS_LOCK_ESTATE_SIZING = 31,

@@ -260,7 +260,8 @@ def test_teardown_unmounts_with_a_reader_still_holding_a_file_open(server, dsfs_
     """A test that fails while its `tail -f` still reads from the mount left the mount busy:
     fusermount3 -u refused it, the fixture waited a minute and killed dsfs with -9. The fixture
     now ends a reader it started, or asks the daemon to go (SIGTERM: it unmounts lazily), and the
-    daemon exits 0 either way, promptly."""
+    daemon exits 0 either way, promptly, having freed the open file and directory the kernel never
+    released."""
     for keep in ("child", "self"):
         m = dsfs_mount(server)
         s = sorted(os.listdir(m.p("servers")))[0]
@@ -269,6 +270,7 @@ def test_teardown_unmounts_with_a_reader_still_holding_a_file_open(server, dsfs_
             holder = subprocess.Popen(["tail", "-s", "0.2", "-f", path], stdout=subprocess.DEVNULL)
         else:
             holder = open(path)
+            listing = os.open(m.p("servers"), os.O_RDONLY | os.O_DIRECTORY)  # a directory held open too
         deadline = time.monotonic() + 10
         while keep == "child" and not [pid for pid in holders(m.path) if pid == holder.pid]:
             assert time.monotonic() < deadline, "tail never opened the file"
@@ -283,6 +285,10 @@ def test_teardown_unmounts_with_a_reader_still_holding_a_file_open(server, dsfs_
             assert holder.poll() is not None  # the leftover reader is gone
         else:
             holder.close()
+            os.close(listing)
+            # the kernel never released them (the daemon had gone): freed all the same, and said
+            log = m.log_text()
+            assert "unmounted with 1 file still open" in log and "unmounted with 1 directory still open" in log, log
         m.check_clean()
 
 
