@@ -22,22 +22,22 @@
 #define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
 #include <fuse_opt.h>
 
-#include "cache.h"
-#include "errmap.h"
-#include "events.h"
-#include "fs.h"
-#include "fuse_loop.h"
-#include "http.h"
-#include "locks.h"
-#include "log.h"
-#include "estate.h"
-#include "options.h"
-#include "dialect.h"
-#include "session.h"
-#include "tasks.h"
-#include "tls.h"
-#include "waiters.h"
-#include "waitcmd.h"
+#include "cache/cache.h"
+#include "net/errmap.h"
+#include "fs/events.h"
+#include "fs/fs.h"
+#include "fuse/loop.h"
+#include "net/http.h"
+#include "util/locks.h"
+#include "util/log.h"
+#include "mount/estate.h"
+#include "mount/options.h"
+#include "dialect/dialect.h"
+#include "net/session.h"
+#include "fs/tasks.h"
+#include "net/tls.h"
+#include "fs/waiters.h"
+#include "mount/waitcmd.h"
 
 static void usage(const char *prog)
 {

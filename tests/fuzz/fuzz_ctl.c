@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * libFuzzer target for the control-file parser (src/ctl.c). The first byte
+ * libFuzzer target for the control-file parser (src/format/ctl.c). The first byte
  * picks `new` or `action` grammar; the rest is the command line. The parser
  * must never crash, read out of bounds or leak, and must either refuse the
  * input or return a body that serialises. The same bytes, as a stream
@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "ctl.h"
+#include "format/ctl.h"
 
 static const struct dsfs_action create = {
 	.required = (const char *const[]){ "name", NULL }, .bare_field = "name",

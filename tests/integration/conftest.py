@@ -309,7 +309,7 @@ def list_all(client, path, key, page=1000):
 
 
 def entry_name(name, ident):
-    """The entry-name rule of docs/tree.md, written independently of src/names.c."""
+    """The entry-name rule of docs/tree.md, written independently of src/format/names.c."""
     if name is None or name == "":
         name = ident
     if name in (".", ".."):

@@ -1,4 +1,4 @@
-"""What every dialect promises alike, run once per dialect (src/dialects.c):
+"""What every dialect promises alike, run once per dialect (src/dialect/registry.c):
 an action is followed through the tasks view to its end, a session or token
 that ends just before an action costs one login and never a second action,
 a credentials file is read with the dialect's own keys, and the registry

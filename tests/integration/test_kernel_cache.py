@@ -1,4 +1,4 @@
-"""What the kernel keeps of the tree (src/fuse_ops.c, src/fuse_readdir.c), and when dsfs makes it
+"""What the kernel keeps of the tree (src/fuse/ops.c, src/fuse/readdir.c), and when dsfs makes it
 let go: listings (cache_readdir), file contents (keep_cache, handed over at
 open), attributes of objects' files (kept as long as names, told at once
 when an open fetched another size). Every change below is made through the

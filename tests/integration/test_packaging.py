@@ -174,8 +174,8 @@ def test_man_page_options_match_help():
 
 
 def test_fuse_thread_bound_has_one_default():
-    """-o max_threads: --help and dsfs(1) give the bound dsfs sets (src/fuse_loop.h), not libfuse's."""
-    with open(os.path.join(REPO, "src", "fuse_loop.h")) as f:
+    """-o max_threads: --help and dsfs(1) give the bound dsfs sets (src/fuse/loop.h), not libfuse's."""
+    with open(os.path.join(REPO, "src", "fuse", "loop.h")) as f:
         defs = dict(re.findall(r"^#define (DSFS_FUSE_\w+) (.*)$", f.read(), re.M))
     expr = defs["DSFS_FUSE_MAX_THREADS"]
     for name, value in defs.items():

@@ -1,5 +1,5 @@
-"""Readers that wait for the server cannot hold the mount (src/fuse_queue.c, src/fuse_pending.c,
-src/tasks.c, src/admit.c, src/waiters.c).
+"""Readers that wait for the server cannot hold the mount (src/fuse/queue.c, src/fuse/pending.c,
+src/fs/tasks.c, src/fuse/admit.c, src/fs/waiters.c).
 
 A reader of tasks/<id>/wait holds no thread: its read is answered later, from
 the task poller, so any number of readers can wait while the daemon keeps its

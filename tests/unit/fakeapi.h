@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * An in-memory fake of the APIs dsfs speaks, behind the transport seam
- * (src/transport.h), for unit tests of the session, the cache and the task
+ * (src/net/transport.h), for unit tests of the session, the cache and the task
  * poller: logins that hand out tokens it can later refuse (401), lists
  * paged by their limit/start or offset parameters (with a server's quirks
  * on request), objects, answers given in sequence (a task that
@@ -15,10 +15,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "cache.h"
-#include "dialect.h"
-#include "session.h"
-#include "transport.h"
+#include "cache/cache.h"
+#include "dialect/dialect.h"
+#include "net/session.h"
+#include "net/transport.h"
 
 #define FAKE_BASE "http://fake.invalid/api"
 

@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * What every dialect shares: lookups by name in a kind and in the registry
+ * (and by URL, with the hint a URL that looks wrong gets), the default rule
+ * for finding an action's task, the files of a task directory (task.json,
+ * and state, progress, log and error made from it in the dialect's own task
+ * words), and the one vocabulary of how tasks end.
+ */
+#include "dialect/dialect.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/http.h"
+
+/* Walks the dotted path down o: true, with *out the value there (a JSON null is NULL), when o has it. */
+static bool walk(json_object *o, const char *path, json_object **out)
+{
+	char part[128];
+
+	while (o && path && *path) {
+		size_t n = strcspn(path, ".");
+
+		if (n >= sizeof(part) || !json_object_is_type(o, json_type_object))
+			return false;
+		memcpy(part, path, n);
+		part[n] = '\0';
+		if (!json_object_object_get_ex(o, part, &o))
+			return false;
+		path += n + (path[n] == '.');
+	}
+	*out = o;
+	return o || !path || !*path;
+}
+
+/* tasks/<id>/state, progress and log: one line each of the task object, read through. */
+json_object *dsfs_dialect_field(json_object *o, const char *path)
+{
+	json_object *v = NULL;
+
+	return walk(o, path, &v) && !json_object_is_type(v, json_type_null) ? v : NULL;
+}
+
+bool dsfs_dialect_has_field(json_object *o, const char *path)
+{
+	json_object *v;
+
+	return o && walk(o, path, &v);
+}
+
+static struct dsfs_blob *line_of(json_object *o, const char *field)
+{
+	json_object *v;
+	char buf[64];
+	const char *s = "";
+
+	if ((v = dsfs_dialect_field(o, field))) {
+		if (json_object_is_type(v, json_type_string)) {
+			s = json_object_get_string(v);
+		} else {
+			snprintf(buf, sizeof(buf), "%s", json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+			s = buf;
+		}
+	}
+	{
+		size_t n = strlen(s);
+		struct dsfs_blob *b = dsfs_blob_new(s, n + 1);
+
+		if (b)
+			b->data[n] = '\n';
+		return b;
+	}
+}
+
+struct dsfs_blob *dsfs_task_state(json_object *o, const struct dsfs_dialect *d)
+{
+	return line_of(o, d->task.state_field);
+}
+
+struct dsfs_blob *dsfs_task_progress(json_object *o, const struct dsfs_dialect *d)
+{
+	return line_of(o, d->task.progress_field);
+}
+
+/* One "<time> <message>" line per log entry; without a log list, the task's error (if any). */
+struct dsfs_blob *dsfs_task_log(json_object *o, const struct dsfs_dialect *d)
+{
+	const struct dsfs_task_words *w = &d->task;
+	json_object *msgs = NULL, *m, *v;
+	size_t i, n, len = 0, cap = 256;
+	char *buf = malloc(cap);
+	struct dsfs_blob *b;
+
+	if (!buf)
+		return NULL;
+	if (!w->log_field) {
+		free(buf);
+		if ((v = dsfs_dialect_field(o, w->error_field)) && json_object_is_type(v, json_type_string) &&
+		    *json_object_get_string(v))
+			return line_of(o, w->error_field);
+		return dsfs_blob_new("", 0);
+	}
+	if (!json_object_object_get_ex(o, w->log_field, &msgs) || !json_object_is_type(msgs, json_type_array))
+		msgs = NULL;
+	n = msgs ? json_object_array_length(msgs) : 0;
+	for (i = 0; i < n; i++) {
+		const char *ts = "", *msg = "";
+		size_t need;
+
+		m = json_object_array_get_idx(msgs, i);
+		if (json_object_object_get_ex(m, w->log_time_field, &v) && json_object_is_type(v, json_type_string))
+			ts = json_object_get_string(v);
+		if (json_object_object_get_ex(m, w->log_message_field, &v) && json_object_is_type(v, json_type_string))
+			msg = json_object_get_string(v);
+		need = strlen(ts) + strlen(msg) + 3;
+		if (len + need > cap) {
+			char *p;
+
+			while (len + need > cap)
+				cap *= 2;
+			p = realloc(buf, cap);
+			if (!p) {
+				free(buf);
+				return NULL;
+			}
+			buf = p;
+		}
+		len += (size_t)sprintf(buf + len, "%s %s\n", ts, msg);
+		/* one entry is one line: a newline inside a message would split it */
+		for (char *q = buf + len - 1 - strlen(msg); q < buf + len - 1; q++)
+			if (*q == '\n' || *q == '\r')
+				*q = ' ';
+	}
+	b = dsfs_blob_new(buf, len);
+	free(buf);
+	return b;
+}
+
+enum dsfs_task_end dsfs_task_outcome(const struct dsfs_task_words *w, const char *state)
+{
+	if (dsfs_dialect_state_in(state, w->succeeded))
+		return DSFS_TASK_SUCCEEDED;
+	if (dsfs_dialect_state_in(state, w->failed))
+		return DSFS_TASK_FAILED;
+	if (dsfs_dialect_state_in(state, w->cancelled))
+		return DSFS_TASK_CANCELLED;
+	if (dsfs_dialect_state_in(state, w->timedout))
+		return DSFS_TASK_TIMEDOUT;
+	return DSFS_TASK_RUNNING;
+}
+
+const char *dsfs_task_end_word(enum dsfs_task_end end)
+{
+	static const char *const words[] = {
+		[DSFS_TASK_RUNNING] = "RUNNING", [DSFS_TASK_SUCCEEDED] = "SUCCEEDED", [DSFS_TASK_FAILED] = "FAILED",
+		[DSFS_TASK_CANCELLED] = "CANCELLED", [DSFS_TASK_TIMEDOUT] = "TIMEDOUT",
+	};
+
+	return words[end];
+}
+
+const char *dsfs_task_reason(json_object *o, const struct dsfs_task_words *w, char *buf, size_t len)
+{
+	json_object *why = dsfs_dialect_field(o, w->error_field), *v;
+	const char *st;
+
+	/* an error object (DSCC's {"error": ..., "errorCode": ...}): its message */
+	if (why && json_object_is_type(why, json_type_object) &&
+	    ((json_object_object_get_ex(why, "error", &v) && json_object_is_type(v, json_type_string)) ||
+	     (json_object_object_get_ex(why, "message", &v) && json_object_is_type(v, json_type_string))))
+		why = v;
+	if (why && json_object_is_type(why, json_type_string) && *json_object_get_string(why))
+		snprintf(buf, len, "%s", json_object_get_string(why));
+	else if (why && !json_object_is_type(why, json_type_string))
+		snprintf(buf, len, "%s", json_object_to_json_string_ext(why, JSON_C_TO_STRING_PLAIN));
+	else if ((v = dsfs_dialect_field(o, w->state_field)) && (st = json_object_get_string(v)) &&
+		 dsfs_task_outcome(w, st) > DSFS_TASK_SUCCEEDED)
+		snprintf(buf, len, "ended %s; the server gave no reason", st);
+	else
+		return NULL;
+	for (char *p = buf; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' '; /* one line, whatever the server wrote */
+	return buf;
+}
+
+struct dsfs_blob *dsfs_task_error(json_object *o, const struct dsfs_dialect *d)
+{
+	const struct dsfs_task_words *w = &d->task;
+	json_object *st = dsfs_dialect_field(o, w->state_field);
+	const char *state = st && json_object_is_type(st, json_type_string) ? json_object_get_string(st) : NULL;
+	enum dsfs_task_end end = dsfs_task_outcome(w, state);
+	struct dsfs_blob *b;
+	char why[1024];
+	size_t n;
+
+	if (end == DSFS_TASK_RUNNING || end == DSFS_TASK_SUCCEEDED || !dsfs_task_reason(o, w, why, sizeof(why)))
+		return dsfs_blob_new("", 0);
+	n = strlen(why);
+	b = dsfs_blob_new(why, n + 1);
+	if (b)
+		b->data[n] = '\n';
+	return b;
+}
+
+const struct dsfs_file_desc dsfs_task_files[DSFS_TASK_NFILES] = {
+	{ .name = "task.json", .flags = DSFS_FILE_DIRECT },
+	{ .name = "state", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_state },
+	{ .name = "progress", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_progress },
+	{ .name = "log", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_log },
+	{ .name = "error", .flags = DSFS_FILE_DIRECT, .derive = dsfs_task_error },
+};
+
+int dsfs_kind_file(const struct dsfs_kind *kind, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < kind->nfiles; i++)
+		if (!strcmp(kind->files[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+int dsfs_kind_child(const struct dsfs_kind *kind, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < kind->nchildren; i++)
+		if (!strcmp(kind->children[i]->dir_name, name))
+			return (int)i;
+	return -1;
+}
+
+/* a and b are one name whatever their case and their '-' and '_' ("storage-plugin", "Cloud_Sync"). */
+static bool same_name(const char *a, const char *b)
+{
+	for (;;) {
+		while (*a == '-' || *a == '_')
+			a++;
+		while (*b == '-' || *b == '_')
+			b++;
+		if (!*a || !*b)
+			return !*a && !*b;
+		if (tolower((unsigned char)*a++) != tolower((unsigned char)*b++))
+			return false;
+	}
+}
+
+const struct dsfs_dialect *dsfs_dialect_named(const char *name)
+{
+	for (size_t i = 0; dsfs_dialects[i]; i++)
+		if (same_name(dsfs_dialects[i]->name, name))
+			return dsfs_dialects[i];
+	return NULL;
+}
+
+const struct dsfs_dialect *dsfs_dialect_for_url(const char *url, bool *guessed)
+{
+	*guessed = false;
+	for (size_t i = 0; dsfs_dialects[i]; i++)
+		if (dsfs_dialects[i]->claims_url && dsfs_dialects[i]->claims_url(url))
+			return dsfs_dialects[i];
+	*guessed = true;
+	return dsfs_dialects[0];
+}
+
+bool dsfs_dialect_url_hint(const struct dsfs_dialect *d, const char *url, char *buf, size_t len)
+{
+	const char *host = strstr(url, "://"), *path;
+	size_t n, want;
+
+	if (!d->url_path || !host)
+		return false;
+	path = host + 3 + strcspn(host + 3, "/?#");
+	n = strcspn(path, "?#");
+	while (n > 0 && path[n - 1] == '/')
+		n--;
+	want = strlen(d->url_path);
+	if (want ? n >= want && !strncmp(path + n - want, d->url_path, want) : n == 0)
+		return false;
+	if (!want)
+		snprintf(buf, len, "the %s API's URL is its host's root, like %s: dsfs adds %.*s and every other "
+			 "path itself", d->name, d->url_example, (int)n, path);
+	else
+		snprintf(buf, len, "the %s API's URL ends in %s, like %s", d->name, d->url_path, d->url_example);
+	return true;
+}
+
+void dsfs_dialect_names(char *buf, size_t len)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; dsfs_dialects[i] && o < len; i++)
+		o += (size_t)snprintf(buf + o, len - o, "%s%s", i ? ", " : "", dsfs_dialects[i]->name);
+}
+
+char *dsfs_dialect_task_uri(const struct dsfs_response *resp)
+{
+	const char *uri = NULL, *slash;
+	json_object *o, *v;
+	char *id = NULL;
+
+	if (resp->status != 202)
+		return NULL;
+	o = resp->body ? json_tokener_parse(resp->body) : NULL;
+	if (o && json_object_object_get_ex(o, "taskUri", &v) && json_object_is_type(v, json_type_string))
+		uri = json_object_get_string(v);
+	else if (resp->location)
+		uri = resp->location;
+	if (uri) {
+		slash = strrchr(uri, '/');
+		id = strdup(slash ? slash + 1 : uri);
+		if (id && strchr(id, '?'))
+			*strchr(id, '?') = '\0';
+	}
+	json_object_put(o);
+	return id;
+}
+
+bool dsfs_dialect_state_in(const char *state, const char *const *words)
+{
+	for (size_t i = 0; state && words && words[i]; i++)
+		if (!strcmp(state, words[i]))
+			return true;
+	return false;
+}
