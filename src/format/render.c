@@ -5,6 +5,7 @@
  * empty arrays), so the layout is written here; numbers keep json-c's text.
  */
 #include "format/render.h"
+#include "util/grow.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -23,18 +24,13 @@ static void put(struct buf *b, const char *s, size_t n)
 	if (b->failed)
 		return;
 	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		char *p;
+		char *p = dsfs_grow(b->p, &b->cap, b->len + n + 1, 1, 256, 0);
 
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		p = realloc(b->p, cap);
 		if (!p) {
 			b->failed = true;
 			return;
 		}
 		b->p = p;
-		b->cap = cap;
 	}
 	memcpy(b->p + b->len, s, n);
 	b->len += n;

@@ -6,6 +6,7 @@
  * out; the names a changed listing lost are queued for the pruner.
  */
 #include "fuse/fuse_int.h"
+#include "util/grow.h"
 #include "util/locks.h"
 #include "util/log.h"
 
@@ -51,13 +52,11 @@ static int collect(void *ctx, const char *name, const struct stat *st, unsigned 
 	struct dir *d = ctx;
 
 	if (d->n == d->cap) {
-		size_t cap = d->cap ? d->cap * 2 : 64;
-		struct dir_entry *e = realloc(d->e, cap * sizeof(*e));
+		struct dir_entry *e = dsfs_grow(d->e, &d->cap, d->n + 1, sizeof(*e), 64, 0);
 
 		if (!e)
 			return -ENOMEM;
 		d->e = e;
-		d->cap = cap;
 	}
 	d->e[d->n].name = strdup(name);
 	if (!d->e[d->n].name)

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/grow.h"
 #include "util/locks.h"
 
 /* Threads reading wait files at once: well within the mount's 256 waiting places per user. */
@@ -105,12 +106,11 @@ static int read_all(const char *path, char **text)
 		ssize_t got;
 
 		if (len + 1 == cap) {
-			char *more = cap < READ_MAX ? realloc(buf, cap * 2) : NULL;
+			char *more = dsfs_grow(buf, &cap, cap + 1, 1, 0, READ_MAX);
 
 			if (!more)
 				break; /* a task's file is a few lines: keep what came */
 			buf = more;
-			cap *= 2;
 		}
 		got = read(fd, buf + len, cap - len - 1);
 		if (got < 0 && errno == EINTR)

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "util/caller.h"
+#include "util/grow.h"
 #include "util/locks.h"
 #include "util/log.h"
 
@@ -317,18 +318,13 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
 		return 0;
 	}
 	if (r->len + n + 1 > x->cap) {
-		size_t cap = x->cap ? x->cap : 4096;
-		char *p;
+		char *p = dsfs_grow(r->body, &x->cap, r->len + n + 1, 1, 4096, 0);
 
-		while (cap < r->len + n + 1)
-			cap *= 2;
-		p = realloc(r->body, cap);
 		if (!p) {
 			x->failed = true;
 			return 0;
 		}
 		r->body = p;
-		x->cap = cap;
 	}
 	memcpy(r->body + r->len, data, n);
 	r->len += n;
