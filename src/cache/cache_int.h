@@ -1,11 +1,21 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The cache's insides, shared by its files and by nothing else: the node
- * tree, its freshness and its memory bound (cache/cache.c), lookups by id and entry
- * and URL joins (cache/lookup.c), fetching and paging
- * (cache/fetch.c), the prefetcher (cache/prefetch.c) and actions
- * (cache/actions.c). Every function here expects c->lock held unless it
- * says otherwise.
+ * The cache's insides, shared by its files and by nothing else. The files,
+ * from the bottom up; each uses only those below it:
+ *   cache/lookup.c, cache/pages.c  searches of a listing by id, entry and
+ *                                  position, URL joins; the paging guard
+ *   cache/store.c     the node tree, references, accounting, the LRU and
+ *                     the memory bound (it sends no request)
+ *   cache/listing.c   GETs, every page of a list, listings installed into
+ *                     the tree, lists the server filters
+ *   cache/fetch.c     one file of a resource
+ *   cache/prefetch.c, cache/query.c, cache/space.c, cache/actions.c
+ *                     running ahead of walkers; .where and .count; statfs;
+ *                     POST, PUT and DELETE
+ *   cache/cache.c     the entry points that resolve names and report
+ *                     attributes, listings and contents
+ * Every function here expects c->lock held unless it says otherwise; one
+ * that sends a request drops it while the request runs (it says so).
  */
 #ifndef DSFS_CACHE_INT_H
 #define DSFS_CACHE_INT_H
@@ -195,7 +205,9 @@ static inline bool direct_fresh(const struct dsfs_cache *c, double at)
 	return at > 0 && at > c->stale_before && mono_now() - at < direct_window(c);
 }
 
-/* ---- across the cache's files (cache_ prefix: internal) ------------------- */
+/* ---- across the cache's files (cache_ prefix: internal), by the file that has them ---- */
+
+/* ---- cache/store.c: nodes, references, accounting, the LRU and the bound --- */
 
 void cache_account(struct dsfs_cache *c, struct dsfs_node *n, ssize_t delta);
 
@@ -271,6 +283,14 @@ struct dsfs_node *cache_node_ref(struct dsfs_node *n);
  */
 void cache_enforce_bound(struct dsfs_cache *c, struct dsfs_node *keep);
 
+/* Collection idx of resource r, made on first use; NULL on ENOMEM. */
+struct dsfs_node *cache_child_collection(struct dsfs_cache *c, struct dsfs_node *r, int idx);
+
+/* Removes one resource from its collection's listing (it has vanished on the server). */
+void cache_forget_resource(struct dsfs_cache *c, struct dsfs_node *r);
+
+/* ---- cache/lookup.c: searches of a listing, URLs -------------------------- */
+
 /* The resource of collection coll with id id, or NULL (binary search of the listing). */
 struct dsfs_node *cache_find_by_id(struct dsfs_node *coll, const char *id);
 
@@ -297,46 +317,37 @@ char *cache_join_url(const char *base, const char *segment, const char *id);
  */
 char *cache_collection_url(const char *base, const char *base_id, const char *segment);
 
-/* Removes one resource from its collection's listing (it has vanished on the server). */
-void cache_forget_resource(struct dsfs_cache *c, struct dsfs_node *r);
+/* Index of resource r in collection coll's listing (sorted by entry), or SIZE_MAX when r is not in it. */
+size_t cache_item_index(const struct dsfs_node *coll, const struct dsfs_node *r);
+
+/* ---- cache/listing.c: GETs, pages, listings, filtered lists --------------- */
+
+/* Records a protocol error of a GET of path (what: what was wrong) and returns -EIO. */
+int cache_protocol_error(const char *path, const char *what);
+
+/* GETs path and parses the answer as JSON; *len (when not NULL) gets the answer's size. No lock held. */
+int cache_get_json(struct dsfs_cache *c, const char *path, bool anonymous, json_object **out, size_t *len);
+
+/* When object o says it last changed (kind's update_field), or 0 when it does not say. */
+time_t cache_updated_of(const struct dsfs_kind *kind, json_object *o);
+
+typedef int (*cache_page_fn)(void *ctx, json_object *array);
+
+/*
+ * Asks for every page of the list at url, handing each page's array (key:
+ * its member in the answer; NULL: the answer) to fn, within the paging
+ * guard of cache/pages.c (id_field and item_cost: what it identifies and
+ * counts items by). Called without the lock: it takes it only to note the
+ * largest page seen.
+ */
+int cache_each_page(struct dsfs_cache *c, const char *url, const char *key, const char *id_field,
+		    size_t item_cost, bool anonymous, cache_page_fn fn, void *ctx);
 
 /*
  * Makes coll's listing present (and fresh, when want_fresh), fetching it if
  * needed. Called with the lock held; drops it while the requests run.
  */
 int cache_ensure_listing(struct dsfs_cache *c, struct dsfs_node *coll, bool want_fresh);
-
-/* True when a walk through collection coll's current listing has been noticed (see note_walk). */
-bool cache_walked(const struct dsfs_node *coll);
-
-/*
- * Fetches one file of resource r. Called with the lock held; drops it
- * meanwhile. -ESTALE when the object came back under another name than its
- * entry was made from: it is kept in r, and r's collection was listed
- * again, so a caller that found r by a path resolves the path anew.
- */
-int cache_fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i);
-
-/*
- * Notes that the walker went into resource r: listed one of its
- * collections (file < 0) or had file `file` fetched. Once it has done so for WALK_THRESHOLD
- * resources of one listing, workers fetch the same for the resources that
- * follow, a few ahead of it, so a crawl over a distant API waits for
- * several requests at once instead of one after another. A walker that
- * stops early wastes at most the lead. Lock held.
- */
-void cache_note_walk(struct dsfs_cache *c, struct dsfs_node *r, int file);
-
-/*
- * True while collection coll (below a resource of a walked listing) was
- * listed ahead of the walker by the prefetcher and the walker, still
- * going, has not gone past it: the bound must not drop it, or the walker
- * would list it again. Clears coll->ahead once that no longer holds.
- */
-bool cache_walk_ahead(struct dsfs_node *coll);
-
-/* Collection idx of resource r, made on first use; NULL on ENOMEM. */
-struct dsfs_node *cache_child_collection(struct dsfs_cache *c, struct dsfs_node *r, int idx);
 
 /* An entry a filtered list answered (.where), named as the collection's listing names it. */
 struct cache_found {
@@ -357,6 +368,39 @@ void cache_found_free(struct cache_found *f, size_t n);
  */
 int cache_fetch_filtered(struct dsfs_cache *c, struct dsfs_node *coll, const char *query, bool named,
 			 struct cache_found **out, size_t *n);
+
+/* ---- cache/fetch.c: one resource's file ----------------------------------- */
+
+/* True when a walk through collection coll's current listing has been noticed (see note_walk). */
+bool cache_walked(const struct dsfs_node *coll);
+
+/*
+ * Fetches one file of resource r. Called with the lock held; drops it
+ * meanwhile. -ESTALE when the object came back under another name than its
+ * entry was made from: it is kept in r, and r's collection was listed
+ * again, so a caller that found r by a path resolves the path anew.
+ */
+int cache_fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i);
+
+/* ---- cache/prefetch.c: running ahead of walkers --------------------------- */
+
+/*
+ * Notes that the walker went into resource r: listed one of its
+ * collections (file < 0) or had file `file` fetched. Once it has done so for WALK_THRESHOLD
+ * resources of one listing, workers fetch the same for the resources that
+ * follow, a few ahead of it, so a crawl over a distant API waits for
+ * several requests at once instead of one after another. A walker that
+ * stops early wastes at most the lead. Lock held.
+ */
+void cache_note_walk(struct dsfs_cache *c, struct dsfs_node *r, int file);
+
+/* True when walk w is over: its listing was replaced, or it has gone past the last item. */
+static inline bool cache_walk_done(const struct walk *w)
+{
+	return w->coll->listed_at != w->listed_at || w->next >= w->coll->nitems;
+}
+
+/* ---- cache/query.c: .where and .count ------------------------------------- */
 
 /* where + "/" + cond (either may be NULL), malloc'd; NULL on ENOMEM. */
 char *cache_where_join(const char *where, const char *cond);
@@ -407,6 +451,8 @@ void cache_nodes_put(struct dsfs_cache *c, struct dsfs_node **nodes, size_t n);
  * one, else from the listing. Lock held (dropped while asking).
  */
 int cache_count(struct dsfs_cache *c, struct dsfs_node *coll, const char *where, long *out);
+
+/* ---- cache/actions.c ------------------------------------------------------ */
 
 /* The URL of an action's target template: "{id}" is the acted-on resource's id (for `new`, the owner's). */
 char *cache_target_url(const struct dsfs_loc *loc, const char *tmpl);

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The cache's lookups that need no lock of their own and send nothing: a
- * listed resource by id or by entry name (binary searches of a listing's
- * two sorted arrays), and the URLs of objects and collections joined from
- * their parents'. Callers hold the cache lock where the listing can change.
+ * listed resource by id or by entry name, or its place in the listing
+ * (binary searches of a listing's two sorted arrays), and the URLs of
+ * objects and collections joined from their parents'. Callers hold the
+ * cache lock where the listing can change.
  */
 #include "cache/cache_int.h"
 
@@ -31,7 +32,8 @@ struct dsfs_node *cache_find_by_id(struct dsfs_node *coll, const char *id)
 	return NULL;
 }
 
-struct dsfs_node *cache_find_by_entry(struct dsfs_node *coll, const char *entry)
+/* Index of the item of coll's listing named entry, or SIZE_MAX (binary search: items are sorted by entry). */
+static size_t entry_index(const struct dsfs_node *coll, const char *entry)
 {
 	size_t lo = 0, hi = coll->nitems;
 
@@ -40,13 +42,27 @@ struct dsfs_node *cache_find_by_entry(struct dsfs_node *coll, const char *entry)
 		int r = strcmp(entry, coll->items[mid]->entry);
 
 		if (r == 0)
-			return coll->items[mid];
+			return mid;
 		if (r < 0)
 			hi = mid;
 		else
 			lo = mid + 1;
 	}
-	return NULL;
+	return SIZE_MAX;
+}
+
+struct dsfs_node *cache_find_by_entry(struct dsfs_node *coll, const char *entry)
+{
+	size_t i = entry_index(coll, entry);
+
+	return i == SIZE_MAX ? NULL : coll->items[i];
+}
+
+size_t cache_item_index(const struct dsfs_node *coll, const struct dsfs_node *r)
+{
+	size_t i = entry_index(coll, r->entry);
+
+	return i != SIZE_MAX && coll->items[i] == r ? i : SIZE_MAX;
 }
 
 struct dsfs_node *cache_find_by_id_entry(struct dsfs_node *coll, const char *name, const char *id)
@@ -107,3 +123,4 @@ char *cache_collection_url(const char *base, const char *base_id, const char *se
 	free(seg);
 	return url;
 }
+

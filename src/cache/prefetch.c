@@ -12,30 +12,6 @@
 
 #include "util/locks.h"
 
-/* Index of resource r in its collection's listing, or SIZE_MAX. */
-static size_t item_index(const struct dsfs_node *coll, const struct dsfs_node *r)
-{
-	size_t lo = 0, hi = coll->nitems;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int cmp = strcmp(r->entry, coll->items[mid]->entry);
-
-		if (cmp == 0)
-			return coll->items[mid] == r ? mid : SIZE_MAX;
-		if (cmp < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return SIZE_MAX;
-}
-
-static bool walk_done(const struct walk *w)
-{
-	return w->coll->listed_at != w->listed_at || w->next >= w->coll->nitems;
-}
-
 /* One step of a walk: fetch what the walker will want of item r. Lock held; dropped meanwhile. */
 static void prefetch_item(struct dsfs_cache *c, struct dsfs_node *r, bool dirs, unsigned files)
 {
@@ -66,22 +42,6 @@ static void prefetch_item(struct dsfs_cache *c, struct dsfs_node *r, bool dirs, 
 	}
 }
 
-bool cache_walk_ahead(struct dsfs_node *coll)
-{
-	struct dsfs_node *r = coll->parent, *walked = r ? r->parent : NULL;
-	size_t idx;
-
-	if (coll->ahead && coll->attached && coll->listed && r && r->attached && walked && walked->walk &&
-	    !walk_done(walked->walk) && walked->walk_at == walked->listed_at) {
-		idx = item_index(walked, r);
-		/* the walker's own item too: it may be waiting for this very listing to arrive */
-		if (idx != SIZE_MAX && idx >= walked->walk_pos)
-			return true;
-	}
-	coll->ahead = false; /* reached, or the walk is over: an ordinary listing */
-	return false;
-}
-
 /* True when the cache fits its bound: only then may a worker fetch more ahead of a walker. */
 static bool room_ahead(const struct dsfs_cache *c)
 {
@@ -107,7 +67,7 @@ static void *prefetch_worker(void *arg)
 			 */
 			if (w->coll->walk_at == w->listed_at && w->next <= w->coll->walk_pos)
 				w->next = w->coll->walk_pos + 1;
-			if (walk_done(w)) {
+			if (cache_walk_done(w)) {
 				*pp = w->next_walk;
 				if (w->coll->walk == w)
 					w->coll->walk = NULL;
@@ -165,7 +125,7 @@ void cache_note_walk(struct dsfs_cache *c, struct dsfs_node *r, int file)
 		memset(coll->walk_files, 0, sizeof(coll->walk_files));
 		memset(coll->walk_last_file, 0, sizeof(coll->walk_last_file));
 	}
-	idx = item_index(coll, r);
+	idx = cache_item_index(coll, r);
 	if (idx == SIZE_MAX)
 		return;
 	if (idx > coll->walk_pos) {

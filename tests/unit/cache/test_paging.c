@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * Unit tests for paging (src/cache/fetch.c within src/cache/pages.c's guard)
+ * Unit tests for paging (src/cache/listing.c within src/cache/pages.c's guard)
  * through the transport seam: which page ends a listing (a short one, an
  * empty one, one reaching the stated total), the bounds a server that
  * does not page properly meets, and the parameters each dialect sends.
