@@ -88,3 +88,15 @@ def test_format_may_use_only_util(tmp_path):
 def test_no_build_is_an_error_not_a_pass(tmp_path):
     rc, out = deps(tmp_path, {})
     assert rc == 2 and "no object files" in out, out
+
+
+def test_a_programs_own_copy_of_a_file_is_not_a_file_of_src(tmp_path):
+    """A unit test that compiles a file of src/ itself (automake names that object
+    PROGRAM-file.o, beside the file's own) defines the same symbols: it is left out."""
+    rc, out = deps(tmp_path, {
+        "util/locks.c": "void lock_it(void) {}\n",
+        "util/unit_test_locks-locks.c": "void lock_it(void) {}\nvoid ops_fn(void);\nvoid t(void) { ops_fn(); }\n",
+        "fuse/ops.c": "void lock_it(void);\nvoid ops_fn(void) { lock_it(); }\n",
+    })
+    assert rc == 0, out
+    assert "2 object files, 1 edges, 0 cycles, 0 upward edges" in out, out
