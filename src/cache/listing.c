@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/grow.h"
 #include "util/locks.h"
 #include "util/log.h"
 #include "format/names.h"
@@ -257,16 +258,11 @@ static int collect_page(void *ctx, json_object *arr)
 	size_t i, n = json_object_array_length(arr);
 
 	if (col->n + n > col->cap) {
-		size_t cap = col->cap ? col->cap : 64;
-		struct item *p;
+		struct item *p = dsfs_grow(col->items, &col->cap, col->n + n, sizeof(*p), 64, 0);
 
-		while (cap < col->n + n)
-			cap *= 2;
-		p = realloc(col->items, cap * sizeof(*p));
 		if (!p)
 			return -ENOMEM;
 		col->items = p;
-		col->cap = cap;
 	}
 	for (i = 0; i < n; i++) {
 		json_object *o = json_object_array_get_idx(arr, i);
