@@ -22,7 +22,7 @@
 #include "net/errmap.h"
 #include "util/log.h"
 #include "format/names.h"
-#include "mount/options.h"
+#include "util/privfile.h"
 #include "net/session.h"
 
 
@@ -286,7 +286,7 @@ static json_object *read_key_file(const char *path, char *err, size_t errlen)
 	char *text;
 	size_t len = 0, n;
 	int ret;
-	FILE *f = dsfs_options_open_private(path, "key file", err, errlen, &ret);
+	FILE *f = dsfs_privfile_open(path, "key file", err, errlen, &ret);
 
 	if (!f)
 		return NULL;

@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * What every dialect shares: lookups by name in a kind and in the registry
- * (and by URL, with the hint a URL that looks wrong gets), the default rule
+ * What every dialect shares: lookups by name in a kind, the default rule
  * for finding an action's task, the files of a task directory (task.json,
  * and state, progress, log and error made from it in the dialect's own task
- * words), and the one vocabulary of how tasks end.
+ * words), and the one vocabulary of how tasks end. The dialects use these,
+ * so nothing here may use the registry of them (registry.c, which holds the
+ * lookups by name and URL): the dialects would then call themselves.
  */
 #include "dialect/dialect.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,70 +231,6 @@ int dsfs_kind_child(const struct dsfs_kind *kind, const char *name)
 		if (!strcmp(kind->children[i]->dir_name, name))
 			return (int)i;
 	return -1;
-}
-
-/* a and b are one name whatever their case and their '-' and '_' ("storage-plugin", "Cloud_Sync"). */
-static bool same_name(const char *a, const char *b)
-{
-	for (;;) {
-		while (*a == '-' || *a == '_')
-			a++;
-		while (*b == '-' || *b == '_')
-			b++;
-		if (!*a || !*b)
-			return !*a && !*b;
-		if (tolower((unsigned char)*a++) != tolower((unsigned char)*b++))
-			return false;
-	}
-}
-
-const struct dsfs_dialect *dsfs_dialect_named(const char *name)
-{
-	for (size_t i = 0; dsfs_dialects[i]; i++)
-		if (same_name(dsfs_dialects[i]->name, name))
-			return dsfs_dialects[i];
-	return NULL;
-}
-
-const struct dsfs_dialect *dsfs_dialect_for_url(const char *url, bool *guessed)
-{
-	*guessed = false;
-	for (size_t i = 0; dsfs_dialects[i]; i++)
-		if (dsfs_dialects[i]->claims_url && dsfs_dialects[i]->claims_url(url))
-			return dsfs_dialects[i];
-	*guessed = true;
-	return dsfs_dialects[0];
-}
-
-bool dsfs_dialect_url_hint(const struct dsfs_dialect *d, const char *url, char *buf, size_t len)
-{
-	const char *host = strstr(url, "://"), *path;
-	size_t n, want;
-
-	if (!d->url_path || !host)
-		return false;
-	path = host + 3 + strcspn(host + 3, "/?#");
-	n = strcspn(path, "?#");
-	while (n > 0 && path[n - 1] == '/')
-		n--;
-	want = strlen(d->url_path);
-	if (want ? n >= want && !strncmp(path + n - want, d->url_path, want) : n == 0)
-		return false;
-	if (!want)
-		snprintf(buf, len, "the %s API's URL is its host's root, like %s: dsfs adds %.*s and every other "
-			 "path itself", d->name, d->url_example, (int)n, path);
-	else
-		snprintf(buf, len, "the %s API's URL ends in %s, like %s", d->name, d->url_path, d->url_example);
-	return true;
-}
-
-void dsfs_dialect_names(char *buf, size_t len)
-{
-	size_t o = 0;
-
-	buf[0] = '\0';
-	for (size_t i = 0; dsfs_dialects[i] && o < len; i++)
-		o += (size_t)snprintf(buf + o, len - o, "%s%s", i ? ", " : "", dsfs_dialects[i]->name);
 }
 
 char *dsfs_dialect_task_uri(const struct dsfs_response *resp)

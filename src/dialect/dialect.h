@@ -343,7 +343,16 @@ struct dsfs_dialect {
 #define DSFS_FIELDS(...) (const struct dsfs_field[]) { __VA_ARGS__, { NULL, 0 } }
 #define DSFS_NO_FIELDS (const struct dsfs_field[]) { { NULL, 0 } }
 
-/* Every dialect dsfs speaks, NULL-terminated, in the order --help lists them (src/dialect/registry.c). */
+/*
+ * The registry (src/dialect/registry.c): dsfs_dialects[] and the lookups
+ * over it, down to dsfs_dialect_names. They are for the layers above
+ * (options, estates, --help); a dialect file never calls them, since the
+ * registry names every dialect file and the two would then use each other.
+ * They stay declared here, beside the types they return, so that their
+ * callers need one header for a dialect and for finding one.
+ */
+
+/* Every dialect dsfs speaks, NULL-terminated, in the order --help lists them. */
 extern const struct dsfs_dialect *const dsfs_dialects[];
 
 /*
@@ -367,6 +376,8 @@ bool dsfs_dialect_url_hint(const struct dsfs_dialect *d, const char *url, char *
 
 /* The registry's names, "storageplugin, dscc", into buf (for messages). */
 void dsfs_dialect_names(char *buf, size_t len);
+
+/* What every dialect file may use (src/dialect/dialect.c). */
 
 /* The last segment of the body's taskUri or of the Location header: the default task_of's rule. */
 char *dsfs_dialect_task_uri(const struct dsfs_response *resp);

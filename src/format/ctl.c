@@ -2,8 +2,8 @@
 /*
  * Control-file commands → request bodies. A command is checked completely
  * (syntax, verb, required fields) before anything is sent, so a malformed
- * line never reaches the server; and where, in what is written, one
- * command ends and the next begins (a line, or a JSON object's lines).
+ * line never reaches the server. Where, in what is written, one command
+ * ends and the next begins is ctl_scan.c's.
  */
 #include "format/ctl.h"
 
@@ -23,104 +23,6 @@ static const char *skip_space(const char *p, const char *end)
 	while (p < end && isspace((unsigned char)*p))
 		p++;
 	return p;
-}
-
-/* Stages of a command's opening, as dsfs_ctl_scan reads it. */
-enum { SCAN_LEAD, SCAN_VERB, SCAN_GAP, SCAN_OBJECT, SCAN_LINE };
-
-void dsfs_ctl_scan_init(struct dsfs_ctl_scan *s, bool verb)
-{
-	memset(s, 0, sizeof(*s));
-	s->verb = verb;
-	s->stage = SCAN_LEAD;
-}
-
-bool dsfs_ctl_scan_open(const struct dsfs_ctl_scan *s)
-{
-	return s->stage == SCAN_OBJECT && s->depth > 0;
-}
-
-size_t dsfs_ctl_scan(struct dsfs_ctl_scan *s, const char *p, size_t n, bool *ended)
-{
-	for (size_t i = 0; i < n; i++) {
-		char c = p[i];
-		bool blank = c == ' ' || c == '\t' || c == '\r';
-
-		if (c == '\n' && !dsfs_ctl_scan_open(s)) {
-			dsfs_ctl_scan_init(s, s->verb);
-			*ended = true;
-			return i + 1;
-		}
-		switch (s->stage) {
-		case SCAN_LEAD:
-			if (!blank)
-				s->stage = s->verb ? SCAN_VERB : c == '{' ? SCAN_OBJECT : SCAN_LINE;
-			s->depth = s->stage == SCAN_OBJECT;
-			break;
-		case SCAN_VERB:
-			if (blank)
-				s->stage = SCAN_GAP;
-			break;
-		case SCAN_GAP:
-			if (!blank)
-				s->stage = c == '{' ? SCAN_OBJECT : SCAN_LINE;
-			s->depth = s->stage == SCAN_OBJECT;
-			break;
-		case SCAN_OBJECT:
-			if (s->escaped)
-				s->escaped = false;
-			else if (s->in_string)
-				s->escaped = c == '\\', s->in_string = c != '"';
-			else if (c == '"')
-				s->in_string = true;
-			else if (c == '{')
-				s->depth++;
-			else if (c == '}')
-				s->depth--;
-			break;
-		default:
-			break;
-		}
-	}
-	*ended = false;
-	return n;
-}
-
-size_t dsfs_ctl_utf8_prefix(const char *s, size_t len)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
-
-	while (i < len) {
-		unsigned char c = p[i];
-		unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
-		size_t n;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			n = 2;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 3;
-			lo = c == 0xe0 ? 0xa0 : 0x80; /* no overlong forms */
-			hi = c == 0xed ? 0x9f : 0xbf; /* no surrogates */
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 4;
-			lo = c == 0xf0 ? 0x90 : 0x80;
-			hi = c == 0xf4 ? 0x8f : 0xbf; /* nothing past U+10FFFF */
-		} else {
-			return i;
-		}
-		if (len - i < n || p[i + 1] < lo || p[i + 1] > hi)
-			return i;
-		for (size_t k = 2; k < n; k++)
-			if ((p[i + k] & 0xc0) != 0x80)
-				return i;
-		i += n;
-	}
-	return len;
 }
 
 /*

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The control-file command grammar (docs/control.md): one line in, a verb
- * and a JSON request body out, or a clear reason why not. Pure and
- * thread-safe: nothing here touches the network.
+ * and a JSON request body out, or a clear reason why not (ctl.c); and,
+ * before that, where in what is written each command ends and whether its
+ * bytes are UTF-8 (ctl_scan.c). Pure and thread-safe: nothing here touches
+ * the network.
  */
 #ifndef DSFS_CTL_H
 #define DSFS_CTL_H
@@ -19,6 +21,8 @@
  * limit is per line, not per write.
  */
 #define DSFS_CTL_MAX 65536
+
+/* ---- what is written: where commands end, and UTF-8 (ctl_scan.c) ---- */
 
 /*
  * Where a command written to a control file ends. A command is one line,
@@ -56,6 +60,8 @@ bool dsfs_ctl_scan_open(const struct dsfs_ctl_scan *s);
  * of it is.
  */
 size_t dsfs_ctl_utf8_prefix(const char *s, size_t len);
+
+/* ---- one command: its verb and its body (ctl.c) ---- */
 
 /*
  * Parses one command line (no newline) written to a control file.

@@ -16,6 +16,7 @@
 
 #include "format/ctl.h"
 #include "mount/options.h"
+#include "util/privfile.h"
 
 /*
  * Why n cannot name a member, or NULL when it can. A member's name is a
@@ -215,7 +216,7 @@ int dsfs_estate_parse(const char *path, struct dsfs_member_conf **out, size_t *n
 
 	*out = NULL;
 	*nout = 0;
-	f = dsfs_options_open_private(path, "estate file", err, errlen, &ret);
+	f = dsfs_privfile_open(path, "estate file", err, errlen, &ret);
 	if (!f)
 		return ret;
 	ret = 0;

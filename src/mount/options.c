@@ -10,16 +10,15 @@
 #include <fuse_opt.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/nearest.h"
+#include "util/privfile.h"
 
 enum { KEY_HELP, KEY_VERSION, KEY_RO };
 
@@ -359,44 +358,6 @@ char *dsfs_options_trim(char *s)
 	return s;
 }
 
-FILE *dsfs_options_open_private(const char *path, const char *what, char *err, size_t errlen, int *ret)
-{
-	struct stat sb;
-	FILE *f;
-	int fd;
-
-	/* O_NONBLOCK: a FIFO or a device must not hold start-up in open(2) */
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-	if (fd < 0) {
-		*ret = -errno;
-		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
-		return NULL;
-	}
-	*ret = -EPERM;
-	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
-		snprintf(err, errlen, "%s %s: not a regular file (a FIFO, device or directory cannot "
-			 "hold it)", what, path);
-		*ret = -EINVAL;
-	} else if (fcntl(fd, F_SETFL, 0) < 0) {
-		*ret = -errno;
-		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
-	} else if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
-		snprintf(err, errlen, "%s %s is readable or writable by group or others (mode %04o), so its "
-			 "secrets may have leaked: change them if needed and run chmod 600 %s", what, path,
-			 (unsigned)(sb.st_mode & 07777), path);
-	} else if (sb.st_uid != getuid() && sb.st_uid != 0) {
-		snprintf(err, errlen, "%s %s belongs to another user (uid %u): it must be yours or root's", what,
-			 path, (unsigned)sb.st_uid);
-	} else if (!(f = fdopen(fd, "r"))) {
-		*ret = -ENOMEM;
-	} else {
-		*ret = 0;
-		return f;
-	}
-	close(fd);
-	return NULL;
-}
-
 bool dsfs_options_dialect_reads(const struct dsfs_dialect *d, const char *key)
 {
 	for (size_t i = 0; d->auth->keys[i]; i++)
@@ -448,7 +409,7 @@ static int read_credentials_file(struct dsfs_options *o, const struct dsfs_diale
 	FILE *f;
 	int lineno = 0, ret = 0;
 
-	f = dsfs_options_open_private(o->credentials, "credentials file", err, errlen, &ret);
+	f = dsfs_privfile_open(o->credentials, "credentials file", err, errlen, &ret);
 	if (!f)
 		return ret;
 	while (ret == 0 && fgets(line, sizeof(line), f)) {

@@ -98,14 +98,6 @@ char *dsfs_options_value(char *v, const char **why);
 /* True when dialect d's auth reads credentials key. */
 bool dsfs_options_dialect_reads(const struct dsfs_dialect *d, const char *key);
 
-/*
- * Opens a file that may hold secrets (credentials, an estate): it must be a
- * regular file of the user's or root's that group and others can neither
- * read nor write. NULL with *ret (-errno) and err (naming `what`, the path
- * and the fix) otherwise. The caller fcloses.
- */
-FILE *dsfs_options_open_private(const char *path, const char *what, char *err, size_t errlen, int *ret);
-
 /* Strips leading blanks and trailing blanks and line ends, in place; returns the start. */
 char *dsfs_options_trim(char *s);
 

@@ -209,18 +209,6 @@ int main(void)
 		ok(dsfs_dialect_named("Cloud_Sync") == dsfs_dialect_named("cloudsync"), "case and _ do not count");
 	}
 	{
-		char hint[400];
-		const struct dsfs_dialect *bdr = dsfs_dialect_named("backupdr");
-
-		ok(dsfs_dialect_url_hint(dscc, "http://h:1/api/v1", hint, sizeof(hint)) && strstr(hint, "adds /api/v1"),
-		   "a DSCC URL with a path gets a hint: %s", hint);
-		ok(!dsfs_dialect_url_hint(dscc, "https://us1.data.cloud.hpe.com/", hint, sizeof(hint)), "its root none");
-		ok(dsfs_dialect_url_hint(bdr, "https://bmc-1.backupdr.googleusercontent.com", hint, sizeof(hint)) &&
-		   strstr(hint, "/actifio"), "a Backup and DR URL without /actifio gets one: %s", hint);
-		ok(!dsfs_dialect_url_hint(bdr, "https://h/actifio", hint, sizeof(hint)), "one with it none");
-		ok(!dsfs_dialect_url_hint(sp, "http://h:1/storageplugin/api", hint, sizeof(hint)), "nor a plugin URL");
-	}
-	{
 		char *argv[] = { "dsfs", "--credentials=/etc/dsfs/a.cred", "http://h/storageplugin/api", "/mnt" };
 		is_int(parse(&o, err, sizeof(err), 4, argv), -EINVAL, "--credentials=FILE is refused");
 		ok(strstr(err, "unknown option --credentials=...") && strstr(err, "did you mean -o credentials=...?") &&
