@@ -2,7 +2,8 @@
 /*
  * Editing (-o allow_edit): an object file open for writing holds a buffer
  * sent as one edit (a PUT of the changed fields) at its writer's close,
- * and truncate(2) is the same edit cut to size. Beside the object, an
+ * and truncate(2) is the same edit cut to size (fs/fs.c opens one, cuts
+ * it and closes it, through these operations). Beside the object, an
  * editor's own files (sed -i's temporary, vim's swap) live in memory
  * (fs/scratch.h) and are listed, renamed and unlinked here; renaming one over
  * the object file sends the edit. An edit is only ever of the object it
@@ -367,56 +368,6 @@ void fs_edits_free(struct dsfs_fs *fs)
 	}
 }
 
-/*
- * truncate(2) of an editable object file: the same edit as opening it for
- * writing, cutting it to size and closing it (an in-place write), so its
- * checks, its one PUT and its refusals are an edit's own: a cut that
- * leaves no JSON object is EINVAL, nothing sent; one that changes nothing
- * sends nothing.
- */
-static int truncate_object(struct dsfs_fs *fs, const char *path, off_t size)
-{
-	enum dsfs_caching caching;
-	struct dsfs_handle *h;
-	int ret = dsfs_fs_open(fs, path, O_WRONLY, 0, &h, &caching);
-
-	if (ret)
-		return ret;
-	ret = dsfs_fs_ftruncate(fs, h, size);
-	if (ret == 0)
-		ret = dsfs_fs_flush(fs, h, 0, false); /* opened by pid 0: this close is the opener's */
-	dsfs_fs_release(fs, h);
-	return ret;
-}
-
-int dsfs_fs_truncate(struct dsfs_fs *fs, const char *path, off_t size)
-{
-	struct dsfs_scratch_file *f = fs_scratch_find(fs, path);
-	struct dsfs_loc loc;
-	bool edit = false;
-	int ret;
-
-	dsfs_err_clear();
-	if (f) {
-		ret = dsfs_scratch_truncate(f, size);
-		dsfs_scratch_put(f);
-		return ret;
-	}
-	ret = fs_resolve(fs, path, &loc);
-	if (ret == 0) {
-		edit = fs->o.allow_edit && dsfs_cache_editable(&loc);
-		ret = edit || (loc.type == DSFS_LOC_CTL && size == 0) ? 0 : -EACCES;
-		if (ret)
-			fs_refuse("truncate", path, ret, loc.type == DSFS_LOC_CTL ? "a control file takes commands, not a size"
-										  : fs_not_editable(fs, &loc));
-		dsfs_cache_put(fs->cache, &loc);
-	}
-	if (ret == 0 && edit)
-		return truncate_object(fs, path, size); /* the edit logs its own outcome */
-	return fs_done("truncate", path, ret);
-}
-
-
 int dsfs_fs_unlink(struct dsfs_fs *fs, const char *path)
 {
 	/* only an editor's file goes: everything else is the server's */
@@ -459,7 +410,7 @@ int dsfs_fs_create(struct dsfs_fs *fs, const char *path, int flags, struct dsfs_
 	dsfs_blob_unref(base);
 	free(object);
 	if (ret) {
-		dsfs_fs_release(fs, h);
+		fs_handle_free(fs, h); /* nothing written yet: the kind holds nothing of its own */
 		return fs_done("create", path, ret);
 	}
 	*out = h;

@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * Path resolution and POSIX semantics. A path is resolved component by
- * component through the cache; the mount's own entries (fs/own.c) and
- * editors' files (fs/editfile.c) come first. Attributes, listings, and the
- * open files: a read handle keeps the bytes it opened, so a reader sees
- * one consistent version of a file; read-through files fetch what was
- * added when read past their end (tail -f). Control files (fs/ctlfile.c),
- * edits (fs/editfile.c) and waits (fs/wait.c) are open files of their own kinds.
+ * The file system's entry points, on top of its other files: attributes,
+ * listings, statfs, readlink, truncate, and the open files, each opened as
+ * its kind and then used only through that kind's operations (struct
+ * fs_handle_ops, as the kernel's file_operations). The mount's own entries
+ * (fs/own.c) and editors' files (fs/editfile.c) come before the server's.
+ * The read-through kind is here: a read handle keeps the bytes it opened,
+ * so a reader sees one consistent version of a file, and one read past
+ * its end fetches what was added since (tail -f). Control files (fs/ctlfile.c),
+ * edits (fs/editfile.c) and waits (fs/wait.c) are kinds of their own;
+ * what every part shares (resolution, handles, logs) is fs/core.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -63,135 +66,6 @@ void dsfs_fs_free(struct dsfs_fs *fs)
 	dsfs_mutex_destroy(&fs->lock);
 	free(fs);
 }
-
-
-int fs_done(const char *op, const char *path, int ret)
-{
-	char why[1200];
-	bool quiet;
-
-	if (ret < 0 && dsfs_err_describe(why, sizeof(why))) {
-		/* A GET answered 404 is a name that went away: routine. A refused change never is. */
-		quiet = (ret == -ENOENT && !strncmp(why, "GET ", 4)) || ret == -EINTR; /* or a reader that went */
-		dsfs_log(quiet ? DSFS_LOG_DEBUG : DSFS_LOG_ERR, "%s %s: %s (%s)", op, path, why, strerror(-ret));
-	}
-	return ret;
-}
-
-int fs_refuse(const char *op, const char *path, int ret, const char *why)
-{
-	dsfs_log(DSFS_LOG_WARN, "%s %s: refused: %s (%s)", op, path, why, strerror(-ret));
-	return ret;
-}
-
-int fs_resolve(struct dsfs_fs *fs, const char *path, struct dsfs_loc *out)
-{
-	char name[4096];
-	const char *p = path, *end;
-	struct dsfs_loc cur, next;
-	int ret;
-
-	dsfs_cache_root(fs->cache, &cur);
-	while (*p) {
-		while (*p == '/')
-			p++;
-		if (!*p)
-			break;
-		end = strchr(p, '/');
-		if (!end)
-			end = p + strlen(p);
-		if ((size_t)(end - p) >= sizeof(name)) {
-			dsfs_cache_put(fs->cache, &cur);
-			return -ENAMETOOLONG;
-		}
-		memcpy(name, p, (size_t)(end - p));
-		name[end - p] = '\0';
-		ret = dsfs_cache_lookup(fs->cache, &cur, name, &next);
-		dsfs_cache_put(fs->cache, &cur);
-		if (ret)
-			return ret;
-		cur = next;
-		p = end;
-	}
-	*out = cur;
-	return 0;
-}
-
-int fs_resolve_again(struct dsfs_fs *fs, const char *path, struct dsfs_loc *loc)
-{
-	int ret;
-
-	dsfs_cache_put(fs->cache, loc);
-	ret = fs_resolve(fs, path, loc);
-	if (ret)
-		memset(loc, 0, sizeof(*loc));
-	return ret ? ret : -ESTALE;
-}
-
-void fs_fill_stat(const struct dsfs_fs *fs, const struct dsfs_attr *a, struct stat *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->st_ino = a->ino;
-	st->st_uid = fs->o.uid;
-	st->st_gid = fs->o.gid;
-	st->st_mtime = st->st_ctime = st->st_atime = a->mtime;
-	st->st_nlink = 1;
-	st->st_blksize = 4096;
-	switch (a->type) {
-	case DSFS_LOC_RESOURCE:
-	case DSFS_LOC_COLLECTION:
-	case DSFS_LOC_BYID:
-	case DSFS_LOC_WHERE_DIR:
-	case DSFS_LOC_WHERE:
-		/* writable where mkdir, rmdir or an editor acts, so that default_permissions lets the owner act */
-		st->st_mode = S_IFDIR | (a->writable ? (fs->o.allow_other_actions ? 0777 : 0755) :
-					 a->editable && fs->o.allow_edit ? 0755 : 0555);
-		st->st_nlink = 2;
-		return;
-	case DSFS_LOC_LINK:
-		st->st_mode = S_IFLNK | 0777;
-		break;
-	case DSFS_LOC_FILE:
-	case DSFS_LOC_WAIT:
-	case DSFS_LOC_COUNT:
-		st->st_mode = S_IFREG | (a->editable && fs->o.allow_edit ? 0644 : 0444);
-		break;
-	case DSFS_LOC_CTL:
-		st->st_mode = S_IFREG | (fs->o.allow_other_actions ? 0666 : 0600); /* by default only the owner acts */
-		break;
-	}
-	st->st_size = (off_t)a->size;
-	st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
-}
-
-char *fs_split_parent(const char *path, const char **name)
-{
-	char *parent = strdup(path), *slash;
-
-	if (!parent)
-		return NULL;
-	slash = strrchr(parent, '/');
-	*name = path + (slash - parent) + 1;
-	if (slash == parent)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
-	return parent;
-}
-
-void fs_log_dry_run(const char *op, const char *path, const struct dsfs_post_result *res)
-{
-	json_object *body;
-
-	if (!res->request)
-		return;
-	body = dsfs_dialect_field(res->request, "body");
-	dsfs_log(DSFS_LOG_INFO, "%s %s: dry run: would send %s %s%s%s; nothing sent", op, path,
-		 json_object_get_string(dsfs_dialect_field(res->request, "method")),
-		 json_object_get_string(dsfs_dialect_field(res->request, "url")), body ? " " : "",
-		 body ? json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) : "");
-}
-
 
 int dsfs_fs_getattr(struct dsfs_fs *fs, const char *path, struct stat *st, unsigned *flags)
 {
@@ -284,73 +158,6 @@ int dsfs_fs_readdir(struct dsfs_fs *fs, const char *path, dsfs_fs_fill_fn fill, 
 	return fs_done("readdir", path, ret);
 }
 
-struct dsfs_handle *fs_handle_new(const struct fs_handle_ops *ops)
-{
-	struct dsfs_handle *h = calloc(1, sizeof(*h));
-
-	if (h) {
-		h->ops = ops;
-		dsfs_mutex_init(&h->lock, DSFS_LOCK_FS_HANDLE);
-	}
-	return h;
-}
-
-/* Frees what every kind of handle may hold (the kind's own part went first, in its release). */
-static void handle_free(struct dsfs_fs *fs, struct dsfs_handle *h)
-{
-	dsfs_scratch_put(h->file);
-	dsfs_cache_put(fs->cache, &h->loc);
-	dsfs_blob_unref(h->content);
-	free(h->path);
-	free(h->buf);
-	dsfs_mutex_destroy(&h->lock);
-	free(h);
-}
-
-bool fs_last_close(struct dsfs_handle *h, pid_t pid)
-{
-	/*
-	 * Every close() flushes, the close of a copy a child inherited (a
-	 * command substitution, any program run in between) included. Only
-	 * the last close of the process that opened the file, or, once it has
-	 * gone, of the process that wrote the pending bytes, ends the line.
-	 */
-	if (pid == h->opener)
-		h->opener_closed = true;
-	return pid == h->opener || (h->opener_closed && pid == h->writer);
-}
-
-int fs_copy_out(const struct dsfs_blob *b, char *buf, size_t size, off_t off)
-{
-	if (!b || (size_t)off >= b->len)
-		return 0;
-	if (size > b->len - (size_t)off)
-		size = b->len - (size_t)off;
-	memcpy(buf, b->data + off, size);
-	return (int)size;
-}
-
-int fs_read_content(struct dsfs_fs *fs, struct dsfs_handle *h, struct dsfs_blob *newest, char *buf, size_t size,
-		    off_t off)
-{
-	int ret;
-
-	dsfs_lock(&h->lock);
-	ret = fs_copy_out(h->content, buf, size, off);
-	dsfs_unlock(&h->lock);
-	return ret;
-}
-
-struct dsfs_blob *fs_handle_content(struct dsfs_handle *h)
-{
-	struct dsfs_blob *b;
-
-	dsfs_lock(&h->lock);
-	b = dsfs_blob_ref(h->content);
-	dsfs_unlock(&h->lock);
-	return b;
-}
-
 /* ---- read-through files: object files and .count -------------------------------- */
 
 static int read_open(struct dsfs_fs *fs, struct dsfs_handle *h, const char *path, int flags, pid_t pid,
@@ -396,7 +203,8 @@ static int read_through(struct dsfs_fs *fs, struct dsfs_handle *h, struct dsfs_b
 	return ret;
 }
 
-const struct fs_handle_ops fs_read_ops = {
+/* Object files and .count, read through the cache. */
+static const struct fs_handle_ops read_ops = {
 	.name = "read-through",
 	.open = read_open,
 	.read = read_through,
@@ -407,8 +215,8 @@ const struct fs_handle_ops fs_read_ops = {
 
 /* Which kind of open file each type of location opens as for reading; directories open as none. */
 static const struct fs_handle_ops *const opens_as[] = {
-	[DSFS_LOC_FILE] = &fs_read_ops,
-	[DSFS_LOC_COUNT] = &fs_read_ops,
+	[DSFS_LOC_FILE] = &read_ops,
+	[DSFS_LOC_COUNT] = &read_ops,
 	[DSFS_LOC_CTL] = &fs_ctl_ops,
 	[DSFS_LOC_WAIT] = &fs_wait_ops,
 };
@@ -449,7 +257,7 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, str
 	h->file = f;
 	ret = ops->open(fs, h, path, flags, pid, caching);
 	if (ret) {
-		handle_free(fs, h);
+		fs_handle_free(fs, h);
 		return fs_done("open", path, ret);
 	}
 	*out = h;
@@ -495,8 +303,58 @@ void dsfs_fs_release(struct dsfs_fs *fs, struct dsfs_handle *h)
 		return;
 	if (h->ops->release)
 		h->ops->release(fs, h);
-	handle_free(fs, h);
+	fs_handle_free(fs, h);
 }
+
+/*
+ * truncate(2) of an editable object file: the same edit as opening it for
+ * writing, cutting it to size and closing it (an in-place write), so its
+ * checks, its one PUT and its refusals are an edit's own: a cut that
+ * leaves no JSON object is EINVAL, nothing sent; one that changes nothing
+ * sends nothing.
+ */
+static int truncate_object(struct dsfs_fs *fs, const char *path, off_t size)
+{
+	enum dsfs_caching caching;
+	struct dsfs_handle *h;
+	int ret = dsfs_fs_open(fs, path, O_WRONLY, 0, &h, &caching);
+
+	if (ret)
+		return ret;
+	ret = dsfs_fs_ftruncate(fs, h, size);
+	if (ret == 0)
+		ret = dsfs_fs_flush(fs, h, 0, false); /* opened by pid 0: this close is the opener's */
+	dsfs_fs_release(fs, h);
+	return ret;
+}
+
+int dsfs_fs_truncate(struct dsfs_fs *fs, const char *path, off_t size)
+{
+	struct dsfs_scratch_file *f = fs_scratch_find(fs, path);
+	struct dsfs_loc loc;
+	bool edit = false;
+	int ret;
+
+	dsfs_err_clear();
+	if (f) {
+		ret = dsfs_scratch_truncate(f, size);
+		dsfs_scratch_put(f);
+		return ret;
+	}
+	ret = fs_resolve(fs, path, &loc);
+	if (ret == 0) {
+		edit = fs->o.allow_edit && dsfs_cache_editable(&loc);
+		ret = edit || (loc.type == DSFS_LOC_CTL && size == 0) ? 0 : -EACCES;
+		if (ret)
+			fs_refuse("truncate", path, ret, loc.type == DSFS_LOC_CTL ? "a control file takes commands, not a size"
+										  : fs_not_editable(fs, &loc));
+		dsfs_cache_put(fs->cache, &loc);
+	}
+	if (ret == 0 && edit)
+		return truncate_object(fs, path, size); /* the edit logs its own outcome */
+	return fs_done("truncate", path, ret);
+}
+
 
 int dsfs_fs_statfs(struct dsfs_fs *fs, const char *path, struct dsfs_space *out)
 {
@@ -536,4 +394,3 @@ int dsfs_fs_readlink(struct dsfs_fs *fs, const char *path, char *buf, size_t siz
 	}
 	return fs_done("readlink", path, ret);
 }
-

@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The file system's insides, shared by its files and by nothing else:
- * resolution, attributes, listings and the dispatch of open files (fs/fs.c),
- * the mount's own entries (fs/own.c), control files and their results
- * (fs/ctlfile.c), editors' files and in-place edits (fs/editfile.c), waiting on
- * tasks (fs/wait.c) and mkdir/rmdir (fs/dirops.c).
+ * The file system's insides, shared by its files and by nothing else. Its
+ * files call one way, as the kernel's VFS and each file system's
+ * file_operations: at the bottom fs/core.c (resolution, attributes, the
+ * logs of failures, open handles and their content); on it the kinds of
+ * open file and the operations on the server's objects: the mount's own
+ * entries (fs/own.c), control files and their results (fs/ctlfile.c),
+ * editors' files and in-place edits (fs/editfile.c), waiting on tasks
+ * (fs/wait.c) and mkdir/rmdir (fs/dirops.c); on top the entry points that
+ * open each kind and dispatch to its table (fs/fs.c), which nothing here
+ * calls. Below them all, fs/scratch.h, fs/tasks.h, fs/events.h and
+ * fs/waiters.h know nothing of this header.
  */
 #ifndef DSFS_FS_INT_H
 #define DSFS_FS_INT_H
@@ -48,7 +54,7 @@ struct dsfs_fs {
 /*
  * What one kind of open file does, as the kernel's struct file_operations.
  * Each kind has one table, beside the code of that kind: read-through files
- * (fs_read_ops, fs/fs.c), .dsfs/stats and events/log (fs/own.c), control files
+ * (fs/fs.c), .dsfs/stats and events/log (fs/own.c), control files
  * (fs/ctlfile.c), editors' files and object files open for writing
  * (fs/editfile.c), tasks' wait files (fs/wait.c). A NULL member is the default
  * named beside it. Every member but open is called with h->lock not held.
@@ -100,7 +106,7 @@ struct dsfs_handle {
 	struct dsfs_mutex lock;      /* a handle can be used by several threads (dup, fork) */
 };
 
-/* ---- fs/fs.c: shared by every part --------------------------------------------- */
+/* ---- fs/core.c: shared by every part -------------------------------------------- */
 
 /* Logs a failed operation once, if a request caused it. Returns ret. */
 int fs_done(const char *op, const char *path, int ret);
@@ -131,6 +137,12 @@ void fs_log_dry_run(const char *op, const char *path, const struct dsfs_post_res
 /* A new handle of kind ops, or NULL on ENOMEM. */
 struct dsfs_handle *fs_handle_new(const struct fs_handle_ops *ops);
 
+/*
+ * Frees what every kind of handle may hold (NULL: nothing). The kind's own
+ * part goes first, in its release, unless its open failed (dsfs_fs_release).
+ */
+void fs_handle_free(struct dsfs_fs *fs, struct dsfs_handle *h);
+
 /* The bytes of b from off (0 past its end, or when b is NULL): the read of an open file's content. */
 int fs_copy_out(const struct dsfs_blob *b, char *buf, size_t size, off_t off);
 
@@ -140,9 +152,6 @@ int fs_read_content(struct dsfs_fs *fs, struct dsfs_handle *h, struct dsfs_blob 
 
 /* fs_handle_ops.content: h->content. */
 struct dsfs_blob *fs_handle_content(struct dsfs_handle *h);
-
-/* Object files and .count, read through the cache. */
-extern const struct fs_handle_ops fs_read_ops;
 
 /*
  * Whether pid's close ends what h holds (h->lock held): the last close of
