@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "net/http.h"
+#include "util/grow.h"
 
 /* Walks the dotted path down o: true, with *out the value there (a JSON null is NULL), when o has it. */
 static bool walk(json_object *o, const char *path, json_object **out)
@@ -116,11 +117,8 @@ struct dsfs_blob *dsfs_task_log(json_object *o, const struct dsfs_dialect *d)
 			msg = json_object_get_string(v);
 		need = strlen(ts) + strlen(msg) + 3;
 		if (len + need > cap) {
-			char *p;
+			char *p = dsfs_grow(buf, &cap, len + need, 1, 0, 0);
 
-			while (len + need > cap)
-				cap *= 2;
-			p = realloc(buf, cap);
 			if (!p) {
 				free(buf);
 				return NULL;
