@@ -58,7 +58,7 @@ char *dsfs_cache_resource_url(struct dsfs_cache *c, const struct dsfs_loc *loc)
 void dsfs_cache_invalidate(struct dsfs_cache *c)
 {
 	dsfs_lock(&c->lock);
-	c->stale_before = mono_now();
+	c->stale_before = dsfs_clock_now();
 	dsfs_unlock(&c->lock);
 }
 
@@ -305,7 +305,7 @@ int dsfs_cache_delete(struct dsfs_cache *c, const struct dsfs_loc *loc, struct d
 	if (ret == 0 || ret == -ENOENT)
 		cache_forget_resource(c, loc->node);
 	if (ret == 0)
-		c->stale_before = mono_now();
+		c->stale_before = dsfs_clock_now();
 	dsfs_unlock(&c->lock);
 	free(target);
 	return ret;

@@ -497,7 +497,7 @@ int dsfs_cache_open(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsf
 	if (s->blob && (direct ? direct_fresh(c, s->at) : fresh(c, s->at))) {
 		c->hits++;
 		content_used(c, r);
-	} else if (s->blob && s->fresh_for_open && mono_now() - s->at < 1.0) {
+	} else if (s->blob && s->fresh_for_open && dsfs_clock_now() - s->at < 1.0) {
 		c->hits++;
 	} else {
 		ret = cache_fetch_slot(c, r, loc->file);
@@ -564,7 +564,7 @@ int dsfs_cache_reread(struct dsfs_cache *c, const struct dsfs_loc *loc, double m
 		return -EINVAL;
 	dsfs_lock(&c->lock);
 	s = &r->slots[loc->file];
-	if (!s->blob || mono_now() - s->at > max_age || s->at <= c->stale_before)
+	if (!s->blob || dsfs_clock_now() - s->at > max_age || s->at <= c->stale_before)
 		ret = cache_fetch_slot(c, r, loc->file);
 	if (ret == 0 && !s->blob)
 		ret = -ENOENT;

@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "cache/cache.h"
+#include "util/clock.h"
 #include "util/locks.h"
 
 #define BYID_DIR ".by-id"
@@ -154,14 +155,6 @@ struct dsfs_cache {
 	bool stopping;
 	unsigned long prefetched;
 };
-static inline double mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static inline uint64_t hash_ino(const char *a, const char *b, const char *d)
 {
 	uint64_t h = 0xcbf29ce484222325ull;
@@ -186,7 +179,7 @@ static inline uint64_t hash_ino(const char *a, const char *b, const char *d)
 
 static inline bool fresh(const struct dsfs_cache *c, double at)
 {
-	return at > 0 && at > c->stale_before && mono_now() - at < c->o.ttl;
+	return at > 0 && at > c->stale_before && dsfs_clock_now() - at < c->o.ttl;
 }
 
 /*
@@ -202,7 +195,7 @@ static inline double direct_window(const struct dsfs_cache *c)
 
 static inline bool direct_fresh(const struct dsfs_cache *c, double at)
 {
-	return at > 0 && at > c->stale_before && mono_now() - at < direct_window(c);
+	return at > 0 && at > c->stale_before && dsfs_clock_now() - at < direct_window(c);
 }
 
 /* ---- across the cache's files (cache_ prefix: internal), by the file that has them ---- */

@@ -75,7 +75,7 @@ int cache_fetch_slot(struct dsfs_cache *c, struct dsfs_node *r, int i)
 again:
 	while (s->fetching) {
 		dsfs_cond_wait(&c->done, &c->lock);
-		if (!s->fetching && s->blob && mono_now() - s->at < 1.0 + c->o.ttl)
+		if (!s->fetching && s->blob && dsfs_clock_now() - s->at < 1.0 + c->o.ttl)
 			return 0;
 	}
 	if (f->derive && i > 0 && r->slots[0].blob && direct_fresh(c, r->slots[0].at)) {
@@ -118,7 +118,7 @@ again:
 	s->fetching = true;
 	cache_node_ref(r);
 	c->misses++;
-	at = mono_now();
+	at = dsfs_clock_now();
 	dsfs_unlock(&c->lock);
 
 	url = malloc(strlen(r->url) + (f->subpath ? strlen(f->subpath) : 0) + 1);
@@ -140,7 +140,7 @@ again:
 			json_object_put(m.all);
 		} else if (f->fetch) {
 			ret = f->fetch(c->session, url, &o);
-			at = mono_now(); /* an answer that took its time is as old as its arrival */
+			at = dsfs_clock_now(); /* an answer that took its time is as old as its arrival */
 		} else if (f->flags & DSFS_FILE_BINARY) {
 			struct dsfs_request req = { .method = "GET", .path = url, .accept = f->accept };
 			struct dsfs_response resp = { 0 };

@@ -476,7 +476,7 @@ int cache_ensure_listing(struct dsfs_cache *c, struct dsfs_node *coll, bool want
 		if (!coll->listing)
 			break;
 		dsfs_cond_wait(&c->done, &c->lock);
-		if (!coll->listing && coll->listed && mono_now() - coll->listed_at < 1.0 + c->o.ttl) {
+		if (!coll->listing && coll->listed && dsfs_clock_now() - coll->listed_at < 1.0 + c->o.ttl) {
 			/* Just listed by the thread we waited for: that answer is as new as ours would be. */
 			cache_lru_touch(c, coll);
 			return 0;
@@ -485,7 +485,7 @@ int cache_ensure_listing(struct dsfs_cache *c, struct dsfs_node *coll, bool want
 	coll->listing = true;
 	cache_node_ref(coll);
 	c->misses++;
-	at = mono_now();
+	at = dsfs_clock_now();
 	dsfs_unlock(&c->lock);
 
 	for (i = 0; ret == 0 && i < 8 && (k = source_kind(coll->kind, i)); i++) {

@@ -699,7 +699,7 @@ int cache_count(struct dsfs_cache *c, struct dsfs_node *coll, const char *where,
 		ret = server_count(c, coll, out);
 		if (ret == 0) {
 			coll->count = *out;
-			coll->count_at = mono_now();
+			coll->count_at = dsfs_clock_now();
 			return 0;
 		}
 		if (ret != -ENOTSUP)

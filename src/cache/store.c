@@ -325,10 +325,10 @@ void cache_enforce_bound(struct dsfs_cache *c, struct dsfs_node *keep)
 		/* drop_listing may have unlinked prev (a listing below n): restart from the tail. */
 		prev = c->lru.lru_prev;
 	}
-	if (evicted && mono_now() - trimmed_at > 1.0) {
+	if (evicted && dsfs_clock_now() - trimmed_at > 1.0) {
 		/* glibc keeps freed memory; hand it back so the bound shows in RSS too */
 		malloc_trim(0);
-		trimmed_at = mono_now();
+		trimmed_at = dsfs_clock_now();
 	}
 }
 

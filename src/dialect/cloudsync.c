@@ -18,6 +18,7 @@
 
 #include "net/errmap.h"
 #include "net/session.h"
+#include "util/clock.h"
 
 #define TOKEN_URL "https://netapp-cloud-account.auth0.com/oauth/token"
 
@@ -32,14 +33,6 @@ static const char *string_of(json_object *o, const char *field)
 
 	return json_object_object_get_ex(o, field, &v) && json_object_is_type(v, json_type_string)
 		       ? json_object_get_string(v) : NULL;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* GETs path; its parsed answer, or NULL (the failure recorded, *err its errno). */
@@ -149,7 +142,7 @@ static json_object *answer_in(json_object *msg, const char *op, const char *brok
 static int message_answer(struct dsfs_session *s, const char *url, json_object **out)
 {
 	const char *op = strrchr(url, '/'), *client = dsfs_session_credential(s, "client_id");
-	double timeout = dsfs_session_timeout(s), deadline = now_s() + timeout;
+	double timeout = dsfs_session_timeout(s), deadline = dsfs_clock_now() + timeout;
 	char broker[128], cursor[ID_MAX] = "", floor[ID_MAX], id[ID_MAX], path[ID_MAX + 32];
 	unsigned ignored = 0;
 	json_object *msgs;
@@ -218,7 +211,7 @@ static int message_answer(struct dsfs_session *s, const char *url, json_object *
 			}
 		}
 		json_object_put(msgs);
-		if (now_s() >= deadline) {
+		if (dsfs_clock_now() >= deadline) {
 			char why[240];
 
 			snprintf(why, sizeof(why), "no answer to %s arrived on /messages/client within %.0f s", op, timeout);

@@ -18,6 +18,7 @@
 
 #include "net/errmap.h"
 #include "net/http.h"
+#include "util/clock.h"
 #include "util/locks.h"
 #include "util/log.h"
 #include "format/names.h"
@@ -43,14 +44,6 @@ struct dsfs_events {
 	uint64_t *seen;         /* open addressing, 0 = empty */
 	size_t nseen, cap;
 };
-
-static double mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 struct dsfs_events *dsfs_events_new(struct dsfs_session *session, const struct dsfs_events_desc *desc,
 				    double interval)
@@ -340,7 +333,7 @@ static void ask(struct dsfs_events *ev)
 	}
 	if (ret && dsfs_err_describe(why, sizeof(why)))
 		dsfs_log(DSFS_LOG_ERR, "events/log: %s (%s)", why, strerror(-ret));
-	ev->asked_at = mono();
+	ev->asked_at = dsfs_clock_now();
 	ev->asking = false;
 	pthread_cond_broadcast(&ev->asked);
 	free(add);
@@ -355,7 +348,7 @@ struct dsfs_blob *dsfs_events_text(struct dsfs_events *ev, bool want)
 	struct dsfs_blob *b;
 
 	dsfs_lock(&ev->lock);
-	if (want && ev->readers && !ev->asking && (!ev->asked_at || mono() - ev->asked_at >= ev->interval))
+	if (want && ev->readers && !ev->asking && (!ev->asked_at || dsfs_clock_now() - ev->asked_at >= ev->interval))
 		ask(ev);
 	else if (want && ev->readers && ev->asking && !ev->asked_at)
 		while (ev->asking) /* the first answer: wait for it rather than show an empty feed */
@@ -386,7 +379,7 @@ static void start(struct dsfs_events *ev)
 	int ret;
 
 	dsfs_lock(&ev->lock);
-	if (!ev->readers || ev->asking || (ev->asked_at && mono() - ev->asked_at < ev->interval)) {
+	if (!ev->readers || ev->asking || (ev->asked_at && dsfs_clock_now() - ev->asked_at < ev->interval)) {
 		dsfs_unlock(&ev->lock);
 		return;
 	}
@@ -409,7 +402,7 @@ static void settle(struct dsfs_events *ev, double deadline)
 	struct timespec until = { (time_t)deadline, (long)((deadline - (double)(time_t)deadline) * 1e9) };
 
 	dsfs_lock(&ev->lock);
-	while (ev->asking && mono() < deadline)
+	while (ev->asking && dsfs_clock_now() < deadline)
 		if (dsfs_cond_timedwait(&ev->asked, &ev->lock, &until) == ETIMEDOUT)
 			break;
 	dsfs_unlock(&ev->lock);
@@ -520,7 +513,7 @@ struct dsfs_blob *dsfs_events_merge_text(struct dsfs_events_merge *mg, bool want
 		/* every member is asked at once, and a member that does not answer within its timeout
 		 * (one that hangs) is left for the next read: it delays the estate's feed by one timeout
 		 * at most, and no lock is held meanwhile */
-		double from = mono();
+		double from = dsfs_clock_now();
 
 		for (size_t i = 0; i < mg->n; i++)
 			start(mg->m[i].ev);

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "net/errmap.h"
+#include "util/clock.h"
 #include "util/locks.h"
 #include "util/log.h"
 
@@ -113,14 +114,6 @@ char *dsfs_tasks_latest(struct dsfs_tasks *t)
 	id = t->latest ? strdup(t->latest) : NULL;
 	dsfs_unlock(&t->lock);
 	return id;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static const char *string_field(json_object *o, const char *name)
@@ -240,7 +233,7 @@ static void *poller(void *arg)
 	dsfs_lock(&t->lock);
 	while (!t->stop) {
 		struct dsfs_task_watch *due = NULL, *expired = NULL, *ended = NULL, **p;
-		double now = now_s(), wake = now + 3600;
+		double now = dsfs_clock_now(), wake = now + 3600;
 		struct outcome out;
 		struct timespec ts;
 		char *url;
@@ -290,7 +283,7 @@ static void *poller(void *arg)
 		poll_task(t, url, &out);
 		dsfs_lock(&t->lock);
 		t->polling = NULL;
-		now = now_s();
+		now = dsfs_clock_now();
 		if (out.ret && out.ret != -EINTR && !out.ended && (failed_polls++ == 0 || failed_polls % 30 == 0))
 			dsfs_log(DSFS_LOG_WARN, "waiting for %s: a poll failed (%s); polling on until wait_timeout",
 				 url, out.why);
@@ -331,7 +324,7 @@ struct dsfs_task_watch *dsfs_tasks_watch(struct dsfs_tasks *t, const char *url, 
 	}
 	w->done = done;
 	w->arg = arg;
-	w->next = now_s();
+	w->next = dsfs_clock_now();
 	w->deadline = w->next + timeout;
 	dsfs_lock(&t->lock);
 	if (!t->started) {

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "util/grow.h"
 #include "util/locks.h"
 
@@ -440,14 +441,6 @@ static int parse(int argc, char *argv[], double *timeout, bool *show_help)
 	return 0;
 }
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 int dsfs_waitcmd_main(int argc, char *argv[])
 {
 	bool tty = isatty(STDOUT_FILENO), show_help, drawn = false;
@@ -466,7 +459,7 @@ int dsfs_waitcmd_main(int argc, char *argv[])
 	for (size_t i = 0; i < waitcmd.n; i++)
 		if (strlen(waitcmd.tasks[i].label) > width)
 			width = strlen(waitcmd.tasks[i].label);
-	deadline = timeout > 0 ? now() + timeout : INFINITY;
+	deadline = timeout > 0 ? dsfs_clock_now() + timeout : INFINITY;
 	nthreads = waitcmd.n < WAIT_THREADS ? waitcmd.n : WAIT_THREADS;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 256 * 1024);
@@ -485,7 +478,7 @@ int dsfs_waitcmd_main(int argc, char *argv[])
 	left = waitcmd.n;
 	dsfs_lock(&waitcmd.lock);
 	while (left) {
-		double t = now(), until = deadline;
+		double t = dsfs_clock_now(), until = deadline;
 		struct timespec ts;
 
 		for (size_t i = 0; i < waitcmd.n; i++) {
@@ -518,7 +511,7 @@ int dsfs_waitcmd_main(int argc, char *argv[])
 			dsfs_lock(&waitcmd.lock);
 			draw(width, drawn);
 			drawn = true;
-			next_draw = now() + 1;
+			next_draw = dsfs_clock_now() + 1;
 			if (!left)
 				break;
 		}
@@ -532,7 +525,7 @@ int dsfs_waitcmd_main(int argc, char *argv[])
 		}
 		/* the condition variable's clock is CLOCK_REALTIME: wait the same length on it */
 		clock_gettime(CLOCK_REALTIME, &ts);
-		until -= now();
+		until -= dsfs_clock_now();
 		if (until > 0) {
 			ts.tv_sec += (time_t)until;
 			ts.tv_nsec += (long)((until - floor(until)) * 1e9);

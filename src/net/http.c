@@ -19,6 +19,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "util/clock.h"
 #include "util/caller.h"
 #include "util/grow.h"
 #include "util/locks.h"
@@ -52,14 +53,6 @@ struct xfer {
 	const char *capture; /* a header the answer keeps (the request's), or NULL */
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void sleep_s(double s)
 {
 	struct timespec ts;
@@ -77,7 +70,7 @@ static double jitter(void)
 	static __thread uint64_t x;
 
 	if (!x)
-		x = (uint64_t)now_s() * 1000003u ^ (uint64_t)pthread_self() ^ 0x9E3779B97F4A7C15ull;
+		x = (uint64_t)dsfs_clock_now() * 1000003u ^ (uint64_t)pthread_self() ^ 0x9E3779B97F4A7C15ull;
 	x ^= x << 13;
 	x ^= x >> 7;
 	x ^= x << 17;
@@ -264,7 +257,7 @@ static CURL *get_handle(struct dsfs_http *h, double deadline, bool (*cancel)(voi
 	dsfs_lock(&h->pool_lock);
 	while (!may_connect(h, owner, uid)) {
 		/* condition variables wait on the real-time clock: convert the next check */
-		double wait = deadline - now_s(), abs_s;
+		double wait = deadline - dsfs_clock_now(), abs_s;
 
 		if (wait <= 0 || (cancel && cancel())) {
 			*timed_out = wait <= 0;
@@ -575,7 +568,7 @@ int dsfs_http_do(struct dsfs_http *h, const struct dsfs_request *req, struct dsf
 	 */
 	bool (*queued_cancel)(void) = req->cancelled ? req->cancelled : dsfs_caller_gone;
 	bool (*in_flight_cancel)(void) = req->cancelled ? req->cancelled : idempotent ? dsfs_caller_gone : NULL;
-	double start = now_s(), deadline = start + h->o.timeout;
+	double start = dsfs_clock_now(), deadline = start + h->o.timeout;
 	struct curl_slist *hdrs = NULL;
 	char *url = NULL, errbuf[CURL_ERROR_SIZE];
 	int attempt, ret = 0;
@@ -601,7 +594,7 @@ int dsfs_http_do(struct dsfs_http *h, const struct dsfs_request *req, struct dsf
 		int tries = resp->attempts;
 		struct xfer x = { .resp = resp, .max = h->o.max_body, .retry_after = -1, .cancel = in_flight_cancel,
 				  .capture = req->capture };
-		double remaining = deadline - now_s(), wait;
+		double remaining = deadline - dsfs_clock_now(), wait;
 		bool retryable, waited_out, gave_up;
 		CURLcode rc;
 
@@ -672,7 +665,7 @@ int dsfs_http_do(struct dsfs_http *h, const struct dsfs_request *req, struct dsf
 			wait = 5;
 		if (x.retry_after >= 0 && x.retry_after > wait)
 			wait = x.retry_after;
-		if (now_s() + wait >= deadline) {
+		if (dsfs_clock_now() + wait >= deadline) {
 			dsfs_log(DSFS_LOG_DEBUG, "%s %s: not retrying: the wait (%.1f s) passes the deadline",
 				 req->method, req->path, wait);
 			break;
@@ -690,7 +683,7 @@ int dsfs_http_do(struct dsfs_http *h, const struct dsfs_request *req, struct dsf
 		count(&h->stats.errors);
 	if (dsfs_log_enabled(DSFS_LOG_DEBUG))
 		dsfs_log(DSFS_LOG_DEBUG, "%s %s -> %ld (%zu bytes, %.1f ms)", req->method, req->path,
-			 resp->status, resp->len, (now_s() - start) * 1000);
+			 resp->status, resp->len, (dsfs_clock_now() - start) * 1000);
 out:
 	curl_slist_free_all(hdrs);
 	free(url);

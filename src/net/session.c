@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/clock.h"
 #include "util/locks.h"
 #include "util/log.h"
 
@@ -45,7 +46,6 @@ struct dsfs_session {
 	double last_error_at;
 };
 
-static double mono_now(void);
 
 /* Notes how a request went, for dsfs_session_health. Takes the lock. */
 static void note_health(struct dsfs_session *s, const struct dsfs_request *req, const struct dsfs_response *resp,
@@ -64,7 +64,7 @@ static void note_health(struct dsfs_session *s, const struct dsfs_request *req, 
 			snprintf(s->last_error, sizeof(s->last_error), "%s %s: %s", req->method, req->path,
 				 resp->message);
 		}
-		s->last_error_at = mono_now();
+		s->last_error_at = dsfs_clock_now();
 	}
 	dsfs_unlock(&s->lock);
 }
@@ -228,14 +228,6 @@ static int record_failure(struct dsfs_session *s, const struct dsfs_request *req
 	return ret ? ret : -EIO; /* 1xx and 3xx are not answers the API gives */
 }
 
-static double mono_now(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
-}
-
 void dsfs_session_form_add(char *buf, size_t len, const char *name, const char *value)
 {
 	size_t o = strlen(buf);
@@ -310,8 +302,8 @@ static void set_login(struct dsfs_session *s, struct dsfs_login *l)
 	s->cur = *l;
 	memset(l, 0, sizeof(*l));
 	s->lifetime = s->cur.expires_in;
-	s->expires_at = s->cur.expires_in > 0 ? mono_now() + s->cur.expires_in : 0;
-	s->last_call = mono_now();
+	s->expires_at = s->cur.expires_in > 0 ? dsfs_clock_now() + s->cur.expires_in : 0;
+	s->last_call = dsfs_clock_now();
 	s->gen++;
 	s->logins++;
 }
@@ -387,7 +379,7 @@ int dsfs_session_probe(struct dsfs_session *s)
 	proven = s->cur.proven;
 	if (probe && !proven && s->cur.id) {
 		s->dialect->auth->headers(&s->cur, hdr, sizeof(hdr), hdrs);
-		s->last_call = mono_now();
+		s->last_call = dsfs_clock_now();
 	}
 	dsfs_unlock(&s->lock);
 	if (!probe || proven)
@@ -428,7 +420,7 @@ void dsfs_session_logout(struct dsfs_session *s)
 /* True when the current login is about to run out (its lifetime, or the server's idle expiry). Lock held. */
 static bool running_out(struct dsfs_session *s)
 {
-	double now = mono_now(), idle = s->dialect->auth->idle_expiry;
+	double now = dsfs_clock_now(), idle = s->dialect->auth->idle_expiry;
 
 	if (s->cur.id && s->expires_at > 0 && now > s->expires_at - (s->lifetime > 600 ? 60 : s->lifetime / 10))
 		return true;
@@ -457,7 +449,7 @@ int dsfs_session_call(struct dsfs_session *s, const struct dsfs_request *req,
 				ret = login_locked(s, s->gen);
 			if (s->cur.id) {
 				nauth = s->dialect->auth->headers(&s->cur, hdr, sizeof(hdr), auth);
-				s->last_call = mono_now();
+				s->last_call = dsfs_clock_now();
 			}
 			gen = s->gen;
 			dsfs_unlock(&s->lock);
@@ -497,7 +489,7 @@ void dsfs_session_health(struct dsfs_session *s, struct dsfs_session_health *out
 	out->reachable = !s->unreachable;
 	out->logged_in = s->cur.id != NULL;
 	snprintf(out->last_error, sizeof(out->last_error), "%s", s->last_error);
-	out->since_error = s->last_error_at > 0 ? mono_now() - s->last_error_at : -1;
+	out->since_error = s->last_error_at > 0 ? dsfs_clock_now() - s->last_error_at : -1;
 	dsfs_unlock(&s->lock);
 }
 

@@ -6,6 +6,7 @@
  * them and the ring and the file hold the same lines in the same order.
  * Nothing here calls dsfs_log: a sink's own trouble goes to stderr/syslog.
  */
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -203,14 +204,6 @@ static void ring_put(const char *line, size_t n)
 	ring.bytes += n;
 }
 
-static double mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static uint64_t fnv1a(const char *s)
 {
 	uint64_t h = 1469598103934665603ull;
@@ -228,7 +221,7 @@ static uint64_t fnv1a(const char *s)
 static bool shown_now(enum dsfs_log_level level, const char *text, unsigned *repeats)
 {
 	uint64_t h = fnv1a(text) ^ (uint64_t)level;
-	double now = mono();
+	double now = dsfs_clock_now();
 	struct seen *oldest = &seen[0];
 
 	*repeats = 0;
