@@ -12,6 +12,7 @@ spelling, and the request log and stats of the /_sim controls.
 
 import base64
 import os
+import re
 import subprocess
 import sys
 import time
@@ -649,3 +650,19 @@ def test_sync_mode_and_hostile_names(refserver_factory):
     assert len(api.items("%s/virtual-machines/%s/backups" % (BR, vm["id"]))) > 3
     r = api.req("POST", "%s/virtual-machines/%s/refresh" % (VZ, vm["id"]), status=202)
     assert api.get(r.headers["location"]).json()["state"] == "SUCCEEDED"   # ended before 202
+
+
+def test_the_documented_curl_session_runs(srv, tmp_path):
+    """docs/refserver.md's GreenLake curl block, run with bash against this server:
+    its `curl` of the token grant, `TOKEN=$(python3 ...)` and the `curl`s of two lists."""
+    with open(os.path.join(HERE, "..", "..", "docs", "refserver.md"), encoding="utf-8") as f:
+        doc = f.read()
+    blocks = re.findall(r"```sh run-by=tests/server/test_refserver_greenlake.py\n(.*?)```", doc,
+                        re.S)
+    assert len(blocks) == 1
+    script = blocks[0].replace("127.0.0.1:8443", "127.0.0.1:%d" % srv.port)
+    r = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=str(tmp_path),
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert '"powerState"' in r.stdout and '"total"' in r.stdout, r.stdout
+    assert '"state":"FAILED"' in r.stdout, r.stdout
