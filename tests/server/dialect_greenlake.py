@@ -745,28 +745,6 @@ class Greenlake(Dialect):
     base = ""     # the server root: the families are /data-services/v1beta1/..., etc.
     api = "greenlake"
 
-    def credentials(self, root):
-        return ["client_id=" + self.client_id, "client_secret=" + self.client_secret,
-                "token_url=" + root + TOKEN_PATH]
-
-    def __init__(self, sim, opts):
-        super().__init__(sim, opts)
-        self.client_id = opts.client_id
-        self.client_secret = opts.client_secret
-        self.spelling = opts.spelling
-        self.tokens = TokenTable()
-        self.reads = collections.deque(maxlen=2000)   # /_sim/reads: the GETs, with queries
-        self.est = Estate(opts)
-        self.poll = max(1, int(round(opts.task_seconds / 3.0)))
-        self.index = {}
-        for template, handlers in ROUTES:
-            r = GRoute(template, handlers)
-            self.index.setdefault(len(r.segs), []).append(r)
-        for rs in self.index.values():
-            rs.sort(key=lambda r: tuple(s is None for s in r.segs))
-        sim.event("server started (greenlake) with %d virtual machine(s)"
-                  % len(self.est.colls["virtual-machines"]))
-
     @staticmethod
     def add_options(p):
         g = p.add_argument_group(
@@ -791,6 +769,28 @@ class Greenlake(Dialect):
     def check_options(p, opts):
         if opts.dialect == "greenlake" and opts.workspace_token_ttl < 1:
             p.error("--workspace-token-ttl must be at least 1")
+
+    def credentials(self, root):
+        return ["client_id=" + self.client_id, "client_secret=" + self.client_secret,
+                "token_url=" + root + TOKEN_PATH]
+
+    def __init__(self, sim, opts):
+        super().__init__(sim, opts)
+        self.client_id = opts.client_id
+        self.client_secret = opts.client_secret
+        self.spelling = opts.spelling
+        self.tokens = TokenTable()
+        self.reads = collections.deque(maxlen=2000)   # /_sim/reads: the GETs, with queries
+        self.est = Estate(opts)
+        self.poll = max(1, int(round(opts.task_seconds / 3.0)))
+        self.index = {}
+        for template, handlers in ROUTES:
+            r = GRoute(template, handlers)
+            self.index.setdefault(len(r.segs), []).append(r)
+        for rs in self.index.values():
+            rs.sort(key=lambda r: tuple(s is None for s in r.segs))
+        sim.event("server started (greenlake) with %d virtual machine(s)"
+                  % len(self.est.colls["virtual-machines"]))
 
     def error_body(self, status, message):
         if self.spelling == "2024":
@@ -1015,12 +1015,12 @@ class Greenlake(Dialect):
             self.sim.settle(est, ctx.now)
         return 202, b"", [("Location", op.uri())]
 
-    # -- /_sim: the shared controls' hooks, and this dialect's own
-    login_what = "token"
-    secret = ("client_secret", "client secret")
-    token_owner = ("client_id", "client_id")
-    event_field = "name"
-    event_what = "async-operation"
+    # -- /_sim: the shared controls' hooks (tokens are the logins; the client secret is
+    # what /_sim/password changes; /_sim/events adds ended async-operations), and this
+    # dialect's own controls
+    login_what, secret, token_owner = "token", ("client_secret", "client secret"), \
+        ("client_id", "client_id")
+    event_field, event_what = "name", "async-operation"
 
     def logins(self):
         return self.tokens
