@@ -7,7 +7,9 @@ dialects: the storage-plugin API (the default), the part of the DSCC v1 API
 (the OpenAPI spec in tests/server/spec) that dsfs uses, with OAuth2
 client-credentials tokens (--dialect dscc), or the Google Cloud Backup and DR
 management console API under /actifio (--dialect backupdr), or the NetApp
-Cloud Sync API under /api (--dialect cloudsync). dsfs's tests, demo and
+Cloud Sync API under /api (--dialect cloudsync), or the HPE GreenLake v1beta1
+APIs for data services, virtualization and backup and recovery (--dialect
+greenlake). dsfs's tests, demo and
 benchmarks run against it; docs/refserver.md describes it.
 
 This file is the entry point: the registry of dialects and the options.
@@ -23,6 +25,7 @@ Run: python3 tests/server/refserver.py --listen 127.0.0.1:0 [options]
      python3 tests/server/refserver.py --dialect dscc --listen 127.0.0.1:0 [options]
      python3 tests/server/refserver.py --dialect backupdr --listen 127.0.0.1:0 [options]
      python3 tests/server/refserver.py --dialect cloudsync --listen 127.0.0.1:0 [options]
+     python3 tests/server/refserver.py --dialect greenlake --listen 127.0.0.1:0 [options]
 """
 
 import argparse
@@ -38,10 +41,11 @@ from dialect_storageplugin import StoragePlugin  # noqa: E402
 from dialect_dscc import Dscc  # noqa: E402
 from dialect_backupdr import BackupDR  # noqa: E402
 from dialect_cloudsync import CloudSync  # noqa: E402
+from dialect_greenlake import Greenlake  # noqa: E402
 
 # The dialects, by --dialect name; the first is the default. Adding an API is
 # adding its dialect_*.py module and one line here.
-DIALECTS = {d.name: d for d in (StoragePlugin, Dscc, BackupDR, CloudSync)}
+DIALECTS = {d.name: d for d in (StoragePlugin, Dscc, BackupDR, CloudSync, Greenlake)}
 
 # The size of the estate: option, default, help (DEFAULT: where the default is said)
 ESTATE_SIZES = (
@@ -64,7 +68,8 @@ def parse_args(argv):
                     "'listening on http[s]://HOST:PORT/storageplugin/api' when ready "
                     "('listening on http[s]://HOST:PORT' with --dialect dscc, "
                     "'listening on http[s]://HOST:PORT/actifio' with --dialect backupdr, "
-                    "'listening on http[s]://HOST:PORT/api' with --dialect cloudsync).",
+                    "'listening on http[s]://HOST:PORT/api' with --dialect cloudsync, "
+                    "'listening on http[s]://HOST:PORT' with --dialect greenlake).",
         epilog="Arrays: with --arrays N the arrays are array1 .. arrayN, with host names "
                "array1.example.com .. arrayN.example.com and IP addresses 192.0.2.11 .. "
                "192.0.2.(10+N); a login body names one by 'hostname' or 'ipAddress' (the "
@@ -74,7 +79,8 @@ def parse_args(argv):
                    help="API to serve: storage-plugin (default); dscc, the Data Services "
                    "Cloud Console v1 API of tests/server/spec (docs/refserver.md, DSCC mode); "
                    "backupdr, the Backup and DR management console API (Backup and DR mode); "
-                   "cloudsync, the NetApp Cloud Sync API (Cloud Sync mode)")
+                   "cloudsync, the NetApp Cloud Sync API (Cloud Sync mode); greenlake, "
+                   "the HPE GreenLake v1beta1 APIs (GreenLake mode)")
     p.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 8080),
                    metavar="HOST:PORT", help="address to listen on; port 0 takes a free "
                    "port (default 127.0.0.1:8080)")
