@@ -217,6 +217,7 @@ static int start_member(const struct dsfs_options *o, struct dsfs_credentials *c
 			struct dsfs_http *shared, bool login, struct member *m, char *why, size_t whylen)
 {
 	struct dsfs_transport net;
+	struct dsfs_session_api api = dsfs_dialect_session_api(dialect);
 	char *host = NULL;
 	const char *herr;
 
@@ -250,7 +251,7 @@ static int start_member(const struct dsfs_options *o, struct dsfs_credentials *c
 	}
 	free(host);
 	net = dsfs_http_transport(m->http);
-	m->session = dsfs_session_new(&net, dialect, cred);
+	m->session = dsfs_session_new(&net, &api, cred);
 	m->cache = m->session ? dsfs_cache_new(dialect, m->session, &(struct dsfs_cache_opts){
 		.ttl = o->cache_ttl, .page_size = o->page_size,
 		/* the kernel's inodes take the rest of cache_size (dsfs_mount_opts.node_bytes) */

@@ -164,7 +164,7 @@ static int send_change(struct dsfs_cache *c, const struct dsfs_request *req, con
 	if (resp.status >= 300) {
 		char msg[512];
 
-		dsfs_session_error_message(c->dialect, &resp, msg, sizeof(msg));
+		dsfs_session_error_message(c->dialect->error_fields, &resp, msg, sizeof(msg));
 		res->error = strdup(msg);
 	}
 	if (ret == 0)
@@ -255,7 +255,7 @@ int dsfs_cache_edit(struct dsfs_cache *c, const struct dsfs_loc *loc, const stru
 	}
 	dsfs_response_clear(&resp);
 	if (ret == 0) {
-		ret = dsfs_edit_body(loc->node->kind, was, text, len, now, &body, why, sizeof(why));
+		ret = dsfs_edit_body(&(struct dsfs_edits){ loc->node->kind->edit, loc->node->kind->nedit }, was, text, len, now, &body, why, sizeof(why));
 		if (ret == -EINVAL || ret == -EBUSY) {
 			dsfs_err_record("PUT", url, 0, why);
 			res->error = strdup(why);

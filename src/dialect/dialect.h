@@ -18,6 +18,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "format/command.h"
+#include "net/session.h"
 #include "util/blob.h"
 
 /* File flags. */
@@ -45,61 +47,6 @@ struct dsfs_file_desc {
 	int (*fetch)(struct dsfs_session *s, const char *url, json_object **out);
 };
 
-/* A body field that names another resource: an entry name there is replaced by its id. */
-struct dsfs_ref {
-	const char *field; /* dotted path in the body; a string or a list of strings */
-	const char *scope; /* directory of candidates, relative to the control file's directory */
-};
-
-/*
- * The JSON type the API gives a field of a request body. A control-file
- * value is sent with its field's type, whatever its spelling: "4006" is a
- * string where the API takes a string (docs/control.md).
- */
-enum dsfs_type {
-	DSFS_T_STRING = 1, /* a string: key=4006 sends "4006" */
-	DSFS_T_INTEGER,    /* an integer JSON carries exactly (int64) */
-	DSFS_T_NUMBER,     /* an integer or a fraction */
-	DSFS_T_BOOLEAN,    /* true or false */
-	DSFS_T_STRINGS,    /* a list of strings: key=a,b, key=[a,b], or a JSON array */
-	DSFS_T_ARRAY,      /* a list the API describes no further: a JSON array, taken as written */
-	DSFS_T_OBJECT,     /* an object the API describes no further: it and every field below it as written */
-};
-
-/* A field a command takes. */
-struct dsfs_field {
-	const char *name; /* dotted path in the body: "policy.id" */
-	enum dsfs_type type;
-};
-
-/* A command of a control file: a verb of `action`, or the creation of `new`. */
-struct dsfs_action {
-	const char *verb;            /* "clone"; NULL for a `new` file */
-	/*
-	 * Every field the command takes, with its type, {NULL}-terminated
-	 * (required ones, refs, bare_field and defaults among them). Any other
-	 * field is refused before anything is sent. NULL only with no_body.
-	 */
-	const struct dsfs_field *fields;
-	const char *const *required; /* fields that must be present ("a|b": one of them), NULL-terminated */
-	const struct dsfs_ref *refs; /* NULL-terminated (field NULL) */
-	const char *bare_field;      /* `new`: the field a bare value sets ("name") */
-	bool no_body;                /* the request carries no body */
-	const char *method;          /* "PUT"; NULL: POST */
-	const char *subpath;         /* POST to the resource URL + subpath ("/clone"); NULL: ?action=VERB */
-	const char *target;          /* POST here instead: a path from the API root, "{id}" standing
-	                              * for the id of the resource the file acts on (for `new`, the
-	                              * collection's owner): "/application/{id}/backup" */
-	const char *defaults;        /* JSON object merged under the user's fields ({"namePattern": ...}) */
-	/*
-	 * The command destroys or overwrites data (a backup image expired, a
-	 * volume restored over from a snapshot): like rmdir, it is sent only on
-	 * a mount with -o allow_delete, and is EPERM before anything is sent
-	 * otherwise (docs/control.md lists these verbs).
-	 */
-	bool destroys;
-};
-
 /*
  * Where a kind's objects state their capacity (for statfs, so `df` works):
  * dotted fields of the object, or of one of its files, in the API's unit.
@@ -113,16 +60,6 @@ struct dsfs_capacity {
 	const char *free_field;  /* NULL: total less used_field, or not stated */
 	const char *used_field;
 	unsigned long unit;      /* bytes per unit of the fields: 1, 1048576 */
-};
-
-/*
- * A top-level field of an object file that an edit may change (-o
- * allow_edit), and how the API's update (PUT to the object's URL) names it.
- */
-struct dsfs_edit_field {
-	const char *field;    /* in the object file: "sizeMiB" */
-	const char *put_as;   /* in the PUT body: "sizeMib"; NULL: the same */
-	const char *yes, *no; /* a text the API shows as these words and takes as true/false ("ON", "OFF"); NULL: none */
 };
 
 /* A kind of resource and the collection directory that lists it. */
@@ -243,38 +180,6 @@ struct dsfs_events_desc {
 	.timedout = (const char *const[]) { "TIMEDOUT", NULL },                                    \
 }
 
-struct dsfs_session;
-struct dsfs_credentials;
-struct dsfs_response;
-
-/* What a login produced: the secrets that authenticate later calls (wiped when dropped). */
-struct dsfs_login {
-	char *id;          /* session id or access token */
-	char *token;       /* a bearer token sent beside the session id, or NULL */
-	double expires_in; /* seconds id lives (0: until a 401) */
-	bool proven;       /* the login itself made an authenticated call of the API: no probe is needed */
-};
-
-/* How a client proves who it is. */
-struct dsfs_auth {
-	/* The credentials-file keys it reads, NULL-terminated (dsfs_credentials). */
-	const char *const *keys;
-	/* Says whether c holds what logging in needs: 0, or -EINVAL with err naming what to give. */
-	int (*check)(const struct dsfs_credentials *c, char *err, size_t errlen);
-	/*
-	 * Logs in with c, sending through dsfs_session_send (s's connection,
-	 * no authentication). 0 with *out filled, or -errno with the reason
-	 * recorded (dsfs_err_record).
-	 */
-	int (*login)(struct dsfs_session *s, const struct dsfs_credentials *c, struct dsfs_login *out);
-	/* Writes the header lines that authenticate a call into buf; hdrs[i] point into it. Returns how many (<= 2). */
-	size_t (*headers)(const struct dsfs_login *l, char *buf, size_t len, const char **hdrs);
-	/* Ends the session on the server; NULL: it simply lapses. */
-	void (*logout)(struct dsfs_session *s, const struct dsfs_login *l);
-	/* The server ends a session idle this many seconds: log in again before that (0: no idle end). */
-	double idle_expiry;
-};
-
 /* An API dialect. */
 struct dsfs_dialect {
 	const char *name;             /* for -o api= and estate files: "storageplugin" */
@@ -328,6 +233,12 @@ struct dsfs_dialect {
 	 */
 	int (*task_get)(struct dsfs_session *s, const char *url, bool (*cancelled)(void), json_object **out);
 };
+
+/* What a session over d's API needs of it (net/session.h). */
+static inline struct dsfs_session_api dsfs_dialect_session_api(const struct dsfs_dialect *d)
+{
+	return (struct dsfs_session_api){ .auth = d->auth, .probe = d->probe, .error_fields = d->error_fields };
+}
 
 /* Shorthands for writing a dialect's tables. */
 #define DSFS_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "dialect/dialect.h"
+#include "format/command.h"
 
 /*
  * Longest command accepted: one line, in bytes, its newline not counted. A

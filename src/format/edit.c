@@ -13,20 +13,20 @@
 
 #include "format/numbers.h"
 
-static const struct dsfs_edit_field *edit_field(const struct dsfs_kind *k, const char *name)
+static const struct dsfs_edit_field *edit_field(const struct dsfs_edits *ed, const char *name)
 {
-	for (size_t i = 0; i < k->nedit; i++)
-		if (!strcmp(k->edit[i].field, name))
-			return &k->edit[i];
+	for (size_t i = 0; i < ed->n; i++)
+		if (!strcmp(ed->field[i].field, name))
+			return &ed->field[i];
 	return NULL;
 }
 
 /* The field whose PUT name is name where it differs from the file's ("sizeMib" for "sizeMiB"), or NULL. */
-static const struct dsfs_edit_field *put_alias(const struct dsfs_kind *k, const char *name)
+static const struct dsfs_edit_field *put_alias(const struct dsfs_edits *ed, const char *name)
 {
-	for (size_t i = 0; i < k->nedit; i++)
-		if (k->edit[i].put_as && !strcmp(k->edit[i].put_as, name))
-			return &k->edit[i];
+	for (size_t i = 0; i < ed->n; i++)
+		if (ed->field[i].put_as && !strcmp(ed->field[i].put_as, name))
+			return &ed->field[i];
 	return NULL;
 }
 
@@ -75,13 +75,13 @@ static bool same(json_object *a, json_object *b)
 }
 
 /* "name, sizeMiB, ..." into buf. */
-static void editable_list(const struct dsfs_kind *k, char *buf, size_t len)
+static void editable_list(const struct dsfs_edits *ed, char *buf, size_t len)
 {
 	size_t n = 0;
 
 	buf[0] = '\0';
-	for (size_t i = 0; i < k->nedit && n < len; i++)
-		n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? ", " : "", k->edit[i].field);
+	for (size_t i = 0; i < ed->n && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? ", " : "", ed->field[i].field);
 }
 
 static bool is_number(json_object *v)
@@ -131,7 +131,7 @@ static json_object *put_value(const struct dsfs_edit_field *f, json_object *old,
 	return json_object_get(v);
 }
 
-int dsfs_edit_body(const struct dsfs_kind *k, json_object *base, const char *text, size_t len, json_object *server,
+int dsfs_edit_body(const struct dsfs_edits *ed, json_object *base, const char *text, size_t len, json_object *server,
 		   json_object **body, char *why, size_t whylen)
 {
 	struct json_tokener *tok = json_tokener_new();
@@ -165,10 +165,10 @@ int dsfs_edit_body(const struct dsfs_kind *k, json_object *base, const char *tex
 	/* a number json-c would carry as another one (clamped, rounded, NaN) is refused, not sent */
 	if ((ret = dsfs_numbers_check_text(text, len, base, why, whylen)) != 0)
 		goto out;
-	editable_list(k, list, sizeof(list));
+	editable_list(ed, list, sizeof(list));
 	/* every field the API does not let one edit reads back as it was */
 	json_object_object_foreach(base, bk, bv) {
-		if (!edit_field(k, bk) && !same(bv, get(now, bk))) {
+		if (!edit_field(ed, bk) && !same(bv, get(now, bk))) {
 			snprintf(why, whylen, "field '%s' cannot be edited (editable: %s)", bk, list);
 			ret = -EINVAL;
 			goto out;
@@ -176,7 +176,7 @@ int dsfs_edit_body(const struct dsfs_kind *k, json_object *base, const char *tex
 	}
 	json_object_object_foreach(now, nk, nv) {
 		(void)nv;
-		if (!edit_field(k, nk) && !put_alias(k, nk) && !json_object_object_get_ex(base, nk, NULL)) {
+		if (!edit_field(ed, nk) && !put_alias(ed, nk) && !json_object_object_get_ex(base, nk, NULL)) {
 			snprintf(why, whylen, "field '%s' is not one of the object's (editable: %s)", nk, list);
 			ret = -EINVAL;
 			goto out;
@@ -186,8 +186,8 @@ int dsfs_edit_body(const struct dsfs_kind *k, json_object *base, const char *tex
 		ret = -ENOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < k->nedit; i++) {
-		const struct dsfs_edit_field *f = &k->edit[i];
+	for (size_t i = 0; i < ed->n; i++) {
+		const struct dsfs_edit_field *f = &ed->field[i];
 		json_object *b = get(base, f->field), *n = get(now, f->field), *v;
 		json_object *alias = f->put_as && !get(base, f->put_as) ? get(now, f->put_as) : NULL;
 
@@ -215,8 +215,8 @@ int dsfs_edit_body(const struct dsfs_kind *k, json_object *base, const char *tex
 		json_object_object_add(out, f->put_as ? f->put_as : f->field, v);
 	}
 	/* someone else's edit is never overwritten: every editable field must be as it was read */
-	for (size_t i = 0; server && i < k->nedit && json_object_object_length(out); i++) {
-		const char *name = k->edit[i].field;
+	for (size_t i = 0; server && i < ed->n && json_object_object_length(out); i++) {
+		const char *name = ed->field[i].field;
 
 		if (!same(get(base, name), get(server, name))) {
 			snprintf(why, whylen, "field '%s' changed on the server since the file was read: read it "

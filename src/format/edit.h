@@ -13,15 +13,21 @@
 #include <json-c/json.h>
 #include <stddef.h>
 
-#include "dialect/dialect.h"
+#include "format/command.h"
+
+/* The fields of a kind's objects that an edit may change. */
+struct dsfs_edits {
+	const struct dsfs_edit_field *field;
+	size_t n;
+};
 
 /*
- * The PUT body for kind k's object edited from base (what was read) to text
+ * The PUT body for an object whose editable fields are k, edited from base (what was read) to text
  * (len bytes, what the writer left), server being the object now (NULL:
  * not asked). 0 with *body set, or NULL when nothing changed; -EINVAL or
  * -EBUSY with why saying which field and what to do.
  */
-int dsfs_edit_body(const struct dsfs_kind *k, json_object *base, const char *text, size_t len, json_object *server,
+int dsfs_edit_body(const struct dsfs_edits *k, json_object *base, const char *text, size_t len, json_object *server,
 		   json_object **body, char *why, size_t whylen);
 
 #endif

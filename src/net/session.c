@@ -27,7 +27,7 @@
 
 struct dsfs_session {
 	struct dsfs_transport net; /* where requests go (src/net/transport.h) */
-	const struct dsfs_dialect *dialect;
+	struct dsfs_session_api api;
 	struct dsfs_credentials cred;
 	struct dsfs_mutex lock;
 	struct dsfs_login cur;  /* what the current login produced; cur.id NULL when logged out */
@@ -57,7 +57,7 @@ static void note_health(struct dsfs_session *s, const struct dsfs_request *req, 
 	s->unreachable = ret < 0 && resp->status == 0;
 	if (ret < 0 || resp->status >= 400) {
 		if (resp->status) {
-			dsfs_session_error_message(s->dialect, resp, msg, sizeof(msg));
+			dsfs_session_error_message(s->api.error_fields, resp, msg, sizeof(msg));
 			snprintf(s->last_error, sizeof(s->last_error), "%s %s: HTTP %ld: %s", req->method,
 				 req->path, resp->status, msg);
 		} else {
@@ -123,7 +123,7 @@ static void login_clear(struct dsfs_login *l)
 	memset(l, 0, sizeof(*l));
 }
 
-struct dsfs_session *dsfs_session_new(const struct dsfs_transport *net, const struct dsfs_dialect *dialect,
+struct dsfs_session *dsfs_session_new(const struct dsfs_transport *net, const struct dsfs_session_api *api,
 				      const struct dsfs_credentials *cred)
 {
 	struct dsfs_session *s = calloc(1, sizeof(*s));
@@ -131,7 +131,7 @@ struct dsfs_session *dsfs_session_new(const struct dsfs_transport *net, const st
 	if (!s)
 		return NULL;
 	s->net = *net;
-	s->dialect = dialect;
+	s->api = *api;
 	dsfs_mutex_init(&s->lock, DSFS_LOCK_SESSION);
 	pthread_cond_init(&s->login_done, NULL);
 	for (size_t i = 0; i < cred->n; i++) {
@@ -155,11 +155,11 @@ void dsfs_session_free(struct dsfs_session *s)
 	free(s);
 }
 
-void dsfs_session_error_message(const struct dsfs_dialect *d, const struct dsfs_response *resp, char *buf,
+void dsfs_session_error_message(const char *const *error_fields, const struct dsfs_response *resp, char *buf,
 				size_t len)
 {
 	static const char *const fallback[] = { "error", NULL };
-	const char *const *fields = d && d->error_fields ? d->error_fields : fallback;
+	const char *const *fields = error_fields ? error_fields : fallback;
 	json_object *o, *e;
 	size_t i;
 
@@ -221,7 +221,7 @@ static int record_failure(struct dsfs_session *s, const struct dsfs_request *req
 	}
 	if (resp->status >= 200 && resp->status < 300)
 		return 0;
-	dsfs_session_error_message(s->dialect, resp, msg, sizeof(msg) - sizeof(tries));
+	dsfs_session_error_message(s->api.error_fields, resp, msg, sizeof(msg) - sizeof(tries));
 	strcat(msg, tries);
 	dsfs_err_record(req->method, req->path, resp->status, msg);
 	ret = dsfs_errmap_status(resp->status);
@@ -339,7 +339,7 @@ static int login_locked(struct dsfs_session *s, unsigned long seen_gen)
 	}
 	s->logging_in = true;
 	dsfs_unlock(&s->lock);
-	ret = s->dialect->auth->login(s, &s->cred, &l);
+	ret = s->api.auth->login(s, &s->cred, &l);
 	dsfs_lock(&s->lock);
 	s->logging_in = false;
 	if (ret == 0) {
@@ -367,7 +367,7 @@ int dsfs_session_login(struct dsfs_session *s)
 
 int dsfs_session_probe(struct dsfs_session *s)
 {
-	const char *probe = s->dialect->probe, *hdrs[3] = { NULL, NULL, NULL };
+	const char *probe = s->api.probe, *hdrs[3] = { NULL, NULL, NULL };
 	const char *base = s->net.ops->base(s->net.ctx);
 	struct dsfs_request req = { .method = "GET" };
 	struct dsfs_response resp = { 0 };
@@ -378,7 +378,7 @@ int dsfs_session_probe(struct dsfs_session *s)
 	dsfs_lock(&s->lock);
 	proven = s->cur.proven;
 	if (probe && !proven && s->cur.id) {
-		s->dialect->auth->headers(&s->cur, hdr, sizeof(hdr), hdrs);
+		s->api.auth->headers(&s->cur, hdr, sizeof(hdr), hdrs);
 		s->last_call = dsfs_clock_now();
 	}
 	dsfs_unlock(&s->lock);
@@ -412,15 +412,15 @@ void dsfs_session_logout(struct dsfs_session *s)
 	l = s->cur;
 	memset(&s->cur, 0, sizeof(s->cur));
 	dsfs_unlock(&s->lock);
-	if (l.id && s->dialect->auth->logout)
-		s->dialect->auth->logout(s, &l);
+	if (l.id && s->api.auth->logout)
+		s->api.auth->logout(s, &l);
 	login_clear(&l);
 }
 
 /* True when the current login is about to run out (its lifetime, or the server's idle expiry). Lock held. */
 static bool running_out(struct dsfs_session *s)
 {
-	double now = dsfs_clock_now(), idle = s->dialect->auth->idle_expiry;
+	double now = dsfs_clock_now(), idle = s->api.auth->idle_expiry;
 
 	if (s->cur.id && s->expires_at > 0 && now > s->expires_at - (s->lifetime > 600 ? 60 : s->lifetime / 10))
 		return true;
@@ -448,7 +448,7 @@ int dsfs_session_call(struct dsfs_session *s, const struct dsfs_request *req,
 			if (!s->cur.id)
 				ret = login_locked(s, s->gen);
 			if (s->cur.id) {
-				nauth = s->dialect->auth->headers(&s->cur, hdr, sizeof(hdr), auth);
+				nauth = s->api.auth->headers(&s->cur, hdr, sizeof(hdr), auth);
 				s->last_call = dsfs_clock_now();
 			}
 			gen = s->gen;

@@ -12,7 +12,6 @@
 #include <stdbool.h>
 
 #include "net/transport.h"
-#include "dialect/dialect.h"
 
 struct dsfs_session;
 
@@ -37,13 +36,54 @@ int dsfs_credentials_set(struct dsfs_credentials *c, const char *key, const char
 /* Wipes and frees every value; c is then empty. */
 void dsfs_credentials_clear(struct dsfs_credentials *c);
 
+/* What a login produced: the secrets that authenticate later calls (wiped when dropped). */
+struct dsfs_login {
+	char *id;          /* session id or access token */
+	char *token;       /* a bearer token sent beside the session id, or NULL */
+	double expires_in; /* seconds id lives (0: until a 401) */
+	bool proven;       /* the login itself made an authenticated call of the API: no probe is needed */
+};
+
+/* How a client proves who it is. */
+struct dsfs_auth {
+	/* The credentials-file keys it reads, NULL-terminated (dsfs_credentials). */
+	const char *const *keys;
+	/* Says whether c holds what logging in needs: 0, or -EINVAL with err naming what to give. */
+	int (*check)(const struct dsfs_credentials *c, char *err, size_t errlen);
+	/*
+	 * Logs in with c, sending through dsfs_session_send (s's connection,
+	 * no authentication). 0 with *out filled, or -errno with the reason
+	 * recorded (dsfs_err_record).
+	 */
+	int (*login)(struct dsfs_session *s, const struct dsfs_credentials *c, struct dsfs_login *out);
+	/* Writes the header lines that authenticate a call into buf; hdrs[i] point into it. Returns how many (<= 2). */
+	size_t (*headers)(const struct dsfs_login *l, char *buf, size_t len, const char **hdrs);
+	/* Ends the session on the server; NULL: it simply lapses. */
+	void (*logout)(struct dsfs_session *s, const struct dsfs_login *l);
+	/* The server ends a session idle this many seconds: log in again before that (0: no idle end). */
+	double idle_expiry;
+};
+
+/*
+ * What a session knows of its API: how to log in (auth), what to ask once
+ * after the first login to be sure the URL is the API's root (probe: a
+ * cheap authenticated GET from the API root that only this API answers
+ * with 2xx; NULL: the login alone tells), and the message fields of its
+ * error bodies, tried in order (error_fields; NULL: "error"). A dialect
+ * gives these (dialect/dialect.h); the session calls back into auth.
+ */
+struct dsfs_session_api {
+	const struct dsfs_auth *auth;
+	const char *probe;
+	const char *const *error_fields;
+};
+
 /*
  * A session over transport net (copied; its context must outlive the
  * session: dsfs_http_transport in the daemon, a fake API in unit tests)
- * for dialect's way of authenticating (dialect->auth), with a copy of
- * cred. NULL on ENOMEM.
+ * for the API api describes (copied), with a copy of cred. NULL on ENOMEM.
  */
-struct dsfs_session *dsfs_session_new(const struct dsfs_transport *net, const struct dsfs_dialect *dialect,
+struct dsfs_session *dsfs_session_new(const struct dsfs_transport *net, const struct dsfs_session_api *api,
 				      const struct dsfs_credentials *cred);
 
 /* Logs out if logged in, then frees; NULL does nothing. */
@@ -109,10 +149,10 @@ int dsfs_session_call(struct dsfs_session *s, const struct dsfs_request *req,
 		      struct dsfs_response *resp, bool anonymous);
 
 /*
- * Copies the message of an error body into buf: the first of the dialect's
- * error_fields it has ("error" by default), else a printable excerpt.
+ * Copies the message of an error body into buf: the first of error_fields
+ * it has ("error" when NULL), else a printable excerpt.
  */
-void dsfs_session_error_message(const struct dsfs_dialect *d, const struct dsfs_response *resp, char *buf,
+void dsfs_session_error_message(const char *const *error_fields, const struct dsfs_response *resp, char *buf,
 				size_t len);
 
 /* Counts of logins made, for .dsfs/stats. */

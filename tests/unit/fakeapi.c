@@ -500,6 +500,7 @@ struct dsfs_session *fake_session(struct fake_api *f, const char *dialect)
 	const struct dsfs_dialect *d = dsfs_dialect_named(dialect);
 	struct dsfs_transport net = fake_transport(f);
 	struct dsfs_credentials cred = { 0 };
+	struct dsfs_session_api api;
 	struct dsfs_session *s;
 
 	if (!d)
@@ -515,7 +516,8 @@ struct dsfs_session *fake_session(struct fake_api *f, const char *dialect)
 		dsfs_credentials_set(&cred, "username", "admin");
 		dsfs_credentials_set(&cred, "password", "secret");
 	}
-	s = dsfs_session_new(&net, d, &cred);
+	api = dsfs_dialect_session_api(d);
+	s = dsfs_session_new(&net, &api, &cred);
 	dsfs_credentials_clear(&cred);
 	return s;
 }

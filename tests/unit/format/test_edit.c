@@ -11,7 +11,7 @@ static const struct dsfs_edit_field fields[] = {
 	{ .field = "name" }, { .field = "sizeMiB", .put_as = "sizeMib" },
 	{ .field = "dataReduction", .yes = "ON", .no = "OFF" },
 };
-static const struct dsfs_kind kind = { .name = "volume", DSFS_EDIT(fields) };
+static const struct dsfs_edits edits = { fields, sizeof(fields) / sizeof(fields[0]) }; /* a volume's */
 
 #define BASE "{\"id\": \"v1\", \"name\": \"db\", \"sizeMiB\": 1024, \"dataReduction\": \"OFF\", " \
 	     "\"stats\": {\"used\": 5}}"
@@ -21,7 +21,7 @@ static const char *edit(const char *text, const char *server, char *why)
 {
 	static char out[512];
 	json_object *base = json_tokener_parse(BASE), *srv = server ? json_tokener_parse(server) : NULL, *body;
-	int ret = dsfs_edit_body(&kind, base, text, strlen(text), srv, &body, why, 256);
+	int ret = dsfs_edit_body(&edits, base, text, strlen(text), srv, &body, why, 256);
 
 	if (ret)
 		snprintf(out, sizeof(out), "%d", ret);
@@ -80,7 +80,7 @@ static void numbers(const char *minus_inval)
 	{
 		const char *base = "{\"id\": \"v1\", \"name\": \"db\", \"ratio\": 0.30000000000000004}";
 		json_object *b = json_tokener_parse(base), *body = NULL;
-		int ret = dsfs_edit_body(&kind, b, "{\"id\": \"v1\", \"name\": \"web\", "
+		int ret = dsfs_edit_body(&edits, b, "{\"id\": \"v1\", \"name\": \"web\", "
 					 "\"ratio\": 0.30000000000000004}", strlen(base) + 1, NULL, &body, why, sizeof(why));
 
 		is_int(ret, 0, "a shown number left alone does not stop an edit");
@@ -133,7 +133,7 @@ int main(void)
 		json_object *base = json_tokener_parse(BASE), *body = NULL;
 		char text[sizeof(BASE) + 4] = BASE;
 
-		is_int(dsfs_edit_body(&kind, base, text, sizeof(text), NULL, &body, why, sizeof(why)), -EINVAL,
+		is_int(dsfs_edit_body(&edits, base, text, sizeof(text), NULL, &body, why, sizeof(why)), -EINVAL,
 		       "NUL bytes after the object are refused");
 		ok(strstr(why, "text after the object") != NULL, "and say so: %s", why);
 		json_object_put(body);
