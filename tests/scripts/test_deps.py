@@ -3,8 +3,9 @@
 Each test compiles a few small C files into a build tree of its own (as
 make lays out build/src/), runs scripts/deps over it, and checks what it
 prints and its exit status: a cycle (through functions or through a table
-of data), an edge up the layers once files are in folders, a graph that
-points one way, and a build with nothing in it.
+of data), an edge up the layers once files are in folders, an include of a
+higher layer's header, a graph that points one way, and a build with
+nothing in it.
 """
 import os
 import subprocess
@@ -15,17 +16,21 @@ DEPS = os.path.join(REPO, "scripts", "deps")
 
 
 def deps(tmp_path, files):
-    """Compiles {path below src/: C text} to tmp_path/src/<path>.o and runs scripts/deps over that
-    build tree: (exit status, what it printed)."""
+    """Writes {path below src/: C text} to tmp_path/c/, compiles each .c to tmp_path/src/<path>.o
+    and runs scripts/deps over that build tree and those sources: (exit status, what it printed)."""
     for rel, text in files.items():
         c = tmp_path / "c" / rel
         c.parent.mkdir(parents=True, exist_ok=True)
         c.write_text(text)
+    for rel in files:
+        if not rel.endswith(".c"):
+            continue  # a header: read for its includes, compiled into the files that include it
         o = tmp_path / "src" / (rel[:-2] + ".o")
         o.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["cc", "-c", "-o", str(o), str(c)], check=True)
-    r = subprocess.run([sys.executable, DEPS, "--build", str(tmp_path)], capture_output=True, text=True,
-                       timeout=60)
+        subprocess.run(["cc", "-c", "-I", str(tmp_path / "c"), "-o", str(o), str(tmp_path / "c" / rel)], check=True)
+    (tmp_path / "c").mkdir(exist_ok=True)
+    r = subprocess.run([sys.executable, DEPS, "--build", str(tmp_path), "--src", str(tmp_path / "c")],
+                       capture_output=True, text=True, timeout=60)
     return r.returncode, r.stdout + r.stderr
 
 
@@ -100,3 +105,19 @@ def test_a_programs_own_copy_of_a_file_is_not_a_file_of_src(tmp_path):
     })
     assert rc == 0, out
     assert "2 object files, 1 edges, 0 cycles, 0 upward edges" in out, out
+
+
+def test_a_header_of_a_higher_layer_is_an_upward_include(tmp_path):
+    """A lower layer that reads a higher one's types calls nothing there, so no symbol shows
+    it: its #include does, and fails as an edge up would."""
+    (tmp_path / "c" / "dialect").mkdir(parents=True)
+    (tmp_path / "c" / "dialect" / "dialect.h").write_text("struct table { int n; };\n")
+    rc, out = deps(tmp_path, {
+        "format/ctl.c": '#include "util/log.h"\n#include "dialect/dialect.h"\n'
+                        "int ctl_n(const struct table *t) { return t->n; }\n",
+        "util/log.h": "void log_line(void);\n",
+    })
+    assert rc == 1, out
+    assert "upward include: format/ctl.c:2 (format) includes dialect/dialect.h" in out, out
+    assert "util/log.h" not in out.split("upward include:")[1], out  # down: fine
+    assert "0 cycles, 0 upward edges, 1 upward includes" in out, out
