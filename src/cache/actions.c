@@ -8,7 +8,6 @@
  */
 #include "cache/cache_int.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <pthread.h>
@@ -16,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "format/secret.h"
 #include "format/edit.h"
 #include "net/errmap.h"
 #include "util/locks.h"
@@ -79,41 +79,6 @@ char *cache_target_url(const struct dsfs_loc *loc, const char *tmpl)
 	return cache_collection_url("", n->is_coll ? n->base_id : n->id, tmpl);
 }
 
-/* True when a field's name says its value is a secret ("password", "clientSecret", "refresh_token"). */
-static bool secret_name(const char *key)
-{
-	static const char *const words[] = { "password", "passwd", "passphrase", "secret", "token", "credential",
-					     "privatekey", "private_key", NULL };
-	char low[128];
-	size_t i;
-
-	for (i = 0; key[i] && i < sizeof(low) - 1; i++)
-		low[i] = (char)tolower((unsigned char)key[i]);
-	low[i] = '\0';
-	for (i = 0; words[i]; i++)
-		if (strstr(low, words[i]))
-			return true;
-	return false;
-}
-
-/* Replaces, in place, the value of every field of o (at any depth) whose name says it is a secret. */
-static void hide_secrets(json_object *o)
-{
-	if (json_object_is_type(o, json_type_array)) {
-		for (size_t i = 0; i < json_object_array_length(o); i++)
-			hide_secrets(json_object_array_get_idx(o, i));
-		return;
-	}
-	if (!json_object_is_type(o, json_type_object))
-		return;
-	json_object_object_foreach(o, key, val) {
-		if (secret_name(key) && val)
-			json_object_object_add(o, key, json_object_new_string("(hidden)"));
-		else
-			hide_secrets(val);
-	}
-}
-
 /*
  * -o dry_run: what req would have been (method, URL, body), into
  * res->request, for the control file's result and the log; nothing is sent
@@ -134,7 +99,7 @@ static int describe(struct dsfs_cache *c, const struct dsfs_request *req, struct
 		body = json_tokener_parse(req->body);
 		if (!body)
 			body = json_object_new_string_len(req->body, (int)req->body_len);
-		hide_secrets(body);
+		dsfs_secrets_hide(body);
 	}
 	json_object_object_add(o, "method", json_object_new_string(req->method));
 	json_object_object_add(o, "url", json_object_new_string(url));

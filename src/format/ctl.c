@@ -15,8 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/grow.h"
 #include "util/nearest.h"
 #include "format/numbers.h"
+#include "format/secret.h"
 
 static const char *skip_space(const char *p, const char *end)
 {
@@ -560,6 +562,72 @@ static int parse_pairs(const char *p, const char *end, const struct dsfs_field *
 	}
 	*out = body;
 	return 0;
+}
+
+/* Appends n bytes at p to *out (of *len bytes, room for cap); false on ENOMEM. */
+static bool shown_add(char **out, size_t *len, size_t *cap, const char *p, size_t n)
+{
+	if (*len + n + 1 > *cap) {
+		char *q = dsfs_grow(*out, cap, *len + n + 1, 1, 64, 0);
+
+		if (!q)
+			return false;
+		*out = q;
+	}
+	memcpy(*out + *len, p, n);
+	*len += n;
+	(*out)[*len] = '\0';
+	return true;
+}
+
+/* Appends the n bytes of a value at p, a JSON object or array written compact with its secrets hidden. */
+static bool shown_value(char **out, size_t *len, size_t *cap, const char *p, size_t n)
+{
+	json_object *v;
+	bool ok;
+
+	if (!n || (*p != '{' && *p != '[') || !parse_exact(p, n, &v) || !v)
+		return shown_add(out, len, cap, p, n);
+	dsfs_secrets_hide(v);
+	p = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	ok = p && shown_add(out, len, cap, p, strlen(p));
+	json_object_put(v);
+	return ok;
+}
+
+char *dsfs_ctl_shown(const char *line, size_t len)
+{
+	const char *p = line, *end = line + len;
+	size_t n = 0, cap = 0;
+	char *out = NULL;
+
+	if (!shown_add(&out, &n, &cap, "", 0))
+		return NULL;
+	for (p = skip_space(p, end); p < end; p = skip_space(p, end)) {
+		const char *tok = p, *eq = NULL, *vend;
+		bool ok;
+
+		while (p < end && *p != '=' && *p != '{' && *p != '[' && !isspace((unsigned char)*p))
+			p++;
+		if (p < end && *p == '=')
+			eq = p;
+		vend = eq ? value_end(eq + 1, end) : value_end(tok, end);
+		ok = (!n || shown_add(&out, &n, &cap, " ", 1));
+		if (ok && eq && dsfs_secret_name(tok, (size_t)(eq - tok)))
+			ok = shown_add(&out, &n, &cap, tok, (size_t)(eq + 1 - tok)) &&
+			     shown_add(&out, &n, &cap, DSFS_SECRET_SHOWN, strlen(DSFS_SECRET_SHOWN));
+		else if (ok && eq)
+			ok = shown_add(&out, &n, &cap, tok, (size_t)(eq + 1 - tok)) &&
+			     shown_value(&out, &n, &cap, eq + 1, (size_t)(vend - eq - 1));
+		else if (ok)
+			ok = shown_value(&out, &n, &cap, tok, (size_t)(vend - tok));
+		if (!ok) {
+			free(out);
+			return NULL;
+		}
+		p = vend > p ? vend : p + 1;
+	}
+	return out;
 }
 
 json_object *dsfs_ctl_get(json_object *body, const char *dotted)

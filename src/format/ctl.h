@@ -79,6 +79,15 @@ int dsfs_ctl_parse(const char *line, size_t len, const struct dsfs_action *creat
 		   const struct dsfs_action **action, json_object **body, char *err, size_t errlen);
 
 /*
+ * A command as it may be shown (a control file's result, the log): the len
+ * bytes at line with the value of every key=value pair and JSON field whose
+ * name says it is a secret replaced by DSFS_SECRET_SHOWN (format/secret.h),
+ * at any depth; pairs are separated by one space, JSON is written compact.
+ * malloc'd, NUL-terminated; NULL on ENOMEM.
+ */
+char *dsfs_ctl_shown(const char *line, size_t len);
+
+/*
  * The value at a dotted path in body (e.g. "snapshot.id"), or NULL.
  * The reference is borrowed.
  */

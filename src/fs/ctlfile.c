@@ -14,6 +14,7 @@
 #include "fs/fs_int.h"
 #include "util/locks.h"
 #include "util/log.h"
+#include "format/secret.h"
 #include "fs/tasks.h"
 
 #define MAX_RESULTS 1024
@@ -123,17 +124,23 @@ void fs_record(struct dsfs_fs *fs, const char *path, const char *command, size_t
 	       const struct dsfs_post_result *res, const char *error, const char *note)
 {
 	json_object *o = json_object_new_object(), *resp = NULL;
+	char *shown = dsfs_ctl_shown(command, len); /* secrets hidden: others may read the result */
 	const char *text;
 
-	if (!o)
+	if (!o || !shown) {
+		json_object_put(o);
+		free(shown);
 		return;
-	json_object_object_add(o, "command", text_of(command, len));
+	}
+	json_object_object_add(o, "command", text_of(shown, strlen(shown)));
+	free(shown);
 	if (res && res->status)
 		json_object_object_add(o, "status", json_object_new_int64(res->status));
 	if (res && res->body && *res->body) {
 		resp = json_tokener_parse(res->body);
 		if (!resp)
 			resp = json_object_new_string(res->body);
+		dsfs_secrets_hide(resp); /* an answer may echo what the command sent */
 	}
 	if (res && res->error && !error)
 		error = res->error;
@@ -461,9 +468,13 @@ static void ctl_release(struct dsfs_fs *fs, struct dsfs_handle *h)
 	static const char why[] = "unfinished command discarded: no newline, and the process that wrote it "
 				  "did not close the file; nothing sent";
 
+	char *shown;
+
 	if (!h->len || blank(h->buf, h->len))
 		return;
-	dsfs_log(DSFS_LOG_WARN, "close %s: %s ('%.*s')", h->path, why, h->len < 80 ? (int)h->len : 80, h->buf);
+	shown = dsfs_ctl_shown(h->buf, h->len);
+	dsfs_log(DSFS_LOG_WARN, "close %s: %s ('%.80s')", h->path, why, shown ? shown : "");
+	free(shown);
 	fs_record(fs, h->path, h->buf, h->len, NULL, why, NULL);
 }
 

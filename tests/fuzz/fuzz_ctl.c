@@ -5,9 +5,11 @@
  * must never crash, read out of bounds or leak, and must either refuse the
  * input or return a body that serialises. The same bytes, as a stream
  * written to the file, are split into commands by the scanner, which must
- * read each byte exactly once.
+ * read each byte exactly once; and the command as a result shows it
+ * (secrets hidden) must come out NUL-terminated, whatever the bytes.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "format/ctl.h"
@@ -63,6 +65,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		json_object_put(body);
 	} else if (body || strnlen(err, sizeof(err)) == 0) {
 		__builtin_trap(); /* a refusal must say why and return no body */
+	}
+	{
+		char *shown = dsfs_ctl_shown((const char *)data + 1, size - 1);
+
+		if (shown)
+			(void)strlen(shown);
+		free(shown);
 	}
 	return 0;
 }

@@ -335,8 +335,39 @@ def test_a_secret_in_a_dry_run_body_is_hidden(cs, mount_cs):
             '"target": {"protocol": "s3", "s3": {"bucket": "b"}}, "dataBroker": "%s"}' % broker["id"])
     assert write(m.p("relationships", "new"), line + "\n") == 0
     assert result(m.p("relationships", "new"))["dry_run"]["body"]["source"]["cifs"]["password"] == "(hidden)"
+    with open(m.p("relationships", "new")) as f:
+        assert "Sw0rdf1sh" not in f.read()  # nor in the command as the result shows it
     assert "Sw0rdf1sh" not in m.log_text()
     assert logged(cs) == []
+
+
+def test_a_secret_in_a_command_is_sent_but_never_shown(cs, mount_cs):
+    """The result of a control file is readable by others than its writer: the command it shows
+    hides what a field named as a secret holds, as written in JSON or as key=value, while the
+    request carries the value itself."""
+    m = mount_cs(cs)
+    broker = CsApi(cs).get("/data-brokers")[0]
+    line = ('{"source": {"protocol": "cifs", "cifs": {"host": "h", "share": "s", "password": "Sw0rdf1sh"}}, '
+            '"target": {"protocol": "s3", "s3": {"bucket": "b", "secretKey": "K3y"}}, "dataBroker": "%s"}'
+            % broker["id"])
+    assert write(m.p("relationships", "new"), line + "\n") == 0
+    with open(m.p("relationships", "new")) as f:
+        text = f.read()
+    shown = json.loads(text)
+    assert "Sw0rdf1sh" not in text and "K3y" not in text, text
+    command = json.loads(shown["command"])
+    assert command["source"]["cifs"] == {"host": "h", "share": "s", "password": "(hidden)"}, command
+    assert command["target"]["s3"] == {"bucket": "b", "secretKey": "(hidden)"}, command
+    sent = [r for r in logged(cs) if r["method"] == "POST"]
+    assert len(sent) == 1 and sent[0]["body"]["source"]["cifs"]["password"] == "Sw0rdf1sh", sent
+    # key=value: the pair's value is hidden, the JSON object a pair holds is searched too
+    line = ('source={"protocol":"cifs","cifs":{"host":"h","share":"s","password":"Sw0rdf1sh"}} '
+            'target={"protocol":"s3","s3":{"bucket":"b"}} dataBroker=%s' % broker["id"])
+    assert write(m.p("relationships", "new"), line + "\n") == 0
+    with open(m.p("relationships", "new")) as f:
+        text = f.read()
+    assert "Sw0rdf1sh" not in text and '\\"password\\":\\"(hidden)\\"' in text, text
+    assert "Sw0rdf1sh" not in m.log_text()
 
 
 # ---- JSON over several lines -------------------------------------------------------------------

@@ -3,6 +3,7 @@
 #include <errno.h>
 
 #include "format/ctl.h"
+#include "format/secret.h"
 #include "tap.h"
 
 static const struct dsfs_action create = {
@@ -177,6 +178,31 @@ int main(void)
 		ok(dsfs_ctl_get(o, "a.x") == NULL, "missing dotted get");
 		ok(dsfs_ctl_get(o, "a.b.c.d") == NULL, "dotted get through a value");
 		json_object_put(o);
+	}
+	{
+		static const struct {
+			const char *in, *shown, *name;
+		} cases[] = {
+			{ "clone name=db password=hunter2", "clone name=db password=(hidden)", "a secret pair's value" },
+			{ "new  adminPassword=\"a b\"   x=1", "new adminPassword=(hidden) x=1", "a quoted value, whole" },
+			{ "{\"name\": \"n\", \"auth\": {\"clientSecret\": \"s\", \"id\": [1, 2]}}",
+			  "{\"name\":\"n\",\"auth\":{\"clientSecret\":\"(hidden)\",\"id\":[1,2]}}", "JSON, at any depth" },
+			{ "run src={\"token\":\"t\",\"p\":\"q\"} n=2", "run src={\"token\":\"(hidden)\",\"p\":\"q\"} n=2",
+			  "JSON a pair holds" },
+			{ "run x={broken password=p", "run x={broken password=p", "what is not JSON is shown as written" },
+			{ "snap1", "snap1", "a bare value" },
+			{ "", "", "nothing" },
+		};
+
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			char *got = dsfs_ctl_shown(cases[i].in, strlen(cases[i].in));
+
+			is_str(got, cases[i].shown, cases[i].name);
+			free(got);
+		}
+		ok(dsfs_secret_name("refresh_token", 13) && dsfs_secret_name("PassPhrase", 10) &&
+		   dsfs_secret_name("client_secretX", 13) && !dsfs_secret_name("name", 4) &&
+		   !dsfs_secret_name("password", 4), "secret names, by the bytes given");
 	}
 	return done_testing();
 }
