@@ -155,8 +155,9 @@ static void free_unused_collection(struct dsfs_cache *c, struct dsfs_node *coll)
 {
 	struct dsfs_node *r = coll->parent;
 
-	if (!r || !coll->attached || coll->refs != 1 || coll->listed || coll->listing || coll->walk)
-		return;
+	if (!r || !coll->is_coll || !coll->attached || coll->refs != 1 || coll->listed || coll->listing ||
+	    coll->walk)
+		return; /* a folder (dsfs_kind.folder) holds collections of its own */
 	for (size_t i = 0; r->colls && i < r->kind->nchildren; i++) {
 		if (r->colls[i] == coll) {
 			r->colls[i] = NULL;
@@ -415,14 +416,19 @@ struct dsfs_node *cache_child_collection(struct dsfs_cache *c, struct dsfs_node 
 
 	if (coll)
 		return coll;
-	coll = cache_node_new(c, true, k, cache_collection_url(r->url, r->id, k->segment));
+	/* a folder is a resource without an object: its collections hang below it */
+	coll = cache_node_new(c, !k->folder, k, cache_collection_url(r->url, r->id, k->segment));
 	if (!coll)
 		return NULL;
 	coll->ino = hash_ino(coll->url, NULL, NULL);
 	coll->mtime = r->mtime;
 	coll->base = strdup(r->url);
 	coll->base_id = r->id ? strdup(r->id) : NULL;
-	if (!coll->base || (r->id && !coll->base_id)) {
+	if (k->folder) {
+		coll->entry = strdup(k->dir_name);
+		coll->id = r->id ? strdup(r->id) : NULL; /* its children's "{id}" is its parent's */
+	}
+	if (!coll->base || (r->id && !coll->base_id) || (k->folder && (!coll->entry || (r->id && !coll->id)))) {
 		cache_node_unref(c, coll);
 		return NULL;
 	}
@@ -492,7 +498,7 @@ int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const ch
 				ret = -ENOMEM;
 				break;
 			}
-			out->type = DSFS_LOC_COLLECTION;
+			out->type = coll->is_coll ? DSFS_LOC_COLLECTION : DSFS_LOC_RESOURCE;
 			out->node = cache_node_ref(coll);
 		} else {
 			ret = -ENOENT;
@@ -721,7 +727,8 @@ int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fi
 				ret = -ENOMEM;
 				break;
 			}
-			dir_attr(&a, DSFS_LOC_COLLECTION, hash_ino(url, NULL, NULL), n->mtime);
+			dir_attr(&a, k->folder ? DSFS_LOC_RESOURCE : DSFS_LOC_COLLECTION, hash_ino(url, NULL, NULL),
+				 n->mtime);
 			a.writable = k->create || k->deletable;
 			free(url);
 			ret = fill(ctx, k->dir_name, &a, true);

@@ -44,8 +44,8 @@ static void prefetch_item(struct dsfs_cache *c, struct dsfs_node *r, bool dirs, 
 	for (i = 0; dirs && i < r->kind->nchildren && r->attached; i++) {
 		struct dsfs_node *cc = cache_child_collection(c, r, (int)i);
 
-		if (!cc || (cc->listed && fresh(c, cc->listed_at)) || cc->listing)
-			continue;
+		if (!cc || !cc->is_coll || (cc->listed && fresh(c, cc->listed_at)) || cc->listing)
+			continue; /* a folder lists nothing */
 		cache_node_ref(cc);
 		if (cache_ensure_listing(c, cc, true) == 0) {
 			c->prefetched++;

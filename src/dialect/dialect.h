@@ -172,6 +172,16 @@ struct dsfs_kind {
 	size_t ncapacity;
 	const struct dsfs_edit_field *edit; /* what editing files[0] may change (a PUT); NULL: not editable */
 	size_t nedit;
+	/*
+	 * The kind is a folder, not a collection: a plain directory named
+	 * dir_name that groups the collections (children) and files of one part
+	 * of the API, and lists nothing itself. Its URL is its parent's joined
+	 * with segment ("data-services/v1beta1"), which its children's segments
+	 * hang off. For an API whose services each have their own prefix
+	 * (GreenLake's data-services, virtualization and backup-recovery; DSCC's
+	 * block and file services would fit the same way).
+	 */
+	bool folder;
 };
 
 /*
