@@ -86,6 +86,13 @@ struct dsfs_action {
 	const char *bare_field;      /* `new`: the field a bare value sets ("name") */
 	bool no_body;                /* the request carries no body */
 	const char *method;          /* "PUT"; NULL: POST */
+	/*
+	 * The body's media type; NULL: application/json. GreenLake's state
+	 * changes (a dual-auth operation's approval) are PATCHes of
+	 * application/merge-patch+json; any API that takes RFC 7396 patches
+	 * (or JSON Patch, application/json-patch+json) says it here.
+	 */
+	const char *content_type;
 	const char *subpath;         /* POST to the resource URL + subpath ("/clone"); NULL: ?action=VERB */
 	const char *target;          /* POST here instead: a path from the API root, "{id}" standing
 	                              * for the id of the resource the file acts on (for `new`, the
@@ -311,6 +318,17 @@ struct dsfs_dialect {
 	const struct dsfs_events_desc *events; /* MOUNT/events/log; NULL: no events/ */
 	struct dsfs_task_words task;
 	const char *const *error_fields; /* message fields of an error body, tried in order (NULL: "error") */
+	/*
+	 * How an edit of an object file (struct dsfs_edit_field) is sent: the
+	 * method ("PATCH"; NULL: PUT) and the body's media type
+	 * ("application/merge-patch+json"; NULL: application/json). The body
+	 * holds the changed fields only, whichever the method: a merge-patch
+	 * as RFC 7396 has it. GreenLake takes merge-patches; any API whose
+	 * updates are PATCHes (NetApp's ONTAP REST, Kubernetes) would say so
+	 * here.
+	 */
+	const char *edit_method;
+	const char *edit_type;
 	/*
 	 * Writes into buf the query parameter (percent-encoded: "filter=...")
 	 * that asks a list for the items whose field op value holds (op one of
