@@ -130,6 +130,14 @@ struct dsfs_edit_field {
 	const char *field;    /* in the object file: "sizeMiB" */
 	const char *put_as;   /* in the PUT body: "sizeMib"; NULL: the same */
 	const char *yes, *no; /* a text the API shows as these words and takes as true/false ("ON", "OFF"); NULL: none */
+	/*
+	 * Sent with every edit, changed or not, as the object was read: a
+	 * version the API checks the change against (GreenLake's issues take
+	 * their generation beside the change; an API with ETag-like version
+	 * fields in its bodies would say so the same way). Changing it by
+	 * hand is refused like any field outside the edit table.
+	 */
+	bool always;
 };
 
 /* A kind of resource and the collection directory that lists it. */
