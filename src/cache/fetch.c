@@ -138,17 +138,24 @@ typedef int (*page_fn)(void *ctx, json_object *array);
  * is not paging or the list outgrows the memory bound (src/cache/pages.h): what
  * it costs is item_cost per item when its objects may be dropped for
  * memory (a listing of resources a GET can bring back), else (0) the
- * answers' bytes and a node's overhead per item.
+ * answers' bytes and a node's overhead per item. A page asks for
+ * page_size items, or the collection's largest page where that is smaller
+ * (kind k's page_max; k NULL: a file's list), and a collection that comes
+ * whole (k->unpaged) is asked once, without paging parameters.
  */
-static int each_page(struct dsfs_cache *c, const char *url, const char *key, const char *id_field,
-		     size_t item_cost, bool anonymous, page_fn fn, void *ctx)
+static int each_page(struct dsfs_cache *c, const char *url, const struct dsfs_kind *k, const char *key,
+		     const char *id_field, size_t item_cost, bool anonymous, page_fn fn, void *ctx)
 {
-	const struct dsfs_paging *pg = &c->dialect->paging;
+	struct dsfs_paging whole = c->dialect->paging;
+	const struct dsfs_paging *pg = k && k->unpaged ? &whole : &c->dialect->paging;
+	unsigned page_max = k ? k->page_max : 0;
 	struct dsfs_pages *guard = dsfs_pages_new(c->o.max_bytes, id_field);
 	unsigned long start = 0, cap;
 	long total = -1;
 	char *path = malloc(strlen(url) + 96);
 	int ret = 0;
+
+	whole.limit_param = NULL; /* asked once, whole */
 
 	if (!path || !guard) {
 		ret = -ENOMEM;
@@ -163,7 +170,7 @@ static int each_page(struct dsfs_cache *c, const char *url, const char *key, con
 			strcpy(path, url); /* the whole list in one answer */
 		else /* a collection URL may carry a query of its own (a filter) */
 			sprintf(path, "%s%c%s=%u&%s=%lu", url, strchr(url, '?') ? '&' : '?', pg->limit_param,
-				c->o.page_size, pg->start_param, start);
+				page_max && page_max < c->o.page_size ? page_max : c->o.page_size, pg->start_param, start);
 		ret = get_json(c, path, anonymous, &o, &len);
 		if (ret)
 			break;
@@ -544,7 +551,7 @@ int cache_ensure_listing(struct dsfs_cache *c, struct dsfs_node *coll, bool want
 		col.scope = coll->base_id;
 		/* half the bound at most for one listing's objects: the walk going through it needs the rest */
 		col.budget = c->o.max_bytes / 2;
-		ret = each_page(c, urls[i], k->list_key, k->id_field, droppable_kind(k) ? cache_index_cost(k) : 0,
+		ret = each_page(c, urls[i], k, k->list_key, k->id_field, droppable_kind(k) ? cache_index_cost(k) : 0,
 				false, collect_page, &col);
 	}
 	if (ret == 0)
@@ -662,7 +669,7 @@ again:
 		if (f->list_key) {
 			struct merge m = { .all = json_object_new_array() };
 
-			ret = m.all ? each_page(c, url, f->list_key, NULL, 0, anonymous, merge_page, &m) : -ENOMEM;
+			ret = m.all ? each_page(c, url, NULL, f->list_key, NULL, 0, anonymous, merge_page, &m) : -ENOMEM;
 			o = json_object_new_object();
 			if (ret == 0 && (!o || json_object_object_add(o, f->list_key, m.all)))
 				ret = -ENOMEM;
@@ -771,7 +778,7 @@ static int list_filtered(struct dsfs_cache *c, struct dsfs_node *coll, const cha
 	col->scope = coll->base_id;
 	c->misses++;
 	dsfs_unlock(&c->lock);
-	ret = each_page(c, url, k->list_key, k->id_field, 0, false, collect_page, col);
+	ret = each_page(c, url, k, k->list_key, k->id_field, 0, false, collect_page, col);
 	dsfs_lock(&c->lock);
 	if (ret == 0)
 		col->n = unique_ids(col->items, col->n, url);

@@ -157,6 +157,20 @@ struct dsfs_kind {
 	const char *update_field;
 	bool get_one;            /* GET <segment>/<id> exists (else refresh by listing) */
 	/*
+	 * The largest page the collection serves, where it is below what
+	 * other lists take: its pages ask for no more (-o page_size may ask
+	 * for fewer). 0: page_size. GreenLake's limits differ per collection
+	 * (issues 100, async-operations 1000); any API whose list limits do
+	 * says them here.
+	 */
+	unsigned page_max;
+	/*
+	 * The collection comes whole in one answer and takes no paging
+	 * parameters (GreenLake's storage-locations refuse offset and limit),
+	 * in an API whose other lists are paged; .count then counts its listing.
+	 */
+	bool unpaged;
+	/*
 	 * One shape per kind: an object file shows the listing's shape however
 	 * it was fetched, so fields only a GET of one object carries are left
 	 * out of its answer (NULL-terminated, or NULL: the shapes agree). A kind
