@@ -175,6 +175,15 @@ static int each_page(struct dsfs_cache *c, const char *url, const struct dsfs_ki
 		if (ret)
 			break;
 		arr = o;
+		if (key && pg->null_is_empty && json_object_object_get_ex(o, key, &arr) && !arr) {
+			/* "items": null: no items; the page is made an empty list in the answer */
+			arr = json_object_new_array();
+			if (!arr || json_object_object_add(o, key, arr)) {
+				json_object_put(o);
+				ret = -ENOMEM;
+				break;
+			}
+		}
 		if ((key && !json_object_object_get_ex(o, key, &arr)) || !json_object_is_type(arr, json_type_array)) {
 			char msg[128];
 

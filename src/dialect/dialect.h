@@ -226,6 +226,12 @@ struct dsfs_paging {
 	const char *start_param; /* "start" or "offset" */
 	const char *total_field; /* the answer's count of all items ("total"), or NULL when the API gives none */
 	const char *count_header; /* a HEAD of a list answers its item count in this header ("Actifio-Count") */
+	/*
+	 * A list key whose value is null is an empty page, not a malformed
+	 * answer: GreenLake answers "items": null when nothing matches, as any
+	 * API whose OpenAPI marks its arrays nullable may.
+	 */
+	bool null_is_empty;
 };
 
 /* The words of a dialect's tasks (jobs), read from the task object; a field may be dotted ("activity.status"). */
