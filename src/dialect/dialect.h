@@ -411,6 +411,9 @@ const struct dsfs_dialect *dsfs_dialect_named(const char *name);
 /*
  * The dialect whose claims_url takes url, or, when none does, the first of
  * the registry with *guessed set (the caller says so: the URL may be wrong).
+ * When several take it (a host serving two APIs, as HPE's
+ * *.data.cloud.hpe.com hosts serve DSCC's and GreenLake's), the first of
+ * the registry, with *guessed set too: -o api= decides.
  */
 const struct dsfs_dialect *dsfs_dialect_for_url(const char *url, bool *guessed);
 
