@@ -474,6 +474,25 @@ struct dsfs_blob *dsfs_task_error(json_object *task, const struct dsfs_dialect *
 #define DSFS_TASK_NFILES 5
 extern const struct dsfs_file_desc dsfs_task_files[DSFS_TASK_NFILES];
 
+/*
+ * The OAuth2 client-credentials grant at url with c's client_id and
+ * client_secret (a form body), its token and expires_in into *out: the
+ * login of DSCC and GreenLake. 0, or -errno with the reason recorded.
+ */
+int dsfs_dialect_client_grant(struct dsfs_session *s, const struct dsfs_credentials *c, const char *url,
+			      struct dsfs_login *out);
+
+/* "Authorization: Bearer <l->id>": the headers hook of an API that takes bearer tokens. */
+size_t dsfs_dialect_bearer_headers(const struct dsfs_login *l, char *buf, size_t len, const char **hdrs);
+
+/*
+ * True when v reads as a number, true, false or null: a value an
+ * OData-like filter would write unquoted, as the field's JSON type says,
+ * which dsfs does not know before listing (such conditions are checked
+ * locally).
+ */
+bool dsfs_dialect_typed_literal(const char *v);
+
 /* Index of the file called name in kind, or -1. */
 int dsfs_kind_file(const struct dsfs_kind *kind, const char *name);
 
