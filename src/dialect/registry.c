@@ -5,7 +5,7 @@
  */
 #include "dialect/dialect.h"
 
-#define DSFS_DIALECTS(X) X(storageplugin) X(dscc) X(backupdr) X(cloudsync)
+#define DSFS_DIALECTS(X) X(storageplugin) X(dscc) X(backupdr) X(cloudsync) X(greenlake)
 
 #define DECLARE(n) extern const struct dsfs_dialect dsfs_dialect_##n;
 #define ENTRY(n) &dsfs_dialect_##n,
