@@ -619,3 +619,29 @@ def test_an_estate_holds_greenlake_beside_the_four_other_dialects(server_factory
     assert write(os.path.join(d, "action"), "refresh\n") == 0
     assert open(m.p("workspace", "tasks", "latest", "wait")).read() == "SUCCEEDED\n"
     assert [r["path"] for r in changes(g)] == ["%s/virtual-machines/%s/refresh" % (VZ, vm["id"])]
+
+
+def test_a_host_of_dscc_and_greenlake_is_said_and_api_decides(tmp_path):
+    """The data.cloud.hpe.com hosts answer DSCC's API and GreenLake's: without -o api= dsfs says so
+    and assumes dscc; with it, or on a host only GreenLake's, it says nothing. The token endpoint
+    refuses at once, so no request leaves the machine."""
+    from test_mounting import run_refused
+
+    cred = os.path.join(str(tmp_path), "cred")
+    fd = os.open(cred, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("client_id=x\nclient_secret=y\ntoken_url=http://127.0.0.1:9/as/token.oauth2\n")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    base = ["-o", "credentials=" + cred, "-o", "retries=0", "-o", "connect_timeout=2"]
+    shared = "https://us1.data.cloud.hpe.com"
+    r = run_refused(base + [shared, str(mnt)], mnt)
+    out = r.stderr.strip().splitlines()
+    assert r.returncode != 0 and not r.mounted
+    assert out[0] == ("dsfs: warning: %s is a host of more than one API; assumed dscc; give -o api=NAME "
+                      "(storageplugin, dscc, backupdr, cloudsync, greenlake)" % shared), out
+    assert len(out) == 2 and "127.0.0.1:9" in out[1], out
+    for args in (["-o", "api=greenlake", shared], ["https://us-west.api.greenlake.hpe.com"]):
+        r = run_refused(base + args + [str(mnt)], mnt)
+        out = r.stderr.strip().splitlines()
+        assert r.returncode != 0 and len(out) == 1 and "warning" not in out[0] and "127.0.0.1:9" in out[0], out
