@@ -102,6 +102,26 @@ static time_t updated_of(const struct dsfs_kind *kind, json_object *o)
 	return v && dsfs_render_time(v, &t) == 0 ? t : 0;
 }
 
+/*
+ * The name object o of kind k has: its name_field's text, and, for a kind
+ * named by two fields, '=' and its name_value_field's ("env=prod"). NULL
+ * when a field is absent or not text.
+ */
+static char *kind_name(const struct dsfs_kind *k, json_object *o)
+{
+	json_object *v, *w;
+	char *out;
+
+	if (!json_object_object_get_ex(o, k->name_field, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	if (!k->name_value_field)
+		return strdup(json_object_get_string(v));
+	if (!json_object_object_get_ex(o, k->name_value_field, &w) || !json_object_is_type(w, json_type_string) ||
+	    asprintf(&out, "%s=%s", json_object_get_string(v), json_object_get_string(w)) < 0)
+		return NULL;
+	return out;
+}
+
 /* Reads one listed object into an item. */
 static int parse_item(const struct dsfs_kind *kind, json_object *o, struct item *it)
 {
@@ -114,9 +134,7 @@ static int parse_item(const struct dsfs_kind *kind, json_object *o, struct item 
 	    !(json_object_is_type(v, json_type_string) || json_object_is_type(v, json_type_int)))
 		return -EIO;
 	it->id = strdup(json_object_get_string(v));
-	if (json_object_object_get_ex(o, kind->name_field, &v) && json_object_is_type(v, json_type_string))
-		it->name = strdup(json_object_get_string(v));
-	else
+	if (!(it->name = kind_name(kind, o)))
 		it->name = strdup("");
 	if (kind->time_field && json_object_object_get_ex(o, kind->time_field, &v))
 		it->has_mtime = dsfs_render_time(v, &it->mtime) == 0;
@@ -596,13 +614,12 @@ bool cache_walked(const struct dsfs_node *coll)
 /* The name object o of kind k has, as a listing would read it ("" when none), or NULL when k names none. */
 static char *name_of(const struct dsfs_kind *k, json_object *o)
 {
-	json_object *v;
+	char *name;
 
 	if (!k->name_field)
 		return NULL;
-	if (!json_object_object_get_ex(o, k->name_field, &v) || !json_object_is_type(v, json_type_string))
-		return strdup("");
-	return strdup(json_object_get_string(v));
+	name = kind_name(k, o);
+	return name ? name : strdup("");
 }
 
 /* Fetches one file of resource r. Called with the lock held; drops it meanwhile. */
@@ -826,7 +843,7 @@ int cache_fetch_filtered(struct dsfs_cache *c, struct dsfs_node *coll, const cha
 			names[nnames++] = col.items[i].name;
 	}
 	if (ret == 0 && nnames) {
-		if (!c->dialect->filter || !coll->kind->name_field ||
+		if (!c->dialect->filter || !coll->kind->name_field || coll->kind->name_value_field ||
 		    !c->dialect->filter(coll->kind->name_field, "=", names, nnames, buf, sizeof(buf)))
 			ret = -ENOTSUP;
 		else

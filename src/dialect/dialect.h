@@ -148,6 +148,13 @@ struct dsfs_kind {
 	const char *list_key;    /* key of the array in a list answer: "volumes" */
 	const char *id_field;    /* "id" */
 	const char *name_field;  /* "name" */
+	/*
+	 * For objects named by two fields, a key and its value: the entry is
+	 * name_field's text, '=' and this field's ("env=prod"). NULL: the
+	 * name is name_field's alone. GreenLake's tags are such pairs, as are
+	 * the tags and labels of most cloud APIs.
+	 */
+	const char *name_value_field;
 	const char *time_field;  /* field giving the directory's mtime (its creation), or NULL */
 	/*
 	 * Dotted field giving when the object last changed, or NULL: the mtime
