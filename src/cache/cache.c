@@ -409,6 +409,29 @@ void dsfs_cache_put(struct dsfs_cache *c, struct dsfs_loc *loc)
 	memset(loc, 0, sizeof(*loc));
 }
 
+bool cache_child_shown(const struct dsfs_node *r, int idx)
+{
+	const struct dsfs_kind *k = r->kind->children[idx];
+	const struct dsfs_file_desc *f = r->kind->nfiles ? &r->kind->files[0] : NULL;
+	json_object *o, *v;
+	bool shown = true;
+
+	if (!k->shown_if || !f || f->subpath || f->derive || f->fetch || !r->slots[0].blob)
+		return true; /* not said, or the object is not at hand */
+	if (!(o = json_tokener_parse(r->slots[0].blob->data)))
+		return true;
+	shown = false;
+	for (size_t i = 0; k->shown_if[i] && !shown; i++) {
+		v = dsfs_dialect_field(o, k->shown_if[i]);
+		shown = json_object_is_type(v, json_type_boolean) ? json_object_get_boolean(v) :
+			json_object_is_type(v, json_type_array) ? json_object_array_length(v) > 0 :
+			json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double) ?
+			json_object_get_double(v) != 0 : false;
+	}
+	json_object_put(o);
+	return shown;
+}
+
 struct dsfs_node *cache_child_collection(struct dsfs_cache *c, struct dsfs_node *r, int idx)
 {
 	const struct dsfs_kind *k = r->kind->children[idx];
@@ -491,7 +514,7 @@ int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const ch
 		} else if (n->kind->is_task && !strcmp(name, TASK_WAIT)) {
 			out->type = DSFS_LOC_WAIT;
 			out->node = cache_node_ref(n);
-		} else if ((idx = dsfs_kind_child(n->kind, name)) >= 0) {
+		} else if ((idx = dsfs_kind_child(n->kind, name)) >= 0 && cache_child_shown(n, idx)) {
 			struct dsfs_node *coll = cache_child_collection(c, n, idx);
 
 			if (!coll) {
@@ -721,9 +744,11 @@ int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fi
 		}
 		for (i = 0; i < n->kind->nchildren && !ret; i++) {
 			const struct dsfs_kind *k = n->kind->children[i];
-			char *url = cache_collection_url(n->url, n->id, k->segment);
+			char *url;
 
-			if (!url) {
+			if (!cache_child_shown(n, (int)i))
+				continue;
+			if (!(url = cache_collection_url(n->url, n->id, k->segment))) {
 				ret = -ENOMEM;
 				break;
 			}

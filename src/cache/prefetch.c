@@ -42,7 +42,7 @@ static void prefetch_item(struct dsfs_cache *c, struct dsfs_node *r, bool dirs, 
 	size_t i;
 
 	for (i = 0; dirs && i < r->kind->nchildren && r->attached; i++) {
-		struct dsfs_node *cc = cache_child_collection(c, r, (int)i);
+		struct dsfs_node *cc = cache_child_shown(r, (int)i) ? cache_child_collection(c, r, (int)i) : NULL;
 
 		if (!cc || !cc->is_coll || (cc->listed && fresh(c, cc->listed_at)) || cc->listing)
 			continue; /* a folder lists nothing */

@@ -218,6 +218,16 @@ struct dsfs_kind {
 	 * block and file services would fit the same way).
 	 */
 	bool folder;
+	/*
+	 * As a collection inside a resource: shown only where the resource's
+	 * object says it holds something, one of these dotted fields being
+	 * true, a number other than 0 or a non-empty list (NULL-terminated;
+	 * NULL: always shown). Where the object is not at hand it is shown. A
+	 * crawl then asks nothing of the resources that have none: GreenLake's
+	 * and DSCC's tasks say whether they have child tasks
+	 * (hasChildOperations, childTasks).
+	 */
+	const char *const *shown_if;
 };
 
 /*
