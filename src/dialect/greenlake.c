@@ -71,7 +71,8 @@ static const struct dsfs_file_desc op_files[] = {
  * An operation's child operations: the operations whose parent it is,
  * each one a task directory of its own (with children/ in turn). Named by
  * their ids; their mtime is when they last changed, so `ls -t` shows the
- * newest first.
+ * newest first. Only an operation that says it has some shows children/
+ * (hasChildOperations; childTasks in the 2024 spelling).
  */
 static const struct dsfs_kind child_op;
 static const struct dsfs_kind *const op_children[] = { &child_op };
@@ -81,6 +82,7 @@ static const struct dsfs_kind child_op = {
 	.segment = OPS "?filter=parent%2Fid%20eq%20%27{id}%27", .list_key = "items", .id_field = "id",
 	.name_field = "id", .time_field = "updatedAt", .update_field = "updatedAt", .get_one = true,
 	.page_max = 1000, DSFS_FILES(op_files), DSFS_CHILDREN(op_children), .is_task = true,
+	.shown_if = (const char *const[]) { "hasChildOperations", "childTasks", NULL },
 };
 
 static const struct dsfs_kind operation = {
@@ -136,10 +138,10 @@ static const struct dsfs_kind location = {
 
 static const struct dsfs_file_desc tag_files[] = { DSFS_OBJECT_FILE("tag.json") };
 
-/* A tag is a key and a value with no name of its own: named by its id. No GET of one. */
+/* A tag is a key and a value with no name of its own: named key=value. No GET of one. */
 static const struct dsfs_kind tag = {
-	.name = "tag", .dir_name = "tags", .segment = "tags", GL_LIST, .name_field = "id",
-	.time_field = "createdAt",
+	.name = "tag", .dir_name = "tags", .segment = "tags", GL_LIST, .name_field = "key",
+	.name_value_field = "value", .time_field = "createdAt",
 	DSFS_FILES(tag_files),
 };
 
