@@ -19,7 +19,6 @@ body), /_sim/stats, /_sim/sessions/expire, /_sim/rate-limit and
 /_sim/spelling.
 """
 
-import collections
 import errno
 import json
 import math
@@ -116,14 +115,14 @@ def mount_gl(dsfs_mount, tmp_path):
     return mount
 
 
-# the collections: (directory, API list, object file, named by id, comes whole, has `new`)
+# the collections: (directory, API list, object file, named by id (True) or key=value, comes whole, has `new`)
 COLLECTIONS = [
     ("issues", DS + "/issues", "issue.json", True, False, False),
     ("data-services/settings", DS + "/settings", "setting.json", False, False, False),
     ("data-services/secrets", DS + "/secrets", "secret.json", False, False, False),
     ("data-services/software-releases", DS + "/software-releases", "software-release.json", False, False, False),
     ("data-services/storage-locations", DS + "/storage-locations", "storage-location.json", True, True, False),
-    ("data-services/tags", DS + "/tags", "tag.json", True, False, False),
+    ("data-services/tags", DS + "/tags", "tag.json", "key=value", False, False),
     ("data-services/dual-auth-operations", DS + "/dual-auth-operations", "dual-auth-operation.json", True, False,
      False),
     ("virtualization/virtual-machines", VZ + "/virtual-machines", "virtual-machine.json", False, False, False),
@@ -148,6 +147,8 @@ COLLECTIONS = [
 
 
 def names_of(objs, by_id):
+    if by_id == "key=value":
+        return assign_entries([dict(o, name="%s=%s" % (o["key"], o["value"])) for o in objs])
     return [entry_name(o["id"], o["id"]) for o in objs] if by_id else assign_entries(objs)
 
 
@@ -171,14 +172,16 @@ def expected(api, with_children=True):
     ops = api.items(OPS)
     dirs["tasks"] = {entry_name(o["id"], o["id"]) for o in ops}
 
-    def children(rel, op_id):
-        kids = api.children(op_id)
+    def children(rel, op):
+        if not op["hasChildOperations"]:  # children/ only where the operation says it has some
+            return
+        kids = api.children(op["id"])
         dirs[rel + "/children"] = {entry_name(k["id"], k["id"]) for k in kids}
         for k in kids:
-            children(rel + "/children/" + entry_name(k["id"], k["id"]), k["id"])
+            children(rel + "/children/" + entry_name(k["id"], k["id"]), k)
     if with_children:
         for o in ops:
-            children("tasks/" + entry_name(o["id"], o["id"]), o["id"])
+            children("tasks/" + entry_name(o["id"], o["id"]), o)
     return files, dirs, ops
 
 
@@ -198,8 +201,10 @@ def test_tree_equals_the_api_awkward_names_included(server_factory, mount_gl):
     for rel, obj in files.items():
         with open(m.p(rel)) as f:
             assert json.load(f) == obj, rel
+    assert any(o["hasChildOperations"] for o in ops) and not all(o["hasChildOperations"] for o in ops)
     for o in ops:
         t = m.p("tasks", entry_name(o["id"], o["id"]))
+        assert ("children" in os.listdir(t)) == o["hasChildOperations"], o
         assert json.load(open(os.path.join(t, "task.json")))["id"] == o["id"]
         assert open(os.path.join(t, "state")).read() == o["state"] + "\n"
         assert open(os.path.join(t, "progress")).read() == "%d\n" % o["progressPercent"]
@@ -232,11 +237,10 @@ def test_ls_l_costs_its_pages_and_a_crawl_the_fewest_requests(server_factory, mo
     got = reads(server)
     _, dirs, _ = expected(api)
     asked = [(r["path"], r["query"]) for r in got]
-    # one request per collection directory: a child operation is also a task of its own, so the
-    # children/ of one is two directories (tasks/<kid>/children, tasks/<op>/children/<kid>/children)
-    assert len(asked) == len(dirs), (len(asked), len(dirs))
-    twice = [a for a, k in collections.Counter(asked).items() if k > 1]
-    assert all(p == OPS and q.startswith("filter=parent") for p, q in twice), twice
+    # one request per collection directory, none for an operation without children
+    assert len(asked) == len(set(asked)) == len(dirs), (len(asked), len(dirs))
+    assert len([a for a in asked if a[1].startswith("filter=parent")]) == \
+        len([d for d in dirs if d.endswith("/children")])
     assert all(r["query"] or r["path"] == DS + "/storage-locations" for r in got)  # lists only, no object GET
     assert [r for r in got if r["path"] == DS + "/storage-locations"] == [
         dict(r, query="") for r in got if r["path"] == DS + "/storage-locations"]  # asked whole: no paging
@@ -352,7 +356,7 @@ def test_restore_has_child_operations_and_rmdir_deletes_a_backup(gl, mount_gl):
         kdir = m.p("tasks", op_id, "children", k["id"])
         assert open(os.path.join(kdir, "wait")).read() == "SUCCEEDED\n"
         assert json.load(open(os.path.join(kdir, "task.json")))["parent"]["id"] == op_id
-        assert os.listdir(os.path.join(kdir, "children")) == []
+        assert "children" not in os.listdir(kdir) and not os.path.exists(os.path.join(kdir, "children"))
     # rmdir of a snapshot: a DELETE whose operation becomes tasks/latest
     snaps = api.items("%s/virtual-machines/%s/snapshots" % (BR, vm["id"]))
     sname = assign_entries(snaps)[0]

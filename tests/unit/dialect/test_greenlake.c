@@ -6,7 +6,9 @@
  * collection's own page limit and one that comes whole (page_max,
  * unpaged), edits sent as merge-patches with the version that must go
  * with them (edit_method, edit_type, dsfs_edit_field.always), an action's
- * media type (dsfs_action.content_type), the filter it writes, the hosts
+ * media type (dsfs_action.content_type), tags named key=value
+ * (name_value_field), children/ only where an operation has some
+ * (shown_if), the filter it writes, the hosts
  * it claims (and the ones it shares with DSCC), the workspace's token
  * endpoint, both spellings of an operation's log, and df from folders.
  */
@@ -69,6 +71,38 @@ static void test_tree(void)
 	is_int(fake_listdir(e.c, "virtualization/virtual-machines/vm1/backups", e.names, sizeof(e.names)), 0,
 	       "a machine's backups list");
 	is_str(e.names, "b0 b1", "from the backup-recovery family's path of that machine");
+	env_stop(&e);
+}
+
+static void test_tags_and_children(void)
+{
+	struct dsfs_loc loc;
+	struct env e;
+
+	env_start(&e);
+	fake_list(e.f, DS "/tags", &envelope,
+		  json_tokener_parse("[{\"id\": \"t1\", \"key\": \"env\", \"value\": \"prod\"},"
+				     " {\"id\": \"t2\", \"key\": \"env\", \"value\": \"dev\"},"
+				     " {\"id\": \"t3\", \"key\": \"owner\", \"value\": \"a/b\"}]"));
+	is_int(fake_listdir(e.c, "data-services/tags", e.names, sizeof(e.names)), 0, "tags list");
+	is_str(e.names, "env=dev env=prod owner=a%2Fb", "named key=value (name_value_field), escaped as names are");
+	fake_list(e.f, DS "/async-operations", &envelope,
+		  json_tokener_parse("[{\"id\": \"op1\", \"state\": \"RUNNING\", \"hasChildOperations\": true},"
+				     " {\"id\": \"op2\", \"state\": \"RUNNING\", \"hasChildOperations\": false},"
+				     " {\"id\": \"op3\", \"state\": \"RUNNING\", \"childTasks\": [{\"name\": \"x\"}]},"
+				     " {\"id\": \"op4\", \"state\": \"RUNNING\", \"childTasks\": []}]"));
+	is_int(fake_listdir(e.c, "tasks", e.names, sizeof(e.names)), 0, "operations list");
+	fake_log_clear(e.f);
+	is_int(fake_listdir(e.c, "tasks/op1", e.names, sizeof(e.names)), 0, "an operation's directory lists");
+	is_str(e.names, "task.json state progress log error children", "children/ where it says it has some");
+	is_int(fake_listdir(e.c, "tasks/op3", e.names, sizeof(e.names)), 0, "and in the 2024 spelling");
+	is_str(e.names, "task.json state progress log error children", "(a non-empty childTasks)");
+	is_int(fake_listdir(e.c, "tasks/op2", e.names, sizeof(e.names)), 0, "one without children lists");
+	is_str(e.names, "task.json state progress log error", "without children/ (shown_if)");
+	is_int(fake_listdir(e.c, "tasks/op4", e.names, sizeof(e.names)), 0, "an empty childTasks");
+	is_str(e.names, "task.json state progress log error", "is none either");
+	is_int(fake_resolve(e.c, "tasks/op2/children", &loc), -ENOENT, "and its children/ is not there");
+	is_int(fake_log_n(e.f), 0, "telling costs no request: the listing's objects say it");
 	env_stop(&e);
 }
 
@@ -299,6 +333,7 @@ static void test_space(void)
 int main(void)
 {
 	test_tree();
+	test_tags_and_children();
 	test_items_null();
 	test_page_limits();
 	test_edit();
