@@ -352,13 +352,16 @@ static const struct dsfs_kind root = {
 
 /*
  * events/log: async-operations is the audit of every data service, so an
- * event is an operation's change of state. The filter compares instants
- * with gt (the API has no ge).
+ * event is an operation's change of state. The API's filter has no ge:
+ * "at or after" is gt or eq, which async-operations takes (its filter
+ * joins with or), so the operations at the newest time seen are asked
+ * again and skipped by offset, as for the other dialects.
  */
 static const struct dsfs_events_desc events = {
 	.url = OPS, .list_key = "items", .id_field = "id", .time_field = "updatedAt", .state_field = "state",
 	.newest_query = "sort=updatedAt%20desc&limit=100&offset=0",
-	.since_query = "filter=updatedAt%20gt%20%27{since}%27&sort=updatedAt%20asc&limit=1000&offset={offset}",
+	.since_query = "filter=updatedAt%20gt%20%27{since}%27%20or%20updatedAt%20eq%20%27{since}%27"
+		       "&sort=updatedAt%20asc&limit=1000&offset={offset}",
 	.since_page = 1000,
 };
 
