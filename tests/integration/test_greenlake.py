@@ -649,3 +649,25 @@ def test_a_host_of_dscc_and_greenlake_is_said_and_api_decides(tmp_path):
         r = run_refused(base + args + [str(mnt)], mnt)
         out = r.stderr.strip().splitlines()
         assert r.returncode != 0 and len(out) == 1 and "warning" not in out[0] and "127.0.0.1:9" in out[0], out
+
+
+def test_events_follow_the_operations_and_page_through_a_busy_second(server_factory, dsfs_mount, tmp_path):
+    from test_events import check_burst, check_follow, sim_event
+
+    server = server_factory("--dialect", "greenlake", "--test-controls", "--servers", "1", "--volumes", "2",
+                            "--snapshots", "1")
+    m = dsfs_mount(server, "api=greenlake", ttl=2, credentials=gl_credentials(tmp_path, server))
+    with open(m.p("events", "log")) as f:
+        first = [json.loads(line) for line in f]
+    ops = Api(server).items(OPS)
+    assert first and all(e["id"] in {o["id"] for o in ops} for e in first)
+    assert [e["updatedAt"] for e in first] == sorted(e["updatedAt"] for e in first)
+    check_follow(server, m, "async-operations", sim_event(server, "name"), lambda e, text: e.get("name") == text,
+                 ttl=2)
+    # a server of its own: the burst's own "after" event must be one no earlier test made
+    server = server_factory("--dialect", "greenlake", "--test-controls", "--servers", "1", "--volumes", "2",
+                            "--snapshots", "1")
+    m = dsfs_mount(server, "api=greenlake", ttl=1, credentials=gl_credentials(tmp_path, server))
+    check_burst(server, m, "name", lambda e: e.get("name"))
+    ops = Api(server).items(OPS + "?filter=" + quote("name eq 'burst 1'"))
+    assert ops[0]["updatedAt"] == Api(server).items(OPS + "?filter=" + quote("name eq 'burst 1500'"))[0]["updatedAt"]
