@@ -282,6 +282,13 @@ def test_each_action_runs_through_its_operation(gl, mount_gl):
         assert op["state"] == "SUCCEEDED" and op["sourceResourceUri"] == vm["resourceUri"]
         if after:
             assert api.get("%s/virtual-machines/%s" % (VZ, vm["id"]))["powerState"] == after, verb
+    # a hypervisor manager's refresh
+    man = api.items(VZ + "/hypervisor-managers")[0]
+    clear_logs(gl)
+    assert write(m.p("virtualization", "hypervisor-managers", man["name"], "action"), "refresh\n") == 0
+    one_change(gl, "POST", "%s/hypervisor-managers/%s/refresh" % (VZ, man["id"]))
+    assert wait(m) == "SUCCEEDED\n"
+    assert api.get("%s/hypervisor-managers/%s" % (VZ, man["id"]))["generation"] == man["generation"] + 1
     # a protection job: suspend, resume, run (the schedules by their ids)
     jobs = api.items(BR + "/protection-jobs")
     job = next(j for j in jobs if j["state"] == "ACTIVE" and not j["assetInfo"]["name"].startswith("fail-"))
@@ -357,9 +364,19 @@ def test_restore_has_child_operations_and_rmdir_deletes_a_backup(gl, mount_gl):
         assert open(os.path.join(kdir, "wait")).read() == "SUCCEEDED\n"
         assert json.load(open(os.path.join(kdir, "task.json")))["parent"]["id"] == op_id
         assert "children" not in os.listdir(kdir) and not os.path.exists(os.path.join(kdir, "children"))
-    # rmdir of a snapshot: a DELETE whose operation becomes tasks/latest
+    # from a snapshot, as a new machine (ALTERNATE)
     snaps = api.items("%s/virtual-machines/%s/snapshots" % (BR, vm["id"]))
     sname = assign_entries(snaps)[0]
+    clear_logs(gl)
+    assert write(os.path.join(d, "action"), 'restore snapshotId=%s restoreType=ALTERNATE '
+                 'targetVmInfo={"name":"vm-restored-here"}\n' % sname) == 0
+    sent = one_change(gl, "POST", "%s/virtual-machines/%s/restore" % (BR, vm["id"]))
+    assert sent["body"] == {"snapshotId": snaps[0]["id"], "restoreType": "ALTERNATE",
+                            "targetVmInfo": {"name": "vm-restored-here"}}
+    assert wait(m) == "SUCCEEDED\n"
+    assert "vm-restored-here" in [v["name"] for v in api.items(VZ + "/virtual-machines")]
+    assert "vm-restored-here" in os.listdir(m.p("virtualization", "virtual-machines"))
+    # rmdir of a snapshot: a DELETE whose operation becomes tasks/latest
     clear_logs(gl)
     os.rmdir(os.path.join(d, "snapshots", sname))
     one_change(gl, "DELETE", "%s/virtual-machines/%s/snapshots/%s" % (BR, vm["id"], snaps[0]["id"]))
