@@ -409,7 +409,8 @@ void dsfs_cache_put(struct dsfs_cache *c, struct dsfs_loc *loc)
 	memset(loc, 0, sizeof(*loc));
 }
 
-bool cache_child_shown(const struct dsfs_node *r, int idx)
+/* Whether collection idx of r says it is there: its kind's shown_if, asked of r's object at hand. */
+static bool says_shown(const struct dsfs_node *r, int idx)
 {
 	const struct dsfs_kind *k = r->kind->children[idx];
 	const struct dsfs_file_desc *f = r->kind->nfiles ? &r->kind->files[0] : NULL;
@@ -430,6 +431,27 @@ bool cache_child_shown(const struct dsfs_node *r, int idx)
 	}
 	json_object_put(o);
 	return shown;
+}
+
+bool cache_child_shown(const struct dsfs_node *r, int idx)
+{
+	const char *name = r->kind->children[idx]->dir_name;
+
+	if (!says_shown(r, idx))
+		return false;
+	for (int j = 0; j < idx; j++) /* two kinds of one name: the first shown is the directory */
+		if (!strcmp(r->kind->children[j]->dir_name, name) && says_shown(r, j))
+			return false;
+	return true;
+}
+
+/* The collection of r called name that is shown, or -1. */
+static int shown_child(const struct dsfs_node *r, const char *name)
+{
+	for (size_t i = 0; i < r->kind->nchildren; i++)
+		if (!strcmp(r->kind->children[i]->dir_name, name) && cache_child_shown(r, (int)i))
+			return (int)i;
+	return -1;
 }
 
 struct dsfs_node *cache_child_collection(struct dsfs_cache *c, struct dsfs_node *r, int idx)
@@ -514,7 +536,7 @@ int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const ch
 		} else if (n->kind->is_task && !strcmp(name, TASK_WAIT)) {
 			out->type = DSFS_LOC_WAIT;
 			out->node = cache_node_ref(n);
-		} else if ((idx = dsfs_kind_child(n->kind, name)) >= 0 && cache_child_shown(n, idx)) {
+		} else if ((idx = shown_child(n, name)) >= 0) {
 			struct dsfs_node *coll = cache_child_collection(c, n, idx);
 
 			if (!coll) {

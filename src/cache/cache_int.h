@@ -338,7 +338,10 @@ bool cache_walk_ahead(struct dsfs_node *coll);
 /* Collection idx of resource r, made on first use; NULL on ENOMEM. */
 struct dsfs_node *cache_child_collection(struct dsfs_cache *c, struct dsfs_node *r, int idx);
 
-/* Whether collection idx of resource r is shown: its kind's shown_if, asked of r's object at hand. */
+/*
+ * Whether collection idx of resource r is shown: its kind's shown_if, asked
+ * of r's object at hand, and no collection of the same name before it shown.
+ */
 bool cache_child_shown(const struct dsfs_node *r, int idx);
 
 /* An entry a filtered list answered (.where), named as the collection's listing names it. */

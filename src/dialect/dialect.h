@@ -225,7 +225,10 @@ struct dsfs_kind {
 	 * NULL: always shown). Where the object is not at hand it is shown. A
 	 * crawl then asks nothing of the resources that have none: GreenLake's
 	 * and DSCC's tasks say whether they have child tasks
-	 * (hasChildOperations, childTasks).
+	 * (hasChildOperations, childTasks). Two kinds of one resource may
+	 * have one dir_name where their shown_if tell them apart (an API's two
+	 * spellings, each listed its own way): the first shown is the
+	 * directory, the first of them where the object is not at hand.
 	 */
 	const char *const *shown_if;
 };
