@@ -31,6 +31,7 @@
 #define VZ "virtualization/v1beta1"
 #define BR "backup-recovery/v1beta1"
 #define OPS "/" DS "/async-operations"
+#define DS_ESC "data-services%2Fv1beta1" /* DS in a filter's literal */
 #define MERGE_PATCH "application/merge-patch+json"
 
 /* Every object carries id, createdAt and updatedAt; most a name; a GET of one answers the listing's shape. */
@@ -71,18 +72,27 @@ static const struct dsfs_file_desc op_files[] = {
  * An operation's child operations: the operations whose parent it is,
  * each one a task directory of its own (with children/ in turn). Named by
  * their ids; their mtime is when they last changed, so `ls -t` shows the
- * newest first. Only an operation that says it has some shows children/
- * (hasChildOperations; childTasks in the 2024 spelling).
+ * newest first. Only an operation that says it has some shows children/:
+ * hasChildOperations, and the operations whose parent/id is its id; in the
+ * 2024 spelling a non-empty childTasks, and the operations whose
+ * parentTask/resourceUri is its URI (that spelling's parent names no id).
  */
-static const struct dsfs_kind child_op;
-static const struct dsfs_kind *const op_children[] = { &child_op };
+static const struct dsfs_kind child_op, child_op_2024;
+static const struct dsfs_kind *const op_children[] = { &child_op, &child_op_2024 };
+
+#define CHILD_OP                                                                                      \
+	.name = "child operation", .dir_name = "children", .list_key = "items", .id_field = "id",    \
+	.name_field = "id", .time_field = "updatedAt", .update_field = "updatedAt", .get_one = true, \
+	.page_max = 1000, DSFS_FILES(op_files), DSFS_CHILDREN(op_children), .is_task = true
 
 static const struct dsfs_kind child_op = {
-	.name = "child operation", .dir_name = "children",
-	.segment = OPS "?filter=parent%2Fid%20eq%20%27{id}%27", .list_key = "items", .id_field = "id",
-	.name_field = "id", .time_field = "updatedAt", .update_field = "updatedAt", .get_one = true,
-	.page_max = 1000, DSFS_FILES(op_files), DSFS_CHILDREN(op_children), .is_task = true,
-	.shown_if = (const char *const[]) { "hasChildOperations", "childTasks", NULL },
+	CHILD_OP, .segment = OPS "?filter=parent%2Fid%20eq%20%27{id}%27",
+	.shown_if = (const char *const[]) { "hasChildOperations", NULL },
+};
+
+static const struct dsfs_kind child_op_2024 = {
+	CHILD_OP, .segment = OPS "?filter=parentTask%2FresourceUri%20eq%20%27%2F" DS_ESC "%2Fasync-operations%2F{id}%27",
+	.shown_if = (const char *const[]) { "childTasks", NULL },
 };
 
 static const struct dsfs_kind operation = {
