@@ -571,6 +571,13 @@ def test_the_2024_spelling_reads_as_the_current_one(gl, mount_gl):
         "%s %s\n" % (lm["timestampAt"], lm["message"]) for lm in o["logMessages"])
     failed = next(x for x in ops if x["state"] == "FAILED")
     assert open(m.p("tasks", failed["id"], "error")).read() == failed["error"]["error"] + "\n"
+    # children/: where childTasks names some, the operations those name
+    parent = next(x for x in ops if x["childTasks"])
+    kids = {k["resourceUri"].rsplit("/", 1)[1] for k in parent["childTasks"]}
+    assert set(os.listdir(m.p("tasks", parent["id"], "children"))) == kids
+    for k in kids:
+        assert open(m.p("tasks", parent["id"], "children", k, "wait")).read() == "SUCCEEDED\n"
+    assert [x for x in ops if not x["childTasks"] and "children" in os.listdir(m.p("tasks", x["id"]))] == []
     assert_refusal_reads(m, api)  # {error, errorCode, traceId}
     d, vm = vm_dir(m, api, lambda v: True)
     assert write(os.path.join(d, "action"), "refresh\n") == 0

@@ -103,6 +103,13 @@ static void test_tags_and_children(void)
 	is_str(e.names, "task.json state progress log error", "is none either");
 	is_int(fake_resolve(e.c, "tasks/op2/children", &loc), -ENOENT, "and its children/ is not there");
 	is_int(fake_log_n(e.f), 0, "telling costs no request: the listing's objects say it");
+	fake_listdir(e.c, "tasks/op1/children", e.names, sizeof(e.names));
+	ok(fake_find(e.f, "GET", DS "/async-operations?filter=parent%2Fid%20eq%20%27op1%27&limit=1000&offset=0") != NULL,
+	   "the children of one are the operations whose parent/id is its id");
+	fake_listdir(e.c, "tasks/op3/children", e.names, sizeof(e.names));
+	ok(fake_find(e.f, "GET", DS "/async-operations?filter=parentTask%2FresourceUri%20eq%20%27%2Fdata-services"
+		     "%2Fv1beta1%2Fasync-operations%2Fop3%27&limit=1000&offset=0") != NULL,
+	   "in the 2024 spelling, those whose parentTask/resourceUri is its URI (one name, two kinds)");
 	env_stop(&e);
 }
 
