@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Actions: the control files' verbs and `new` (POST), rmdir (DELETE),
- * edits of object files (PUT, or the dialect's edit_method), the URLs they go to, and marking the cache
- * stale after a change so the next read shows its effect. Each request is
- * sent at most once; with -o dry_run, none is, and each is described in its
- * result instead.
+ * edits of object files (PUT, or the dialect's edit_method), the URLs
+ * they go to, and marking the cache stale after a change so the next read
+ * shows its effect. Each request is sent at most once; with -o dry_run,
+ * none is, and each is described in its result instead.
  */
 #include "cache/cache_int.h"
 

@@ -188,7 +188,8 @@ static int each_page(struct dsfs_cache *c, const char *url, const struct dsfs_ki
 			strcpy(path, url); /* the whole list in one answer */
 		else /* a collection URL may carry a query of its own (a filter) */
 			sprintf(path, "%s%c%s=%u&%s=%lu", url, strchr(url, '?') ? '&' : '?', pg->limit_param,
-				page_max && page_max < c->o.page_size ? page_max : c->o.page_size, pg->start_param, start);
+				page_max && page_max < c->o.page_size ? page_max : c->o.page_size, pg->start_param,
+				start);
 		ret = get_json(c, path, anonymous, &o, &len);
 		if (ret)
 			break;
@@ -695,7 +696,8 @@ again:
 		if (f->list_key) {
 			struct merge m = { .all = json_object_new_array() };
 
-			ret = m.all ? each_page(c, url, NULL, f->list_key, NULL, 0, anonymous, merge_page, &m) : -ENOMEM;
+			ret = m.all ? each_page(c, url, NULL, f->list_key, NULL, 0, anonymous, merge_page, &m)
+				    : -ENOMEM;
 			o = json_object_new_object();
 			if (ret == 0 && (!o || json_object_object_add(o, f->list_key, m.all)))
 				ret = -ENOMEM;

@@ -345,7 +345,8 @@ static bool filter(const char *field, const char *op, const char *const *values,
 		o = (size_t)w;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if ((!contains && dsfs_dialect_typed_literal(values[i])) || o + 2 * strlen(values[i]) + 520 >= sizeof(expr))
+		if ((!contains && dsfs_dialect_typed_literal(values[i])) ||
+		    o + 2 * strlen(values[i]) + 520 >= sizeof(expr))
 			return false;
 		if (i)
 			expr[o++] = ',';

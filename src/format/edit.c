@@ -232,8 +232,8 @@ int dsfs_edit_body(const struct dsfs_kind *k, json_object *base, const char *tex
 		if (!f->always)
 			continue;
 		if (!same(b, get(now, f->field))) {
-			snprintf(why, whylen, "field '%s' is the object's version: it is sent as it was read and cannot "
-				 "be edited", f->field);
+			snprintf(why, whylen, "field '%s' is the object's version: it is sent as it was read and "
+				 "cannot be edited", f->field);
 			ret = -EINVAL;
 			goto out;
 		}
