@@ -91,7 +91,8 @@ static const struct dsfs_kind child_op = {
 };
 
 static const struct dsfs_kind child_op_2024 = {
-	CHILD_OP, .segment = OPS "?filter=parentTask%2FresourceUri%20eq%20%27%2F" DS_ESC "%2Fasync-operations%2F{id}%27",
+	CHILD_OP,
+	.segment = OPS "?filter=parentTask%2FresourceUri%20eq%20%27%2F" DS_ESC "%2Fasync-operations%2F{id}%27",
 	.shown_if = (const char *const[]) { "childTasks", NULL },
 };
 
