@@ -554,7 +554,10 @@ int main(int argc, char *argv[])
 			fprintf(stderr, "dsfs: %s\n", err);
 			goto out_members;
 		}
-		if (guessed)
+		if (guessed && d->claims_url && d->claims_url(o.url)) /* claimed by two: a host serving both */
+			fprintf(stderr, "dsfs: warning: %s is a host of more than one API; assumed %s; give "
+				"-o api=NAME (%s)\n", o.url, d->name, names);
+		else if (guessed)
 			fprintf(stderr, "dsfs: warning: cannot tell the API of %s from its URL; assumed %s; give "
 				"-o api=NAME (%s)\n", o.url, d->name, names);
 		if (dsfs_options_load_credentials(&o, d, err, sizeof(err))) {
@@ -586,7 +589,10 @@ int main(int argc, char *argv[])
 			fprintf(stderr, "dsfs: estate member %s: %s\n", mc->name, err);
 			goto out_members;
 		}
-		if (guessed)
+		if (guessed && d->claims_url && d->claims_url(mc->url))
+			fprintf(stderr, "dsfs: warning: estate member %s: %s is a host of more than one API; "
+				"assumed %s; give api = NAME in its section (%s)\n", mc->name, mc->url, d->name, names);
+		else if (guessed)
 			fprintf(stderr, "dsfs: warning: estate member %s: cannot tell the API of %s from its URL; "
 				"assumed %s; give api = NAME in its section (%s)\n", mc->name, mc->url, d->name, names);
 		if (mc->cacert && dsfs_tls_check_ca(mc->cacert, err, sizeof(err))) {

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Actions: the control files' verbs and `new` (POST), rmdir (DELETE),
- * edits of object files (PUT), the URLs they go to, and marking the cache
- * stale after a change so the next read shows its effect. Each request is
- * sent at most once; with -o dry_run, none is, and each is described in its
- * result instead.
+ * edits of object files (PUT, or the dialect's edit_method), the URLs
+ * they go to, and marking the cache stale after a change so the next read
+ * shows its effect. Each request is sent at most once; with -o dry_run,
+ * none is, and each is described in its result instead.
  */
 #include "cache/cache_int.h"
 
@@ -144,7 +144,8 @@ static int send_change(struct dsfs_cache *c, const struct dsfs_request *req, con
 int dsfs_cache_post(struct dsfs_cache *c, const struct dsfs_loc *loc, const struct dsfs_action *action,
 		    json_object *body, struct dsfs_post_result *res)
 {
-	struct dsfs_request req = { .method = action->method ? action->method : "POST" };
+	struct dsfs_request req = { .method = action->method ? action->method : "POST",
+				    .content_type = action->content_type };
 	const char *url = loc->node->url;
 	char *path;
 	int ret;
@@ -201,7 +202,9 @@ int dsfs_cache_edit(struct dsfs_cache *c, const struct dsfs_loc *loc, const stru
 		    struct dsfs_post_result *res)
 {
 	const char *url = loc->node->url;
-	struct dsfs_request get = { .method = "GET", .path = url }, put = { .method = "PUT", .path = url };
+	struct dsfs_request get = { .method = "GET", .path = url };
+	struct dsfs_request put = { .method = c->dialect->edit_method ? c->dialect->edit_method : "PUT", .path = url,
+				    .content_type = c->dialect->edit_type };
 	struct dsfs_response resp = { 0 };
 	json_object *was = NULL, *now = NULL, *body = NULL;
 	char why[600];
@@ -222,7 +225,7 @@ int dsfs_cache_edit(struct dsfs_cache *c, const struct dsfs_loc *loc, const stru
 	if (ret == 0) {
 		ret = dsfs_edit_body(&(struct dsfs_edits){ loc->node->kind->edit, loc->node->kind->nedit }, was, text, len, now, &body, why, sizeof(why));
 		if (ret == -EINVAL || ret == -EBUSY) {
-			dsfs_err_record("PUT", url, 0, why);
+			dsfs_err_record(put.method, url, 0, why);
 			res->error = strdup(why);
 		}
 	}

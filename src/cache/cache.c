@@ -144,6 +144,15 @@ static int find_listed(struct dsfs_cache *c, struct dsfs_node *coll, const char 
 	return ret;
 }
 
+/* The collection of r called name that is shown, or -1. */
+static int shown_child(const struct dsfs_node *r, const char *name)
+{
+	for (size_t i = 0; i < r->kind->nchildren; i++)
+		if (!strcmp(r->kind->children[i]->dir_name, name) && cache_child_shown(r, (int)i))
+			return (int)i;
+	return -1;
+}
+
 int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const char *name,
 		      struct dsfs_loc *out)
 {
@@ -165,14 +174,14 @@ int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const ch
 		} else if (n->kind->is_task && !strcmp(name, TASK_WAIT)) {
 			out->type = DSFS_LOC_WAIT;
 			out->node = cache_node_ref(n);
-		} else if ((idx = dsfs_kind_child(n->kind, name)) >= 0) {
+		} else if ((idx = shown_child(n, name)) >= 0) {
 			struct dsfs_node *coll = cache_child_collection(c, n, idx);
 
 			if (!coll) {
 				ret = -ENOMEM;
 				break;
 			}
-			out->type = DSFS_LOC_COLLECTION;
+			out->type = coll->is_coll ? DSFS_LOC_COLLECTION : DSFS_LOC_RESOURCE;
 			out->node = cache_node_ref(coll);
 		} else {
 			ret = -ENOENT;
@@ -395,13 +404,16 @@ int dsfs_cache_readdir(struct dsfs_cache *c, const struct dsfs_loc *dir, dsfs_fi
 		}
 		for (i = 0; i < n->kind->nchildren && !ret; i++) {
 			const struct dsfs_kind *k = n->kind->children[i];
-			char *url = cache_collection_url(n->url, n->id, k->segment);
+			char *url;
 
-			if (!url) {
+			if (!cache_child_shown(n, (int)i))
+				continue;
+			if (!(url = cache_collection_url(n->url, n->id, k->segment))) {
 				ret = -ENOMEM;
 				break;
 			}
-			dir_attr(&a, DSFS_LOC_COLLECTION, hash_ino(url, NULL, NULL), n->mtime);
+			dir_attr(&a, k->folder ? DSFS_LOC_RESOURCE : DSFS_LOC_COLLECTION, hash_ino(url, NULL, NULL),
+				 n->mtime);
 			a.writable = k->create || k->deletable;
 			free(url);
 			ret = fill(ctx, k->dir_name, &a, true);

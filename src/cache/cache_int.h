@@ -279,6 +279,12 @@ void cache_enforce_bound(struct dsfs_cache *c, struct dsfs_node *keep);
 /* Collection idx of resource r, made on first use; NULL on ENOMEM. */
 struct dsfs_node *cache_child_collection(struct dsfs_cache *c, struct dsfs_node *r, int idx);
 
+/*
+ * Whether collection idx of resource r is shown: its kind's shown_if, asked
+ * of r's object at hand, and no collection of the same name before it shown.
+ */
+bool cache_child_shown(const struct dsfs_node *r, int idx);
+
 /* Removes one resource from its collection's listing (it has vanished on the server). */
 void cache_forget_resource(struct dsfs_cache *c, struct dsfs_node *r);
 
@@ -330,11 +336,19 @@ typedef int (*cache_page_fn)(void *ctx, json_object *array);
  * Asks for every page of the list at url, handing each page's array (key:
  * its member in the answer; NULL: the answer) to fn, within the paging
  * guard of cache/pages.c (id_field and item_cost: what it identifies and
- * counts items by). Called without the lock: it takes it only to note the
- * largest page seen.
+ * counts items by). Pages are kind k's (page_max, unpaged; NULL: a file's
+ * list). Called without the lock: it takes it only to note the largest
+ * page seen.
  */
-int cache_each_page(struct dsfs_cache *c, const char *url, const char *key, const char *id_field,
-		    size_t item_cost, bool anonymous, cache_page_fn fn, void *ctx);
+int cache_each_page(struct dsfs_cache *c, const char *url, const struct dsfs_kind *k, const char *key,
+		    const char *id_field, size_t item_cost, bool anonymous, cache_page_fn fn, void *ctx);
+
+/*
+ * The name object o of kind k has: its name_field's text, and, for a kind
+ * named by two fields, '=' and its name_value_field's ("env=prod"). NULL
+ * when a field is absent or not text (or on ENOMEM). malloc'd.
+ */
+char *cache_kind_name(const struct dsfs_kind *k, json_object *o);
 
 /*
  * Makes coll's listing present (and fresh, when want_fresh), fetching it if

@@ -49,13 +49,12 @@ bool cache_walked(const struct dsfs_node *coll)
 /* The name object o of kind k has, as a listing would read it ("" when none), or NULL when k names none. */
 static char *name_of(const struct dsfs_kind *k, json_object *o)
 {
-	json_object *v;
+	char *name;
 
 	if (!k->name_field)
 		return NULL;
-	if (!json_object_object_get_ex(o, k->name_field, &v) || !json_object_is_type(v, json_type_string))
-		return strdup("");
-	return strdup(json_object_get_string(v));
+	name = cache_kind_name(k, o);
+	return name ? name : strdup("");
 }
 
 /* Fetches one file of resource r. Called with the lock held; drops it meanwhile. */
@@ -131,7 +130,7 @@ again:
 		if (f->list_key) {
 			struct merge m = { .all = json_object_new_array() };
 
-			ret = m.all ? cache_each_page(c, url, f->list_key, NULL, 0, anonymous, merge_page, &m) : -ENOMEM;
+			ret = m.all ? cache_each_page(c, url, NULL, f->list_key, NULL, 0, anonymous, merge_page, &m) : -ENOMEM;
 			o = json_object_new_object();
 			if (ret == 0 && (!o || json_object_object_add(o, f->list_key, m.all)))
 				ret = -ENOMEM;

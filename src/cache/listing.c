@@ -105,6 +105,21 @@ time_t cache_updated_of(const struct dsfs_kind *kind, json_object *o)
 	return v && dsfs_render_time(v, &t) == 0 ? t : 0;
 }
 
+char *cache_kind_name(const struct dsfs_kind *k, json_object *o)
+{
+	json_object *v, *w;
+	char *out;
+
+	if (!json_object_object_get_ex(o, k->name_field, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	if (!k->name_value_field)
+		return strdup(json_object_get_string(v));
+	if (!json_object_object_get_ex(o, k->name_value_field, &w) || !json_object_is_type(w, json_type_string) ||
+	    asprintf(&out, "%s=%s", json_object_get_string(v), json_object_get_string(w)) < 0)
+		return NULL;
+	return out;
+}
+
 /* Reads one listed object into an item. */
 static int parse_item(const struct dsfs_kind *kind, json_object *o, struct item *it)
 {
@@ -117,9 +132,7 @@ static int parse_item(const struct dsfs_kind *kind, json_object *o, struct item 
 	    !(json_object_is_type(v, json_type_string) || json_object_is_type(v, json_type_int)))
 		return -EIO;
 	it->id = strdup(json_object_get_string(v));
-	if (json_object_object_get_ex(o, kind->name_field, &v) && json_object_is_type(v, json_type_string))
-		it->name = strdup(json_object_get_string(v));
-	else
+	if (!(it->name = cache_kind_name(kind, o)))
 		it->name = strdup("");
 	if (kind->time_field && json_object_object_get_ex(o, kind->time_field, &v))
 		it->has_mtime = dsfs_render_time(v, &it->mtime) == 0;
@@ -139,17 +152,24 @@ static int parse_item(const struct dsfs_kind *kind, json_object *o, struct item 
  * is not paging or the list outgrows the memory bound (src/cache/pages.h): what
  * it costs is item_cost per item when its objects may be dropped for
  * memory (a listing of resources a GET can bring back), else (0) the
- * answers' bytes and a node's overhead per item.
+ * answers' bytes and a node's overhead per item. A page asks for
+ * page_size items, or the collection's largest page where that is smaller
+ * (kind k's page_max; k NULL: a file's list), and a collection that comes
+ * whole (k->unpaged) is asked once, without paging parameters.
  */
-int cache_each_page(struct dsfs_cache *c, const char *url, const char *key, const char *id_field,
-		     size_t item_cost, bool anonymous, cache_page_fn fn, void *ctx)
+int cache_each_page(struct dsfs_cache *c, const char *url, const struct dsfs_kind *k, const char *key,
+		    const char *id_field, size_t item_cost, bool anonymous, cache_page_fn fn, void *ctx)
 {
-	const struct dsfs_paging *pg = &c->dialect->paging;
+	struct dsfs_paging whole = c->dialect->paging;
+	const struct dsfs_paging *pg = k && k->unpaged ? &whole : &c->dialect->paging;
+	unsigned page_max = k ? k->page_max : 0;
 	struct dsfs_pages *guard = dsfs_pages_new(c->o.max_bytes, id_field);
 	unsigned long start = 0, cap;
 	long total = -1;
 	char *path = malloc(strlen(url) + 96);
 	int ret = 0;
+
+	whole.limit_param = NULL; /* asked once, whole */
 
 	if (!path || !guard) {
 		ret = -ENOMEM;
@@ -164,11 +184,21 @@ int cache_each_page(struct dsfs_cache *c, const char *url, const char *key, cons
 			strcpy(path, url); /* the whole list in one answer */
 		else /* a collection URL may carry a query of its own (a filter) */
 			sprintf(path, "%s%c%s=%u&%s=%lu", url, strchr(url, '?') ? '&' : '?', pg->limit_param,
-				c->o.page_size, pg->start_param, start);
+				page_max && page_max < c->o.page_size ? page_max : c->o.page_size, pg->start_param,
+				start);
 		ret = cache_get_json(c, path, anonymous, &o, &len);
 		if (ret)
 			break;
 		arr = o;
+		if (key && pg->null_is_empty && json_object_object_get_ex(o, key, &arr) && !arr) {
+			/* "items": null: no items; the page is made an empty list in the answer */
+			arr = json_object_new_array();
+			if (!arr || json_object_object_add(o, key, arr)) {
+				json_object_put(o);
+				ret = -ENOMEM;
+				break;
+			}
+		}
 		if ((key && !json_object_object_get_ex(o, key, &arr)) || !json_object_is_type(arr, json_type_array)) {
 			char msg[128];
 
@@ -500,7 +530,7 @@ int cache_ensure_listing(struct dsfs_cache *c, struct dsfs_node *coll, bool want
 		col.scope = coll->base_id;
 		/* half the bound at most for one listing's objects: the walk going through it needs the rest */
 		col.budget = c->o.max_bytes / 2;
-		ret = cache_each_page(c, urls[i], k->list_key, k->id_field, droppable_kind(k) ? cache_index_cost(k) : 0,
+		ret = cache_each_page(c, urls[i], k, k->list_key, k->id_field, droppable_kind(k) ? cache_index_cost(k) : 0,
 				false, collect_page, &col);
 	}
 	if (ret == 0)
@@ -545,7 +575,7 @@ static int list_filtered(struct dsfs_cache *c, struct dsfs_node *coll, const cha
 	col->scope = coll->base_id;
 	c->misses++;
 	dsfs_unlock(&c->lock);
-	ret = cache_each_page(c, url, k->list_key, k->id_field, 0, false, collect_page, col);
+	ret = cache_each_page(c, url, k, k->list_key, k->id_field, 0, false, collect_page, col);
 	dsfs_lock(&c->lock);
 	if (ret == 0)
 		col->n = unique_ids(col->items, col->n, url);
@@ -584,7 +614,7 @@ int cache_fetch_filtered(struct dsfs_cache *c, struct dsfs_node *coll, const cha
 			names[nnames++] = col.items[i].name;
 	}
 	if (ret == 0 && nnames) {
-		if (!c->dialect->filter || !coll->kind->name_field ||
+		if (!c->dialect->filter || !coll->kind->name_field || coll->kind->name_value_field ||
 		    !c->dialect->filter(coll->kind->name_field, "=", names, nnames, buf, sizeof(buf)))
 			ret = -ENOTSUP;
 		else

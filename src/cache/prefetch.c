@@ -18,10 +18,10 @@ static void prefetch_item(struct dsfs_cache *c, struct dsfs_node *r, bool dirs, 
 	size_t i;
 
 	for (i = 0; dirs && i < r->kind->nchildren && r->attached; i++) {
-		struct dsfs_node *cc = cache_child_collection(c, r, (int)i);
+		struct dsfs_node *cc = cache_child_shown(r, (int)i) ? cache_child_collection(c, r, (int)i) : NULL;
 
-		if (!cc || (cc->listed && fresh(c, cc->listed_at)) || cc->listing)
-			continue;
+		if (!cc || !cc->is_coll || (cc->listed && fresh(c, cc->listed_at)) || cc->listing)
+			continue; /* a folder lists nothing */
 		cache_node_ref(cc);
 		if (cache_ensure_listing(c, cc, true) == 0) {
 			c->prefetched++;

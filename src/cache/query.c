@@ -648,7 +648,7 @@ static int server_count(struct dsfs_cache *c, struct dsfs_node *coll, long *out)
 	char *path, *end;
 	int ret;
 
-	if (coll->kind->also || (!pg->count_header && !(pg->total_field && pg->limit_param)))
+	if (coll->kind->also || coll->kind->unpaged || (!pg->count_header && !(pg->total_field && pg->limit_param)))
 		return -ENOTSUP;
 	if (!(path = malloc(strlen(coll->url) + 64)))
 		return -ENOMEM;

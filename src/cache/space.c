@@ -158,7 +158,15 @@ static int resource_space(struct dsfs_cache *c, struct dsfs_node *r, int depth, 
 		if (!(coll = cache_child_collection(c, r, (int)i)))
 			return -ENOMEM;
 		cache_node_ref(coll);
-		ret = collection_space(c, coll, depth - 1, &below);
+		if (coll->is_coll) {
+			ret = collection_space(c, coll, depth - 1, &below);
+		} else { /* a folder: what its collections sum to */
+			struct dsfs_space s = { 0 };
+
+			ret = resource_space(c, coll, depth - 1, &s);
+			if (ret == 0)
+				dsfs_space_add(&below, &s);
+		}
 		cache_node_unref(c, coll);
 	}
 	if (ret)
@@ -194,8 +202,11 @@ int dsfs_cache_space(struct dsfs_cache *c, const struct dsfs_loc *loc, struct ds
 	if (r && r->is_coll)
 		r = r->attached ? r->parent : NULL;
 	/* the nearest resource at or above loc whose tree states a capacity: a pool, a server, the root */
-	while (r && !leads_to_capacity(r->kind, 3))
-		r = r->attached && r->parent && r->parent->attached ? r->parent->parent : NULL;
+	while (r && !leads_to_capacity(r->kind, 3)) {
+		r = r->attached && r->parent && r->parent->attached ? r->parent : NULL;
+		if (r && r->is_coll) /* a resource's parent is its collection, a folder's the resource it is in */
+			r = r->attached ? r->parent : NULL;
+	}
 	if (r) {
 		cache_node_ref(r);
 		ret = resource_space(c, r, 3, out);

@@ -139,8 +139,9 @@ static void free_unused_collection(struct dsfs_cache *c, struct dsfs_node *coll)
 {
 	struct dsfs_node *r = coll->parent;
 
-	if (!r || !coll->attached || coll->refs != 1 || coll->listed || coll->listing || coll->walk)
-		return;
+	if (!r || !coll->is_coll || !coll->attached || coll->refs != 1 || coll->listed || coll->listing ||
+	    coll->walk)
+		return; /* a folder (dsfs_kind.folder) holds collections of its own */
 	for (size_t i = 0; r->colls && i < r->kind->nchildren; i++) {
 		if (r->colls[i] == coll) {
 			r->colls[i] = NULL;
@@ -334,6 +335,42 @@ void cache_enforce_bound(struct dsfs_cache *c, struct dsfs_node *keep)
 
 /* ---- the tree's shape ------------------------------------------------------ */
 
+/* Whether collection idx of r says it is there: its kind's shown_if, asked of r's object at hand. */
+static bool says_shown(const struct dsfs_node *r, int idx)
+{
+	const struct dsfs_kind *k = r->kind->children[idx];
+	const struct dsfs_file_desc *f = r->kind->nfiles ? &r->kind->files[0] : NULL;
+	json_object *o, *v;
+	bool shown = true;
+
+	if (!k->shown_if || !f || f->subpath || f->derive || f->fetch || !r->slots[0].blob)
+		return true; /* not said, or the object is not at hand */
+	if (!(o = json_tokener_parse(r->slots[0].blob->data)))
+		return true;
+	shown = false;
+	for (size_t i = 0; k->shown_if[i] && !shown; i++) {
+		v = dsfs_dialect_field(o, k->shown_if[i]);
+		shown = json_object_is_type(v, json_type_boolean) ? json_object_get_boolean(v) :
+			json_object_is_type(v, json_type_array) ? json_object_array_length(v) > 0 :
+			json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double) ?
+			json_object_get_double(v) != 0 : false;
+	}
+	json_object_put(o);
+	return shown;
+}
+
+bool cache_child_shown(const struct dsfs_node *r, int idx)
+{
+	const char *name = r->kind->children[idx]->dir_name;
+
+	if (!says_shown(r, idx))
+		return false;
+	for (int j = 0; j < idx; j++) /* two kinds of one name: the first shown is the directory */
+		if (!strcmp(r->kind->children[j]->dir_name, name) && says_shown(r, j))
+			return false;
+	return true;
+}
+
 struct dsfs_node *cache_child_collection(struct dsfs_cache *c, struct dsfs_node *r, int idx)
 {
 	const struct dsfs_kind *k = r->kind->children[idx];
@@ -341,14 +378,19 @@ struct dsfs_node *cache_child_collection(struct dsfs_cache *c, struct dsfs_node 
 
 	if (coll)
 		return coll;
-	coll = cache_node_new(c, true, k, cache_collection_url(r->url, r->id, k->segment));
+	/* a folder is a resource without an object: its collections hang below it */
+	coll = cache_node_new(c, !k->folder, k, cache_collection_url(r->url, r->id, k->segment));
 	if (!coll)
 		return NULL;
 	coll->ino = hash_ino(coll->url, NULL, NULL);
 	coll->mtime = r->mtime;
 	coll->base = strdup(r->url);
 	coll->base_id = r->id ? strdup(r->id) : NULL;
-	if (!coll->base || (r->id && !coll->base_id)) {
+	if (k->folder) {
+		coll->entry = strdup(k->dir_name);
+		coll->id = r->id ? strdup(r->id) : NULL; /* its children's "{id}" is its parent's */
+	}
+	if (!coll->base || (r->id && !coll->base_id) || (k->folder && (!coll->entry || (r->id && !coll->id)))) {
 		cache_node_unref(c, coll);
 		return NULL;
 	}

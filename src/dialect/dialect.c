@@ -3,8 +3,10 @@
  * What every dialect shares: lookups by name in a kind, the default rule
  * for finding an action's task, the files of a task directory (task.json,
  * and state, progress, log and error made from it in the dialect's own task
- * words), and the one vocabulary of how tasks end. The dialects use these,
- * so nothing here may use the registry of them (registry.c, which holds the
+ * words), and the one vocabulary of how tasks end; and what the OAuth2
+ * APIs share: the client-credentials grant, the bearer header, and which
+ * values an OData-like filter cannot quote. The dialects use these, so
+ * nothing here may use the registry of them (registry.c, which holds the
  * lookups by name and URL): the dialects would then call themselves.
  */
 #include "dialect/dialect.h"
@@ -14,6 +16,7 @@
 #include <string.h>
 
 #include "net/http.h"
+#include "net/session.h"
 #include "util/grow.h"
 
 /* Walks the dotted path down o: true, with *out the value there (a JSON null is NULL), when o has it. */
@@ -260,4 +263,32 @@ bool dsfs_dialect_state_in(const char *state, const char *const *words)
 		if (!strcmp(state, words[i]))
 			return true;
 	return false;
+}
+
+int dsfs_dialect_client_grant(struct dsfs_session *s, const struct dsfs_credentials *c, const char *url,
+			      struct dsfs_login *out)
+{
+	char form[2048] = "";
+
+	dsfs_session_form_add(form, sizeof(form), "grant_type", "client_credentials");
+	dsfs_session_form_add(form, sizeof(form), "client_id", dsfs_credentials_get(c, "client_id"));
+	dsfs_session_form_add(form, sizeof(form), "client_secret", dsfs_credentials_get(c, "client_secret"));
+	return dsfs_session_token_grant(s, url, form, &out->id, &out->expires_in);
+}
+
+size_t dsfs_dialect_bearer_headers(const struct dsfs_login *l, char *buf, size_t len, const char **hdrs)
+{
+	snprintf(buf, len, "Authorization: Bearer %s", l->id);
+	hdrs[0] = buf;
+	return 1;
+}
+
+bool dsfs_dialect_typed_literal(const char *v)
+{
+	char *end;
+
+	if (!strcmp(v, "true") || !strcmp(v, "false") || !strcmp(v, "null"))
+		return true;
+	strtod(v, &end);
+	return *v && !*end;
 }

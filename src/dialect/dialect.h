@@ -70,6 +70,13 @@ struct dsfs_kind {
 	const char *list_key;    /* key of the array in a list answer: "volumes" */
 	const char *id_field;    /* "id" */
 	const char *name_field;  /* "name" */
+	/*
+	 * For objects named by two fields, a key and its value: the entry is
+	 * name_field's text, '=' and this field's ("env=prod"). NULL: the
+	 * name is name_field's alone. GreenLake's tags are such pairs, as are
+	 * the tags and labels of most cloud APIs.
+	 */
+	const char *name_value_field;
 	const char *time_field;  /* field giving the directory's mtime (its creation), or NULL */
 	/*
 	 * Dotted field giving when the object last changed, or NULL: the mtime
@@ -78,6 +85,20 @@ struct dsfs_kind {
 	 */
 	const char *update_field;
 	bool get_one;            /* GET <segment>/<id> exists (else refresh by listing) */
+	/*
+	 * The largest page the collection serves, where it is below what
+	 * other lists take: its pages ask for no more (-o page_size may ask
+	 * for fewer). 0: page_size. GreenLake's limits differ per collection
+	 * (issues 100, async-operations 1000); any API whose list limits do
+	 * says them here.
+	 */
+	unsigned page_max;
+	/*
+	 * The collection comes whole in one answer and takes no paging
+	 * parameters (GreenLake's storage-locations refuse offset and limit),
+	 * in an API whose other lists are paged; .count then counts its listing.
+	 */
+	bool unpaged;
 	/*
 	 * One shape per kind: an object file shows the listing's shape however
 	 * it was fetched, so fields only a GET of one object carries are left
@@ -109,6 +130,29 @@ struct dsfs_kind {
 	size_t ncapacity;
 	const struct dsfs_edit_field *edit; /* what editing files[0] may change (a PUT); NULL: not editable */
 	size_t nedit;
+	/*
+	 * The kind is a folder, not a collection: a plain directory named
+	 * dir_name that groups the collections (children) and files of one part
+	 * of the API, and lists nothing itself. Its URL is its parent's joined
+	 * with segment ("data-services/v1beta1"), which its children's segments
+	 * hang off. For an API whose services each have their own prefix
+	 * (GreenLake's data-services, virtualization and backup-recovery; DSCC's
+	 * block and file services would fit the same way).
+	 */
+	bool folder;
+	/*
+	 * As a collection inside a resource: shown only where the resource's
+	 * object says it holds something, one of these dotted fields being
+	 * true, a number other than 0 or a non-empty list (NULL-terminated;
+	 * NULL: always shown). Where the object is not at hand it is shown. A
+	 * crawl then asks nothing of the resources that have none: GreenLake's
+	 * and DSCC's tasks say whether they have child tasks
+	 * (hasChildOperations, childTasks). Two kinds of one resource may
+	 * have one dir_name where their shown_if tell them apart (an API's two
+	 * spellings, each listed its own way): the first shown is the
+	 * directory, the first of them where the object is not at hand.
+	 */
+	const char *const *shown_if;
 };
 
 /*
@@ -124,6 +168,12 @@ struct dsfs_paging {
 	const char *start_param; /* "start" or "offset" */
 	const char *total_field; /* the answer's count of all items ("total"), or NULL when the API gives none */
 	const char *count_header; /* a HEAD of a list answers its item count in this header ("Actifio-Count") */
+	/*
+	 * A list key whose value is null is an empty page, not a malformed
+	 * answer: GreenLake answers "items": null when nothing matches, as any
+	 * API whose OpenAPI marks its arrays nullable may.
+	 */
+	bool null_is_empty;
 };
 
 /* The words of a dialect's tasks (jobs), read from the task object; a field may be dotted ("activity.status"). */
@@ -207,6 +257,17 @@ struct dsfs_dialect {
 	struct dsfs_task_words task;
 	const char *const *error_fields; /* message fields of an error body, tried in order (NULL: "error") */
 	/*
+	 * How an edit of an object file (struct dsfs_edit_field) is sent: the
+	 * method ("PATCH"; NULL: PUT) and the body's media type
+	 * ("application/merge-patch+json"; NULL: application/json). The body
+	 * holds the changed fields only, whichever the method: a merge-patch
+	 * as RFC 7396 has it. GreenLake takes merge-patches; any API whose
+	 * updates are PATCHes (NetApp's ONTAP REST, Kubernetes) would say so
+	 * here.
+	 */
+	const char *edit_method;
+	const char *edit_type;
+	/*
 	 * Writes into buf the query parameter (percent-encoded: "filter=...")
 	 * that asks a list for the items whose field op value holds (op one of
 	 * "=", "!=", ">=", "<=", ">", "<", or "~": the field's text contains
@@ -275,6 +336,9 @@ const struct dsfs_dialect *dsfs_dialect_named(const char *name);
 /*
  * The dialect whose claims_url takes url, or, when none does, the first of
  * the registry with *guessed set (the caller says so: the URL may be wrong).
+ * When several take it (a host serving two APIs, as HPE's
+ * *.data.cloud.hpe.com hosts serve DSCC's and GreenLake's), the first of
+ * the registry, with *guessed set too: -o api= decides.
  */
 const struct dsfs_dialect *dsfs_dialect_for_url(const char *url, bool *guessed);
 
@@ -336,6 +400,25 @@ struct dsfs_blob *dsfs_task_error(json_object *task, const struct dsfs_dialect *
 /* The files of a task directory: task.json, state, progress, log and error (read through). */
 #define DSFS_TASK_NFILES 5
 extern const struct dsfs_file_desc dsfs_task_files[DSFS_TASK_NFILES];
+
+/*
+ * The OAuth2 client-credentials grant at url with c's client_id and
+ * client_secret (a form body), its token and expires_in into *out: the
+ * login of DSCC and GreenLake. 0, or -errno with the reason recorded.
+ */
+int dsfs_dialect_client_grant(struct dsfs_session *s, const struct dsfs_credentials *c, const char *url,
+			      struct dsfs_login *out);
+
+/* "Authorization: Bearer <l->id>": the headers hook of an API that takes bearer tokens. */
+size_t dsfs_dialect_bearer_headers(const struct dsfs_login *l, char *buf, size_t len, const char **hdrs);
+
+/*
+ * True when v reads as a number, true, false or null: a value an
+ * OData-like filter would write unquoted, as the field's JSON type says,
+ * which dsfs does not know before listing (such conditions are checked
+ * locally).
+ */
+bool dsfs_dialect_typed_literal(const char *v);
 
 /* Index of the file called name in kind, or -1. */
 int dsfs_kind_file(const struct dsfs_kind *kind, const char *name);

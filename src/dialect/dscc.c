@@ -305,38 +305,16 @@ static int check_pasted(struct dsfs_session *s, const char *token, struct dsfs_l
 static int login(struct dsfs_session *s, const struct dsfs_credentials *c, struct dsfs_login *out)
 {
 	const char *pasted = dsfs_credentials_get(c, "token"), *url = dsfs_credentials_get(c, "token_url");
-	char form[2048] = "";
 
 	if (pasted)
 		return check_pasted(s, pasted, out);
-	dsfs_session_form_add(form, sizeof(form), "grant_type", "client_credentials");
-	dsfs_session_form_add(form, sizeof(form), "client_id", dsfs_credentials_get(c, "client_id"));
-	dsfs_session_form_add(form, sizeof(form), "client_secret", dsfs_credentials_get(c, "client_secret"));
-	return dsfs_session_token_grant(s, url ? url : TOKEN_URL, form, &out->id, &out->expires_in);
-}
-
-static size_t headers(const struct dsfs_login *l, char *buf, size_t len, const char **hdrs)
-{
-	snprintf(buf, len, "Authorization: Bearer %s", l->id);
-	hdrs[0] = buf;
-	return 1;
+	return dsfs_dialect_client_grant(s, c, url ? url : TOKEN_URL, out);
 }
 
 /* Tokens simply lapse: no logout. */
 static const struct dsfs_auth auth = {
-	.keys = auth_keys, .check = check_credentials, .login = login, .headers = headers,
+	.keys = auth_keys, .check = check_credentials, .login = login, .headers = dsfs_dialect_bearer_headers,
 };
-
-/* A value whose JSON type a filter literal would have to know (a number, true, false, null). */
-static bool typed_literal(const char *v)
-{
-	char *end;
-
-	if (!strcmp(v, "true") || !strcmp(v, "false") || !strcmp(v, "null"))
-		return true;
-	strtod(v, &end);
-	return *v && !*end;
-}
 
 /*
  * filter= (OData-like): "field eq 'text'", "field in ('a','b')", and
@@ -367,7 +345,8 @@ static bool filter(const char *field, const char *op, const char *const *values,
 		o = (size_t)w;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if ((!contains && typed_literal(values[i])) || o + 2 * strlen(values[i]) + 520 >= sizeof(expr))
+		if ((!contains && dsfs_dialect_typed_literal(values[i])) ||
+		    o + 2 * strlen(values[i]) + 520 >= sizeof(expr))
 			return false;
 		if (i)
 			expr[o++] = ',';

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define DSFS_DIALECTS(X) X(storageplugin) X(dscc) X(backupdr) X(cloudsync)
+#define DSFS_DIALECTS(X) X(storageplugin) X(dscc) X(backupdr) X(cloudsync) X(greenlake)
 
 #define DECLARE(n) extern const struct dsfs_dialect dsfs_dialect_##n;
 #define ENTRY(n) &dsfs_dialect_##n,
@@ -46,12 +46,20 @@ const struct dsfs_dialect *dsfs_dialect_named(const char *name)
 
 const struct dsfs_dialect *dsfs_dialect_for_url(const char *url, bool *guessed)
 {
+	const struct dsfs_dialect *found = NULL;
+
 	*guessed = false;
-	for (size_t i = 0; dsfs_dialects[i]; i++)
-		if (dsfs_dialects[i]->claims_url && dsfs_dialects[i]->claims_url(url))
-			return dsfs_dialects[i];
-	*guessed = true;
-	return dsfs_dialects[0];
+	for (size_t i = 0; dsfs_dialects[i]; i++) {
+		if (!dsfs_dialects[i]->claims_url || !dsfs_dialects[i]->claims_url(url))
+			continue;
+		if (found) { /* a host that serves two APIs (DSCC's and GreenLake's): -o api= decides */
+			*guessed = true;
+			return found;
+		}
+		found = dsfs_dialects[i];
+	}
+	*guessed = !found;
+	return found ? found : dsfs_dialects[0];
 }
 
 bool dsfs_dialect_url_hint(const struct dsfs_dialect *d, const char *url, char *buf, size_t len)

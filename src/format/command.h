@@ -50,6 +50,13 @@ struct dsfs_action {
 	const char *bare_field;      /* `new`: the field a bare value sets ("name") */
 	bool no_body;                /* the request carries no body */
 	const char *method;          /* "PUT"; NULL: POST */
+	/*
+	 * The body's media type; NULL: application/json. GreenLake's state
+	 * changes (a dual-auth operation's approval) are PATCHes of
+	 * application/merge-patch+json; any API that takes RFC 7396 patches
+	 * (or JSON Patch, application/json-patch+json) says it here.
+	 */
+	const char *content_type;
 	const char *subpath;         /* POST to the resource URL + subpath ("/clone"); NULL: ?action=VERB */
 	const char *target;          /* POST here instead: a path from the API root, "{id}" standing
 	                              * for the id of the resource the file acts on (for `new`, the
@@ -72,6 +79,14 @@ struct dsfs_edit_field {
 	const char *field;    /* in the object file: "sizeMiB" */
 	const char *put_as;   /* in the PUT body: "sizeMib"; NULL: the same */
 	const char *yes, *no; /* a text the API shows as these words and takes as true/false ("ON", "OFF"); NULL: none */
+	/*
+	 * Sent with every edit, changed or not, as the object was read: a
+	 * version the API checks the change against (GreenLake's issues take
+	 * their generation beside the change; an API with ETag-like version
+	 * fields in its bodies would say so the same way). Changing it by
+	 * hand is refused like any field outside the edit table.
+	 */
+	bool always;
 };
 
 #endif

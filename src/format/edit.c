@@ -200,7 +200,7 @@ int dsfs_edit_body(const struct dsfs_edits *ed, json_object *base, const char *t
 			ret = -EINVAL;
 			goto out;
 		}
-		if (same(b, n))
+		if (same(b, n) || f->always)
 			continue;
 		if (!n || json_object_is_type(n, json_type_null)) {
 			snprintf(why, whylen, "field '%s' cannot be removed or set to null (the API keeps its value)",
@@ -224,6 +224,21 @@ int dsfs_edit_body(const struct dsfs_edits *ed, json_object *base, const char *t
 			ret = -EBUSY;
 			goto out;
 		}
+	}
+	for (size_t i = 0, changed = json_object_object_length(out); i < ed->n; i++) {
+		const struct dsfs_edit_field *f = &ed->field[i];
+		json_object *b = get(base, f->field);
+
+		if (!f->always)
+			continue;
+		if (!same(b, get(now, f->field))) {
+			snprintf(why, whylen, "field '%s' is the object's version: it is sent as it was read and "
+				 "cannot be edited", f->field);
+			ret = -EINVAL;
+			goto out;
+		}
+		if (b && changed)
+			json_object_object_add(out, f->put_as ? f->put_as : f->field, json_object_get(b));
 	}
 	if (json_object_object_length(out)) {
 		*body = out;

@@ -29,7 +29,7 @@ directory, with:
   MOUNT, and the first /mnt/NAME the block names (every occurrence of it):
                     a live dsfs mount of the reference server in the
                     dialect `api=NAME` names (storageplugin by default;
-                    dscc, backupdr, cloudsync; estate: the four, one member
+                    dscc, backupdr, cloudsync, greenlake; estate: the four first, one member
                     each), with the -o options `options=A,B` names
   /etc/dsfs, /srv/  directories under the scratch directory (/etc/dsfs not
                     created: the block must create it), so that a block that
@@ -517,7 +517,7 @@ DOC_FILES = [os.path.join(REPO, "README")] + sorted(glob.glob(os.path.join(DOCS,
 NOT_COMMANDS = {"text", "json", "ini", "python"}
 NEEDS = {"hardware", "time"}
 # how a block's mount is made, per api=: the reference server's options and the mount's
-DOC_APIS = ("storageplugin", "dscc", "backupdr", "cloudsync", "estate")
+DOC_APIS = ("storageplugin", "dscc", "backupdr", "cloudsync", "greenlake", "estate")
 # first words of the lines a shell runs, for spotting commands outside ```sh blocks
 COMMAND_WORDS = {"dsfs", "echo", "cat", "ls", "jq", "find", "grep", "mount", "umount", "fusermount3", "install",
                  "printf", "for", "mkdir", "rmdir", "tail", "watch", "df", "rsync", "sed", "dpkg",
@@ -696,6 +696,11 @@ def doc_mount(api, options, server_factory, dsfs_mount, tmp_path):
     if api == "cloudsync":
         srv = server_factory("--dialect", "cloudsync", *fast)
         return dsfs_mount(srv, "api=cloudsync", *options, credentials=cs_credentials(tmp_path, srv))
+    if api == "greenlake":
+        from test_greenlake import gl_credentials
+
+        srv = server_factory("--dialect", "greenlake", *fast)
+        return dsfs_mount(srv, "api=greenlake", *options, credentials=gl_credentials(tmp_path, srv))
     sp = server_factory(*fast)
     dscc = server_factory("--dialect", "dscc", *fast)
     bdr = server_factory("--dialect", "backupdr", *fast)

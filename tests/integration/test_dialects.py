@@ -40,6 +40,10 @@ def backup_now(m):
     return os.path.join(first(m.p("applications")), "backups", "new"), "policy.id=%s label={}" % policy
 
 
+def vm_refresh(m):
+    return os.path.join(first(m.p("virtualization", "virtual-machines")), "action"), "refresh"
+
+
 DIALECTS = {
     "storageplugin": {
         "args": [], "opts": [], "tasks": "tasks", "done": "SUCCEEDED",
@@ -60,6 +64,11 @@ DIALECTS = {
         "done": "DONE", "foreign": "username=x\n", "action": relationship_sync,
         "cred": lambda s: "refresh_token=dsfs-demo-refresh-token\nclient_id=dsfs-demo\ntoken_url=%s/oauth/token\n"
                           % s.root,
+    },
+    "greenlake": {
+        "args": ["--dialect", "greenlake"], "opts": ["api=greenlake"], "tasks": "tasks", "done": "SUCCEEDED",
+        "cred": lambda s: "client_id=dsfs-demo\nclient_secret=dsfs-demo-secret\ntoken_url=%s/as/token.oauth2\n" % s.root,
+        "foreign": "username=x\n", "action": vm_refresh,
     },
 }
 

@@ -365,9 +365,33 @@ def cloudsync(server_factory, dsfs_mount, tmp_path):
     return d
 
 
-SETUPS = {"storageplugin": storageplugin, "dscc": dscc_dialect, "backupdr": backupdr, "cloudsync": cloudsync}
-SUCCEEDED = {"storageplugin": "SUCCEEDED", "dscc": "SUCCEEDED", "backupdr": "succeeded", "cloudsync": "DONE"}
-FAILED = {"storageplugin": "FAILED", "dscc": "FAILED", "backupdr": "failed", "cloudsync": "FAILED"}
+def greenlake(server_factory, dsfs_mount, tmp_path):
+    from test_greenlake import VZ, Api as GlApi, gl_credentials
+    from tree_model import assign_entries
+
+    server = server_factory("--dialect", "greenlake", "--test-controls", "--task-seconds", "0.5", "--servers", "1",
+                            "--volumes", "2", "--snapshots", "1", "--hosts", "1")
+    m = dsfs_mount(server, "api=greenlake", ttl=0.5, credentials=gl_credentials(tmp_path, server))
+    api = GlApi(server)
+    vms = api.items(VZ + "/virtual-machines")
+    names = dict(zip((v["name"] for v in vms), assign_entries(vms)))
+    good = next(n for n in names if not n.startswith("fail-"))
+    bad = next(n for n in names if n.startswith("fail-"))
+
+    def api_task(op_id):
+        o = api.op(op_id)
+        return o["state"], o["error"]["error"] if o["error"] else None
+
+    return Dialect(m, "tasks", lambda fail, k: (m.p("virtualization", "virtual-machines", names[bad if fail else good],
+                                                    "action"), "refresh\n"), api_task)
+
+
+SETUPS = {"storageplugin": storageplugin, "dscc": dscc_dialect, "backupdr": backupdr, "cloudsync": cloudsync,
+          "greenlake": greenlake}
+SUCCEEDED = {"storageplugin": "SUCCEEDED", "dscc": "SUCCEEDED", "backupdr": "succeeded", "cloudsync": "DONE",
+             "greenlake": "SUCCEEDED"}
+FAILED = {"storageplugin": "FAILED", "dscc": "FAILED", "backupdr": "failed", "cloudsync": "FAILED",
+          "greenlake": "FAILED"}
 
 
 @pytest.mark.parametrize("dialect", sorted(SETUPS))

@@ -25,6 +25,7 @@ FIRST_GET = {
     "dscc": ("/api/v1/tasks", "GET /api/v1/tasks"),
     "backupdr": ("/actifio/host", "GET /actifio/host"),
     "cloudsync": ("/api/accounts", "GET /api/accounts"),
+    "greenlake": ("/data-services/v1beta1/async-operations", "GET /data-services/v1beta1/async-operations"),
 }
 
 
@@ -105,7 +106,7 @@ def test_a_url_that_names_no_api_is_said_and_storageplugin_assumed(server_factor
     assert r.returncode != 0 and not r.mounted
     out = lines(r.stderr)
     assert out[0] == ("dsfs: warning: cannot tell the API of %s from its URL; assumed storageplugin; give "
-                      "-o api=NAME (storageplugin, dscc, backupdr, cloudsync)" % server.url), out
+                      "-o api=NAME (storageplugin, dscc, backupdr, cloudsync, greenlake)" % server.url), out
     assert len(out) == 2 and "cannot log in to %s: POST /session: HTTP 404" % server.url in out[1], out
     assert "ends in /storageplugin/api" in out[1], out[1]
     assert sim_stats(server).get("POST <unknown>") == 1
@@ -217,7 +218,7 @@ def test_an_estate_member_whose_url_names_no_api_is_warned_about(server_factory,
     # the console's keys are not the assumed dialect's: the warning comes first and says why
     out = lines(e.value.output)
     assert out[0] == ("dsfs: warning: estate member console: cannot tell the API of %s from its URL; assumed "
-                      "storageplugin; give api = NAME in its section (storageplugin, dscc, backupdr, cloudsync)"
+                      "storageplugin; give api = NAME in its section (storageplugin, dscc, backupdr, cloudsync, greenlake)"
                       % d.root), out
     assert len(out) == 2 and out[1].startswith("dsfs: estate member console: credentials file "), out
     assert "line 1: expected username=, password= or array= (the storageplugin dialect's keys)" in out[1], out

@@ -24,11 +24,12 @@ from test_backupdr import Api as BdrApi, app_dir, bdr, mount_bdr, named  # noqa:
 from test_cloudsync import Api as CsApi, cs, mount_cs  # noqa: F401
 from test_dscc import Api as DsccApi, dscc, mount_dscc  # noqa: F401
 from test_edit import dump, read_json, write_file
+from test_greenlake import BR, DS, VZ, Api as GlApi, gl, mount_gl  # noqa: F401
 from tree_model import assign_entries
 
 # Requests that change nothing of the estate: reads, and logging in and out (a dry run logs in as usual).
 READS = ("GET", "HEAD", "OPTIONS")
-SESSION = ("/session", "/session/current", "/token", "/oauth/token", "/oauth2/token")
+SESSION = ("/session", "/session/current", "/token", "/oauth/token", "/oauth2/token", "/token.oauth2")
 
 
 def changes(server):
@@ -290,11 +291,43 @@ def cloudsync_dry(server, m):
     return [], []
 
 
+def greenlake_dry(server, m):
+    api = GlApi(server)
+    vms = api.items(VZ + "/virtual-machines")
+    vm = next(v for v in vms if not v["name"].startswith("fail-"))
+    vdir = m.p("virtualization", "virtual-machines", assign_entries(vms)[vms.index(vm)])
+    backups = api.items("%s/virtual-machines/%s/backups" % (BR, vm["id"]))
+    bname = assign_entries(backups)[0]
+    da = next(o for o in api.items(DS + "/dual-auth-operations") if o["state"] == "PENDING")
+    issue = api.items(DS + "/issues")[0]
+    reset_stats(server)
+    server.sim("DELETE", "/requests")
+    answered(m, server, os.path.join(vdir, "action"), "power-off", "POST",
+             "%s/virtual-machines/%s/power-off" % (VZ, vm["id"]))
+    answered(m, server, os.path.join(vdir, "action"), "restore backupId=%s" % bname, "POST",
+             "%s/virtual-machines/%s/restore" % (BR, vm["id"]), {"backupId": backups[0]["id"], "restoreType": "PARENT"})
+    answered(m, server, m.p("data-services", "dual-auth-operations", da["id"], "action"), "approve", "PATCH",
+             "%s/dual-auth-operations/%s" % (DS, da["id"]), {"state": "APPROVED"})
+    bdir = os.path.join(vdir, "backups", bname)
+    os.rmdir(bdir)
+    assert os.path.isdir(bdir)
+    assert "rmdir %s: dry run: would send DELETE %s%s/virtual-machines/%s/backups/%s" % (
+        rel(m, bdir), server.url, BR, vm["id"], backups[0]["id"]) in m.log_text()
+    path = m.p("issues", issue["id"], "issue.json")
+    assert write_file(path, dump(dict(read_json(path), snoozedFor="DAY"))) == 0
+    assert "edit %s: dry run: would send PATCH %s%s/issues/%s {\"snoozedFor\":\"DAY\",\"generation\":%d}" % (
+        rel(m, path), server.url, DS, issue["id"], issue["generation"]) in m.log_text()
+    assert read_json(path)["snoozedFor"] == issue["snoozedFor"] == api.get("%s/issues/%s" % (DS, issue["id"]))[
+        "snoozedFor"]
+    return [], [path]
+
+
 # Per dialect: its reference server's fixture, the fixture that mounts it, and what to try on it.
 DIALECTS = {"storageplugin": ("server", "dsfs_mount", storageplugin_dry, "tasks"),
             "dscc": ("dscc", "mount_dscc", dscc_dry, "tasks"),
             "backupdr": ("bdr", "mount_bdr", backupdr_dry, "jobs"),
-            "cloudsync": ("cs", "mount_cs", cloudsync_dry, "tasks")}
+            "cloudsync": ("cs", "mount_cs", cloudsync_dry, "tasks"),
+            "greenlake": ("gl", "mount_gl", greenlake_dry, "tasks")}
 
 
 @pytest.mark.parametrize("dialect", sorted(DIALECTS))

@@ -7,10 +7,10 @@ reference server and mounts; the mount is read (`ls`, `cat`) and acted on
 (a snapshot through `snapshots/new`, checked through the API). The demo is
 run again over a live mount and over a crashed one, and recovers by itself;
 `./scripts/demo stop` leaves nothing mounted or running. Then `./scripts/demo
-NAME` for each other API (dscc, backupdr, cloudsync, estate): its tour's
+NAME` for each other API (dscc, backupdr, cloudsync, greenlake, estate): its tour's
 output is checked, and what the tour did is found through the API with the
 credentials file the demo wrote (a snapshot and its task; a backup and its
-job; a sync), then `demo stop`. An unknown argument gets the usage, naming
+job; a sync; a virtual machine's refresh and its operation), then `demo stop`. An unknown argument gets the usage, naming
 the choices. The clone's own unit and reference-server tests pass. The
 Debian packages are installed by then (scripts/check did it);
 test_packages.py checks that the list they come from is complete.
@@ -111,8 +111,8 @@ class DemoApi:
             assert r.status == 200, r
             self.headers = {"Authorization": "Bearer " + cred["token"],
                             "backupdr-management-session": "Actifio " + r.json()["session_id"]}
-        else:  # dscc and cloudsync trade their keys at the token_url the file names
-            if api == "dscc":
+        else:  # dscc, greenlake and cloudsync trade their keys at the token_url the file names
+            if api in ("dscc", "greenlake"):
                 form = {"grant_type": "client_credentials", "client_id": cred["client_id"],
                         "client_secret": cred["client_secret"]}
             else:
@@ -243,15 +243,29 @@ def test_demo_of_cloudsync_syncs_a_relationship_and_follows_it(clone):
     stopped(clone)
 
 
-def test_demo_of_an_estate_of_the_four_apis(clone):
+def test_demo_of_greenlake_refreshes_a_virtual_machine_and_follows_its_operation(clone):
+    r = run(["./scripts/demo", "greenlake"], cwd=clone)
+    out = r.stdout
+    assert r.stderr == "" and "dsfs -o api=greenlake,credentials=" in out, r
+    vm = re.search(r"echo refresh > mnt/virtualization/virtual-machines/([^/]+)/action", out).group(1)
+    op = tour_lines(out, r"readlink mnt/tasks/latest")[0]
+    assert tour_lines(out, r"cat mnt/tasks/latest/wait")[0] == "SUCCEEDED", out
+    api = DemoApi(clone, "greenlake")
+    got = api.get("/data-services/v1beta1/async-operations/" + op)
+    assert got["state"] == "SUCCEEDED" and got["name"] == "Refresh virtual machine " + vm, got
+    stopped(clone)
+
+
+def test_demo_of_an_estate_of_the_five_apis(clone):
     r = run(["./scripts/demo", "estate"], cwd=clone)
     out = r.stdout
     assert r.stderr == "", r
-    assert tour_lines(out, r"^\$ ls mnt$") == ["backupdr", "cloudsync", "dscc", "storageplugin", "tasks"], out
+    apis = ["backupdr", "cloudsync", "dscc", "greenlake", "storageplugin"]
+    assert tour_lines(out, r"^\$ ls mnt$") == apis + ["tasks"], out
     status = tour_lines(out, r"cat mnt/.dsfs/status")
-    assert sorted(line.split()[0] for line in status) == ["backupdr", "cloudsync", "dscc", "storageplugin"], status
+    assert sorted(line.split()[0] for line in status) == apis, status
     assert all(" reachable" in line and "unreachable" not in line for line in status), status
-    for api in ("storageplugin", "dscc", "backupdr", "cloudsync"):
+    for api in apis:
         DemoApi(clone, api)  # each member's server runs, and its credentials file opens it
     assert "stopped the reference server" in stopped(clone)
 
@@ -260,7 +274,7 @@ def test_demo_names_the_choices_for_an_unknown_one(clone):
     r = run(["./scripts/demo", "nimble"], cwd=clone, check=False)
     assert r.returncode == 2 and r.stdout == "", r
     assert "unknown choice 'nimble'" in r.stderr
-    for name in ("storageplugin", "dscc", "backupdr", "cloudsync", "estate", "stop"):
+    for name in ("storageplugin", "dscc", "backupdr", "cloudsync", "greenlake", "estate", "stop"):
         assert name in r.stderr, (name, r.stderr)
     assert not mounts_at(os.path.join(clone, "mnt")) and not glob.glob(os.path.join(clone, ".demo", "*.pid"))
 

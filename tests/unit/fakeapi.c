@@ -73,6 +73,7 @@ void fake_log_clear(struct fake_api *f)
 		free(f->log[i].method);
 		free(f->log[i].path);
 		free(f->log[i].body);
+		free(f->log[i].content_type);
 	}
 	f->nlog = 0;
 	pthread_mutex_unlock(&f->lock);
@@ -396,6 +397,7 @@ static void log_request(struct fake_api *f, const struct dsfs_request *req, long
 	e->method = strdup(req->method);
 	e->path = strdup(req->path);
 	e->body = req->body ? strndup(req->body, req->body_len) : NULL;
+	e->content_type = req->body ? strdup(req->content_type ? req->content_type : "application/json") : NULL;
 	e->authenticated = carried;
 	e->status = status;
 }
@@ -505,7 +507,7 @@ struct dsfs_session *fake_session(struct fake_api *f, const char *dialect)
 
 	if (!d)
 		return NULL;
-	if (!strcmp(d->name, "dscc")) {
+	if (!strcmp(d->name, "dscc") || !strcmp(d->name, "greenlake")) {
 		dsfs_credentials_set(&cred, "client_id", "client");
 		dsfs_credentials_set(&cred, "client_secret", "secret");
 	} else if (!strcmp(d->name, "cloudsync")) {

@@ -24,7 +24,7 @@ int main(void)
 	ok(dsfs_dialect_for_url("http://127.0.0.1:8080", &guessed) == dsfs_dialects[0] && guessed,
 	   "a URL no dialect claims: the first, said to be a guess");
 	dsfs_dialect_names(names, sizeof(names));
-	is_str(names, "storageplugin, dscc, backupdr, cloudsync", "the names, in the registry's order");
+	is_str(names, "storageplugin, dscc, backupdr, cloudsync, greenlake", "the names, in the registry's order");
 	{
 		char hint[400];
 		const struct dsfs_dialect *bdr = dsfs_dialect_named("backupdr");
