@@ -123,7 +123,7 @@ static struct dsfs_waiters *waiters;
 struct member {
 	const struct dsfs_dialect *dialect;
 	struct dsfs_http *http;
-	bool shared_http;       /* borrowed from an earlier member on the same endpoint */
+	bool shared_http; /* borrowed from an earlier member on the same endpoint */
 	struct dsfs_session *session;
 	struct dsfs_cache *cache;
 	struct dsfs_tasks *tasks;
@@ -218,17 +218,45 @@ static int start_member(const struct dsfs_options *o, struct dsfs_credentials *c
 {
 	struct dsfs_transport net;
 	struct dsfs_session_api api = dsfs_dialect_session_api(dialect);
+	struct dsfs_http_opts http_opts = {
+		.base_url = url,
+		.timeout = o->timeout,
+		.connect_timeout = o->connect_timeout,
+		.cacert = cacert,
+		.client_cert = o->client_cert,
+		.client_key = o->client_key,
+		.insecure = o->insecure,
+		.max_body = o->max_body,
+		.retries = o->retries,
+		.max_conns = o->max_conns,
+	};
+	struct dsfs_cache_opts cache_opts = {
+		.ttl = o->cache_ttl,
+		.page_size = o->page_size,
+		/* the kernel's inodes take the rest of cache_size (dsfs_mount_opts.node_bytes) */
+		.max_bytes = o->cache_size - o->cache_size / DSFS_FUSE_NODE_SHARE,
+		.prefetch = o->prefetch,
+		.dry_run = o->dry_run,
+	};
+	struct dsfs_fs_opts fs_opts = {
+		.uid = getuid(),
+		.gid = getgid(),
+		.mounted = time(NULL),
+		.ttl = o->cache_ttl,
+		.wait_timeout = o->wait_timeout,
+		.allow_delete = o->allow_delete,
+		.allow_edit = o->allow_edit,
+		.allow_other_actions = o->allow_other_actions,
+		.tasks_dir = dialect->tasks_dir,
+		.waiters = waiters,
+	};
 	char *host = NULL;
 	const char *herr;
 
 	memset(m, 0, sizeof(*m));
 	m->dialect = dialect;
 	m->shared_http = shared != NULL;
-	m->http = shared ? shared : dsfs_http_new(&(struct dsfs_http_opts){
-		.base_url = url, .timeout = o->timeout, .connect_timeout = o->connect_timeout,
-		.cacert = cacert, .client_cert = o->client_cert, .client_key = o->client_key,
-		.insecure = o->insecure, .max_body = o->max_body, .retries = o->retries,
-		.max_conns = o->max_conns }, &herr);
+	m->http = shared ? shared : dsfs_http_new(&http_opts, &herr);
 	if (!m->http) {
 		snprintf(why, whylen, "%s", herr);
 		return -1;
@@ -252,18 +280,11 @@ static int start_member(const struct dsfs_options *o, struct dsfs_credentials *c
 	free(host);
 	net = dsfs_http_transport(m->http);
 	m->session = dsfs_session_new(&net, &api, cred);
-	m->cache = m->session ? dsfs_cache_new(dialect, m->session, &(struct dsfs_cache_opts){
-		.ttl = o->cache_ttl, .page_size = o->page_size,
-		/* the kernel's inodes take the rest of cache_size (dsfs_mount_opts.node_bytes) */
-		.max_bytes = o->cache_size - o->cache_size / DSFS_FUSE_NODE_SHARE,
-		.prefetch = o->prefetch, .dry_run = o->dry_run }) : NULL;
+	m->cache = m->session ? dsfs_cache_new(dialect, m->session, &cache_opts) : NULL;
 	m->tasks = m->session ? dsfs_tasks_new(dialect, m->session) : NULL;
 	m->events = m->session && dialect->events ? dsfs_events_new(m->session, dialect->events, o->cache_ttl) : NULL;
-	m->fs = m->cache && m->tasks ? dsfs_fs_new(m->cache, m->http, m->session, m->tasks, &(struct dsfs_fs_opts){
-		.uid = getuid(), .gid = getgid(), .mounted = time(NULL), .ttl = o->cache_ttl,
-		.wait_timeout = o->wait_timeout, .allow_delete = o->allow_delete, .allow_edit = o->allow_edit,
-		.allow_other_actions = o->allow_other_actions, .tasks_dir = dialect->tasks_dir,
-		.waiters = waiters, .events = m->events }) : NULL;
+	fs_opts.events = m->events;
+	m->fs = m->cache && m->tasks ? dsfs_fs_new(m->cache, m->http, m->session, m->tasks, &fs_opts) : NULL;
 	if (!m->fs || (dialect->events && !m->events)) {
 		snprintf(why, whylen, "out of memory");
 		stop_member(m);
@@ -275,9 +296,9 @@ static int start_member(const struct dsfs_options *o, struct dsfs_credentials *c
 struct login_job {
 	const struct dsfs_member_conf *confs;
 	struct member *members;
-	size_t n, next;     /* the next member to log in (under lock) */
-	size_t logged_in;   /* under lock */
-	char (*why)[1400];  /* each member's failure, "" when it logged in */
+	size_t n, next;    /* the next member to log in (under lock) */
+	size_t logged_in;  /* under lock */
+	char (*why)[1400]; /* each member's failure, "" when it logged in */
 	struct dsfs_mutex lock;
 };
 
@@ -327,8 +348,10 @@ static size_t login_members(const struct dsfs_member_conf *confs, struct member 
 		pthread_join(t[i], NULL);
 	for (size_t i = 0; i < n; i++)
 		if (j.why[i][0])
-			fprintf(stderr, "dsfs: warning: estate member %s: %s; its directory will answer with "
-				"errors until it answers as its API (see .dsfs/status)\n", confs[i].name, j.why[i]);
+			fprintf(stderr,
+				"dsfs: warning: estate member %s: %s; its directory will answer with "
+				"errors until it answers as its API (see .dsfs/status)\n",
+				confs[i].name, j.why[i]);
 	dsfs_mutex_destroy(&j.lock);
 	free(j.why);
 	return j.logged_in;
@@ -370,11 +393,15 @@ static int check_mountpoint(const char *mountpoint, char *err, size_t errlen)
 	/* each said here in one line: libfuse would print "bad mount point" and dsfs a second, false line */
 	if (stat(mountpoint, &sb)) {
 		if (errno == ENOTCONN)
-			snprintf(err, errlen, "%s: a FUSE file system whose daemon has gone is still mounted "
-				 "there: unmount it first with fusermount3 -u %s", mountpoint, mountpoint);
+			snprintf(err, errlen,
+				 "%s: a FUSE file system whose daemon has gone is still mounted "
+				 "there: unmount it first with fusermount3 -u %s",
+				 mountpoint, mountpoint);
 		else if (errno == ENOENT)
-			snprintf(err, errlen, "mount point %s does not exist: create the directory first "
-				 "(mkdir -p %s)", mountpoint, mountpoint);
+			snprintf(err, errlen,
+				 "mount point %s does not exist: create the directory first "
+				 "(mkdir -p %s)",
+				 mountpoint, mountpoint);
 		else
 			snprintf(err, errlen, "mount point %s: %s", mountpoint, strerror(errno));
 		return -1;
@@ -409,11 +436,15 @@ static int check_mountpoint(const char *mountpoint, char *err, size_t errlen)
 			continue;
 		unescape_mountinfo(source);
 		if (statfs(real, &sf) && errno == ENOTCONN) /* statfs is never answered from a cache */
-			snprintf(err, errlen, "%s: %s is still mounted there, but its daemon has gone: unmount "
-				 "it first with fusermount3 -u %s", mountpoint, source, mountpoint);
+			snprintf(err, errlen,
+				 "%s: %s is still mounted there, but its daemon has gone: unmount "
+				 "it first with fusermount3 -u %s",
+				 mountpoint, source, mountpoint);
 		else
-			snprintf(err, errlen, "%s: already mounted: %s (fuse.dsfs); unmount it first with "
-				 "fusermount3 -u %s", mountpoint, source, mountpoint);
+			snprintf(err, errlen,
+				 "%s: already mounted: %s (fuse.dsfs); unmount it first with "
+				 "fusermount3 -u %s",
+				 mountpoint, source, mountpoint);
 		ret = -1;
 	}
 	fclose(f);
@@ -439,8 +470,8 @@ static void protect_secrets(void)
  * Loads a member's credentials for dialect d into c: its inline keys (each
  * one d reads), then its credentials file, if it names one.
  */
-static int member_credentials(const struct dsfs_member_conf *mc, const struct dsfs_dialect *d,
-			      struct dsfs_options *c, char *err, size_t errlen)
+static int member_credentials(const struct dsfs_member_conf *mc, const struct dsfs_dialect *d, struct dsfs_options *c,
+			      char *err, size_t errlen)
 {
 	memset(c, 0, sizeof(*c));
 	for (size_t i = 0; i < mc->cred.n; i++) {
@@ -499,7 +530,8 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	if (!o.mountpoint) {
-		fprintf(stderr, "dsfs: no mountpoint given: usage is dsfs [options] URL MOUNTPOINT, or "
+		fprintf(stderr,
+			"dsfs: no mountpoint given: usage is dsfs [options] URL MOUNTPOINT, or "
 			"dsfs -o estate=FILE MOUNTPOINT (dsfs --help lists the options)\n");
 		goto out;
 	}
@@ -524,10 +556,12 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	if (o.insecure)
-		fprintf(stderr, "dsfs: warning: -o insecure: the server's TLS certificate is not "
+		fprintf(stderr,
+			"dsfs: warning: -o insecure: the server's TLS certificate is not "
 			"verified; anyone on the network path can read the password\n");
 	if (o.dry_run)
-		dsfs_log(DSFS_LOG_INFO, "-o dry_run: every change is checked and answered with the request it would "
+		dsfs_log(DSFS_LOG_INFO,
+			 "-o dry_run: every change is checked and answered with the request it would "
 			 "send (in the control file's result and this log); none is sent");
 	if (o.estate && dsfs_estate_parse(o.estate, &confs, &nconfs, err, sizeof(err))) {
 		fprintf(stderr, "dsfs: %s\n", err);
@@ -555,11 +589,15 @@ int main(int argc, char *argv[])
 			goto out_members;
 		}
 		if (guessed && d->claims_url && d->claims_url(o.url)) /* claimed by two: a host serving both */
-			fprintf(stderr, "dsfs: warning: %s is a host of more than one API; assumed %s; give "
-				"-o api=NAME (%s)\n", o.url, d->name, names);
+			fprintf(stderr,
+				"dsfs: warning: %s is a host of more than one API; assumed %s; give "
+				"-o api=NAME (%s)\n",
+				o.url, d->name, names);
 		else if (guessed)
-			fprintf(stderr, "dsfs: warning: cannot tell the API of %s from its URL; assumed %s; give "
-				"-o api=NAME (%s)\n", o.url, d->name, names);
+			fprintf(stderr,
+				"dsfs: warning: cannot tell the API of %s from its URL; assumed %s; give "
+				"-o api=NAME (%s)\n",
+				o.url, d->name, names);
 		if (dsfs_options_load_credentials(&o, d, err, sizeof(err))) {
 			fprintf(stderr, "dsfs: %s\n", err);
 			goto out_members;
@@ -590,11 +628,15 @@ int main(int argc, char *argv[])
 			goto out_members;
 		}
 		if (guessed && d->claims_url && d->claims_url(mc->url))
-			fprintf(stderr, "dsfs: warning: estate member %s: %s is a host of more than one API; "
-				"assumed %s; give api = NAME in its section (%s)\n", mc->name, mc->url, d->name, names);
+			fprintf(stderr,
+				"dsfs: warning: estate member %s: %s is a host of more than one API; "
+				"assumed %s; give api = NAME in its section (%s)\n",
+				mc->name, mc->url, d->name, names);
 		else if (guessed)
-			fprintf(stderr, "dsfs: warning: estate member %s: cannot tell the API of %s from its URL; "
-				"assumed %s; give api = NAME in its section (%s)\n", mc->name, mc->url, d->name, names);
+			fprintf(stderr,
+				"dsfs: warning: estate member %s: cannot tell the API of %s from its URL; "
+				"assumed %s; give api = NAME in its section (%s)\n",
+				mc->name, mc->url, d->name, names);
 		if (mc->cacert && dsfs_tls_check_ca(mc->cacert, err, sizeof(err))) {
 			fprintf(stderr, "dsfs: estate member %s: cacert: %s\n", mc->name, err);
 			goto out_members;
@@ -624,8 +666,10 @@ int main(int argc, char *argv[])
 	if (o.estate)
 		logged_in = login_members(confs, members, nmembers);
 	if (!logged_in) {
-		fprintf(stderr, "dsfs: no member of estate %s could be used: each was out of reach, refused the login "
-			"or did not answer as its API (the warnings above say which); nothing mounted\n", o.estate);
+		fprintf(stderr,
+			"dsfs: no member of estate %s could be used: each was out of reach, refused the login "
+			"or did not answer as its API (the warnings above say which); nothing mounted\n",
+			o.estate);
 		goto out_members;
 	}
 

@@ -170,7 +170,8 @@ int dsfs_cache_post(struct dsfs_cache *c, const struct dsfs_loc *loc, const stru
 		strcpy(path, url);
 	req.path = path;
 	if (!action->no_body) {
-		req.body = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+		req.body =
+			json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 		req.body_len = strlen(req.body);
 	}
 	ret = send_change(c, &req, action, res);
@@ -181,7 +182,7 @@ int dsfs_cache_post(struct dsfs_cache *c, const struct dsfs_loc *loc, const stru
 bool dsfs_cache_editable(const struct dsfs_loc *loc)
 {
 	return loc->type == DSFS_LOC_FILE && loc->file == 0 && loc->node->kind->nedit &&
-	       !loc->node->kind->files[0].subpath && !loc->node->kind->files[0].derive;
+		!loc->node->kind->files[0].subpath && !loc->node->kind->files[0].derive;
 }
 
 int dsfs_cache_edit_target(struct dsfs_cache *c, const struct dsfs_loc *dir, struct dsfs_loc *out)
@@ -197,13 +198,13 @@ int dsfs_cache_edit_target(struct dsfs_cache *c, const struct dsfs_loc *dir, str
 	return dsfs_cache_editable(out) ? 0 : (dsfs_cache_put(c, out), -EPERM);
 }
 
-int dsfs_cache_edit(struct dsfs_cache *c, const struct dsfs_loc *loc, const struct dsfs_blob *base,
-		    const char *text, size_t len, int (*before_put)(void *ctx), void *ctx,
-		    struct dsfs_post_result *res)
+int dsfs_cache_edit(struct dsfs_cache *c, const struct dsfs_loc *loc, const struct dsfs_blob *base, const char *text,
+		    size_t len, int (*before_put)(void *ctx), void *ctx, struct dsfs_post_result *res)
 {
 	const char *url = loc->node->url;
 	struct dsfs_request get = { .method = "GET", .path = url };
-	struct dsfs_request put = { .method = c->dialect->edit_method ? c->dialect->edit_method : "PUT", .path = url,
+	struct dsfs_request put = { .method = c->dialect->edit_method ? c->dialect->edit_method : "PUT",
+				    .path = url,
 				    .content_type = c->dialect->edit_type };
 	struct dsfs_response resp = { 0 };
 	json_object *was = NULL, *now = NULL, *body = NULL;
@@ -223,7 +224,8 @@ int dsfs_cache_edit(struct dsfs_cache *c, const struct dsfs_loc *loc, const stru
 	}
 	dsfs_response_clear(&resp);
 	if (ret == 0) {
-		ret = dsfs_edit_body(&(struct dsfs_edits){ loc->node->kind->edit, loc->node->kind->nedit }, was, text, len, now, &body, why, sizeof(why));
+		ret = dsfs_edit_body(&(struct dsfs_edits){ loc->node->kind->edit, loc->node->kind->nedit }, was, text,
+				     len, now, &body, why, sizeof(why));
 		if (ret == -EINVAL || ret == -EBUSY) {
 			dsfs_err_record(put.method, url, 0, why);
 			res->error = strdup(why);
@@ -232,7 +234,8 @@ int dsfs_cache_edit(struct dsfs_cache *c, const struct dsfs_loc *loc, const stru
 	if (ret == 0 && body && before_put)
 		ret = before_put(ctx);
 	if (ret == 0 && body) {
-		put.body = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+		put.body =
+			json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 		put.body_len = strlen(put.body);
 		ret = send_change(c, &put, NULL, res);
 	}
@@ -293,7 +296,8 @@ int dsfs_cache_task_ended(struct dsfs_cache *c, const char *id, bool *ended)
 	if (c->dialect->task_get) {
 		ret = c->dialect->task_get(c->session, url, NULL, &o);
 	} else {
-		ret = dsfs_session_call(c->session, &(struct dsfs_request){ .method = "GET", .path = url }, &resp, false);
+		ret = dsfs_session_call(c->session, &(struct dsfs_request){ .method = "GET", .path = url }, &resp,
+					false);
 		if (ret == 0)
 			o = json_tokener_parse(resp.body ? resp.body : "");
 	}

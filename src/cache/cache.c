@@ -153,8 +153,7 @@ static int shown_child(const struct dsfs_node *r, const char *name)
 	return -1;
 }
 
-int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const char *name,
-		      struct dsfs_loc *out)
+int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const char *name, struct dsfs_loc *out)
 {
 	struct dsfs_node *n = dir->node, *found = NULL;
 	const char *why;
@@ -299,8 +298,9 @@ static bool file_attr_cached(struct dsfs_cache *c, struct dsfs_node *r, int i, s
 
 static uint64_t query_ino(const struct dsfs_loc *loc)
 {
-	const char *what = loc->type == DSFS_LOC_COUNT ? COUNT_FILE :
-			   loc->type == DSFS_LOC_WHERE ? WHERE_DIR : WHERE_DIR "/";
+	const char *what = loc->type == DSFS_LOC_COUNT ? COUNT_FILE
+		: loc->type == DSFS_LOC_WHERE          ? WHERE_DIR
+						       : WHERE_DIR "/";
 
 	return hash_ino(loc->node->url, what, loc->where);
 }
@@ -519,8 +519,9 @@ int dsfs_cache_open(struct dsfs_cache *c, const struct dsfs_loc *loc, struct dsf
 	if (ret == 0) {
 		s->fresh_for_open = false;
 		*content = dsfs_blob_ref(s->blob);
-		*caching = direct ? DSFS_CACHING_DIRECT : s->blob->len != s->reported ? DSFS_CACHING_RESIZED :
-			 DSFS_CACHING_PAGED;
+		*caching = direct                     ? DSFS_CACHING_DIRECT
+			: s->blob->len != s->reported ? DSFS_CACHING_RESIZED
+						      : DSFS_CACHING_PAGED;
 		s->reported = s->blob->len;
 	}
 	dsfs_unlock(&c->lock);
@@ -564,8 +565,7 @@ void dsfs_cache_stats(struct dsfs_cache *c, struct dsfs_cache_stats *out)
 	dsfs_unlock(&c->lock);
 }
 
-int dsfs_cache_reread(struct dsfs_cache *c, const struct dsfs_loc *loc, double max_age,
-		      struct dsfs_blob **content)
+int dsfs_cache_reread(struct dsfs_cache *c, const struct dsfs_loc *loc, double max_age, struct dsfs_blob **content)
 {
 	struct dsfs_node *r = loc->node;
 	struct slot *s;

@@ -24,11 +24,11 @@ struct dsfs_cache;
 struct dsfs_node;
 
 struct dsfs_cache_opts {
-	double ttl;          /* seconds a fetched answer stays fresh; 0 reads through on every open */
-	size_t max_bytes;    /* memory bound of cached content and nodes; 0 = unbounded */
-	unsigned page_size;  /* items asked for per list request */
-	unsigned prefetch;   /* workers that fetch ahead of a recursive walk (0: none) */
-	bool dry_run;        /* changes (POST, PUT, DELETE) are described in their result, never sent */
+	double ttl;         /* seconds a fetched answer stays fresh; 0 reads through on every open */
+	size_t max_bytes;   /* memory bound of cached content and nodes; 0 = unbounded */
+	unsigned page_size; /* items asked for per list request */
+	unsigned prefetch;  /* workers that fetch ahead of a recursive walk (0: none) */
+	bool dry_run;       /* changes (POST, PUT, DELETE) are described in their result, never sent */
 };
 
 /* What a path names. */
@@ -59,7 +59,7 @@ struct dsfs_attr {
 	uint64_t ino;
 	time_t mtime;
 	size_t size;
-	bool direct; /* FILE: content may change between reads */
+	bool direct;   /* FILE: content may change between reads */
 	bool writable; /* directory: mkdir (a collection with `new`) or rmdir of entries (deletable kind) act in it */
 	bool editable; /* FILE: an object file an edit may change (dsfs_cache_editable); RESOURCE: it has one */
 };
@@ -84,8 +84,7 @@ void dsfs_cache_root(struct dsfs_cache *c, struct dsfs_loc *out);
  * The entry name inside directory dir. May list dir's collection when the
  * name is not known yet. 0 or a negative errno (failures recorded).
  */
-int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const char *name,
-		      struct dsfs_loc *out);
+int dsfs_cache_lookup(struct dsfs_cache *c, const struct dsfs_loc *dir, const char *name, struct dsfs_loc *out);
 
 /* Releases a location's references; a zeroed location is fine. */
 void dsfs_cache_put(struct dsfs_cache *c, struct dsfs_loc *loc);
@@ -145,10 +144,10 @@ char *dsfs_cache_resource_url(struct dsfs_cache *c, const struct dsfs_loc *loc);
 
 /* What an action answered. */
 struct dsfs_post_result {
-	long status;      /* HTTP status, 0 when none arrived */
-	char *body;       /* answer body (malloc'd) or NULL */
-	char *task_id;    /* the task an asynchronous action started (malloc'd) or NULL */
-	char *error;      /* a refusal's message, from the dialect's error fields (malloc'd) or NULL */
+	long status;   /* HTTP status, 0 when none arrived */
+	char *body;    /* answer body (malloc'd) or NULL */
+	char *task_id; /* the task an asynchronous action started (malloc'd) or NULL */
+	char *error;   /* a refusal's message, from the dialect's error fields (malloc'd) or NULL */
 	/*
 	 * -o dry_run: the request that would have been sent, {"method", "url",
 	 * "body"} (a value of a field named like a secret hidden), and nothing
@@ -185,9 +184,8 @@ int dsfs_cache_edit_target(struct dsfs_cache *c, const struct dsfs_loc *dir, str
  * -errno is returned, nothing sent. A PUT that reached the server marks
  * the cache stale. res as for dsfs_cache_post.
  */
-int dsfs_cache_edit(struct dsfs_cache *c, const struct dsfs_loc *loc, const struct dsfs_blob *base,
-		    const char *text, size_t len, int (*before_put)(void *ctx), void *ctx,
-		    struct dsfs_post_result *res);
+int dsfs_cache_edit(struct dsfs_cache *c, const struct dsfs_loc *loc, const struct dsfs_blob *base, const char *text,
+		    size_t len, int (*before_put)(void *ctx), void *ctx, struct dsfs_post_result *res);
 
 /*
  * Sends DELETE for resource loc (once); on success it leaves the tree. When
@@ -210,13 +208,12 @@ void dsfs_cache_invalidate(struct dsfs_cache *c);
  * The current content of file loc, fetched if older than max_age seconds:
  * how a reader of a read-through file sees what was added since it opened.
  */
-int dsfs_cache_reread(struct dsfs_cache *c, const struct dsfs_loc *loc, double max_age,
-		      struct dsfs_blob **content);
+int dsfs_cache_reread(struct dsfs_cache *c, const struct dsfs_loc *loc, double max_age, struct dsfs_blob **content);
 
 /* What statfs reports: byte counts, and the API's own unit for them. */
 struct dsfs_space {
-	uint64_t total, free;  /* bytes */
-	unsigned long unit;    /* bytes per unit of the API's figures (1 when parts differ); 0: nothing known */
+	uint64_t total, free; /* bytes */
+	unsigned long unit;   /* bytes per unit of the API's figures (1 when parts differ); 0: nothing known */
 	bool has_total, has_free;
 };
 

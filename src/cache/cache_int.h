@@ -58,10 +58,10 @@
 
 struct slot {
 	struct dsfs_blob *blob;
-	double at;          /* monotonic time of the fetch */
-	uint64_t sum;       /* dsfs_blob_sum of the content, once summed (it outlives a drop for memory) */
+	double at;    /* monotonic time of the fetch */
+	uint64_t sum; /* dsfs_blob_sum of the content, once summed (it outlives a drop for memory) */
 	/* 32 bits each, so that a slot costs no more than it did: answers are far below 4 GiB (max_body) */
-	uint32_t reported;  /* size last reported by getattr */
+	uint32_t reported; /* size last reported by getattr */
 	uint32_t dropped_len;
 	/*
 	 * The file's mtime, seconds since the epoch (to 2106): when its content
@@ -71,8 +71,8 @@ struct slot {
 	uint32_t mtime;
 	bool fetching;
 	bool fresh_for_open; /* fetched by getattr: the next open may use it */
-	bool dropped;       /* blob dropped for memory (cache_drop_content): dropped_len bytes, fetched at `at` */
-	bool summed;        /* sum and mtime are set */
+	bool dropped;        /* blob dropped for memory (cache_drop_content): dropped_len bytes, fetched at `at` */
+	bool summed;         /* sum and mtime are set */
 };
 
 struct dsfs_node {
@@ -91,21 +91,21 @@ struct dsfs_node {
 	char *base, *base_id;         /* collection: its resource's URL and id (where other sources hang) */
 	uint64_t ino;
 	time_t mtime;
-	size_t bytes;                 /* accounted to the cache */
+	size_t bytes; /* accounted to the cache */
 
 	/* resource */
 	char *id, *entry;
-	char *name;                   /* the name the listing gave it (before entry escaping), or NULL; == entry when the same */
-	struct slot *slots;           /* kind->nfiles */
-	struct dsfs_node **colls;     /* kind->nchildren, created on first lookup */
+	char *name;         /* the name the listing gave it (before entry escaping), or NULL; == entry when the same */
+	struct slot *slots; /* kind->nfiles */
+	struct dsfs_node **colls; /* kind->nchildren, created on first lookup */
 
 	/* collection */
-	struct dsfs_node **items;     /* sorted by entry */
-	struct dsfs_node **by_id;     /* sorted by id */
+	struct dsfs_node **items; /* sorted by entry */
+	struct dsfs_node **by_id; /* sorted by id */
 	size_t nitems;
 	double listed_at;
 	bool listed, listing;
-	long count;                   /* the server's count of the items (.count), when count_at */
+	long count; /* the server's count of the items (.count), when count_at */
 	double count_at;
 	/*
 	 * The LRU of what the memory bound may drop: a collection while it
@@ -116,22 +116,22 @@ struct dsfs_node {
 	struct dsfs_node *lru_prev, *lru_next;
 
 	/* collection: signs of a recursive walk through its resources (see note_walk) */
-	double walk_at;               /* the listing these counts are about */
-	size_t walk_pos;              /* furthest item the walker has reached */
-	unsigned walk_dirs;           /* distinct resources whose directory was listed */
-	unsigned walk_files[WALK_FILES]; /* distinct resources whose file i was fetched */
+	double walk_at;                                   /* the listing these counts are about */
+	size_t walk_pos;                                  /* furthest item the walker has reached */
+	unsigned walk_dirs;                               /* distinct resources whose directory was listed */
+	unsigned walk_files[WALK_FILES];                  /* distinct resources whose file i was fetched */
 	size_t walk_last_dir, walk_last_file[WALK_FILES]; /* index counted last, +1 (0: none yet) */
-	struct walk *walk;            /* the prefetch under way, or NULL */
+	struct walk *walk;                                /* the prefetch under way, or NULL */
 };
 
 /* A prefetch that runs ahead of a walker through one collection. */
 struct walk {
-	struct dsfs_node *coll;       /* referenced */
-	double listed_at;             /* the listing walked; another one ends the walk */
-	size_t next;                  /* next item to prefetch */
-	bool dirs;                    /* the items' child listings */
-	unsigned files;               /* bit i: the items' file i */
-	unsigned back;                /* steps the walker took back in the listing */
+	struct dsfs_node *coll; /* referenced */
+	double listed_at;       /* the listing walked; another one ends the walk */
+	size_t next;            /* next item to prefetch */
+	bool dirs;              /* the items' child listings */
+	unsigned files;         /* bit i: the items' file i */
+	unsigned back;          /* steps the walker took back in the listing */
 	struct walk *next_walk;
 };
 
@@ -146,7 +146,7 @@ struct dsfs_cache {
 	size_t bytes, nodes;
 	unsigned long hits, misses, evictions;
 	unsigned long page_cap_seen; /* largest page any list answered */
-	double stale_before; /* anything fetched before this is stale (set by actions) */
+	double stale_before;         /* anything fetched before this is stale (set by actions) */
 
 	struct walk *walks;  /* prefetches under way */
 	pthread_cond_t work; /* a walk started or a walker moved on */
@@ -246,8 +246,7 @@ size_t cache_index_cost(const struct dsfs_kind *k);
  * update_field), or 0; the slot's mtime moves only when b's bytes differ
  * from what the slot held (cache_slot_took).
  */
-void cache_set_slot(struct dsfs_cache *c, struct dsfs_node *n, int i, struct dsfs_blob *b, double at,
-		    time_t updated);
+void cache_set_slot(struct dsfs_cache *c, struct dsfs_node *n, int i, struct dsfs_blob *b, double at, time_t updated);
 
 /*
  * Notes that slot s now holds content summing to sum (dsfs_blob_sum):
@@ -427,8 +426,7 @@ int cache_where_check(const char *text, const char **why);
  * dialect's filter cannot say it or the server refuses it (the listing
  * answers then). Lock held (dropped while asking).
  */
-int cache_where_readdir(struct dsfs_cache *c, struct dsfs_node *coll, const char *where, dsfs_fill_fn fill,
-			void *ctx);
+int cache_where_readdir(struct dsfs_cache *c, struct dsfs_node *coll, const char *where, dsfs_fill_fn fill, void *ctx);
 
 /* True when resource r's object meets every condition of where ('/'-separated; NULL: none). */
 bool cache_where_match(const struct dsfs_node *r, const char *where);

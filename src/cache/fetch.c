@@ -88,8 +88,8 @@ again:
 		cache_set_slot(c, r, i, b, r->slots[0].at, 0);
 		return 0;
 	}
-	if (!relisted && !f->subpath && (!r->kind->get_one ||
-			    (r->parent && cache_walked(r->parent) && !fresh(c, r->parent->listed_at)))) {
+	if (!relisted && !f->subpath &&
+	    (!r->kind->get_one || (r->parent && cache_walked(r->parent) && !fresh(c, r->parent->listed_at)))) {
 		/*
 		 * No GET of one: the listing is the only source. Or a walker is going
 		 * through the listing after it went stale: listing it again costs a
@@ -130,7 +130,8 @@ again:
 		if (f->list_key) {
 			struct merge m = { .all = json_object_new_array() };
 
-			ret = m.all ? cache_each_page(c, url, NULL, f->list_key, NULL, 0, anonymous, merge_page, &m) : -ENOMEM;
+			ret = m.all ? cache_each_page(c, url, NULL, f->list_key, NULL, 0, anonymous, merge_page, &m)
+				    : -ENOMEM;
 			o = json_object_new_object();
 			if (ret == 0 && (!o || json_object_object_add(o, f->list_key, m.all)))
 				ret = -ENOMEM;

@@ -182,7 +182,7 @@ int cache_each_page(struct dsfs_cache *c, const char *url, const struct dsfs_kin
 
 		if (!pg->limit_param)
 			strcpy(path, url); /* the whole list in one answer */
-		else /* a collection URL may carry a query of its own (a filter) */
+		else                       /* a collection URL may carry a query of its own (a filter) */
 			sprintf(path, "%s%c%s=%u&%s=%lu", url, strchr(url, '?') ? '&' : '?', pg->limit_param,
 				page_max && page_max < c->o.page_size ? page_max : c->o.page_size, pg->start_param,
 				start);
@@ -254,10 +254,10 @@ struct collect {
 	const struct dsfs_kind *kind; /* of the source being listed */
 	struct item *items;
 	size_t n, cap;
-	const char *url;              /* of the source being listed */
-	const char *scope;            /* the id every item's kind->scope_field must equal (the parent's) */
-	size_t budget;                /* bytes of objects and nodes past which objects are dropped (0: none) */
-	size_t used;                  /* what the items collected so far cost */
+	const char *url;   /* of the source being listed */
+	const char *scope; /* the id every item's kind->scope_field must equal (the parent's) */
+	size_t budget;     /* bytes of objects and nodes past which objects are dropped (0: none) */
+	size_t used;       /* what the items collected so far cost */
 };
 
 /*
@@ -276,9 +276,9 @@ static bool in_scope(const struct collect *col, json_object *o)
 	if ((json_object_is_type(v, json_type_string) || json_object_is_type(v, json_type_int)) &&
 	    !strcmp(json_object_get_string(v), col->scope))
 		return true;
-	dsfs_log(DSFS_LOG_WARN, "GET %s: a listed %s is outside its collection (%s %s, not %s); left out",
-		 col->url, col->kind->name, field, v ? json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN) :
-		 "absent", col->scope);
+	dsfs_log(DSFS_LOG_WARN, "GET %s: a listed %s is outside its collection (%s %s, not %s); left out", col->url,
+		 col->kind->name, field, v ? json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN) : "absent",
+		 col->scope);
 	return false;
 }
 
@@ -314,7 +314,8 @@ static int collect_page(void *ctx, json_object *arr)
 			 */
 			col->used += cache_index_cost(col->kind);
 			if (col->used + it->len > col->budget) {
-				it->sum = dsfs_blob_sum(it->blob->data, it->blob->len); /* its mtime outlives the text */
+				it->sum =
+					dsfs_blob_sum(it->blob->data, it->blob->len); /* its mtime outlives the text */
 				dsfs_blob_unref(it->blob);
 				it->blob = NULL;
 			} else {
@@ -530,8 +531,8 @@ int cache_ensure_listing(struct dsfs_cache *c, struct dsfs_node *coll, bool want
 		col.scope = coll->base_id;
 		/* half the bound at most for one listing's objects: the walk going through it needs the rest */
 		col.budget = c->o.max_bytes / 2;
-		ret = cache_each_page(c, urls[i], k, k->list_key, k->id_field, droppable_kind(k) ? cache_index_cost(k) : 0,
-				false, collect_page, &col);
+		ret = cache_each_page(c, urls[i], k, k->list_key, k->id_field,
+				      droppable_kind(k) ? cache_index_cost(k) : 0, false, collect_page, &col);
 	}
 	if (ret == 0)
 		col.n = unique_ids(col.items, col.n, coll->url);
@@ -621,8 +622,9 @@ int cache_fetch_filtered(struct dsfs_cache *c, struct dsfs_node *coll, const cha
 			ret = list_filtered(c, coll, buf, &same);
 	}
 	all = col.n + same.n;
-	if (ret == 0 && (!(*out = calloc(col.n ? col.n : 1, sizeof(**out))) ||
-			 !(entries = calloc(all ? all : 1, sizeof(*entries))) || !(ids = calloc(all ? all : 1, sizeof(*ids)))))
+	if (ret == 0 &&
+	    (!(*out = calloc(col.n ? col.n : 1, sizeof(**out))) ||
+	     !(entries = calloc(all ? all : 1, sizeof(*entries))) || !(ids = calloc(all ? all : 1, sizeof(*ids)))))
 		ret = -ENOMEM;
 	for (i = 0; ret == 0 && i < all; i++) {
 		struct item *it = i < col.n ? &col.items[i] : &same.items[i - col.n];

@@ -123,4 +123,3 @@ char *cache_collection_url(const char *base, const char *base_id, const char *se
 	free(seg);
 	return url;
 }
-

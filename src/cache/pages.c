@@ -111,14 +111,13 @@ int dsfs_pages_add(struct dsfs_pages *p, json_object *arr, size_t bytes, long to
 	size_t i, n = json_object_array_length(arr), fresh = 0;
 
 	if (total >= 0 && p->items + n > (unsigned long)total) {
-		snprintf(why, whylen, "the server's total is %ld, but it has listed %lu items", total,
-			 p->items + n);
+		snprintf(why, whylen, "the server's total is %ld, but it has listed %lu items", total, p->items + n);
 		return -EIO;
 	}
 	p->bytes += bytes;
 	if (p->max_bytes && p->bytes > p->max_bytes) {
-		snprintf(why, whylen, "the list is longer than cache_size allows (%zu bytes after %lu items)",
-			 p->bytes, p->items + n);
+		snprintf(why, whylen, "the list is longer than cache_size allows (%zu bytes after %lu items)", p->bytes,
+			 p->items + n);
 		return -EIO;
 	}
 	if (reserve(p, n))
@@ -133,8 +132,8 @@ int dsfs_pages_add(struct dsfs_pages *p, json_object *arr, size_t bytes, long to
 		fresh++;
 	}
 	if (n && !fresh) {
-		snprintf(why, whylen,
-			 "the page brings nothing new after %lu items: the server repeats itself", p->items);
+		snprintf(why, whylen, "the page brings nothing new after %lu items: the server repeats itself",
+			 p->items);
 		return -EIO;
 	}
 	p->items += n;

@@ -32,7 +32,6 @@ void dsfs_pages_free(struct dsfs_pages *p);
  * repeats only items already listed, the items outnumber total, or the
  * listing outgrows the bound.
  */
-int dsfs_pages_add(struct dsfs_pages *p, json_object *arr, size_t bytes, long total, char *why,
-		   size_t whylen);
+int dsfs_pages_add(struct dsfs_pages *p, json_object *arr, size_t bytes, long total, char *why, size_t whylen);
 
 #endif

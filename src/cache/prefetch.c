@@ -135,8 +135,7 @@ void cache_note_walk(struct dsfs_cache *c, struct dsfs_node *r, int file)
 	}
 	hits = file < 0 ? &coll->walk_dirs : &coll->walk_files[file];
 	last = file < 0 ? &coll->walk_last_dir : &coll->walk_last_file[file];
-	if (idx + 1 < *last && coll->walk && ++coll->walk->back >= WALK_THRESHOLD &&
-	    coll->walk->back * 4 >= *hits) {
+	if (idx + 1 < *last && coll->walk && ++coll->walk->back >= WALK_THRESHOLD && coll->walk->back * 4 >= *hits) {
 		/*
 		 * The walker does not go in the listing's order (GNU find sorts a
 		 * directory of more than 10,000 entries by inode number): what

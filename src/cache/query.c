@@ -33,7 +33,7 @@ enum op { OP_EQ, OP_NE, OP_GE, OP_LE, OP_GT, OP_LT };
 struct cond {
 	char *field, *value; /* malloc'd: one buffer, field first */
 	enum op op;
-	bool pattern;        /* = or != with * ? or [ in the value: a shell pattern */
+	bool pattern; /* = or != with * ? or [ in the value: a shell pattern */
 };
 
 /*

@@ -50,9 +50,9 @@ struct dsfs_node *cache_node_new(struct dsfs_cache *c, bool is_coll, const struc
 	}
 	c->nodes++;
 	/* NODE_OVERHEAD: what a node costs beyond its own bytes (allocator, libfuse's and the kernel's entries) */
-	cache_account(c, n, (ssize_t)(NODE_OVERHEAD + sizeof(*n) + strlen(url) + 1 +
-				(is_coll ? 0 : kind->nfiles * sizeof(struct slot) +
-						kind->nchildren * sizeof(void *))));
+	cache_account(c, n,
+		      (ssize_t)(NODE_OVERHEAD + sizeof(*n) + strlen(url) + 1 +
+				(is_coll ? 0 : kind->nfiles * sizeof(struct slot) + kind->nchildren * sizeof(void *))));
 	return n;
 fail:
 	free(n->slots);
@@ -88,7 +88,7 @@ size_t cache_index_cost(const struct dsfs_kind *k)
 {
 	/* the node, its slots and collections, two places in the listing, and its URL, id and entry (about 40 bytes each) */
 	return NODE_OVERHEAD + sizeof(struct dsfs_node) + k->nfiles * sizeof(struct slot) +
-	       k->nchildren * sizeof(void *) + 2 * sizeof(void *) + 3 * 40;
+		k->nchildren * sizeof(void *) + 2 * sizeof(void *) + 3 * 40;
 }
 
 void cache_slot_took(struct slot *s, uint64_t sum, time_t updated)
@@ -105,8 +105,7 @@ void cache_slot_took(struct slot *s, uint64_t sum, time_t updated)
 	s->summed = true;
 }
 
-void cache_set_slot(struct dsfs_cache *c, struct dsfs_node *n, int i, struct dsfs_blob *b, double at,
-		    time_t updated)
+void cache_set_slot(struct dsfs_cache *c, struct dsfs_node *n, int i, struct dsfs_blob *b, double at, time_t updated)
 {
 	struct slot *s = &n->slots[i];
 
@@ -139,8 +138,7 @@ static void free_unused_collection(struct dsfs_cache *c, struct dsfs_node *coll)
 {
 	struct dsfs_node *r = coll->parent;
 
-	if (!r || !coll->is_coll || !coll->attached || coll->refs != 1 || coll->listed || coll->listing ||
-	    coll->walk)
+	if (!r || !coll->is_coll || !coll->attached || coll->refs != 1 || coll->listed || coll->listing || coll->walk)
 		return; /* a folder (dsfs_kind.folder) holds collections of its own */
 	for (size_t i = 0; r->colls && i < r->kind->nchildren; i++) {
 		if (r->colls[i] == coll) {
@@ -350,10 +348,11 @@ static bool says_shown(const struct dsfs_node *r, int idx)
 	shown = false;
 	for (size_t i = 0; k->shown_if[i] && !shown; i++) {
 		v = dsfs_dialect_field(o, k->shown_if[i]);
-		shown = json_object_is_type(v, json_type_boolean) ? json_object_get_boolean(v) :
-			json_object_is_type(v, json_type_array) ? json_object_array_length(v) > 0 :
-			json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double) ?
-			json_object_get_double(v) != 0 : false;
+		shown = json_object_is_type(v, json_type_boolean) ? json_object_get_boolean(v)
+			: json_object_is_type(v, json_type_array) ? json_object_array_length(v) > 0
+			: json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)
+			? json_object_get_double(v) != 0
+			: false;
 	}
 	json_object_put(o);
 	return shown;

@@ -50,9 +50,12 @@ static const struct dsfs_file_desc backup_files[] = { DSFS_OBJECT_FILE("backup.j
  * mount), provisioningoptions (mount and clone), selectedobjects (mount).
  * Options lists are taken as written.
  */
+// clang-format off
 #define IMAGE_OPTIONS { "restoreoptions", DSFS_T_ARRAY }, { "provisioningoptions", DSFS_T_ARRAY }, \
 	{ "selectedobjects", DSFS_T_ARRAY }
+// clang-format on
 
+// clang-format off
 static const struct dsfs_action backup_actions[] = {
 	{ .verb = "mount", .subpath = "/mount", .required = DSFS_REQUIRE("host.id"),
 	  .fields = DSFS_FIELDS({ "host.id", DSFS_T_STRING }, { "label", DSFS_T_STRING }, { "poweronvm", DSFS_T_BOOLEAN },
@@ -68,17 +71,21 @@ static const struct dsfs_action backup_actions[] = {
 				IMAGE_OPTIONS),
 	  .refs = DSFS_REFS({ "host.id", HOSTS_FROM_BACKUP }) },
 };
+// clang-format on
 
 /* backups/new: back up now, with a policy of the application's template. */
+// clang-format off
 static const struct dsfs_action backup_create = {
 	.fields = DSFS_FIELDS({ "policy.id", DSFS_T_STRING }, { "label", DSFS_T_STRING }, { "backuptype", DSFS_T_STRING }),
 	.required = DSFS_REQUIRE("policy.id"), .bare_field = "label", .target = "/application/{id}/backup",
 };
+// clang-format on
 
 /*
  * Objects say when they last changed in "modifydate" (epoch microseconds,
  * like every time of the API): their files' mtime, so rsync -a sees a change.
  */
+// clang-format off
 static const struct dsfs_kind backup = {
 	.name = "backup", .dir_name = "backups", .segment = "/backup?filter=appid:%3D{id}", BDR_LIST,
 	.scope_field = "appid",
@@ -86,75 +93,96 @@ static const struct dsfs_kind backup = {
 	.update_field = "modifydate",
 	.create = &backup_create,
 };
+// clang-format on
 
 static const struct dsfs_file_desc application_files[] = { DSFS_OBJECT_FILE("application.json") };
 static const struct dsfs_kind *const application_children[] = { &backup };
 
+// clang-format off
 static const struct dsfs_edit_field application_edit[] = {
 	{ .field = "description" }, { .field = "friendlytype" }, { .field = "pathname" },
 };
+// clang-format on
 
+// clang-format off
 static const struct dsfs_kind application = {
 	.name = "application", .dir_name = "applications", .segment = "application", BDR_LIST,
 	.name_field = "appname", .time_field = "modifydate", DSFS_FILES(application_files),
 	.update_field = "modifydate",
 	DSFS_CHILDREN(application_children), DSFS_EDIT(application_edit),
 };
+// clang-format on
 
 static const struct dsfs_file_desc appliance_files[] = { DSFS_OBJECT_FILE("appliance.json") };
+// clang-format off
 static const struct dsfs_kind appliance = {
 	.name = "appliance", .dir_name = "appliances", .segment = "cluster", BDR_LIST,
 	.name_field = "name", .time_field = "syncdate", DSFS_FILES(appliance_files),
 	.update_field = "modifydate",
 };
+// clang-format on
 
 static const struct dsfs_file_desc host_files[] = { DSFS_OBJECT_FILE("host.json") };
 /* PUT is an incremental update (the management API's general concepts, 3.2): the body carries only what changed. */
+// clang-format off
 static const struct dsfs_edit_field host_edit[] = {
 	{ .field = "name" }, { .field = "hostname" }, { .field = "friendlypath" }, { .field = "description" },
 	{ .field = "ipaddress" },
 };
+// clang-format on
+// clang-format off
 static const struct dsfs_kind host = {
 	.name = "host", .dir_name = "hosts", .segment = "host", BDR_LIST,
 	.name_field = "name", .time_field = "modifydate", DSFS_FILES(host_files), DSFS_EDIT(host_edit),
 	.update_field = "modifydate",
 };
+// clang-format on
 
 static const struct dsfs_file_desc diskpool_files[] = { DSFS_OBJECT_FILE("diskpool.json") };
 static const struct dsfs_capacity diskpool_capacity[] = {
 	{ .total_field = "capacity_mb", .free_field = "free_mb", .unit = 1024 * 1024 },
 };
+// clang-format off
 static const struct dsfs_kind diskpool = {
 	.name = "disk pool", .dir_name = "diskpools", .segment = "diskpool", BDR_LIST,
 	.name_field = "name", .time_field = "modifydate", DSFS_FILES(diskpool_files),
 	.update_field = "modifydate",
 	DSFS_CAPACITY(diskpool_capacity),
 };
+// clang-format on
 
 static const struct dsfs_file_desc template_files[] = { DSFS_OBJECT_FILE("template.json") };
 static const struct dsfs_edit_field template_edit[] = { { .field = "name" }, { .field = "description" } };
+// clang-format off
 static const struct dsfs_kind template = {
 	.name = "template", .dir_name = "templates", .segment = "slt", BDR_LIST,
 	.name_field = "name", DSFS_FILES(template_files), DSFS_EDIT(template_edit),
 };
+// clang-format on
 
 static const struct dsfs_file_desc profile_files[] = { DSFS_OBJECT_FILE("profile.json") };
+// clang-format off
 static const struct dsfs_edit_field profile_edit[] = {
 	{ .field = "name" }, { .field = "description" }, { .field = "performancepool" },
 };
+// clang-format on
+// clang-format off
 static const struct dsfs_kind profile = {
 	.name = "profile", .dir_name = "profiles", .segment = "slp", BDR_LIST,
 	.name_field = "name", .time_field = "modifydate", DSFS_FILES(profile_files), DSFS_EDIT(profile_edit),
 	.update_field = "modifydate",
 };
+// clang-format on
 
 /* An SLA has no name of its own: it is named by its id. */
 static const struct dsfs_file_desc sla_files[] = { DSFS_OBJECT_FILE("sla.json") };
+// clang-format off
 static const struct dsfs_kind sla = {
 	.name = "SLA", .dir_name = "slas", .segment = "sla", BDR_LIST,
 	.name_field = "id", .time_field = "modifydate", DSFS_FILES(sla_files),
 	.update_field = "modifydate",
 };
+// clang-format on
 
 static int job_fetch(struct dsfs_session *s, const char *url, json_object **out);
 
@@ -172,26 +200,32 @@ static const struct dsfs_file_desc job_files[] = {
  * agree. The published API (V11.0.4) has GET /jobstatus, a list, and no
  * GET /jobstatus/{id}: one job is read through the list (job_read).
  */
+// clang-format off
 static const struct dsfs_kind job = {
 	.name = "job", .dir_name = "jobs", .segment = "jobstatus", BDR_LIST,
 	.name_field = "id", .time_field = "queuedate", DSFS_FILES(job_files), .is_task = true,
 };
+// clang-format on
 
 static const struct dsfs_kind *const root_children[] = {
 	&appliance, &host, &application, &diskpool, &template, &profile, &sla, &job,
 };
 
 /* The console's own audit records; dates are microseconds, filtered as numbers. */
+// clang-format off
 static const struct dsfs_events_desc events = {
 	.url = "/localaudit", .list_key = "items", .id_field = "id", .time_field = "issuedate",
 	.newest_query = "sort=issuedate:desc&limit=100&offset=0",
 	.since_query = "filter=issuedate:%3E%3D{since}&sort=issuedate:asc&limit=1000&offset={offset}",
 	.since_page = 1000,
 };
+// clang-format on
 
+// clang-format off
 static const struct dsfs_kind root = {
 	.name = "root", DSFS_CHILDREN(root_children),
 };
+// clang-format on
 
 /* ---- logging in --------------------------------------------------------------------- */
 
@@ -209,7 +243,8 @@ static int check_credentials(const struct dsfs_credentials *c, char *err, size_t
 	if (dsfs_credentials_get(c, "token") || key ||
 	    (dsfs_credentials_get(c, "username") && dsfs_credentials_get(c, "password")))
 		return 0;
-	snprintf(err, errlen, "Backup and DR needs a credentials file (-o credentials=FILE, mode 0600) with a "
+	snprintf(err, errlen,
+		 "Backup and DR needs a credentials file (-o credentials=FILE, mode 0600) with a "
 		 "key_file=... line (a service account's JSON key, mode 0600), or token=... (an access token, "
 		 "e.g. from gcloud auth print-access-token), or username=... and password=... (on-premises)");
 	return -EINVAL;
@@ -301,16 +336,20 @@ static json_object *read_key_file(const char *path, char *err, size_t errlen)
 		len += n;
 	fclose(f);
 	if (len > KEY_FILE_MAX) {
-		snprintf(err, errlen, "key file %s is too large (over %d MiB): a service account's JSON key is a "
-			 "few KiB", path, KEY_FILE_MAX >> 20);
+		snprintf(err, errlen,
+			 "key file %s is too large (over %d MiB): a service account's JSON key is a "
+			 "few KiB",
+			 path, KEY_FILE_MAX >> 20);
 		goto out;
 	}
 	text[len] = '\0';
 	o = json_tokener_parse(text);
 	if (!o || !json_object_object_get_ex(o, "client_email", &v) || !json_object_is_type(v, json_type_string) ||
 	    !json_object_object_get_ex(o, "private_key", &v) || !json_object_is_type(v, json_type_string)) {
-		snprintf(err, errlen, "key file %s is not a service account's JSON key (client_email and "
-			 "private_key)", path);
+		snprintf(err, errlen,
+			 "key file %s is not a service account's JSON key (client_email and "
+			 "private_key)",
+			 path);
 		json_object_put(o);
 		o = NULL;
 	}
@@ -325,7 +364,8 @@ static const char *string_of(json_object *o, const char *field)
 	json_object *v;
 
 	return json_object_object_get_ex(o, field, &v) && json_object_is_type(v, json_type_string)
-		       ? json_object_get_string(v) : NULL;
+		? json_object_get_string(v)
+		: NULL;
 }
 
 /* A Google access token for the service account of key_file: a signed JWT exchanged at the token endpoint. */
@@ -350,11 +390,13 @@ static int service_account_token(struct dsfs_session *s, const struct dsfs_crede
 		json_object_object_add(claims, "iss", json_object_new_string(string_of(key, "client_email")));
 		json_object_object_add(claims, "scope", json_object_new_string(CLOUD_PLATFORM));
 		/* the audience is Google's endpoint, whichever endpoint is asked */
-		json_object_object_add(claims, "aud", json_object_new_string(string_of(key, "token_uri") ?: GOOGLE_TOKEN_URL));
+		json_object_object_add(claims, "aud",
+				       json_object_new_string(string_of(key, "token_uri") ?: GOOGLE_TOKEN_URL));
 		json_object_object_add(claims, "iat", json_object_new_int64(now));
 		json_object_object_add(claims, "exp", json_object_new_int64(now + 3600));
-		jwt = sign_jwt(json_object_to_json_string_ext(claims, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
-			       string_of(key, "private_key"), err, sizeof(err));
+		jwt = sign_jwt(
+			json_object_to_json_string_ext(claims, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
+			string_of(key, "private_key"), err, sizeof(err));
 		if (!jwt) {
 			dsfs_err_record("POST", url, 0, err);
 			ret = -EINVAL;
@@ -454,10 +496,12 @@ static void logout(struct dsfs_session *s, const struct dsfs_login *l)
 	dsfs_response_clear(&resp);
 }
 
+// clang-format off
 static const struct dsfs_auth auth = {
 	.keys = auth_keys, .check = check_credentials, .login = login, .headers = headers, .logout = logout,
 	.idle_expiry = 3600, /* a session ends after an hour without calls */
 };
+// clang-format on
 
 /* ---- finding an action's job --------------------------------------------------------- */
 
@@ -467,7 +511,7 @@ static const char *job_class(const struct dsfs_action *a)
 	static const struct {
 		const char *verb, *class;
 	} classes[] = {
-		{ "mount", "mount" }, { "unmount", "unmount" }, { "restore", "restore" },
+		{ "mount", "mount" },       { "unmount", "unmount" }, { "restore", "restore" },
 		{ "expire", "expiration" }, { "clone", "clone" },
 	};
 
@@ -520,24 +564,28 @@ static char *job_of(struct dsfs_session *s, const struct dsfs_action *a, const c
 	}
 	if (!appid)
 		goto out;
-	snprintf(path, sizeof(path), "/jobstatus?filter=appid:%%3D%s&filter=jobclass:%%3D%s&sort=queuedate:desc"
-		 "&limit=20", appid, job_class(a));
+	snprintf(path, sizeof(path),
+		 "/jobstatus?filter=appid:%%3D%s&filter=jobclass:%%3D%s&sort=queuedate:desc"
+		 "&limit=20",
+		 appid, job_class(a));
 	o = get(s, path);
 	if (o && json_object_object_get_ex(o, "items", &items) && json_object_is_type(items, json_type_array)) {
 		for (size_t i = 0; i < json_object_array_length(items) && !out; i++) {
 			json_object *j = json_object_array_get_idx(items, i), *b;
 
 			/* a job that says it acts on another backup is another action's */
-			if (bid[0] && json_object_object_get_ex(j, "backupid", &b) && !json_object_is_type(b, json_type_null) &&
-			    strcmp(json_object_get_string(b), bid))
+			if (bid[0] && json_object_object_get_ex(j, "backupid", &b) &&
+			    !json_object_is_type(b, json_type_null) && strcmp(json_object_get_string(b), bid))
 				continue;
 			if (string_of(j, "id"))
 				out = strdup(string_of(j, "id"));
 		}
 	}
 	if (!out)
-		dsfs_log(DSFS_LOG_WARN, "POST %s: accepted, but no %s job for it is listed; jobs/latest names "
-			 "nothing", url, job_class(a));
+		dsfs_log(DSFS_LOG_WARN,
+			 "POST %s: accepted, but no %s job for it is listed; jobs/latest names "
+			 "nothing",
+			 url, job_class(a));
 out:
 	json_object_put(o);
 	return out;
@@ -624,8 +672,11 @@ static int job_fetch(struct dsfs_session *s, const char *url, json_object **out)
  */
 static bool filter(const char *field, const char *op, const char *const *values, size_t n, char *buf, size_t len)
 {
-	const char *sep = !strcmp(op, "=") ? ":=" : !strcmp(op, ">=") ? ":>=" : !strcmp(op, "<=") ? ":<=" :
-			  !strcmp(op, "~") ? ":=|" : NULL;
+	const char *sep = !strcmp(op, "=") ? ":="
+		: !strcmp(op, ">=")        ? ":>="
+		: !strcmp(op, "<=")        ? ":<="
+		: !strcmp(op, "~")         ? ":=|"
+					   : NULL;
 	size_t o = 0;
 
 	if (!sep || !*field || strchr(field, ':') || (n > 1 && strcmp(op, "=")))

@@ -32,7 +32,8 @@ static const char *string_of(json_object *o, const char *field)
 	json_object *v;
 
 	return json_object_object_get_ex(o, field, &v) && json_object_is_type(v, json_type_string)
-		       ? json_object_get_string(v) : NULL;
+		? json_object_get_string(v)
+		: NULL;
 }
 
 /* GETs path; its parsed answer, or NULL (the failure recorded, *err its errno). */
@@ -118,14 +119,16 @@ static json_object *answer_in(json_object *msg, const char *op, const char *brok
 	const char *agent, *cid;
 
 	if (!json_object_object_get_ex(msg, "payload", &payload) || !json_object_is_type(payload, json_type_object) ||
-	    !json_object_object_get_ex(payload, op, &result) ||
-	    !json_object_object_get_ex(msg, "header", &header) || !json_object_is_type(header, json_type_object))
+	    !json_object_object_get_ex(payload, op, &result) || !json_object_object_get_ex(msg, "header", &header) ||
+	    !json_object_is_type(header, json_type_object))
 		return NULL;
 	agent = string_of(header, "agentId");
 	cid = string_of(header, "clientId");
 	/* a list answer is an array: anything else is not the answer, whoever it claims to be from */
 	return agent && cid && !strcmp(agent, broker) && !strcmp(cid, client) &&
-	       json_object_is_type(result, json_type_array) ? result : NULL;
+			json_object_is_type(result, json_type_array)
+		? result
+		: NULL;
 }
 
 /*
@@ -214,7 +217,8 @@ static int message_answer(struct dsfs_session *s, const char *url, json_object *
 		if (dsfs_clock_now() >= deadline) {
 			char why[240];
 
-			snprintf(why, sizeof(why), "no answer to %s arrived on /messages/client within %.0f s", op, timeout);
+			snprintf(why, sizeof(why), "no answer to %s arrived on /messages/client within %.0f s", op,
+				 timeout);
 			if (ignored)
 				snprintf(why + strlen(why), sizeof(why) - strlen(why),
 					 " (%u messages ignored: ids not decimal or not after the cursor %s)", ignored,
@@ -233,22 +237,26 @@ static const struct dsfs_file_desc broker_files[] = {
 	{ .name = "s3-buckets.json", .subpath = "/list-s3-buckets", .fetch = message_answer },
 	{ .name = "nfs-exports.json", .subpath = "/list-nfs-export-folders", .fetch = message_answer },
 };
+// clang-format off
 static const struct dsfs_kind broker = {
 	.name = "data broker", .dir_name = "data-brokers", .segment = "data-brokers", SYNC_LIST,
 	.time_field = "lastUpdate", .update_field = "lastUpdate", DSFS_FILES(broker_files),
 };
+// clang-format on
 
 static const struct dsfs_file_desc group_files[] = { DSFS_OBJECT_FILE("group.json") };
+// clang-format off
 static const struct dsfs_kind group = {
 	.name = "group", .dir_name = "groups", .segment = "groups", SYNC_LIST, DSFS_FILES(group_files),
 };
+// clang-format on
 
 /* relationships/<r>/activity: the last or current sync, one "field value" line each. */
 static struct dsfs_blob *activity(json_object *rel, const struct dsfs_dialect *d)
 {
 	static const char *const fields[] = {
-		"type", "status", "progress", "bytesCopied", "filesCopied", "filesFailed", "filesScanned",
-		"startTime", "endTime", "failureMessage",
+		"type",        "status",       "progress",  "bytesCopied", "filesCopied",
+		"filesFailed", "filesScanned", "startTime", "endTime",     "failureMessage",
 	};
 	json_object *a, *v;
 	char buf[2048];
@@ -263,8 +271,9 @@ static struct dsfs_blob *activity(json_object *rel, const struct dsfs_dialect *d
 
 		if (!json_object_object_get_ex(a, fields[i], &v) || json_object_is_type(v, json_type_null))
 			continue;
-		s = json_object_is_type(v, json_type_string) ? json_object_get_string(v)
-							     : json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+		s = json_object_is_type(v, json_type_string)
+			? json_object_get_string(v)
+			: json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
 		start = o + strlen(fields[i]) + 1;
 		o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s %.*s\n", fields[i], 512, s);
 		if (o >= sizeof(buf))
@@ -301,32 +310,38 @@ static const struct dsfs_action relationship_create = {
 };
 
 /* A relationship has no name: it is named by its id. */
+// clang-format off
 static const struct dsfs_kind relationship = {
 	.name = "relationship", .dir_name = "relationships", .segment = "relationships-v2",
 	.list_key = NULL, .id_field = "relationshipId", .name_field = "relationshipId", .get_one = true,
 	.time_field = "createdAt", DSFS_FILES(relationship_files), DSFS_ACTIONS(relationship_actions),
 	.create = &relationship_create, .deletable = true, .delete_target = "/relationships/{id}",
 };
+// clang-format on
 
 /*
  * tasks/<relationship>/: the relationship's last or current sync, as a task
  * (the API keeps no other): task.json is the relationship, state, progress
  * and log come from its activity, and wait follows it to its end.
  */
+// clang-format off
 static const struct dsfs_kind sync_task = {
 	.name = "sync", .dir_name = "tasks", .segment = "relationships-v2", .list_key = NULL,
 	.id_field = "relationshipId", .name_field = "relationshipId", .get_one = true,
 	.time_field = "createdAt", .files = dsfs_task_files, .nfiles = DSFS_TASK_NFILES, .is_task = true,
 };
+// clang-format on
 
 static const struct dsfs_file_desc root_files[] = {
 	{ .name = "accounts.json", .subpath = "/accounts" },
 };
 static const struct dsfs_kind *const root_children[] = { &broker, &group, &relationship, &sync_task };
 
+// clang-format off
 static const struct dsfs_kind root = {
 	.name = "root", DSFS_FILES(root_files), DSFS_CHILDREN(root_children),
 };
+// clang-format on
 
 /* ---- logging in --------------------------------------------------------------------- */
 
@@ -336,7 +351,8 @@ static int check_credentials(const struct dsfs_credentials *c, char *err, size_t
 {
 	if (dsfs_credentials_get(c, "refresh_token") && dsfs_credentials_get(c, "client_id"))
 		return 0;
-	snprintf(err, errlen, "Cloud Sync needs a credentials file (-o credentials=FILE, mode 0600) with "
+	snprintf(err, errlen,
+		 "Cloud Sync needs a credentials file (-o credentials=FILE, mode 0600) with "
 		 "refresh_token=... and client_id=... lines (from NetApp Cloud Central; optional account=... "
 		 "to use another account than the first, token_url=...)");
 	return -EINVAL;
@@ -405,9 +421,11 @@ static size_t headers(const struct dsfs_login *l, char *buf, size_t len, const c
 }
 
 /* User tokens simply lapse: no logout. */
+// clang-format off
 static const struct dsfs_auth auth = {
 	.keys = auth_keys, .check = check_credentials, .login = login, .headers = headers,
 };
+// clang-format on
 
 static bool claims_url(const char *url)
 {

@@ -155,7 +155,7 @@ enum dsfs_task_end dsfs_task_outcome(const struct dsfs_task_words *w, const char
 const char *dsfs_task_end_word(enum dsfs_task_end end)
 {
 	static const char *const words[] = {
-		[DSFS_TASK_RUNNING] = "RUNNING", [DSFS_TASK_SUCCEEDED] = "SUCCEEDED", [DSFS_TASK_FAILED] = "FAILED",
+		[DSFS_TASK_RUNNING] = "RUNNING",     [DSFS_TASK_SUCCEEDED] = "SUCCEEDED", [DSFS_TASK_FAILED] = "FAILED",
 		[DSFS_TASK_CANCELLED] = "CANCELLED", [DSFS_TASK_TIMEDOUT] = "TIMEDOUT",
 	};
 

@@ -23,9 +23,9 @@
 #include "util/blob.h"
 
 /* File flags. */
-#define DSFS_FILE_DIRECT    0x1 /* content changes between reads: direct I/O, read through */
+#define DSFS_FILE_DIRECT 0x1    /* content changes between reads: direct I/O, read through */
 #define DSFS_FILE_ANONYMOUS 0x2 /* fetched without a session */
-#define DSFS_FILE_BINARY    0x4 /* served as received, not rendered as JSON */
+#define DSFS_FILE_BINARY 0x4    /* served as received, not rendered as JSON */
 
 struct dsfs_dialect;
 struct dsfs_session;
@@ -59,17 +59,17 @@ struct dsfs_capacity {
 	const char *total_field; /* NULL: not stated here */
 	const char *free_field;  /* NULL: total less used_field, or not stated */
 	const char *used_field;
-	unsigned long unit;      /* bytes per unit of the fields: 1, 1048576 */
+	unsigned long unit; /* bytes per unit of the fields: 1, 1048576 */
 };
 
 /* A kind of resource and the collection directory that lists it. */
 struct dsfs_kind {
-	const char *name;        /* for logs: "volume" */
-	const char *dir_name;    /* collection directory: "volumes" */
-	const char *segment;     /* URL segment under the parent resource: "volume" */
-	const char *list_key;    /* key of the array in a list answer: "volumes" */
-	const char *id_field;    /* "id" */
-	const char *name_field;  /* "name" */
+	const char *name;       /* for logs: "volume" */
+	const char *dir_name;   /* collection directory: "volumes" */
+	const char *segment;    /* URL segment under the parent resource: "volume" */
+	const char *list_key;   /* key of the array in a list answer: "volumes" */
+	const char *id_field;   /* "id" */
+	const char *name_field; /* "name" */
 	/*
 	 * For objects named by two fields, a key and its value: the entry is
 	 * name_field's text, '=' and this field's ("env=prod"). NULL: the
@@ -77,14 +77,14 @@ struct dsfs_kind {
 	 * the tags and labels of most cloud APIs.
 	 */
 	const char *name_value_field;
-	const char *time_field;  /* field giving the directory's mtime (its creation), or NULL */
+	const char *time_field; /* field giving the directory's mtime (its creation), or NULL */
 	/*
 	 * Dotted field giving when the object last changed, or NULL: the mtime
 	 * of its object file, which rsync -a compares. Without it (or where an
 	 * object lacks it) a file's mtime is when dsfs first took in its bytes.
 	 */
 	const char *update_field;
-	bool get_one;            /* GET <segment>/<id> exists (else refresh by listing) */
+	bool get_one; /* GET <segment>/<id> exists (else refresh by listing) */
 	/*
 	 * The largest page the collection serves, where it is below what
 	 * other lists take: its pages ask for no more (-o page_size may ask
@@ -117,13 +117,13 @@ struct dsfs_kind {
 	size_t nfiles;
 	const struct dsfs_kind *const *children; /* collections inside each resource */
 	size_t nchildren;
-	const struct dsfs_action *actions;  /* verbs of the resource's `action` file */
+	const struct dsfs_action *actions; /* verbs of the resource's `action` file */
 	size_t nactions;
-	const struct dsfs_action *create;   /* the collection's `new` file (POST to the list URL), or NULL */
-	bool deletable;                     /* rmdir sends DELETE (with -o allow_delete) */
-	const char *delete_target;          /* DELETE here instead of the object's URL: a path from the API
+	const struct dsfs_action *create; /* the collection's `new` file (POST to the list URL), or NULL */
+	bool deletable;                   /* rmdir sends DELETE (with -o allow_delete) */
+	const char *delete_target;        /* DELETE here instead of the object's URL: a path from the API
 	                                     * root, "{id}" standing for its id ("/relationships/{id}") */
-	bool is_task;                       /* resources are API tasks (tasks/ semantics) */
+	bool is_task;                     /* resources are API tasks (tasks/ semantics) */
 	/* Other kinds listed into the same directory from their own segment (DSCC device types). */
 	const struct dsfs_kind *const *also;
 	const struct dsfs_capacity *capacity; /* shapes of its capacity, or NULL (df sums what is below) */
@@ -164,9 +164,9 @@ struct dsfs_kind {
  * array itself.
  */
 struct dsfs_paging {
-	const char *limit_param; /* "limit"; NULL: lists are not paged */
-	const char *start_param; /* "start" or "offset" */
-	const char *total_field; /* the answer's count of all items ("total"), or NULL when the API gives none */
+	const char *limit_param;  /* "limit"; NULL: lists are not paged */
+	const char *start_param;  /* "start" or "offset" */
+	const char *total_field;  /* the answer's count of all items ("total"), or NULL when the API gives none */
 	const char *count_header; /* a HEAD of a list answers its item count in this header ("Actifio-Count") */
 	/*
 	 * A list key whose value is null is an empty page, not a malformed
@@ -195,8 +195,13 @@ struct dsfs_task_words {
  * How a task ended, in the one vocabulary every dialect's tasks/<id>/wait
  * and tasks/<id>/error use, whatever the API calls it.
  */
-enum dsfs_task_end { DSFS_TASK_RUNNING, DSFS_TASK_SUCCEEDED, DSFS_TASK_FAILED, DSFS_TASK_CANCELLED,
-		     DSFS_TASK_TIMEDOUT };
+enum dsfs_task_end {
+	DSFS_TASK_RUNNING,
+	DSFS_TASK_SUCCEEDED,
+	DSFS_TASK_FAILED,
+	DSFS_TASK_CANCELLED,
+	DSFS_TASK_TIMEDOUT
+};
 
 /*
  * Where a dialect's events come from (MOUNT/events/log): a list of objects
@@ -204,8 +209,8 @@ enum dsfs_task_end { DSFS_TASK_RUNNING, DSFS_TASK_SUCCEEDED, DSFS_TASK_FAILED, D
  * later ones for what came since the newest time seen.
  */
 struct dsfs_events_desc {
-	const char *url;          /* the list, from the API root: "/api/v1/audit-events" */
-	const char *list_key;     /* the array in an answer; NULL: the answer is the array */
+	const char *url;      /* the list, from the API root: "/api/v1/audit-events" */
+	const char *list_key; /* the array in an answer; NULL: the answer is the array */
 	const char *id_field;
 	const char *time_field;   /* orders the events: an ISO-8601 string or a number */
 	const char *newest_query; /* the first question's query: the newest page, in any order */
@@ -216,10 +221,11 @@ struct dsfs_events_desc {
 	 */
 	const char *since_query;
 	unsigned since_page;
-	const char *state_field;  /* an object seen again is shown again when this has changed (tasks); NULL: never */
+	const char *state_field; /* an object seen again is shown again when this has changed (tasks); NULL: never */
 };
 
 /* The task words of the storage APIs (the storage plugin's and DSCC's tasks). */
+// clang-format off
 #define DSFS_TASK_WORDS_STORAGE {                                                                  \
 	.state_field = "state", .progress_field = "progressPercent", .error_field = "error",      \
 	.poll_field = "suggestedPollingIntervalSeconds", .log_field = "logMessages",               \
@@ -229,12 +235,13 @@ struct dsfs_events_desc {
 	.cancelled = (const char *const[]) { "CANCELLED", NULL },                                  \
 	.timedout = (const char *const[]) { "TIMEDOUT", NULL },                                    \
 }
+// clang-format on
 
 /* An API dialect. */
 struct dsfs_dialect {
-	const char *name;             /* for -o api= and estate files: "storageplugin" */
-	const char *summary;          /* one line for --help */
-	const char *url_example;      /* what its base URL looks like, for --help and hints */
+	const char *name;        /* for -o api= and estate files: "storageplugin" */
+	const char *summary;     /* one line for --help */
+	const char *url_example; /* what its base URL looks like, for --help and hints */
 	/*
 	 * How the path of its base URL ends ("/actifio"; "" for an API whose
 	 * base is the host's root): a URL that ends otherwise gets a hint when
@@ -252,7 +259,7 @@ struct dsfs_dialect {
 	const struct dsfs_kind *root; /* the mount's root: files and top collections, URL "" */
 	const struct dsfs_auth *auth;
 	struct dsfs_paging paging;
-	const char *tasks_dir;        /* the root collection of tasks ("tasks"); NULL: no tasks view */
+	const char *tasks_dir;                 /* the root collection of tasks ("tasks"); NULL: no tasks view */
 	const struct dsfs_events_desc *events; /* MOUNT/events/log; NULL: no events/ */
 	struct dsfs_task_words task;
 	const char *const *error_fields; /* message fields of an error body, tried in order (NULL: "error") */
@@ -308,12 +315,43 @@ static inline struct dsfs_session_api dsfs_dialect_session_api(const struct dsfs
 #define DSFS_ACTIONS(a) .actions = (a), .nactions = DSFS_ARRAY_LEN(a)
 #define DSFS_CAPACITY(a) .capacity = (a), .ncapacity = DSFS_ARRAY_LEN(a)
 #define DSFS_EDIT(a) .edit = (a), .nedit = DSFS_ARRAY_LEN(a)
-#define DSFS_OBJECT_FILE(fname) { .name = fname }
-#define DSFS_REQUIRE(...) (const char *const[]) { __VA_ARGS__, NULL }
-#define DSFS_GET_ONLY(...) .get_only = (const char *const[]) { __VA_ARGS__, NULL }
-#define DSFS_REFS(...) (const struct dsfs_ref[]) { __VA_ARGS__, { NULL, NULL } }
-#define DSFS_FIELDS(...) (const struct dsfs_field[]) { __VA_ARGS__, { NULL, 0 } }
-#define DSFS_NO_FIELDS (const struct dsfs_field[]) { { NULL, 0 } }
+#define DSFS_OBJECT_FILE(fname) \
+	{                       \
+		.name = fname   \
+	}
+#define DSFS_REQUIRE(...)         \
+	(const char *const[])     \
+	{                         \
+		__VA_ARGS__, NULL \
+	}
+#define DSFS_GET_ONLY(...)                \
+	.get_only = (const char *const[]) \
+	{                                 \
+		__VA_ARGS__, NULL         \
+	}
+#define DSFS_REFS(...)             \
+	(const struct dsfs_ref[])  \
+	{                          \
+		__VA_ARGS__,       \
+		{                  \
+			NULL, NULL \
+		}                  \
+	}
+#define DSFS_FIELDS(...)            \
+	(const struct dsfs_field[]) \
+	{                           \
+		__VA_ARGS__,        \
+		{                   \
+			NULL, 0     \
+		}                   \
+	}
+#define DSFS_NO_FIELDS              \
+	(const struct dsfs_field[]) \
+	{                           \
+		{                   \
+			NULL, 0     \
+		}                   \
+	}
 
 /*
  * The registry (src/dialect/registry.c): dsfs_dialects[] and the lookups

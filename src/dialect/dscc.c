@@ -21,7 +21,6 @@
 #include "net/session.h"
 
 
-
 /*
  * The request bodies' fields and their types are the spec's (createVolumeInput,
  * NimbleCreateVolumeInput, volumePost, vlunsCreateInput, CreateHostInput, ...);
@@ -39,22 +38,27 @@
 static const struct dsfs_file_desc snapshot_files[] = { DSFS_OBJECT_FILE("snapshot.json") };
 
 /* snapshots/new: the spec requires namePattern; a bare name is a CUSTOM one. */
+// clang-format off
 static const struct dsfs_action snapshot1_create = {
 	.fields = DSFS_FIELDS({ "comment", DSFS_T_STRING }, { "customName", DSFS_T_STRING }, { "expireSecs", DSFS_T_INTEGER },
 			      { "namePattern", DSFS_T_STRING }, { "readOnly", DSFS_T_BOOLEAN }, { "retainSecs", DSFS_T_INTEGER }),
 	.required = DSFS_REQUIRE("namePattern"), .bare_field = "customName",
 	.defaults = "{\"namePattern\": \"CUSTOM\"}",
 };
+// clang-format on
 
+// clang-format off
 static const struct dsfs_kind snapshot1 = {
 	.name = "snapshot", .dir_name = "snapshots", .segment = "snapshots", DSCC_LIST,
 	.time_field = "creationTime", .get_one = true, DSFS_FILES(snapshot_files),
 	.create = &snapshot1_create, .deletable = true,
 };
+// clang-format on
 
 static const struct dsfs_file_desc volume_files[] = { DSFS_OBJECT_FILE("volume.json") };
 static const struct dsfs_kind *const volume1_children[] = { &snapshot1 };
 
+// clang-format off
 static const struct dsfs_action volume1_actions[] = {
 	{ .verb = "clone", .subpath = "/clone", .required = DSFS_REQUIRE("destinationVolume"),
 	  .fields = DSFS_FIELDS({ "destinationVolume", DSFS_T_STRING }, { "offlineClone", DSFS_T_ARRAY },
@@ -68,7 +72,9 @@ static const struct dsfs_action volume1_actions[] = {
 	  .fields = DSFS_FIELDS({ "hostGroupIds", DSFS_T_STRINGS }),
 	  .refs = DSFS_REFS({ "hostGroupIds", HOSTGROUPS_FROM_VOLUME }) },
 };
+// clang-format on
 
+// clang-format off
 static const struct dsfs_action volume1_create = {
 	.fields = DSFS_FIELDS({ "comments", DSFS_T_STRING }, { "count", DSFS_T_INTEGER }, { "dataReduction", DSFS_T_BOOLEAN },
 			      { "name", DSFS_T_STRING }, { "sizeMib", DSFS_T_INTEGER }, { "snapCpg", DSFS_T_STRING },
@@ -76,20 +82,25 @@ static const struct dsfs_action volume1_create = {
 			      { "userCpg", DSFS_T_STRING }),
 	.required = DSFS_REQUIRE("name", "userCpg", "sizeMib"), .bare_field = "name",
 };
+// clang-format on
 
 /* volumePut: the object's names for its fields differ from the body's in two places. */
+// clang-format off
 static const struct dsfs_edit_field volume1_edit[] = {
 	{ .field = "name" }, { .field = "sizeMiB", .put_as = "sizeMib" }, { .field = "userCpgName" },
 	{ .field = "snapshotAllocWarning" }, { .field = "userAllocWarning" }, { .field = "conversionType" },
 	{ .field = "dataReduction", .yes = "ON", .no = "OFF" },
 };
+// clang-format on
 
+// clang-format off
 static const struct dsfs_kind volume1 = {
 	.name = "volume", .dir_name = "volumes", .segment = "volumes", DSCC_LIST,
 	.time_field = "creationTime", .get_one = true, DSFS_GET_ONLY("consoleUri", "requestUri", "volumePerformance"),
 	DSFS_FILES(volume_files), DSFS_CHILDREN(volume1_children),
 	DSFS_ACTIONS(volume1_actions), .create = &volume1_create, .deletable = true, DSFS_EDIT(volume1_edit),
 };
+// clang-format on
 
 static const struct dsfs_file_desc pool_files[] = { DSFS_OBJECT_FILE("pool.json") };
 
@@ -99,6 +110,7 @@ static const struct dsfs_capacity pool_capacity[] = {
 	{ .total_field = "capacity", .free_field = "free_space", .unit = 1 },
 };
 
+// clang-format off
 static const struct dsfs_kind pool = {
 	.name = "storage pool", .dir_name = "pools", .segment = "storage-pools", DSCC_LIST,
 	/* device-type2 objects say when they last changed (the v1.2.0 reference's Nimble*
@@ -107,6 +119,7 @@ static const struct dsfs_kind pool = {
 	.get_one = true, DSFS_GET_ONLY("associatedLinks", "requestUri"), DSFS_FILES(pool_files),
 	DSFS_CAPACITY(pool_capacity),
 };
+// clang-format on
 
 static const struct dsfs_file_desc volumeset_files[] = { DSFS_OBJECT_FILE("volumeset.json") };
 
@@ -115,31 +128,38 @@ static const struct dsfs_file_desc volumeset_files[] = { DSFS_OBJECT_FILE("volum
  * listing carries members and application, which a GET of one lacks: the
  * listing is their only source, so the file has one shape.
  */
+// clang-format off
 static const struct dsfs_kind volumeset = {
 	.name = "volume set", .dir_name = "volumesets", .segment = "/api/v1/storage-systems/{id}/volume-sets",
 	DSCC_LIST, .get_one = false, DSFS_FILES(volumeset_files),
 };
+// clang-format on
 
 static const struct dsfs_file_desc system_files[] = { DSFS_OBJECT_FILE("system.json") };
 static const struct dsfs_kind *const system1_children[] = { &volume1, &pool, &volumeset };
 
 /* ---- device-type2 (Nimble / Alletra 6000 class) ------------------------------------ */
 
+// clang-format off
 static const struct dsfs_action snapshot2_create = {
 	.fields = DSFS_FIELDS({ "app_uuid", DSFS_T_STRING }, { "description", DSFS_T_STRING }, { "metadata", DSFS_T_ARRAY },
 			      { "name", DSFS_T_STRING }, { "online", DSFS_T_BOOLEAN }, { "writable", DSFS_T_BOOLEAN }),
 	.required = DSFS_REQUIRE("name"), .bare_field = "name",
 };
+// clang-format on
 
+// clang-format off
 static const struct dsfs_kind snapshot2 = {
 	.name = "snapshot", .dir_name = "snapshots", .segment = "snapshots", DSCC_LIST,
 	.time_field = "creation_time", .update_field = "last_modified", .get_one = true, DSFS_GET_ONLY("requestUri"),
 	DSFS_FILES(snapshot_files),
 	.create = &snapshot2_create, .deletable = true,
 };
+// clang-format on
 
 static const struct dsfs_kind *const volume2_children[] = { &snapshot2 };
 
+// clang-format off
 static const struct dsfs_action volume2_actions[] = {
 	{ .verb = "clone", .subpath = "/clone", .required = DSFS_REQUIRE("clone_volume_name"),
 	  .fields = DSFS_FIELDS({ "clone_volume_name", DSFS_T_STRING }, { "host_group_id", DSFS_T_STRING },
@@ -152,8 +172,10 @@ static const struct dsfs_action volume2_actions[] = {
 	  .fields = DSFS_FIELDS({ "base_snap_id", DSFS_T_STRING }, { "enable_vol_offline", DSFS_T_BOOLEAN }),
 	  .refs = DSFS_REFS({ "base_snap_id", "snapshots" }), .destroys = true }, /* the volume becomes the snapshot */
 };
+// clang-format on
 
 /* The spec requires only a name; an array needs a size too (MiB), unless it is a clone. */
+// clang-format off
 static const struct dsfs_action volume2_create = {
 	.fields = DSFS_FIELDS({ "agent_type", DSFS_T_STRING }, { "app_uuid", DSFS_T_STRING }, { "base_snap_id", DSFS_T_STRING },
 			      { "block_size", DSFS_T_INTEGER }, { "cache_pinned", DSFS_T_BOOLEAN }, { "clone", DSFS_T_BOOLEAN },
@@ -168,14 +190,18 @@ static const struct dsfs_action volume2_create = {
 	.required = DSFS_REQUIRE("name", "size|clone"), .bare_field = "name",
 	.refs = DSFS_REFS({ "pool_id", "../pools" }),
 };
+// clang-format on
 
 /* NimbleEditVolumeInput: the fields an array volume's edit may change (size in MiB). */
+// clang-format off
 static const struct dsfs_edit_field volume2_edit[] = {
 	{ .field = "name" }, { .field = "size" }, { .field = "description" }, { .field = "online" },
 	{ .field = "caching_enabled" }, { .field = "dedupe_enabled" }, { .field = "limit_iops" },
 	{ .field = "limit_mbps" }, { .field = "limit" },
 };
+// clang-format on
 
+// clang-format off
 static const struct dsfs_kind volume2 = {
 	.name = "volume", .dir_name = "volumes", .segment = "volumes", DSCC_LIST,
 	.time_field = "creation_time", .update_field = "last_modified", .get_one = true, DSFS_GET_ONLY("requestUri"),
@@ -183,26 +209,32 @@ static const struct dsfs_kind volume2 = {
 	DSFS_CHILDREN(volume2_children),
 	DSFS_ACTIONS(volume2_actions), .create = &volume2_create, .deletable = true, DSFS_EDIT(volume2_edit),
 };
+// clang-format on
 
 static const struct dsfs_kind *const system2_children[] = { &volume2, &pool, &volumeset };
 
+// clang-format off
 static const struct dsfs_kind system2 = {
 	.name = "storage system", .dir_name = "servers", .segment = "api/v1/storage-systems/device-type2",
 	DSCC_LIST, .get_one = false, DSFS_FILES(system_files), DSFS_CHILDREN(system2_children),
 };
+// clang-format on
 
 static const struct dsfs_kind *const system_also[] = { &system2, NULL };
 
 /* Its listing carries overallState, which a GET of one lacks: the listing is its only source. */
+// clang-format off
 static const struct dsfs_kind system1 = {
 	.name = "storage system", .dir_name = "servers", .segment = "api/v1/storage-systems/device-type1",
 	DSCC_LIST, .get_one = false, DSFS_FILES(system_files), DSFS_CHILDREN(system1_children), .also = system_also,
 };
+// clang-format on
 
 /* ---- console-wide resources --------------------------------------------------------------- */
 
 static const struct dsfs_file_desc host_files[] = { DSFS_OBJECT_FILE("host.json") };
 
+// clang-format off
 static const struct dsfs_action host_create = {
 	.fields = DSFS_FIELDS({ "comment", DSFS_T_STRING }, { "contact", DSFS_T_STRING }, { "fqdn", DSFS_T_STRING },
 			      { "hostGroupIds", DSFS_T_STRINGS }, { "initiatorIds", DSFS_T_STRINGS },
@@ -214,49 +246,62 @@ static const struct dsfs_action host_create = {
 	.defaults = "{\"userCreated\": true}",
 	.refs = DSFS_REFS({ "hostGroupIds", "../hostgroups" }),
 };
+// clang-format on
 
+// clang-format off
 static const struct dsfs_kind host = {
 	.name = "host initiator", .dir_name = "hosts", .segment = "api/v1/host-initiators", DSCC_LIST,
 	.get_one = true, DSFS_GET_ONLY("requestUri"), DSFS_FILES(host_files), .create = &host_create,
 	.deletable = true,
 };
+// clang-format on
 
 static const struct dsfs_file_desc hostgroup_files[] = { DSFS_OBJECT_FILE("hostgroup.json") };
 
+// clang-format off
 static const struct dsfs_kind hostgroup = {
 	.name = "host initiator group", .dir_name = "hostgroups", .segment = "api/v1/host-initiator-groups",
 	DSCC_LIST, .get_one = true, DSFS_GET_ONLY("requestUri"), DSFS_FILES(hostgroup_files),
 };
+// clang-format on
 
 static const struct dsfs_file_desc issue_files[] = { DSFS_OBJECT_FILE("issue.json") };
 
+// clang-format off
 static const struct dsfs_kind issue = {
 	.name = "issue", .dir_name = "issues", .segment = "api/v1/issues", .list_key = "items",
 	.id_field = "id", .name_field = "id", .time_field = "lastOccurredAt", .get_one = true,
 	DSFS_FILES(issue_files),
 };
+// clang-format on
 
 
+// clang-format off
 static const struct dsfs_kind task = {
 	.name = "task", .dir_name = "tasks", .segment = "api/v1/tasks", .list_key = "items",
 	.id_field = "id", .name_field = "id", .time_field = "updatedAt", .get_one = true,
 	.update_field = "updatedAt",
 	.files = dsfs_task_files, .nfiles = DSFS_TASK_NFILES, .is_task = true,
 };
+// clang-format on
 
 /* The console's audit log; a filter's time is a quoted literal. */
+// clang-format off
 static const struct dsfs_events_desc events = {
 	.url = "/api/v1/audit-events", .list_key = "items", .id_field = "id", .time_field = "occurredAt",
 	.newest_query = "sort=occurredAt%20desc&limit=100&offset=0",
 	.since_query = "filter=occurredAt%20ge%20%27{since}%27&sort=occurredAt%20asc&limit=1000&offset={offset}",
 	.since_page = 1000,
 };
+// clang-format on
 
 static const struct dsfs_kind *const root_children[] = { &system1, &host, &hostgroup, &task, &issue };
 
+// clang-format off
 static const struct dsfs_kind root = {
 	.name = "root", DSFS_CHILDREN(root_children),
 };
+// clang-format on
 
 #define TOKEN_URL "https://sso.common.cloud.hpe.com/as/token.oauth2"
 /*
@@ -273,7 +318,8 @@ static int check_credentials(const struct dsfs_credentials *c, char *err, size_t
 	if (dsfs_credentials_get(c, "token") ||
 	    (dsfs_credentials_get(c, "client_id") && dsfs_credentials_get(c, "client_secret")))
 		return 0;
-	snprintf(err, errlen, "DSCC needs a credentials file (-o credentials=FILE, mode 0600) with "
+	snprintf(err, errlen,
+		 "DSCC needs a credentials file (-o credentials=FILE, mode 0600) with "
 		 "client_id=... and client_secret=... lines (API client credentials from the console; "
 		 "optional token_url=...), or a token=... line with an access token");
 	return -EINVAL;
@@ -292,8 +338,9 @@ static int check_pasted(struct dsfs_session *s, const char *token, struct dsfs_l
 	ret = dsfs_session_send(s, &req, &resp);
 	explicit_bzero(hdr, sizeof(hdr));
 	if (ret == -EACCES && resp.status == 401)
-		dsfs_err_record("GET", req.path, 401, "the access token was refused: it has expired or is "
-			       "wrong; paste a new one (token=) into the credentials file and mount again");
+		dsfs_err_record("GET", req.path, 401,
+				"the access token was refused: it has expired or is "
+				"wrong; paste a new one (token=) into the credentials file and mount again");
 	if (ret == 0 && !(out->id = strdup(token)))
 		ret = -ENOMEM;
 	out->proven = ret == 0; /* that call was the probe's */
@@ -312,9 +359,11 @@ static int login(struct dsfs_session *s, const struct dsfs_credentials *c, struc
 }
 
 /* Tokens simply lapse: no logout. */
+// clang-format off
 static const struct dsfs_auth auth = {
 	.keys = auth_keys, .check = check_credentials, .login = login, .headers = dsfs_dialect_bearer_headers,
 };
+// clang-format on
 
 /*
  * filter= (OData-like): "field eq 'text'", "field in ('a','b')", and
@@ -325,8 +374,8 @@ static const struct dsfs_auth auth = {
 static bool filter(const char *field, const char *op, const char *const *values, size_t n, char *buf, size_t len)
 {
 	static const char *const ops[][2] = {
-		{ "=", "eq" }, { "!=", "ne" }, { ">=", "ge" }, { "<=", "le" }, { ">", "gt" }, { "<", "lt" },
-		{ "~", "in" },
+		{ "=", "eq" }, { "!=", "ne" }, { ">=", "ge" }, { "<=", "le" },
+		{ ">", "gt" }, { "<", "lt" },  { "~", "in" },
 	};
 	const char *word = NULL;
 	char expr[4096], *enc;
@@ -337,8 +386,9 @@ static bool filter(const char *field, const char *op, const char *const *values,
 	for (size_t i = 0; i < DSFS_ARRAY_LEN(ops); i++)
 		if (!strcmp(op, ops[i][0]))
 			word = ops[i][1];
-	if (!word || !*field || strspn(field, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") <
-	    strlen(field) || (n > 1 && strcmp(word, "eq")) || (contains && n != 1) || strlen(field) > 512)
+	if (!word || !*field ||
+	    strspn(field, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") < strlen(field) ||
+	    (n > 1 && strcmp(word, "eq")) || (contains && n != 1) || strlen(field) > 512)
 		return false;
 	if (!contains) {
 		w = snprintf(expr, sizeof(expr), n > 1 ? "%s in (" : "%s %s ", field, word);

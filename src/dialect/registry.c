@@ -77,8 +77,10 @@ bool dsfs_dialect_url_hint(const struct dsfs_dialect *d, const char *url, char *
 	if (want ? n >= want && !strncmp(path + n - want, d->url_path, want) : n == 0)
 		return false;
 	if (!want)
-		snprintf(buf, len, "the %s API's URL is its host's root, like %s: dsfs adds %.*s and every other "
-			 "path itself", d->name, d->url_example, (int)n, path);
+		snprintf(buf, len,
+			 "the %s API's URL is its host's root, like %s: dsfs adds %.*s and every other "
+			 "path itself",
+			 d->name, d->url_example, (int)n, path);
 	else
 		snprintf(buf, len, "the %s API's URL ends in %s, like %s", d->name, d->url_path, d->url_example);
 	return true;

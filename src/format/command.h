@@ -38,7 +38,7 @@ struct dsfs_ref {
 
 /* A command of a control file: a verb of `action`, or the creation of `new`. */
 struct dsfs_action {
-	const char *verb;            /* "clone"; NULL for a `new` file */
+	const char *verb; /* "clone"; NULL for a `new` file */
 	/*
 	 * Every field the command takes, with its type, {NULL}-terminated
 	 * (required ones, refs, bare_field and defaults among them). Any other
@@ -57,11 +57,11 @@ struct dsfs_action {
 	 * (or JSON Patch, application/json-patch+json) says it here.
 	 */
 	const char *content_type;
-	const char *subpath;         /* POST to the resource URL + subpath ("/clone"); NULL: ?action=VERB */
-	const char *target;          /* POST here instead: a path from the API root, "{id}" standing
+	const char *subpath;  /* POST to the resource URL + subpath ("/clone"); NULL: ?action=VERB */
+	const char *target;   /* POST here instead: a path from the API root, "{id}" standing
 	                              * for the id of the resource the file acts on (for `new`, the
 	                              * collection's owner): "/application/{id}/backup" */
-	const char *defaults;        /* JSON object merged under the user's fields ({"namePattern": ...}) */
+	const char *defaults; /* JSON object merged under the user's fields ({"namePattern": ...}) */
 	/*
 	 * The command destroys or overwrites data (a backup image expired, a
 	 * volume restored over from a snapshot): like rmdir, it is sent only on
@@ -76,9 +76,10 @@ struct dsfs_action {
  * allow_edit), and how the API's update (PUT to the object's URL) names it.
  */
 struct dsfs_edit_field {
-	const char *field;    /* in the object file: "sizeMiB" */
-	const char *put_as;   /* in the PUT body: "sizeMib"; NULL: the same */
-	const char *yes, *no; /* a text the API shows as these words and takes as true/false ("ON", "OFF"); NULL: none */
+	const char *field;  /* in the object file: "sizeMiB" */
+	const char *put_as; /* in the PUT body: "sizeMib"; NULL: the same */
+	const char *yes,
+		*no; /* a text the API shows as these words and takes as true/false ("ON", "OFF"); NULL: none */
 	/*
 	 * Sent with every edit, changed or not, as the object was read: a
 	 * version the API checks the change against (GreenLake's issues take

@@ -20,81 +20,6 @@
 #include "format/numbers.h"
 #include "format/secret.h"
 
-static const char *skip_space(const char *p, const char *end)
-{
-	while (p < end && isspace((unsigned char)*p))
-		p++;
-	return p;
-}
-
-/*
- * Parses exactly n bytes at p as one JSON value. Returns true and sets *out
- * (NULL for JSON null) when all of it is one value; false otherwise.
- */
-static bool parse_exact(const char *p, size_t n, json_object **out)
-{
-	struct json_tokener *tok;
-	enum json_tokener_error jerr;
-	json_object *o;
-	bool whole;
-
-	*out = NULL;
-	if (n == 0)
-		return false;
-	tok = json_tokener_new();
-	if (!tok)
-		return false;
-	o = json_tokener_parse_ex(tok, p, (int)n);
-	jerr = json_tokener_get_error(tok);
-	if (jerr == json_tokener_continue) {
-		/* A bare number ("12") waits for more input: end it. */
-		o = json_tokener_parse_ex(tok, "", 1);
-		jerr = json_tokener_get_error(tok);
-		whole = jerr == json_tokener_success;
-	} else {
-		whole = jerr == json_tokener_success &&
-			skip_space(p + json_tokener_get_parse_end(tok), p + n) == p + n;
-	}
-	json_tokener_free(tok);
-	if (!whole) {
-		json_object_put(o);
-		return false;
-	}
-	*out = o;
-	return true;
-}
-
-/* End of a value starting at p: a JSON string or bracketed value is scanned whole, else up to a space. */
-static const char *value_end(const char *p, const char *end)
-{
-	int depth = 0;
-	bool in_str = false;
-
-	if (p >= end || (*p != '"' && *p != '[' && *p != '{')) {
-		while (p < end && !isspace((unsigned char)*p))
-			p++;
-		return p;
-	}
-	for (; p < end; p++) {
-		if (in_str) {
-			if (*p == '\\' && p + 1 < end)
-				p++;
-			else if (*p == '"')
-				in_str = false;
-			if (!in_str && depth == 0)
-				return p + 1;
-			continue;
-		}
-		if (*p == '"')
-			in_str = true;
-		else if (*p == '[' || *p == '{')
-			depth++;
-		else if ((*p == ']' || *p == '}') && --depth == 0)
-			return p + 1;
-	}
-	return end;
-}
-
 /* Sets body[dotted key] = v (consumed), creating nested objects. */
 static int set_dotted(json_object *body, const char *key, size_t klen, json_object *v, char *err, size_t errlen)
 {
@@ -116,7 +41,8 @@ static int set_dotted(json_object *body, const char *key, size_t klen, json_obje
 				return -ENOMEM;
 			}
 		} else if (!json_object_is_type(child, json_type_object)) {
-			snprintf(err, errlen, "key '%.*s': '%s' is already a value, not an object", (int)klen, key, part);
+			snprintf(err, errlen, "key '%.*s': '%s' is already a value, not an object", (int)klen, key,
+				 part);
 			json_object_put(v);
 			return -EINVAL;
 		}
@@ -174,13 +100,20 @@ static bool inside_object(const struct dsfs_field *fields, const char *name, siz
 static const char *type_name(enum dsfs_type t)
 {
 	switch (t) {
-	case DSFS_T_STRING: return "a string";
-	case DSFS_T_INTEGER: return "an integer";
-	case DSFS_T_NUMBER: return "a number";
-	case DSFS_T_BOOLEAN: return "true or false";
-	case DSFS_T_STRINGS: return "a list of strings (a,b or [a,b])";
-	case DSFS_T_ARRAY: return "a JSON array";
-	case DSFS_T_OBJECT: return "a JSON object";
+	case DSFS_T_STRING:
+		return "a string";
+	case DSFS_T_INTEGER:
+		return "an integer";
+	case DSFS_T_NUMBER:
+		return "a number";
+	case DSFS_T_BOOLEAN:
+		return "true or false";
+	case DSFS_T_STRINGS:
+		return "a list of strings (a,b or [a,b])";
+	case DSFS_T_ARRAY:
+		return "a JSON array";
+	case DSFS_T_OBJECT:
+		return "a JSON object";
 	}
 	return "?";
 }
@@ -225,7 +158,7 @@ static int string_list(const char *p, size_t n, json_object **out, char *err, si
 	size_t i = 0;
 
 	if (n && p[0] == '[') {
-		if (parse_exact(p, n, &arr) && json_object_is_type(arr, json_type_array)) {
+		if (dsfs_ctl_json_exact(p, n, &arr) && json_object_is_type(arr, json_type_array)) {
 			*out = arr; /* its elements are checked with the body */
 			return 0;
 		}
@@ -260,7 +193,8 @@ static int string_list(const char *p, size_t n, json_object **out, char *err, si
 			json_object_put(arr);
 			return -EINVAL;
 		}
-		if (p[a] != '"' || !parse_exact(p + a, b - a, &e) || !json_object_is_type(e, json_type_string)) {
+		if (p[a] != '"' || !dsfs_ctl_json_exact(p + a, b - a, &e) ||
+		    !json_object_is_type(e, json_type_string)) {
 			json_object_put(e);
 			e = json_object_new_string_len(p + a, (int)(b - a));
 		}
@@ -313,7 +247,7 @@ static int exact_numbers(const char *p, size_t n, json_object **v, bool *json, c
  */
 static int parse_as(const char *p, size_t n, json_type t, json_object **v, char *err, size_t errlen)
 {
-	if (!parse_exact(p, n, v) || !json_object_is_type(*v, t)) {
+	if (!dsfs_ctl_json_exact(p, n, v) || !json_object_is_type(*v, t)) {
 		json_object_put(*v);
 		*v = NULL;
 		return 1;
@@ -334,7 +268,7 @@ static int typed_value(const struct dsfs_field *f, const char *key, size_t klen,
 	switch (f ? f->type : DSFS_T_OBJECT) {
 	case DSFS_T_STRING:
 		/* a quoted JSON string is that string ("a b"); anything else is the text itself */
-		if (n && p[0] == '"' && parse_exact(p, n, &v) && json_object_is_type(v, json_type_string))
+		if (n && p[0] == '"' && dsfs_ctl_json_exact(p, n, &v) && json_object_is_type(v, json_type_string))
 			break;
 		json_object_put(v);
 		v = json_object_new_string_len(p, (int)n);
@@ -365,7 +299,7 @@ static int typed_value(const struct dsfs_field *f, const char *key, size_t klen,
 			goto refused;
 		break;
 	case DSFS_T_OBJECT: {
-		bool json = parse_exact(p, n, &v);
+		bool json = dsfs_ctl_json_exact(p, n, &v);
 
 		if (json && exact_numbers(p, n, &v, &json, err, errlen))
 			return -EINVAL;
@@ -476,8 +410,8 @@ static int unknown_field(const struct dsfs_action *a, const char *name, char *er
 		snprintf(err, errlen, "unknown field %s; did you mean %s?", name, near.best);
 		return -EINVAL;
 	}
-	o = snprintf(err, errlen, "unknown field %s; %s%s%s takes", name, a->verb ? "'" : "", a->verb ? a->verb : "a new entry",
-		     a->verb ? "'" : "");
+	o = snprintf(err, errlen, "unknown field %s; %s%s%s takes", name, a->verb ? "'" : "",
+		     a->verb ? a->verb : "a new entry", a->verb ? "'" : "");
 	for (f = a->fields; f && f->name && o > 0 && (size_t)o < errlen; f++)
 		o += snprintf(err + o, errlen - (size_t)o, "%s %s", f == a->fields ? ":" : ",", f->name);
 	if (a->fields && !a->fields[0].name && o > 0 && (size_t)o < errlen)
@@ -526,15 +460,15 @@ static int check_fields(const struct dsfs_action *a, json_object *obj, char *pat
 }
 
 /* key=value pairs in [p, end) into a new object, each value of its field's type. */
-static int parse_pairs(const char *p, const char *end, const struct dsfs_field *fields, json_object **out,
-		       char *err, size_t errlen)
+static int parse_pairs(const char *p, const char *end, const struct dsfs_field *fields, json_object **out, char *err,
+		       size_t errlen)
 {
 	json_object *body = json_object_new_object();
 	int ret;
 
 	if (!body)
 		return -ENOMEM;
-	for (p = skip_space(p, end); p < end; p = skip_space(p, end)) {
+	for (p = dsfs_ctl_skip_space(p, end); p < end; p = dsfs_ctl_skip_space(p, end)) {
 		const char *key = p, *eq, *vend;
 		json_object *v;
 
@@ -546,7 +480,7 @@ static int parse_pairs(const char *p, const char *end, const struct dsfs_field *
 			return -EINVAL;
 		}
 		eq = p;
-		vend = value_end(eq + 1, end);
+		vend = dsfs_ctl_value_end(eq + 1, end);
 		ret = typed_value(field_named(fields, key, (size_t)(eq - key)), key, (size_t)(eq - key), eq + 1,
 				  (size_t)(vend - eq - 1), &v, err, errlen);
 		if (ret) {
@@ -586,7 +520,7 @@ static bool shown_value(char **out, size_t *len, size_t *cap, const char *p, siz
 	json_object *v;
 	bool ok;
 
-	if (!n || (*p != '{' && *p != '[') || !parse_exact(p, n, &v) || !v)
+	if (!n || (*p != '{' && *p != '[') || !dsfs_ctl_json_exact(p, n, &v) || !v)
 		return shown_add(out, len, cap, p, n);
 	dsfs_secrets_hide(v);
 	p = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
@@ -603,7 +537,7 @@ char *dsfs_ctl_shown(const char *line, size_t len)
 
 	if (!shown_add(&out, &n, &cap, "", 0))
 		return NULL;
-	for (p = skip_space(p, end); p < end; p = skip_space(p, end)) {
+	for (p = dsfs_ctl_skip_space(p, end); p < end; p = dsfs_ctl_skip_space(p, end)) {
 		const char *tok = p, *eq = NULL, *vend;
 		bool ok;
 
@@ -611,14 +545,14 @@ char *dsfs_ctl_shown(const char *line, size_t len)
 			p++;
 		if (p < end && *p == '=')
 			eq = p;
-		vend = eq ? value_end(eq + 1, end) : value_end(tok, end);
+		vend = eq ? dsfs_ctl_value_end(eq + 1, end) : dsfs_ctl_value_end(tok, end);
 		ok = (!n || shown_add(&out, &n, &cap, " ", 1));
 		if (ok && eq && dsfs_secret_name(tok, (size_t)(eq - tok)))
 			ok = shown_add(&out, &n, &cap, tok, (size_t)(eq + 1 - tok)) &&
-			     shown_add(&out, &n, &cap, DSFS_SECRET_SHOWN, strlen(DSFS_SECRET_SHOWN));
+				shown_add(&out, &n, &cap, DSFS_SECRET_SHOWN, strlen(DSFS_SECRET_SHOWN));
 		else if (ok && eq)
 			ok = shown_add(&out, &n, &cap, tok, (size_t)(eq + 1 - tok)) &&
-			     shown_value(&out, &n, &cap, eq + 1, (size_t)(vend - eq - 1));
+				shown_value(&out, &n, &cap, eq + 1, (size_t)(vend - eq - 1));
 		else if (ok)
 			ok = shown_value(&out, &n, &cap, tok, (size_t)(vend - tok));
 		if (!ok) {
@@ -646,8 +580,7 @@ json_object *dsfs_ctl_get(json_object *body, const char *dotted)
 			return NULL;
 		dotted = dot + 1;
 	}
-	if (!body || !json_object_is_type(body, json_type_object) ||
-	    !json_object_object_get_ex(body, dotted, &body))
+	if (!body || !json_object_is_type(body, json_type_object) || !json_object_object_get_ex(body, dotted, &body))
 		return NULL;
 	return body;
 }
@@ -666,17 +599,17 @@ static int check_required(const struct dsfs_action *a, json_object *body, char *
 			if (dsfs_ctl_get(body, tok))
 				found = true;
 		if (!found) {
-			snprintf(err, errlen, "%s%s%s needs %s%s", a->verb ? "'" : "", a->verb ? a->verb : "a new entry",
-				 a->verb ? "'" : "", strchr(*f, '|') ? "one of " : "the field ", *f);
+			snprintf(err, errlen, "%s%s%s needs %s%s", a->verb ? "'" : "",
+				 a->verb ? a->verb : "a new entry", a->verb ? "'" : "",
+				 strchr(*f, '|') ? "one of " : "the field ", *f);
 			return -EINVAL;
 		}
 	}
 	return 0;
 }
 
-int dsfs_ctl_parse(const char *line, size_t len, const struct dsfs_action *create,
-		   const struct dsfs_action *actions, size_t nactions,
-		   const struct dsfs_action **action, json_object **body, char *err, size_t errlen)
+int dsfs_ctl_parse(const char *line, size_t len, const struct dsfs_action *create, const struct dsfs_action *actions,
+		   size_t nactions, const struct dsfs_action **action, json_object **body, char *err, size_t errlen)
 {
 	const char *p = line, *end = line + len, *verb_end;
 	const struct dsfs_action *a = NULL;
@@ -693,13 +626,12 @@ int dsfs_ctl_parse(const char *line, size_t len, const struct dsfs_action *creat
 	i = dsfs_ctl_utf8_prefix(line, len);
 	if (i < len) {
 		/* the API takes JSON, which is UTF-8: a server would refuse it, or worse, guess */
-		snprintf(err, errlen, "command is not valid UTF-8 (byte %zu is 0x%02x)", i + 1,
-			 (unsigned char)line[i]);
+		snprintf(err, errlen, "command is not valid UTF-8 (byte %zu is 0x%02x)", i + 1, (unsigned char)line[i]);
 		return -EINVAL;
 	}
 	while (end > p && isspace((unsigned char)end[-1]))
 		end--;
-	p = skip_space(p, end);
+	p = dsfs_ctl_skip_space(p, end);
 	if (p == end) {
 		snprintf(err, errlen, "empty command");
 		return -EINVAL;
@@ -707,7 +639,8 @@ int dsfs_ctl_parse(const char *line, size_t len, const struct dsfs_action *creat
 	if (create) {
 		a = create;
 		if (*p == '{') {
-			if (!parse_exact(p, (size_t)(end - p), &b) || !json_object_is_type(b, json_type_object)) {
+			if (!dsfs_ctl_json_exact(p, (size_t)(end - p), &b) ||
+			    !json_object_is_type(b, json_type_object)) {
 				json_object_put(b);
 				snprintf(err, errlen, "not a valid JSON object");
 				return -EINVAL;
@@ -746,9 +679,10 @@ int dsfs_ctl_parse(const char *line, size_t len, const struct dsfs_action *creat
 				o += snprintf(err + o, errlen - (size_t)o, " %s", actions[i].verb);
 			return -EINVAL;
 		}
-		p = skip_space(verb_end, end);
+		p = dsfs_ctl_skip_space(verb_end, end);
 		if (p < end && *p == '{') {
-			if (!parse_exact(p, (size_t)(end - p), &b) || !json_object_is_type(b, json_type_object)) {
+			if (!dsfs_ctl_json_exact(p, (size_t)(end - p), &b) ||
+			    !json_object_is_type(b, json_type_object)) {
 				json_object_put(b);
 				snprintf(err, errlen, "'%s': not a valid JSON object", a->verb);
 				return -EINVAL;

@@ -61,6 +61,18 @@ bool dsfs_ctl_scan_open(const struct dsfs_ctl_scan *s);
  */
 size_t dsfs_ctl_utf8_prefix(const char *s, size_t len);
 
+/* The first byte at or after p (before end) that is not white space. */
+const char *dsfs_ctl_skip_space(const char *p, const char *end);
+
+/* End of a value starting at p: a JSON string or bracketed value is scanned whole, else up to a space. */
+const char *dsfs_ctl_value_end(const char *p, const char *end);
+
+/*
+ * Parses exactly n bytes at p as one JSON value. Returns true and sets *out
+ * (NULL for JSON null) when all of it is one value; false otherwise.
+ */
+bool dsfs_ctl_json_exact(const char *p, size_t n, json_object **out);
+
 /* ---- one command: its verb and its body (ctl.c) ---- */
 
 /*
@@ -74,9 +86,8 @@ size_t dsfs_ctl_utf8_prefix(const char *s, size_t len);
  * On success returns 0, sets *action (the matched entry) and *body (new
  * reference, caller puts). On failure returns -EINVAL with err set.
  */
-int dsfs_ctl_parse(const char *line, size_t len, const struct dsfs_action *create,
-		   const struct dsfs_action *actions, size_t nactions,
-		   const struct dsfs_action **action, json_object **body, char *err, size_t errlen);
+int dsfs_ctl_parse(const char *line, size_t len, const struct dsfs_action *create, const struct dsfs_action *actions,
+		   size_t nactions, const struct dsfs_action **action, json_object **body, char *err, size_t errlen);
 
 /*
  * A command as it may be shown (a control file's result, the log): the len

@@ -5,10 +5,12 @@
  * JSON object, braces inside strings not counting), and how much of it is
  * valid UTF-8. It sees bytes as they come, in writes of any size, keeps
  * its state in the caller's struct dsfs_ctl_scan and allocates nothing;
- * what a command means is ctl.c's.
+ * what a command means is ctl.c's. And, within one command, where its
+ * words and values end, which the grammar and the shown command share.
  */
 #include "format/ctl.h"
 
+#include <ctype.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -108,4 +110,74 @@ size_t dsfs_ctl_utf8_prefix(const char *s, size_t len)
 		i += n;
 	}
 	return len;
+}
+
+const char *dsfs_ctl_skip_space(const char *p, const char *end)
+{
+	while (p < end && isspace((unsigned char)*p))
+		p++;
+	return p;
+}
+
+bool dsfs_ctl_json_exact(const char *p, size_t n, json_object **out)
+{
+	struct json_tokener *tok;
+	enum json_tokener_error jerr;
+	json_object *o;
+	bool whole;
+
+	*out = NULL;
+	if (n == 0)
+		return false;
+	tok = json_tokener_new();
+	if (!tok)
+		return false;
+	o = json_tokener_parse_ex(tok, p, (int)n);
+	jerr = json_tokener_get_error(tok);
+	if (jerr == json_tokener_continue) {
+		/* A bare number ("12") waits for more input: end it. */
+		o = json_tokener_parse_ex(tok, "", 1);
+		jerr = json_tokener_get_error(tok);
+		whole = jerr == json_tokener_success;
+	} else {
+		whole = jerr == json_tokener_success &&
+			dsfs_ctl_skip_space(p + json_tokener_get_parse_end(tok), p + n) == p + n;
+	}
+	json_tokener_free(tok);
+	if (!whole) {
+		json_object_put(o);
+		return false;
+	}
+	*out = o;
+	return true;
+}
+
+const char *dsfs_ctl_value_end(const char *p, const char *end)
+{
+	int depth = 0;
+	bool in_str = false;
+
+	if (p >= end || (*p != '"' && *p != '[' && *p != '{')) {
+		while (p < end && !isspace((unsigned char)*p))
+			p++;
+		return p;
+	}
+	for (; p < end; p++) {
+		if (in_str) {
+			if (*p == '\\' && p + 1 < end)
+				p++;
+			else if (*p == '"')
+				in_str = false;
+			if (!in_str && depth == 0)
+				return p + 1;
+			continue;
+		}
+		if (*p == '"')
+			in_str = true;
+		else if (*p == '[' || *p == '{')
+			depth++;
+		else if ((*p == ']' || *p == '}') && --depth == 0)
+			return p + 1;
+	}
+	return end;
 }

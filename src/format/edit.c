@@ -151,8 +151,8 @@ int dsfs_edit_body(const struct dsfs_edits *ed, json_object *base, const char *t
 		while (now && end < len && text[end] && strchr(" \t\r\n", text[end]))
 			end++;
 		if (!now || end < len) {
-			snprintf(why, whylen, "not valid JSON (%s)", now ? "text after the object"
-					: json_tokener_error_desc(json_tokener_get_error(tok)));
+			snprintf(why, whylen, "not valid JSON (%s)",
+				 now ? "text after the object" : json_tokener_error_desc(json_tokener_get_error(tok)));
 			ret = -EINVAL;
 			goto out;
 		}
@@ -219,8 +219,10 @@ int dsfs_edit_body(const struct dsfs_edits *ed, json_object *base, const char *t
 		const char *name = ed->field[i].field;
 
 		if (!same(get(base, name), get(server, name))) {
-			snprintf(why, whylen, "field '%s' changed on the server since the file was read: read it "
-				 "again and redo the edit", name);
+			snprintf(why, whylen,
+				 "field '%s' changed on the server since the file was read: read it "
+				 "again and redo the edit",
+				 name);
 			ret = -EBUSY;
 			goto out;
 		}
@@ -232,8 +234,10 @@ int dsfs_edit_body(const struct dsfs_edits *ed, json_object *base, const char *t
 		if (!f->always)
 			continue;
 		if (!same(b, get(now, f->field))) {
-			snprintf(why, whylen, "field '%s' is the object's version: it is sent as it was read and "
-				 "cannot be edited", f->field);
+			snprintf(why, whylen,
+				 "field '%s' is the object's version: it is sent as it was read and "
+				 "cannot be edited",
+				 f->field);
 			ret = -EINVAL;
 			goto out;
 		}

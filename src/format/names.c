@@ -173,9 +173,8 @@ char *dsfs_names_url_segment(const char *s)
 		return NULL;
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
-		bool keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-			    (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '~' ||
-			    (c == '.' && !dots);
+		bool keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+			c == '_' || c == '~' || (c == '.' && !dots);
 
 		if (keep) {
 			out[o++] = (char)c;
@@ -191,8 +190,10 @@ char *dsfs_names_url_segment(const char *s)
 
 static int hex_digit(char c)
 {
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
-	       c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+	return c >= '0' && c <= '9'    ? c - '0'
+		: c >= 'a' && c <= 'f' ? c - 'a' + 10
+		: c >= 'A' && c <= 'F' ? c - 'A' + 10
+				       : -1;
 }
 
 char *dsfs_names_url_unescape(const char *s)

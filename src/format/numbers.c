@@ -97,8 +97,10 @@ int dsfs_numbers_exact(const char *s, size_t n, char *why, size_t whylen)
 		else
 			(void)strtoull(buf, &end, 10);
 		if (errno == ERANGE) {
-			snprintf(why, whylen, "%s is beyond what a 64-bit integer holds (-9223372036854775808 to "
-				 "18446744073709551615): it cannot be sent as written", buf);
+			snprintf(why, whylen,
+				 "%s is beyond what a 64-bit integer holds (-9223372036854775808 to "
+				 "18446744073709551615): it cannot be sent as written",
+				 buf);
 			return -EINVAL;
 		}
 		return 0;
@@ -110,13 +112,12 @@ int dsfs_numbers_exact(const char *s, size_t n, char *why, size_t whylen)
 		return -EINVAL;
 	}
 	if (significant(buf, n) > DOUBLE_DIGITS) {
-		snprintf(why, whylen, "%s has more than %d significant digits, more than a double keeps apart",
-			 buf, DOUBLE_DIGITS);
+		snprintf(why, whylen, "%s has more than %d significant digits, more than a double keeps apart", buf,
+			 DOUBLE_DIGITS);
 		return -EINVAL;
 	}
 	if (d == floor(d) && fabs(d) > DOUBLE_EXACT_MAX) {
-		snprintf(why, whylen, "%s is a whole number beyond 2^53 written as a double: write its digits",
-			 buf);
+		snprintf(why, whylen, "%s is a whole number beyond 2^53 written as a double: write its digits", buf);
 		return -EINVAL;
 	}
 	return 0;
@@ -164,8 +165,11 @@ int dsfs_numbers_check_text(const char *text, size_t len, json_object *shown, ch
 		}
 		if (!strchr("-+.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", text[i]) || !text[i])
 			continue;
-		for (n = 0; i + n < len && text[i + n] && strchr("-+.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-						"abcdefghijklmnopqrstuvwxyz", text[i + n]); n++)
+		for (n = 0; i + n < len && text[i + n] &&
+		     strchr("-+.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			    "abcdefghijklmnopqrstuvwxyz",
+			    text[i + n]);
+		     n++)
 			;
 		if ((n == 4 && (!memcmp(text + i, "true", 4) || !memcmp(text + i, "null", 4))) ||
 		    (n == 5 && !memcmp(text + i, "false", 5))) {

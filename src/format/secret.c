@@ -7,8 +7,8 @@
 
 bool dsfs_secret_name(const char *key, size_t len)
 {
-	static const char *const words[] = { "password", "passwd", "passphrase", "secret", "token", "credential",
-					     "privatekey", "private_key", NULL };
+	static const char *const words[] = { "password",   "passwd",     "passphrase",  "secret", "token",
+					     "credential", "privatekey", "private_key", NULL };
 	char low[128];
 	size_t i;
 

@@ -100,8 +100,10 @@ void fs_fill_stat(const struct dsfs_fs *fs, const struct dsfs_attr *a, struct st
 	case DSFS_LOC_WHERE_DIR:
 	case DSFS_LOC_WHERE:
 		/* writable where mkdir, rmdir or an editor acts, so that default_permissions lets the owner act */
-		st->st_mode = S_IFDIR | (a->writable ? (fs->o.allow_other_actions ? 0777 : 0755) :
-					 a->editable && fs->o.allow_edit ? 0755 : 0555);
+		st->st_mode = S_IFDIR |
+			(a->writable                               ? (fs->o.allow_other_actions ? 0777 : 0755)
+				 : a->editable && fs->o.allow_edit ? 0755
+								   : 0555);
 		st->st_nlink = 2;
 		return;
 	case DSFS_LOC_LINK:
@@ -145,7 +147,8 @@ void fs_log_dry_run(const char *op, const char *path, const struct dsfs_post_res
 	dsfs_log(DSFS_LOG_INFO, "%s %s: dry run: would send %s %s%s%s; nothing sent", op, path,
 		 json_object_get_string(dsfs_dialect_field(res->request, "method")),
 		 json_object_get_string(dsfs_dialect_field(res->request, "url")), body ? " " : "",
-		 body ? json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) : "");
+		 body ? json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+		      : "");
 }
 
 /* ---- open handles: what every kind shares ---------------------------------------- */

@@ -154,8 +154,8 @@ void fs_record(struct dsfs_fs *fs, const char *path, const char *command, size_t
 		json_object_object_add(o, "dry_run", json_object_get(res->request));
 	if (note)
 		json_object_object_add(o, "note", json_object_new_string(note));
-	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-						 JSON_C_TO_STRING_NOSLASHESCAPE);
+	text = json_object_to_json_string_ext(
+		o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (text) {
 		size_t n = strlen(text);
 		struct dsfs_blob *b = dsfs_blob_new(text, n + 1);
@@ -272,8 +272,10 @@ static int run_command(struct dsfs_fs *fs, struct dsfs_handle *h, const char *li
 	ret = dsfs_ctl_parse(line, len, create, actions, nactions, &a, &body, err, sizeof(err));
 	if (ret == 0 && a->destroys && !fs->o.allow_delete) {
 		/* like rmdir: what cannot be undone is asked for by the mount, not by a line alone */
-		snprintf(err, sizeof(err), "'%s' destroys or overwrites data: it needs the mount option "
-			 "allow_delete (-o allow_delete)", a->verb ? a->verb : "new");
+		snprintf(err, sizeof(err),
+			 "'%s' destroys or overwrites data: it needs the mount option "
+			 "allow_delete (-o allow_delete)",
+			 a->verb ? a->verb : "new");
 		ret = -EPERM;
 	}
 	if (ret) {
@@ -450,11 +452,13 @@ static int ctl_flush(struct dsfs_fs *fs, struct dsfs_handle *h, pid_t pid, bool 
 		goto out;
 	h->refused = 0;
 	if (h->len && !blank(h->buf, h->len)) {
-		ret = dsfs_ctl_scan_open(&h->scan) ? refuse_unclosed(fs, h) : run_command(fs, h, h->buf, h->len, AT_CLOSE);
+		ret = dsfs_ctl_scan_open(&h->scan) ? refuse_unclosed(fs, h)
+						   : run_command(fs, h, h->buf, h->len, AT_CLOSE);
 		if (ret)
-			dsfs_log(DSFS_LOG_WARN, "close %s: the command had no newline, so it ran at close(), whose error (%s) "
-				 "most shells do not report; a read of the file returns its result", h->path,
-				 strerror(-ret));
+			dsfs_log(DSFS_LOG_WARN,
+				 "close %s: the command had no newline, so it ran at close(), whose error (%s) "
+				 "most shells do not report; a read of the file returns its result",
+				 h->path, strerror(-ret));
 	}
 	h->len = 0;
 	dsfs_ctl_scan_init(&h->scan, h->scan.verb); /* what follows starts a command */

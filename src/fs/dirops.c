@@ -38,9 +38,11 @@ static int mkdir_name_ok(const char *parent, const char *name)
 		return -ENOMEM;
 	if (strcmp(entry, name)) {
 		/* the log gets the escaped form: the raw name may hold a newline */
-		dsfs_log(DSFS_LOG_WARN, "mkdir %s/%s: refused: the tree would show the new entry as '%s', not under the "
+		dsfs_log(DSFS_LOG_WARN,
+			 "mkdir %s/%s: refused: the tree would show the new entry as '%s', not under the "
 			 "name given, so mkdir could not find what it made; nothing sent (to create it anyway: "
-			 "echo 'NAME' > new)", parent, entry, entry);
+			 "echo 'NAME' > new)",
+			 parent, entry, entry);
 		ret = -EINVAL;
 	}
 	free(entry);
@@ -72,15 +74,18 @@ int dsfs_fs_mkdir(struct dsfs_fs *fs, const char *path)
 		ret = dsfs_cache_lookup(fs->cache, &dir, "new", &ctl);
 		dsfs_cache_put(fs->cache, &dir);
 		if (ret == -ENOENT || (ret == 0 && ctl.type != DSFS_LOC_CTL)) /* nothing can be created here */
-			ret = fs_refuse("mkdir", path, -EPERM, "nothing can be created here (only in a collection "
-				     "with a new file)");
+			ret = fs_refuse("mkdir", path, -EPERM,
+					"nothing can be created here (only in a collection "
+					"with a new file)");
 	}
 	if (ret == 0) {
 		dsfs_cache_ctl_actions(&ctl, &create, &actions, &n);
 		if (!create || !create->bare_field) {
 			/* what is created here takes more than a name (a JSON body): only `new` can */
-			dsfs_log(DSFS_LOG_WARN, "mkdir %s: refused: what is made here takes more than a name; write it "
-				 "to %s/new", path, parent);
+			dsfs_log(DSFS_LOG_WARN,
+				 "mkdir %s: refused: what is made here takes more than a name; write it "
+				 "to %s/new",
+				 path, parent);
 			ret = -EPERM;
 		} else {
 			body = json_object_new_object();
@@ -135,8 +140,9 @@ int dsfs_fs_rmdir(struct dsfs_fs *fs, const char *path, dsfs_fs_done_fn fn, void
 
 			ret = dsfs_cache_delete(fs->cache, &loc, &res);
 			if (ret == -EPERM) /* refused before a request */
-				fs_refuse("rmdir", path, ret, "the API deletes none of these: dsfs deletes only what "
-				       "docs/control.md lists");
+				fs_refuse("rmdir", path, ret,
+					  "the API deletes none of these: dsfs deletes only what "
+					  "docs/control.md lists");
 			if (ret == 0 && res.task_id) {
 				/* deleted by a task: rmdir returns when it is gone, like rmdir(2) */
 				dsfs_tasks_set_latest(fs->tasks, res.task_id);

@@ -241,8 +241,10 @@ static int earlier_edit_ended(void *ctx)
 		*pp = e->next;
 		edit_record_free(e);
 	} else if (ret == 0) {
-		snprintf(why, sizeof(why), "an earlier edit of this object (task %s) is still being carried out: "
-			 "edit it again once that task has ended", e->task);
+		snprintf(why, sizeof(why),
+			 "an earlier edit of this object (task %s) is still being carried out: "
+			 "edit it again once that task has ended",
+			 e->task);
 		dsfs_err_record("PUT", ck->url, 0, why);
 		ret = -EBUSY;
 	}
@@ -299,8 +301,8 @@ static int edit_object(struct dsfs_fs *fs, const char *path, const struct dsfs_l
 	dsfs_unlock(&fs->edit_lock);
 	free(url);
 	if (ret == 0 && res.status) {
-		dsfs_log(DSFS_LOG_INFO, "edit %s: sent (HTTP %ld)%s%s", path, res.status,
-			 res.task_id ? ", task " : "", res.task_id ? res.task_id : "");
+		dsfs_log(DSFS_LOG_INFO, "edit %s: sent (HTTP %ld)%s%s", path, res.status, res.task_id ? ", task " : "",
+			 res.task_id ? res.task_id : "");
 		dsfs_tasks_set_latest(fs->tasks, res.task_id); /* tasks/latest never shows an older action's */
 	}
 	fs_log_dry_run("edit", path, &res); /* the file goes on showing the server's object, which nothing changed */
@@ -308,8 +310,10 @@ static int edit_object(struct dsfs_fs *fs, const char *path, const struct dsfs_l
 		char *task_url = dsfs_cache_task_url(fs->cache, res.task_id);
 
 		if (!task_url || !dsfs_tasks_watch(fs->tasks, task_url, fs->o.wait_timeout, edit_task_ended, fs->cache))
-			dsfs_log(DSFS_LOG_WARN, "edit %s: cannot follow task %s: read the file again once it has "
-				 "ended", path, res.task_id);
+			dsfs_log(DSFS_LOG_WARN,
+				 "edit %s: cannot follow task %s: read the file again once it has "
+				 "ended",
+				 path, res.task_id);
 		free(task_url);
 	}
 	dsfs_post_result_clear(&res);
@@ -373,8 +377,9 @@ int dsfs_fs_unlink(struct dsfs_fs *fs, const char *path)
 	/* only an editor's file goes: everything else is the server's */
 	if (fs->o.allow_edit && dsfs_scratch_unlink(fs->scratch, path) == 0)
 		return 0;
-	return fs_refuse("unlink", path, -EPERM, "the server's files cannot be removed (an object goes with rmdir of "
-		      "its directory, with the mount option allow_delete)");
+	return fs_refuse("unlink", path, -EPERM,
+			 "the server's files cannot be removed (an object goes with rmdir of "
+			 "its directory, with the mount option allow_delete)");
 }
 
 
@@ -391,8 +396,9 @@ int dsfs_fs_create(struct dsfs_fs *fs, const char *path, int flags, struct dsfs_
 	(void)flags;
 	ret = edit_target_of(fs, path, &obj);
 	if (ret == -EPERM)
-		fs_refuse("create", path, ret, "a new file can only be an editor's, beside an editable object, with the "
-		       "mount option allow_edit");
+		fs_refuse("create", path, ret,
+			  "a new file can only be an editor's, beside an editable object, with the "
+			  "mount option allow_edit");
 	if (ret == 0 && fs_resolve(fs, path, &there) == 0) {
 		dsfs_cache_put(fs->cache, &there);
 		ret = -EEXIST; /* the server's entries are never replaced by a new file */
@@ -451,8 +457,9 @@ int dsfs_fs_rename(struct dsfs_fs *fs, const char *from, const char *to, unsigne
 	if (!same_dir(from, to)) {
 		/* its edit is of the object beside it: mv elsewhere copies, and the copy is an edit of that object */
 		dsfs_scratch_put(f);
-		return fs_refuse("rename", from, -EXDEV, "an editor's file is an edit of the object beside it: it stays "
-			      "in its directory");
+		return fs_refuse("rename", from, -EXDEV,
+				 "an editor's file is an edit of the object beside it: it stays "
+				 "in its directory");
 	}
 	ret = edit_target_of(fs, to, &obj);
 	if (ret == 0 && fs_resolve(fs, to, &there) == 0) {
@@ -504,8 +511,9 @@ int dsfs_fs_chmeta(struct dsfs_fs *fs, const char *path, bool changes)
 	int ret = -EPERM;
 
 	if (!fs->o.allow_edit)
-		return fs_refuse("chmod/chown/touch", path, -EPERM, "the server's files keep the mount's mode, owner "
-			      "and times");
+		return fs_refuse("chmod/chown/touch", path, -EPERM,
+				 "the server's files keep the mount's mode, owner "
+				 "and times");
 	if ((f = fs_scratch_find(fs, path))) {
 		dsfs_scratch_put(f);
 		return 0;
@@ -514,10 +522,13 @@ int dsfs_fs_chmeta(struct dsfs_fs *fs, const char *path, bool changes)
 		/* an object file's mode and owner are the mount's: a change that would be dropped is refused */
 		ret = dsfs_cache_editable(&loc) && !changes ? 0 : -EPERM;
 		if (ret && changes && dsfs_cache_editable(&loc))
-			dsfs_log(DSFS_LOG_WARN, "chmod/chown %s: an object file's mode and owner are the mount's; "
-				 "nothing changed", path);
+			dsfs_log(DSFS_LOG_WARN,
+				 "chmod/chown %s: an object file's mode and owner are the mount's; "
+				 "nothing changed",
+				 path);
 		else if (ret)
-			fs_refuse("chmod/chown/touch", path, ret, "only an editable object file or an editor's file takes them");
+			fs_refuse("chmod/chown/touch", path, ret,
+				  "only an editable object file or an editor's file takes them");
 		dsfs_cache_put(fs->cache, &loc);
 	}
 	return ret;

@@ -38,15 +38,14 @@ struct dsfs_events {
 	struct dsfs_blob *text; /* what the feed holds */
 	unsigned readers;
 	bool asking;
-	double asked_at;        /* monotonic time of the last question (0: none yet) */
-	char *newest;           /* the newest time seen, as text, or NULL */
-	size_t ties;            /* events at the newest time taken, from its first on (a since question's) */
-	uint64_t *seen;         /* open addressing, 0 = empty */
+	double asked_at; /* monotonic time of the last question (0: none yet) */
+	char *newest;    /* the newest time seen, as text, or NULL */
+	size_t ties;     /* events at the newest time taken, from its first on (a since question's) */
+	uint64_t *seen;  /* open addressing, 0 = empty */
 	size_t nseen, cap;
 };
 
-struct dsfs_events *dsfs_events_new(struct dsfs_session *session, const struct dsfs_events_desc *desc,
-				    double interval)
+struct dsfs_events *dsfs_events_new(struct dsfs_session *session, const struct dsfs_events_desc *desc, double interval)
 {
 	struct dsfs_events *ev = calloc(1, sizeof(*ev));
 
@@ -110,8 +109,10 @@ static uint64_t key_of(json_object *o, const struct dsfs_events_desc *d)
 {
 	json_object *id = dsfs_dialect_field(o, d->id_field);
 	/* an event without an id is known by its whole text */
-	const char *parts[2] = { id ? json_object_get_string(id) : json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
-				 d->state_field ? json_object_get_string(dsfs_dialect_field(o, d->state_field)) : NULL };
+	const char *parts[2] = {
+		id ? json_object_get_string(id) : json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
+		d->state_field ? json_object_get_string(dsfs_dialect_field(o, d->state_field)) : NULL
+	};
 	uint64_t h = 0xcbf29ce484222325ull;
 
 	for (int i = 0; i < 2; i++) {
@@ -231,7 +232,9 @@ static char *question(struct dsfs_events *ev, size_t *offset)
 	if ((path = malloc(cap))) {
 		len = (size_t)sprintf(path, "%s?", d->url);
 		for (p = d->since_query; *p;) {
-			const char *v = !strncmp(p, SINCE, strlen(SINCE)) ? t : !strncmp(p, OFFSET, strlen(OFFSET)) ? num : NULL;
+			const char *v = !strncmp(p, SINCE, strlen(SINCE)) ? t
+				: !strncmp(p, OFFSET, strlen(OFFSET))     ? num
+									  : NULL;
 
 			if (v && len + strlen(v) < cap) {
 				len += (size_t)sprintf(path + len, "%s", v);
@@ -261,8 +264,9 @@ static void ask(struct dsfs_events *ev)
 
 	ev->asking = true;
 	dsfs_unlock(&ev->lock);
-	ret = path ? dsfs_session_call(ev->session, &(struct dsfs_request){ .method = "GET", .path = path },
-				       &resp, false) : -ENOMEM;
+	ret = path
+		? dsfs_session_call(ev->session, &(struct dsfs_request){ .method = "GET", .path = path }, &resp, false)
+		: -ENOMEM;
 	if (ret == 0) {
 		o = json_tokener_parse(resp.body ? resp.body : "");
 		arr = o;
@@ -287,7 +291,8 @@ static void ask(struct dsfs_events *ev)
 
 		if (!json_object_is_type(items[i], json_type_object) || !seen_add(ev, key_of(items[i], d)))
 			continue;
-		line = json_object_to_json_string_ext(items[i], JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+		line = json_object_to_json_string_ext(items[i],
+						      JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 		len = strlen(line);
 		if (!(grown = realloc(add, addlen + len + 2)))
 			break;
@@ -411,9 +416,9 @@ static void settle(struct dsfs_events *ev, double deadline)
 /* ---- an estate's feed ------------------------------------------------------------ */
 
 struct merge_member {
-	char *name;               /* JSON-escaped, quoted */
+	char *name; /* JSON-escaped, quoted */
 	struct dsfs_events *ev;
-	size_t taken;             /* bytes of its text already merged */
+	size_t taken; /* bytes of its text already merged */
 };
 
 struct dsfs_events_merge {
@@ -458,7 +463,8 @@ int dsfs_events_merge_add(struct dsfs_events_merge *mg, const char *name, struct
 		json_object_put(s);
 		return -ENOMEM;
 	}
-	m[mg->n].name = strdup(json_object_to_json_string_ext(s, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	m[mg->n].name =
+		strdup(json_object_to_json_string_ext(s, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(s);
 	if (!m[mg->n].name)
 		return -ENOMEM;

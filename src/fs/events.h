@@ -22,8 +22,7 @@
 struct dsfs_events;
 
 /* A feed of desc's list on session (borrowed), asking at most every interval seconds (at least 1). */
-struct dsfs_events *dsfs_events_new(struct dsfs_session *session, const struct dsfs_events_desc *desc,
-				    double interval);
+struct dsfs_events *dsfs_events_new(struct dsfs_session *session, const struct dsfs_events_desc *desc, double interval);
 void dsfs_events_free(struct dsfs_events *ev);
 
 /* A reader opens and closes the feed: it is followed only while one has it open. */

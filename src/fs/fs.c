@@ -127,8 +127,11 @@ static int fill_one(void *ctx, const char *name, const struct dsfs_attr *attr, b
 		complete = true;
 	}
 	fs_fill_stat(f->fs, attr, &st);
-	return f->fill(f->ctx, name, &st, (complete ? DSFS_FS_COMPLETE : 0) |
-					     (attr->type != DSFS_LOC_FILE ? 0 : attr->direct ? DSFS_FS_LIVE : DSFS_FS_FETCHED));
+	return f->fill(f->ctx, name, &st,
+		       (complete ? DSFS_FS_COMPLETE : 0) |
+			       (attr->type != DSFS_LOC_FILE ? 0
+					: attr->direct      ? DSFS_FS_LIVE
+							    : DSFS_FS_FETCHED));
 }
 
 int dsfs_fs_readdir(struct dsfs_fs *fs, const char *path, dsfs_fs_fill_fn fill, void *ctx)
@@ -145,12 +148,12 @@ int dsfs_fs_readdir(struct dsfs_fs *fs, const char *path, dsfs_fs_fill_fn fill, 
 	ret = fs_resolve(fs, path, &loc);
 	if (ret == 0) {
 		ret = dsfs_cache_readdir(fs->cache, &loc, fill_one, &f);
-		if (fs->o.allow_edit && loc.type == DSFS_LOC_RESOURCE && !(object = dsfs_cache_resource_url(fs->cache, &loc)))
+		if (fs->o.allow_edit && loc.type == DSFS_LOC_RESOURCE &&
+		    !(object = dsfs_cache_resource_url(fs->cache, &loc)))
 			ret = -ENOMEM;
 		dsfs_cache_put(fs->cache, &loc);
 	}
-	if (ret == 0 && fs->tasks_path && !strcmp(path, fs->tasks_path) &&
-	    fs_own_stat(fs, fs->latest_path, &st) == 1)
+	if (ret == 0 && fs->tasks_path && !strcmp(path, fs->tasks_path) && fs_own_stat(fs, fs->latest_path, &st) == 1)
 		ret = fill(ctx, LATEST, &st, DSFS_FS_COMPLETE) ? -ENOMEM : 0;
 	if (ret == 0 && object)
 		ret = fs_scratch_list(fs, path, object, fill, ctx);
@@ -173,7 +176,8 @@ static int read_open(struct dsfs_fs *fs, struct dsfs_handle *h, const char *path
 	if (ret == -ESTALE) /* the name is now another object's (the listing was taken again) */
 		ret = fs_resolve_again(fs, path, &h->loc);
 	if (ret == -ESTALE)
-		ret = h->loc.type == DSFS_LOC_FILE ? dsfs_cache_open(fs->cache, &h->loc, &h->content, caching) : -ENOENT;
+		ret = h->loc.type == DSFS_LOC_FILE ? dsfs_cache_open(fs->cache, &h->loc, &h->content, caching)
+						   : -ENOENT;
 	if (ret == -ESTALE)
 		ret = -ENOENT;
 	h->direct = h->loc.node && *caching != DSFS_CACHING_PAGED;
@@ -264,8 +268,7 @@ int dsfs_fs_open(struct dsfs_fs *fs, const char *path, int flags, pid_t pid, str
 	return 0;
 }
 
-int dsfs_fs_read(struct dsfs_fs *fs, struct dsfs_handle *h, struct dsfs_blob *newest, char *buf, size_t size,
-		 off_t off)
+int dsfs_fs_read(struct dsfs_fs *fs, struct dsfs_handle *h, struct dsfs_blob *newest, char *buf, size_t size, off_t off)
 {
 	if (off < 0)
 		return -EINVAL;
@@ -346,8 +349,9 @@ int dsfs_fs_truncate(struct dsfs_fs *fs, const char *path, off_t size)
 		edit = fs->o.allow_edit && dsfs_cache_editable(&loc);
 		ret = edit || (loc.type == DSFS_LOC_CTL && size == 0) ? 0 : -EACCES;
 		if (ret)
-			fs_refuse("truncate", path, ret, loc.type == DSFS_LOC_CTL ? "a control file takes commands, not a size"
-										  : fs_not_editable(fs, &loc));
+			fs_refuse("truncate", path, ret,
+				  loc.type == DSFS_LOC_CTL ? "a control file takes commands, not a size"
+							   : fs_not_editable(fs, &loc));
 		dsfs_cache_put(fs->cache, &loc);
 	}
 	if (ret == 0 && edit)

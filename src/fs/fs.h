@@ -22,15 +22,15 @@ struct dsfs_fs;
 struct dsfs_handle;
 
 struct dsfs_fs_opts {
-	uid_t uid;      /* owner of every entry */
+	uid_t uid; /* owner of every entry */
 	gid_t gid;
-	time_t mounted; /* mtime of the synthetic entries */
-	double ttl;     /* cache_ttl: how stale a read-through file may be for a reader */
-	double wait_timeout;   /* bound on tasks/<id>/wait */
-	bool allow_delete;     /* rmdir deletes snapshots and volumes */
-	bool allow_edit;       /* object files whose API has an update can be edited */
-	bool allow_other_actions; /* control files and creatable directories writable by all */
-	const char *tasks_dir; /* the dialect's tasks collection ("tasks") */
+	time_t mounted;               /* mtime of the synthetic entries */
+	double ttl;                   /* cache_ttl: how stale a read-through file may be for a reader */
+	double wait_timeout;          /* bound on tasks/<id>/wait */
+	bool allow_delete;            /* rmdir deletes snapshots and volumes */
+	bool allow_edit;              /* object files whose API has an update can be edited */
+	bool allow_other_actions;     /* control files and creatable directories writable by all */
+	const char *tasks_dir;        /* the dialect's tasks collection ("tasks") */
 	struct dsfs_waiters *waiters; /* bounds on waiting readers, shared by the estate (borrowed) */
 	struct dsfs_events *events;   /* the feed of events/log (borrowed), or NULL: no events/ */
 };

@@ -41,13 +41,13 @@ struct dsfs_fs {
 	struct dsfs_session *session;
 	struct dsfs_tasks *tasks;
 	struct dsfs_fs_opts o;
-	char *tasks_path;   /* "/tasks" */
-	char *latest_path;  /* "/tasks/latest" */
-	struct dsfs_mutex lock; /* guards results */
+	char *tasks_path;          /* "/tasks" */
+	char *latest_path;         /* "/tasks/latest" */
+	struct dsfs_mutex lock;    /* guards results */
 	struct fs_result *results; /* last command's result per control file, newest first */
 	size_t nresults;
 	struct dsfs_scratch *scratch; /* editors' files beside object files (allow_edit) */
-	struct dsfs_mutex edit_lock;    /* one edit at a time: each sees the one before it */
+	struct dsfs_mutex edit_lock;  /* one edit at a time: each sees the one before it */
 	struct fs_edit_record *edits; /* edits whose task may still run, newest first */
 };
 
@@ -87,23 +87,23 @@ struct fs_handle_ops {
 
 struct dsfs_handle {
 	const struct fs_handle_ops *ops; /* its kind */
-	struct dsfs_blob *content; /* READ: bytes opened; CTL: result at open; WAIT: the outcome's line */
-	int end_err;               /* WAIT: -errno of a read past that line: the task did not succeed */
-	struct dsfs_loc loc;       /* direct READ, CTL and WAIT: where (references held) */
+	struct dsfs_blob *content;       /* READ: bytes opened; CTL: result at open; WAIT: the outcome's line */
+	int end_err;                     /* WAIT: -errno of a read past that line: the task did not succeed */
+	struct dsfs_loc loc;             /* direct READ, CTL and WAIT: where (references held) */
 	bool direct;
-	char *path;                /* CTL: the control file */
-	char *buf;                 /* CTL: bytes of a command not yet ended by a newline (at most DSFS_CTL_MAX) */
+	char *path; /* CTL: the control file */
+	char *buf;  /* CTL: bytes of a command not yet ended by a newline (at most DSFS_CTL_MAX) */
 	size_t len;
-	struct dsfs_ctl_scan scan; /* CTL: where the command being written ends (a JSON object may span lines) */
-	int refused;               /* CTL: -errno of a refused line whose rest, up to its newline, is discarded */
-	pid_t opener;              /* CTL: the process that opened the file */
-	pid_t writer;              /* CTL: the process that wrote the last bytes of buf */
-	bool opener_closed;        /* CTL: the opener has made its last close */
+	struct dsfs_ctl_scan scan;      /* CTL: where the command being written ends (a JSON object may span lines) */
+	int refused;                    /* CTL: -errno of a refused line whose rest, up to its newline, is discarded */
+	pid_t opener;                   /* CTL: the process that opened the file */
+	pid_t writer;                   /* CTL: the process that wrote the last bytes of buf */
+	bool opener_closed;             /* CTL: the opener has made its last close */
 	struct dsfs_scratch_file *file; /* EDIT: the bytes written: an editor's file, or an object's own buffer */
-	bool object;               /* EDIT: file is the buffer of the object file at loc (sent at close) */
-	bool dirty;                /* EDIT: written since it was opened or last sent */
-	int failed;                /* EDIT: -errno of a write that failed: the edit is never sent */
-	struct dsfs_mutex lock;      /* a handle can be used by several threads (dup, fork) */
+	bool object;                    /* EDIT: file is the buffer of the object file at loc (sent at close) */
+	bool dirty;                     /* EDIT: written since it was opened or last sent */
+	int failed;                     /* EDIT: -errno of a write that failed: the edit is never sent */
+	struct dsfs_mutex lock;         /* a handle can be used by several threads (dup, fork) */
 };
 
 /* ---- fs/core.c: shared by every part -------------------------------------------- */

@@ -33,9 +33,9 @@ static struct dsfs_blob *stats_blob(struct dsfs_fs *fs)
 		     "  \"cache\": {\n    \"hits\": %lu,\n    \"misses\": %lu,\n    \"evictions\": %lu,\n"
 		     "    \"prefetched\": %lu,\n"
 		     "    \"nodes\": %zu,\n    \"bytes\": %zu\n  },\n  \"page_cap_seen\": %lu\n}\n",
-		     h.get, h.post, h.put, h.del, h.other, h.get + h.post + h.put + h.del + h.other,
-		     h.retries, h.errors, dsfs_session_logins(fs->session), c.hits, c.misses,
-		     c.evictions, c.prefetched, c.nodes, c.bytes, c.page_cap_seen);
+		     h.get, h.post, h.put, h.del, h.other, h.get + h.post + h.put + h.del + h.other, h.retries,
+		     h.errors, dsfs_session_logins(fs->session), c.hits, c.misses, c.evictions, c.prefetched, c.nodes,
+		     c.bytes, c.page_cap_seen);
 	return dsfs_blob_new(buf, (size_t)n);
 }
 
@@ -98,7 +98,7 @@ int fs_own_stat(struct dsfs_fs *fs, const char *path, struct stat *st)
 bool fs_is_own(struct dsfs_fs *fs, const char *path)
 {
 	return !strncmp(path, DSFS_DIR, strlen(DSFS_DIR)) || fs_is_latest(fs, path) ||
-	       (fs->o.events && !strncmp(path, EVENTS_DIR, strlen(EVENTS_DIR)));
+		(fs->o.events && !strncmp(path, EVENTS_DIR, strlen(EVENTS_DIR)));
 }
 
 bool fs_own_readdir(struct dsfs_fs *fs, const char *path, dsfs_fs_fill_fn fill, void *ctx, int *ret)

@@ -13,14 +13,14 @@
 #include "util/locks.h"
 
 struct dsfs_scratch_file {
-	int refs;               /* under the file's lock */
+	int refs; /* under the file's lock */
 	struct dsfs_mutex lock;
 	char *data;
 	size_t len;
 	time_t mtime;
 	uint64_t ino;
 	struct dsfs_blob *base;
-	char *object;           /* the API URL of the object it was made beside (immutable), or NULL */
+	char *object; /* the API URL of the object it was made beside (immutable), or NULL */
 };
 
 struct entry {

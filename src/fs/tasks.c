@@ -23,8 +23,8 @@
 
 struct dsfs_task_watch {
 	char *url;
-	double deadline;          /* wait_timeout passes */
-	double next;              /* the next poll is due */
+	double deadline; /* wait_timeout passes */
+	double next;     /* the next poll is due */
 	dsfs_task_done_fn done;
 	void *arg;
 	struct dsfs_task_watch *next_w;
@@ -36,12 +36,12 @@ struct dsfs_tasks {
 	struct dsfs_mutex lock;
 	char *latest;
 	unsigned long latest_seq;
-	pthread_cond_t work;              /* a watch arrived, or the tracker is going */
-	struct dsfs_task_watch *watches;  /* under lock */
-	size_t nwatches;                  /* under lock */
-	const char *polling;              /* the URL of the poll in flight, or NULL (under lock) */
+	pthread_cond_t work;             /* a watch arrived, or the tracker is going */
+	struct dsfs_task_watch *watches; /* under lock */
+	size_t nwatches;                 /* under lock */
+	const char *polling;             /* the URL of the poll in flight, or NULL (under lock) */
 	pthread_t poller;
-	bool started, stop;               /* under lock */
+	bool started, stop; /* under lock */
 };
 
 /* Orders "latest" across the members of an estate. */
@@ -121,8 +121,9 @@ static const char *string_field(json_object *o, const char *name)
 	json_object *v = dsfs_dialect_field(o, name);
 
 	if (v)
-		return json_object_is_type(v, json_type_string) ? json_object_get_string(v)
-								: json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+		return json_object_is_type(v, json_type_string)
+			? json_object_get_string(v)
+			: json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
 	return NULL;
 }
 
@@ -313,8 +314,8 @@ static void *poller(void *arg)
 	return NULL;
 }
 
-struct dsfs_task_watch *dsfs_tasks_watch(struct dsfs_tasks *t, const char *url, double timeout,
-					 dsfs_task_done_fn done, void *arg)
+struct dsfs_task_watch *dsfs_tasks_watch(struct dsfs_tasks *t, const char *url, double timeout, dsfs_task_done_fn done,
+					 void *arg)
 {
 	struct dsfs_task_watch *w = calloc(1, sizeof(*w));
 

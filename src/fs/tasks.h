@@ -56,8 +56,8 @@ struct dsfs_task_watch;
  * polled again. why is the failure's reason, one line (or NULL). NULL on
  * ENOMEM. Thread-safe.
  */
-struct dsfs_task_watch *dsfs_tasks_watch(struct dsfs_tasks *t, const char *url, double timeout,
-					 dsfs_task_done_fn done, void *arg);
+struct dsfs_task_watch *dsfs_tasks_watch(struct dsfs_tasks *t, const char *url, double timeout, dsfs_task_done_fn done,
+					 void *arg);
 
 /*
  * Stops watch w unless it has ended: true when it was removed (done will

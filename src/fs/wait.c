@@ -22,10 +22,10 @@
 struct dsfs_fs_wait {
 	struct dsfs_fs *fs;
 	struct dsfs_task_watch *watch;
-	struct dsfs_handle *h;   /* a read of tasks/<id>/wait, or NULL for an rmdir */
-	char *what;              /* the path (rmdir) or the task's URL (wait), for the log */
-	char *id;                /* rmdir: the object deleted */
-	uid_t uid;               /* holds a waiting place */
+	struct dsfs_handle *h; /* a read of tasks/<id>/wait, or NULL for an rmdir */
+	char *what;            /* the path (rmdir) or the task's URL (wait), for the log */
+	char *id;              /* rmdir: the object deleted */
+	uid_t uid;             /* holds a waiting place */
 	dsfs_fs_done_fn done;
 	void *arg;
 };
@@ -67,7 +67,7 @@ static void wait_ended(void *arg, int ret, const char *end, const char *why)
 		dsfs_unlock(&w->h->lock);
 		if (ret == -ETIMEDOUT)
 			fs_done("read", w->what, ret); /* the task's own end is logged once, by its poller */
-		ret = ret == -ENOMEM ? ret : 0; /* the line first; the errno at its end */
+		ret = ret == -ENOMEM ? ret : 0;        /* the line first; the errno at its end */
 	}
 	if (!w->h && ret == 0)
 		dsfs_log(DSFS_LOG_INFO, "rmdir %s: deleted %s", w->what, w->id);
@@ -78,7 +78,7 @@ static void wait_ended(void *arg, int ret, const char *end, const char *why)
 }
 
 int fs_wait_start(struct dsfs_fs *fs, const char *url, struct dsfs_handle *h, const char *what, const char *id,
-		   dsfs_fs_done_fn fn, void *arg, struct dsfs_fs_wait **out)
+		  dsfs_fs_done_fn fn, void *arg, struct dsfs_fs_wait **out)
 {
 	struct dsfs_fs_wait *w = calloc(1, sizeof(*w));
 

@@ -22,7 +22,7 @@ struct dsfs_waiters {
 	struct dsfs_mutex lock;
 	unsigned total, per_user, held; /* held: places taken by others than the owner, under lock */
 	uid_t owner;
-	struct holder *users;           /* total rows, under lock */
+	struct holder *users; /* total rows, under lock */
 };
 
 struct dsfs_waiters *dsfs_waiters_new(unsigned total, unsigned per_user, uid_t owner)
@@ -67,12 +67,16 @@ int dsfs_waiters_enter(struct dsfs_waiters *w, uid_t uid)
 			spare = &w->users[i];
 	}
 	if (uid != w->owner && w->held >= w->total) {
-		dsfs_log(DSFS_LOG_WARN, "uid %u: %u readers already wait for the server, the most this mount "
-			 "allows at once; refused with EAGAIN", (unsigned)uid, w->held);
+		dsfs_log(DSFS_LOG_WARN,
+			 "uid %u: %u readers already wait for the server, the most this mount "
+			 "allows at once; refused with EAGAIN",
+			 (unsigned)uid, w->held);
 		ret = -EAGAIN;
 	} else if (mine && mine->n >= w->per_user) {
-		dsfs_log(DSFS_LOG_WARN, "uid %u already has %u readers waiting for the server, the most one "
-			 "user may have; refused with EAGAIN", (unsigned)uid, mine->n);
+		dsfs_log(DSFS_LOG_WARN,
+			 "uid %u already has %u readers waiting for the server, the most one "
+			 "user may have; refused with EAGAIN",
+			 (unsigned)uid, mine->n);
 		ret = -EAGAIN;
 	} else {
 		if (!mine) {

@@ -70,11 +70,11 @@ struct dsfs_fuse_op {
 	char *newname;        /* RENAME */
 	size_t size;          /* READ, WRITE, READDIRPLUS, SETATTR's new size */
 	off_t off;
-	int to_set;           /* SETATTR; RENAME's flags */
-	mode_t mode;          /* SETATTR's new mode, uid and gid, as to_set says */
+	int to_set;  /* SETATTR; RENAME's flags */
+	mode_t mode; /* SETATTR's new mode, uid and gid, as to_set says */
 	uid_t uid;
 	gid_t gid;
-	char *data;           /* WRITE: a copy of the bytes */
+	char *data; /* WRITE: a copy of the bytes */
 };
 
 /* Makes the fair shares; 0 or -ENOMEM. */
@@ -122,8 +122,7 @@ bool dsfs_fuse_pending_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name
  * hold, or NULL) and replies with them or the error: a read answered now
  * and one whose wait ended reply alike.
  */
-void dsfs_fuse_reply_read(fuse_req_t req, struct dsfs_ehandle *h, struct dsfs_blob *newest, size_t size,
-			  off_t off);
+void dsfs_fuse_reply_read(fuse_req_t req, struct dsfs_ehandle *h, struct dsfs_blob *newest, size_t size, off_t off);
 
 /* Answers every wait still pending (EINTR), and waits for those whose end is being told: the mount is ending. */
 void dsfs_fuse_pending_end(void);

@@ -27,7 +27,11 @@ static bool req_gone(void *req)
  * caches and inode handling dsfs does itself, and are accepted and
  * ignored so that existing fstab lines keep working.
  */
-#define GLUE_OPT(t, p) { t, offsetof(struct dsfs_fuse, p), 1 }
+#define GLUE_OPT(t, p)                              \
+	{                                           \
+		t, offsetof(struct dsfs_fuse, p), 1 \
+	}
+// clang-format off
 static const struct fuse_opt glue_opts[] = {
 	{ "uid=%u", offsetof(struct dsfs_fuse, uid), 0 },
 	{ "gid=%u", offsetof(struct dsfs_fuse, gid), 0 },
@@ -52,6 +56,7 @@ static const struct fuse_opt glue_opts[] = {
 	FUSE_OPT_KEY("intr_signal=", FUSE_OPT_KEY_DISCARD),
 	FUSE_OPT_END
 };
+// clang-format on
 
 void dsfs_fuse_print_help(struct fuse_args *args)
 {
@@ -71,8 +76,8 @@ const char *dsfs_fuse_version(void)
 	return fuse_pkgversion();
 }
 
-int dsfs_fuse_parse_cmdline(struct fuse_args *args, char **mountpoint, bool *foreground,
-			    bool *debug, bool *single_thread)
+int dsfs_fuse_parse_cmdline(struct fuse_args *args, char **mountpoint, bool *foreground, bool *debug,
+			    bool *single_thread)
 {
 	struct fuse_cmdline_opts co = { 0 };
 

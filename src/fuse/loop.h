@@ -14,11 +14,11 @@ struct fuse_args;
 
 struct dsfs_mount_opts {
 	const char *mountpoint;
-	double cache_ttl;     /* kernel entry and attribute timeouts */
+	double cache_ttl; /* kernel entry and attribute timeouts */
 	bool foreground;
 	bool single_thread;
-	bool debug;           /* keep debug lines in the log */
-	size_t node_bytes;    /* the kernel's inodes may take this much of dsfs's memory (0: no bound) */
+	bool debug;        /* keep debug lines in the log */
+	size_t node_bytes; /* the kernel's inodes may take this much of dsfs's memory (0: no bound) */
 };
 
 /*
@@ -65,7 +65,7 @@ const char *dsfs_fuse_version(void);
  * Splits the generic command line (-f, -d, -s, mountpoint) off args.
  * Returns 0, or -EINVAL when there is no mountpoint. *mountpoint is malloc'd.
  */
-int dsfs_fuse_parse_cmdline(struct fuse_args *args, char **mountpoint, bool *foreground,
-			    bool *debug, bool *single_thread);
+int dsfs_fuse_parse_cmdline(struct fuse_args *args, char **mountpoint, bool *foreground, bool *debug,
+			    bool *single_thread);
 
 #endif

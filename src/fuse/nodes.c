@@ -30,13 +30,13 @@
 struct node {
 	uint64_t id;
 	uint64_t nlookup;
-	struct node *parent;    /* NULL for the root */
-	bool named;             /* in the name table (not unlinked) */
-	uint64_t listed;        /* a directory: digest of the listing the kernel may cache (0: none) */
+	struct node *parent; /* NULL for the root */
+	bool named;          /* in the name table (not unlinked) */
+	uint64_t listed;     /* a directory: digest of the listing the kernel may cache (0: none) */
 	struct node *id_next, *name_next;
-	struct node *older, *newer; /* in the table's recency list (not the root) */
+	struct node *older, *newer;              /* in the table's recency list (not the root) */
 	struct node *kids, *next_kid, *prev_kid; /* its children; its siblings */
-	struct pages *pages;    /* a file opened at least once: what its pages were given */
+	struct pages *pages;                     /* a file opened at least once: what its pages were given */
 	size_t len;
 	char name[];
 };

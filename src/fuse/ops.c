@@ -89,8 +89,8 @@ static bool changes_meta(const struct dsfs_fuse_op *o, const char *path)
 		return true;
 	dsfs_fuse_own(&st);
 	return ((o->to_set & FUSE_SET_ATTR_MODE) && (st.st_mode & 07777) != (o->mode & 07777)) ||
-	       ((o->to_set & FUSE_SET_ATTR_UID) && st.st_uid != o->uid) ||
-	       ((o->to_set & FUSE_SET_ATTR_GID) && st.st_gid != o->gid);
+		((o->to_set & FUSE_SET_ATTR_UID) && st.st_uid != o->uid) ||
+		((o->to_set & FUSE_SET_ATTR_GID) && st.st_gid != o->gid);
 }
 
 static void do_setattr(struct dsfs_fuse_op *o)
@@ -384,9 +384,26 @@ static void do_statfs(struct dsfs_fuse_op *o)
  * these, which runs in its user's fair share (fuse/queue.c). FORGET,
  * RELEASE and RELEASEDIR never wait, and run in the callback.
  */
-enum op_kind { OP_LOOKUP, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKDIR, OP_RMDIR, OP_UNLINK, OP_OPEN,
-	       OP_READ, OP_WRITE, OP_FLUSH, OP_OPENDIR, OP_READDIRPLUS, OP_STATFS, OP_CREATE, OP_RENAME };
+enum op_kind {
+	OP_LOOKUP,
+	OP_GETATTR,
+	OP_SETATTR,
+	OP_READLINK,
+	OP_MKDIR,
+	OP_RMDIR,
+	OP_UNLINK,
+	OP_OPEN,
+	OP_READ,
+	OP_WRITE,
+	OP_FLUSH,
+	OP_OPENDIR,
+	OP_READDIRPLUS,
+	OP_STATFS,
+	OP_CREATE,
+	OP_RENAME
+};
 
+// clang-format off
 static const struct dsfs_fuse_op_def op_table[] = {
 	[OP_LOOKUP]      = { do_lookup,             "LOOKUP" },
 	[OP_GETATTR]     = { do_getattr,            "GETATTR" },
@@ -405,15 +422,15 @@ static const struct dsfs_fuse_op_def op_table[] = {
 	[OP_CREATE]      = { do_create,             "CREATE" },
 	[OP_RENAME]      = { do_rename,             "RENAME" },
 };
+// clang-format on
 
-static void submit(fuse_req_t req, enum op_kind kind, fuse_ino_t ino, const struct fuse_file_info *fi,
-		   const char *name)
+static void submit(fuse_req_t req, enum op_kind kind, fuse_ino_t ino, const struct fuse_file_info *fi, const char *name)
 {
 	dsfs_fuse_submit(req, &op_table[kind], ino, fi, name, 0, 0, NULL, 0, NULL);
 }
 
-static void submit_io(fuse_req_t req, enum op_kind kind, fuse_ino_t ino, const struct fuse_file_info *fi,
-		      size_t size, off_t off, const char *data, int to_set, const struct stat *attr)
+static void submit_io(fuse_req_t req, enum op_kind kind, fuse_ino_t ino, const struct fuse_file_info *fi, size_t size,
+		      off_t off, const char *data, int to_set, const struct stat *attr)
 {
 	dsfs_fuse_submit(req, &op_table[kind], ino, fi, NULL, size, off, data, to_set, attr);
 }
@@ -490,8 +507,8 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	submit(req, OP_CREATE, parent, fi, name);
 }
 
-static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-		      const char *newname, unsigned int flags)
+static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
 {
 	struct dsfs_fuse_op *o = calloc(1, sizeof(*o));
 
@@ -518,8 +535,7 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 	submit_io(req, OP_READ, ino, fi, size, off, NULL, 0, NULL);
 }
 
-static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-		     struct fuse_file_info *fi)
+static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	(void)off; /* commands are appended: `>` and `>>` both work */
 	submit_io(req, OP_WRITE, ino, fi, size, off, buf, 0, NULL);

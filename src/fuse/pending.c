@@ -17,8 +17,7 @@
 #include "util/locks.h"
 #include "util/log.h"
 
-void dsfs_fuse_reply_read(fuse_req_t req, struct dsfs_ehandle *h, struct dsfs_blob *newest, size_t size,
-			  off_t off)
+void dsfs_fuse_reply_read(fuse_req_t req, struct dsfs_ehandle *h, struct dsfs_blob *newest, size_t size, off_t off)
 {
 	char *buf = malloc(size ? size : 1);
 	int n = buf ? dsfs_estate_read(h, newest, buf, size, off) : -ENOMEM;
@@ -33,12 +32,12 @@ void dsfs_fuse_reply_read(fuse_req_t req, struct dsfs_ehandle *h, struct dsfs_bl
 /* A wait answered later: a read of tasks/<id>/wait, or an rmdir. */
 struct pending {
 	fuse_req_t req;
-	struct dsfs_ehandle *h;     /* read: the handle, and what was asked */
+	struct dsfs_ehandle *h; /* read: the handle, and what was asked */
 	size_t size;
 	off_t off;
-	fuse_ino_t parent;          /* rmdir: the entry removed, and its path */
+	fuse_ino_t parent; /* rmdir: the entry removed, and its path */
 	char *name, *path;
-	struct dsfs_fs_wait *w;     /* the wait, once started */
+	struct dsfs_fs_wait *w; /* the wait, once started */
 	struct dsfs_mutex lock;
 	bool interrupted, finished; /* finished: its reply is claimed */
 	int refs;

@@ -84,11 +84,13 @@ static void *prune(void *arg)
 		inval_entries(lost, nlost);
 		dsfs_nodes_stats(dsfs_fuse.nodes, &count, &bytes);
 		/* down to 7/8 of the bound, so that one round lasts a while */
-		want = pr.node_bytes && bytes > pr.node_bytes && count ?
-			       (bytes - pr.node_bytes / 8 * 7) / (bytes / count) + 1 : 0;
+		want = pr.node_bytes && bytes > pr.node_bytes && count
+			? (bytes - pr.node_bytes / 8 * 7) / (bytes / count) + 1
+			: 0;
 		if (want > PRUNE_MAX)
 			want = PRUNE_MAX;
-		while (want && (got = dsfs_nodes_oldest(dsfs_fuse.nodes, batch, want < PRUNE_BATCH ? want : PRUNE_BATCH))) {
+		while (want &&
+		       (got = dsfs_nodes_oldest(dsfs_fuse.nodes, batch, want < PRUNE_BATCH ? want : PRUNE_BATCH))) {
 			inval_entries(batch, got);
 			want -= got;
 		}

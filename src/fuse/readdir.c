@@ -27,7 +27,7 @@ struct dir {
 	struct dir_entry *e;
 	size_t n, cap;
 	bool listed;
-	bool opened;  /* listed at opendir, not yet read: the first read hands that listing out */
+	bool opened; /* listed at opendir, not yet read: the first read hands that listing out */
 };
 
 /*

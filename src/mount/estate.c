@@ -69,8 +69,8 @@ int dsfs_estate_add(struct dsfs_estate *e, const char *name, const char *url, st
 	m->tasks = tasks;
 	m->tasks_dir = tasks_dir;
 	m->events = events;
-	if (e->estate && events && ((!e->feed && !(e->feed = dsfs_events_merge_new())) ||
-				    dsfs_events_merge_add(e->feed, m->name, events))) {
+	if (e->estate && events &&
+	    ((!e->feed && !(e->feed = dsfs_events_merge_new())) || dsfs_events_merge_add(e->feed, m->name, events))) {
 		free(m->name);
 		free(m->url);
 		return -ENOMEM;
@@ -103,8 +103,19 @@ void dsfs_estate_free(struct dsfs_estate *e)
 	free(e);
 }
 
-enum place { P_MEMBER, P_ROOT, P_TASKS, P_TASK_LINK, P_LATEST, P_DSFS, P_STATUS, P_LOG, P_EVENTS, P_EVENTS_LOG,
-	     P_NONE };
+enum place {
+	P_MEMBER,
+	P_ROOT,
+	P_TASKS,
+	P_TASK_LINK,
+	P_LATEST,
+	P_DSFS,
+	P_STATUS,
+	P_LOG,
+	P_EVENTS,
+	P_EVENTS_LOG,
+	P_NONE
+};
 
 /*
  * Where a path is: in a member (*m and *rest, the path inside it) or one of
@@ -184,8 +195,8 @@ static struct dsfs_blob *status_blob(struct dsfs_estate *e)
 		n = snprintf(line, sizeof(line), "%s %s %s %s", *e->m[i].name ? e->m[i].name : "-", e->m[i].url,
 			     h.reachable ? "reachable" : "unreachable", h.logged_in ? "logged-in" : "logged-out");
 		if (h.last_error[0] && n >= 0 && (size_t)n < sizeof(line))
-			n += snprintf(line + n, sizeof(line) - (size_t)n, " last-error=\"%.0fs ago: %s\"", h.since_error,
-				      h.last_error);
+			n += snprintf(line + n, sizeof(line) - (size_t)n, " last-error=\"%.0fs ago: %s\"",
+				      h.since_error, h.last_error);
 		if (n < 0)
 			continue;
 		if ((size_t)n >= sizeof(line) - 1)
@@ -205,8 +216,10 @@ static int log_open(const struct dsfs_estate *e, int flags, struct dsfs_ehandle 
 	if ((flags & O_ACCMODE) != O_RDONLY)
 		return -EACCES;
 	if (dsfs_caller_uid() != e->uid && dsfs_caller_uid() != 0) {
-		dsfs_log(DSFS_LOG_WARN, "open /.dsfs/log: refused to uid %u: only the mount's owner and root read "
-			 "its log", (unsigned)dsfs_caller_uid());
+		dsfs_log(DSFS_LOG_WARN,
+			 "open /.dsfs/log: refused to uid %u: only the mount's owner and root read "
+			 "its log",
+			 (unsigned)dsfs_caller_uid());
 		return -EACCES;
 	}
 	h->log = true;
@@ -357,7 +370,8 @@ int dsfs_estate_readdir(struct dsfs_estate *e, const char *path, dsfs_fs_fill_fn
 			if (fill(ctx, e->m[i].name, &st, DSFS_FS_COMPLETE))
 				return -ENOMEM;
 		}
-		if (dsfs_estate_getattr(e, "/tasks/latest", &st, NULL) == 0 && fill(ctx, "latest", &st, DSFS_FS_COMPLETE))
+		if (dsfs_estate_getattr(e, "/tasks/latest", &st, NULL) == 0 &&
+		    fill(ctx, "latest", &st, DSFS_FS_COMPLETE))
 			return -ENOMEM;
 		return 0;
 	case P_DSFS:
@@ -547,6 +561,7 @@ int dsfs_estate_readlink(struct dsfs_estate *e, const char *path, char *buf, siz
 }
 
 /* The calls that change things: only inside a member. */
+// clang-format off
 #define MEMBER_ONLY(call, ...)                                            \
 	do {                                                              \
 		struct member *m = NULL;                                  \
@@ -556,6 +571,7 @@ int dsfs_estate_readlink(struct dsfs_estate *e, const char *path, char *buf, siz
 			return call(m->fs, rest, ##__VA_ARGS__);          \
 		return pl == P_NONE ? -ENOENT : -EPERM;                   \
 	} while (0)
+// clang-format on
 
 int dsfs_estate_truncate(struct dsfs_estate *e, const char *path, off_t size)
 {
@@ -567,8 +583,7 @@ int dsfs_estate_mkdir(struct dsfs_estate *e, const char *path)
 	MEMBER_ONLY(dsfs_fs_mkdir);
 }
 
-int dsfs_estate_rmdir(struct dsfs_estate *e, const char *path, dsfs_fs_done_fn fn, void *arg,
-		      struct dsfs_fs_wait **w)
+int dsfs_estate_rmdir(struct dsfs_estate *e, const char *path, dsfs_fs_done_fn fn, void *arg, struct dsfs_fs_wait **w)
 {
 	MEMBER_ONLY(dsfs_fs_rmdir, fn, arg, w);
 }
@@ -614,7 +629,8 @@ int dsfs_estate_statfs(struct dsfs_estate *e, const char *path, struct statvfs *
 	else if (!e->estate)
 		ret = dsfs_fs_statfs(e->m[0].fs, "/", &sum); /* .dsfs/ of a single API */
 	else
-		ret = dsfs_estate_space_sum(e, &sum); /* a member that cannot say, or not in time, is left out (logged) */
+		ret = dsfs_estate_space_sum(e,
+					    &sum); /* a member that cannot say, or not in time, is left out (logged) */
 	if (ret)
 		return ret;
 	unit = sum.unit ? sum.unit : 4096;

@@ -55,8 +55,7 @@ void dsfs_estate_release(struct dsfs_ehandle *h);
 int dsfs_estate_readlink(struct dsfs_estate *e, const char *path, char *buf, size_t size);
 int dsfs_estate_truncate(struct dsfs_estate *e, const char *path, off_t size);
 int dsfs_estate_mkdir(struct dsfs_estate *e, const char *path);
-int dsfs_estate_rmdir(struct dsfs_estate *e, const char *path, dsfs_fs_done_fn fn, void *arg,
-		      struct dsfs_fs_wait **w);
+int dsfs_estate_rmdir(struct dsfs_estate *e, const char *path, dsfs_fs_done_fn fn, void *arg, struct dsfs_fs_wait **w);
 int dsfs_estate_unlink(struct dsfs_estate *e, const char *path);
 int dsfs_estate_create(struct dsfs_estate *e, const char *path, int flags, pid_t pid, struct dsfs_ehandle **h);
 int dsfs_estate_rename(struct dsfs_estate *e, const char *from, const char *to, unsigned flags);

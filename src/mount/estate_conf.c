@@ -127,8 +127,10 @@ static int parse_section(char *l, struct dsfs_member_conf **m, size_t *n, const 
 	l = dsfs_options_trim(l + 1);
 	if (member_name_fault(l)) {
 		/* the name itself may not print: %.*s of it up to its first fault would mislead */
-		snprintf(err, errlen, "estate file %s, line %d: this section's name cannot name a member "
-			 "(it becomes a directory): %s", path, lineno, member_name_fault(l));
+		snprintf(err, errlen,
+			 "estate file %s, line %d: this section's name cannot name a member "
+			 "(it becomes a directory): %s",
+			 path, lineno, member_name_fault(l));
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < *n; i++)
@@ -163,8 +165,10 @@ static int parse_pair(char *l, struct dsfs_member_conf *mc, const char *path, in
 		key = dsfs_options_trim(l);
 		near = known_key(key) ? key : nearest_key(key);
 		if (near) {
-			snprintf(err, errlen, "estate file %s, line %d: write %s = ..., with '=' (key = value lines), "
-				 "not '%s:'", path, lineno, near, key);
+			snprintf(err, errlen,
+				 "estate file %s, line %d: write %s = ..., with '=' (key = value lines), "
+				 "not '%s:'",
+				 path, lineno, near, key);
 			return -EINVAL;
 		}
 		eq = NULL; /* whatever follows, not a key = value line */

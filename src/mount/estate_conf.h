@@ -15,13 +15,13 @@
 
 /* One member as the estate file describes it. Strings are malloc'd. */
 struct dsfs_member_conf {
-	char *name;        /* its directory under the mount */
-	char *url;         /* API base */
-	char *api;         /* a dialect's name, or NULL: from the URL */
-	char *array;       /* storage-plugin array to log in to, or NULL */
-	char *credentials; /* path of a credentials file, or NULL when inline */
+	char *name;                   /* its directory under the mount */
+	char *url;                    /* API base */
+	char *api;                    /* a dialect's name, or NULL: from the URL */
+	char *array;                  /* storage-plugin array to log in to, or NULL */
+	char *credentials;            /* path of a credentials file, or NULL when inline */
 	struct dsfs_credentials cred; /* inline credentials: keys some dialect's auth reads */
-	char *cacert;      /* extra CA for this member, or NULL */
+	char *cacert;                 /* extra CA for this member, or NULL */
 };
 
 /*

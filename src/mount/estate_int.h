@@ -23,7 +23,7 @@ struct member {
 	struct dsfs_fs *fs;
 	struct dsfs_session *session;
 	struct dsfs_tasks *tasks;
-	const char *tasks_dir;  /* its dialect's tasks collection ("tasks", "jobs") */
+	const char *tasks_dir;      /* its dialect's tasks collection ("tasks", "jobs") */
 	struct dsfs_events *events; /* its events/log, or NULL */
 	bool sizing;                /* a df of it runs in the background (e->lock) */
 };
@@ -47,13 +47,13 @@ struct dsfs_estate {
 };
 
 struct dsfs_ehandle {
-	struct dsfs_fs *fs;       /* the member's, or NULL for the estate's own file */
+	struct dsfs_fs *fs; /* the member's, or NULL for the estate's own file */
 	struct dsfs_handle *h;
-	struct dsfs_blob *own;    /* .dsfs/status, events/log */
-	bool feed;                /* events/log: read past its end asks for more */
-	const char *member;       /* the member's name in an estate (its lines are named so), or NULL */
-	bool log;                 /* .dsfs/log: read from the log's ring */
-	uint64_t log_skew;        /* .dsfs/log: log position minus file offset (atomic) */
+	struct dsfs_blob *own; /* .dsfs/status, events/log */
+	bool feed;             /* events/log: read past its end asks for more */
+	const char *member;    /* the member's name in an estate (its lines are named so), or NULL */
+	bool log;              /* .dsfs/log: read from the log's ring */
+	uint64_t log_skew;     /* .dsfs/log: log position minus file offset (atomic) */
 	struct dsfs_estate *e;
 	struct dsfs_ehandle *prev, *next;
 };

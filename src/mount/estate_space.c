@@ -23,11 +23,15 @@
  */
 struct sizing {
 	struct dsfs_mutex lock;
-	pthread_cond_t answered;   /* monotonic clock */
-	size_t refs;               /* the df and each of its threads still running */
-	size_t left;               /* members yet to answer */
+	pthread_cond_t answered; /* monotonic clock */
+	size_t refs;             /* the df and each of its threads still running */
+	size_t left;             /* members yet to answer */
 	struct dsfs_estate *e;
-	struct sized { struct dsfs_space s; int ret; bool started, done; } *r;
+	struct sized {
+		struct dsfs_space s;
+		int ret;
+		bool started, done;
+	} * r;
 };
 
 struct sizer {
@@ -61,7 +65,7 @@ static void *size_member(void *arg)
 
 	dsfs_log_set_member(m->name);
 	ret = dsfs_fs_statfs(m->fs, "/", &s); /* its failure is logged, named after the member */
-	dsfs_log_set_member(NULL); /* this may be the df's own thread (no thread could be made) */
+	dsfs_log_set_member(NULL);            /* this may be the df's own thread (no thread could be made) */
 
 	dsfs_lock(&job->lock);
 	job->r[a->i] = (struct sized){ .s = s, .ret = ret, .started = true, .done = true };
@@ -111,8 +115,7 @@ static int start_sizing(struct sizing *job, size_t i)
 	pthread_attr_destroy(&attr);
 	if (ret == 0)
 		return 0;
-	dsfs_log(DSFS_LOG_WARN, "df: no thread to ask member %s (%s): asking it in turn", e->m[i].name,
-		 strerror(ret));
+	dsfs_log(DSFS_LOG_WARN, "df: no thread to ask member %s (%s): asking it in turn", e->m[i].name, strerror(ret));
 	size_member(a); /* as a thread would: the answer, and the counts undone */
 	return 0;
 }

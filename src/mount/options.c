@@ -22,8 +22,12 @@
 
 enum { KEY_HELP, KEY_VERSION, KEY_RO };
 
-#define OPT(t, field) { t, offsetof(struct dsfs_options, field), 1 }
+#define OPT(t, field)                                      \
+	{                                                  \
+		t, offsetof(struct dsfs_options, field), 1 \
+	}
 
+// clang-format off
 static const struct fuse_opt opt_spec[] = {
 	OPT("credentials=%s", credentials),
 	OPT("array=%s", array),
@@ -57,12 +61,14 @@ static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_KEY("--version", KEY_VERSION),
 	FUSE_OPT_END
 };
+// clang-format on
 
 /*
  * The -o keys libfuse 3.14 and the kernel take (lib/fuse.c, lib/mount.c,
  * lib/helper.c, lib/fuse_lowlevel.c): anything neither dsfs's nor these is a
  * mistake, named before any file is read or any request sent.
  */
+// clang-format off
 static const char *const fuse_keys[] = {
 	"allow_other", "allow_root", "auto_unmount", "blkdev", "blksize", "default_permissions",
 	"context", "fscontext", "defcontext", "rootcontext", "max_read", "user", "rw", "suid", "nosuid",
@@ -71,6 +77,7 @@ static const char *const fuse_keys[] = {
 	"uid", "gid", "entry_timeout", "attr_timeout", "ac_attr_timeout", "negative_timeout",
 	"noforget", "remember", "clone_fd", "max_idle_threads", "max_threads",
 };
+// clang-format on
 
 /* Length of an option's key: "cache_ttl=%s" and "cache_ttl=5" both give 9. */
 static size_t key_len(const char *opt)
@@ -229,15 +236,19 @@ int dsfs_options_parse(struct fuse_args *args, struct dsfs_options *o, char *err
 		return 0;
 	if (o->unknown_dash) {
 		/* --credentials=FILE: said as dsfs takes it; the value is not shown (--password=... is a secret) */
-		const char *key = o->unknown_dash + strspn(o->unknown_dash, "-"), *v = o->unknown_dash_valued ? "=..." : "";
+		const char *key = o->unknown_dash + strspn(o->unknown_dash, "-"),
+			   *v = o->unknown_dash_valued ? "=..." : "";
 		size_t l;
 		const char *near = *key ? nearest_key(key, strlen(key), &l) : NULL;
 
 		if (near)
-			snprintf(err, errlen, "unknown option %s%s: dsfs takes its options as -o NAME[=VALUE]: did you "
-				 "mean -o %.*s%s? (dsfs --help lists the options)", o->unknown_dash, v, (int)l, near, v);
+			snprintf(err, errlen,
+				 "unknown option %s%s: dsfs takes its options as -o NAME[=VALUE]: did you "
+				 "mean -o %.*s%s? (dsfs --help lists the options)",
+				 o->unknown_dash, v, (int)l, near, v);
 		else
-			snprintf(err, errlen, "unknown option %s%s (dsfs --help lists the options)", o->unknown_dash, v);
+			snprintf(err, errlen, "unknown option %s%s (dsfs --help lists the options)", o->unknown_dash,
+				 v);
 		return -EINVAL;
 	}
 	if (o->unknown) {
@@ -245,15 +256,19 @@ int dsfs_options_parse(struct fuse_args *args, struct dsfs_options *o, char *err
 		const char *near = nearest_key(o->unknown, strlen(o->unknown), &l);
 
 		if (near)
-			snprintf(err, errlen, "unknown option -o %s: did you mean -o %.*s? (dsfs --help lists "
-				 "the options)", o->unknown, (int)l, near);
+			snprintf(err, errlen,
+				 "unknown option -o %s: did you mean -o %.*s? (dsfs --help lists "
+				 "the options)",
+				 o->unknown, (int)l, near);
 		else
 			snprintf(err, errlen, "unknown option -o %s (dsfs --help lists the options)", o->unknown);
 		return -EINVAL;
 	}
 	if (o->extra) {
-		snprintf(err, errlen, "unexpected argument '%s' after the mountpoint: usage is dsfs [options] URL "
-			 "MOUNTPOINT (an option's value with spaces needs quotes)", o->extra);
+		snprintf(err, errlen,
+			 "unexpected argument '%s' after the mountpoint: usage is dsfs [options] URL "
+			 "MOUNTPOINT (an option's value with spaces needs quotes)",
+			 o->extra);
 		return -EINVAL;
 	}
 	ret = ret ?: number("cache_ttl", o->s_cache_ttl, 0, 86400 * 365, &o->cache_ttl, err, errlen);
@@ -304,8 +319,10 @@ int dsfs_options_parse(struct fuse_args *args, struct dsfs_options *o, char *err
 		return 0;
 	}
 	if (!o->url) {
-		snprintf(err, errlen, "no URL given: usage is dsfs [options] URL MOUNTPOINT, "
-			 "e.g. dsfs -o credentials=/etc/dsfs/array1.cred https://array1:8443/storageplugin/api /mnt/dsfs");
+		snprintf(
+			err, errlen,
+			"no URL given: usage is dsfs [options] URL MOUNTPOINT, "
+			"e.g. dsfs -o credentials=/etc/dsfs/array1.cred https://array1:8443/storageplugin/api /mnt/dsfs");
 		return -EINVAL;
 	}
 	if (strncmp(o->url, "http://", 7) && strncmp(o->url, "https://", 8)) {
@@ -313,7 +330,8 @@ int dsfs_options_parse(struct fuse_args *args, struct dsfs_options *o, char *err
 		return -EINVAL;
 	}
 	if (strchr(o->url, '@')) {
-		snprintf(err, errlen, "URL must not carry credentials: put them in a credentials file "
+		snprintf(err, errlen,
+			 "URL must not carry credentials: put them in a credentials file "
 			 "(-o credentials=FILE)");
 		return -EINVAL;
 	}
@@ -375,7 +393,10 @@ static void key_list(const struct dsfs_dialect *d, char *buf, size_t len)
 		n++;
 	buf[0] = '\0';
 	for (size_t i = 0; i < n && o < len; i++)
-		o += (size_t)snprintf(buf + o, len - o, "%s%s=", i == 0 ? "" : i + 1 == n ? " or " : ", ",
+		o += (size_t)snprintf(buf + o, len - o, "%s%s=",
+				      i == 0               ? ""
+					      : i + 1 == n ? " or "
+							   : ", ",
 				      d->auth->keys[i]);
 }
 
@@ -435,11 +456,14 @@ static int read_credentials_file(struct dsfs_options *o, const struct dsfs_diale
 		key_list(d, keys, sizeof(keys));
 		if (!eq && strchr(key, ':')) {
 			/* "username: admin": the value is not shown, it may be the secret */
-			snprintf(err, errlen, "credentials file %s, line %d: write key=value lines, not key: value "
-				 "(expected %s)", o->credentials, lineno, keys);
+			snprintf(err, errlen,
+				 "credentials file %s, line %d: write key=value lines, not key: value "
+				 "(expected %s)",
+				 o->credentials, lineno, keys);
 			ret = -EINVAL;
 		} else if (eq && dsfs_credentials_get(&o->cred, key)) {
-			snprintf(err, errlen, "credentials file %s, line %d: %s= is given twice", o->credentials, lineno, key);
+			snprintf(err, errlen, "credentials file %s, line %d: %s= is given twice", o->credentials,
+				 lineno, key);
 			ret = -EINVAL;
 		} else if (!eq || !dsfs_options_dialect_reads(d, key)) {
 			const char *near = eq ? dsfs_options_nearest(key, d->auth->keys) : NULL;
@@ -489,8 +513,7 @@ int dsfs_options_load_credentials(struct dsfs_options *o, const struct dsfs_dial
 	return ret;
 }
 
-const struct dsfs_dialect *dsfs_options_dialect(const struct dsfs_options *o, bool *guessed, char *err,
-						size_t errlen)
+const struct dsfs_dialect *dsfs_options_dialect(const struct dsfs_options *o, bool *guessed, char *err, size_t errlen)
 {
 	const struct dsfs_dialect *d;
 	char names[256];

@@ -17,33 +17,33 @@
 struct fuse_args;
 
 struct dsfs_options {
-	char *url;          /* API base URL, trailing '/' removed */
-	char *credentials;  /* path of the credentials file */
-	char *array;        /* array to log in to (default: the URL's host) */
+	char *url;         /* API base URL, trailing '/' removed */
+	char *credentials; /* path of the credentials file */
+	char *array;       /* array to log in to (default: the URL's host) */
 	char *cacert, *client_cert, *client_key;
 	double cache_ttl, timeout, connect_timeout, wait_timeout;
-	int allow_delete;   /* set through fuse_opt */
+	int allow_delete; /* set through fuse_opt */
 	int allow_edit;
 	int allow_other_actions; /* others may write control files and mkdir/rmdir (with allow_other) */
-	int dry_run;        /* changes are checked and shown, never sent */
-	char *username_opt; /* -o username=NAME */
+	int dry_run;             /* changes are checked and shown, never sent */
+	char *username_opt;      /* -o username=NAME */
 	unsigned page_size;
 	int retries, max_conns, prefetch;
-	size_t cache_size;  /* bytes; 0 = unbounded */
-	size_t max_body;    /* bytes */
-	int insecure;       /* set through fuse_opt, which writes an int */
+	size_t cache_size; /* bytes; 0 = unbounded */
+	size_t max_body;   /* bytes */
+	int insecure;      /* set through fuse_opt, which writes an int */
 	bool ro, show_help, show_version;
 	struct dsfs_credentials cred; /* from the credentials file or the environment */
-	char *api;          /* -o api=DIALECT (a name of the registry); NULL: recognised from the URL */
-	char *estate;       /* -o estate=FILE, or a URL "estate:FILE" */
-	char *log_file;     /* -o log=FILE: the log's lines also appended there (absolute once parsed) */
-	size_t log_size;    /* bytes past which the log file is rotated to FILE.1 */
-	int nonopts;               /* positional arguments seen while parsing */
-	char *mountpoint;          /* the MOUNTPOINT argument as given (libfuse takes its own copy) */
-	char *extra;               /* the first positional argument past the mountpoint, or NULL */
-	char *unknown;             /* the first -o key neither dsfs nor libfuse knows */
-	char *unknown_dash;        /* the first -x or --name option libfuse does not take (without its value) */
-	bool unknown_dash_valued;  /* it was given a value (--name=...) */
+	char *api;                    /* -o api=DIALECT (a name of the registry); NULL: recognised from the URL */
+	char *estate;                 /* -o estate=FILE, or a URL "estate:FILE" */
+	char *log_file;               /* -o log=FILE: the log's lines also appended there (absolute once parsed) */
+	size_t log_size;              /* bytes past which the log file is rotated to FILE.1 */
+	int nonopts;                  /* positional arguments seen while parsing */
+	char *mountpoint;             /* the MOUNTPOINT argument as given (libfuse takes its own copy) */
+	char *extra;                  /* the first positional argument past the mountpoint, or NULL */
+	char *unknown;                /* the first -o key neither dsfs nor libfuse knows */
+	char *unknown_dash;           /* the first -x or --name option libfuse does not take (without its value) */
+	bool unknown_dash_valued;     /* it was given a value (--name=...) */
 
 	/* raw option strings, validated by dsfs_options_parse */
 	char *s_cache_ttl, *s_timeout, *s_wait_timeout, *s_prefetch, *s_connect_timeout, *s_page_size, *s_retries,
@@ -77,8 +77,7 @@ int dsfs_options_load_credentials(struct dsfs_options *o, const struct dsfs_dial
  * *guessed set when the URL says nothing and the first was taken). NULL
  * with err listing the known names for an unknown api=.
  */
-const struct dsfs_dialect *dsfs_options_dialect(const struct dsfs_options *o, bool *guessed, char *err,
-						size_t errlen);
+const struct dsfs_dialect *dsfs_options_dialect(const struct dsfs_options *o, bool *guessed, char *err, size_t errlen);
 
 /*
  * The word of cands (NULL-terminated) that word is a typo of (the nearest,

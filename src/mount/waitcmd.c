@@ -58,9 +58,9 @@ static const struct {
 	enum dsfs_wait_end end;
 } words[] = {
 	{ "SUCCEEDED", DSFS_WAIT_SUCCEEDED }, { "SUCCESS", DSFS_WAIT_SUCCEEDED }, { "DONE", DSFS_WAIT_SUCCEEDED },
-	{ "FAILED", DSFS_WAIT_FAILED },       { "ERROR", DSFS_WAIT_FAILED },
-	{ "CANCELLED", DSFS_WAIT_CANCELLED }, { "CANCELED", DSFS_WAIT_CANCELLED }, { "ABORTED", DSFS_WAIT_CANCELLED },
-	{ "TIMEDOUT", DSFS_WAIT_TIMEDOUT },   { "TIMED_OUT", DSFS_WAIT_TIMEDOUT },
+	{ "FAILED", DSFS_WAIT_FAILED },       { "ERROR", DSFS_WAIT_FAILED },      { "CANCELLED", DSFS_WAIT_CANCELLED },
+	{ "CANCELED", DSFS_WAIT_CANCELLED },  { "ABORTED", DSFS_WAIT_CANCELLED }, { "TIMEDOUT", DSFS_WAIT_TIMEDOUT },
+	{ "TIMED_OUT", DSFS_WAIT_TIMEDOUT },
 };
 
 enum dsfs_wait_end dsfs_waitcmd_word(const char *line, const char **rest)
@@ -309,7 +309,9 @@ static void draw(size_t width, bool again)
 
 		printf("\r\033[K%-*s [%.*s%*s] %3d%% %s\n", (int)width, t->label, fill,
 		       "##############################", BAR_WIDTH - fill, "", pct,
-		       t->end ? dsfs_waitcmd_name(t->end) : t->state[0] ? t->state : "waiting");
+		       t->end                ? dsfs_waitcmd_name(t->end)
+			       : t->state[0] ? t->state
+					     : "waiting");
 	}
 	fflush(stdout);
 }
@@ -370,7 +372,7 @@ static bool dangling_latest(const char *path)
 	struct stat st;
 
 	return !strcmp(base ? base + 1 : path, "latest") && lstat(path, &st) == 0 && S_ISLNK(st.st_mode) &&
-	       stat(path, &st) != 0;
+		stat(path, &st) != 0;
 }
 
 static int usage_error(const char *fmt, const char *arg)
@@ -419,8 +421,10 @@ static int parse(int argc, char *argv[], double *timeout, bool *show_help)
 			continue;
 		}
 		if (!dir) {
-			fprintf(stderr, "dsfs wait: %s is not a task (a tasks/<id> directory of a dsfs mount, "
-				"or its wait file)\n", a);
+			fprintf(stderr,
+				"dsfs wait: %s is not a task (a tasks/<id> directory of a dsfs mount, "
+				"or its wait file)\n",
+				a);
 			bad = 2;
 			continue;
 		}

@@ -14,9 +14,8 @@ static const struct {
 	long status;
 	int err;
 } status_table[] = {
-	{ 400, EINVAL }, { 401, EACCES }, { 403, EACCES }, { 404, ENOENT },
-	{ 405, EOPNOTSUPP }, { 409, EEXIST }, { 410, ENOENT }, { 413, EFBIG },
-	{ 422, EINVAL }, { 429, EAGAIN }, { 503, EAGAIN }, { 504, ETIMEDOUT },
+	{ 400, EINVAL }, { 401, EACCES }, { 403, EACCES }, { 404, ENOENT }, { 405, EOPNOTSUPP }, { 409, EEXIST },
+	{ 410, ENOENT }, { 413, EFBIG },  { 422, EINVAL }, { 429, EAGAIN }, { 503, EAGAIN },     { 504, ETIMEDOUT },
 };
 
 static const struct {

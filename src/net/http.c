@@ -34,13 +34,13 @@ struct dsfs_http {
 	pthread_cond_t pool_cond;
 	CURL **idle;
 	int nidle, created;
-	int others_busy;   /* connections held by callers other than the mount's owner (pool_lock) */
-	int others_max;    /* the most they may hold: the rest are kept for the owner */
-	int user_max;      /* the most one of them may hold, so that two users always share */
+	int others_busy; /* connections held by callers other than the mount's owner (pool_lock) */
+	int others_max;  /* the most they may hold: the rest are kept for the owner */
+	int user_max;    /* the most one of them may hold, so that two users always share */
 	struct {
 		uid_t uid;
 		int busy;
-	} users[64];       /* connections each other user holds (pool_lock); busy 0 is a free slot */
+	} users[64];                  /* connections each other user holds (pool_lock); busy 0 is a free slot */
 	struct dsfs_http_stats stats; /* updated atomically */
 };
 
@@ -49,7 +49,7 @@ struct xfer {
 	size_t cap, max;
 	bool toobig, failed, cancelled;
 	bool (*cancel)(void);
-	double retry_after; /* seconds, <0 when absent */
+	double retry_after;  /* seconds, <0 when absent */
 	const char *capture; /* a header the answer keeps (the request's), or NULL */
 };
 
@@ -128,8 +128,8 @@ struct dsfs_http *dsfs_http_new(const struct dsfs_http_opts *opts, const char **
 	h->client_cert = dup_or_null(opts->client_cert);
 	h->client_key = dup_or_null(opts->client_key);
 	h->idle = calloc((size_t)h->o.max_conns, sizeof(*h->idle));
-	if (!h->base || !h->idle || (opts->cacert && !h->cacert) ||
-	    (opts->client_cert && !h->client_cert) || (opts->client_key && !h->client_key))
+	if (!h->base || !h->idle || (opts->cacert && !h->cacert) || (opts->client_cert && !h->client_cert) ||
+	    (opts->client_key && !h->client_key))
 		goto out_free;
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		dsfs_mutex_init(&h->share_locks[i], DSFS_LOCK_HTTP_SHARE);
@@ -245,8 +245,8 @@ static bool may_connect(struct dsfs_http *h, bool owner, uid_t uid)
 	return h->others_busy < h->others_max && (!busy || *busy < h->user_max);
 }
 
-static CURL *get_handle(struct dsfs_http *h, double deadline, bool (*cancel)(void), bool owner,
-			bool *timed_out, bool *cancelled)
+static CURL *get_handle(struct dsfs_http *h, double deadline, bool (*cancel)(void), bool owner, bool *timed_out,
+			bool *cancelled)
 {
 	uid_t uid = dsfs_caller_uid();
 	struct timespec ts;
@@ -432,9 +432,8 @@ static enum dsfs_net_error classify(CURLcode rc, const struct xfer *x)
 	}
 }
 
-static void set_options(struct dsfs_http *h, CURL *c, const struct dsfs_request *req,
-			struct curl_slist *hdrs, const char *url, struct xfer *x, long timeout_ms,
-			bool fresh, char *errbuf)
+static void set_options(struct dsfs_http *h, CURL *c, const struct dsfs_request *req, struct curl_slist *hdrs,
+			const char *url, struct xfer *x, long timeout_ms, bool fresh, char *errbuf)
 {
 	long connect_ms = (long)(h->o.connect_timeout * 1000);
 
@@ -505,7 +504,8 @@ static struct curl_slist *build_headers(const struct dsfs_request *req)
 	if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) {
 		char ct[128];
 
-		snprintf(ct, sizeof(ct), "Content-Type: %s", req->content_type ? req->content_type : "application/json");
+		snprintf(ct, sizeof(ct), "Content-Type: %s",
+			 req->content_type ? req->content_type : "application/json");
 		if (!(t = curl_slist_append(l, ct)))
 			goto fail;
 		l = t;
@@ -592,7 +592,10 @@ int dsfs_http_do(struct dsfs_http *h, const struct dsfs_request *req, struct dsf
 
 	for (attempt = 0;; attempt++) {
 		int tries = resp->attempts;
-		struct xfer x = { .resp = resp, .max = h->o.max_body, .retry_after = -1, .cancel = in_flight_cancel,
+		struct xfer x = { .resp = resp,
+				  .max = h->o.max_body,
+				  .retry_after = -1,
+				  .cancel = in_flight_cancel,
 				  .capture = req->capture };
 		double remaining = deadline - dsfs_clock_now(), wait;
 		bool retryable, waited_out, gave_up;
@@ -646,8 +649,8 @@ int dsfs_http_do(struct dsfs_http *h, const struct dsfs_request *req, struct dsf
 				 errbuf[0] ? errbuf : curl_easy_strerror(rc));
 			drop_elapsed(resp->message);
 			if (resp->net == DSFS_NET_TOOBIG)
-				snprintf(resp->message, sizeof(resp->message),
-					 "answer larger than %zu bytes", h->o.max_body);
+				snprintf(resp->message, sizeof(resp->message), "answer larger than %zu bytes",
+					 h->o.max_body);
 			ret = dsfs_errmap_net(resp->net);
 			retryable = idempotent ? (resp->net != DSFS_NET_TOOBIG && resp->net != DSFS_NET_TLS &&
 						  resp->net != DSFS_NET_NOMEM && resp->net != DSFS_NET_TIMEOUT &&
@@ -672,18 +675,18 @@ int dsfs_http_do(struct dsfs_http *h, const struct dsfs_request *req, struct dsf
 		}
 		count(&h->stats.retries);
 		if (resp->status)
-			dsfs_log(DSFS_LOG_DEBUG, "%s %s: HTTP %ld, retrying in %.2f s (attempt %d of %d)",
-				 req->method, req->path, resp->status, wait, attempt + 2, h->o.retries + 1);
+			dsfs_log(DSFS_LOG_DEBUG, "%s %s: HTTP %ld, retrying in %.2f s (attempt %d of %d)", req->method,
+				 req->path, resp->status, wait, attempt + 2, h->o.retries + 1);
 		else
-			dsfs_log(DSFS_LOG_DEBUG, "%s %s: %s, retrying in %.2f s (attempt %d of %d)",
-				 req->method, req->path, resp->message, wait, attempt + 2, h->o.retries + 1);
+			dsfs_log(DSFS_LOG_DEBUG, "%s %s: %s, retrying in %.2f s (attempt %d of %d)", req->method,
+				 req->path, resp->message, wait, attempt + 2, h->o.retries + 1);
 		sleep_s(wait);
 	}
 	if (ret < 0 || resp->status >= 400)
 		count(&h->stats.errors);
 	if (dsfs_log_enabled(DSFS_LOG_DEBUG))
-		dsfs_log(DSFS_LOG_DEBUG, "%s %s -> %ld (%zu bytes, %.1f ms)", req->method, req->path,
-			 resp->status, resp->len, (dsfs_clock_now() - start) * 1000);
+		dsfs_log(DSFS_LOG_DEBUG, "%s %s -> %ld (%zu bytes, %.1f ms)", req->method, req->path, resp->status,
+			 resp->len, (dsfs_clock_now() - start) * 1000);
 out:
 	curl_slist_free_all(hdrs);
 	free(url);
@@ -705,9 +708,11 @@ static double transport_timeout(const void *ctx)
 	return dsfs_http_timeout(ctx);
 }
 
+// clang-format off
 static const struct dsfs_transport_ops http_ops = {
 	.request = transport_request, .base = transport_base, .timeout = transport_timeout,
 };
+// clang-format on
 
 struct dsfs_transport dsfs_http_transport(struct dsfs_http *h)
 {

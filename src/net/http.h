@@ -19,16 +19,16 @@
 struct dsfs_http;
 
 struct dsfs_http_opts {
-	const char *base_url;     /* API base, no trailing '/' */
-	double timeout;           /* seconds for a whole request, retries included */
-	double connect_timeout;   /* seconds for one connection attempt */
-	const char *cacert;       /* extra CA bundle, or NULL */
-	const char *client_cert;  /* PEM certificate for mutual TLS, or NULL */
-	const char *client_key;   /* its PEM key, or NULL */
-	bool insecure;            /* skip TLS verification (explicit opt-in) */
-	size_t max_body;          /* largest answer accepted, bytes */
-	int retries;              /* extra attempts for a retryable failure */
-	int max_conns;            /* concurrent requests (and connections) */
+	const char *base_url;    /* API base, no trailing '/' */
+	double timeout;          /* seconds for a whole request, retries included */
+	double connect_timeout;  /* seconds for one connection attempt */
+	const char *cacert;      /* extra CA bundle, or NULL */
+	const char *client_cert; /* PEM certificate for mutual TLS, or NULL */
+	const char *client_key;  /* its PEM key, or NULL */
+	bool insecure;           /* skip TLS verification (explicit opt-in) */
+	size_t max_body;         /* largest answer accepted, bytes */
+	int retries;             /* extra attempts for a retryable failure */
+	int max_conns;           /* concurrent requests (and connections) */
 };
 
 /* Counters, read with dsfs_http_stats(). */

@@ -30,15 +30,15 @@ struct dsfs_session {
 	struct dsfs_session_api api;
 	struct dsfs_credentials cred;
 	struct dsfs_mutex lock;
-	struct dsfs_login cur;  /* what the current login produced; cur.id NULL when logged out */
-	double expires_at;      /* monotonic time cur.id expires, 0 if unknown */
-	double lifetime;        /* its expires_in */
-	double last_call;       /* monotonic time of the last authenticated call, for idle expiry */
-	unsigned long gen;      /* bumped by every successful login */
+	struct dsfs_login cur; /* what the current login produced; cur.id NULL when logged out */
+	double expires_at;     /* monotonic time cur.id expires, 0 if unknown */
+	double lifetime;       /* its expires_in */
+	double last_call;      /* monotonic time of the last authenticated call, for idle expiry */
+	unsigned long gen;     /* bumped by every successful login */
 	unsigned long logins;
 	struct timespec failed_at; /* last failed login, to hold off a storm of them */
 	int failed_err;
-	bool logging_in;        /* a login request is under way (the lock is not held meanwhile) */
+	bool logging_in; /* a login request is under way (the lock is not held meanwhile) */
 	pthread_cond_t login_done;
 	/* health, for .dsfs/status */
 	bool unreachable;
@@ -58,8 +58,8 @@ static void note_health(struct dsfs_session *s, const struct dsfs_request *req, 
 	if (ret < 0 || resp->status >= 400) {
 		if (resp->status) {
 			dsfs_session_error_message(s->api.error_fields, resp, msg, sizeof(msg));
-			snprintf(s->last_error, sizeof(s->last_error), "%s %s: HTTP %ld: %s", req->method,
-				 req->path, resp->status, msg);
+			snprintf(s->last_error, sizeof(s->last_error), "%s %s: HTTP %ld: %s", req->method, req->path,
+				 resp->status, msg);
 		} else {
 			snprintf(s->last_error, sizeof(s->last_error), "%s %s: %s", req->method, req->path,
 				 resp->message);
@@ -243,12 +243,14 @@ void dsfs_session_form_add(char *buf, size_t len, const char *name, const char *
 	buf[o] = '\0';
 }
 
-int dsfs_session_token_grant(struct dsfs_session *s, const char *url, char *form, char **token,
-			     double *expires_in)
+int dsfs_session_token_grant(struct dsfs_session *s, const char *url, char *form, char **token, double *expires_in)
 {
 	struct dsfs_request req = {
-		.method = "POST", .content_type = "application/x-www-form-urlencoded", .path = url,
-		.body = form, .body_len = strlen(form),
+		.method = "POST",
+		.content_type = "application/x-www-form-urlencoded",
+		.path = url,
+		.body = form,
+		.body_len = strlen(form),
 	};
 	struct dsfs_response resp = { 0 };
 	json_object *o = NULL, *tok, *exp;
@@ -262,7 +264,8 @@ int dsfs_session_token_grant(struct dsfs_session *s, const char *url, char *form
 			dsfs_err_record("POST", url, resp.status, "answer has no access_token");
 			ret = -EIO;
 		} else {
-			*expires_in = json_object_object_get_ex(o, "expires_in", &exp) ? json_object_get_double(exp) : 0;
+			*expires_in =
+				json_object_object_get_ex(o, "expires_in", &exp) ? json_object_get_double(exp) : 0;
 			*token = strdup(json_object_get_string(tok));
 			ret = *token ? 0 : -ENOMEM;
 		}
@@ -427,8 +430,8 @@ static bool running_out(struct dsfs_session *s)
 	return s->cur.id && idle > 0 && now - s->last_call > idle - (idle > 600 ? 60 : idle / 10);
 }
 
-int dsfs_session_call(struct dsfs_session *s, const struct dsfs_request *req,
-		      struct dsfs_response *resp, bool anonymous)
+int dsfs_session_call(struct dsfs_session *s, const struct dsfs_request *req, struct dsfs_response *resp,
+		      bool anonymous)
 {
 	struct dsfs_request r = *req;
 	const char *hdrs[10] = { 0 };
@@ -472,7 +475,8 @@ int dsfs_session_call(struct dsfs_session *s, const struct dsfs_request *req,
 		dsfs_unlock(&s->lock);
 		if (ret < 0) {
 			explicit_bzero(hdr, sizeof(hdr));
-			dsfs_log(DSFS_LOG_ERR, "%s %s: the session ended and logging in again failed; check the credentials",
+			dsfs_log(DSFS_LOG_ERR,
+				 "%s %s: the session ended and logging in again failed; check the credentials",
 				 req->method, req->path);
 			return ret;
 		}

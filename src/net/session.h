@@ -134,8 +134,7 @@ void dsfs_session_form_add(char *buf, size_t len, const char *name, const char *
  * *token (malloc'd) and expires_in into *expires_in (0 when absent). 0, or
  * -errno with the reason recorded. Thread-safe.
  */
-int dsfs_session_token_grant(struct dsfs_session *s, const char *url, char *form, char **token,
-			     double *expires_in);
+int dsfs_session_token_grant(struct dsfs_session *s, const char *url, char *form, char **token, double *expires_in);
 
 /*
  * Sends req with the session header or bearer token (unless anonymous) and
@@ -145,8 +144,8 @@ int dsfs_session_token_grant(struct dsfs_session *s, const char *url, char *form
  * errno with the failure recorded for the calling thread. resp holds the
  * answer either way; the caller clears it. Thread-safe.
  */
-int dsfs_session_call(struct dsfs_session *s, const struct dsfs_request *req,
-		      struct dsfs_response *resp, bool anonymous);
+int dsfs_session_call(struct dsfs_session *s, const struct dsfs_request *req, struct dsfs_response *resp,
+		      bool anonymous);
 
 /*
  * Copies the message of an error body into buf: the first of error_fields
@@ -160,10 +159,10 @@ unsigned long dsfs_session_logins(struct dsfs_session *s);
 
 /* How the endpoint is doing, for .dsfs/status. Thread-safe. */
 struct dsfs_session_health {
-	bool reachable;        /* the last request got an HTTP answer (or none was sent yet) */
-	bool logged_in;        /* a session or token is held */
-	char last_error[300];  /* the last failure ("" if none): request, status, message */
-	double since_error;    /* seconds since it, or -1 */
+	bool reachable;       /* the last request got an HTTP answer (or none was sent yet) */
+	bool logged_in;       /* a session or token is held */
+	char last_error[300]; /* the last failure ("" if none): request, status, message */
+	double since_error;   /* seconds since it, or -1 */
 };
 void dsfs_session_health(struct dsfs_session *s, struct dsfs_session_health *out);
 

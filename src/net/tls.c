@@ -40,8 +40,8 @@ static FILE *open_regular(const char *path, const char *what, char *err, size_t 
 		return NULL;
 	}
 	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
-		snprintf(err, errlen, "%s%s: not a regular file (a FIFO, device or directory cannot hold it)",
-			 what, path);
+		snprintf(err, errlen, "%s%s: not a regular file (a FIFO, device or directory cannot hold it)", what,
+			 path);
 	} else if (fcntl(fd, F_SETFL, 0) < 0 || !(f = fdopen(fd, "r"))) {
 		snprintf(err, errlen, "%s%s: %s", what, path, strerror(errno));
 	} else {

@@ -19,30 +19,30 @@
 #include "net/errmap.h"
 
 struct dsfs_request {
-	const char *method;         /* "GET", "HEAD", "POST", "PUT", "DELETE" */
-	const char *path;           /* relative to the base (or an absolute http(s) URL), escaped, may carry a query */
-	const char *body;           /* request body or NULL */
+	const char *method; /* "GET", "HEAD", "POST", "PUT", "DELETE" */
+	const char *path;   /* relative to the base (or an absolute http(s) URL), escaped, may carry a query */
+	const char *body;   /* request body or NULL */
 	size_t body_len;
 	const char *accept;         /* Accept value; NULL means application/json */
 	const char *content_type;   /* of the body; NULL means application/json */
 	const char *const *headers; /* extra "Name: value" lines, NULL-terminated, or NULL */
 	const char *username;       /* HTTP Basic credentials, or NULL */
 	const char *password;
-	const char *capture;        /* a header whose value the answer keeps in captured, or NULL */
+	const char *capture; /* a header whose value the answer keeps in captured, or NULL */
 	/* Polled while the request runs (about once a second); true abandons it (EINTR), never retried. */
 	bool (*cancelled)(void);
 };
 
 struct dsfs_response {
-	long status;                  /* 0 when no HTTP answer arrived */
-	enum dsfs_net_error net;      /* why no answer arrived */
-	char *body;                   /* NUL-terminated; owned, freed by dsfs_response_clear */
+	long status;             /* 0 when no HTTP answer arrived */
+	enum dsfs_net_error net; /* why no answer arrived */
+	char *body;              /* NUL-terminated; owned, freed by dsfs_response_clear */
 	size_t len;
-	char *location;               /* Location header or NULL; owned */
-	char *content_type;           /* Content-Type header or NULL; owned */
-	char *captured;               /* the value of the request's capture header, or NULL; owned */
-	char message[256];            /* transport reason when status is 0 */
-	int attempts;                 /* how many times the request was sent */
+	char *location;     /* Location header or NULL; owned */
+	char *content_type; /* Content-Type header or NULL; owned */
+	char *captured;     /* the value of the request's capture header, or NULL; owned */
+	char message[256];  /* transport reason when status is 0 */
+	int attempts;       /* how many times the request was sent */
 };
 
 /* Frees what a response holds (malloc'd strings, whoever filled it) and zeroes it. */

@@ -12,7 +12,7 @@
 #include <string.h>
 
 struct dsfs_blob {
-	int refs;   /* atomic */
+	int refs;         /* atomic */
 	uint64_t version; /* the order in which the cache took it in (larger: newer); 0 for other content */
 	size_t len;
 	char data[]; /* len bytes, then a NUL for convenience */

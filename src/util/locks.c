@@ -90,7 +90,8 @@ void dsfs_unlock(struct dsfs_mutex *mu)
 			pthread_mutex_unlock(&mu->m);
 			return;
 		}
-	fprintf(stderr, "dsfs: unlocking %s, which this thread does not hold (src/util/locks.c)\n", rank_name(mu->rank));
+	fprintf(stderr, "dsfs: unlocking %s, which this thread does not hold (src/util/locks.c)\n",
+		rank_name(mu->rank));
 	abort();
 }
 

@@ -111,7 +111,10 @@ struct dsfs_mutex {
 	enum dsfs_lock_rank rank;
 };
 
-#define DSFS_MUTEX_INITIALIZER(r) { PTHREAD_MUTEX_INITIALIZER, (r) }
+#define DSFS_MUTEX_INITIALIZER(r)              \
+	{                                      \
+		PTHREAD_MUTEX_INITIALIZER, (r) \
+	}
 
 static inline void dsfs_mutex_init(struct dsfs_mutex *mu, enum dsfs_lock_rank rank)
 {

@@ -40,7 +40,7 @@ static struct {
 
 /* The -o log= file. */
 static struct {
-	int fd;           /* -1: none */
+	int fd; /* -1: none */
 	char *path;
 	size_t max, size;
 } file = { .fd = -1 };
@@ -49,8 +49,8 @@ static struct {
 #define SEEN_SLOTS 64
 static struct seen {
 	uint64_t hash;
-	double shown;      /* monotonic seconds; 0: free slot */
-	unsigned repeats;  /* not shown since */
+	double shown;     /* monotonic seconds; 0: free slot */
+	unsigned repeats; /* not shown since */
 } seen[SEEN_SLOTS];
 
 void dsfs_log_setup(bool use_syslog, enum dsfs_log_level level)

@@ -20,13 +20,13 @@ enum route_kind { ROUTE_LIST, ROUTE_ANSWER, ROUTE_SEQUENCE };
 struct route {
 	enum route_kind kind;
 	char *method, *path;
-	bool whole;                 /* path has a query: it must match whole */
-	long status;                /* ROUTE_ANSWER */
-	char *body[SEQ_MAX];        /* ROUTE_ANSWER: body[0]; ROUTE_SEQUENCE: each answer */
-	long statuses[SEQ_MAX];     /* ROUTE_SEQUENCE: each answer's */
+	bool whole;             /* path has a query: it must match whole */
+	long status;            /* ROUTE_ANSWER */
+	char *body[SEQ_MAX];    /* ROUTE_ANSWER: body[0]; ROUTE_SEQUENCE: each answer */
+	long statuses[SEQ_MAX]; /* ROUTE_SEQUENCE: each answer's */
 	size_t nbodies, next;
-	json_object *items;         /* ROUTE_LIST */
-	struct fake_list_opts o;    /* ROUTE_LIST, its strings owned */
+	json_object *items;      /* ROUTE_LIST */
+	struct fake_list_opts o; /* ROUTE_LIST, its strings owned */
 	struct route *next_r;
 };
 
@@ -35,9 +35,9 @@ struct fake_api {
 	struct route *routes;
 	struct fake_req *log;
 	size_t nlog, caplog;
-	unsigned tokens;        /* handed out: tok-1 .. tok-<tokens> */
-	unsigned expired_upto;  /* tokens up to this one are refused */
-	unsigned revoked[64];   /* logged out */
+	unsigned tokens;       /* handed out: tok-1 .. tok-<tokens> */
+	unsigned expired_upto; /* tokens up to this one are refused */
+	unsigned revoked[64];  /* logged out */
 	size_t nrevoked;
 	bool refuse_logins;
 	double expires_in;
@@ -230,7 +230,9 @@ static unsigned long query_ul(const char *path, const char *name, unsigned long 
 static unsigned token_of(const struct dsfs_request *req, bool *carried)
 {
 	static const char *const prefixes[] = {
-		"x-storageplugin-sessionid: tok-", "Authorization: Bearer tok-", "backupdr-management-session: Actifio tok-",
+		"x-storageplugin-sessionid: tok-",
+		"Authorization: Bearer tok-",
+		"backupdr-management-session: Actifio tok-",
 	};
 
 	*carried = false;
@@ -272,7 +274,8 @@ static void set_body(struct dsfs_response *resp, long status, const char *body)
 static void answer_list(const struct route *r, const char *path, struct dsfs_response *resp)
 {
 	size_t len = json_object_array_length(r->items);
-	unsigned long start = query_ul(path, "start", query_ul(path, "offset", 0)), limit = query_ul(path, "limit", len);
+	unsigned long start = query_ul(path, "start", query_ul(path, "offset", 0)),
+		      limit = query_ul(path, "limit", len);
 	json_object *page = json_object_new_array(), *answer = page;
 
 	if (r->o.ignore_start)
@@ -323,7 +326,8 @@ static bool answer_login(struct fake_api *f, const struct dsfs_request *req, str
 	bool grant = !strcmp(req->method, "POST") && strstr(req->path, "token");
 	char body[256];
 
-	if (!strcmp(req->method, "DELETE") && (!strcmp(req->path, "/session") || !strcmp(req->path, "/session/current"))) {
+	if (!strcmp(req->method, "DELETE") &&
+	    (!strcmp(req->path, "/session") || !strcmp(req->path, "/session/current"))) {
 		bool carried;
 		unsigned t = token_of(req, &carried);
 
@@ -340,9 +344,11 @@ static bool answer_login(struct fake_api *f, const struct dsfs_request *req, str
 	}
 	f->tokens++;
 	if (grant)
-		snprintf(body, sizeof(body), "{\"access_token\":\"tok-%u\",\"expires_in\":%g}", f->tokens, f->expires_in);
+		snprintf(body, sizeof(body), "{\"access_token\":\"tok-%u\",\"expires_in\":%g}", f->tokens,
+			 f->expires_in);
 	else
-		snprintf(body, sizeof(body), "{\"sessionId\":\"tok-%u\",\"session_id\":\"tok-%u\"}", f->tokens, f->tokens);
+		snprintf(body, sizeof(body), "{\"sessionId\":\"tok-%u\",\"session_id\":\"tok-%u\"}", f->tokens,
+			 f->tokens);
 	set_body(resp, 200, body);
 	return true;
 }
@@ -437,9 +443,11 @@ static double fake_timeout(const void *ctx)
 	return 5;
 }
 
+// clang-format off
 static const struct dsfs_transport_ops fake_ops = {
 	.request = fake_request, .base = fake_base, .timeout = fake_timeout,
 };
+// clang-format on
 
 struct dsfs_transport fake_transport(struct fake_api *f)
 {
@@ -456,8 +464,8 @@ size_t fake_count(struct fake_api *f, const char *method, const char *prefix, lo
 	for (size_t i = 0; i < f->nlog; i++) {
 		const struct fake_req *e = &f->log[i];
 
-		n += (!method || !strcmp(e->method, method)) && (!prefix || !strncmp(e->path, prefix, strlen(prefix))) &&
-		     (status < 0 || e->status == status);
+		n += (!method || !strcmp(e->method, method)) &&
+			(!prefix || !strncmp(e->path, prefix, strlen(prefix))) && (status < 0 || e->status == status);
 	}
 	pthread_mutex_unlock(&f->lock);
 	return n;

@@ -90,9 +90,9 @@ void fake_sequence(struct fake_api *f, const char *method, const char *path, con
 /* One logged request. */
 struct fake_req {
 	char *method, *path, *body;
-	char *content_type;   /* of the body, as the transport would send it (NULL: no body) */
-	bool authenticated;   /* it carried a token the fake had handed out (valid or not) */
-	long status;          /* what the fake answered (0: no answer) */
+	char *content_type; /* of the body, as the transport would send it (NULL: no body) */
+	bool authenticated; /* it carried a token the fake had handed out (valid or not) */
+	long status;        /* what the fake answered (0: no answer) */
 };
 
 /*

@@ -34,19 +34,23 @@ static inline int tap_ok(int pass, const char *file, int line, const char *fmt, 
 	return pass;
 }
 
+// clang-format off
 #define is_str(got, want, name)                                                                  \
 	do {                                                                                     \
 		const char *g_ = (got), *w_ = (want);                                            \
 		if (!ok(g_ && w_ && !strcmp(g_, w_), "%s", name))                                \
 			printf("#   got:  '%s'\n#   want: '%s'\n", g_ ? g_ : "(null)", w_);          \
 	} while (0)
+// clang-format on
 
+// clang-format off
 #define is_int(got, want, name)                                                                  \
 	do {                                                                                     \
 		long long g_ = (got), w_ = (want);                                               \
 		if (!ok(g_ == w_, "%s", name))                                                   \
 			printf("#   got:  %lld\n#   want: %lld\n", g_, w_);                          \
 	} while (0)
+// clang-format on
 
 static inline int done_testing(void)
 {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * Unit tests for the cache (src/cache/*.c) through the transport seam: the
+ * Unit tests for the cache (src/cache/) through the transport seam: the
  * memory bound while a walk reads more than it holds, what an evicted
  * file costs when read again, and version coherence: every content the
  * cache takes in is newer than the last, and with src/fuse/nodes.c no open
@@ -61,8 +61,8 @@ static void test_bound(void)
 	char path[128];
 
 	env_start(&e, BOUND, NVOL, 2000);
-	ok(cached_bytes(e.c) <= BOUND, "a listing of %d objects of 2 KB (80 KB) fits a 64 KiB bound: %zu bytes",
-	   NVOL, cached_bytes(e.c));
+	ok(cached_bytes(e.c) <= BOUND, "a listing of %d objects of 2 KB (80 KB) fits a 64 KiB bound: %zu bytes", NVOL,
+	   cached_bytes(e.c));
 	for (int i = 0; i < NVOL; i++) {
 		snprintf(path, sizeof(path), "servers/s0/volumes/v%d/volume.json", i);
 		failed += fake_open(e.c, path, &b) != 0;
@@ -154,7 +154,8 @@ static void test_versions(void)
 
 	/* the kernel's pages of the file: what src/fuse/nodes.c lets each open do */
 	id = dsfs_nodes_lookup(nodes, DSFS_NODES_ROOT, "volume.json");
-	is_int(dsfs_nodes_opened(nodes, id, b1, true), DSFS_PAGES_STORE, "the first open stores its content in the pages");
+	is_int(dsfs_nodes_opened(nodes, id, b1, true), DSFS_PAGES_STORE,
+	       "the first open stores its content in the pages");
 	is_int(dsfs_nodes_opened(nodes, id, b2, true), DSFS_PAGES_STORE, "an open of a newer version stores it");
 	is_int(dsfs_nodes_opened(nodes, id, b1, true), DSFS_PAGES_DROP,
 	       "an open handing out an older version (fetched before it) makes the kernel drop its pages");

@@ -38,8 +38,7 @@ int main(void)
 
 	is_int(add(p, 0, 3, 100, -1, why, sizeof(why)), 0, "a first page passes");
 	is_int(add(p, 3, 3, 100, -1, why, sizeof(why)), 0, "the next page passes");
-	is_int(add(p, 5, 3, 100, -1, why, sizeof(why)), 0,
-	       "a page overlapping the last but bringing new ids passes");
+	is_int(add(p, 5, 3, 100, -1, why, sizeof(why)), 0, "a page overlapping the last but bringing new ids passes");
 	is_int(add(p, 0, 0, 10, -1, why, sizeof(why)), 0, "an empty page passes");
 	is_int(add(p, 0, 3, 100, -1, why, sizeof(why)), -EIO, "a page of ids already listed fails");
 	ok(strstr(why, "nothing new"), "and says why: %s", why);

@@ -69,7 +69,7 @@ static void test_storageplugin_pages(void)
 	ok(lists(e.names, "s", 5), "with all 5 entries: %s", e.names);
 	is_int(fake_count(e.f, "GET", "/server?", -1), 3, "in 3 GETs: the short third page ends it");
 	ok(!strcmp(fake_log_at(e.f, 0)->path, "/server?limit=2&start=0") &&
-	   !strcmp(fake_log_at(e.f, 2)->path, "/server?limit=2&start=4"),
+		   !strcmp(fake_log_at(e.f, 2)->path, "/server?limit=2&start=4"),
 	   "asked with limit and start, start moving by what came");
 	is_int(list(&e, "servers"), 0, "listing it again within cache_ttl succeeds");
 	is_int(fake_count(e.f, "GET", "/server?", -1), 3, "and asks nothing");
@@ -128,7 +128,8 @@ static void test_total(void)
 	struct env e;
 
 	env_start(&e, "dscc", 2, 0);
-	fake_list(e.f, hosts, &(struct fake_list_opts){ .key = "items", .total_field = "total" }, fake_items("h", 4, 10));
+	fake_list(e.f, hosts, &(struct fake_list_opts){ .key = "items", .total_field = "total" },
+		  fake_items("h", 4, 10));
 	is_int(list(&e, "hosts"), 0, "dscc: a list of 4 (total 4) in pages of 2 is listed");
 	ok(fake_count(e.f, "GET", hosts, -1) == 2 && lists(e.names, "h", 4),
 	   "in 2 GETs: reaching total ends it, no empty page asked");
@@ -137,7 +138,8 @@ static void test_total(void)
 	env_stop(&e);
 
 	env_start(&e, "dscc", 10, 0);
-	fake_list(e.f, hosts, &(struct fake_list_opts){ .key = "items", .total_field = "total" }, fake_items("h", 3, 10));
+	fake_list(e.f, hosts, &(struct fake_list_opts){ .key = "items", .total_field = "total" },
+		  fake_items("h", 3, 10));
 	is_int(list(&e, "hosts"), 0, "dscc: a first page holding the whole total is listed");
 	is_int(fake_count(e.f, "GET", hosts, -1), 1, "in 1 GET");
 	env_stop(&e);
@@ -178,12 +180,14 @@ static void test_unpaged_and_filtered_urls(void)
 	fake_list(e.f, "/data-brokers", NULL, fake_items("b", 5, 10));
 	is_int(list(&e, "data-brokers"), 0, "cloudsync: a list that comes whole is listed");
 	ok(fake_count(e.f, "GET", "/data-brokers", -1) == 1 && !strcmp(fake_log_at(e.f, 0)->path, "/data-brokers") &&
-	   lists(e.names, "b", 5), "in one GET without paging parameters, with all 5 items");
+		   lists(e.names, "b", 5),
+	   "in one GET without paging parameters, with all 5 items");
 	env_stop(&e);
 
 	/* a collection URL with a query of its own, and an item of another parent in the answer */
 	env_start(&e, "backupdr", 2, 0);
-	fake_list(e.f, "/application", &(struct fake_list_opts){ .key = "items" }, named(fake_items("a", 1, 10), "appname"));
+	fake_list(e.f, "/application", &(struct fake_list_opts){ .key = "items" },
+		  named(fake_items("a", 1, 10), "appname"));
 	backups = named(fake_items("k", 3, 10), "backupname");
 	for (int i = 0; i < 3; i++)
 		json_object_object_add(json_object_array_get_idx(backups, (size_t)i), "appid",

@@ -14,14 +14,15 @@
 /* One .where directory read on a fresh cache, and what it must ask and show. */
 struct case_ {
 	const char *dialect;
-	const char *dir;       /* the collection in the tree */
-	const char *route;     /* its list's path */
-	const char *key;       /* its list's key */
-	const char *cond;      /* the .where entry */
-	const char *asked;     /* the first GET of route, whole */
-	const char *shows;     /* the entries shown, ' '-separated */
+	const char *dir;   /* the collection in the tree */
+	const char *route; /* its list's path */
+	const char *key;   /* its list's key */
+	const char *cond;  /* the .where entry */
+	const char *asked; /* the first GET of route, whole */
+	const char *shows; /* the entries shown, ' '-separated */
 };
 
+// clang-format off
 static const struct case_ cases[] = {
 	{ "dscc", "hosts", "/api/v1/host-initiators", "items", "name=h1",
 	  "/api/v1/host-initiators?filter=name%20eq%20%27h1%27&limit=50&offset=0", "h1" },
@@ -50,6 +51,7 @@ static const struct case_ cases[] = {
 	{ "storageplugin", "servers", "/server", "servers", "name=h1", "/server?limit=50&start=0", "h1" },
 	{ "cloudsync", "data-brokers", "/data-brokers", NULL, "name=h1", "/data-brokers", "h1" },
 };
+// clang-format on
 
 /* A list of 4 objects h0..h3 (ids h-000..), with a size of 0, 10, 20, 30 and the name also as appname. */
 static json_object *items(void)
@@ -80,8 +82,8 @@ static void run(const struct case_ *k)
 	snprintf(path, sizeof(path), "%s/.where/%s", k->dir, k->cond);
 	ret = fake_listdir(c, path, names, sizeof(names));
 	first = fake_find(f, "GET", k->route);
-	ok(ret == 0 && first && !strcmp(first->path, k->asked), "%s: %s/.where/%s asks %s", k->dialect, k->dir,
-	   k->cond, first ? first->path : "nothing");
+	ok(ret == 0 && first && !strcmp(first->path, k->asked), "%s: %s/.where/%s asks %s", k->dialect, k->dir, k->cond,
+	   first ? first->path : "nothing");
 	if (ret)
 		printf("#   listing it failed: %s\n", strerror(-ret));
 	ok(ret == 0 && !strcmp(names, k->shows), "%s: %s shows \"%s\" (got \"%s\")", k->dialect, k->cond, k->shows,
@@ -119,8 +121,8 @@ static void test_fresh_listing(void)
 {
 	struct fake_api *f = fake_new();
 	struct dsfs_session *s = fake_session(f, "dscc");
-	struct dsfs_cache *c = dsfs_cache_new(dsfs_dialect_named("dscc"), s,
-					      &(struct dsfs_cache_opts){ .ttl = 60, .page_size = 50 });
+	struct dsfs_cache *c =
+		dsfs_cache_new(dsfs_dialect_named("dscc"), s, &(struct dsfs_cache_opts){ .ttl = 60, .page_size = 50 });
 	char names[1024];
 	size_t asked;
 

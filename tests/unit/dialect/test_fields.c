@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * Unit tests for the fields each dialect's commands take (src/dialect/*.c)
+ * Unit tests for the fields each dialect's commands take (the files of src/dialect/)
  * and how src/format/ctl.c types a control file's values by them: a value is sent
  * with the JSON type the API gives its field, a field a command does not
  * take is refused before anything is sent, and lists are written a,b or
@@ -145,7 +145,8 @@ int main(void)
 
 	/* Backup and DR ids are strings, whatever their spelling (issue 23 item 8) */
 	sends(backups, false, "policy.id=4006", "{\"policy\":{\"id\":\"4006\"}}");
-	sends(backups, false, "{\"policy\": {\"id\": 4006}, \"label\": \"n\"}", "{\"policy\":{\"id\":\"4006\"},\"label\":\"n\"}");
+	sends(backups, false, "{\"policy\": {\"id\": 4006}, \"label\": \"n\"}",
+	      "{\"policy\":{\"id\":\"4006\"},\"label\":\"n\"}");
 	sends(backups, false, "policy={\"id\":4006} label=1.50", "{\"policy\":{\"id\":\"4006\"},\"label\":\"1.50\"}");
 	sends(backups, false, "policy.id=\"4006\" label=true", "{\"policy\":{\"id\":\"4006\"},\"label\":\"true\"}");
 	sends(backups, false, "policy.id=4006 label=null", "{\"policy\":{\"id\":\"4006\"},\"label\":null}");
@@ -153,16 +154,17 @@ int main(void)
 	refuses(backups, false, "{\"policy\": {\"id\": 99999999999999999999}}", "cannot be sent as written");
 	sends(backups, false, "policy.id=[1]", "{\"policy\":{\"id\":\"[1]\"}}"); /* text is a string's */
 	refuses(backups, false, "policy=4006", "unknown field policy; did you mean policy.id?");
-	sends(kind_at("backupdr", "applications/backups"), true, "mount host.id=4101",
-	      "{\"host\":{\"id\":\"4101\"}}");
+	sends(kind_at("backupdr", "applications/backups"), true, "mount host.id=4101", "{\"host\":{\"id\":\"4101\"}}");
 
 	/* integers and booleans where the API says so */
-	sends(sp_hosts, true, "map lunId=12 volumeId=7 lunNumber=3", "{\"lunId\":\"12\",\"volumeId\":\"7\",\"lunNumber\":3}");
+	sends(sp_hosts, true, "map lunId=12 volumeId=7 lunNumber=3",
+	      "{\"lunId\":\"12\",\"volumeId\":\"7\",\"lunNumber\":3}");
 	sends(sp_hosts, true, "map {\"lunId\": 12, \"lunNumber\": \"3\"}", "{\"lunId\":\"12\",\"lunNumber\":3}");
 	refuses(sp_hosts, true, "map lunId=l lunNumber=three", "lunNumber takes an integer, not 'three'");
 	refuses(sp_hosts, true, "map lunId=l lunNumber=1.5", "lunNumber takes an integer");
 	refuses(sp_hosts, true, "map lunId=l lunNumber=99999999999999999999", "lunNumber takes an integer");
-	refuses(sp_hosts, true, "map {\"lunId\": \"l\", \"lunNumber\": 99999999999999999999}", "cannot be sent as written");
+	refuses(sp_hosts, true, "map {\"lunId\": \"l\", \"lunNumber\": 99999999999999999999}",
+		"cannot be sent as written");
 	sends(sp_cgs, true, "take-snapshot prefix=007 replicate=false", "{\"prefix\":\"007\",\"replicate\":false}");
 	refuses(sp_cgs, true, "take-snapshot replicate=yes", "replicate takes true or false");
 
@@ -180,8 +182,10 @@ int main(void)
 	      "{\"sourceSnapshotId\":\"s\",\"targetVolumeName\":\"7\",\"targetPoolIds\":[\"p1\",\"p2\"]}");
 
 	/* a field a command does not take is refused, naming the nearest (issue 24, section 2) */
-	refuses(sp_volumes, true, "clone name=db-test snapshot.idd=nightly", "unknown field snapshot.idd; did you mean snapshot.id?");
-	refuses(sp_volumes, true, "clone {\"name\": \"x\", \"snapshot\": {\"idd\": \"n\"}}", "did you mean snapshot.id?");
+	refuses(sp_volumes, true, "clone name=db-test snapshot.idd=nightly",
+		"unknown field snapshot.idd; did you mean snapshot.id?");
+	refuses(sp_volumes, true, "clone {\"name\": \"x\", \"snapshot\": {\"idd\": \"n\"}}",
+		"did you mean snapshot.id?");
 	refuses(sp_volumes, true, "clone name=x zzzzzzzzzz=1", "unknown field zzzzzzzzzz; 'clone' takes: snapshot.id,");
 	refuses(sp_volumes, true, "clone name=x snapshot=nightly", "unknown field snapshot;");
 	refuses(kind_at("storageplugin", "servers/luns"), true, "online force=true", "'online' takes no fields");
@@ -192,6 +196,7 @@ int main(void)
 	      "{\"source\":{\"protocol\":\"nfs\",\"nfs\":{\"port\":2049}},\"target\":{},\"dataBroker\":\"b1\"}");
 	sends(kind_at("cloudsync", "relationships"), false, "source.nfs.port=2049 target.s3.bucket=b group=7",
 	      "{\"source\":{\"nfs\":{\"port\":2049}},\"target\":{\"s3\":{\"bucket\":\"b\"}},\"group\":\"7\"}");
-	refuses(kind_at("cloudsync", "relationships"), false, "source={} target={} dataBrokr=b", "did you mean dataBroker?");
+	refuses(kind_at("cloudsync", "relationships"), false, "source={} target={} dataBrokr=b",
+		"did you mean dataBroker?");
 	return done_testing();
 }

@@ -38,8 +38,8 @@ static void env_start(struct env *e)
 	e->f = fake_new();
 	e->s = fake_session(e->f, "greenlake");
 	e->d = dsfs_dialect_named("greenlake");
-	e->c = dsfs_cache_new(e->d, e->s, &(struct dsfs_cache_opts){ .ttl = 60, .page_size = 1000,
-								       .max_bytes = 64 << 20 });
+	e->c = dsfs_cache_new(e->d, e->s,
+			      &(struct dsfs_cache_opts){ .ttl = 60, .page_size = 1000, .max_bytes = 64 << 20 });
 }
 
 static void env_stop(struct env *e)
@@ -104,11 +104,13 @@ static void test_tags_and_children(void)
 	is_int(fake_resolve(e.c, "tasks/op2/children", &loc), -ENOENT, "and its children/ is not there");
 	is_int(fake_log_n(e.f), 0, "telling costs no request: the listing's objects say it");
 	fake_listdir(e.c, "tasks/op1/children", e.names, sizeof(e.names));
-	ok(fake_find(e.f, "GET", DS "/async-operations?filter=parent%2Fid%20eq%20%27op1%27&limit=1000&offset=0") != NULL,
+	ok(fake_find(e.f, "GET", DS "/async-operations?filter=parent%2Fid%20eq%20%27op1%27&limit=1000&offset=0") !=
+		   NULL,
 	   "the children of one are the operations whose parent/id is its id");
 	fake_listdir(e.c, "tasks/op3/children", e.names, sizeof(e.names));
-	ok(fake_find(e.f, "GET", DS "/async-operations?filter=parentTask%2FresourceUri%20eq%20%27%2Fdata-services"
-		     "%2Fv1beta1%2Fasync-operations%2Fop3%27&limit=1000&offset=0") != NULL,
+	ok(fake_find(e.f, "GET",
+		     DS "/async-operations?filter=parentTask%2FresourceUri%20eq%20%27%2Fdata-services"
+			"%2Fv1beta1%2Fasync-operations%2Fop3%27&limit=1000&offset=0") != NULL,
 	   "in the 2024 spelling, those whose parentTask/resourceUri is its URI (one name, two kinds)");
 	env_stop(&e);
 }
@@ -137,7 +139,7 @@ static void test_page_limits(void)
 	fake_list(e.f, DS "/issues", &envelope, fake_items("i", 150, 0));
 	is_int(fake_listdir(e.c, "issues", e.names, sizeof(e.names)), 0, "150 issues list");
 	ok(fake_find(e.f, "GET", DS "/issues?limit=100&offset=0") &&
-	   fake_find(e.f, "GET", DS "/issues?limit=100&offset=100"),
+		   fake_find(e.f, "GET", DS "/issues?limit=100&offset=100"),
 	   "in pages of 100, the most issues serves, though page_size is 1000");
 	is_int(fake_count(e.f, "GET", DS "/issues", -1), 2, "two pages in all");
 	fake_list(e.f, DS "/storage-locations", &envelope, fake_items("loc", 4, 0));
@@ -221,8 +223,7 @@ static void test_approve(void)
 	r = fake_find(e.f, "PATCH", DS "/dual-auth-operations/da-1");
 	ok(r && r->body && !strcmp(r->body, "{\"state\":\"APPROVED\"}"), "as a PATCH of its state (%s)",
 	   r && r->body ? r->body : "none");
-	ok(r && r->content_type && !strcmp(r->content_type, "application/merge-patch+json"),
-	   "a merge-patch");
+	ok(r && r->content_type && !strcmp(r->content_type, "application/merge-patch+json"), "a merge-patch");
 	dsfs_post_result_clear(&res);
 	json_object_put(body);
 	dsfs_cache_put(e.c, &loc);
@@ -248,7 +249,8 @@ static void test_filter(void)
 	filter_is("name", "!=", (const char *[]){ "a" }, 1, "filter=name%20ne%20%27a%27", "ne");
 	filter_is("updatedAt", ">", (const char *[]){ "2024-01-01T00:00:00Z" }, 1,
 		  "filter=updatedAt%20gt%20%272024-01-01T00%3A00%3A00Z%27", "gt");
-	filter_is("updatedAt", "<", (const char *[]){ "2024" }, 1, NULL, "a number-looking value is not quoted: refused");
+	filter_is("updatedAt", "<", (const char *[]){ "2024" }, 1, NULL,
+		  "a number-looking value is not quoted: refused");
 	filter_is("parent.id", "=", (const char *[]){ "x" }, 1, "filter=parent%2Fid%20eq%20%27x%27",
 		  "a nested field is written with /");
 	filter_is("name", "=", (const char *[]){ "it's" }, 1, "filter=name%20eq%20%27it%27%27s%27",
@@ -325,7 +327,8 @@ static void test_space(void)
 
 	env_start(&e);
 	fake_list(e.f, VZ "/datastores", &envelope,
-		  json_tokener_parse("[{\"id\": \"d1\", \"name\": \"ds1\", \"capacityInBytes\": 1000, \"capacityFree\": 400}]"));
+		  json_tokener_parse(
+			  "[{\"id\": \"d1\", \"name\": \"ds1\", \"capacityInBytes\": 1000, \"capacityFree\": 400}]"));
 	fake_list(e.f, BR "/protection-stores", &envelope,
 		  json_tokener_parse("[{\"id\": \"p1\", \"name\": \"ps1\", \"maxCapacityInBytes\": 3000, "
 				     "\"sizeOnDiskInBytes\": 1000}]"));

@@ -6,9 +6,11 @@
 #include "format/secret.h"
 #include "tap.h"
 
+// clang-format off
 static const struct dsfs_action create = {
 	.required = (const char *const[]){ "name", NULL }, .bare_field = "name",
 };
+// clang-format on
 static const struct dsfs_action verbs[] = {
 	{ .verb = "clone", .required = (const char *const[]){ "name", NULL } },
 	{ .verb = "split", .no_body = true },
@@ -96,10 +98,10 @@ int main(void)
 	      "{\n  \"name\": \"x\",\n  \"o\": {\"k\": 1}\n}|next", "");
 	scans(false, "{\"name\": \"a}\\\"}\",\n\"b\": 1}\n", "{\"name\": \"a}\\\"}\",\n\"b\": 1}", "");
 	scans(false, "  {\"a\": {\n", "", "  {\"a\": {\n");
-	scans(false, "name={x\nsnap{\n", "name={x|snap{", "");  /* not an object: a line each */
+	scans(false, "name={x\nsnap{\n", "name={x|snap{", ""); /* not an object: a line each */
 	scans(false, "{\"a\": 1}} extra\nb\n", "{\"a\": 1}} extra|b", "");
 	scans(true, "clone {\n \"name\": \"c\"\n}\nsplit\n", "clone {\n \"name\": \"c\"\n}|split", "");
-	scans(true, "{\nsplit\n", "{|split", "");           /* a verb comes first in an action file */
+	scans(true, "{\nsplit\n", "{|split", ""); /* a verb comes first in an action file */
 	scans(true, "clone name={\nsplit", "clone name={", "split");
 	scans(true, "\n\nsplit\n", "||split", "");
 	scans_bytewise(false, "{\n\"a\": \"{\",\n\"b\": [{}]\n}\nx\n", 2);
@@ -159,10 +161,10 @@ int main(void)
 	parses(&create, "caf\xc3\xa9-\xe2\x82\xac-\xf0\x9f\x93\xb8", NULL,
 	       "{\"name\":\"caf\xc3\xa9-\xe2\x82\xac-\xf0\x9f\x93\xb8\"}");
 	refuses(&create, "bad-\xff\xfe", "not valid UTF-8 (byte 5 is 0xff)");
-	refuses(NULL, "clone name=\xc3", "not valid UTF-8"); /* cut short */
+	refuses(NULL, "clone name=\xc3", "not valid UTF-8");     /* cut short */
 	refuses(NULL, "clone name=\xc0\xaf", "not valid UTF-8"); /* overlong '/' */
-	refuses(&create, "\xe0\x80\xaf", "not valid UTF-8"); /* overlong, three bytes */
-	refuses(&create, "\xed\xa0\x80", "not valid UTF-8"); /* a surrogate */
+	refuses(&create, "\xe0\x80\xaf", "not valid UTF-8");     /* overlong, three bytes */
+	refuses(&create, "\xed\xa0\x80", "not valid UTF-8");     /* a surrogate */
 	refuses(&create, "\xf4\x90\x80\x80", "not valid UTF-8"); /* past U+10FFFF */
 	refuses(&create, "\xf5\x80\x80\x80", "not valid UTF-8");
 	refuses(&create, "a\xe2\x82z", "not valid UTF-8 (byte 2 is 0xe2)");
@@ -183,13 +185,17 @@ int main(void)
 		static const struct {
 			const char *in, *shown, *name;
 		} cases[] = {
-			{ "clone name=db password=hunter2", "clone name=db password=(hidden)", "a secret pair's value" },
-			{ "new  adminPassword=\"a b\"   x=1", "new adminPassword=(hidden) x=1", "a quoted value, whole" },
+			{ "clone name=db password=hunter2", "clone name=db password=(hidden)",
+			  "a secret pair's value" },
+			{ "new  adminPassword=\"a b\"   x=1", "new adminPassword=(hidden) x=1",
+			  "a quoted value, whole" },
 			{ "{\"name\": \"n\", \"auth\": {\"clientSecret\": \"s\", \"id\": [1, 2]}}",
-			  "{\"name\":\"n\",\"auth\":{\"clientSecret\":\"(hidden)\",\"id\":[1,2]}}", "JSON, at any depth" },
-			{ "run src={\"token\":\"t\",\"p\":\"q\"} n=2", "run src={\"token\":\"(hidden)\",\"p\":\"q\"} n=2",
-			  "JSON a pair holds" },
-			{ "run x={broken password=p", "run x={broken password=p", "what is not JSON is shown as written" },
+			  "{\"name\":\"n\",\"auth\":{\"clientSecret\":\"(hidden)\",\"id\":[1,2]}}",
+			  "JSON, at any depth" },
+			{ "run src={\"token\":\"t\",\"p\":\"q\"} n=2",
+			  "run src={\"token\":\"(hidden)\",\"p\":\"q\"} n=2", "JSON a pair holds" },
+			{ "run x={broken password=p", "run x={broken password=p",
+			  "what is not JSON is shown as written" },
 			{ "snap1", "snap1", "a bare value" },
 			{ "", "", "nothing" },
 		};
@@ -201,8 +207,9 @@ int main(void)
 			free(got);
 		}
 		ok(dsfs_secret_name("refresh_token", 13) && dsfs_secret_name("PassPhrase", 10) &&
-		   dsfs_secret_name("client_secretX", 13) && !dsfs_secret_name("name", 4) &&
-		   !dsfs_secret_name("password", 4), "secret names, by the bytes given");
+			   dsfs_secret_name("client_secretX", 13) && !dsfs_secret_name("name", 4) &&
+			   !dsfs_secret_name("password", 4),
+		   "secret names, by the bytes given");
 	}
 	return done_testing();
 }

@@ -97,8 +97,8 @@ static void dedupe_same_ids(void)
 	for (i = 0; i < 3; i++)
 		e[i] = dsfs_names_entry("dup", ids[i]);
 	is_int(dsfs_names_dedupe(e, ids, 3, NULL), 0, "dedupe with repeated ids succeeds");
-	ok(strcmp(e[0], e[1]) && strcmp(e[1], e[2]) && strcmp(e[0], e[2]), "repeated ids still give unique entries (%s %s %s)",
-	   e[0], e[1], e[2]);
+	ok(strcmp(e[0], e[1]) && strcmp(e[1], e[2]) && strcmp(e[0], e[2]),
+	   "repeated ids still give unique entries (%s %s %s)", e[0], e[1], e[2]);
 	for (i = 0; i < 3; i++)
 		free(e[i]);
 }
@@ -162,8 +162,7 @@ static void long_names(void)
 	longid[0] = 'y';
 	e[1] = dsfs_names_entry("dup", longid);
 	is_int(dsfs_names_dedupe(e, (char *[]){ "x", longid }, 2, NULL), 0, "dedupe succeeds");
-	ok(!strncmp(e[1], "dup@%~", 6) && strlen(e[1]) == 6 + 16,
-	   "a long id is named by a hash (%s)", e[1]);
+	ok(!strncmp(e[1], "dup@%~", 6) && strlen(e[1]) == 6 + 16, "a long id is named by a hash (%s)", e[1]);
 	free(e[0]);
 	free(e[1]);
 
@@ -172,7 +171,8 @@ static void long_names(void)
 	is_str((b = dsfs_names_by_id("")), "", "an empty id has no .by-id entry");
 	free(b);
 	b = dsfs_names_by_id(big);
-	ok(b && strlen(b) <= DSFS_NAMES_MAX && strstr(b, "@%~"), "a long id's .by-id entry fits (%zu bytes)", strlen(b));
+	ok(b && strlen(b) <= DSFS_NAMES_MAX && strstr(b, "@%~"), "a long id's .by-id entry fits (%zu bytes)",
+	   strlen(b));
 	free(b);
 	free(big);
 	free(longid);

@@ -20,17 +20,17 @@
 
 /* A task on its own fake API, and how its watch must end. */
 struct job {
-	const char *what;                   /* for the TAP lines */
-	const char *dialect, *url;          /* the task's URL, as the tree gives it to the poller */
-	const char *route;                  /* the path the fake answers it at (NULL: none, 404) */
-	const char *bodies[MAX_BODIES];     /* what each poll answers (the last repeated) */
-	long statuses[MAX_BODIES];          /* 0: 200 */
-	double timeout;                     /* wait_timeout; 0: 5 s */
+	const char *what;               /* for the TAP lines */
+	const char *dialect, *url;      /* the task's URL, as the tree gives it to the poller */
+	const char *route;              /* the path the fake answers it at (NULL: none, 404) */
+	const char *bodies[MAX_BODIES]; /* what each poll answers (the last repeated) */
+	long statuses[MAX_BODIES];      /* 0: 200 */
+	double timeout;                 /* wait_timeout; 0: 5 s */
 	/* expected */
 	int ret;
-	const char *end;                    /* NULL: none */
-	const char *why;                    /* a text the reason holds, or NULL: no reason */
-	size_t polls;                       /* GETs of route, 0: not checked */
+	const char *end; /* NULL: none */
+	const char *why; /* a text the reason holds, or NULL: no reason */
+	size_t polls;    /* GETs of route, 0: not checked */
 
 	struct fake_api *f;
 	struct dsfs_session *s;
@@ -45,6 +45,7 @@ struct job {
 #define JOB(status, extra) "{\"items\":[{\"id\":\"j1\",\"status\":\"" status "\"" extra "}]}"
 #define SYNC(status, extra) "{\"relationshipId\":\"r1\",\"activity\":{\"status\":\"" status "\"" extra "}}"
 
+// clang-format off
 static struct job jobs[] = {
 	{ "storageplugin: a task that runs, then succeeds", "storageplugin", "/tasks/t1", "/tasks/t1",
 	  { SP_TASK("RUNNING", ""), SP_TASK("RUNNING", ""), SP_TASK("SUCCEEDED", "") }, .ret = 0, .end = "SUCCEEDED",
@@ -86,6 +87,7 @@ static struct job jobs[] = {
 	  { SYNC("FAILED", ",\"failureMessage\":\"broker unreachable\"") }, .ret = -EIO, .end = "FAILED",
 	  .why = "broker unreachable", .polls = 1 },
 };
+// clang-format on
 
 #define NJOBS (sizeof(jobs) / sizeof(jobs[0]))
 
@@ -151,8 +153,7 @@ static void stop(struct job *j)
 
 static void check(struct job *j)
 {
-	ok(j->done && j->got_ret == j->ret &&
-	   (j->end ? j->got_end && !strcmp(j->got_end, j->end) : !j->got_end),
+	ok(j->done && j->got_ret == j->ret && (j->end ? j->got_end && !strcmp(j->got_end, j->end) : !j->got_end),
 	   "%s: the wait ends %d %s (got %d %s)", j->what, j->ret, j->end ? j->end : "without an end", j->got_ret,
 	   j->got_end ? j->got_end : "none");
 	if (j->why)

@@ -14,7 +14,7 @@
 struct slow {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool release;   /* the slow jobs may end */
+	bool release; /* the slow jobs may end */
 	int started, ran, dropped;
 };
 

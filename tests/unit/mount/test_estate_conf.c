@@ -103,7 +103,8 @@ int main(void)
 		ok(n == 1 && !strcmp(m[0].url, "http://h/a"), "a quoted url is unquoted");
 		ok(n == 1 && !strcmp(dsfs_credentials_get(&m[0].cred, "password"), " s3 "),
 		   "a quoted password keeps its blanks, not its quotes");
-		ok(n == 1 && !strcmp(dsfs_credentials_get(&m[0].cred, "username"), "admin"), "key=value without blanks");
+		ok(n == 1 && !strcmp(dsfs_credentials_get(&m[0].cred, "username"), "admin"),
+		   "key=value without blanks");
 		dsfs_estate_conf_free(m, n);
 	}
 

@@ -136,7 +136,8 @@ int main(void)
 
 	cred_refused(&o, sp, path, "username=\"admin\npassword=x\n", "an unclosed quote",
 		     "line 1: username= opens a quote");
-	cred_refused(&o, sp, path, "username=admin\npassword=\n", "an empty value", "line 2: password= has an empty value");
+	cred_refused(&o, sp, path, "username=admin\npassword=\n", "an empty value",
+		     "line 2: password= has an empty value");
 	cred_refused(&o, sp, path, "username: admin\npassword: pw-Zq\n", "key: value", "not key: value");
 	cred_refused(&o, sp, path, "usernme=admin\npassword=x\n", "a misspelt key", "did you mean username=?");
 
@@ -183,7 +184,8 @@ int main(void)
 		char *argv[] = { "dsfs", "-o", "api=s3", "http://h/x", "/mnt" };
 		parse(&o, err, sizeof(err), 5, argv);
 		ok(dsfs_options_dialect(&o, &guessed, err, sizeof(err)) == NULL && strstr(err, "api=s3") &&
-		   strstr(err, "storageplugin, dscc"), "unknown api refused, the known ones listed: %s", err);
+			   strstr(err, "storageplugin, dscc"),
+		   "unknown api refused, the known ones listed: %s", err);
 		dsfs_options_free(&o);
 	}
 	{
@@ -212,7 +214,8 @@ int main(void)
 		char *argv[] = { "dsfs", "--credentials=/etc/dsfs/a.cred", "http://h/storageplugin/api", "/mnt" };
 		is_int(parse(&o, err, sizeof(err), 4, argv), -EINVAL, "--credentials=FILE is refused");
 		ok(strstr(err, "unknown option --credentials=...") && strstr(err, "did you mean -o credentials=...?") &&
-		   !strstr(err, "a.cred"), "named, with the -o form, without its value: %s", err);
+			   !strstr(err, "a.cred"),
+		   "named, with the -o form, without its value: %s", err);
 		dsfs_options_free(&o);
 	}
 	{
@@ -259,9 +262,14 @@ int main(void)
 		dsfs_options_free(&o);
 	}
 	{
-		char *argv[] = { "dsfs", "-f", "-s", "-o", "allow_other,default_permissions,nodev,nosuid,noatime,"
+		char *argv[] = { "dsfs",
+				 "-f",
+				 "-s",
+				 "-o",
+				 "allow_other,default_permissions,nodev,nosuid,noatime,"
 				 "max_threads=8,fsname=x,auto_unmount,ro,uid=0,umask=022",
-				 "http://h/storageplugin/api", "/mnt" };
+				 "http://h/storageplugin/api",
+				 "/mnt" };
 		ok(parse(&o, err, sizeof(err), 7, argv) == 0, "libfuse's and the kernel's keys pass: %s", err);
 		dsfs_options_free(&o);
 	}

@@ -29,7 +29,8 @@ int main(void)
 	dsfs_err_clear();
 	ok(dsfs_err_describe(buf, sizeof(buf)) == NULL, "nothing recorded after clear");
 	dsfs_err_record("GET", "/server/0", 404, "no such server");
-	is_str(dsfs_err_describe(buf, sizeof(buf)), "GET /server/0: HTTP 404: no such server", "HTTP failure described");
+	is_str(dsfs_err_describe(buf, sizeof(buf)), "GET /server/0: HTTP 404: no such server",
+	       "HTTP failure described");
 	dsfs_err_record("GET", "/info", 0, "could not connect");
 	is_str(dsfs_err_describe(buf, sizeof(buf)), "GET /info: could not connect", "transport failure described");
 	return done_testing();

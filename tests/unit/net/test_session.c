@@ -57,7 +57,8 @@ static void test_first_call_logs_in(void)
 	fake_answer(f, "GET", "/server", 200, "{\"servers\":[]}");
 	is_int(call(s, "GET", "/server", NULL), 0, "a call with no login yet logs in first");
 	ok(fake_log_n(f) == 2 && !strcmp(fake_log_at(f, 0)->path, "/session") &&
-	   !strcmp(fake_log_at(f, 1)->path, "/server"), "the login goes before the call, which is sent once");
+		   !strcmp(fake_log_at(f, 1)->path, "/server"),
+	   "the login goes before the call, which is sent once");
 	dsfs_session_free(s);
 	fake_free(f);
 }
@@ -80,7 +81,8 @@ static void test_relogin_on_401(void)
 
 	fake_expire(f);
 	fake_log_clear(f);
-	is_int(call(s, "POST", "/server/s1?action=split", "{}"), 0, "an action answered 401 succeeds after logging in again");
+	is_int(call(s, "POST", "/server/s1?action=split", "{}"), 0,
+	       "an action answered 401 succeeds after logging in again");
 	is_int(fake_count(f, "POST", "/server/s1", 202), 1, "the server acts on the action exactly once");
 	is_int(fake_count(f, "POST", "/server/s1", 401), 1, "the one it refused unseen (401) is the only other send");
 	is_int(fake_count(f, "POST", "/session", -1), 1, "one login again for it");
@@ -193,7 +195,7 @@ static void test_tokens(void)
 	is_int(dsfs_session_login(s), 0, "dscc logs in with a client-credentials grant");
 	grant = fake_log_at(f, 0);
 	ok(grant && !strncmp(grant->path, "https://", 8) && grant->body &&
-	   strstr(grant->body, "grant_type=client_credentials") && strstr(grant->body, "client_id=client"),
+		   strstr(grant->body, "grant_type=client_credentials") && strstr(grant->body, "client_id=client"),
 	   "the grant is a form POSTed to the token service");
 	is_int(call(s, "GET", "/api/v1/tasks", NULL), 0, "a call carries the bearer token");
 	sleep_s(0.3);

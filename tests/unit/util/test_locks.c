@@ -20,7 +20,7 @@ static struct dsfs_mutex handle = DSFS_MUTEX_INITIALIZER(DSFS_LOCK_FS_HANDLE);
 static struct dsfs_mutex edit = DSFS_MUTEX_INITIALIZER(DSFS_LOCK_FS_EDIT);
 static struct dsfs_mutex cache = DSFS_MUTEX_INITIALIZER(DSFS_LOCK_CACHE);
 static struct dsfs_mutex cache2 = DSFS_MUTEX_INITIALIZER(DSFS_LOCK_CACHE);
-static struct dsfs_mutex logl = DSFS_MUTEX_INITIALIZER(DSFS_LOCK_LOG);
+static struct dsfs_mutex log_lock = DSFS_MUTEX_INITIALIZER(DSFS_LOCK_LOG);
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 
 /* Runs fn in a child: true when it aborted (the check fired), false when it returned. */
@@ -45,8 +45,8 @@ static void in_order(void)
 	dsfs_lock(&handle);
 	dsfs_lock(&edit);
 	dsfs_lock(&cache);
-	dsfs_lock(&logl);
-	dsfs_unlock(&logl);
+	dsfs_lock(&log_lock);
+	dsfs_unlock(&log_lock);
 	dsfs_unlock(&cache);
 	dsfs_unlock(&edit);
 	dsfs_unlock(&handle);
@@ -76,8 +76,8 @@ static void out_of_order_release(void)
 	dsfs_lock(&handle);
 	dsfs_lock(&edit);
 	dsfs_unlock(&handle);
-	dsfs_lock(&logl);
-	dsfs_unlock(&logl);
+	dsfs_lock(&log_lock);
+	dsfs_unlock(&log_lock);
 	dsfs_lock(&handle); /* edit is still held */
 }
 
@@ -101,7 +101,7 @@ static void wait_under_higher(void)
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	dsfs_lock(&cache);
-	dsfs_lock(&logl);
+	dsfs_lock(&log_lock);
 	dsfs_cond_timedwait(&cond, &cache, &now);
 }
 

@@ -46,14 +46,16 @@ int main(void)
 	n = dsfs_log_read(0, buf, sizeof(buf), &at);
 	buf[n] = '\0';
 	is_int((long long)n, (long long)end, "a read from 0 gives the whole ring");
-	ok(count_lines(buf, n) == 1 && strstr(buf, "Z error: rmdir /servers/a: refused\n"), "one line, with its level: %s",
-	   buf);
+	ok(count_lines(buf, n) == 1 && strstr(buf, "Z error: rmdir /servers/a: refused\n"),
+	   "one line, with its level: %s", buf);
 	ok(n > 24 && buf[4] == '-' && buf[10] == 'T' && buf[19] == '.', "the line starts with its UTC time: %s", buf);
 
 	dsfs_log(DSFS_LOG_ERR, "rmdir /servers/a: refused");
 	dsfs_log(DSFS_LOG_WARN, "rmdir /servers/a: refused");
-	is_int((long long)dsfs_log_end(), (long long)(end + n + strlen("2026-01-01T00:00:00.000Z warning: ") - strlen(
-		"2026-01-01T00:00:00.000Z error: ")), "a repeated error is not shown again; a warning of the same words is");
+	is_int((long long)dsfs_log_end(),
+	       (long long)(end + n + strlen("2026-01-01T00:00:00.000Z warning: ") -
+			   strlen("2026-01-01T00:00:00.000Z error: ")),
+	       "a repeated error is not shown again; a warning of the same words is");
 	end = dsfs_log_end();
 	dsfs_log(DSFS_LOG_INFO, "an info line");
 	dsfs_log(DSFS_LOG_INFO, "an info line");
@@ -66,13 +68,16 @@ int main(void)
 	is_int((long long)dsfs_log_read(dsfs_log_end(), buf, sizeof(buf), &at), 0, "nothing past the end");
 
 	for (int i = 0; i < 3 * DSFS_LOG_RING_LINES; i++)
-		dsfs_log(DSFS_LOG_INFO, "line %d of many, padded to be long enough to pass the byte bound: %0200d", i, i);
+		dsfs_log(DSFS_LOG_INFO, "line %d of many, padded to be long enough to pass the byte bound: %0200d", i,
+			 i);
 	n = dsfs_log_read(0, buf, sizeof(buf), &at);
 	buf[n] = '\0';
 	ok(at > 0, "the oldest lines were dropped: a read from 0 starts at the oldest kept (%llu)",
 	   (unsigned long long)at);
-	ok(n <= DSFS_LOG_RING_BYTES && count_lines(buf, n) <= DSFS_LOG_RING_LINES, "the ring keeps its bounds (%zu bytes, "
-	   "%zu lines)", n, count_lines(buf, n));
+	ok(n <= DSFS_LOG_RING_BYTES && count_lines(buf, n) <= DSFS_LOG_RING_LINES,
+	   "the ring keeps its bounds (%zu bytes, "
+	   "%zu lines)",
+	   n, count_lines(buf, n));
 	is_int((long long)(at + n), (long long)dsfs_log_end(), "what is kept ends at the end");
 	ok(strstr(buf, "line 2999 of many") && !strstr(buf, "line 0 of many"), "the newest kept, the oldest gone");
 	ok(buf[0] == '2' && buf[n - 1] == '\n', "whole lines only");
@@ -89,7 +94,8 @@ int main(void)
 	for (int i = 0; i < 500; i++)
 		dsfs_log(DSFS_LOG_WARN, "write /servers/x/action: refused: unknown verb 'v%d'", i);
 	ok(file_size(path) > 0 && file_size(path) <= 4096, "the file keeps its bound (%ld)", file_size(path));
-	ok(file_size(old) > 4096 - 200 && file_size(old) <= 4096, "the older lines are in FILE.1 (%ld)", file_size(old));
+	ok(file_size(old) > 4096 - 200 && file_size(old) <= 4096, "the older lines are in FILE.1 (%ld)",
+	   file_size(old));
 	n = dsfs_log_read(0, buf, sizeof(buf), &at);
 	buf[n] = '\0';
 	{
@@ -100,7 +106,8 @@ int main(void)
 			;
 		if (f)
 			fclose(f);
-		ok(strstr(line, "unknown verb 'v499'") && strstr(buf, line), "the file and the ring end with the same line");
+		ok(strstr(line, "unknown verb 'v499'") && strstr(buf, line),
+		   "the file and the ring end with the same line");
 	}
 	dsfs_log_close();
 	unlink(path);

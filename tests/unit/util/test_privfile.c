@@ -49,13 +49,15 @@ int main(void)
 	ret = 0;
 	ok(!dsfs_privfile_open(path, "credentials file", err, sizeof(err), &ret), "a group-readable file is refused");
 	is_int(ret, -EPERM, "with EPERM");
-	ok(strstr(err, "credentials file ") && strstr(err, "/shared is readable or writable by group or others (mode 0640)") &&
-	   strstr(err, "run chmod 600 ") && strstr(err, "secrets may have leaked"),
+	ok(strstr(err, "credentials file ") &&
+		   strstr(err, "/shared is readable or writable by group or others (mode 0640)") &&
+		   strstr(err, "run chmod 600 ") && strstr(err, "secrets may have leaked"),
 	   "the message names what, the path, the mode and the fix: %s", err);
 
 	chmod(path, 0602);
 	ok(!dsfs_privfile_open(path, "estate file", err, sizeof(err), &ret) && ret == -EPERM &&
-	   strstr(err, "estate file ") && strstr(err, "(mode 0602)"), "so is an other-writable one: %s", err);
+		   strstr(err, "estate file ") && strstr(err, "(mode 0602)"),
+	   "so is an other-writable one: %s", err);
 
 	snprintf(path, sizeof(path), "%s/absent", dir);
 	ok(!dsfs_privfile_open(path, "key file", err, sizeof(err), &ret), "a missing file is refused");
@@ -76,7 +78,8 @@ int main(void)
 	ok(mkfifo(path, 0600) == 0, "a FIFO made");
 	/* were it opened blocking, this would never return: no writer ever comes */
 	ok(!dsfs_privfile_open(path, "credentials file", err, sizeof(err), &ret) && ret == -EINVAL &&
-	   strstr(err, "not a regular file"), "a FIFO is refused at once: %s", err);
+		   strstr(err, "not a regular file"),
+	   "a FIFO is refused at once: %s", err);
 
 	make_file(path, sizeof(path), dir, "theirs", "secret=1\n", 0600);
 	if (getuid() == 0) {
