@@ -514,17 +514,24 @@ static bool shown_add(char **out, size_t *len, size_t *cap, const char *p, size_
 	return true;
 }
 
-/* Appends the n bytes of a value at p, a JSON object or array written compact with its secrets hidden. */
+/*
+ * Appends the n bytes of a value at p: as written, or, for a JSON object or
+ * array holding a secret, written compact with its secrets hidden.
+ */
 static bool shown_value(char **out, size_t *len, size_t *cap, const char *p, size_t n)
 {
 	json_object *v;
+	const char *text;
 	bool ok;
 
 	if (!n || (*p != '{' && *p != '[') || !dsfs_ctl_json_exact(p, n, &v) || !v)
 		return shown_add(out, len, cap, p, n);
-	dsfs_secrets_hide(v);
-	p = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	ok = p && shown_add(out, len, cap, p, strlen(p));
+	if (!dsfs_secrets_hide(v)) {
+		json_object_put(v);
+		return shown_add(out, len, cap, p, n);
+	}
+	text = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	ok = text && shown_add(out, len, cap, text, strlen(text));
 	json_object_put(v);
 	return ok;
 }
@@ -537,16 +544,21 @@ char *dsfs_ctl_shown(const char *line, size_t len)
 
 	if (!shown_add(&out, &n, &cap, "", 0))
 		return NULL;
-	for (p = dsfs_ctl_skip_space(p, end); p < end; p = dsfs_ctl_skip_space(p, end)) {
-		const char *tok = p, *eq = NULL, *vend;
-		bool ok;
+	while (p < end) {
+		const char *tok = dsfs_ctl_skip_space(p, end), *eq = NULL, *vend;
+		bool ok = shown_add(&out, &n, &cap, p, (size_t)(tok - p)); /* the space as written */
 
-		while (p < end && *p != '=' && *p != '{' && *p != '[' && !isspace((unsigned char)*p))
-			p++;
+		if (tok == end) {
+			if (ok)
+				break;
+			free(out);
+			return NULL;
+		}
+		for (p = tok; p < end && *p != '=' && *p != '{' && *p != '[' && !isspace((unsigned char)*p); p++)
+			;
 		if (p < end && *p == '=')
 			eq = p;
 		vend = eq ? dsfs_ctl_value_end(eq + 1, end) : dsfs_ctl_value_end(tok, end);
-		ok = (!n || shown_add(&out, &n, &cap, " ", 1));
 		if (ok && eq && dsfs_secret_name(tok, (size_t)(eq - tok)))
 			ok = shown_add(&out, &n, &cap, tok, (size_t)(eq + 1 - tok)) &&
 				shown_add(&out, &n, &cap, DSFS_SECRET_SHOWN, strlen(DSFS_SECRET_SHOWN));
@@ -559,7 +571,7 @@ char *dsfs_ctl_shown(const char *line, size_t len)
 			free(out);
 			return NULL;
 		}
-		p = vend > p ? vend : p + 1;
+		p = vend > tok ? vend : tok + 1;
 	}
 	return out;
 }

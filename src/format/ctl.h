@@ -91,10 +91,10 @@ int dsfs_ctl_parse(const char *line, size_t len, const struct dsfs_action *creat
 
 /*
  * A command as it may be shown (a control file's result, the log): the len
- * bytes at line with the value of every key=value pair and JSON field whose
- * name says it is a secret replaced by DSFS_SECRET_SHOWN (format/secret.h),
- * at any depth; pairs are separated by one space, JSON is written compact.
- * malloc'd, NUL-terminated; NULL on ENOMEM.
+ * bytes at line as written, but with the value of every key=value pair and
+ * JSON field whose name says it is a secret replaced by DSFS_SECRET_SHOWN
+ * (format/secret.h), at any depth (a JSON value that held one is written
+ * compact). malloc'd, NUL-terminated; NULL on ENOMEM.
  */
 char *dsfs_ctl_shown(const char *line, size_t len);
 

@@ -21,19 +21,24 @@ bool dsfs_secret_name(const char *key, size_t len)
 	return false;
 }
 
-void dsfs_secrets_hide(json_object *o)
+bool dsfs_secrets_hide(json_object *o)
 {
+	bool hid = false;
+
 	if (json_object_is_type(o, json_type_array)) {
 		for (size_t i = 0; i < json_object_array_length(o); i++)
-			dsfs_secrets_hide(json_object_array_get_idx(o, i));
-		return;
+			hid |= dsfs_secrets_hide(json_object_array_get_idx(o, i));
+		return hid;
 	}
 	if (!json_object_is_type(o, json_type_object))
-		return;
+		return false;
 	json_object_object_foreach(o, key, val) {
-		if (val && dsfs_secret_name(key, strlen(key)))
+		if (val && dsfs_secret_name(key, strlen(key))) {
 			json_object_object_add(o, key, json_object_new_string(DSFS_SECRET_SHOWN));
-		else
-			dsfs_secrets_hide(val);
+			hid = true;
+		} else {
+			hid |= dsfs_secrets_hide(val);
+		}
 	}
+	return hid;
 }

@@ -18,7 +18,10 @@
 /* True when the len bytes of a field's name at key say its value is a secret. */
 bool dsfs_secret_name(const char *key, size_t len);
 
-/* Replaces, in place, the value of every field of o (at any depth) whose name says it is a secret. */
-void dsfs_secrets_hide(json_object *o);
+/*
+ * Replaces, in place, the value of every field of o (at any depth) whose
+ * name says it is a secret. True when it replaced any.
+ */
+bool dsfs_secrets_hide(json_object *o);
 
 #endif

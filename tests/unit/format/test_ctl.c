@@ -187,8 +187,10 @@ int main(void)
 		} cases[] = {
 			{ "clone name=db password=hunter2", "clone name=db password=(hidden)",
 			  "a secret pair's value" },
-			{ "new  adminPassword=\"a b\"   x=1", "new adminPassword=(hidden) x=1",
-			  "a quoted value, whole" },
+			{ "new  adminPassword=\"a b\"   x=1", "new  adminPassword=(hidden)   x=1",
+			  "a quoted value, whole; the spaces as written" },
+			{ "clone {\"name\": \"x\",\n \"size\": 2}  ", "clone {\"name\": \"x\",\n \"size\": 2}  ",
+			  "without a secret: as written, to the byte" },
 			{ "{\"name\": \"n\", \"auth\": {\"clientSecret\": \"s\", \"id\": [1, 2]}}",
 			  "{\"name\":\"n\",\"auth\":{\"clientSecret\":\"(hidden)\",\"id\":[1,2]}}",
 			  "JSON, at any depth" },
