@@ -296,7 +296,7 @@ def reset_stats(server):
 
 
 def list_all(client, path, key, page=1000):
-    """Every item of an API list, as a client following CONTRACT.md gets it."""
+    """Every item of an API list, as a client following the API's paging rules gets it."""
     items, start = [], 0
     while True:
         r = client.get("%s?limit=%d&start=%d" % (path, page, start))

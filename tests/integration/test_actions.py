@@ -197,7 +197,7 @@ def test_volume_verbs(server, estate_deleting):
 
 
 def test_a_field_a_verb_does_not_take_is_refused_naming_the_nearest(server, estate):
-    """Issue 24, section 2 (with issue 23 item 8's field table): the typo'd clone,
+    """Every verb declares the fields it takes: the typo'd clone,
     which was accepted and cloned the live volume instead of the snapshot, sends
     nothing; the result and the log name the field meant. Values take their field's
     type: an id spelled as a number is a string, a list is a,b."""

@@ -43,7 +43,7 @@ def credentials(tmp, text):
 
 
 class Api:
-    """A Backup and DR client as seed 004 says: bearer token, session header, offset/limit paging."""
+    """A Backup and DR client as the management console API documents it: bearer token, session header, offset/limit paging."""
 
     def __init__(self, server):
         self.c = Client(server.url)
@@ -156,7 +156,7 @@ def test_lists_page_with_offset_and_limit(server_factory, mount_bdr):
 
 
 def test_jobs_are_read_through_the_list_and_ids_sent_as_strings(bdr, mount_bdr):
-    """Issue 23 item 8: the published API (V11.0.4) has no GET /jobstatus/{id} (the
+    """The published API (V11.0.4) has no GET /jobstatus/{id} (the
     server answers 404 there, as the console does): a job's files and its wait read
     it through the list. Its ids are strings: policy.id=4006 is sent as "4006"."""
     m = mount_bdr(bdr)
@@ -361,7 +361,7 @@ def test_service_account_key_is_signed_into_a_token(server_factory, mount_bdr, t
 
 
 def test_a_key_file_over_1_mib_is_called_too_large(bdr, mount_bdr, tmp_path):
-    """Issue 23 item 15: a key file past the 1 MiB bound is refused as too large, not
+    """A key file past the 1 MiB bound is refused as too large, not
     as "not a service account's JSON key" (it may well be one, padded)."""
     keyfile = str(tmp_path / "big.json")
     fd = os.open(keyfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

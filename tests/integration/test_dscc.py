@@ -213,7 +213,7 @@ def test_failed_task_fails_the_wait(dscc, mount_dscc):
 
 
 def test_list_fields_are_written_a_comma_b(dscc, mount_dscc):
-    """Issue 24, section 2: `export hostGroupIds=hg-1,hg-2` was sent as one string and
+    """`export hostGroupIds=hg-1,hg-2` was sent as one string and
     refused by the server; a list field takes a,b (entry names replaced by ids)."""
     m = mount_dscc(dscc, ttl=60)
     srv = [s for s in entries(m.p("servers"))

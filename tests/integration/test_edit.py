@@ -99,7 +99,7 @@ def test_an_in_place_edit_is_one_put_of_the_changed_field(dscc, dscc_edit):
 
 
 def test_truncate_is_an_in_place_edit_and_chmod_is_refused(dscc, dscc_edit):
-    """Issue 23 item 15: truncate(2) of an object file is the same edit as an in-place
+    """truncate(2) of an object file is the same edit as an in-place
     write of the cut content (here: a cut that keeps the object sends nothing, one
     that breaks it is EINVAL, nothing sent), not EACCES; a chmod or chown that the
     file cannot keep is EPERM, not a silent success."""

@@ -1,5 +1,5 @@
 """cache_size bounds the daemon however large one collection is, and a repeated walk
-costs no more than the listings it needs (issue 23, item 9).
+costs no more than the listings it needs.
 
 One collection of 30,000 volumes (each with an empty snapshot directory) under
 cache_size=64: the volumes' objects, their nodes and the 30,000 snapshot
@@ -94,7 +94,7 @@ def test_a_walk_out_of_listing_order_lists_each_directory_once(server_factory, d
     # GNU find walks a directory of more than 10,000 entries in inode order, not the listing's: the
     # prefetcher's "ahead" is then anywhere in the walker's future, and with the volume listing's
     # nodes taking nearly all of cache_size=16 (6,800 volumes) the bound dropped what it fetched
-    # before the walker got there, so the walker listed it again (issue 23, item 9)
+    # before the walker got there, so the walker listed it again
     vols_n = 6800
     server = server_factory("--test-controls", "--servers", "1", "--volumes", str(vols_n), "--snapshots", "0")
     m = dsfs_mount(server, "cache_size=16", ttl=600)

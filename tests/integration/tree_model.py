@@ -1,7 +1,7 @@
 """What the mount should show, computed from the API alone.
 
 An independent model of docs/tree.md: it walks the storage-plugin API as a
-client following CONTRACT.md would and returns, for every file of the tree,
+client following its documented paging would and returns, for every file of the tree,
 the JSON value it must hold, and for every directory its entry names.
 """
 

@@ -1,7 +1,7 @@
 """The backupdr dialect of the reference server (--dialect backupdr).
 
 It serves the management console API of Google Cloud Backup and DR (the
-Actifio Global Manager API) under /actifio, as seed 004 describes it:
+Actifio Global Manager API) under /actifio, as its published reference describes it:
 sessions opened with a Google bearer token or HTTP Basic and carried in the
 backupdr-management-session header, {"items", "count"} lists with offset,
 limit, filter and sort, HEAD counts, OPTIONS, actions answered 204 whose work
@@ -162,7 +162,7 @@ ID_NAMES = {"cluster": "cluster_id", "host": "host_id", "application": "applicat
             "backup": "backup_id", "jobstatus": "job_id", "diskpool": "diskpool_id",
             "slt": "slt_id", "slp": "slp_id", "sla": "sla_id",
             "consistencygroup": "consistencygroup_id", "localaudit": "localaudit_id"}
-# PUT /<kind>/{id}: the attributes each kind lets a PUT change (seed 004 section 3.2:
+# PUT /<kind>/{id}: the attributes each kind lets a PUT change (the reference's update rule:
 # an absent or null attribute keeps its value), with their types; every other
 # attribute of the body is refused
 EDITABLE = {

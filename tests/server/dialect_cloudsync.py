@@ -1,7 +1,7 @@
 """The cloudsync dialect of the reference server (--dialect cloudsync).
 
-It serves the NetApp Cloud Sync API under /api as seed 002 ("Cloud Sync
-APIs", NetApp's api_sync page) describes it: bearer tokens from an OAuth2
+It serves the NetApp Cloud Sync API under /api as NetApp's "Cloud Sync
+APIs" (its api_sync page) describes it: bearer tokens from an OAuth2
 refresh-token grant (POST /oauth/token, in the shape of NetApp's identity
 service), the x-account-id header with several accounts to choose from,
 whole-array lists of data brokers, groups and relationships, syncs whose

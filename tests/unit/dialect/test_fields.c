@@ -143,7 +143,7 @@ int main(void)
 		check_kind(dsfs_dialects[i]->name, dsfs_dialects[i]->root, 0);
 	ok(nchecked > 30, "every dialect's commands were checked (%d)", nchecked);
 
-	/* Backup and DR ids are strings, whatever their spelling (issue 23 item 8) */
+	/* Backup and DR ids are strings, whatever their spelling */
 	sends(backups, false, "policy.id=4006", "{\"policy\":{\"id\":\"4006\"}}");
 	sends(backups, false, "{\"policy\": {\"id\": 4006}, \"label\": \"n\"}",
 	      "{\"policy\":{\"id\":\"4006\"},\"label\":\"n\"}");
@@ -168,7 +168,7 @@ int main(void)
 	sends(sp_cgs, true, "take-snapshot prefix=007 replicate=false", "{\"prefix\":\"007\",\"replicate\":false}");
 	refuses(sp_cgs, true, "take-snapshot replicate=yes", "replicate takes true or false");
 
-	/* lists: a,b or [a,b] or JSON (issue 24, section 2) */
+	/* lists: a,b or [a,b] or JSON */
 	sends(dscc_volumes, true, "export hostGroupIds=hg-1,hg-2", "{\"hostGroupIds\":[\"hg-1\",\"hg-2\"]}");
 	sends(dscc_volumes, true, "export hostGroupIds=[hg-1,hg-2]", "{\"hostGroupIds\":[\"hg-1\",\"hg-2\"]}");
 	sends(dscc_volumes, true, "export hostGroupIds=hg-1", "{\"hostGroupIds\":[\"hg-1\"]}");
@@ -181,7 +181,7 @@ int main(void)
 	sends(sp_volumes, true, "restore-to-new sourceSnapshotId=s targetVolumeName=7 targetPoolIds=p1,p2",
 	      "{\"sourceSnapshotId\":\"s\",\"targetVolumeName\":\"7\",\"targetPoolIds\":[\"p1\",\"p2\"]}");
 
-	/* a field a command does not take is refused, naming the nearest (issue 24, section 2) */
+	/* a field a command does not take is refused, naming the nearest */
 	refuses(sp_volumes, true, "clone name=db-test snapshot.idd=nightly",
 		"unknown field snapshot.idd; did you mean snapshot.id?");
 	refuses(sp_volumes, true, "clone {\"name\": \"x\", \"snapshot\": {\"idd\": \"n\"}}",
