@@ -7,8 +7,9 @@
 
 bool dsfs_secret_name(const char *key, size_t len)
 {
-	static const char *const words[] = { "password",   "passwd",     "passphrase",  "secret", "token",
-					     "credential", "privatekey", "private_key", NULL };
+	static const char *const words[] = { "password",   "passwd",        "passphrase",  "secret", "token",
+					     "credential", "privatekey",    "private_key", "apikey", "api_key",
+					     "api-key",    "authorization", NULL };
 	char low[128];
 	size_t i;
 

@@ -206,9 +206,10 @@ static void poll_task(struct dsfs_tasks *t, const char *url, struct outcome *out
 		out->interval = json_object_get_double(v);
 	}
 	json_object_put(o);
-	if (out->interval < 0.2)
+	/* written so that a NaN the server sent (json-c reads one) is held too: it is never due */
+	if (!(out->interval >= 0.2))
 		out->interval = 0.2;
-	if (out->interval > 30)
+	if (!(out->interval <= 30))
 		out->interval = 30;
 }
 

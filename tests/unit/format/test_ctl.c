@@ -212,6 +212,9 @@ int main(void)
 			   dsfs_secret_name("client_secretX", 13) && !dsfs_secret_name("name", 4) &&
 			   !dsfs_secret_name("password", 4),
 		   "secret names, by the bytes given");
+		ok(dsfs_secret_name("apiKey", 6) && dsfs_secret_name("x-api-key", 9) &&
+			   dsfs_secret_name("Authorization", 13),
+		   "API keys and authorization headers are secrets");
 	}
 	return done_testing();
 }
