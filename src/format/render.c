@@ -170,6 +170,14 @@ struct dsfs_blob *dsfs_render_json(json_object *v)
 	return blob;
 }
 
+static int days_in_month(int y, int mo)
+{
+	static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return days[mo - 1] + (mo == 2 && leap);
+}
+
 static int parse_iso8601(const char *s, time_t *out)
 {
 	struct tm tm = { 0 };
@@ -193,12 +201,19 @@ static int parse_iso8601(const char *s, time_t *out)
 	tm.tm_hour = h;
 	tm.tm_min = mi;
 	tm.tm_sec = sec;
+	/* a date that is none (month 13, 30 February, 25:00) is no time, not the one timegm would make of it */
+	if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 ||
+	    sec > 60) /* 60: a leap second */
+		return -EINVAL;
 	*out = timegm(&tm);
 	if (*p == '+' || *p == '-') {
 		int oh, om;
 
-		if (sscanf(p + 1, "%2d:%2d", &oh, &om) == 2)
+		if (sscanf(p + 1, "%2d:%2d", &oh, &om) == 2) {
+			if (oh < 0 || oh > 23 || om < 0 || om > 59)
+				return -EINVAL;
 			*out -= (*p == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+		}
 	}
 	return 0;
 }

@@ -53,5 +53,10 @@ int main(void)
 	when("{\"tz\": \"UTC\"}", -22, 0, "an object without ms is refused");
 	when("\"yesterday\"", -22, 0, "nonsense is refused");
 	when("null", -22, 0, "null is refused");
+	when("\"2024-13-45T99:99:99Z\"", -22, 0, "a date that is none is no time");
+	when("\"2023-02-29T00:00:00Z\"", -22, 0, "29 February of a common year is none");
+	when("\"2024-02-29T00:00:00Z\"", 0, 1709164800, "29 February of a leap year is");
+	when("\"2016-12-31T23:59:60Z\"", 0, 1483228800, "a leap second at a month's end is a time");
+	when("\"2024-03-24T02:13:52+24:00\"", -22, 0, "an offset past 23:59 is none");
 	return done_testing();
 }
