@@ -283,6 +283,37 @@ size_t dsfs_dialect_bearer_headers(const struct dsfs_login *l, char *buf, size_t
 	return 1;
 }
 
+bool dsfs_dialect_odata_literals(char *expr, size_t size, size_t *o, const char *const *values, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (*o + 2 * strlen(values[i]) + 5 > size) /* a comma, two quotes, a parenthesis, the NUL */
+			return false;
+		if (i)
+			expr[(*o)++] = ',';
+		expr[(*o)++] = '\'';
+		for (const char *p = values[i]; *p; p++) {
+			if (*p == '\'')
+				expr[(*o)++] = '\''; /* a quote inside a literal is doubled */
+			expr[(*o)++] = *p;
+		}
+		expr[(*o)++] = '\'';
+	}
+	expr[*o] = '\0';
+	return true;
+}
+
+bool dsfs_dialect_host_ends(const char *url, const char *suffix)
+{
+	const char *p = strstr(url, "://"), *end;
+	size_t n = strlen(suffix);
+
+	if (!p)
+		return false;
+	p += 3;
+	end = p + strcspn(p, ":/?#");
+	return (size_t)(end - p) >= n && !strncmp(end - n, suffix, n);
+}
+
 bool dsfs_dialect_typed_literal(const char *v)
 {
 	char *end;

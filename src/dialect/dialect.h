@@ -458,6 +458,17 @@ size_t dsfs_dialect_bearer_headers(const struct dsfs_login *l, char *buf, size_t
  */
 bool dsfs_dialect_typed_literal(const char *v);
 
+/*
+ * Appends the n values at expr + *o (expr holds size bytes) as an OData
+ * list of string literals, 'a','b', a quote inside one doubled, and
+ * NUL-terminates it, leaving room for one more byte (a closing
+ * parenthesis). False when they do not fit.
+ */
+bool dsfs_dialect_odata_literals(char *expr, size_t size, size_t *o, const char *const *values, size_t n);
+
+/* True when the host of url ends with suffix (".data.cloud.hpe.com"). */
+bool dsfs_dialect_host_ends(const char *url, const char *suffix);
+
 /* Index of the file called name in kind, or -1. */
 int dsfs_kind_file(const struct dsfs_kind *kind, const char *name);
 

@@ -394,20 +394,12 @@ static bool filter(const char *field, const char *op, const char *const *values,
 		w = snprintf(expr, sizeof(expr), n > 1 ? "%s in (" : "%s %s ", field, word);
 		o = (size_t)w;
 	}
-	for (size_t i = 0; i < n; i++) {
-		if ((!contains && dsfs_dialect_typed_literal(values[i])) ||
-		    o + 2 * strlen(values[i]) + 520 >= sizeof(expr))
+	for (size_t i = 0; i < n; i++)
+		if (!contains && dsfs_dialect_typed_literal(values[i]))
 			return false;
-		if (i)
-			expr[o++] = ',';
-		expr[o++] = '\'';
-		for (const char *p = values[i]; *p; p++) {
-			if (*p == '\'')
-				expr[o++] = '\''; /* a quote inside a literal is doubled */
-			expr[o++] = *p;
-		}
-		expr[o++] = '\'';
-	}
+	/* room for " in <field>" after a contains literal */
+	if (!dsfs_dialect_odata_literals(expr, sizeof(expr) - 520, &o, values, n))
+		return false;
 	if (n > 1)
 		expr[o++] = ')';
 	expr[o] = '\0';
@@ -422,15 +414,7 @@ static bool filter(const char *field, const char *op, const char *const *values,
 
 static bool claims_url(const char *url)
 {
-	const char *p = strstr(url, "://"), *end;
-	size_t n;
-
-	if (!p)
-		return false;
-	p += 3;
-	end = p + strcspn(p, ":/?#");
-	n = (size_t)(end - p);
-	return n >= 19 && !strncmp(end - 19, ".data.cloud.hpe.com", 19);
+	return dsfs_dialect_host_ends(url, ".data.cloud.hpe.com");
 }
 
 const struct dsfs_dialect dsfs_dialect_dscc = {

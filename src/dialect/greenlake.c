@@ -509,22 +509,6 @@ static const struct dsfs_auth auth = {
 
 /* ---- filter and URLs ------------------------------------------------------------------ */
 
-/* 'text' with a quote inside doubled, at buf + *o; false when it does not fit. */
-static bool quoted(const char *v, char *buf, size_t len, size_t *o)
-{
-	if (*o + 2 * strlen(v) + 3 > len)
-		return false;
-	buf[(*o)++] = '\'';
-	for (; *v; v++) {
-		if (*v == '\'')
-			buf[(*o)++] = '\'';
-		buf[(*o)++] = *v;
-	}
-	buf[(*o)++] = '\'';
-	buf[*o] = '\0';
-	return true;
-}
-
 /*
  * filter= (OData-like): "a/b eq 'text'" (ne, gt, lt too; the API has no
  * ge or le), "a in ('x','y')", "contains(a,'text')"; a dotted field is a
@@ -557,11 +541,8 @@ static bool filter(const char *field, const char *op, const char *const *values,
 	else
 		w = snprintf(expr, sizeof(expr), n > 1 ? "%s in (" : "%s %s ", prop, word);
 	o = (size_t)w;
-	for (size_t i = 0; i < n; i++) {
-		if ((i && o + 1 >= sizeof(expr)) || (i && !(expr[o++] = ',')) ||
-		    !quoted(values[i], expr, sizeof(expr) - 1, &o))
-			return false;
-	}
+	if (!dsfs_dialect_odata_literals(expr, sizeof(expr), &o, values, n))
+		return false;
 	if (!word || n > 1) {
 		expr[o++] = ')';
 		expr[o] = '\0';
@@ -573,23 +554,11 @@ static bool filter(const char *field, const char *op, const char *const *values,
 	return w > 0 && (size_t)w < len;
 }
 
-/* The host of url ends with suffix. */
-static bool host_ends(const char *url, const char *suffix)
-{
-	const char *p = strstr(url, "://"), *end;
-	size_t n = strlen(suffix);
-
-	if (!p)
-		return false;
-	p += 3;
-	end = p + strcspn(p, ":/?#");
-	return (size_t)(end - p) >= n && !strncmp(end - n, suffix, n);
-}
-
 /* The regional hosts; the older *.data.cloud.hpe.com also serve DSCC's /api/v1 (-o api= decides). */
 static bool claims_url(const char *url)
 {
-	return host_ends(url, ".api.greenlake.hpe.com") || host_ends(url, ".data.cloud.hpe.com");
+	return dsfs_dialect_host_ends(url, ".api.greenlake.hpe.com") ||
+		dsfs_dialect_host_ends(url, ".data.cloud.hpe.com");
 }
 
 const struct dsfs_dialect dsfs_dialect_greenlake = {
